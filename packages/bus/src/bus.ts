@@ -1,0 +1,72 @@
+import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  type PubAck,
+} from '@nats-io/jetstream';
+import type { Logger } from '@sluice/telemetry';
+
+import { encodeJson } from './codec.js';
+
+/** How to reach NATS. Only `servers` is required; credentials never appear in logs. */
+export interface BusConfig {
+  /** Comma-separated server URLs (`NATS_URL`). */
+  servers: string;
+  /** Client name shown by the server (`sluice-planner`, ...). */
+  name: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** Give up connecting after this long at start (a clear error rather than a hang). */
+  connectTimeoutMs?: number;
+}
+
+/** A connected JetStream client with the few operations Sluice needs. */
+export interface Bus {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** Publishes JSON to a stream subject; `msgId` makes a repeat inside the duplicate window a no-op. */
+  publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<PubAck>;
+  /** Drains and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** Connects to NATS and JetStream, reconnecting forever once connected. */
+export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus> {
+  const options: ConnectionOptions = {
+    servers: config.servers.split(',').map((s) => s.trim()).filter(Boolean),
+    name: config.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    timeout: config.connectTimeoutMs ?? 5_000,
+    ...(config.user ? { user: config.user, pass: config.pass ?? '' } : {}),
+    ...(config.token ? { token: config.token } : {}),
+  };
+  let nc: NatsConnection;
+  try {
+    nc = await connect(options);
+  } catch (error) {
+    throw new Error(`cannot connect to NATS at ${config.servers} (NATS_URL): ${(error as Error).message}`, { cause: error });
+  }
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect' || status.type === 'reconnect') {
+        logger.warn({ nats: status.type, server: 'server' in status ? status.server : undefined }, `nats ${status.type}`);
+      }
+    }
+  })();
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  return {
+    nc,
+    js,
+    jsm,
+    publish: (subject, payload, opts) => js.publish(subject, encodeJson(payload), opts?.msgId ? { msgID: opts.msgId } : undefined),
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
+}

@@ -1,0 +1,10 @@
+export * from './bus.js';
+export * from './codec.js';
+export * from './config.js';
+export * from './publish.js';
+export * from './pull-loop.js';
+export * from './run-ledger.js';
+export * from './stream-follower.js';
+export * from './topology.js';
+export type { Consumer, JsMsg, PubAck } from '@nats-io/jetstream';
+export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';

@@ -1,0 +1,55 @@
+import type { PubAck } from '@nats-io/jetstream';
+
+import type { Bus } from './bus.js';
+
+/**
+ * Publishes with retries: a publish that timed out may or may not have been stored, and the
+ * `msgId` makes trying again safe (a repeat inside the duplicate window is dropped by the server).
+ */
+export async function publishReliably(
+  bus: Bus,
+  subject: string,
+  payload: unknown,
+  options: { msgId?: string; attempts?: number } = {},
+): Promise<PubAck> {
+  const attempts = options.attempts ?? 8;
+  let delay = 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bus.publish(subject, payload, options.msgId ? { msgId: options.msgId } : undefined);
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+}
+
+/**
+ * Keeps up to `window` publishes in flight, so a planner publishing a million tasks is not
+ * bound by one round trip per task. `drain()` waits for every outstanding ack.
+ */
+export class PublishWindow {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private failure: unknown;
+
+  constructor(private readonly window: number) {}
+
+  async submit(publish: () => Promise<unknown>): Promise<void> {
+    if (this.failure) throw this.failure;
+    const p = publish().then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+    if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,61 @@
+import { type KV, Kvm } from '@nats-io/kv';
+
+import type { Bus } from './bus.js';
+import { decodeJson, encodeJson } from './codec.js';
+
+export const RUN_LEDGER_BUCKET = 'sluice_runs';
+
+/** What the ledger knows of a run: who asked for what, and how far planning got. */
+export interface RunRecord {
+  runId: string;
+  /** Identifies the request's content: the same runId with other content is a conflict. */
+  fingerprint: string;
+  state: 'planning' | 'planned';
+  claimedAt: string;
+}
+
+export type ClaimResult =
+  /** First time this runId is seen: plan it. */
+  | { kind: 'new'; record: RunRecord }
+  /** Seen, but planning never finished (a planner died): plan it again, idempotently. */
+  | { kind: 'resume'; record: RunRecord }
+  /** Already planned: the request is a repeat and changes nothing. */
+  | { kind: 'duplicate'; record: RunRecord }
+  /** The runId is taken by a request with other content. */
+  | { kind: 'conflict'; record: RunRecord };
+
+/** The set of runIds ever accepted, in a JetStream KV bucket: the idempotency keys of requests. */
+export interface RunLedger {
+  claim(runId: string, fingerprint: string): Promise<ClaimResult>;
+  markPlanned(runId: string): Promise<void>;
+  get(runId: string): Promise<RunRecord | undefined>;
+}
+
+export async function openRunLedger(bus: Bus, options: { replicas?: number } = {}): Promise<RunLedger> {
+  const kv: KV = await new Kvm(bus.nc).create(RUN_LEDGER_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
+  const get = async (runId: string): Promise<RunRecord | undefined> => {
+    const entry = await kv.get(runId);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    return decodeJson(entry.value) as RunRecord;
+  };
+  return {
+    get,
+    async claim(runId, fingerprint) {
+      const record: RunRecord = { runId, fingerprint, state: 'planning', claimedAt: new Date().toISOString() };
+      try {
+        await kv.create(runId, encodeJson(record));
+        return { kind: 'new', record };
+      } catch (error) {
+        const existing = await get(runId);
+        if (!existing) throw error;
+        if (existing.fingerprint !== fingerprint) return { kind: 'conflict', record: existing };
+        return existing.state === 'planned' ? { kind: 'duplicate', record: existing } : { kind: 'resume', record: existing };
+      }
+    },
+    async markPlanned(runId) {
+      const existing = await get(runId);
+      if (!existing) throw new Error(`run ${runId} is not in the ledger`);
+      await kv.put(runId, encodeJson({ ...existing, state: 'planned' }));
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import { STREAMS } from '@sluice/contracts';
+
+const DAY_NS = 24 * 3600 * 1e9;
+const MINUTE_NS = 60 * 1e9;
+
+export interface TopologyOptions {
+  /** Stream replicas (3 on a NATS cluster). */
+  replicas?: number;
+  /** How long run events, requests and outcomes are kept. */
+  retentionDays?: number;
+}
+
+/** The streams Sluice needs, with their settings. */
+export function streamConfigs(options: TopologyOptions = {}): Array<Partial<StreamConfig> & { name: string }> {
+  const num_replicas = options.replicas ?? 1;
+  const max_age = (options.retentionDays ?? 7) * DAY_NS;
+  const common = { storage: StorageType.File, num_replicas };
+  return [
+    { ...common, ...STREAMS.requests, subjects: [...STREAMS.requests.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 2 * MINUTE_NS },
+    { ...common, ...STREAMS.runs, subjects: [...STREAMS.runs.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 10 * MINUTE_NS },
+    // Work queue: a task is removed once acked. A long duplicate window absorbs a planner that replans after a crash.
+    { ...common, ...STREAMS.tasks, subjects: [...STREAMS.tasks.subjects], retention: RetentionPolicy.Workqueue, max_age, duplicate_window: 10 * MINUTE_NS },
+    { ...common, ...STREAMS.outcomes, subjects: [...STREAMS.outcomes.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 10 * MINUTE_NS },
+  ];
+}
+
+/** Creates the streams that do not exist yet; leaves existing ones as they are. Idempotent, safe to race. */
+export async function ensureTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
+  for (const config of streamConfigs(options)) {
+    try {
+      await jsm.streams.info(config.name);
+    } catch {
+      try {
+        await jsm.streams.add(config);
+      } catch (error) {
+        // Another service may have created it in between.
+        await jsm.streams.info(config.name).catch(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}

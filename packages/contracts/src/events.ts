@@ -1,0 +1,94 @@
+import { z } from 'zod';
+
+import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
+import { RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
+
+/** Final statuses of a run. `partial`: some tenants failed and the others succeeded. */
+export const FINAL_RUN_STATUSES = ['succeeded', 'partial', 'failed', 'cancelled'] as const;
+export const RUN_STATUSES = ['planning', 'running', ...FINAL_RUN_STATUSES] as const;
+export const RunStatusSchema = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+export type FinalRunStatus = (typeof FINAL_RUN_STATUSES)[number];
+
+/** Tenant counts of a run. `total` includes every tenant the registry returned for the selector. */
+export const RunCountsSchema = z.object({
+  total: z.number().int().nonnegative(),
+  migrated: z.number().int().nonnegative(),
+  upToDate: z.number().int().nonnegative(),
+  pending: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+});
+export type RunCounts = z.infer<typeof RunCountsSchema>;
+export { TENANT_STATUSES, TenantStatusSchema };
+
+/** `sluice.runs.<runId>.accepted`: the planner took the request. */
+export const RunAcceptedEventSchema = z.object({
+  runId: RunIdSchema,
+  /** The target as requested. */
+  target: TargetSchema,
+  /** The version `target` resolved to. */
+  targetVersion: VersionSchema,
+  digest: z.string(),
+  dryRun: z.boolean(),
+  tenants: TenantSelectorSchema.optional(),
+  requestedBy: z.string().optional(),
+  acceptedAt: z.string(),
+});
+export type RunAcceptedEvent = z.infer<typeof RunAcceptedEventSchema>;
+
+/** `sluice.runs.<runId>.planned`: every tenant has a task (or an outcome); `total` is final. */
+export const RunPlannedEventSchema = z.object({
+  runId: RunIdSchema,
+  total: z.number().int().nonnegative(),
+  /** Tasks published to executors. */
+  tasks: z.number().int().nonnegative(),
+  /** Tenants settled by the planner itself (suspended, or invalid registry rows). */
+  skipped: z.number().int().nonnegative(),
+  invalid: z.number().int().nonnegative(),
+  /** Set when planning itself failed (registry unavailable); the run then fails. */
+  error: z.string().optional(),
+  plannedAt: z.string(),
+});
+export type RunPlannedEvent = z.infer<typeof RunPlannedEventSchema>;
+
+/** `sluice.runs.<runId>.progress`: at most once a second while a run moves. */
+export const RunProgressEventSchema = z.object({
+  runId: RunIdSchema,
+  status: RunStatusSchema,
+  counts: RunCountsSchema,
+  done: z.number().int().nonnegative(),
+  /** Tenants settled per second since the run was accepted. */
+  ratePerSec: z.number().nonnegative(),
+  /** Estimated time left, when the total is known and the rate is positive. */
+  etaMs: z.number().nonnegative().nullable(),
+  at: z.string(),
+});
+export type RunProgressEvent = z.infer<typeof RunProgressEventSchema>;
+
+export const RunFailureSchema = z.object({
+  tenantId: z.string(),
+  error: z.string(),
+  code: z.string().optional(),
+});
+
+/** `sluice.runs.<runId>.completed`: published exactly once per run. */
+export const RunCompletedEventSchema = z.object({
+  runId: RunIdSchema,
+  status: z.enum(FINAL_RUN_STATUSES),
+  target: TargetSchema,
+  targetVersion: VersionSchema.nullable(),
+  dryRun: z.boolean(),
+  counts: RunCountsSchema,
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number().nonnegative(),
+  /** The first failures (capped at {@link MAX_REPORTED_FAILURES}); `failuresTruncated` says if there were more. */
+  failures: z.array(RunFailureSchema),
+  failuresTruncated: z.boolean(),
+  /** Why the run failed as a whole (e.g. the registry could not be read). */
+  error: z.string().optional(),
+});
+export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
+
+export const MAX_REPORTED_FAILURES = 100;

@@ -1,0 +1,5 @@
+export * from './events.js';
+export * from './outcome.js';
+export * from './request.js';
+export * from './subjects.js';
+export * from './task.js';

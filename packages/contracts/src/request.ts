@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/** A run id: the idempotency key of a request (the same runId twice is one run). */
+export const RunIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'runId must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+
+/** A migration version: the numeric prefix of a migration file. */
+export const VersionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** `"latest"`, or a version in the migration set (a number, or a string of digits). */
+export const TargetSchema = z.union([
+  z.literal('latest'),
+  VersionSchema,
+  z
+    .string()
+    .regex(/^\d{1,15}$/, 'target must be "latest" or a version number')
+    .transform((s) => Number(s)),
+]);
+export type Target = 'latest' | number;
+
+export const TenantIdSchema = z
+  .string()
+  .min(1, 'tenantId must not be empty')
+  .max(200, 'tenantId must be at most 200 characters');
+
+const TagMapSchema = z
+  .record(z.string().min(1).max(100), z.string().max(200))
+  .refine((tags) => Object.keys(tags).length > 0 && Object.keys(tags).length <= 32, {
+    message: 'tags must name 1 to 32 tags',
+  });
+
+/** Which tenants a run covers. Absent: every active tenant. */
+export const TenantSelectorSchema = z.union([
+  z.strictObject({ ids: z.array(TenantIdSchema).min(1).max(10_000) }),
+  z.strictObject({ tags: TagMapSchema }),
+]);
+export type TenantSelector = z.infer<typeof TenantSelectorSchema>;
+
+/** The payload on `sluice.requests.migrate`. */
+export const MigrateRequestSchema = z.strictObject({
+  runId: RunIdSchema,
+  target: TargetSchema,
+  tenants: TenantSelectorSchema.optional(),
+  dryRun: z.boolean().optional(),
+  /** Who asked (free text, shown in reports). */
+  requestedBy: z.string().max(200).optional(),
+});
+export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
+export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
+
+/** The payload on `sluice.requests.rejected`. */
+export const RejectedEventSchema = z.object({
+  /** The request's runId, when it was usable. */
+  runId: z.string().optional(),
+  reasons: z.array(z.string()).min(1),
+  rejectedAt: z.string(),
+});
+export type RejectedEvent = z.infer<typeof RejectedEventSchema>;

@@ -1,0 +1,159 @@
+import type { OutcomeError } from '@sluice/contracts';
+
+/**
+ * Base of every error Sluice raises on purpose. `transient` says whether trying again
+ * later can help: retry, nak-vs-term and the circuit breaker's filter are one `instanceof` away.
+ */
+export abstract class SluiceError extends Error {
+  /** Stable machine-readable code, carried into tenant outcomes. */
+  abstract readonly code: string;
+  abstract readonly transient: boolean;
+  /** The migration version involved, when there is one. */
+  readonly version?: number;
+
+  constructor(message: string, options?: ErrorOptions & { version?: number }) {
+    super(message, options);
+    this.name = new.target.name;
+    if (options?.version !== undefined) this.version = options.version;
+  }
+
+  toOutcomeError(): OutcomeError {
+    return {
+      code: this.code,
+      message: this.message,
+      transient: this.transient,
+      ...(this.version !== undefined ? { version: this.version } : {}),
+    };
+  }
+}
+
+/** Errors that retrying later may cure (a held lock, an unreachable host). */
+export abstract class TransientError extends SluiceError {
+  readonly transient = true;
+}
+
+/** Errors that retrying will not cure (bad SQL, drift, a dirty tenant). */
+export abstract class PermanentError extends SluiceError {
+  readonly transient = false;
+}
+
+/** Another runner holds this database's migration lock. */
+export class LockedError extends TransientError {
+  readonly code = 'locked';
+}
+
+/** A migration waited longer than `lock_timeout` for a table lock. */
+export class LockTimeoutError extends TransientError {
+  readonly code = 'lock_timeout';
+  constructor(
+    message: string,
+    readonly sqlState: string,
+    options?: ErrorOptions & { version?: number },
+  ) {
+    super(message, options);
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), sqlState: this.sqlState };
+  }
+}
+
+/**
+ * The database host could not be reached or refused the session (connection refused or reset,
+ * SQLSTATE class 08, 53300 too many connections, 57P01/57P03 shutting down or starting up).
+ * Host-level: these, and only these, count against a host's circuit breaker.
+ */
+export class HostUnavailableError extends TransientError {
+  readonly code = 'host_unavailable';
+  constructor(
+    message: string,
+    readonly host: string,
+    readonly sqlState?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+  }
+}
+
+/** The executor's migration set differs from the one the run was planned with. */
+export class DigestMismatchError extends TransientError {
+  readonly code = 'digest_mismatch';
+}
+
+/** A migration's SQL failed in this tenant. */
+export class MigrationSqlError extends PermanentError {
+  readonly code = 'sql_error';
+  constructor(
+    message: string,
+    readonly sqlState: string | undefined,
+    options: ErrorOptions & { version: number },
+  ) {
+    super(message, options);
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+  }
+}
+
+/** Any other permanent database error outside migration SQL (permissions, a missing database). */
+export class DatabaseError extends PermanentError {
+  readonly code = 'database_error';
+  constructor(
+    message: string,
+    readonly sqlState: string | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+  }
+}
+
+/** A `no-transaction` migration failed midway earlier: the tenant needs `sluice repair`. */
+export class DirtyError extends PermanentError {
+  readonly code = 'dirty';
+}
+
+/** What kind of drift: the journal and the migration files disagree. */
+export type DriftKind = 'checksum_mismatch' | 'missing_file' | 'out_of_order';
+
+export interface DriftItem {
+  kind: DriftKind;
+  version: number;
+}
+
+/** The journal disagrees with the migration files; nothing is applied to a drifted tenant. */
+export class DriftError extends PermanentError {
+  readonly code = 'drift';
+  constructor(readonly drift: readonly DriftItem[]) {
+    super(`drift: ${drift.map((d) => `${d.kind} at ${d.version}`).join(', ')}`);
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), versions: this.drift.map((d) => d.version) };
+  }
+}
+
+/** The target is not in the set, or is behind what the tenant already has. */
+export class TargetError extends PermanentError {
+  readonly code = 'invalid_target';
+}
+
+/** The migration files themselves are unusable (bad names, duplicate versions, unknown directives). */
+export class MigrationSetError extends PermanentError {
+  readonly code = 'invalid_migration_set';
+}
+
+/** A registry row that cannot be a tenant (no id, a malformed URL, a duplicate id). */
+export class InvalidTenantError extends PermanentError {
+  readonly code = 'invalid_tenant';
+}
+
+/** Turns anything thrown into outcome data, without leaking stack traces. */
+export function toOutcomeError(error: unknown): OutcomeError {
+  if (error instanceof SluiceError) return error.toOutcomeError();
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'internal', message, transient: false };
+}

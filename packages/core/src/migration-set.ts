@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+
+import { parseDuration } from './duration.js';
+import { MigrationSetError } from './errors.js';
+import { splitSqlStatements } from './sql-splitter.js';
+
+/** A migration file as read from disk (or from a bundle): its base name and its text. */
+export interface MigrationSource {
+  /** Base name, `NNNN_name.sql`. */
+  file: string;
+  sql: string;
+}
+
+export interface Migration {
+  /** The numeric prefix of the file name. */
+  version: number;
+  /** The descriptive part of the file name. */
+  name: string;
+  file: string;
+  sql: string;
+  /** sha256 (hex) of the file with line endings normalised. */
+  checksum: string;
+  /** False for files starting with `-- sluice:no-transaction`. */
+  transactional: boolean;
+  /** Per-file `-- sluice:lock-timeout` override, in ms. */
+  lockTimeoutMs?: number;
+  /** Per-file `-- sluice:statement-timeout` override, in ms. */
+  statementTimeoutMs?: number;
+}
+
+export interface MigrationSet {
+  /** Ordered by version, ascending. */
+  readonly migrations: readonly Migration[];
+  /** sha256 over every version and checksum: two sets with the same digest are the same set. */
+  readonly digest: string;
+  /** Highest version, or 0 for an empty set. */
+  readonly latest: number;
+}
+
+const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
+const DIRECTIVE = /^--\s*sluice:([a-z-]+)(?:\s+(.*?))?\s*$/;
+
+/**
+ * The checksum ignores CRLF vs LF and a byte-order mark, so that a checkout on another
+ * platform is not reported as drift; any other change to the file is.
+ */
+export function checksumOf(sql: string): string {
+  const normalised = sql.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+  return createHash('sha256').update(normalised, 'utf8').digest('hex');
+}
+
+/** Reads the `-- sluice:…` directives from the comment lines at the top of a file. */
+function parseDirectives(source: MigrationSource): Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> {
+  const result: Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> = { transactional: true };
+  for (const raw of source.sql.replace(/^\uFEFF/, '').split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (!line.startsWith('--')) break;
+    const match = DIRECTIVE.exec(line);
+    if (!match) continue;
+    const [, name, arg] = match;
+    switch (name) {
+      case 'no-transaction':
+        result.transactional = false;
+        break;
+      case 'lock-timeout':
+      case 'statement-timeout': {
+        const ms = arg === undefined ? undefined : parseDuration(arg);
+        if (ms === undefined) {
+          throw new MigrationSetError(`${source.file}: -- sluice:${name} needs a duration such as 5s or 500ms, got "${arg ?? ''}"`);
+        }
+        if (name === 'lock-timeout') result.lockTimeoutMs = ms;
+        else result.statementTimeoutMs = ms;
+        break;
+      }
+      default:
+        throw new MigrationSetError(`${source.file}: unknown directive -- sluice:${name}`);
+    }
+  }
+  return result;
+}
+
+const TRANSACTION_CONTROL = /^(BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|ABORT)\b/i;
+
+/**
+ * Sluice wraps each transactional file in its own transaction together with its journal row;
+ * a COMMIT inside the file would end that transaction early and break the guarantee.
+ */
+function assertNoTransactionControl(source: MigrationSource): void {
+  for (const statement of splitSqlStatements(source.sql)) {
+    const body = statement.replace(/^(\s*(--[^\n]*\n|\/\*[\s\S]*?\*\/))*\s*/, '');
+    if (TRANSACTION_CONTROL.test(body)) {
+      throw new MigrationSetError(
+        `${source.file}: transaction control (${body.split(/\s/)[0]}) is not allowed; each file runs in its own transaction (use -- sluice:no-transaction for statements that cannot)`,
+      );
+    }
+  }
+}
+
+/**
+ * Builds an ordered, checksummed migration set. Files that do not end in `.sql` are ignored;
+ * a `.sql` file with a malformed name, or two files with one version, is an error.
+ */
+export function createMigrationSet(sources: readonly MigrationSource[]): MigrationSet {
+  const byVersion = new Map<number, Migration>();
+  for (const source of sources) {
+    if (!source.file.endsWith('.sql')) continue;
+    const match = FILE_NAME.exec(source.file);
+    if (!match) {
+      throw new MigrationSetError(`${source.file}: migration files are named NNNN_name.sql`);
+    }
+    const version = Number(match[1]);
+    if (!Number.isSafeInteger(version)) throw new MigrationSetError(`${source.file}: version is too large`);
+    const existing = byVersion.get(version);
+    if (existing) {
+      throw new MigrationSetError(`${source.file} and ${existing.file} have the same version ${version}`);
+    }
+    const directives = parseDirectives(source);
+    if (directives.transactional) assertNoTransactionControl(source);
+    byVersion.set(version, {
+      version,
+      name: match[2]!,
+      file: source.file,
+      sql: source.sql,
+      checksum: checksumOf(source.sql),
+      ...directives,
+    });
+  }
+  const migrations = [...byVersion.values()].sort((a, b) => a.version - b.version);
+  const digest = createHash('sha256')
+    .update(migrations.map((m) => `${m.version}:${m.checksum}`).join('\n'), 'utf8')
+    .digest('hex');
+  return Object.freeze({ migrations: Object.freeze(migrations), digest, latest: migrations.at(-1)?.version ?? 0 });
+}
+
+/** Resolves `latest` or a version against a set; throws for a version the set does not have. */
+export function resolveTarget(set: MigrationSet, target: 'latest' | number): number {
+  if (target === 'latest') return set.latest;
+  if (target === 0 || set.migrations.some((m) => m.version === target)) return target;
+  throw new MigrationSetError(`target ${target} is not a version in the migration set (latest is ${set.latest})`);
+}

@@ -1,0 +1,87 @@
+import { InvalidTenantError } from './errors.js';
+
+/** A tenant as the planner publishes it: never with a password. */
+export interface Tenant {
+  tenantId: string;
+  /** `postgres://user@host:port/db` with any password removed. */
+  databaseUrl: string;
+  /** `host:port`: the unit of flow control. */
+  host: string;
+  database: string;
+  tags: Record<string, string>;
+  status: 'active' | 'suspended';
+}
+
+const DEFAULT_PORT = '5432';
+
+/** Removes a password from a postgres URL; leaves anything that does not parse unchanged. */
+export function redactDatabaseUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password === '') return value;
+    url.password = '';
+    return url.toString();
+  } catch {
+    return value.replace(/(\/\/[^:/@]*):[^@]*@/, '$1@');
+  }
+}
+
+/**
+ * Validates one registry row and turns it into a {@link Tenant}. Throws {@link InvalidTenantError}
+ * with the reason (the password, if any, never appears in it). A row may carry `tenantId`,
+ * `databaseUrl`, `tags` and `status`; other fields are ignored.
+ */
+export function parseTenantRow(row: unknown): Tenant {
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+    throw new InvalidTenantError('registry row is not an object');
+  }
+  const r = row as Record<string, unknown>;
+  const tenantId = r.tenantId;
+  if (typeof tenantId !== 'string' || tenantId.trim() === '') {
+    throw new InvalidTenantError('registry row has no tenantId');
+  }
+  if (tenantId.length > 200) throw new InvalidTenantError(`tenantId is longer than 200 characters`);
+  const raw = r.databaseUrl;
+  if (typeof raw !== 'string' || raw === '') throw new InvalidTenantError(`tenant ${tenantId} has no databaseUrl`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InvalidTenantError(`tenant ${tenantId} has a malformed databaseUrl`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl that is not postgres:// (${url.protocol})`);
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (url.hostname === '' || database === '' || database.includes('/')) {
+    throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl without a host or a database name`);
+  }
+  const status = r.status ?? 'active';
+  if (status !== 'active' && status !== 'suspended') {
+    throw new InvalidTenantError(`tenant ${tenantId} has an unknown status "${String(status).slice(0, 40)}"`);
+  }
+  const tags: Record<string, string> = {};
+  if (r.tags !== undefined && r.tags !== null) {
+    if (typeof r.tags !== 'object' || Array.isArray(r.tags)) throw new InvalidTenantError(`tenant ${tenantId} has tags that are not a string map`);
+    for (const [k, v] of Object.entries(r.tags as Record<string, unknown>)) {
+      if (typeof v !== 'string') throw new InvalidTenantError(`tenant ${tenantId} has a tag "${k.slice(0, 40)}" that is not a string`);
+      tags[k] = v;
+    }
+  }
+  url.password = '';
+  return {
+    tenantId,
+    databaseUrl: url.toString(),
+    host: `${url.hostname}:${url.port || DEFAULT_PORT}`,
+    database,
+    tags,
+    status,
+  };
+}
+
+/** Whether a tenant matches a selector (used by adapters that cannot filter in the store). */
+export function matchesSelector(tenant: Pick<Tenant, 'tenantId' | 'tags'>, selector?: { ids: string[] } | { tags: Record<string, string> }): boolean {
+  if (!selector) return true;
+  if ('ids' in selector) return selector.ids.includes(tenant.tenantId);
+  return Object.entries(selector.tags).every(([k, v]) => tenant.tags[k] === v);
+}

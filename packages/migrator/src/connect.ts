@@ -1,0 +1,38 @@
+import pg from 'pg';
+
+import { classifyPgError } from './pg-errors.js';
+
+export interface ConnectOptions {
+  /** `postgres://user@host:port/db`; the password comes from PGPASSWORD or ~/.pgpass, never the URL. */
+  databaseUrl: string;
+  /** `host:port`, for error messages and breaker accounting. */
+  host: string;
+  connectTimeoutMs: number;
+  /** Session defaults; a file may override them (`-- sluice:lock-timeout 5s`). */
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  applicationName?: string;
+}
+
+/**
+ * Opens one connection to a tenant database. Timeouts travel in the startup packet, so they
+ * cost no round trip. Connection failures come back as typed, host-level errors.
+ */
+export async function connectTenant(options: ConnectOptions): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: options.databaseUrl,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    lock_timeout: options.lockTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    application_name: options.applicationName ?? 'sluice',
+  });
+  // An error after connect (server restart) must not crash the process; the next query reports it.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw classifyPgError(error, options.host);
+  }
+  return client;
+}

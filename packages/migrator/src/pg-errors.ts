@@ -1,0 +1,46 @@
+import {
+  DatabaseError,
+  HostUnavailableError,
+  LockTimeoutError,
+  MigrationSqlError,
+  SluiceError,
+} from '@sluice/core';
+
+/** Node socket errors that mean the host, not the tenant, is the problem. */
+const HOST_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+/** SQLSTATEs that mean the server cannot take the session now (class 08 is handled by prefix). */
+const HOST_SQLSTATES = new Set(['53300', '53400', '57P01', '57P02', '57P03']);
+/** SQLSTATEs worth retrying inside a migration: the same SQL may succeed a moment later. */
+const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
+
+interface PgLikeError {
+  code?: string;
+  message?: string;
+}
+
+/** True when an error is about reaching the host (counts against the host's circuit breaker). */
+export function isHostLevel(error: unknown): error is HostUnavailableError {
+  return error instanceof HostUnavailableError;
+}
+
+/**
+ * Maps what `pg` or the socket threw into a typed Sluice error.
+ * `version` is set when the error came from a migration's own SQL.
+ */
+export function classifyPgError(error: unknown, host: string, version?: number): SluiceError {
+  if (error instanceof SluiceError) return error;
+  const e = (error ?? {}) as PgLikeError;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const message = e.message ?? String(error);
+  const opts = { cause: error };
+  if (code && HOST_SOCKET_CODES.has(code)) return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
+  if (code && (code.startsWith('08') || HOST_SQLSTATES.has(code))) return new HostUnavailableError(`${host}: ${message}`, host, code, opts);
+  if (!code && /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)) {
+    return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
+  }
+  if (code && RETRYABLE_SQLSTATES.has(code)) {
+    return new LockTimeoutError(message, code, version === undefined ? opts : { ...opts, version });
+  }
+  if (version !== undefined) return new MigrationSqlError(`version ${version}: ${message}`, code, { ...opts, version });
+  return new DatabaseError(message, code, opts);
+}

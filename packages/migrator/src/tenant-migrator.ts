@@ -1,0 +1,289 @@
+import {
+  type JournalEntry,
+  LockedError,
+  type Migration,
+  type MigrationSet,
+  MigrationSqlError,
+  planTenant,
+  splitSqlStatements,
+  TargetError,
+} from '@sluice/core';
+import type pg from 'pg';
+
+import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql, type JournalLocation, journalTable, selectJournalSql } from './journal.js';
+import { classifyPgError } from './pg-errors.js';
+
+export interface MigrateOptions {
+  /** Resolved target version. */
+  targetVersion: number;
+  /** Recorded in the journal; lets a redelivered task recognise its own work. */
+  runId?: string;
+  executorId?: string;
+  /** Report what would be applied; apply nothing. */
+  dryRun?: boolean;
+}
+
+export interface MigrationReport {
+  status: 'migrated' | 'upToDate' | 'pending';
+  /** Versions applied (or, for a dry run, that would be). */
+  applied: number[];
+  fromVersion: number | null;
+  toVersion: number | null;
+  timings: { journalMs: number; executeMs: number };
+}
+
+interface JournalRow {
+  version: string;
+  name: string;
+  checksum: string;
+  status: 'applied' | 'dirty';
+  run_id: string | null;
+}
+
+const JOURNAL_SHAPE_ERRORS = new Set(['42P01', '42703', '3F000']);
+
+/**
+ * Applies a migration set to one tenant database over an open connection. One runner per
+ * database (a session advisory try-lock), each migration in its own transaction with its
+ * journal row, `no-transaction` files tracked as dirty until they finish.
+ *
+ * An up-to-date tenant costs one round trip for lock and journal read, and one to unlock.
+ */
+export class TenantMigrator {
+  private readonly lockKey: string;
+  private readonly table: string;
+
+  constructor(
+    private readonly client: pg.ClientBase,
+    private readonly set: MigrationSet,
+    private readonly host: string,
+    private readonly journal: JournalLocation = DEFAULT_JOURNAL,
+  ) {
+    this.lockKey = advisoryLockKey(journal);
+    this.table = journalTable(journal);
+  }
+
+  async migrate(options: MigrateOptions): Promise<MigrationReport> {
+    if (options.targetVersion !== 0 && !this.set.migrations.some((m) => m.version === options.targetVersion)) {
+      throw new TargetError(`target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`);
+    }
+    const t0 = performance.now();
+    if (options.dryRun) {
+      const entries = await this.readJournal();
+      const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
+      const pending = plan.pending.map((m) => m.version);
+      return {
+        status: pending.length > 0 ? 'pending' : 'upToDate',
+        applied: pending,
+        fromVersion: plan.current,
+        toVersion: plan.current,
+        timings: { journalMs: performance.now() - t0, executeMs: 0 },
+      };
+    }
+    return this.withLock(async (entries) => {
+      const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
+      const journalMs = performance.now() - t0;
+      const t1 = performance.now();
+      const applied: number[] = [];
+      for (const migration of plan.pending) {
+        if (migration.transactional) await this.applyInTransaction(migration, options);
+        else await this.applyWithoutTransaction(migration, options);
+        applied.push(migration.version);
+      }
+      // A redelivered task: the work of this run is already in the journal.
+      const reported = applied.length > 0 ? applied : plan.appliedByRun;
+      const toVersion = plan.pending.at(-1)?.version ?? plan.current;
+      return {
+        status: reported.length > 0 ? 'migrated' : 'upToDate',
+        applied: reported,
+        fromVersion: plan.current,
+        toVersion,
+        timings: { journalMs, executeMs: performance.now() - t1 },
+      };
+    });
+  }
+
+  /** Reads the journal without taking the lock (dry runs, status). */
+  async readJournal(): Promise<JournalEntry[]> {
+    try {
+      const result = await this.client.query<JournalRow>(selectJournalSql(this.journal));
+      return result.rows.map(toEntry);
+    } catch (error) {
+      if (isJournalShapeError(error)) return [];
+      throw classifyPgError(error, this.host);
+    }
+  }
+
+  /**
+   * Marks every version up to `version` as applied without running it, for databases that
+   * already have the schema. Refused when the journal already holds anything.
+   */
+  async baseline(version: number, executorId?: string): Promise<number[]> {
+    if (!this.set.migrations.some((m) => m.version === version)) {
+      throw new TargetError(`baseline version ${version} is not in the migration set`);
+    }
+    return this.withLock(async (entries) => {
+      if (entries.length > 0) {
+        throw new TargetError(`cannot baseline: the journal already holds versions up to ${Math.max(...entries.map((e) => e.version))}`);
+      }
+      const rows = this.set.migrations.filter((m) => m.version <= version);
+      if (rows.length > 0) {
+        const values = rows
+          .map((m) => `(${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, 'applied', true, ${this.lit(executorId ?? null)})`)
+          .join(', ');
+        await this.query(`INSERT INTO ${this.table} (version, name, checksum, status, baseline, executor_id) VALUES ${values}`);
+      }
+      return rows.map((m) => m.version);
+    });
+  }
+
+  /**
+   * Resolves a dirty version after a person has looked at the database:
+   * `retry` forgets the attempt (the next run applies the file again),
+   * `applied` records it as done (the person finished it by hand).
+   */
+  async repair(version: number, resolution: 'retry' | 'applied'): Promise<void> {
+    await this.withLock(async (entries) => {
+      const entry = entries.find((e) => e.version === version);
+      if (!entry || entry.status !== 'dirty') {
+        const dirty = entries.find((e) => e.status === 'dirty');
+        throw new TargetError(`version ${version} is not dirty${dirty ? ` (version ${dirty.version} is)` : ' (no version is dirty)'}`);
+      }
+      if (resolution === 'retry') {
+        await this.query(`DELETE FROM ${this.table} WHERE version = ${version} AND status = 'dirty'`);
+      } else {
+        const file = this.set.migrations.find((m) => m.version === version);
+        const checksum = file?.checksum ?? entry.checksum;
+        await this.query(`UPDATE ${this.table} SET status = 'applied', checksum = ${this.lit(checksum)}, applied_at = now() WHERE version = ${version}`);
+      }
+    });
+  }
+
+  /** Takes the database's migration lock (never waiting), reads the journal, runs `work`, unlocks. */
+  private async withLock<T>(work: (entries: JournalEntry[]) => Promise<T>): Promise<T> {
+    const entries = await this.lockAndRead();
+    try {
+      return await work(entries);
+    } finally {
+      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+    }
+  }
+
+  private async lockAndRead(): Promise<JournalEntry[]> {
+    const lockSql = `SELECT pg_try_advisory_lock(${this.lockKey}) AS locked`;
+    try {
+      // One round trip: lock and journal read in one simple query.
+      const results = (await this.client.query(`${lockSql}; ${selectJournalSql(this.journal)}`)) as unknown as pg.QueryResult[];
+      if (!(results[0]?.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
+      return (results[1]?.rows as JournalRow[]).map(toEntry);
+    } catch (error) {
+      if (!isJournalShapeError(error)) throw classifyPgError(error, this.host);
+    }
+    // First run on this database, or a journal of an older shape. A session lock survives the
+    // failed statement that followed it, so start from a clean slate, then lock and create.
+    await this.query('SELECT pg_advisory_unlock_all()');
+    const locked = await this.query(lockSql);
+    if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
+    try {
+      await this.query(ensureJournalSql(this.journal));
+      const result = await this.query(selectJournalSql(this.journal));
+      return (result.rows as JournalRow[]).map(toEntry);
+    } catch (error) {
+      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private lockedError(): LockedError {
+    return new LockedError('another runner holds the migration lock of this database');
+  }
+
+  private async applyInTransaction(m: Migration, options: MigrateOptions): Promise<void> {
+    const text = [
+      'BEGIN',
+      ...this.timeoutSettings(m, 'LOCAL'),
+      // The newline guards against a file that ends in a -- comment.
+      `${m.sql}\n`,
+      this.journalInsert(m, 'applied', options),
+      'COMMIT',
+    ].join(';\n');
+    let results: pg.QueryResult[];
+    try {
+      const r = (await this.client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+      results = Array.isArray(r) ? r : [r];
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw classifyPgError(error, this.host, m.version);
+    }
+    // An unterminated string or comment in the file would swallow our INSERT and COMMIT.
+    if (results.at(-1)?.command !== 'COMMIT') {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw new MigrationSqlError(`version ${m.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`, undefined, { version: m.version });
+    }
+  }
+
+  private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<void> {
+    const statements = splitSqlStatements(m.sql);
+    await this.query(this.journalInsert(m, 'dirty', options));
+    const settings = this.timeoutSettings(m, 'SESSION');
+    if (settings.length > 0) await this.query(settings.join('; '));
+    const started = Date.now();
+    try {
+      for (const [index, statement] of statements.entries()) {
+        try {
+          await this.client.query(statement);
+        } catch (error) {
+          const classified = classifyPgError(error, this.host, m.version);
+          if (index === 0 && classified.transient) {
+            // Nothing ran: forget the attempt so a retry starts clean.
+            await this.client.query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`).catch(() => undefined);
+            throw classified;
+          }
+          throw new MigrationSqlError(
+            `version ${m.version} (no-transaction) failed at statement ${index + 1} of ${statements.length}; the tenant is marked dirty: ${classified.message}`,
+            'sqlState' in classified ? (classified as { sqlState?: string }).sqlState : undefined,
+            { version: m.version, cause: error },
+          );
+        }
+      }
+    } finally {
+      if (settings.length > 0) await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
+    }
+    await this.query(
+      `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${Date.now() - started} WHERE version = ${m.version}`,
+    );
+  }
+
+  private timeoutSettings(m: Migration, scope: 'LOCAL' | 'SESSION'): string[] {
+    const out: string[] = [];
+    if (m.lockTimeoutMs !== undefined) out.push(`SET ${scope} lock_timeout = ${m.lockTimeoutMs}`);
+    if (m.statementTimeoutMs !== undefined) out.push(`SET ${scope} statement_timeout = ${m.statementTimeoutMs}`);
+    return out;
+  }
+
+  private journalInsert(m: Migration, status: 'applied' | 'dirty', options: MigrateOptions): string {
+    // duration_ms: time since the transaction began (now() is the transaction start).
+    return `INSERT INTO ${this.table} (version, name, checksum, status, duration_ms, run_id, executor_id) VALUES (${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, '${status}', (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, ${this.lit(options.runId ?? null)}, ${this.lit(options.executorId ?? null)})`;
+  }
+
+  private lit(value: string | null): string {
+    return value === null ? 'NULL' : this.client.escapeLiteral(value);
+  }
+
+  private async query(text: string): Promise<pg.QueryResult> {
+    try {
+      return await this.client.query(text);
+    } catch (error) {
+      throw classifyPgError(error, this.host);
+    }
+  }
+}
+
+function toEntry(row: JournalRow): JournalEntry {
+  return { version: Number(row.version), name: row.name, checksum: row.checksum, status: row.status, runId: row.run_id };
+}
+
+function isJournalShapeError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && JOURNAL_SHAPE_ERRORS.has(code);
+}

@@ -1,0 +1,3 @@
+export * from './file.js';
+export * from './memory.js';
+export * from './registry.js';

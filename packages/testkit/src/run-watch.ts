@@ -1,0 +1,54 @@
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { REJECTED_SUBJECT, type RejectedEvent, type RunCompletedEvent, runEventsFilter, STREAMS } from '@sluice/contracts';
+
+/** Every event of a run published so far and until `until` returns true (replayed from the stream). */
+export async function collectRunEvents(
+  nc: NatsConnection,
+  runId: string,
+  until: (subject: string, data: unknown) => boolean,
+  timeoutMs = 60_000,
+): Promise<Array<{ subject: string; data: unknown }>> {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(STREAMS.runs.name, { filter_subjects: runEventsFilter(runId), deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume();
+  const events: Array<{ subject: string; data: unknown }> = [];
+  const timer = setTimeout(() => void messages.close(), timeoutMs);
+  try {
+    for await (const msg of messages) {
+      const data = msg.json();
+      events.push({ subject: msg.subject, data });
+      if (until(msg.subject, data)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    await messages.close();
+  }
+  return events;
+}
+
+/** Waits for a run's `completed` event (already published or still to come). */
+export async function waitForCompleted(nc: NatsConnection, runId: string, timeoutMs = 120_000): Promise<RunCompletedEvent> {
+  const events = await collectRunEvents(nc, runId, (subject) => subject.endsWith('.completed'), timeoutMs);
+  const completed = events.find((e) => e.subject.endsWith('.completed'));
+  if (!completed) throw new Error(`run ${runId} did not complete within ${timeoutMs} ms (events seen: ${events.map((e) => e.subject).join(', ')})`);
+  return completed.data as RunCompletedEvent;
+}
+
+/** Every `rejected` event so far (replayed from the stream). */
+export async function listRejected(nc: NatsConnection): Promise<RejectedEvent[]> {
+  const js = jetstream(nc);
+  const jsm = await js.jetstreamManager();
+  const info = await jsm.streams.info(STREAMS.runs.name, { subjects_filter: REJECTED_SUBJECT });
+  const count = info.state.subjects?.[REJECTED_SUBJECT] ?? 0;
+  if (count === 0) return [];
+  const consumer = await js.consumers.get(STREAMS.runs.name, { filter_subjects: REJECTED_SUBJECT, deliver_policy: DeliverPolicy.All });
+  const out: RejectedEvent[] = [];
+  const messages = await consumer.consume();
+  for await (const msg of messages) {
+    out.push(msg.json());
+    if (msg.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}

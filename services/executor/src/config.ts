@@ -1,0 +1,54 @@
+import { hostname } from 'node:os';
+
+import { type BusConfig, loadBusConfig } from '@sluice/bus';
+import { type Env, envReader } from '@sluice/core';
+
+export interface ExecutorConfig {
+  bus: BusConfig;
+  logLevel: string;
+  /** Folder of `NNNN_name.sql` files (`SLUICE_MIGRATIONS_DIR`); its digest must match the run's. */
+  migrationsDir: string;
+  /** Identifies this replica in the journal and in outcomes (`SLUICE_EXECUTOR_ID`). */
+  executorId: string;
+  /** Tenants migrated at once by this replica (`SLUICE_CONCURRENCY`). */
+  concurrency: number;
+  /** Deliveries of a task before a transient failure becomes final (`SLUICE_MAX_ATTEMPTS`). */
+  maxAttempts: number;
+  /** First retry delay; doubles per attempt with full jitter (`SLUICE_RETRY_BASE`). */
+  retryBaseMs: number;
+  /** Longest retry delay (`SLUICE_RETRY_MAX`). */
+  retryMaxMs: number;
+  /** How long a task may go without a sign of life before it is redelivered (`SLUICE_ACK_WAIT`). */
+  ackWaitMs: number;
+  /** `lock_timeout` of migration sessions (`SLUICE_LOCK_TIMEOUT`). */
+  lockTimeoutMs: number;
+  /** `statement_timeout` of migration sessions (`SLUICE_STATEMENT_TIMEOUT`). */
+  statementTimeoutMs: number;
+  /** Connecting to a tenant database (`SLUICE_CONNECT_TIMEOUT`). */
+  connectTimeoutMs: number;
+  /** On SIGTERM, how long in-flight migrations may take to finish (`SLUICE_SHUTDOWN_GRACE`). */
+  shutdownGraceMs: number;
+  /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
+  streamReplicas: number;
+}
+
+/** Resolves the executor's settings once; throws naming the bad variable. */
+export function loadExecutorConfig(env: Env): ExecutorConfig {
+  const e = envReader(env);
+  return Object.freeze({
+    bus: loadBusConfig(env, 'sluice-executor'),
+    logLevel: e.string('LOG_LEVEL', 'info'),
+    migrationsDir: e.string('SLUICE_MIGRATIONS_DIR', 'migrations'),
+    executorId: e.string('SLUICE_EXECUTOR_ID', `${hostname()}-${process.pid}`),
+    concurrency: e.int('SLUICE_CONCURRENCY', 8, { min: 1, max: 1024 }),
+    maxAttempts: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),
+    retryBaseMs: e.duration('SLUICE_RETRY_BASE', 1_000),
+    retryMaxMs: e.duration('SLUICE_RETRY_MAX', 60_000),
+    ackWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
+    lockTimeoutMs: e.duration('SLUICE_LOCK_TIMEOUT', 5_000),
+    statementTimeoutMs: e.duration('SLUICE_STATEMENT_TIMEOUT', 600_000),
+    connectTimeoutMs: e.duration('SLUICE_CONNECT_TIMEOUT', 10_000),
+    shutdownGraceMs: e.duration('SLUICE_SHUTDOWN_GRACE', 30_000),
+    streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
+  });
+}

@@ -1,0 +1,130 @@
+import { type Bus, decodeJson, type JsMsg, publishReliably, withInProgress } from '@sluice/bus';
+import { outcomeSubject, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
+import { DigestMismatchError, type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
+import { connectTenant, TenantMigrator } from '@sluice/migrator';
+import type { Logger } from '@sluice/telemetry';
+
+import type { ExecutorConfig } from './config.js';
+import { retryDelayMs } from './retry-policy.js';
+
+export interface TaskHandlerDeps {
+  bus: Bus;
+  migrations: MigrationSet;
+  logger: Logger;
+  config: Pick<
+    ExecutorConfig,
+    'executorId' | 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs' | 'ackWaitMs' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'
+  >;
+}
+
+/**
+ * Migrates the tenant of one task and settles the message:
+ * success or a permanent error -> an outcome is published, then the task is acked;
+ * a transient error -> nak with backoff, until the last attempt, which fails the tenant.
+ */
+export function createTaskHandler(deps: TaskHandlerDeps) {
+  const { bus, migrations, logger, config } = deps;
+
+  async function publishOutcome(outcome: TenantOutcome): Promise<void> {
+    await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
+  }
+
+  async function migrateTenant(task: TenantTask, attempt: number): Promise<TenantOutcome> {
+    const started = performance.now();
+    const t0 = performance.now();
+    const client = await connectTenant({
+      databaseUrl: task.databaseUrl,
+      host: task.host,
+      connectTimeoutMs: config.connectTimeoutMs,
+      lockTimeoutMs: config.lockTimeoutMs,
+      statementTimeoutMs: config.statementTimeoutMs,
+      applicationName: `sluice-executor ${task.runId}`,
+    });
+    const connectMs = performance.now() - t0;
+    try {
+      const report = await new TenantMigrator(client, migrations, task.host).migrate({
+        targetVersion: task.target,
+        runId: task.runId,
+        executorId: config.executorId,
+        dryRun: task.dryRun,
+      });
+      return {
+        runId: task.runId,
+        tenantId: task.tenantId,
+        status: report.status,
+        applied: report.applied,
+        fromVersion: report.fromVersion,
+        toVersion: report.toVersion,
+        host: task.host,
+        executorId: config.executorId,
+        attempts: attempt,
+        timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
+        finishedAt: new Date().toISOString(),
+      };
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  function failedOutcome(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, error: unknown, attempt: number): TenantOutcome {
+    return {
+      runId: task.runId,
+      tenantId: task.tenantId,
+      status: 'failed',
+      applied: [],
+      host: task.host,
+      executorId: config.executorId,
+      attempts: attempt,
+      error: toOutcomeError(error),
+      finishedAt: new Date().toISOString(),
+    };
+  }
+
+  return async function handleTask(msg: JsMsg): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    let raw: unknown;
+    try {
+      raw = decodeJson(msg.data);
+    } catch (error) {
+      logger.error({ err: error, subject: msg.subject }, 'task is not JSON; dropped');
+      msg.term();
+      return;
+    }
+    const parsed = TenantTaskSchema.safeParse(raw);
+    if (!parsed.success) {
+      const r = raw as Partial<TenantTask> | null;
+      logger.error({ runId: r?.runId, tenantId: r?.tenantId, issues: parsed.error.issues.slice(0, 5) }, 'malformed task');
+      if (typeof r?.runId === 'string' && typeof r.tenantId === 'string') {
+        await publishOutcome(failedOutcome({ runId: r.runId, tenantId: r.tenantId, host: '' }, new Error(`malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`), attempt));
+      }
+      msg.term();
+      return;
+    }
+    const task = parsed.data;
+    const log = logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt });
+
+    let outcome: TenantOutcome;
+    try {
+      if (task.digest !== migrations.digest) {
+        throw new DigestMismatchError(
+          `executor ${config.executorId} has migration set ${migrations.digest.slice(0, 12)}, the run was planned with ${task.digest.slice(0, 12)}`,
+        );
+      }
+      outcome = await withInProgress(msg, config.ackWaitMs, () => migrateTenant(task, attempt));
+      if (attempt === 1) outcome.timings = { ...outcome.timings, queuedMs: Math.max(0, Date.now() - Date.parse(task.plannedAt)) };
+    } catch (error) {
+      const transient = error instanceof SluiceError ? error.transient : false;
+      if (transient && attempt < config.maxAttempts) {
+        const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
+        log.warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
+        msg.nak(delay);
+        return;
+      }
+      log.warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
+      outcome = failedOutcome(task, error, attempt);
+    }
+    await publishOutcome(outcome);
+    msg.ack();
+    log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
+  };
+}

@@ -1,0 +1,60 @@
+import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
+import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { loadMigrationDir } from '@sluice/migrator';
+import type { Logger } from '@sluice/telemetry';
+
+import type { PlannerConfig } from './config.js';
+import { createRegistry } from './registry-factory.js';
+import { createPlanner } from './tenant-planner.js';
+
+export const PLANNER_CONSUMER = 'sluice-planner';
+const ACK_WAIT_MS = 60_000;
+
+export interface PlannerService {
+  stop(): Promise<void>;
+}
+
+/** Connects, declares the topology and starts taking requests. */
+export async function startPlannerService(config: PlannerConfig, logger: Logger): Promise<PlannerService> {
+  const migrations = await loadMigrationDir(config.migrationsDir);
+  const registry = createRegistry(config.registry);
+  const bus: Bus = await connectBus(config.bus, logger);
+  await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  const ledger = await openRunLedger(bus, { replicas: config.streamReplicas });
+  await ensureRequestConsumer(bus);
+  const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
+  const planner = createPlanner({
+    bus,
+    registry,
+    ledger,
+    migrations,
+    logger,
+    publishWindow: config.publishWindow,
+    registryRetryMs: config.registryRetryMs,
+    ackWaitMs: ACK_WAIT_MS,
+  });
+  const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
+  logger.info({ digest: migrations.digest, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');
+  return {
+    async stop() {
+      await loop.stop();
+      await registry.close();
+      await bus.close();
+    },
+  };
+}
+
+async function ensureRequestConsumer(bus: Bus): Promise<void> {
+  try {
+    await bus.jsm.consumers.info(STREAMS.requests.name, PLANNER_CONSUMER);
+  } catch {
+    await bus.jsm.consumers.add(STREAMS.requests.name, {
+      durable_name: PLANNER_CONSUMER,
+      filter_subject: REQUEST_SUBJECT,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: ACK_WAIT_MS * 1_000_000,
+      max_ack_pending: 64,
+    });
+  }
+}

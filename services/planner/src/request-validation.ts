@@ -1,0 +1,32 @@
+import { MigrateRequestSchema, type MigrateRequest, RunIdSchema } from '@sluice/contracts';
+import { type MigrationSet, resolveTarget } from '@sluice/core';
+import type { z } from 'zod';
+
+export type Validation = { ok: true; request: MigrateRequest; targetVersion: number } | { ok: false; runId?: string; reasons: string[] };
+
+const MAX_REASONS = 20;
+
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.slice(0, MAX_REASONS).map((issue) => {
+    const where = issue.path.length > 0 ? issue.path.join('.') : 'request';
+    return `${where}: ${issue.message}`.slice(0, 500);
+  });
+}
+
+/** Checks a decoded request against the contract and the migration set this planner serves. */
+export function validateRequest(raw: unknown, set: MigrationSet): Validation {
+  const parsed = MigrateRequestSchema.safeParse(raw);
+  const candidateRunId = (raw as { runId?: unknown } | null)?.runId;
+  const runId = RunIdSchema.safeParse(candidateRunId).success ? (candidateRunId as string) : undefined;
+  if (!parsed.success) return { ok: false, ...(runId ? { runId } : {}), reasons: describeIssues(parsed.error) };
+  try {
+    return { ok: true, request: parsed.data, targetVersion: resolveTarget(set, parsed.data.target) };
+  } catch (error) {
+    return { ok: false, runId: parsed.data.runId, reasons: [(error as Error).message] };
+  }
+}
+
+/** A stable fingerprint of what a request asks for: same runId with another fingerprint is a conflict. */
+export function requestFingerprint(request: MigrateRequest, targetVersion: number): string {
+  return JSON.stringify({ t: targetVersion, s: request.tenants ?? null, d: request.dryRun ?? false });
+}

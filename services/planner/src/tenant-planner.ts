@@ -1,0 +1,220 @@
+import {
+  type Bus,
+  decodeJson,
+  type JsMsg,
+  MalformedMessageError,
+  publishReliably,
+  PublishWindow,
+  type RunLedger,
+  withInProgress,
+} from '@sluice/bus';
+import {
+  type MigrateRequest,
+  outcomeSubject,
+  REJECTED_SUBJECT,
+  type RejectedEvent,
+  type RunAcceptedEvent,
+  runEventSubject,
+  type RunPlannedEvent,
+  taskSubject,
+  type TenantOutcome,
+  type TenantTask,
+} from '@sluice/contracts';
+import { InvalidTenantError, type MigrationSet, parseTenantRow } from '@sluice/core';
+import type { RegistryRow, TenantRegistry } from '@sluice/registry';
+import type { Logger } from '@sluice/telemetry';
+
+import { requestFingerprint, validateRequest } from './request-validation.js';
+
+export interface PlannerDeps {
+  bus: Bus;
+  registry: TenantRegistry;
+  ledger: RunLedger;
+  migrations: MigrationSet;
+  logger: Logger;
+  publishWindow: number;
+  registryRetryMs: number;
+  /** Ack wait of the request consumer, for in-progress heartbeats while a large run is planned. */
+  ackWaitMs: number;
+}
+
+export interface PlanSummary {
+  total: number;
+  tasks: number;
+  skipped: number;
+  invalid: number;
+}
+
+/**
+ * Turns one migration request into one task per tenant. Idempotent end to end: the runId is
+ * claimed in the run ledger, and every task and planner-made outcome carries a message id, so a
+ * planner that dies midway and plans again publishes nothing twice.
+ */
+export function createPlanner(deps: PlannerDeps) {
+  const { bus, logger, migrations } = deps;
+
+  async function reject(runId: string | undefined, reasons: string[]): Promise<void> {
+    const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
+    logger.warn({ runId, reasons }, 'request rejected');
+    await publishReliably(bus, REJECTED_SUBJECT, event);
+  }
+
+  async function planTenants(request: MigrateRequest, targetVersion: number, resume: boolean): Promise<PlanSummary> {
+    const runId = request.runId;
+    const plannedAt = new Date().toISOString();
+    const window = new PublishWindow(deps.publishWindow);
+    const summary: PlanSummary = { total: 0, tasks: 0, skipped: 0, invalid: 0 };
+
+    const publishOutcome = (outcome: TenantOutcome) =>
+      publishReliably(bus, outcomeSubject(runId), outcome, { msgId: `${runId}:${outcome.tenantId}` });
+    const settle = (outcome: TenantOutcome): Promise<void> => window.submit(() => publishOutcome(outcome));
+    const invalidOutcome = (key: string, reason: string): TenantOutcome => {
+      summary.invalid += 1;
+      return {
+        runId,
+        tenantId: key,
+        status: 'failed',
+        applied: [],
+        attempts: 0,
+        error: new InvalidTenantError(reason).toOutcomeError(),
+        finishedAt: new Date().toISOString(),
+      };
+    };
+    const invalid = (key: string, reason: string): Promise<void> => settle(invalidOutcome(key, reason));
+
+    let index = 0;
+    for await (const row of deps.registry.list(request.tenants)) {
+      index += 1;
+      summary.total += 1;
+      const rowKey = rowKeyOf(row, index);
+      if (typeof row.__invalid === 'string') {
+        await invalid(rowKey, row.__invalid);
+        continue;
+      }
+      let tenant;
+      try {
+        tenant = parseTenantRow(row);
+      } catch (error) {
+        await invalid(rowKey, (error as Error).message);
+        continue;
+      }
+      if (tenant.status === 'suspended') {
+        summary.skipped += 1;
+        await settle({ runId, tenantId: tenant.tenantId, status: 'skipped', applied: [], attempts: 0, finishedAt: new Date().toISOString() });
+        continue;
+      }
+      const task: TenantTask = {
+        runId,
+        tenantId: tenant.tenantId,
+        databaseUrl: tenant.databaseUrl,
+        host: tenant.host,
+        target: targetVersion,
+        digest: migrations.digest,
+        dryRun: request.dryRun ?? false,
+        plannedAt,
+      };
+      summary.tasks += 1;
+      const tenantId = tenant.tenantId;
+      const rowIndex = index;
+      await window.submit(async () => {
+        const ack = await publishReliably(bus, taskSubject(tenant.host), task, { msgId: `${runId}:${tenantId}` });
+        // A second row with the same tenantId lands on the first one's message id. On a resumed
+        // plan every task is a repeat, so the check only holds for a first plan.
+        if (ack.duplicate && !resume) {
+          summary.tasks -= 1;
+          // Published directly: this callback already holds a place in the window.
+          await publishOutcome(invalidOutcome(`${tenantId}#${rowIndex}`, `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`));
+        }
+      });
+    }
+    await window.drain();
+    return summary;
+  }
+
+  async function planWithRetry(request: MigrateRequest, targetVersion: number, resume: boolean): Promise<PlanSummary | { error: string }> {
+    const deadline = Date.now() + deps.registryRetryMs;
+    let delay = 500;
+    let again = resume;
+    for (;;) {
+      try {
+        return await planTenants(request, targetVersion, again);
+      } catch (error) {
+        const message = (error as Error).message;
+        if (Date.now() + delay > deadline) {
+          logger.error({ runId: request.runId, err: error }, 'planning failed; giving up');
+          return { error: `planning failed: ${message}` };
+        }
+        logger.warn({ runId: request.runId, err: error, retryInMs: delay }, 'planning failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 10_000);
+        // Tasks published before the failure are repeats now.
+        again = true;
+      }
+    }
+  }
+
+  /** Handles one message from the requests stream. Never throws for bad input. */
+  async function handleRequest(msg: JsMsg): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = decodeJson(msg.data);
+    } catch (error) {
+      if (!(error instanceof MalformedMessageError)) throw error;
+      await reject(undefined, [error.message.slice(0, 500)]);
+      msg.ack();
+      return;
+    }
+    const validation = validateRequest(raw, migrations);
+    if (!validation.ok) {
+      await reject(validation.runId, validation.reasons);
+      msg.ack();
+      return;
+    }
+    const { request, targetVersion } = validation;
+    const runId = request.runId;
+    const claim = await deps.ledger.claim(runId, requestFingerprint(request, targetVersion));
+    if (claim.kind === 'duplicate') {
+      logger.info({ runId }, 'request repeats an existing run; nothing to do');
+      msg.ack();
+      return;
+    }
+    if (claim.kind === 'conflict') {
+      await reject(runId, [`runId ${runId} is already used by a different request`]);
+      msg.ack();
+      return;
+    }
+    const accepted: RunAcceptedEvent = {
+      runId,
+      target: request.target,
+      targetVersion,
+      digest: migrations.digest,
+      dryRun: request.dryRun ?? false,
+      ...(request.tenants ? { tenants: request.tenants } : {}),
+      ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
+      acceptedAt: new Date().toISOString(),
+    };
+    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: `${runId}:accepted` });
+    logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
+
+    const started = performance.now();
+    const result = await withInProgress(msg, deps.ackWaitMs, () => planWithRetry(request, targetVersion, claim.kind === 'resume'));
+    const planned: RunPlannedEvent =
+      'error' in result
+        ? { runId, total: 0, tasks: 0, skipped: 0, invalid: 0, error: result.error, plannedAt: new Date().toISOString() }
+        : { runId, ...result, plannedAt: new Date().toISOString() };
+    await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: `${runId}:planned` });
+    await deps.ledger.markPlanned(runId);
+    msg.ack();
+    logger.info({ ...planned, ms: Math.round(performance.now() - started) }, 'run planned');
+  }
+
+  return { handleRequest, planTenants };
+}
+
+export type Planner = ReturnType<typeof createPlanner>;
+
+/** The outcome key of a registry row that cannot be a tenant: its tenantId if usable, else its position. */
+function rowKeyOf(row: RegistryRow, index: number): string {
+  const id = row.tenantId;
+  return typeof id === 'string' && id.trim() !== '' ? `${id.slice(0, 200)}#${index}` : `#${index}`;
+}
