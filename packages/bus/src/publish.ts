@@ -31,7 +31,7 @@ export async function publishReliably(
  */
 export class PublishWindow {
   private readonly inFlight = new Set<Promise<unknown>>();
-  private failure: unknown;
+  private failure: Error | undefined;
 
   constructor(private readonly window: number) {}
 
@@ -40,7 +40,7 @@ export class PublishWindow {
     const p = publish().then(
       () => undefined,
       (error: unknown) => {
-        this.failure ??= error;
+        this.failure ??= error instanceof Error ? error : new Error(String(error));
       },
     );
     this.inFlight.add(p);

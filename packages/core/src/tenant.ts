@@ -58,7 +58,7 @@ export function parseTenantRow(row: unknown): Tenant {
   }
   const status = r.status ?? 'active';
   if (status !== 'active' && status !== 'suspended') {
-    throw new InvalidTenantError(`tenant ${tenantId} has an unknown status "${String(status).slice(0, 40)}"`);
+    throw new InvalidTenantError(`tenant ${tenantId} has an unknown status ${JSON.stringify(status)?.slice(0, 40) ?? 'undefined'}`);
   }
   const tags: Record<string, string> = {};
   if (r.tags !== undefined && r.tags !== null) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { DirtyError, DriftError, type JournalEntry, type MigrationSet, createMigrationSet, planTenant, TargetError } from '../src/index.js';
+import { createMigrationSet, DirtyError, DriftError, type JournalEntry, type MigrationSet, planTenant, TargetError } from '../src/index.js';
 
 const set: MigrationSet = createMigrationSet([
   { file: '0001_users.sql', sql: 'CREATE TABLE users (id int);' },

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
-import { checksumOf, createMigrationSet, type MigrationSource, MigrationSetError, resolveTarget } from '../src/index.js';
+import { checksumOf, createMigrationSet, MigrationSetError, type MigrationSource, resolveTarget } from '../src/index.js';
 
 const src = (file: string, sql = `-- ${file}\nSELECT 1;`): MigrationSource => ({ file, sql });
 

@@ -1,3 +1,4 @@
+export * from './config.js';
 export * from './file.js';
 export * from './memory.js';
 export * from './registry.js';

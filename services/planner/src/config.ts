@@ -1,7 +1,6 @@
 import { type BusConfig, loadBusConfig } from '@sluice/bus';
 import { type Env, envReader } from '@sluice/core';
-
-export type RegistryKind = 'file' | 'mongodb' | 'dynamodb';
+import { loadRegistryConfig, type RegistryConfig } from '@sluice/registry';
 
 export interface PlannerConfig {
   bus: BusConfig;
@@ -9,7 +8,7 @@ export interface PlannerConfig {
   /** Folder of `NNNN_name.sql` files (`SLUICE_MIGRATIONS_DIR`). */
   migrationsDir: string;
   /** Which tenant registry to read (`SLUICE_REGISTRY`). */
-  registry: { kind: 'file'; file: string } | { kind: 'mongodb' | 'dynamodb' };
+  registry: RegistryConfig;
   /** Tasks published before waiting for acks (`SLUICE_PUBLISH_WINDOW`). */
   publishWindow: number;
   /** How long to keep retrying an unreadable registry before failing the run (`SLUICE_REGISTRY_RETRY`). */
@@ -23,12 +22,11 @@ export interface PlannerConfig {
 /** Resolves the planner's settings once; throws naming the bad variable. */
 export function loadPlannerConfig(env: Env): PlannerConfig {
   const e = envReader(env);
-  const kind = e.oneOf('SLUICE_REGISTRY', ['file', 'mongodb', 'dynamodb'] as const);
   return Object.freeze({
     bus: loadBusConfig(env, 'sluice-planner'),
     logLevel: e.string('LOG_LEVEL', 'info'),
     migrationsDir: e.string('SLUICE_MIGRATIONS_DIR', 'migrations'),
-    registry: kind === 'file' ? { kind, file: e.string('SLUICE_TENANTS_FILE') } : { kind },
+    registry: loadRegistryConfig(env),
     publishWindow: e.int('SLUICE_PUBLISH_WINDOW', 512, { min: 1, max: 65_536 }),
     registryRetryMs: e.duration('SLUICE_REGISTRY_RETRY', 60_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),

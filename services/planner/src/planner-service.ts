@@ -1,10 +1,10 @@
 import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
+import { createRegistry } from '@sluice/registry';
 import type { Logger } from '@sluice/telemetry';
 
 import type { PlannerConfig } from './config.js';
-import { createRegistry } from './registry-factory.js';
 import { createPlanner } from './tenant-planner.js';
 
 export const PLANNER_CONSUMER = 'sluice-planner';

@@ -1,4 +1,4 @@
-import { MigrateRequestSchema, type MigrateRequest, RunIdSchema } from '@sluice/contracts';
+import { type MigrateRequest, MigrateRequestSchema, RunIdSchema } from '@sluice/contracts';
 import { type MigrationSet, resolveTarget } from '@sluice/core';
 import type { z } from 'zod';
 

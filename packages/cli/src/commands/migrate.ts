@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util';
+
+import { connectBus, ensureTopology, loadBusConfig } from '@sluice/bus';
+import { type MigrateRequestInput, MigrateRequestSchema, REQUEST_SUBJECT } from '@sluice/contracts';
+import { type Env, parseDuration } from '@sluice/core';
+import { createLogger } from '@sluice/telemetry';
+
+import { CliError, EXIT } from '../cli-error.js';
+import type { Output } from '../output.js';
+import { watchRun } from '../run-watcher.js';
+
+export const MIGRATE_USAGE = `sluice migrate [--target latest|VERSION] [--run-id ID] [--tenants ID,ID...] [--tag KEY=VALUE]...
+               [--dry-run] [--wait] [--timeout 30m] [--json]
+
+Publishes a migration request. With --wait, follows the run until it completes and exits
+0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`;
+
+export async function migrateCommand(argv: string[], env: Env, output: Output): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      target: { type: 'string', default: 'latest' },
+      'run-id': { type: 'string' },
+      tenants: { type: 'string' },
+      tag: { type: 'string', multiple: true },
+      'dry-run': { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'requested-by': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const runId = values['run-id'] ?? `run-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${Math.random().toString(36).slice(2, 8)}`;
+  if (values.tenants && values.tag) throw new CliError('use either --tenants or --tag, not both');
+  const tags = values.tag?.map((t) => {
+    const eq = t.indexOf('=');
+    if (eq <= 0) throw new CliError(`--tag takes KEY=VALUE, got "${t}"`);
+    return [t.slice(0, eq), t.slice(eq + 1)] as const;
+  });
+  const input: MigrateRequestInput = {
+    runId,
+    target: /^\d+$/.test(values.target) ? Number(values.target) : values.target,
+    ...(values.tenants ? { tenants: { ids: values.tenants.split(',').map((s) => s.trim()).filter(Boolean) } } : {}),
+    ...(tags ? { tenants: { tags: Object.fromEntries(tags) } } : {}),
+    ...(values['dry-run'] ? { dryRun: true } : {}),
+    ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
+  };
+  const parsed = MigrateRequestSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new CliError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`);
+  }
+  const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
+  if (values.timeout !== undefined && timeoutMs === undefined) throw new CliError(`--timeout takes a duration such as 30s or 10min`);
+
+  const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
+  try {
+    await ensureTopology(bus.jsm);
+    // Watch before publishing, so neither a rejection nor a fast completion can be missed.
+    const watching = values.wait ? await watchRun(bus, runId, { output, json: values.json, ...(timeoutMs ? { timeoutMs } : {}) }) : undefined;
+    await bus.publish(REQUEST_SUBJECT, input, { msgId: `request:${runId}` });
+    if (!watching) {
+      output.out(values.json ? JSON.stringify({ runId, published: true }) : `published request ${runId}`);
+      return EXIT.ok;
+    }
+    if (!values.json) output.err(`published request ${runId}; waiting for it to complete`);
+    return await watching.result;
+  } finally {
+    await bus.close();
+  }
+}
+
+/** The CLI logs nothing of its own plumbing; errors surface as messages and exit codes. */
+export const silentLogger = createLogger({ service: 'cli', level: 'silent' });

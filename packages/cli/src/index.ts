@@ -1,0 +1,2 @@
+export * from './cli-error.js';
+export * from './output.js';

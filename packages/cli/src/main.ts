@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { ConfigError } from '@sluice/core';
+
+import { CliError, EXIT } from './cli-error.js';
+import { MIGRATE_USAGE, migrateCommand } from './commands/migrate.js';
+import { STATUS_USAGE, statusCommand } from './commands/status.js';
+import { BASELINE_USAGE, baselineCommand, REPAIR_USAGE, repairCommand } from './commands/tenant-admin.js';
+import { type Output, processOutput } from './output.js';
+
+const USAGE = `sluice: schema migrations across a fleet of tenant databases
+
+Commands:
+  ${MIGRATE_USAGE.split('\n')[0]}
+  ${STATUS_USAGE.split('\n')[0]}
+  ${REPAIR_USAGE.split('\n')[0]}
+  ${BASELINE_USAGE.split('\n')[0]}
+
+Settings come from the environment: NATS_URL, SLUICE_REGISTRY, SLUICE_TENANTS_FILE,
+SLUICE_MIGRATIONS_DIR, PG* (see the README). 'sluice COMMAND --help' explains a command.`;
+
+const COMMANDS = {
+  migrate: [migrateCommand, MIGRATE_USAGE],
+  status: [statusCommand, STATUS_USAGE],
+  repair: [repairCommand, REPAIR_USAGE],
+  baseline: [baselineCommand, BASELINE_USAGE],
+} as const;
+
+/** Runs the CLI and returns its exit code (tests call this directly). */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv, output: Output = processOutput): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    output.out(USAGE);
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  const command = COMMANDS[name as keyof typeof COMMANDS];
+  if (!command) {
+    output.err(`unknown command "${name}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    output.out(command[1]);
+    return EXIT.ok;
+  }
+  try {
+    return await command[0](rest, env, output);
+  } catch (error) {
+    if (error instanceof CliError) {
+      output.err(`sluice ${name}: ${error.message}`);
+      return error.exitCode;
+    }
+    if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      output.err(`sluice ${name}: ${(error as Error).message}`);
+      return EXIT.usage;
+    }
+    output.err(`sluice ${name}: ${(error as Error).message}`);
+    return EXIT.failure;
+  }
+}
+
+process.exitCode = await runCli(process.argv.slice(2), process.env);

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+
+import { parseDuration } from '../src/index.js';
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['5s', 5000],
+    ['2m', 120_000],
+    ['2min', 120_000],
+    ['1h', 3_600_000],
+    ['250', 250],
+    ['0', 0],
+    ['0s', 0],
+    ['1.5s', 1500],
+    ['0.25h', 900_000],
+    ['  5s  ', 5000],
+    ['5 s', 5000],
+    ['1.4ms', 1],
+    ['1.6ms', 2],
+  ])('parses %j as %i ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['', ' ', 's', '5sec', '5 seconds', '1d', '-1s', '+1s', '5S', '1e3', '1.s', '.5s', '5s5', '5s ms', 'soon', '1_000'])(
+    'refuses %j',
+    (text) => {
+      expect(parseDuration(text)).toBeUndefined();
+    },
+  );
+});
