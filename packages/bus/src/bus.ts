@@ -1,11 +1,11 @@
-import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
 import {
+  jetstream,
   type JetStreamClient,
   type JetStreamManager,
-  jetstream,
   jetstreamManager,
   type PubAck,
 } from '@nats-io/jetstream';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@sluice/telemetry';
 
 import { encodeJson } from './codec.js';

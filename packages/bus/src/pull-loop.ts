@@ -59,7 +59,8 @@ export function startPullLoop(consumer: Consumer, options: PullLoopOptions, hand
       try {
         const batch = await consumer.fetch({
           max_messages: options.concurrency - inFlight,
-          expires: options.expiresMs ?? 2_000,
+          // The client refuses pulls shorter than a second.
+          expires: Math.max(1_000, options.expiresMs ?? 2_000),
         });
         for await (const msg of batch) {
           if (stopping) {

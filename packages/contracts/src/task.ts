@@ -9,7 +9,8 @@ export const SafeDatabaseUrlSchema = z
   .refine((value) => {
     try {
       const url = new URL(value);
-      return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.password === '';
+      const secretParam = [...url.searchParams.keys()].some((k) => ['password', 'sslpassword'].includes(k.toLowerCase()));
+      return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.password === '' && !secretParam;
     } catch {
       return false;
     }

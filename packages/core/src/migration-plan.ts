@@ -1,4 +1,4 @@
-import { DirtyError, type DriftItem, DriftError, TargetError } from './errors.js';
+import { DirtyError, DriftError, type DriftItem, TargetError } from './errors.js';
 import type { Migration, MigrationSet } from './migration-set.js';
 
 /** One row of a tenant's journal, as the planner needs it. */

@@ -39,6 +39,8 @@ export interface MigrationSet {
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
 const DIRECTIVE = /^--\s*sluice:([a-z-]+)(?:\s+(.*?))?\s*$/;
+/** Anything that looks like a directive; a near miss (`sluice:lock_timeout`) is an error, not a comment. */
+const DIRECTIVE_LIKE = /^--\s*sluice\s*:/i;
 
 /**
  * The checksum ignores CRLF vs LF and a byte-order mark, so that a checkout on another
@@ -52,12 +54,15 @@ export function checksumOf(sql: string): string {
 /** Reads the `-- sluice:…` directives from the comment lines at the top of a file. */
 function parseDirectives(source: MigrationSource): Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> {
   const result: Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> = { transactional: true };
-  for (const raw of source.sql.replace(/^\uFEFF/, '').split(/\r?\n/)) {
+  for (const raw of source.sql.replace(/^\uFEFF/, '').split(/\r\n?|\n/)) {
     const line = raw.trim();
     if (line === '') continue;
     if (!line.startsWith('--')) break;
     const match = DIRECTIVE.exec(line);
-    if (!match) continue;
+    if (!match) {
+      if (DIRECTIVE_LIKE.test(line)) throw new MigrationSetError(`${source.file}: malformed directive "${line.slice(0, 80)}"`);
+      continue;
+    }
     const [, name, arg] = match;
     switch (name) {
       case 'no-transaction':
@@ -111,6 +116,8 @@ export function createMigrationSet(sources: readonly MigrationSource[]): Migrati
     }
     const version = Number(match[1]);
     if (!Number.isSafeInteger(version)) throw new MigrationSetError(`${source.file}: version is too large`);
+    // 0 means "nothing applied" (a target of 0, the latest of an empty set); versions start at 1.
+    if (version === 0) throw new MigrationSetError(`${source.file}: versions start at 1`);
     const existing = byVersion.get(version);
     if (existing) {
       throw new MigrationSetError(`${source.file} and ${existing.file} have the same version ${version}`);

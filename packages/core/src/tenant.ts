@@ -13,6 +13,8 @@ export interface Tenant {
 }
 
 const DEFAULT_PORT = '5432';
+/** Query parameters through which libpq accepts secrets. */
+export const PASSWORD_PARAMS = new Set(['password', 'sslpassword']);
 
 /** Removes a password from a postgres URL; leaves anything that does not parse unchanged. */
 export function redactDatabaseUrl(value: string): string {
@@ -22,7 +24,8 @@ export function redactDatabaseUrl(value: string): string {
     url.password = '';
     return url.toString();
   } catch {
-    return value.replace(/(\/\/[^:/@]*):[^@]*@/, '$1@');
+    // Up to the last '@': a password may itself contain '@'.
+    return value.replace(/(\/\/[^:/@]*):.*@/, '$1@');
   }
 }
 
@@ -52,7 +55,12 @@ export function parseTenantRow(row: unknown): Tenant {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl that is not postgres:// (${url.protocol})`);
   }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  let database: string;
+  try {
+    database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  } catch {
+    throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl with a malformed database name`);
+  }
   if (url.hostname === '' || database === '' || database.includes('/')) {
     throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl without a host or a database name`);
   }
@@ -69,10 +77,13 @@ export function parseTenantRow(row: unknown): Tenant {
     }
   }
   url.password = '';
+  // libpq also takes passwords as query parameters: they never travel either.
+  for (const key of [...url.searchParams.keys()]) if (PASSWORD_PARAMS.has(key.toLowerCase())) url.searchParams.delete(key);
   return {
     tenantId,
     databaseUrl: url.toString(),
-    host: `${url.hostname}:${url.port || DEFAULT_PORT}`,
+    // postgres: is not a "special" URL scheme, so the host keeps its case; DNS names do not care.
+    host: `${url.hostname.toLowerCase()}:${url.port || DEFAULT_PORT}`,
     database,
     tags,
     status,

@@ -190,3 +190,27 @@ describe('resolveTarget', () => {
     expect(() => resolveTarget(set, target)).toThrow(/latest is 5/);
   });
 });
+
+describe('strictness found by review', () => {
+  it.each(['-- sluice:lock_timeout 5s', '-- sluice:No-Transaction', '-- sluice: no-transaction', '-- SLUICE:no-transaction'])(
+    'rejects the near-miss directive %s',
+    (line) => {
+      expect(setError([src('0001_a.sql', `${line}\nSELECT 1;`)]).message).toMatch(/directive/);
+    },
+  );
+
+  it('reads directives from files with CR-only line endings', () => {
+    const set = createMigrationSet([src('0001_a.sql', '-- sluice:lock-timeout 5s\rSELECT 1;')]);
+    expect(set.migrations[0]?.lockTimeoutMs).toBe(5_000);
+  });
+
+  it('refuses version 0', () => {
+    expect(setError([src('0000_init.sql')]).message).toMatch(/start at 1/);
+  });
+
+  it('refuses transaction control inside a transactional file', () => {
+    expect(setError([src('0001_a.sql', 'CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);')]).message).toMatch(/transaction control/);
+    expect(() => createMigrationSet([src('0001_a.sql', 'DO $$ BEGIN PERFORM 1; END $$;')])).not.toThrow();
+    expect(() => createMigrationSet([src('0001_a.sql', '-- sluice:no-transaction\nCOMMIT;')])).not.toThrow();
+  });
+});

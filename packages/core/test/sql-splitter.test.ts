@@ -40,6 +40,10 @@ describe('splitSqlStatements', () => {
       expect(splitSqlStatements("SELECT e'x\\'y;z'; SELECT 2")).toEqual(["SELECT e'x\\'y;z'", 'SELECT 2']);
     });
 
+    it("honours '' inside an E'…' string, before a backslash escape", () => {
+      expect(splitSqlStatements("SELECT E'it''s \\'; x'; SELECT 2")).toEqual(["SELECT E'it''s \\'; x'", 'SELECT 2']);
+    });
+
     it("ends an E'…' string after an escaped backslash", () => {
       expect(splitSqlStatements("SELECT E'a\\\\'; SELECT 2")).toEqual(["SELECT E'a\\\\'", 'SELECT 2']);
     });

@@ -170,3 +170,23 @@ describe('matchesSelector', () => {
     expect(matchesSelector({ tenantId: 'x', tags: {} }, { tags: { region: 'eu' } })).toBe(false);
   });
 });
+
+describe('hardening found by review', () => {
+  it('reports a malformed percent-encoding in the database name as an invalid tenant', () => {
+    expect(invalid({ tenantId: 'a', databaseUrl: `postgres://u:${SECRET}@h/db%ZZ` }).message).not.toContain(SECRET);
+  });
+
+  it('drops passwords passed as query parameters', () => {
+    const t = parseTenantRow({ tenantId: 'a', databaseUrl: `postgres://u@h/db?password=${SECRET}&sslmode=require&SSLPASSWORD=${SECRET}` });
+    expect(t.databaseUrl).not.toContain(SECRET);
+    expect(t.databaseUrl).toContain('sslmode=require');
+  });
+
+  it('redacts up to the last @ when the URL does not parse', () => {
+    expect(redactDatabaseUrl('postgres://u:se@cret@host:bad/db')).toBe('postgres://u@host:bad/db');
+  });
+
+  it('folds the host name to lower case so one server is one flow-control key', () => {
+    expect(parseTenantRow({ tenantId: 'a', databaseUrl: 'postgres://u@DB.Example.COM/db' }).host).toBe('db.example.com:5432');
+  });
+});

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { type RunBook, runStatusOf, type RunState } from './run-book.js';
+import { type RunBook, type RunState,runStatusOf } from './run-book.js';
 
 function summary(run: RunState) {
   return {

@@ -1,0 +1,116 @@
+import { STREAMS } from '@sluice/contracts';
+import { createLogger } from '@sluice/telemetry';
+import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { AckPolicy, type Bus, connectBus, decodeJson, ensureTopology, followStream, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+
+const logger = createLogger({ service: 'bus-test', level: 'silent' });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('bus against a real nats-server', () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, name: 'bus-test' }, logger);
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.dispose();
+  });
+
+  it('declares the four streams, idempotently and safely in parallel', async () => {
+    await Promise.all([ensureTopology(bus.jsm), ensureTopology(bus.jsm)]);
+    await ensureTopology(bus.jsm);
+    const names: string[] = [];
+    for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
+    expect(names.sort()).toEqual(Object.values(STREAMS).map((s) => s.name).sort());
+    const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
+    expect(tasks.config.retention).toBe('workqueue');
+  });
+
+  it('drops a repeated message id inside the duplicate window', async () => {
+    const first = await bus.publish('sluice.outcomes.dedup', { n: 1 }, { msgId: 'dedup:a' });
+    const second = await bus.publish('sluice.outcomes.dedup', { n: 2 }, { msgId: 'dedup:a' });
+    expect(first.duplicate).toBe(false);
+    expect(second.duplicate).toBe(true);
+    expect(second.seq).toBe(first.seq);
+  });
+
+  it('keeps a window of publishes in flight and stores every one', async () => {
+    const window = new PublishWindow(64);
+    for (let i = 0; i < 2_000; i++) await window.submit(() => bus.publish('sluice.outcomes.window', { i }, { msgId: `w:${i}` }));
+    await window.drain();
+    const info = await bus.jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: 'sluice.outcomes.window' });
+    expect(info.state.subjects?.['sluice.outcomes.window']).toBe(2_000);
+  });
+
+  it('surfaces a failed publish from the window at drain', async () => {
+    const window = new PublishWindow(4);
+    await window.submit(() => publishReliably(bus, 'no.stream.here', {}, { attempts: 1 }));
+    await expect(window.drain()).rejects.toThrow();
+  });
+
+  it('never runs more handlers than its concurrency and settles every message', async () => {
+    for (let i = 0; i < 40; i++) await bus.publish('sluice.tasks.pool', { i });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'pool', filter_subject: 'sluice.tasks.pool', ack_policy: AckPolicy.Explicit });
+    const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'pool');
+    let running = 0;
+    let peak = 0;
+    const seen = new Set<number>();
+    const loop = startPullLoop(consumer, { concurrency: 4, expiresMs: 1_000, logger }, async (msg) => {
+      running += 1;
+      peak = Math.max(peak, running);
+      await sleep(15);
+      seen.add((decodeJson(msg.data) as { i: number }).i);
+      running -= 1;
+      msg.ack();
+    });
+    await expect.poll(() => seen.size, { timeout: 10_000 }).toBe(40);
+    const { unfinished } = await loop.stop(1_000);
+    expect(unfinished).toBe(0);
+    expect(peak).toBe(4);
+  });
+
+  it('puts back the message of a handler that throws, and it comes again', async () => {
+    await bus.publish('sluice.tasks.poison', { once: true });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'poison', filter_subject: 'sluice.tasks.poison', ack_policy: AckPolicy.Explicit });
+    const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'poison');
+    const deliveries: number[] = [];
+    const loop = startPullLoop(consumer, { concurrency: 1, expiresMs: 1_000, logger }, (msg) => {
+      deliveries.push(msg.info.deliveryCount);
+      if (msg.info.deliveryCount === 1) return Promise.reject(new Error('boom'));
+      msg.ack();
+      return Promise.resolve();
+    });
+    await expect.poll(() => deliveries, { timeout: 10_000 }).toEqual([1, 2]);
+    await loop.stop(1_000);
+  });
+
+  it('claims a runId once: new, then duplicate; resume before planned; conflict on other content', async () => {
+    const ledger = await openRunLedger(bus);
+    expect((await ledger.claim('run-a', 'f1')).kind).toBe('new');
+    expect((await ledger.claim('run-a', 'f1')).kind).toBe('resume');
+    expect((await ledger.claim('run-a', 'f2')).kind).toBe('conflict');
+    await ledger.markPlanned('run-a');
+    expect((await ledger.claim('run-a', 'f1')).kind).toBe('duplicate');
+    const [x, y] = await Promise.all([ledger.claim('run-b', 'f'), ledger.claim('run-b', 'f')]);
+    expect([x.kind, y.kind].sort()).toEqual(['new', 'resume']);
+  });
+
+  it('replays a stream, reports caught up, then follows it live', async () => {
+    for (let i = 0; i < 5; i++) await bus.publish(`sluice.runs.follow.progress`, { i });
+    const info = await bus.jsm.streams.info(STREAMS.runs.name);
+    const seen: unknown[] = [];
+    const follower = await followStream(bus, STREAMS.runs.name, logger, (msg) => {
+      seen.push(decodeJson(msg.data));
+    });
+    await follower.caughtUp;
+    expect(seen.length).toBe(info.state.messages);
+    await bus.publish('sluice.runs.follow.progress', { i: 99 });
+    await expect.poll(() => seen.at(-1), { timeout: 5_000 }).toEqual({ i: 99 });
+    await follower.stop();
+  });
+});
