@@ -1,0 +1,129 @@
+import { type Bus, connectBus, decodeJson, ensureTopology, type JsMsg, openRunLedger } from '@sluice/bus';
+import { REJECTED_SUBJECT, REQUEST_SUBJECT, STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
+import { createMigrationSet } from '@sluice/core';
+import { createMemoryRegistry, type RegistryRow, type TenantRegistry } from '@sluice/registry';
+import { createLogger } from '@sluice/telemetry';
+import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createPlanner } from '../src/tenant-planner.js';
+
+const logger = createLogger({ service: 'planner-test', level: 'silent' });
+const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }]);
+const SECRET = 'hunter2-secret';
+
+const rows: RegistryRow[] = [
+  { tenantId: 'ok-1', databaseUrl: `postgres://app:${SECRET}@db1.internal:5432/t1` },
+  { tenantId: 'ok-2', databaseUrl: 'postgres://app@db2.internal:6432/t2', tags: { tier: 'gold' } },
+  { tenantId: 'sleepy', databaseUrl: 'postgres://app@db1.internal/t3', status: 'suspended' },
+  { databaseUrl: 'postgres://app@db1.internal/t4' },
+  { tenantId: 'bad-url', databaseUrl: 'not a url' },
+  { tenantId: 'ok-1', databaseUrl: 'postgres://app@db1.internal/t1-copy' },
+];
+
+describe('planner against a real nats-server', () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, name: 'planner-test' }, logger);
+    await ensureTopology(bus.jsm);
+  }, 30_000);
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.dispose();
+  });
+
+  /** Reads a stream's stored messages by sequence (ordered consumers are refused on work queues). */
+  async function readAll<T>(stream: string, filter: string): Promise<Array<{ subject: string; data: T; raw: string }>> {
+    const info = await bus.jsm.streams.info(stream);
+    const pattern = new RegExp(`^${filter.replace(/\./g, '\\.').replace(/>$/, '.+')}$`);
+    const out: Array<{ subject: string; data: T; raw: string }> = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+      if (m && pattern.test(m.subject)) out.push({ subject: m.subject, data: decodeJson(m.data) as T, raw: m.string() });
+    }
+    return out;
+  }
+
+  function fakeMsg(payload: unknown): JsMsg & { acked: boolean } {
+    const msg = {
+      data: new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload)),
+      subject: REQUEST_SUBJECT,
+      acked: false,
+      ack() {
+        msg.acked = true;
+      },
+      working() {},
+    };
+    return msg as unknown as JsMsg & { acked: boolean };
+  }
+
+  const plannerWith = async (registry: TenantRegistry, registryRetryMs = 5_000) =>
+    createPlanner({ bus, registry, ledger: await openRunLedger(bus), migrations: set, logger, publishWindow: 8, registryRetryMs, ackWaitMs: 30_000 });
+
+  it('publishes a task per active tenant, settles the rest itself, and never publishes a password', async () => {
+    const planner = await plannerWith(createMemoryRegistry(rows));
+    const msg = fakeMsg({ runId: 'plan-1', target: 'latest' });
+    await planner.handleRequest(msg);
+    expect(msg.acked).toBe(true);
+
+    const tasks = await readAll<TenantTask>(STREAMS.tasks.name, 'sluice.tasks.>');
+    expect(tasks.map((t) => t.data.tenantId).sort()).toEqual(['ok-1', 'ok-2']);
+    expect(tasks.find((t) => t.data.tenantId === 'ok-2')?.subject).toBe('sluice.tasks.db2_2einternal:6432');
+    expect(tasks.every((t) => t.data.digest === set.digest && t.data.target === 1)).toBe(true);
+
+    const outcomes = await readAll<TenantOutcome>(STREAMS.outcomes.name, 'sluice.outcomes.plan-1');
+    const byId = Object.fromEntries(outcomes.map((o) => [o.data.tenantId, o.data]));
+    expect(byId.sleepy?.status).toBe('skipped');
+    expect(byId['#4']?.error?.message).toMatch(/no tenantId/);
+    expect(byId['bad-url#5']?.error?.message).toMatch(/malformed databaseUrl/);
+    expect(byId['ok-1#6']?.error?.message).toMatch(/duplicate tenantId ok-1/);
+
+    const events = await readAll<{ total: number; tasks: number; skipped: number; invalid: number }>(STREAMS.runs.name, 'sluice.runs.plan-1.>');
+    expect(events.map((e) => e.subject)).toEqual(['sluice.runs.plan-1.accepted', 'sluice.runs.plan-1.planned']);
+    expect(events[1]?.data).toMatchObject({ total: 6, tasks: 2, skipped: 1, invalid: 3 });
+
+    const everything = [...tasks, ...outcomes, ...events].map((m) => m.raw).join('\n');
+    expect(everything).not.toContain(SECRET);
+  });
+
+  it('ignores a repeated runId and rejects the same runId asking for something else', async () => {
+    const planner = await plannerWith(createMemoryRegistry(rows.slice(0, 1)));
+    await planner.handleRequest(fakeMsg({ runId: 'plan-2', target: 'latest' }));
+    await planner.handleRequest(fakeMsg({ runId: 'plan-2', target: 'latest' }));
+    await planner.handleRequest(fakeMsg({ runId: 'plan-2', target: 'latest', dryRun: true }));
+    const accepted = await readAll(STREAMS.runs.name, 'sluice.runs.plan-2.accepted');
+    expect(accepted).toHaveLength(1);
+    const rejected = await readAll<{ runId?: string; reasons: string[] }>(STREAMS.runs.name, REJECTED_SUBJECT);
+    expect(rejected.find((r) => r.data.runId === 'plan-2')?.data.reasons[0]).toMatch(/different request/);
+  });
+
+  it('answers bad input with a rejection and acks it', async () => {
+    const planner = await plannerWith(createMemoryRegistry([]));
+    const notJson = fakeMsg('{"runId": ');
+    await planner.handleRequest(notJson);
+    expect(notJson.acked).toBe(true);
+    const rejected = await readAll<{ reasons: string[] }>(STREAMS.runs.name, REJECTED_SUBJECT);
+    expect(rejected.some((r) => /not JSON/.test(r.data.reasons[0] ?? ''))).toBe(true);
+  });
+
+  it('fails the run with the reason when the registry stays unreadable', async () => {
+    let calls = 0;
+    const broken: TenantRegistry = {
+      // eslint-disable-next-line require-yield
+      async *list() {
+        calls += 1;
+        await Promise.resolve();
+        throw new Error('registry down');
+      },
+      close: () => Promise.resolve(),
+    };
+    const planner = await plannerWith(broken, 1_200);
+    await planner.handleRequest(fakeMsg({ runId: 'plan-3', target: 'latest' }));
+    expect(calls).toBeGreaterThan(1);
+    const planned = await readAll<{ error?: string; total: number }>(STREAMS.runs.name, 'sluice.runs.plan-3.planned');
+    expect(planned[0]?.data.error).toMatch(/registry down/);
+  });
+});
