@@ -1,0 +1,42 @@
+import { Writable } from 'node:stream';
+
+import { describe, expect, it } from 'vitest';
+
+import { createLogger } from '../src/index.js';
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
+describe('createLogger', () => {
+  it('writes JSON lines with the service, an ISO time and a level label', () => {
+    const { lines, destination } = capture();
+    createLogger({ service: 'planner', destination }).info({ runId: 'r1' }, 'hello');
+    expect(lines[0]).toMatchObject({ service: 'planner', level: 'info', runId: 'r1', msg: 'hello' });
+    expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('redacts secrets wherever they sit in a log object', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ service: 'x', destination });
+    log.info({ password: 'p1', conn: { password: 'p2', user: 'u' }, nats: { token: 't1', pass: 'p3' }, PGPASSWORD: 'p4' }, 'connect');
+    const text = JSON.stringify(lines);
+    for (const secret of ['p1', 'p2', 't1', 'p3', 'p4']) expect(text).not.toContain(`"${secret}"`);
+    expect(lines[0]).toMatchObject({ conn: { user: 'u', password: '[redacted]' } });
+  });
+
+  it('honours the level', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ service: 'x', level: 'warn', destination });
+    log.info('quiet');
+    log.warn('loud');
+    expect(lines.map((l) => l.msg)).toEqual(['loud']);
+  });
+});

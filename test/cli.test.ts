@@ -1,0 +1,110 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import {
+  createTenantFleet,
+  MIGRATIONS_DIR,
+  type NatsServerHandle,
+  REPO_ROOT,
+  type ServiceProcess,
+  startNatsServer,
+  startService,
+  type TenantFleet,
+} from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
+
+describe('the sluice command against running services', () => {
+  let nats: NatsServerHandle;
+  let fleet: TenantFleet;
+  let dir: string;
+  let env: Record<string, string>;
+  const services: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    fleet = await createTenantFleet({ count: 6 });
+    dir = await mkdtemp(path.join(tmpdir(), 'sluice-cli-'));
+    const registry = path.join(dir, 'tenants.json');
+    await fleet.writeRegistry(registry);
+    env = {
+      PATH: process.env.PATH ?? '',
+      NATS_URL: nats.url,
+      SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR,
+      SLUICE_REGISTRY: 'file',
+      SLUICE_TENANTS_FILE: registry,
+      SLUICE_REPORTER_PORT: '0',
+      PGUSER: 'postgres',
+    };
+    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+  });
+
+  afterAll(async () => {
+    for (const s of services) await s.stop();
+    await nats?.dispose();
+    await fleet?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const sluice = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it('migrate --wait prints the run report and exits 0 when the run succeeds', async () => {
+    const r = await sluice('migrate', '--target', 'latest', '--run-id', 'cli-1', '--wait');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('run cli-1: SUCCEEDED');
+    expect(r.stdout).toContain('6 migrated, 0 up to date, 0 failed, 0 skipped (of 6)');
+  });
+
+  it('status shows a finished run, and --json gives its events', async () => {
+    const r = await sluice('status', 'cli-1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('run cli-1: SUCCEEDED');
+    const j = await sluice('status', 'cli-1', '--json');
+    expect(JSON.parse(j.stdout)).toMatchObject({ runId: 'cli-1', completed: { status: 'succeeded', counts: { migrated: 6 } } });
+  });
+
+  it('migrate --wait --json for a subset by id, as a dry run', async () => {
+    const r = await sluice('migrate', '--run-id', 'cli-2', '--tenants', 'tenant-0001,tenant-0002', '--dry-run', '--wait', '--json');
+    expect(r.code).toBe(0);
+    const completed = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string }).find((e) => e.event === 'completed');
+    expect(completed).toMatchObject({ dryRun: true, counts: { total: 2, upToDate: 2 } });
+  });
+
+  it('exits 3 with the reasons when the planner rejects the request', async () => {
+    const r = await sluice('migrate', '--target', '999', '--run-id', 'cli-3', '--wait', '--timeout', '30s');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/rejected[\s\S]*999/);
+  });
+
+  it('exits 2 with a clear message on bad arguments', async () => {
+    expect((await sluice('migrate', '--run-id', 'bad id')).code).toBe(2);
+    expect((await sluice('migrate', '--bogus')).code).toBe(2);
+    expect((await sluice('frobnicate')).stderr).toMatch(/unknown command/);
+    expect((await sluice('status')).code).toBe(2);
+  });
+
+  it('status of an unknown run says so', async () => {
+    const r = await sluice('status', 'never-ran');
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/no run never-ran/);
+  });
+
+  it('repair refuses a version that is not dirty, naming the tenant', async () => {
+    const r = await sluice('repair', '--tenant', 'tenant-0003', '--version', '5');
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/tenant-0003: version 5 is not dirty/);
+  });
+});
