@@ -45,6 +45,8 @@ export const MigrateRequestSchema = z.strictObject({
   dryRun: z.boolean().optional(),
   /** Who asked (free text, shown in reports). */
   requestedBy: z.string().max(200).optional(),
+  /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
+  maxPerHost: z.number().int().min(1).max(1024).optional(),
 });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;

@@ -1,3 +1,4 @@
+export * from './aimd-limiter.js';
 export * from './duration.js';
 export * from './env.js';
 export * from './errors.js';

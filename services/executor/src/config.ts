@@ -30,6 +30,18 @@ export interface ExecutorConfig {
   shutdownGraceMs: number;
   /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
   streamReplicas: number;
+  /** Where each host's adaptive limit starts in this replica (`SLUICE_HOST_START_LIMIT`). */
+  hostStartLimit: number;
+  /** How often host queues are listed to find work (`SLUICE_DISCOVERY_INTERVAL`). */
+  discoveryIntervalMs: number;
+  /** Circuit breaker per host: failure percentage that opens it (`SLUICE_BREAKER_THRESHOLD`). */
+  breakerThresholdPercent: number;
+  /** Calls in the window before a breaker may open (`SLUICE_BREAKER_VOLUME`). */
+  breakerVolume: number;
+  /** Time an open breaker waits before a probe (`SLUICE_BREAKER_RESET`). */
+  breakerResetMs: number;
+  /** The breaker's rolling window (`SLUICE_BREAKER_WINDOW`). */
+  breakerWindowMs: number;
 }
 
 /** Resolves the executor's settings once; throws naming the bad variable. */
@@ -50,5 +62,11 @@ export function loadExecutorConfig(env: Env): ExecutorConfig {
     connectTimeoutMs: e.duration('SLUICE_CONNECT_TIMEOUT', 10_000),
     shutdownGraceMs: e.duration('SLUICE_SHUTDOWN_GRACE', 30_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
+    hostStartLimit: e.int('SLUICE_HOST_START_LIMIT', 2, { min: 1, max: 1024 }),
+    discoveryIntervalMs: e.duration('SLUICE_DISCOVERY_INTERVAL', 1_000),
+    breakerThresholdPercent: e.int('SLUICE_BREAKER_THRESHOLD', 50, { min: 1, max: 100 }),
+    breakerVolume: e.int('SLUICE_BREAKER_VOLUME', 3, { min: 1, max: 10_000 }),
+    breakerResetMs: e.duration('SLUICE_BREAKER_RESET', 5_000),
+    breakerWindowMs: e.duration('SLUICE_BREAKER_WINDOW', 10_000),
   });
 }

@@ -17,6 +17,21 @@ export interface TaskHandlerDeps {
   >;
 }
 
+/** What became of one delivery, for the scheduler's limiter and breaker. */
+export interface TaskResult {
+  /** `done`: an outcome was published; `retry`: put back for a later attempt; `dropped`: unusable message. */
+  settled: 'done' | 'retry' | 'dropped';
+  /** The error of this attempt, when there was one. */
+  error?: unknown;
+  /** Time spent on the tenant (connect to unlock). */
+  durationMs: number;
+}
+
+/** Runs a tenant's work on its host; the scheduler passes the host's circuit breaker here. */
+export type HostGuard = <T>(host: string, work: () => Promise<T>) => Promise<T>;
+
+const unguarded: HostGuard = (_host, work) => work();
+
 /**
  * Migrates the tenant of one task and settles the message:
  * success or a permanent error -> an outcome is published, then the task is acked;
@@ -80,15 +95,16 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     };
   }
 
-  return async function handleTask(msg: JsMsg): Promise<void> {
+  return async function handleTask(msg: JsMsg, guard: HostGuard = unguarded): Promise<TaskResult> {
     const attempt = msg.info.deliveryCount;
+    const started = performance.now();
     let raw: unknown;
     try {
       raw = decodeJson(msg.data);
     } catch (error) {
       logger.error({ err: error, subject: msg.subject }, 'task is not JSON; dropped');
       msg.term();
-      return;
+      return { settled: 'dropped', durationMs: 0 };
     }
     const parsed = TenantTaskSchema.safeParse(raw);
     if (!parsed.success) {
@@ -98,27 +114,29 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         await publishOutcome(failedOutcome({ runId: r.runId, tenantId: r.tenantId, host: '' }, new Error(`malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`), attempt));
       }
       msg.term();
-      return;
+      return { settled: 'dropped', durationMs: 0 };
     }
     const task = parsed.data;
     const log = logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt });
 
     let outcome: TenantOutcome;
+    let failure: unknown;
     try {
       if (task.digest !== migrations.digest) {
         throw new DigestMismatchError(
           `executor ${config.executorId} has migration set ${migrations.digest.slice(0, 12)}, the run was planned with ${task.digest.slice(0, 12)}`,
         );
       }
-      outcome = await withInProgress(msg, config.ackWaitMs, () => migrateTenant(task, attempt));
+      outcome = await withInProgress(msg, config.ackWaitMs, () => guard(task.host, () => migrateTenant(task, attempt)));
       if (attempt === 1) outcome.timings = { ...outcome.timings, queuedMs: Math.max(0, Date.now() - Date.parse(task.plannedAt)) };
     } catch (error) {
+      failure = error;
       const transient = error instanceof SluiceError ? error.transient : false;
       if (transient && attempt < config.maxAttempts) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
         log.warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
         msg.nak(delay);
-        return;
+        return { settled: 'retry', error, durationMs: performance.now() - started };
       }
       log.warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
       outcome = failedOutcome(task, error, attempt);
@@ -126,5 +144,6 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     await publishOutcome(outcome);
     msg.ack();
     log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
+    return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started };
   };
 }

@@ -1,5 +1,5 @@
 import { type BusConfig, loadBusConfig } from '@sluice/bus';
-import { type Env, envReader } from '@sluice/core';
+import { ConfigError, type Env, envReader } from '@sluice/core';
 import { loadRegistryConfig, type RegistryConfig } from '@sluice/registry';
 
 export interface PlannerConfig {
@@ -17,6 +17,37 @@ export interface PlannerConfig {
   streamReplicas: number;
   /** Requests planned at once (`SLUICE_PLANNER_CONCURRENCY`). */
   concurrency: number;
+  /** Concurrent migrations per database host, across all executors (`SLUICE_HOST_LIMIT`, `SLUICE_HOST_LIMITS`). */
+  hostLimits: HostLimits;
+  /** A task with no sign of life for this long is redelivered (`SLUICE_ACK_WAIT`, as the executors). */
+  taskAckWaitMs: number;
+}
+
+export interface HostLimits {
+  default: number;
+  /** `host:port` (lower case) -> limit. */
+  overrides: ReadonlyMap<string, number>;
+}
+
+/** Parses `db1:5432=8,db2.internal:6432=2`. */
+export function parseHostLimits(text: string | undefined, variable = 'SLUICE_HOST_LIMITS'): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.lastIndexOf('=');
+    const host = part.slice(0, eq).trim().toLowerCase();
+    const limit = Number(part.slice(eq + 1));
+    if (eq <= 0 || !/^[^:\s]+:\d+$/.test(host) || !Number.isInteger(limit) || limit < 1) {
+      throw new ConfigError(`${variable} takes host:port=N pairs separated by commas, got "${part}"`);
+    }
+    out.set(host, limit);
+  }
+  return out;
+}
+
+/** The limit for one host in one run: the configured one, lowered by the request's `maxPerHost`. */
+export function hostLimitFor(limits: HostLimits, host: string, requested?: number): number {
+  const configured = limits.overrides.get(host) ?? limits.default;
+  return requested === undefined ? configured : Math.min(configured, requested);
 }
 
 /** Resolves the planner's settings once; throws naming the bad variable. */
@@ -31,5 +62,7 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     registryRetryMs: e.duration('SLUICE_REGISTRY_RETRY', 60_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
     concurrency: e.int('SLUICE_PLANNER_CONCURRENCY', 4, { min: 1, max: 64 }),
+    hostLimits: { default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }), overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')) },
+    taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
   });
 }

@@ -32,6 +32,8 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     publishWindow: config.publishWindow,
     registryRetryMs: config.registryRetryMs,
     ackWaitMs: ACK_WAIT_MS,
+    hostLimits: config.hostLimits,
+    taskAckWaitMs: config.taskAckWaitMs,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
   logger.info({ digest: migrations.digest, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');

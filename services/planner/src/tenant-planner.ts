@@ -1,6 +1,7 @@
 import {
   type Bus,
   decodeJson,
+  ensureHostConsumer,
   type JsMsg,
   MalformedMessageError,
   publishReliably,
@@ -24,6 +25,7 @@ import { InvalidTenantError, type MigrationSet, parseTenantRow } from '@sluice/c
 import type { RegistryRow, TenantRegistry } from '@sluice/registry';
 import type { Logger } from '@sluice/telemetry';
 
+import { hostLimitFor, type HostLimits } from './config.js';
 import { requestFingerprint, validateRequest } from './request-validation.js';
 
 export interface PlannerDeps {
@@ -36,6 +38,10 @@ export interface PlannerDeps {
   registryRetryMs: number;
   /** Ack wait of the request consumer, for in-progress heartbeats while a large run is planned. */
   ackWaitMs: number;
+  /** Per-host concurrency limits, set on each host's consumer. */
+  hostLimits: HostLimits;
+  /** Ack wait of the per-host task consumers. */
+  taskAckWaitMs: number;
 }
 
 export interface PlanSummary {
@@ -82,6 +88,8 @@ export function createPlanner(deps: PlannerDeps) {
     };
     const invalid = (key: string, reason: string): Promise<void> => settle(invalidOutcome(key, reason));
 
+    // Each host's consumer (and its limit) is set up before the host's first task of the run.
+    const hosts = new Set<string>();
     let index = 0;
     for await (const row of deps.registry.list(request.tenants)) {
       index += 1;
@@ -113,6 +121,10 @@ export function createPlanner(deps: PlannerDeps) {
         dryRun: request.dryRun ?? false,
         plannedAt,
       };
+      if (!hosts.has(tenant.host)) {
+        await ensureHostConsumer(bus.jsm, tenant.host, hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost), deps.taskAckWaitMs);
+        hosts.add(tenant.host);
+      }
       summary.tasks += 1;
       const tenantId = tenant.tenantId;
       const rowIndex = index;

@@ -1,0 +1,79 @@
+import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { decodeSubjectToken, encodeSubjectToken, STREAMS, taskSubject } from '@sluice/contracts';
+
+/**
+ * One durable pull consumer per database host on the tasks stream. Its `max_ack_pending` is the
+ * host's concurrency limit, enforced by the server across every executor replica: however many
+ * replicas pull, no more than that many of the host's tasks are unacknowledged at once.
+ * One filter subject per consumer, which nats-server 2.9 supports.
+ */
+const PREFIX = 'host_';
+
+export function hostConsumerName(hostKey: string): string {
+  return `${PREFIX}${encodeSubjectToken(hostKey)}`;
+}
+
+export function hostKeyOfConsumer(name: string): string | undefined {
+  return name.startsWith(PREFIX) ? decodeSubjectToken(name.slice(PREFIX.length)) : undefined;
+}
+
+export interface HostConsumerState {
+  name: string;
+  hostKey: string;
+  /** Tasks waiting to be delivered (including redeliveries due). */
+  pending: number;
+  /** Tasks delivered and not yet acknowledged. */
+  ackPending: number;
+  /** Tasks waiting for a redelivery after a nak. */
+  redelivered: number;
+  /** The host's limit. */
+  maxAckPending: number;
+}
+
+/**
+ * Creates the host's consumer, or sets its limit when it differs. Safe to call from several
+ * planners at once: a concurrent create of the same durable is retried as an update.
+ */
+export async function ensureHostConsumer(jsm: JetStreamManager, hostKey: string, limit: number, ackWaitMs: number): Promise<void> {
+  const name = hostConsumerName(hostKey);
+  const existing = await jsm.consumers.info(STREAMS.tasks.name, name).catch(() => undefined);
+  if (existing) {
+    if (existing.config.max_ack_pending !== limit) await jsm.consumers.update(STREAMS.tasks.name, name, { max_ack_pending: limit });
+    return;
+  }
+  try {
+    await jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: name,
+      filter_subject: taskSubject(hostKey),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: ackWaitMs * 1_000_000,
+      // Attempts are counted by the executor, which publishes the final outcome itself.
+      max_deliver: -1,
+      max_ack_pending: limit,
+      description: `tasks for database host ${hostKey}`,
+    });
+  } catch (error) {
+    const again = await jsm.consumers.info(STREAMS.tasks.name, name).catch(() => undefined);
+    if (!again) throw error;
+    if (again.config.max_ack_pending !== limit) await jsm.consumers.update(STREAMS.tasks.name, name, { max_ack_pending: limit });
+  }
+}
+
+/** Every host consumer with its queue depth (one paged listing). */
+export async function listHostConsumers(jsm: JetStreamManager): Promise<HostConsumerState[]> {
+  const out: HostConsumerState[] = [];
+  for await (const info of jsm.consumers.list(STREAMS.tasks.name)) {
+    const hostKey = hostKeyOfConsumer(info.name);
+    if (!hostKey) continue;
+    out.push({
+      name: info.name,
+      hostKey,
+      pending: info.num_pending,
+      ackPending: info.num_ack_pending,
+      redelivered: info.num_redelivered,
+      maxAckPending: info.config.max_ack_pending ?? 0,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,232 @@
+import { type Bus, type Consumer, type JsMsg, listHostConsumers } from '@sluice/bus';
+import { STREAMS } from '@sluice/contracts';
+import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
+import type { Logger } from '@sluice/telemetry';
+
+import type { BreakerState, HostBreakers } from './host-breakers.js';
+import { Slots } from './slots.js';
+import type { HostGuard, TaskResult } from './task-handler.js';
+
+export interface HostSchedulerOptions {
+  bus: Bus;
+  logger: Logger;
+  breakers: HostBreakers;
+  handleTask: (msg: JsMsg, guard: HostGuard) => Promise<TaskResult>;
+  /** Tenants this replica migrates at once, over all hosts. */
+  concurrency: number;
+  /** Where each host's adaptive limit starts. */
+  initialHostLimit: number;
+  /** How often the host consumers are listed to find hosts with work. */
+  discoveryIntervalMs: number;
+  now?: () => number;
+}
+
+interface Lane {
+  hostKey: string;
+  consumerName: string;
+  consumer?: Consumer;
+  limiter: AimdLimiter;
+  inFlight: number;
+  running: boolean;
+  /** Tasks the server said were waiting, at the last listing, less what we pulled since. */
+  pendingHint: number;
+  maxAckPending: number;
+  wake: (() => void) | null;
+}
+
+export interface HostSnapshot {
+  host: string;
+  /** This replica's adaptive limit for the host. */
+  limit: number;
+  /** The host's hard cap across replicas (the consumer's max_ack_pending). */
+  maxLimit: number;
+  inFlight: number;
+  breaker: BreakerState;
+  cuts: number;
+}
+
+/**
+ * Schedules tasks per database host. Each host with work gets a lane that pulls from the host's
+ * own consumer only as many tasks as (a) this replica has free global slots, (b) the host's
+ * adaptive limit allows, and (c) the host's breaker lets through — so a slow, saturated or broken
+ * host never holds back another host's tasks. The server caps each host across replicas.
+ */
+export function startHostScheduler(options: HostSchedulerOptions) {
+  const { bus, logger, breakers } = options;
+  const now = options.now ?? Date.now;
+  const slots = new Slots(options.concurrency);
+  const lanes = new Map<string, Lane>();
+  const inFlight = new Set<JsMsg>();
+  const abort = new AbortController();
+  let stopping = false;
+  let discovering: Promise<void> = Promise.resolve();
+
+  const guard: HostGuard = (host, work) => breakers.run(host, work);
+
+  function feedback(lane: Lane, result: TaskResult): void {
+    const error = result.error;
+    if (error instanceof LockTimeoutError) lane.limiter.onOverload('lock_timeout', now());
+    else if (error instanceof HostUnavailableError) lane.limiter.onOverload(error.sqlState === '53300' ? 'too_many_connections' : 'connection_error', now());
+    else if (result.settled === 'done' && error === undefined) lane.limiter.onSuccess(result.durationMs, now());
+  }
+
+  function start(lane: Lane, msg: JsMsg): void {
+    lane.inFlight += 1;
+    inFlight.add(msg);
+    options
+      .handleTask(msg, guard)
+      .then((result) => feedback(lane, result))
+      .catch((error: unknown) => {
+        logger.error({ err: error, host: lane.hostKey }, 'task handler failed; task put back');
+        msg.nak(1_000);
+      })
+      .finally(() => {
+        inFlight.delete(msg);
+        lane.inFlight -= 1;
+        slots.release(1);
+        lane.wake?.();
+        lane.wake = null;
+      });
+  }
+
+  async function runLane(lane: Lane): Promise<void> {
+    lane.running = true;
+    try {
+      lane.consumer ??= await bus.js.consumers.get(STREAMS.tasks.name, lane.consumerName);
+      while (!stopping) {
+        await breakers.whenPassable(lane.hostKey, abort.signal);
+        if (stopping) break;
+        // Half-open: exactly one task probes the host.
+        const cap = breakers.state(lane.hostKey) === 'halfOpen' ? 1 : lane.limiter.limit;
+        const room = Math.min(cap - lane.inFlight, Math.max(1, lane.pendingHint));
+        if (room <= 0) {
+          await new Promise<void>((resolve) => (lane.wake = resolve));
+          continue;
+        }
+        const granted = await slots.acquireUpTo(room);
+        if (granted === 0 || stopping) {
+          slots.release(granted);
+          break;
+        }
+        let got = 0;
+        try {
+          const batch = await lane.consumer.fetch({ max_messages: granted, expires: 1_000 });
+          for await (const msg of batch) {
+            if (stopping) {
+              msg.nak();
+              continue;
+            }
+            got += 1;
+            lane.pendingHint = Math.max(0, lane.pendingHint - 1);
+            start(lane, msg);
+          }
+        } catch (error) {
+          if (!stopping) logger.warn({ err: error, host: lane.hostKey }, 'pull failed');
+        } finally {
+          slots.release(granted - got);
+        }
+        // Nothing came: the host's queue is empty, or other replicas hold its whole limit.
+        // The lane ends; the next listing restarts it when there is work.
+        if (got === 0) break;
+      }
+    } finally {
+      lane.running = false;
+    }
+  }
+
+  async function discover(): Promise<void> {
+    const hosts = await listHostConsumers(bus.jsm);
+    for (const h of hosts) {
+      let lane = lanes.get(h.hostKey);
+      if (!lane) {
+        const max = Math.max(1, h.maxAckPending);
+        lane = {
+          hostKey: h.hostKey,
+          consumerName: h.name,
+          limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit, max), max }),
+          inFlight: 0,
+          running: false,
+          pendingHint: 0,
+          maxAckPending: max,
+          wake: null,
+        };
+        lanes.set(h.hostKey, lane);
+      } else if (h.maxAckPending !== lane.maxAckPending && h.maxAckPending > 0) {
+        lane.maxAckPending = h.maxAckPending;
+        lane.limiter.setMax(h.maxAckPending);
+      }
+      lane.pendingHint = h.pending;
+      if ((h.pending > 0 || h.ackPending > lane.inFlight) && !lane.running && !stopping) {
+        const l = lane;
+        void runLane(l).catch((error: unknown) => logger.error({ err: error, host: l.hostKey }, 'lane failed'));
+      }
+    }
+  }
+
+  const discoveryLoop = (async () => {
+    let backoff = 250;
+    while (!stopping) {
+      discovering = discover();
+      try {
+        await discovering;
+        backoff = 250;
+        await sleep(options.discoveryIntervalMs, abort.signal);
+      } catch (error) {
+        if (stopping) break;
+        logger.warn({ err: error }, 'listing host consumers failed; retrying');
+        await sleep(backoff, abort.signal);
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  })();
+
+  return {
+    snapshot(): HostSnapshot[] {
+      return [...lanes.values()].map((l) => ({
+        host: l.hostKey,
+        limit: l.limiter.limit,
+        maxLimit: l.maxAckPending,
+        inFlight: l.inFlight,
+        breaker: breakers.state(l.hostKey),
+        cuts: l.limiter.cuts,
+      }));
+    },
+    get inFlight(): number {
+      return inFlight.size;
+    },
+    /**
+     * Stops pulling, waits up to `graceMs` for in-flight tasks, then puts back what is left
+     * (nak: another replica takes it at once). Returns how many were put back.
+     */
+    async stop(graceMs: number): Promise<number> {
+      stopping = true;
+      abort.abort();
+      slots.releaseWaiters();
+      for (const lane of lanes.values()) lane.wake?.();
+      await discoveryLoop;
+      await discovering.catch(() => undefined);
+      const deadline = Date.now() + graceMs;
+      while (inFlight.size > 0 && Date.now() < deadline) await sleep(50);
+      const left = [...inFlight];
+      for (const msg of left) msg.nak();
+      return left.length;
+    },
+  };
+}
+
+export type HostScheduler = ReturnType<typeof startHostScheduler>;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
