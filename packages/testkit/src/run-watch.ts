@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { REJECTED_SUBJECT, type RejectedEvent, type RunCompletedEvent, runEventsFilter, STREAMS } from '@sluice/contracts';
+import { REJECTED_SUBJECT, type RejectedEvent, type RunCompletedEvent, runEventsFilter, STREAMS, type TenantOutcome } from '@sluice/contracts';
 
 /** Every event of a run published so far and until `until` returns true (replayed from the stream). */
 export async function collectRunEvents(
@@ -50,5 +50,25 @@ export async function listRejected(nc: NatsConnection): Promise<RejectedEvent[]>
     if (msg.info.pending === 0) break;
   }
   await messages.close();
+  return out;
+}
+
+/** How many outcomes a run has so far (a stream count; cheap to poll). */
+export async function countOutcomes(nc: NatsConnection, runId: string): Promise<number> {
+  const jsm = await jetstream(nc).jetstreamManager();
+  const subject = `sluice.outcomes.${runId}`;
+  const info = await jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
+
+/** Every outcome of a run so far. */
+export async function listOutcomes(nc: NatsConnection, runId: string): Promise<TenantOutcome[]> {
+  const count = await countOutcomes(nc, runId);
+  if (count === 0) return [];
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(STREAMS.outcomes.name, { filter_subjects: `sluice.outcomes.${runId}`, deliver_policy: DeliverPolicy.All });
+  const out: TenantOutcome[] = [];
+  const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
+  for await (const msg of messages) out.push(msg.json());
   return out;
 }

@@ -28,8 +28,8 @@ export interface FleetOptions {
   serverUrl?: string;
   /** Database name prefix; random by default so tests never collide. */
   prefix?: string;
-  /** Databases created at once. */
-  concurrency?: number;
+  /** Tenant id prefix (`tenant` gives tenant-0001, …); distinct per fleet when fleets share a registry. */
+  tenantPrefix?: string;
 }
 
 /** Runs `fn` over items with at most `limit` at once, keeping order in the result. */
@@ -54,7 +54,7 @@ export async function createTenantFleet(options: FleetOptions): Promise<TenantFl
   await admin.connect();
   const tenants: FleetTenant[] = Array.from({ length: options.count }, (_, i) => {
     const database = `${prefix}_${String(i + 1).padStart(4, '0')}`;
-    return { tenantId: `tenant-${String(i + 1).padStart(4, '0')}`, database, databaseUrl: `${serverUrl}/${database}` };
+    return { tenantId: `${options.tenantPrefix ?? 'tenant'}-${String(i + 1).padStart(4, '0')}`, database, databaseUrl: `${serverUrl}/${database}` };
   });
   try {
     // CREATE DATABASE cannot share a transaction; one connection runs them one by one, which is

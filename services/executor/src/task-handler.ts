@@ -53,7 +53,8 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       connectTimeoutMs: config.connectTimeoutMs,
       lockTimeoutMs: config.lockTimeoutMs,
       statementTimeoutMs: config.statementTimeoutMs,
-      applicationName: `sluice-executor ${task.runId}`,
+      // Names the replica and run in pg_stat_activity (63 characters at most).
+      applicationName: `sluice-executor:${config.executorId}:${task.runId}`.slice(0, 63),
     });
     const connectMs = performance.now() - t0;
     try {
