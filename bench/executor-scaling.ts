@@ -1,0 +1,88 @@
+/**
+ * Executor scaling: the same fleet on two Postgres hosts migrated with 1, 2 and 4 executor
+ * replicas (separate processes over a private NATS JetStream), each figure the median of
+ * repeated runs. Run: `npm run build && npx tsx bench/executor-scaling.ts [--tenants 200] [--repeat 3]`.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { REQUEST_SUBJECT } from '@sluice/contracts';
+import {
+  createTenantFleet,
+  MIGRATIONS_DIR,
+  type ServiceProcess,
+  startNatsServer,
+  startPostgresCluster,
+  startService,
+  waitForCompleted,
+} from '@sluice/testkit';
+
+const { values } = parseArgs({ options: { tenants: { type: 'string', default: '200' }, repeat: { type: 'string', default: '3' }, replicas: { type: 'string', default: '1,2,4' } } });
+const tenants = Number(values.tenants);
+const repeat = Number(values.repeat);
+const replicaCounts = values.replicas.split(',').map(Number);
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const nats = await startNatsServer();
+const hostB = await startPostgresCluster({ max_connections: '200' });
+const dir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-'));
+const a = await createTenantFleet({ count: Math.ceil(tenants / 2), tenantPrefix: 'a' });
+const b = await createTenantFleet({ count: Math.floor(tenants / 2), serverUrl: hostB.serverUrl, tenantPrefix: 'b' });
+const registry = path.join(dir, 'tenants.json');
+await writeFile(registry, JSON.stringify([...a.tenants, ...b.tenants].map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))));
+const nc = await connect({ servers: nats.url });
+const env = {
+  NATS_URL: nats.url,
+  SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR,
+  SLUICE_REGISTRY: 'file',
+  SLUICE_TENANTS_FILE: registry,
+  SLUICE_REPORTER_PORT: '0',
+  SLUICE_HOST_LIMIT: '8',
+  SLUICE_DISCOVERY_INTERVAL: '250ms',
+  LOG_LEVEL: 'warn',
+  PGUSER: 'postgres',
+};
+const rows: Array<{ replicas: number; runs: number[] }> = [];
+const base: ServiceProcess[] = [await startService('reporter', { ...env, LOG_LEVEL: 'info' }), await startService('planner', { ...env, LOG_LEVEL: 'info' })];
+let run = 0;
+try {
+  for (const replicas of replicaCounts) {
+    const durations: number[] = [];
+    for (let i = 0; i < repeat; i++) {
+      // Back to an empty schema, so every run applies all six migrations.
+      await Promise.all([a, b].map((f) => f.eachTenant((c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public'), 16)));
+      const executors: ServiceProcess[] = [];
+      for (let r = 1; r <= replicas; r++) executors.push(await startService('executor', { ...env, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `x${r}`, SLUICE_CONCURRENCY: '8' }));
+      const runId = `bench-${++run}`;
+      const t0 = performance.now();
+      await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
+      const done = await waitForCompleted(nc, runId, 600_000);
+      durations.push(performance.now() - t0);
+      if (done.counts.migrated !== tenants) throw new Error(`run ${runId}: ${JSON.stringify(done.counts)}`);
+      for (const x of executors) await x.stop();
+    }
+    rows.push({ replicas, runs: durations });
+  }
+} finally {
+  for (const s of base) await s.stop();
+  await nc.close();
+  await a.drop();
+  await b.drop();
+  await hostB.dispose();
+  await nats.dispose();
+  await rm(dir, { recursive: true, force: true });
+}
+
+console.log(`\nExecutor scaling: ${tenants} tenants on 2 hosts (limit 8 each), 6 migrations, concurrency 8 per replica, median of ${repeat}; ${cpus().length} cores, Node ${process.version}\n`);
+console.log('| replicas | wall time (s) | tenants/s | speed-up vs 1 |');
+console.log('|---:|---:|---:|---:|');
+const first = median(rows[0]!.runs);
+for (const r of rows) {
+  const m = median(r.runs);
+  console.log(`| ${r.replicas} | ${(m / 1000).toFixed(2)} | ${(tenants / (m / 1000)).toFixed(1)} | ${(first / m).toFixed(2)}x |`);
+}
