@@ -17,6 +17,7 @@ import {
   type ServiceProcess,
   startNatsServer,
   startPostgresCluster,
+  startCpuMeter,
   startService,
   waitForCompleted,
 } from '@sluice/testkit';
@@ -47,26 +48,34 @@ const env = {
   LOG_LEVEL: 'warn',
   PGUSER: 'postgres',
 };
-const rows: Array<{ replicas: number; runs: number[] }> = [];
+const rows: Array<{ replicas: number; runs: number[]; cpu: Array<{ machineMs: number; groupsMs: Record<string, number> }> }> = [];
 const base: ServiceProcess[] = [await startService('reporter', { ...env, LOG_LEVEL: 'info' }), await startService('planner', { ...env, LOG_LEVEL: 'info' })];
 let run = 0;
 try {
   for (const replicas of replicaCounts) {
     const durations: number[] = [];
+    const cpu: Array<{ machineMs: number; groupsMs: Record<string, number> }> = [];
     for (let i = 0; i < repeat; i++) {
       // Back to an empty schema, so every run applies all six migrations.
       await Promise.all([a, b].map((f) => f.eachTenant((c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public'), 16)));
       const executors: ServiceProcess[] = [];
       for (let r = 1; r <= replicas; r++) executors.push(await startService('executor', { ...env, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `x${r}`, SLUICE_CONCURRENCY: '8' }));
       const runId = `bench-${++run}`;
+      const meter = startCpuMeter({
+        executors: () => executors.map((x) => x.pid),
+        'planner+reporter': () => base.map((x) => x.pid),
+        'nats-server': () => [nats.pid],
+        bench: () => [process.pid],
+      });
       const t0 = performance.now();
       await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
       const done = await waitForCompleted(nc, runId, 600_000);
       durations.push(performance.now() - t0);
+      cpu.push(meter.stop());
       if (done.counts.migrated !== tenants) throw new Error(`run ${runId}: ${JSON.stringify(done.counts)}`);
       for (const x of executors) await x.stop();
     }
-    rows.push({ replicas, runs: durations });
+    rows.push({ replicas, runs: durations, cpu });
   }
 } finally {
   for (const s of base) await s.stop();
@@ -79,10 +88,15 @@ try {
 }
 
 console.log(`\nExecutor scaling: ${tenants} tenants on 2 hosts (limit 8 each), 6 migrations, concurrency 8 per replica, median of ${repeat}; ${cpus().length} cores, Node ${process.version}\n`);
-console.log('| replicas | wall time (s) | tenants/s | speed-up vs 1 |');
-console.log('|---:|---:|---:|---:|');
+console.log('| replicas | wall time (s) | tenants/s | speed-up vs 1 | machine CPU busy | Postgres & rest | executors | planner+reporter | nats-server |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 const first = median(rows[0]!.runs);
+const ms = (x: number): string => `${(x / tenants).toFixed(1)} ms/tenant`;
 for (const r of rows) {
   const m = median(r.runs);
-  console.log(`| ${r.replicas} | ${(m / 1000).toFixed(2)} | ${(tenants / (m / 1000)).toFixed(1)} | ${(first / m).toFixed(2)}x |`);
+  const c = r.cpu[r.runs.indexOf(m)]!;
+  const own = (c.groupsMs.executors ?? 0) + (c.groupsMs['planner+reporter'] ?? 0) + (c.groupsMs['nats-server'] ?? 0) + (c.groupsMs.bench ?? 0);
+  console.log(
+    `| ${r.replicas} | ${(m / 1000).toFixed(2)} | ${(tenants / (m / 1000)).toFixed(1)} | ${(first / m).toFixed(2)}x | ${Math.round((c.machineMs / m / cpus().length) * 100)}% | ${ms(c.machineMs - own)} | ${ms(c.groupsMs.executors ?? 0)} | ${ms(c.groupsMs['planner+reporter'] ?? 0)} | ${ms(c.groupsMs['nats-server'] ?? 0)} |`,
+  );
 }

@@ -5,3 +5,4 @@ export * from './postgres-cluster.js';
 export * from './run-watch.js';
 export * from './service-process.js';
 export * from './tenant-fleet.js';
+export * from './cpu-meter.js';

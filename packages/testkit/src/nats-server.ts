@@ -7,6 +7,8 @@ import { freePort, waitForPort } from './ports.js';
 
 export interface NatsServerHandle {
   url: string;
+  /** The server's process id while it runs. */
+  readonly pid: number | undefined;
   port: number;
   storeDir: string;
   /** SIGTERM, wait for exit. */
@@ -56,6 +58,9 @@ export async function startNatsServer(options: { binary?: string; args?: string[
   await start();
   return {
     url: `nats://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid;
+    },
     port,
     storeDir,
     stop,

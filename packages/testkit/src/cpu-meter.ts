@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+function procTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime
+  } catch {
+    return 0;
+  }
+}
+
+function machineBusyTicks(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line;
+  return user + nice + system + irq + softirq + steal;
+}
+
+/**
+ * CPU time spent between `start()` and `stop()`, by named group of processes (Linux /proc), plus
+ * the machine's total busy time. Short-lived processes (Postgres backends) are not listed one by
+ * one: their time is in `machineMs` minus the groups.
+ */
+export function startCpuMeter(groups: Record<string, () => Array<number | undefined>>) {
+  const before = new Map<number, number>();
+  const machineBefore = machineBusyTicks();
+  const pidsOf = (name: string) => (groups[name]?.() ?? []).filter((p): p is number => typeof p === 'number');
+  for (const name of Object.keys(groups)) for (const pid of pidsOf(name)) before.set(pid, procTicks(pid));
+  return {
+    stop(): { machineMs: number; groupsMs: Record<string, number> } {
+      const groupsMs: Record<string, number> = {};
+      for (const name of Object.keys(groups)) {
+        groupsMs[name] = pidsOf(name).reduce((sum, pid) => sum + (procTicks(pid) - (before.get(pid) ?? 0)) * TICK_MS, 0);
+      }
+      return { machineMs: (machineBusyTicks() - machineBefore) * TICK_MS, groupsMs };
+    },
+  };
+}
