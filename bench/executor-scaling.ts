@@ -15,9 +15,9 @@ import {
   createTenantFleet,
   MIGRATIONS_DIR,
   type ServiceProcess,
+  startCpuMeter,
   startNatsServer,
   startPostgresCluster,
-  startCpuMeter,
   startService,
   waitForCompleted,
 } from '@sluice/testkit';

@@ -1,3 +1,4 @@
+export * from './cpu-meter.js';
 export * from './nats-server.js';
 export * from './paths.js';
 export * from './ports.js';
@@ -5,4 +6,3 @@ export * from './postgres-cluster.js';
 export * from './run-watch.js';
 export * from './service-process.js';
 export * from './tenant-fleet.js';
-export * from './cpu-meter.js';
