@@ -137,7 +137,7 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
 
   it('never runs more migrations on a host than its limit, however many replicas pull', async () => {
     const { registry, a, b } = await twoHostFleet('lim', 24);
-    await startAll(env(registry), 3);
+    const executors = await startAll(env(registry), 3);
     const sampler = sampleConcurrency({ [HOST_A]: 'postgres://postgres@127.0.0.1:5432', [hostBKey()]: hostB.serverUrl });
     await publish({ runId: 'limits', target: 'latest' });
     const done = await waitForCompleted(nc, 'limits');
@@ -148,6 +148,37 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     // The limits are used, not just respected: both hosts ran tenants side by side.
     expect(peaks[HOST_A]! + peaks[hostBKey()]!).toBeGreaterThanOrEqual(3);
     await expectJournalsComplete(a, b);
+
+    // Each replica shows its adaptive limit per host, bounded by the host's cap, on /metrics.
+    for (const x of executors) {
+      const port = (x.logs.find((l) => l.msg === 'executor ready')?.metricsPort ?? 0) as number;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const gauge = (name: string, host: string): number => Number(new RegExp(`^${name}\\{host="${host.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]);
+      expect(gauge('sluice_executor_host_max_limit', HOST_A)).toBe(3);
+      expect(gauge('sluice_executor_host_max_limit', hostBKey())).toBe(2);
+      expect(gauge('sluice_executor_host_limit', HOST_A)).toBeGreaterThanOrEqual(1);
+      expect(gauge('sluice_executor_host_limit', HOST_A)).toBeLessThanOrEqual(3);
+      expect(text).toMatch(/sluice_executor_tasks_total\{result="done",code="none"[^}]*\} \d+/);
+      expect(text).toMatch(/sluice_executor_breaker_state\{host="127\.0\.0\.1:5432",state="closed"[^}]*\} 1/);
+    }
+  });
+
+  it('keeps a migration longer than the ack wait on its first executor (in-progress acks)', async () => {
+    const longDir = path.join(dir, 'long-migrations');
+    await mkdir(longDir);
+    await writeFile(path.join(longDir, '0001_long.sql'), 'SELECT pg_sleep(5);\nCREATE TABLE long_done (id int);');
+    const fleet = await createTenantFleet({ count: 2, tenantPrefix: 'long' });
+    fleets.push(fleet);
+    const registry = path.join(dir, 'long.json');
+    await fleet.writeRegistry(registry);
+    await startAll(env(registry, { SLUICE_MIGRATIONS_DIR: longDir, SLUICE_ACK_WAIT: '2s' }), 2);
+    await publish({ runId: 'long', target: 'latest' });
+    const done = await waitForCompleted(nc, 'long');
+    expect(done).toMatchObject({ status: 'succeeded', counts: { migrated: 2 } });
+    const outcomes = await listOutcomes(nc, 'long');
+    expect(outcomes.map((o) => o.attempts)).toEqual([1, 1]);
+    const journals = await fleet.eachTenant(async (c) => (await c.query('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0] as { n: number });
+    expect(journals).toEqual([{ n: 1 }, { n: 1 }]);
   });
 
   it('survives a SIGKILLed executor: every version once, its tenants picked up after the ack wait', async () => {

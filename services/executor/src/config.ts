@@ -42,6 +42,10 @@ export interface ExecutorConfig {
   breakerResetMs: number;
   /** The breaker's rolling window (`SLUICE_BREAKER_WINDOW`). */
   breakerWindowMs: number;
+  /** Port of `GET /metrics` (`SLUICE_METRICS_PORT`; 0 = any free port, logged at start). */
+  metricsPort: number;
+  /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 /** Resolves the executor's settings once; throws naming the bad variable. */
@@ -68,5 +72,7 @@ export function loadExecutorConfig(env: Env): ExecutorConfig {
     breakerVolume: e.int('SLUICE_BREAKER_VOLUME', 3, { min: 1, max: 10_000 }),
     breakerResetMs: e.duration('SLUICE_BREAKER_RESET', 5_000),
     breakerWindowMs: e.duration('SLUICE_BREAKER_WINDOW', 10_000),
+    metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
+    metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
   });
 }

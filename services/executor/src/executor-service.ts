@@ -1,14 +1,16 @@
 import { type Bus, connectBus, ensureTopology } from '@sluice/bus';
 import { loadMigrationDir } from '@sluice/migrator';
-import type { Logger } from '@sluice/telemetry';
+import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
 import type { ExecutorConfig } from './config.js';
+import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createTaskHandler } from './task-handler.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
+  metricsPort: number;
   /** Stops pulling, lets in-flight migrations finish within the grace period, puts back the rest. */
   stop(): Promise<{ putBack: number }>;
 }
@@ -27,7 +29,12 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
   const handleTask = createTaskHandler({ bus, migrations, logger, config });
+  const registry = createMetricsRegistry('executor');
+  const holder: { scheduler?: HostScheduler } = {};
+  const onResult = registerExecutorMetrics(registry, () => holder.scheduler);
+  const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
   const scheduler = startHostScheduler({
+    onResult,
     bus,
     logger,
     breakers,
@@ -36,13 +43,16 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,
   });
-  logger.info({ executorId: config.executorId, digest: migrations.digest, concurrency: config.concurrency }, 'executor ready');
+  holder.scheduler = scheduler;
+  logger.info({ executorId: config.executorId, digest: migrations.digest, concurrency: config.concurrency, metricsPort: metrics.port }, 'executor ready');
   return {
     scheduler,
+    metricsPort: metrics.port,
     async stop() {
       const putBack = await scheduler.stop(config.shutdownGraceMs);
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
       breakers.shutdown();
+      metrics.server.close();
       await bus.close();
       logger.info({ putBack }, 'executor stopped');
       return { putBack };

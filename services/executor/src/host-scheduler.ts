@@ -18,6 +18,8 @@ export interface HostSchedulerOptions {
   initialHostLimit: number;
   /** How often the host consumers are listed to find hosts with work. */
   discoveryIntervalMs: number;
+  /** Told of every delivery's result (metrics). */
+  onResult?: (host: string, result: TaskResult) => void;
   now?: () => number;
 }
 
@@ -75,7 +77,10 @@ export function startHostScheduler(options: HostSchedulerOptions) {
     inFlight.add(msg);
     options
       .handleTask(msg, guard)
-      .then((result) => feedback(lane, result))
+      .then((result) => {
+        feedback(lane, result);
+        options.onResult?.(lane.hostKey, result);
+      })
       .catch((error: unknown) => {
         logger.error({ err: error, host: lane.hostKey }, 'task handler failed; task put back');
         msg.nak(1_000);
