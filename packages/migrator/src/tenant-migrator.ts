@@ -76,9 +76,16 @@ export class TenantMigrator {
         status: pending.length > 0 ? 'pending' : 'upToDate',
         applied: pending,
         fromVersion: plan.current,
-        toVersion: plan.current,
+        toVersion: plan.pending.at(-1)?.version ?? plan.current,
         timings: { journalMs: performance.now() - t0, executeMs: 0 },
       };
+    }
+    // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
+    // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
+    // Anything else is decided again under the lock.
+    const unlocked = await this.readJournalIfClean(options);
+    if (unlocked) {
+      return { ...unlocked, timings: { journalMs: performance.now() - t0, executeMs: 0 } };
     }
     return this.withLock(async (entries) => {
       const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
@@ -90,8 +97,8 @@ export class TenantMigrator {
         else await this.applyWithoutTransaction(migration, options);
         applied.push(migration.version);
       }
-      // A redelivered task: the work of this run is already in the journal.
-      const reported = applied.length > 0 ? applied : plan.appliedByRun;
+      // A redelivered task: what this run applied on earlier deliveries counts too.
+      const reported = [...new Set([...plan.appliedByRun, ...applied])].sort((a, b) => a - b);
       const toVersion = plan.pending.at(-1)?.version ?? plan.current;
       return {
         status: reported.length > 0 ? 'migrated' : 'upToDate',
@@ -103,15 +110,45 @@ export class TenantMigrator {
     });
   }
 
-  /** Reads the journal without taking the lock (dry runs, status). */
+  /** Reads the journal without taking the lock (dry runs, status); an old-shape journal is read as it is. */
   async readJournal(): Promise<JournalEntry[]> {
     try {
       const result = await this.client.query<JournalRow>(selectJournalSql(this.journal));
       return result.rows.map(toEntry);
     } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === '42703') {
+        // A journal from before the current shape: its rows are all applied ones.
+        const legacy = await this.query(`SELECT version::text AS version, name, checksum, 'applied' AS status, NULL::text AS run_id FROM ${this.table} ORDER BY version`);
+        return (legacy.rows as JournalRow[]).map(toEntry);
+      }
       if (isJournalShapeError(error)) return [];
       throw classifyPgError(error, this.host);
     }
+  }
+
+  /** The report of a tenant with nothing to do, read without the lock; undefined when the lock is needed. */
+  private async readJournalIfClean(options: MigrateOptions): Promise<Omit<MigrationReport, 'timings'> | undefined> {
+    let entries: JournalEntry[];
+    try {
+      entries = (await this.client.query<JournalRow>(selectJournalSql(this.journal))).rows.map(toEntry);
+    } catch (error) {
+      if (isJournalShapeError(error)) return undefined;
+      throw classifyPgError(error, this.host);
+    }
+    let plan;
+    try {
+      plan = planTenant(this.set, entries, options.targetVersion, options.runId);
+    } catch {
+      return undefined;
+    }
+    if (plan.pending.length > 0) return undefined;
+    return {
+      status: plan.appliedByRun.length > 0 ? 'migrated' : 'upToDate',
+      applied: plan.appliedByRun,
+      fromVersion: plan.current,
+      toVersion: plan.current,
+    };
   }
 
   /**
@@ -181,7 +218,7 @@ export class TenantMigrator {
     }
     // First run on this database, or a journal of an older shape. A session lock survives the
     // failed statement that followed it, so start from a clean slate, then lock and create.
-    await this.query('SELECT pg_advisory_unlock_all()');
+    await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
     const locked = await this.query(lockSql);
     if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
     try {
@@ -224,6 +261,7 @@ export class TenantMigrator {
 
   private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<void> {
     const statements = splitSqlStatements(m.sql);
+    const invalidBefore = await this.invalidIndexes();
     await this.query(this.journalInsert(m, 'dirty', options));
     const settings = this.timeoutSettings(m, 'SESSION');
     if (settings.length > 0) await this.query(settings.join('; '));
@@ -234,6 +272,16 @@ export class TenantMigrator {
           await this.client.query(statement);
         } catch (error) {
           const classified = classifyPgError(error, this.host, m.version);
+          // CREATE INDEX CONCURRENTLY commits its catalog entry before it waits: a failed build
+          // leaves an invalid index behind, which IF NOT EXISTS would later skip. Then it is dirty.
+          const leftovers = (await this.invalidIndexes().catch(() => [])).filter((name) => !invalidBefore.includes(name));
+          if (leftovers.length > 0) {
+            throw new MigrationSqlError(
+              `version ${m.version} (no-transaction) failed and left invalid index ${leftovers.join(', ')}; the tenant is marked dirty (drop the index, then sluice repair): ${classified.message}`,
+              (classified as { sqlState?: string }).sqlState,
+              { version: m.version, cause: error },
+            );
+          }
           if (index === 0 && classified.transient) {
             // Nothing ran: forget the attempt so a retry starts clean.
             await this.client.query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`).catch(() => undefined);
@@ -252,6 +300,12 @@ export class TenantMigrator {
     await this.query(
       `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${Date.now() - started} WHERE version = ${m.version}`,
     );
+  }
+
+  /** Names of the invalid indexes in the database (left by failed concurrent builds). */
+  private async invalidIndexes(): Promise<string[]> {
+    const result = await this.query('SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1');
+    return (result.rows as Array<{ name: string }>).map((r) => r.name);
   }
 
   private timeoutSettings(m: Migration, scope: 'LOCAL' | 'SESSION'): string[] {
