@@ -2,6 +2,7 @@ export * from './bus.js';
 export * from './codec.js';
 export * from './config.js';
 export * from './host-consumers.js';
+export * from './lifecycle/index.js';
 export * from './publish.js';
 export * from './pull-loop.js';
 export * from './run-ledger.js';

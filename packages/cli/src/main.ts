@@ -3,8 +3,11 @@ import { ConfigError } from '@sluice/core';
 
 import { CliError, EXIT } from './cli-error.js';
 import { MIGRATE_USAGE, migrateCommand } from './commands/migrate.js';
+import { CONTROL_USAGE, controlCommand } from './commands/run-control.js';
+import { RUNS_USAGE, runsCommand } from './commands/runs.js';
 import { STATUS_USAGE, statusCommand } from './commands/status.js';
 import { BASELINE_USAGE, baselineCommand, REPAIR_USAGE, repairCommand } from './commands/tenant-admin.js';
+import { TENANTS_USAGE, tenantsCommand } from './commands/tenants.js';
 import { type Output, processOutput } from './output.js';
 
 const USAGE = `sluice: schema migrations across a fleet of tenant databases
@@ -12,6 +15,11 @@ const USAGE = `sluice: schema migrations across a fleet of tenant databases
 Commands:
   ${MIGRATE_USAGE.split('\n')[0]}
   ${STATUS_USAGE.split('\n')[0]}
+  ${RUNS_USAGE.split('\n')[0]}
+  ${TENANTS_USAGE.split('\n')[0]}
+  ${CONTROL_USAGE.pause.split('\n')[0]}
+  ${CONTROL_USAGE.resume.split('\n')[0]}
+  ${CONTROL_USAGE.cancel.split('\n')[0]}
   ${REPAIR_USAGE.split('\n')[0]}
   ${BASELINE_USAGE.split('\n')[0]}
 
@@ -21,6 +29,11 @@ SLUICE_MIGRATIONS_DIR, PG* (see the README). 'sluice COMMAND --help' explains a 
 const COMMANDS = {
   migrate: [migrateCommand, MIGRATE_USAGE],
   status: [statusCommand, STATUS_USAGE],
+  runs: [runsCommand, RUNS_USAGE],
+  tenants: [tenantsCommand, TENANTS_USAGE],
+  pause: [controlCommand('pause'), CONTROL_USAGE.pause],
+  resume: [controlCommand('resume'), CONTROL_USAGE.resume],
+  cancel: [controlCommand('cancel'), CONTROL_USAGE.cancel],
   repair: [repairCommand, REPAIR_USAGE],
   baseline: [baselineCommand, BASELINE_USAGE],
 } as const;

@@ -1,4 +1,4 @@
-import type { RunCompletedEvent, RunCounts, RunProgressEvent } from '@sluice/contracts';
+import { FINAL_RUN_STATUSES, type RunCompletedEvent, type RunControlEvent, type RunCounts, type RunProgressEvent, type TenantOutcome } from '@sluice/contracts';
 
 /** Where the CLI writes; injectable so tests capture it. */
 export interface Output {
@@ -6,12 +6,15 @@ export interface Output {
   err(line: string): void;
   /** True when stdout is a terminal (progress redraws one line in place). */
   isTTY: boolean;
+  /** Terminal only: replaces the current line (no newline), for a live progress bar. */
+  redraw?(line: string): void;
 }
 
 export const processOutput: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
   isTTY: Boolean(process.stdout.isTTY),
+  redraw: (line) => process.stdout.write(`\r\x1b[2K${line.slice(0, Math.max(20, (process.stdout.columns || 120) - 1))}`),
 };
 
 export function formatDuration(ms: number): string {
@@ -33,8 +36,11 @@ export function formatCounts(c: RunCounts): string {
 export function formatProgress(p: RunProgressEvent, tty: boolean): string {
   const total = p.counts.total;
   const pct = total > 0 ? p.done / total : 0;
-  const eta = p.etaMs === null ? '?' : formatDuration(p.etaMs);
-  const text = `${p.done}/${total || '?'} tenants  ${p.ratePerSec.toFixed(1)}/s  eta ${eta}  failed ${p.counts.failed}`;
+  const ended = (FINAL_RUN_STATUSES as readonly string[]).includes(p.status);
+  const eta = ended ? '' : `  eta ${p.etaMs === null ? '?' : formatDuration(p.etaMs)}`;
+  const state = p.status === 'running' ? (p.stage === 'canary' ? '  [canaries]' : '') : `  [${p.status}]`;
+  const skipped = p.counts.skipped > 0 ? `  skipped ${p.counts.skipped}` : '';
+  const text = `${p.done}/${total || '?'} tenants  ${p.ratePerSec.toFixed(1)}/s${eta}  failed ${p.counts.failed}${skipped}${state}`;
   if (!tty) return `progress ${p.runId}: ${text}`;
   const width = 30;
   const filled = Math.round(pct * width);
@@ -49,10 +55,33 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
     `  tenants   ${formatCounts(c.counts)}`,
     `  duration  ${formatDuration(c.durationMs)} (${c.startedAt} -> ${c.finishedAt})`,
   ];
+  if (c.stoppedBy) {
+    const by = c.stoppedBy.requestedBy ? ` by ${c.stoppedBy.requestedBy}` : '';
+    lines.push(`  ${c.stoppedBy.action === 'cancel' ? 'cancelled' : 'stopped  '} ${c.stoppedBy.at}${by}${c.stoppedBy.reason ? `: ${c.stoppedBy.reason}` : ''}`);
+  }
   if (c.error) lines.push(`  error     ${c.error}`);
   if (c.failures.length > 0) {
     lines.push(`  failures${c.failuresTruncated ? ` (first ${c.failures.length})` : ''}:`);
     for (const f of c.failures) lines.push(`    ${f.tenantId}: ${f.code ? `[${f.code}] ` : ''}${f.error}`);
   }
   return lines;
+}
+
+/** One line for a control event (`pause`, `resume`, `cancel`, and the rollout's `promote` and `stop`). */
+export function formatControl(c: RunControlEvent): string {
+  const what = { pause: 'paused', resume: 'resumed', cancel: 'cancel requested', promote: 'canaries succeeded; fleet promoted', stop: 'stopped by its rollout' }[c.action];
+  return `run ${c.runId} ${what}${c.requestedBy && c.action !== 'promote' ? ` by ${c.requestedBy}` : ''}${c.reason ? `: ${c.reason}` : ''}`;
+}
+
+/** Left-aligned columns, for lists of runs and tenants. */
+export function formatTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** A tenant's outcome in one table row: tenant, status, code, what happened. */
+export function tenantRow(o: TenantOutcome): string[] {
+  const what = o.error ? `${o.error.version !== undefined ? `version ${o.error.version}: ` : ''}${o.error.message}` : o.applied.length > 0 ? `applied ${o.applied.join(', ')}` : '';
+  return [o.tenantId, o.status, o.error?.code ?? '', what.replace(/\s+/g, ' ').slice(0, 200)];
 }

@@ -3,13 +3,15 @@ import {
   REJECTED_SUBJECT,
   RejectedEventSchema,
   RunCompletedEventSchema,
+  RunControlEventSchema,
   runEventsFilter,
   RunProgressEventSchema,
   STREAMS,
 } from '@sluice/contracts';
+import { settledCount } from '@sluice/core';
 
 import { EXIT } from './cli-error.js';
-import { formatCompleted, formatProgress, type Output } from './output.js';
+import { formatCompleted, formatControl, formatProgress, type Output } from './output.js';
 
 export interface WatchOptions {
   output: Output;
@@ -26,10 +28,21 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
   const events = await (await bus.js.consumers.get(STREAMS.runs.name, { filter_subjects: runEventsFilter(runId), deliver_policy: DeliverPolicy.All })).consume();
   const rejections = await (await bus.js.consumers.get(STREAMS.runs.name, { filter_subjects: REJECTED_SUBJECT, deliver_policy: DeliverPolicy.New })).consume();
   let drawn = false;
+  let bar = '';
+  /** A line above the bar: the bar is cleared, the line printed, the bar drawn again. */
+  const say = (line: string): void => {
+    if (drawn && output.redraw) {
+      output.redraw('');
+      output.out(line);
+      output.redraw(bar);
+    } else {
+      output.out(line);
+    }
+  };
 
   const result = new Promise<number>((resolve) => {
     const finish = (code: number): void => {
-      if (drawn) output.out('');
+      if (drawn) output.redraw?.('');
       void events.close();
       void rejections.close();
       clearTimeout(timer);
@@ -47,15 +60,24 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
           const p = RunProgressEventSchema.safeParse(data);
           if (!p.success) continue;
           if (json) output.out(JSON.stringify({ event: 'progress', ...p.data }));
-          else if (output.isTTY) {
-            process.stdout.write(`\r${formatProgress(p.data, true)}`);
+          else if (output.isTTY && output.redraw) {
+            bar = formatProgress(p.data, true);
+            output.redraw(bar);
             drawn = true;
           } else output.out(formatProgress(p.data, false));
+        } else if (msg.subject.endsWith('.control')) {
+          const c = RunControlEventSchema.safeParse(data);
+          if (!c.success) continue;
+          if (json) output.out(JSON.stringify({ event: 'control', ...c.data }));
+          else say(formatControl(c.data));
         } else if (msg.subject.endsWith('.completed')) {
           const c = RunCompletedEventSchema.safeParse(data);
           if (!c.success) continue;
           if (drawn) {
-            process.stdout.write('\n');
+            // The bar's last state, at the final counts, stays on screen above the report.
+            const done = settledCount(c.data.counts);
+            output.redraw?.(formatProgress({ runId, status: c.data.status, counts: c.data.counts, done, ratePerSec: c.data.durationMs > 0 ? (done / c.data.durationMs) * 1000 : 0, etaMs: 0, at: c.data.finishedAt }, true));
+            output.out('');
             drawn = false;
           }
           if (json) output.out(JSON.stringify({ event: 'completed', ...c.data }));

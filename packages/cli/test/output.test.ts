@@ -1,7 +1,7 @@
 import type { RunCompletedEvent } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { formatCompleted, formatDuration, formatProgress } from '../src/output.js';
+import { formatCompleted, formatControl, formatDuration, formatProgress, formatTable, tenantRow } from '../src/output.js';
 
 const completed: RunCompletedEvent = {
   runId: 'r1',
@@ -35,5 +35,38 @@ describe('CLI output', () => {
     const p = { runId: 'r1', status: 'running' as const, counts: completed.counts, done: 2, ratePerSec: 4, etaMs: 250, at: '' };
     expect(formatProgress(p, true)).toMatch(/^\[#{20}-{10}\] {2}67%/);
     expect(formatProgress(p, false)).toBe('progress r1: 2/3 tenants  4.0/s  eta 250 ms  failed 1');
+  });
+});
+
+describe('CLI output for run lifecycles', () => {
+  const counts = { total: 10, migrated: 3, upToDate: 0, pending: 0, failed: 1, skipped: 2 };
+
+  it('shows the state of a run that is not simply running, and canaries while they go', () => {
+    const p = { runId: 'r2', status: 'paused' as const, counts, done: 6, ratePerSec: 0, etaMs: null, at: '' };
+    expect(formatProgress(p, false)).toBe('progress r2: 6/10 tenants  0.0/s  eta ?  failed 1  skipped 2  [paused]');
+    expect(formatProgress({ ...p, status: 'running', stage: 'canary', ratePerSec: 2, etaMs: 2000 }, true)).toMatch(/^\[#{18}-{12}\] {2}60% .*eta 2\.0 s .*\[canaries\]$/);
+  });
+
+  it('says who stopped a run and why', () => {
+    const text = formatCompleted({
+      ...completed,
+      status: 'cancelled',
+      stoppedBy: { action: 'cancel', reason: 'wrong release', requestedBy: 'ops', at: '2026-01-01T00:00:01.000Z' },
+    }).join('\n');
+    expect(text).toContain('cancelled 2026-01-01T00:00:01.000Z by ops: wrong release');
+    expect(formatControl({ runId: 'r1', action: 'pause', reason: 'maintenance', requestedBy: 'ops', at: '' })).toBe('run r1 paused by ops: maintenance');
+    expect(formatControl({ runId: 'r1', action: 'promote', requestedBy: 'sluice-reporter (rollout)', at: '' })).toBe('run r1 canaries succeeded; fleet promoted');
+  });
+
+  it('lays out tables of tenants', () => {
+    const rows = [
+      tenantRow({ runId: 'r', tenantId: 'tenant-1', status: 'failed', applied: [], attempts: 1, finishedAt: '', error: { code: 'sql_error', message: 'relation "x"\n does not exist', transient: false, version: 4 } }),
+      tenantRow({ runId: 'r', tenantId: 't2', status: 'migrated', applied: [1, 2], attempts: 1, finishedAt: '' }),
+    ];
+    expect(formatTable(['TENANT', 'STATUS', 'CODE', 'DETAIL'], rows)).toEqual([
+      'TENANT    STATUS    CODE       DETAIL',
+      'tenant-1  failed    sql_error  version 4: relation "x" does not exist',
+      't2        migrated             applied 1, 2',
+    ]);
   });
 });

@@ -1,11 +1,16 @@
 import { z } from 'zod';
 
 import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
-import { RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
+import { RolloutSchema, RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
 
 /** Final statuses of a run. `partial`: some tenants failed and the others succeeded. */
 export const FINAL_RUN_STATUSES = ['succeeded', 'partial', 'failed', 'cancelled'] as const;
-export const RUN_STATUSES = ['planning', 'running', ...FINAL_RUN_STATUSES] as const;
+/**
+ * Every status of a run: `planning` (accepted, tasks being published), `running`, `paused` (no new
+ * tenant starts), `cancelling` (cancelled or stopped by its rollout: remaining tenants are being
+ * skipped), then one of the final statuses.
+ */
+export const RUN_STATUSES = ['planning', 'running', 'paused', 'cancelling', ...FINAL_RUN_STATUSES] as const;
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
 export type FinalRunStatus = (typeof FINAL_RUN_STATUSES)[number];
@@ -33,6 +38,8 @@ export const RunAcceptedEventSchema = z.object({
   dryRun: z.boolean(),
   tenants: TenantSelectorSchema.optional(),
   requestedBy: z.string().optional(),
+  /** The request's staged rollout, when it has one. */
+  rollout: RolloutSchema.optional(),
   acceptedAt: z.string(),
 });
 export type RunAcceptedEvent = z.infer<typeof RunAcceptedEventSchema>;
@@ -46,6 +53,8 @@ export const RunPlannedEventSchema = z.object({
   /** Tenants settled by the planner itself (suspended, or invalid registry rows). */
   skipped: z.number().int().nonnegative(),
   invalid: z.number().int().nonnegative(),
+  /** Staged rollouts: how many of the tasks are canaries (`stage: "canary"`). */
+  canaries: z.number().int().nonnegative().optional(),
   /** Set when planning itself failed (registry unavailable); the run then fails. */
   error: z.string().optional(),
   plannedAt: z.string(),
@@ -62,6 +71,8 @@ export const RunProgressEventSchema = z.object({
   ratePerSec: z.number().nonnegative(),
   /** Estimated time left, when the total is known and the rate is positive. */
   etaMs: z.number().nonnegative().nullable(),
+  /** Staged rollouts: `canary` until every canary has succeeded, then `fleet`. */
+  stage: z.enum(['canary', 'fleet']).optional(),
   at: z.string(),
 });
 export type RunProgressEvent = z.infer<typeof RunProgressEventSchema>;
@@ -86,8 +97,17 @@ export const RunCompletedEventSchema = z.object({
   /** The first failures (capped at {@link MAX_REPORTED_FAILURES}); `failuresTruncated` says if there were more. */
   failures: z.array(RunFailureSchema),
   failuresTruncated: z.boolean(),
-  /** Why the run failed as a whole (e.g. the registry could not be read). */
+  /** Why the run failed as a whole (the registry could not be read, its rollout stopped it). */
   error: z.string().optional(),
+  /** The control that ended the run early: a `cancel`, or a `stop` by its rollout. */
+  stoppedBy: z
+    .object({
+      action: z.enum(['cancel', 'stop']),
+      reason: z.string().optional(),
+      requestedBy: z.string().optional(),
+      at: z.string(),
+    })
+    .optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 

@@ -1,4 +1,6 @@
+export * from './control.js';
 export * from './events.js';
+export * from './ledger.js';
 export * from './outcome.js';
 export * from './request.js';
 export * from './subjects.js';

@@ -37,6 +37,24 @@ export const TenantSelectorSchema = z.union([
 ]);
 export type TenantSelector = z.infer<typeof TenantSelectorSchema>;
 
+/**
+ * A staged rollout: `canary` tenants are migrated first and the rest of the fleet waits until
+ * every canary has succeeded; the run stops (remaining tenants `skipped`, status `failed`) once
+ * failures pass `maxFailures` or `maxFailureRate`. Every field is optional.
+ */
+export const RolloutSchema = z.strictObject({
+  /** Tenants migrated before the fleet (the first ones the registry returns). */
+  canary: z.number().int().min(0).max(10_000).optional(),
+  /** The run stops once more than this many tenants have failed. */
+  maxFailures: z.number().int().min(0).optional(),
+  /**
+   * The run stops once the failed share of settled tenants exceeds this (judged once
+   * `ceil(1 / rate)` tenants have settled), or failures exceed this share of the total.
+   */
+  maxFailureRate: z.number().min(0).max(1).optional(),
+});
+export type Rollout = z.infer<typeof RolloutSchema>;
+
 /** The payload on `sluice.requests.migrate`. */
 export const MigrateRequestSchema = z.strictObject({
   runId: RunIdSchema,
@@ -47,6 +65,8 @@ export const MigrateRequestSchema = z.strictObject({
   requestedBy: z.string().max(200).optional(),
   /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
   maxPerHost: z.number().int().min(1).max(1024).optional(),
+  /** Staged rollout: canaries first, failure thresholds that stop the run. */
+  rollout: RolloutSchema.optional(),
 });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;

@@ -8,8 +8,8 @@ export const REQUEST_SUBJECT = 'sluice.requests.migrate';
 /** Where invalid requests are answered, with the reasons. */
 export const REJECTED_SUBJECT = 'sluice.requests.rejected';
 
-/** The events of a run, on `sluice.runs.<runId>.<event>`. */
-export const RUN_EVENTS = ['accepted', 'planned', 'progress', 'completed'] as const;
+/** The events of a run, on `sluice.runs.<runId>.<event>`. `control`: pause, resume, cancel (and rollout decisions). */
+export const RUN_EVENTS = ['accepted', 'planned', 'progress', 'completed', 'control'] as const;
 export type RunEventName = (typeof RUN_EVENTS)[number];
 
 export function runEventSubject(runId: string, event: RunEventName): string {
@@ -31,6 +31,11 @@ export function outcomeSubject(runId: string): string {
   return `sluice.outcomes.${runId}`;
 }
 
+/** Internal: the task ledger of a run (planned, parked and re-published tasks), one subject per run. */
+export function ledgerSubject(runId: string): string {
+  return `sluice.ledger.${runId}`;
+}
+
 /** Default JetStream stream names. */
 export const STREAMS = {
   /** Migration requests: kept so a request is never lost while the planner is down. */
@@ -42,6 +47,12 @@ export const STREAMS = {
   /** Tenant outcomes: kept so the reporter can rebuild a run after a restart. */
   outcomes: { name: 'SLUICE_OUTCOMES', subjects: ['sluice.outcomes.>'] },
 } as const;
+
+/**
+ * Internal: the task ledger (what was planned, parked and published again per run), so that a
+ * lost or parked task can be published again. Created by the services that use it.
+ */
+export const LEDGER_STREAM = { name: 'SLUICE_LEDGER', subjects: ['sluice.ledger.>'] } as const;
 
 // A subject token cannot hold '.', '*', '>' or white space. Hosts (`10.0.0.5:5432`) do,
 // so they are escaped as `_xx` (hex); '_' itself is escaped so that the mapping is reversible.

@@ -30,5 +30,10 @@ export const TenantTaskSchema = z.object({
   digest: z.string().regex(/^[0-9a-f]{64}$/),
   dryRun: z.boolean(),
   plannedAt: z.string(),
+  /**
+   * Staged rollouts only: `canary` tasks go first; `fleet` tasks wait (executors park them) until
+   * the run is promoted. Absent: no staging.
+   */
+  stage: z.enum(['canary', 'fleet']).optional(),
 });
 export type TenantTask = z.infer<typeof TenantTaskSchema>;

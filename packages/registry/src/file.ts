@@ -1,64 +1,49 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 
 import type { TenantSelector } from '@sluice/contracts';
 
-import { type RegistryRow, RegistryUnavailableError, rowMatches, type TenantRegistry } from './registry.js';
+import { jsonEntries } from './json-entries.js';
+import { asRow, RegistryUnavailableError, rowMatcher, type TenantRegistry } from './registry.js';
 
 /**
- * A registry in a file: a JSON array, or NDJSON (one tenant object per line), told apart by the
- * first character. NDJSON is streamed line by line; a JSON array is read whole, so large fleets
- * belong in NDJSON. A line that is not JSON becomes a row the planner reports as invalid.
+ * A registry in a file: a JSON array, or NDJSON (one tenant object per line), both streamed one
+ * entry at a time. An entry that is not JSON is yielded whatever the selector (it might have been
+ * a selected tenant) as a row the planner reports as invalid; a file that cannot be read, or an
+ * array that breaks off, fails the read.
  */
 export function createFileRegistry(path: string): TenantRegistry {
   return {
     async *list(selector?: TenantSelector) {
-      const ids = selector && 'ids' in selector ? new Set(selector.ids) : undefined;
-      let first: string;
+      const matches = rowMatcher(selector);
+      const chunks = readChunks(path);
       try {
-        const handle = await open(path, 'r');
-        try {
-          const { buffer, bytesRead } = await handle.read(Buffer.alloc(64), 0, 64, 0);
-          first = buffer.subarray(0, bytesRead).toString('utf8').trimStart()[0] ?? '';
-        } finally {
-          await handle.close();
+        let n = 0;
+        for await (const entry of jsonEntries(chunks, `the tenants file ${path}`)) {
+          n += 1;
+          if (entry.trim() === '') continue;
+          let value: unknown;
+          try {
+            value = JSON.parse(entry);
+          } catch {
+            yield { __invalid: `entry ${n} of ${path} is not JSON` };
+            continue;
+          }
+          const row = asRow(value, `entry ${n} of ${path}`);
+          if ('__invalid' in row ? !selector : matches(row)) yield row;
         }
-      } catch (error) {
-        throw new RegistryUnavailableError(`cannot read the tenants file ${path} (SLUICE_TENANTS_FILE): ${(error as Error).message}`, { cause: error });
-      }
-      if (first === '[') {
-        const { readFile } = await import('node:fs/promises');
-        let rows: unknown;
-        try {
-          rows = JSON.parse(await readFile(path, 'utf8'));
-        } catch (error) {
-          throw new RegistryUnavailableError(`the tenants file ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
-        }
-        for (const row of rows as unknown[]) {
-          const r = asRow(row);
-          if (rowMatches(r, selector, ids)) yield r;
-        }
-        return;
-      }
-      const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-      let lineNo = 0;
-      for await (const line of lines) {
-        lineNo += 1;
-        if (line.trim() === '') continue;
-        let row: RegistryRow;
-        try {
-          row = asRow(JSON.parse(line));
-        } catch {
-          row = { __invalid: `line ${lineNo} of ${path} is not JSON` };
-        }
-        if (rowMatches(row, selector, ids) || '__invalid' in row) yield row;
+      } finally {
+        // A caller that stops early closes the file now, not when the stream is collected.
+        await chunks.return(undefined);
       }
     },
     close: () => Promise.resolve(),
   };
 }
 
-function asRow(value: unknown): RegistryRow {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as RegistryRow) : { __invalid: 'registry row is not an object' };
+async function* readChunks(path: string): AsyncGenerator<string> {
+  try {
+    for await (const chunk of createReadStream(path, { encoding: 'utf8' })) yield chunk as string;
+  } catch (error) {
+    throw new RegistryUnavailableError(`cannot read the tenants file ${path} (SLUICE_TENANTS_FILE): ${(error as Error).message}`, { cause: error });
+  }
 }

@@ -1,13 +1,16 @@
 import type { TenantSelector } from '@sluice/contracts';
 
-import { type RegistryRow, rowMatches, type TenantRegistry } from './registry.js';
+import { asRow, rowMatcher, type TenantRegistry } from './registry.js';
 
-/** An in-memory registry for unit tests of the planner. */
-export function createMemoryRegistry(rows: readonly RegistryRow[]): TenantRegistry {
+/** A registry over rows in memory, for unit tests of the planner. Read as the caller pulls. */
+export function createMemoryRegistry(rows: Iterable<unknown>): TenantRegistry {
   return {
     async *list(selector?: TenantSelector) {
-      const ids = selector && 'ids' in selector ? new Set(selector.ids) : undefined;
-      for (const row of rows) if (rowMatches(row, selector, ids)) yield row;
+      const matches = rowMatcher(selector);
+      for (const value of rows) {
+        const row = asRow(value);
+        if ('__invalid' in row ? !selector : matches(row)) yield row;
+      }
       await Promise.resolve();
     },
     close: () => Promise.resolve(),

@@ -6,6 +6,7 @@ import type { ExecutorConfig } from './config.js';
 import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
+import { createRunGate, gateTaskHandler } from './run-gate.js';
 import { createTaskHandler } from './task-handler.js';
 
 export interface ExecutorService {
@@ -28,7 +29,12 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     },
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
-  const handleTask = createTaskHandler({ bus, migrations, logger, config });
+  const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
+  // Gated tasks were not attempted: `dropped`/`retry` without an error leave the host's limiter alone.
+  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config }), (verdict) => ({
+    settled: verdict.action === 'defer' ? ('retry' as const) : ('dropped' as const),
+    durationMs: 0,
+  }));
   const registry = createMetricsRegistry('executor');
   const holder: { scheduler?: HostScheduler } = {};
   const onResult = registerExecutorMetrics(registry, () => holder.scheduler);
@@ -51,6 +57,7 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     async stop() {
       const putBack = await scheduler.stop(config.shutdownGraceMs);
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
+      await gate.stop();
       breakers.shutdown();
       metrics.server.close();
       await bus.close();

@@ -1,7 +1,9 @@
 import {
+  appendLedger,
   type Bus,
   decodeJson,
   ensureHostConsumer,
+  ensureLedgerStream,
   type JsMsg,
   MalformedMessageError,
   publishReliably,
@@ -49,6 +51,8 @@ export interface PlanSummary {
   tasks: number;
   skipped: number;
   invalid: number;
+  /** Staged rollouts: tasks marked `canary`. */
+  canaries?: number;
 }
 
 /**
@@ -58,6 +62,12 @@ export interface PlanSummary {
  */
 export function createPlanner(deps: PlannerDeps) {
   const { bus, logger, migrations } = deps;
+  let ledger: Promise<void> | undefined;
+  /** The task ledger stream, created once per planner. */
+  const ledgerReady = (): Promise<void> => (ledger ??= ensureLedgerStream(bus.jsm).catch((error: unknown) => {
+    ledger = undefined;
+    throw error;
+  }));
 
   async function reject(runId: string | undefined, reasons: string[]): Promise<void> {
     const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
@@ -70,6 +80,10 @@ export function createPlanner(deps: PlannerDeps) {
     const plannedAt = new Date().toISOString();
     const window = new PublishWindow(deps.publishWindow);
     const summary: PlanSummary = { total: 0, tasks: 0, skipped: 0, invalid: 0 };
+    // Staged rollout: the first `canary` tenants go first; the fleet's tasks wait for them.
+    const canaryCount = request.rollout?.canary ?? 0;
+    if (canaryCount > 0) summary.canaries = 0;
+    await ledgerReady();
 
     const publishOutcome = (outcome: TenantOutcome) =>
       publishReliably(bus, outcomeSubject(runId), outcome, { msgId: `${runId}:${outcome.tenantId}` });
@@ -121,6 +135,10 @@ export function createPlanner(deps: PlannerDeps) {
         dryRun: request.dryRun ?? false,
         plannedAt,
       };
+      if (summary.canaries !== undefined) {
+        task.stage = summary.canaries < canaryCount ? 'canary' : 'fleet';
+        if (task.stage === 'canary') summary.canaries += 1;
+      }
       if (!hosts.has(tenant.host)) {
         await ensureHostConsumer(bus.jsm, tenant.host, hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost), deps.taskAckWaitMs);
         hosts.add(tenant.host);
@@ -134,9 +152,13 @@ export function createPlanner(deps: PlannerDeps) {
         // plan every task is a repeat, so the check only holds for a first plan.
         if (ack.duplicate && !resume) {
           summary.tasks -= 1;
+          if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
           // Published directly: this callback already holds a place in the window.
           await publishOutcome(invalidOutcome(`${tenantId}#${rowIndex}`, `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`));
+          return;
         }
+        // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
+        await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq }, `${runId}:planned:${tenantId}`);
       });
     }
     await window.drain();
@@ -203,6 +225,7 @@ export function createPlanner(deps: PlannerDeps) {
       dryRun: request.dryRun ?? false,
       ...(request.tenants ? { tenants: request.tenants } : {}),
       ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
+      ...(request.rollout ? { rollout: request.rollout } : {}),
       acceptedAt: new Date().toISOString(),
     };
     await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: `${runId}:accepted` });

@@ -12,6 +12,13 @@ export interface ReporterConfig {
   progressIntervalMs: number;
   /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
   streamReplicas: number;
+  /**
+   * A tenant whose task shows no outcome for this long is looked up in the work queue and, when
+   * it is gone, published again (`SLUICE_RECONCILE_AFTER`).
+   */
+  reconcileAfterMs: number;
+  /** How often unfinished runs are swept for lost tasks (`SLUICE_RECONCILE_INTERVAL`). */
+  reconcileIntervalMs: number;
 }
 
 export function loadReporterConfig(env: Env): ReporterConfig {
@@ -23,5 +30,7 @@ export function loadReporterConfig(env: Env): ReporterConfig {
     httpHost: e.string('SLUICE_REPORTER_HOST', '127.0.0.1'),
     progressIntervalMs: e.duration('SLUICE_PROGRESS_INTERVAL', 1_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
+    reconcileAfterMs: e.duration('SLUICE_RECONCILE_AFTER', 120_000),
+    reconcileIntervalMs: e.duration('SLUICE_RECONCILE_INTERVAL', 10_000),
   });
 }

@@ -1,42 +1,196 @@
-import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { type RunBook, type RunState,runStatusOf } from './run-book.js';
+import type { Bus } from '@sluice/bus';
+import {
+  controlRefusal,
+  ControlRequestSchema,
+  MigrateRequestSchema,
+  REQUEST_SUBJECT,
+  runEventSubject,
+  TENANT_STATUSES,
+  type TenantStatus,
+  USER_CONTROL_ACTIONS,
+  type UserControlAction,
+} from '@sluice/contracts';
 
-function summary(run: RunState) {
-  return {
-    runId: run.runId,
-    status: runStatusOf(run),
-    target: run.accepted?.target ?? null,
-    targetVersion: run.accepted?.targetVersion ?? null,
-    dryRun: run.accepted?.dryRun ?? false,
-    counts: { ...run.aggregate.counts },
-    done: run.aggregate.done,
-    acceptedAt: run.accepted?.acceptedAt ?? null,
-    completed: run.completed ?? null,
-  };
+import type { RunBook } from './run-book.js';
+import { type RunState, runStatusOf } from './run-state.js';
+import { runSummary, settledTenants, unsettledTenants } from './run-views.js';
+
+export interface HttpApiDeps {
+  book: RunBook;
+  /** Publishes requests and controls, reads outcomes. */
+  bus: Bus;
+  /** False while the reporter replays its streams. */
+  ready: () => boolean;
+  now?: () => number;
 }
 
-/** Read-only status over HTTP: `GET /healthz`, `GET /runs`, `GET /runs/:id`. */
-export async function startHttpApi(book: RunBook, options: { port: number; host: string; ready: () => boolean }): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    const send = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+/** Largest request body accepted (a request may list 10 000 tenant ids). */
+const MAX_BODY = 4 * 1024 * 1024;
+const DEFAULT_LIMIT = 1_000;
+const MAX_LIMIT = 100_000;
+const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+
+/** An answer other than 2xx, with its status: every error is `{ error, ...details }` JSON. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function issuesOf(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string[] {
+  return error.issues.slice(0, 20).map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : 'body'}: ${i.message}`);
+}
+
+async function readJson(req: IncomingMessage, required: boolean): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') {
+    if (required) throw new HttpError(400, 'request body is empty; send JSON');
+    return {};
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new HttpError(400, `request body is not JSON: ${(error as Error).message}`);
+  }
+}
+
+function parseLimit(value: string | null): number {
+  if (value === null) return DEFAULT_LIMIT;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT) throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+  return Number(value);
+}
+
+/**
+ * The reporter's HTTP API (JSON in and out):
+ * `GET /healthz`, `GET /runs[?status=S&limit=N]`, `GET /runs/:id`,
+ * `GET /runs/:id/tenants[?status=failed|…|unsettled&limit=N]`, `POST /runs` (validates a migration
+ * request and publishes it), `POST /runs/:id/pause|resume|cancel` (publishes a control event).
+ */
+export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { book, bus } = deps;
+  const now = deps.now ?? Date.now;
+
+  const knownRun = (runId: string): RunState => {
+    const run = book.get(runId);
+    if (!run || !(run.accepted || run.planned || run.completed)) throw new HttpError(404, `no run ${runId}`);
+    return run;
+  };
+
+  const allow = (req: IncomingMessage, methods: string[]): void => {
+    if (!methods.includes(req.method ?? '')) throw new HttpError(405, `method ${req.method ?? ''} not allowed here; use ${methods.join(' or ')}`, { allow: methods });
+  };
+
+  async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    if (path === '/healthz') {
+      allow(req, ['GET']);
+      return deps.ready() ? [200, { status: 'ok', runs: book.list().length }] : [503, { status: 'replaying' }];
+    }
+    if (path === '/runs') {
+      allow(req, ['GET', 'POST']);
+      return req.method === 'POST' ? submitRun(req) : listRuns(url);
+    }
+    let match = new RegExp(`^/runs/${RUN_ID}$`).exec(path);
+    if (match) {
+      allow(req, ['GET']);
+      return [200, runSummary(knownRun(match[1]!), now())];
+    }
+    match = new RegExp(`^/runs/${RUN_ID}/tenants$`).exec(path);
+    if (match) {
+      allow(req, ['GET']);
+      return listTenants(knownRun(match[1]!), url);
+    }
+    match = new RegExp(`^/runs/${RUN_ID}/(pause|resume|cancel)$`).exec(path);
+    if (match) {
+      allow(req, ['POST']);
+      return control(req, knownRun(match[1]!), match[2] as UserControlAction);
+    }
+    if (path.startsWith('/runs/')) throw new HttpError(404, `no route ${path}; a runId is 1-64 characters of A-Z, a-z, 0-9, "_" or "-", and a control one of ${USER_CONTROL_ACTIONS.join(', ')}`);
+    throw new HttpError(404, `no route ${path}`);
+  }
+
+  function listRuns(url: URL): [number, unknown] {
+    const status = url.searchParams.get('status');
+    const limit = parseLimit(url.searchParams.get('limit'));
+    const runs = book
+      .list()
+      .filter((r) => r.accepted || r.planned || r.completed)
+      .filter((r) => !status || runStatusOf(r) === status)
+      .sort((a, b) => (b.accepted?.acceptedAt ?? '').localeCompare(a.accepted?.acceptedAt ?? ''))
+      .slice(0, limit)
+      .map((r) => runSummary(r, now()));
+    return [200, { runs }];
+  }
+
+  async function listTenants(run: RunState, url: URL): Promise<[number, unknown]> {
+    const status = url.searchParams.get('status') ?? undefined;
+    const limit = parseLimit(url.searchParams.get('limit'));
+    if (status !== undefined && status !== 'unsettled' && !(TENANT_STATUSES as readonly string[]).includes(status)) {
+      throw new HttpError(400, `status must be one of ${[...TENANT_STATUSES, 'unsettled'].join(', ')}`);
+    }
+    const rows = status === 'unsettled' ? unsettledTenants(run) : await settledTenants(bus, run.runId, status as TenantStatus | undefined);
+    return [200, { runId: run.runId, status: status ?? null, count: rows.length, truncated: rows.length > limit, tenants: rows.slice(0, limit) }];
+  }
+
+  async function submitRun(req: IncomingMessage): Promise<[number, unknown]> {
+    const parsed = MigrateRequestSchema.safeParse(await readJson(req, true));
+    if (!parsed.success) throw new HttpError(400, 'invalid migration request', { issues: issuesOf(parsed.error) });
+    const runId = parsed.data.runId;
+    const existing = book.get(runId);
+    if (existing?.accepted) throw new HttpError(409, `runId ${runId} is taken (run ${runStatusOf(existing)}); use a new runId`, { run: `/runs/${runId}` });
+    // The request as sent (not as parsed): the planner validates it again, against its migration set.
+    const ack = await bus.publish(REQUEST_SUBJECT, parsed.data, { msgId: `request:${runId}` });
+    return [202, { runId, published: true, duplicate: ack.duplicate, run: `/runs/${runId}` }];
+  }
+
+  async function control(req: IncomingMessage, run: RunState, action: UserControlAction): Promise<[number, unknown]> {
+    const body = ControlRequestSchema.safeParse(await readJson(req, false));
+    if (!body.success) throw new HttpError(400, 'invalid control body', { issues: issuesOf(body.error) });
+    const refusal = controlRefusal(run.control, action);
+    if (refusal) throw new HttpError(409, refusal, { status: runStatusOf(run) });
+    const event = { runId: run.runId, action, ...body.data, at: new Date(now()).toISOString() };
+    await bus.publish(runEventSubject(run.runId, 'control'), event, { msgId: `${run.runId}:control:${randomUUID()}` });
+    return [202, { runId: run.runId, action, accepted: true, status: runStatusOf(run) }];
+  }
+
+  return (req, res) => {
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method !== 'GET') return send(405, { error: `method ${req.method ?? ''} not allowed` });
-    if (url.pathname === '/healthz') return options.ready() ? send(200, { status: 'ok' }) : send(503, { status: 'replaying' });
-    if (url.pathname === '/runs') {
-      return send(200, { runs: book.list().map(summary) });
-    }
-    const match = /^\/runs\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
-    if (match) {
-      const run = book.get(match[1]!);
-      return run ? send(200, summary(run)) : send(404, { error: `no run ${match[1]!}` });
-    }
-    return send(404, { error: `no route ${url.pathname}` });
-  });
+    route(req, url).then(
+      ([status, body]) => send(status, body),
+      (error: unknown) => {
+        if (error instanceof HttpError) {
+          const allowHeader = error.details.allow as string[] | undefined;
+          send(error.status, { error: error.message, ...error.details }, allowHeader ? { allow: allowHeader.join(', ') } : {});
+        } else {
+          send(500, { error: `internal error: ${(error as Error).message}` });
+        }
+      },
+    );
+  };
+}
+
+/** Starts the HTTP API; `port` 0 picks a free one. */
+export async function startHttpApi(deps: HttpApiDeps, options: { port: number; host: string }): Promise<{ server: Server; port: number }> {
+  const server = createServer(createHttpHandler(deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

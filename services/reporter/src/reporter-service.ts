@@ -1,5 +1,15 @@
-import { connectBus, ensureTopology, followStream } from '@sluice/bus';
-import { STREAMS } from '@sluice/contracts';
+import {
+  connectBus,
+  ensureLedgerStream,
+  ensureTopology,
+  followFrom,
+  followStream,
+  lastSequence,
+  type LiveFollower,
+  openRunControlStore,
+  readSubject,
+} from '@sluice/bus';
+import { LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
@@ -8,31 +18,82 @@ import { createReporter } from './reporter.js';
 
 export interface ReporterService {
   httpPort: number;
+  /** What the start cost: time to ready, unfinished runs, outcomes and ledger entries replayed. */
+  startup: { ms: number; runs: number; unfinished: number; outcomes: number; ledgerEntries: number };
   stop(): Promise<void>;
 }
 
+/** Runs replayed at once at start. */
+const REPLAY_CONCURRENCY = 8;
+
+/**
+ * Rebuilds the reporter's state, then goes live. What is read at start scales with the work in
+ * flight, not with history: the run events (small: a few per run; progress events are skipped
+ * undecoded), then only the outcomes and task ledger of runs that have not completed — a finished
+ * run's `completed` event already holds its result. Live followers start right after the
+ * sequences noted before the replay, so nothing falls between replay and live.
+ */
 export async function startReporterService(config: ReporterConfig, logger: Logger): Promise<ReporterService> {
+  const started = performance.now();
   const bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
-  const reporter = createReporter({ bus, logger });
+  await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
+  const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
+  const reporter = createReporter({
+    bus,
+    logger,
+    controls,
+    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs },
+  });
   let ready = false;
-  const http = await startHttpApi(reporter.book, { port: config.httpPort, host: config.httpHost, ready: () => ready });
+  const http = await startHttpApi({ book: reporter.book, bus, ready: () => ready }, { port: config.httpPort, host: config.httpHost });
+
+  const outcomesFrom = (await lastSequence(bus.jsm, STREAMS.outcomes.name)) + 1;
+  const ledgerFrom = (await lastSequence(bus.jsm, LEDGER_STREAM.name)) + 1;
   const runs = await followStream(bus, STREAMS.runs.name, logger, (msg) => reporter.onRunEvent(msg));
-  const outcomes = await followStream(bus, STREAMS.outcomes.name, logger, (msg) => reporter.onOutcome(msg));
-  await Promise.all([runs.caughtUp, outcomes.caughtUp]);
+  await runs.caughtUp;
+  const unfinished = reporter.book.list().filter((r) => !r.completed);
+  let outcomes = 0;
+  let entries = 0;
+  for (let i = 0; i < unfinished.length; i += REPLAY_CONCURRENCY) {
+    await Promise.all(
+      unfinished.slice(i, i + REPLAY_CONCURRENCY).map(async (run) => {
+        outcomes += await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(run.runId), (m) => reporter.onOutcome(m), { untilSeq: outcomesFrom - 1 });
+        entries += await readSubject(bus, LEDGER_STREAM.name, ledgerSubject(run.runId), (m) => reporter.onLedger(m), { untilSeq: ledgerFrom - 1 });
+      }),
+    );
+  }
+  const followers: LiveFollower[] = [
+    await followFrom(bus, STREAMS.outcomes.name, 'sluice.outcomes.>', outcomesFrom, logger, (m) => reporter.onOutcome(m)),
+    await followFrom(bus, LEDGER_STREAM.name, 'sluice.ledger.>', ledgerFrom, logger, (m) => reporter.onLedger(m)),
+  ];
   await reporter.goLive();
   ready = true;
+
   const progress = setInterval(() => {
     reporter.publishProgress().catch((error: unknown) => logger.warn({ err: error }, 'progress publish failed'));
   }, config.progressIntervalMs);
-  logger.info({ httpPort: http.port, runs: reporter.book.list().length }, 'reporter ready');
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    reporter
+      .reconcile()
+      .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation sweep failed'))
+      .finally(() => (sweeping = false));
+  }, config.reconcileIntervalMs);
+  const startup = { ms: Math.round(performance.now() - started), runs: reporter.book.list().length, unfinished: unfinished.length, outcomes, ledgerEntries: entries };
+  logger.info({ httpPort: http.port, startup }, 'reporter ready');
   return {
     httpPort: http.port,
+    startup,
     async stop() {
       clearInterval(progress);
+      clearInterval(sweep);
       http.server.close();
       await runs.stop();
-      await outcomes.stop();
+      for (const f of followers) await f.stop();
+      await reporter.idle();
       await bus.close();
     },
   };

@@ -1,41 +1,145 @@
-import { type Bus, decodeJson, type JsMsg, publishReliably } from '@sluice/bus';
+import { type Bus, decodeJson, type JsMsg, publishIfLast, publishOnce, type RunControlStore } from '@sluice/bus';
 import {
   RunAcceptedEventSchema,
   RunCompletedEventSchema,
+  RunControlEventSchema,
   runEventSubject,
   RunPlannedEventSchema,
+  STREAMS,
+  TaskLedgerEntrySchema,
   TenantOutcomeSchema,
 } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 import { RunBook } from './run-book.js';
+import { progressMoved, rolloutVerdict } from './run-verdicts.js';
+import { createTaskReleaser } from './task-releaser.js';
+
+export interface ReporterOptions {
+  /** A queued task with no outcome for this long is looked up in the work queue, and published again if it is gone. */
+  reconcileAfterMs?: number;
+  /** Most work-queue look-ups per run and sweep. */
+  reconcileBatch?: number;
+  /** Least time between two progress events of a run (also the bucket of their message ids). */
+  progressIntervalMs?: number;
+}
 
 export interface ReporterDeps {
   bus: Bus;
   logger: Logger;
+  /** Where run control states are written for executors (none: executors are not told). */
+  controls?: RunControlStore;
   book?: RunBook;
+  options?: ReporterOptions;
+  now?: () => number;
 }
 
+const DECISION_RETRY_MS = 30_000;
+const CONTROL_SETTLE_MS = 200;
 const RUN_SUBJECT = /^sluice\.runs\.([A-Za-z0-9_-]{1,64})\.([a-z]+)$/;
+const LEDGER_SUBJECT = /^sluice\.ledger\.([A-Za-z0-9_-]{1,64})$/;
 
 /**
- * Feeds run events and outcomes into the run book and publishes what falls due: `completed`
- * once per run (with a message id, so a second replica's copy is dropped by the server),
- * `progress` at most once per interval. Completions wait until the replay has caught up, so a
- * restarted reporter never re-announces a run it had already closed.
+ * Feeds run events, outcomes and task ledger entries into the run book, and publishes what falls
+ * due. Every publication is safe with several replicas: `completed` is stored only if the run has
+ * none yet, and progress only on top of the run's last progress event (expected last subject
+ * sequence); rollout decisions and re-published tasks carry deterministic message ids; control
+ * states are written compare-and-set, never backwards. Nothing is published until the replay has
+ * caught up (`goLive`).
  */
 export function createReporter(deps: ReporterDeps) {
   const { bus, logger } = deps;
-  const book = deps.book ?? new RunBook();
+  const now = deps.now ?? Date.now;
+  const book = deps.book ?? new RunBook(now);
+  const options = { reconcileAfterMs: 120_000, reconcileBatch: 1_000, progressIntervalMs: 1_000, ...deps.options };
+  const releaser = createTaskReleaser({ bus, logger, book, now });
   let live = false;
+  const dirty = new Set<string>();
+  let flushing: Promise<void> | undefined;
+  /** Control state last written to the KV per run (its seq), and when. */
+  const savedControl = new Map<string, { seq: number; at: number }>();
+  /** Rollout decisions published (action and when), not published again for a while. */
+  const decided = new Map<string, { action: string; at: number }>();
+  /** Completions published or found, not yet folded back from the stream. */
+  const completing = new Set<string>();
 
-  async function complete(runId: string): Promise<void> {
-    if (!live) return;
-    const event = book.completionDue(runId);
-    if (!event) return;
-    book.onCompleted(event);
-    await publishReliably(bus, runEventSubject(runId, 'completed'), event, { msgId: `${runId}:completed` });
-    logger.info({ runId, status: event.status, counts: event.counts, durationMs: event.durationMs }, 'run completed');
+  function schedule(runId: string): void {
+    dirty.add(runId);
+    if (live) void flush();
+  }
+
+  /** Runs due effects of dirty runs, one pass at a time. Resolves when nothing is dirty. */
+  function flush(): Promise<void> {
+    // `finally` runs as a later microtask, so `flushing` is cleared only after it was set.
+    flushing ??= drain().finally(() => (flushing = undefined));
+    return flushing;
+  }
+
+  async function drain(): Promise<void> {
+    while (dirty.size > 0) {
+      const batch = [...dirty];
+      dirty.clear();
+      for (const runId of batch) {
+        try {
+          await settleRun(runId);
+        } catch (error) {
+          logger.warn({ err: error, runId }, 'run effects failed; trying again shortly');
+          setTimeout(() => schedule(runId), 1_000).unref();
+        }
+      }
+    }
+  }
+
+  async function settleRun(runId: string): Promise<void> {
+    const run = book.get(runId);
+    if (!run) return;
+    if (deps.controls && run.control.seq > (savedControl.get(runId)?.seq ?? -1) && (run.accepted || run.completed)) {
+      const seq = run.control.seq;
+      await deps.controls.save(run.control);
+      savedControl.set(runId, { seq, at: now() });
+    }
+    if (run.completed || completing.has(runId)) return;
+    const completion = book.completionDue(runId);
+    if (completion) {
+      completing.add(runId);
+      let published: boolean;
+      try {
+        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, { msgId: `${runId}:completed` }));
+      } catch (error) {
+        completing.delete(runId);
+        throw error;
+      }
+      if (published) {
+        book.onCompleted(completion);
+        logger.info({ runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs }, 'run completed');
+      } else {
+        logger.info({ runId }, 'run already completed by another reporter');
+      }
+      return;
+    }
+    const verdict = rolloutVerdict(run);
+    const last = decided.get(runId);
+    // Published again if it has not come back after a while (a lost message); the message id absorbs repeats.
+    if (verdict && (last?.action !== verdict.action || now() - last.at > DECISION_RETRY_MS)) {
+      decided.set(runId, { action: verdict.action, at: now() });
+      await bus.publish(
+        runEventSubject(runId, 'control'),
+        { runId, action: verdict.action, ...(verdict.action === 'stop' ? { reason: verdict.reason } : {}), requestedBy: 'sluice-reporter (rollout)', at: new Date(now()).toISOString() },
+        { msgId: `${runId}:rollout:${verdict.action}` },
+      );
+      logger.info({ runId, ...verdict }, verdict.action === 'promote' ? 'canaries succeeded; fleet promoted' : 'rollout stopped the run');
+    }
+    if (run.tenants.parkedCount === 0) return;
+    const saved = savedControl.get(runId);
+    if (deps.controls) {
+      // Parked tasks are released by the state executors obey: only once it is in the KV (a
+      // control folded meanwhile brings another pass), and a moment later, as executors learn it
+      // from a watch — a task released before that would only be parked again.
+      if (!saved || saved.seq < run.control.seq) return;
+      const wait = saved.at + CONTROL_SETTLE_MS - now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    await releaser.releaseParked(run);
   }
 
   function decode(msg: JsMsg): unknown {
@@ -47,26 +151,35 @@ export function createReporter(deps: ReporterDeps) {
     }
   }
 
-  async function onRunEvent(msg: JsMsg): Promise<void> {
+  function onRunEvent(msg: JsMsg): void {
     const match = RUN_SUBJECT.exec(msg.subject);
     if (!match) return;
     const [, runId, event] = match as unknown as [string, string, string];
+    // Progress is ours and says nothing new: not even decoded (most of the stream on replay).
+    if (event === 'progress') return;
     const data = decode(msg);
     if (data === undefined) return;
-    const schema = event === 'accepted' ? RunAcceptedEventSchema : event === 'planned' ? RunPlannedEventSchema : event === 'completed' ? RunCompletedEventSchema : undefined;
+    const schema = { accepted: RunAcceptedEventSchema, planned: RunPlannedEventSchema, completed: RunCompletedEventSchema, control: RunControlEventSchema }[event];
     if (!schema) return;
     const parsed = schema.safeParse(data);
     if (!parsed.success || parsed.data.runId !== runId) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed run event');
       return;
     }
-    if (event === 'accepted') book.onAccepted(RunAcceptedEventSchema.parse(data));
+    if (event === 'accepted') book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
     else if (event === 'planned') book.onPlanned(RunPlannedEventSchema.parse(data));
-    else book.onCompleted(RunCompletedEventSchema.parse(data));
-    await complete(runId);
+    else if (event === 'completed') {
+      book.onCompleted(RunCompletedEventSchema.parse(data), msg.seq);
+      completing.delete(runId);
+    }
+    else {
+      const control = RunControlEventSchema.parse(data);
+      if (book.onControl(control, msg.seq)) logger.info({ runId, action: control.action, reason: control.reason, requestedBy: control.requestedBy }, `run ${control.action}`);
+    }
+    schedule(runId);
   }
 
-  async function onOutcome(msg: JsMsg): Promise<void> {
+  function onOutcome(msg: JsMsg): void {
     const data = decode(msg);
     if (data === undefined) return;
     const parsed = TenantOutcomeSchema.safeParse(data);
@@ -74,23 +187,69 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed outcome');
       return;
     }
-    if (book.onOutcome(parsed.data)) await complete(parsed.data.runId);
+    if (book.onOutcome(parsed.data)) schedule(parsed.data.runId);
   }
 
-  /** Called once both streams are replayed: from now on, completions are published. */
+  function onLedger(msg: JsMsg): void {
+    const match = LEDGER_SUBJECT.exec(msg.subject);
+    const data = match ? decode(msg) : undefined;
+    if (!match || data === undefined) return;
+    const parsed = TaskLedgerEntrySchema.safeParse(data);
+    if (!parsed.success) {
+      logger.warn({ subject: msg.subject }, 'ignoring a malformed task ledger entry');
+      return;
+    }
+    if (book.onLedger(match[1]!, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) schedule(match[1]!);
+  }
+
+  /** Called once the streams are replayed: from now on, what falls due is published. */
   async function goLive(): Promise<void> {
     live = true;
-    for (const run of book.list()) await complete(run.runId);
+    for (const run of book.list()) if (!run.completed) dirty.add(run.runId);
+    await flush();
+    // Completed runs only need their final control state in the KV (in case the reporter that
+    // completed them died first): checked in the background, ready does not wait for history.
+    if (deps.controls) for (const run of book.list()) if (run.completed) schedule(run.runId);
   }
 
+  /**
+   * Publishes a progress event for each run that moved — unless the run's last progress event, by
+   * whichever replica, is younger than the interval. The publish expects that last event to still
+   * be the last, so replicas racing for the same interval publish one event between them.
+   */
   async function publishProgress(): Promise<void> {
+    if (!live) return;
     for (const run of book.list()) {
+      if (!progressMoved(run)) continue;
+      const subject = runEventSubject(run.runId, 'progress');
+      const last = await bus.jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: subject });
+      if (last && now() - last.time.getTime() < options.progressIntervalMs) continue;
       const event = book.progressDue(run.runId);
-      if (event) await bus.publish(runEventSubject(run.runId, 'progress'), event);
+      if (event) await publishIfLast(bus, subject, event, last?.seq ?? 0, { attempts: 2 });
     }
   }
 
-  return { book, onRunEvent, onOutcome, goLive, publishProgress };
+  /**
+   * Looks for lost tasks of every unfinished run and publishes them again; and looks at each
+   * unfinished run's due effects once more (a decision or a release whose message was lost).
+   */
+  async function reconcile(): Promise<number> {
+    let republished = 0;
+    for (const run of book.list()) {
+      if (run.completed) continue;
+      schedule(run.runId);
+      if (run.control.state === 'paused') continue;
+      republished += await releaser.reconcile(run, options.reconcileAfterMs, options.reconcileBatch);
+    }
+    return republished;
+  }
+
+  /** Settles outstanding effects (tests and shutdown). */
+  async function idle(): Promise<void> {
+    while (flushing) await flushing;
+  }
+
+  return { book, onRunEvent, onOutcome, onLedger, goLive, publishProgress, reconcile, idle };
 }
 
 export type Reporter = ReturnType<typeof createReporter>;

@@ -1,34 +1,28 @@
-import type {
-  RunAcceptedEvent,
-  RunCompletedEvent,
-  RunPlannedEvent,
-  RunProgressEvent,
-  RunStatus,
-  TenantOutcome,
+import {
+  applyControl,
+  initialControlState,
+  type RunAcceptedEvent,
+  type RunCompletedEvent,
+  type RunControlEvent,
+  type RunPlannedEvent,
+  type RunProgressEvent,
+  type TaskLedgerEntry,
+  type TenantOutcome,
 } from '@sluice/contracts';
-import { finalStatusOf, RunAggregate } from '@sluice/core';
+import { RunAggregate } from '@sluice/core';
 
-/** Everything the reporter knows of one run. */
-export interface RunState {
-  runId: string;
-  accepted?: RunAcceptedEvent;
-  planned?: RunPlannedEvent;
-  completed?: RunCompletedEvent;
-  aggregate: RunAggregate;
-  /** When the first event of the run was seen, for runs whose accepted event is missing. */
-  firstSeenAt: number;
-  /** `done` at the last progress event. */
-  progressDone: number;
-}
+import type { RunState } from './run-state.js';
+import { completionOf, progressOf } from './run-verdicts.js';
+import { TenantTracker } from './tenant-tracker.js';
 
-export function runStatusOf(run: RunState): RunStatus {
-  if (run.completed) return run.completed.status;
-  return run.planned ? 'running' : 'planning';
-}
+export { type CanaryTally, type RunState, runStatusOf, startedAtOf } from './run-state.js';
+
+const SUCCESS = new Set(['migrated', 'upToDate', 'pending']);
 
 /**
- * The reporter's book of runs: folds run events and tenant outcomes, in any order and with
- * repeats, into exact run state. Pure; the service feeds it and publishes what it returns.
+ * The reporter's book of runs: folds run events, control events, tenant outcomes and task ledger
+ * entries — in any order across streams, with repeats — into exact run state. Pure: the service
+ * feeds it and publishes what it returns.
  */
 export class RunBook {
   private readonly runs = new Map<string, RunState>();
@@ -38,7 +32,16 @@ export class RunBook {
   private run(runId: string): RunState {
     let run = this.runs.get(runId);
     if (!run) {
-      run = { runId, aggregate: new RunAggregate(), firstSeenAt: this.now(), progressDone: 0 };
+      const at = this.now();
+      run = {
+        runId,
+        control: initialControlState(runId, undefined, 0, new Date(at).toISOString()),
+        aggregate: new RunAggregate(),
+        tenants: new TenantTracker(),
+        canaries: { ids: new Set(), succeeded: 0 },
+        firstSeenAt: at,
+        progress: { done: 0, status: 'planning', samples: [] },
+      };
       this.runs.set(runId, run);
     }
     return run;
@@ -52,9 +55,13 @@ export class RunBook {
     return [...this.runs.values()];
   }
 
-  onAccepted(event: RunAcceptedEvent): RunState {
+  onAccepted(event: RunAcceptedEvent, seq = 0): RunState {
     const run = this.run(event.runId);
-    run.accepted ??= event;
+    if (!run.accepted) {
+      run.accepted = event;
+      // Controls folded before the accepted event (none in practice) keep their effect.
+      if (run.control.seq === 0) run.control = initialControlState(event.runId, event.rollout, seq, event.acceptedAt);
+    }
     return run;
   }
 
@@ -67,61 +74,72 @@ export class RunBook {
     return run;
   }
 
-  /** A completed event seen on the stream (ours or another replica's): the run is closed. */
-  onCompleted(event: RunCompletedEvent): RunState {
+  /** A control event at `seq` in SLUICE_RUNS. True when it changed the run's control state. */
+  onControl(event: RunControlEvent, seq: number): boolean {
     const run = this.run(event.runId);
-    run.completed ??= event;
+    if (run.completed) return false;
+    const next = applyControl(run.control, event, seq);
+    if (next === run.control) return false;
+    run.control = next;
+    return true;
+  }
+
+  /** A completed event seen on the stream (ours or another replica's): the run is closed. */
+  onCompleted(event: RunCompletedEvent, seq = 0): RunState {
+    const run = this.run(event.runId);
+    if (!run.completed) {
+      run.completed = event;
+      run.control = { ...run.control, final: event.status, seq: Math.max(run.control.seq, seq), updatedAt: event.finishedAt };
+      // The per-tenant detail is no longer needed: the completed event holds the result.
+      run.tenants = new TenantTracker();
+      run.aggregate = new RunAggregate();
+      run.canaries = { ids: new Set(), succeeded: run.canaries.succeeded };
+    }
+    // Our own completion is folded before the stream's copy, which brings its sequence.
+    if (seq > run.control.seq) run.control = { ...run.control, seq };
     return run;
   }
 
-  /** Returns false for a repeat (the tenant had already settled in this run). */
+  /** Returns false for a repeat (the tenant had already settled in this run) or a closed run. */
   onOutcome(outcome: TenantOutcome): boolean {
-    return this.run(outcome.runId).aggregate.record(outcome);
+    const run = this.run(outcome.runId);
+    if (run.completed) return false;
+    if (!run.aggregate.record(outcome)) return false;
+    run.tenants.settle(outcome.tenantId);
+    if (run.canaries.ids.has(outcome.tenantId)) this.tallyCanary(run, outcome.tenantId);
+    return true;
+  }
+
+  /** A task ledger entry at `seq` (ledger stream), written at `at` (ms). True when it changed something. */
+  onLedger(runId: string, entry: TaskLedgerEntry, seq: number, at: number): boolean {
+    const run = this.run(runId);
+    if (run.completed) return false;
+    if (entry.kind === 'planned' && entry.task.stage === 'canary' && !run.canaries.ids.has(entry.task.tenantId)) {
+      run.canaries.ids.add(entry.task.tenantId);
+      if (run.aggregate.statusOf(entry.task.tenantId)) this.tallyCanary(run, entry.task.tenantId);
+    }
+    return run.tenants.apply(entry, seq, at);
+  }
+
+  private tallyCanary(run: RunState, tenantId: string): void {
+    const status = run.aggregate.statusOf(tenantId);
+    if (status && SUCCESS.has(status)) {
+      run.canaries.succeeded += 1;
+    } else if (status && !run.canaries.failed) {
+      const failure = run.aggregate.failures.find((f) => f.tenantId === tenantId);
+      run.canaries.failed = { tenantId, error: failure?.error ?? status, ...(failure?.code ? { code: failure.code } : {}) };
+    }
   }
 
   /** The completed event a run is due, or undefined while it is still going (or already closed). */
   completionDue(runId: string): RunCompletedEvent | undefined {
     const run = this.runs.get(runId);
-    if (!run || run.completed || !run.planned) return undefined;
-    const planningFailed = run.planned.error !== undefined;
-    if (!planningFailed && !run.aggregate.complete) return undefined;
-    const startedAtMs = run.accepted ? Date.parse(run.accepted.acceptedAt) : run.firstSeenAt;
-    const finishedAtMs = this.now();
-    return {
-      runId,
-      status: planningFailed ? 'failed' : finalStatusOf(run.aggregate.counts),
-      target: run.accepted?.target ?? 'latest',
-      targetVersion: run.accepted?.targetVersion ?? null,
-      dryRun: run.accepted?.dryRun ?? false,
-      counts: { ...run.aggregate.counts },
-      startedAt: new Date(startedAtMs).toISOString(),
-      finishedAt: new Date(finishedAtMs).toISOString(),
-      durationMs: Math.max(0, finishedAtMs - startedAtMs),
-      failures: [...run.aggregate.failures],
-      failuresTruncated: run.aggregate.failuresTruncated,
-      ...(planningFailed ? { error: run.planned.error } : {}),
-    };
+    return run ? completionOf(run, this.now()) : undefined;
   }
 
-  /** A progress event for a run that moved since its last one, or undefined. */
+  /** A progress event for a run whose count or status moved since its last one, or undefined. */
   progressDue(runId: string): RunProgressEvent | undefined {
     const run = this.runs.get(runId);
-    if (!run || run.completed) return undefined;
-    const done = run.aggregate.done;
-    if (done === run.progressDone) return undefined;
-    run.progressDone = done;
-    const startedAtMs = run.accepted ? Date.parse(run.accepted.acceptedAt) : run.firstSeenAt;
-    const elapsedSec = Math.max(0.001, (this.now() - startedAtMs) / 1000);
-    const ratePerSec = done / elapsedSec;
-    const total = run.aggregate.total;
-    return {
-      runId,
-      status: runStatusOf(run),
-      counts: { ...run.aggregate.counts },
-      done,
-      ratePerSec: Math.round(ratePerSec * 100) / 100,
-      etaMs: total !== null && ratePerSec > 0 ? Math.round(((total - done) / ratePerSec) * 1000) : null,
-      at: new Date(this.now()).toISOString(),
-    };
+    return run ? progressOf(run, this.now()) : undefined;
   }
 }

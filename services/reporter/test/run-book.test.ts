@@ -82,6 +82,8 @@ describe('RunBook', () => {
     const book = new RunBook(now);
     book.onAccepted(accepted('r5'));
     book.onPlanned(planned('r5', 4));
+    // planning -> running is news; nothing after it until something moves.
+    expect(book.progressDue('r5')).toMatchObject({ status: 'running', done: 0, etaMs: null });
     expect(book.progressDue('r5')).toBeUndefined();
     clock += 2000;
     book.onOutcome(outcome('r5', 'a', 'migrated'));

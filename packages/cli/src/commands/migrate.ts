@@ -10,10 +10,27 @@ import type { Output } from '../output.js';
 import { watchRun } from '../run-watcher.js';
 
 export const MIGRATE_USAGE = `sluice migrate [--target latest|VERSION] [--run-id ID] [--tenants ID,ID...] [--tag KEY=VALUE]...
+               [--canary N] [--max-failures N] [--max-failure-rate R]
                [--dry-run] [--wait] [--timeout 30m] [--json]
 
-Publishes a migration request. With --wait, follows the run until it completes and exits
-0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`;
+Publishes a migration request. --canary N migrates N tenants first and the rest only once all of
+them succeeded; --max-failures / --max-failure-rate stop the run (the rest skipped, status failed)
+when failures pass them. With --wait, follows the run — a live bar on a terminal, plain lines
+elsewhere — and exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected,
+4 on --timeout.`;
+
+function wholeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new CliError(`${flag} takes a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function rate(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.endsWith('%') ? Number(value.slice(0, -1)) / 100 : Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new CliError(`--max-failure-rate takes a share from 0 to 1 (or 0% to 100%), got "${value}"`);
+  return n;
+}
 
 export async function migrateCommand(argv: string[], env: Env, output: Output): Promise<number> {
   const { values } = parseArgs({
@@ -28,6 +45,9 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
       timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
       'requested-by': { type: 'string' },
+      canary: { type: 'string' },
+      'max-failures': { type: 'string' },
+      'max-failure-rate': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -39,6 +59,11 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     if (eq <= 0) throw new CliError(`--tag takes KEY=VALUE, got "${t}"`);
     return [t.slice(0, eq), t.slice(eq + 1)] as const;
   });
+  const rollout = {
+    ...(values.canary !== undefined ? { canary: wholeNumber('--canary', values.canary) } : {}),
+    ...(values['max-failures'] !== undefined ? { maxFailures: wholeNumber('--max-failures', values['max-failures']) } : {}),
+    ...(values['max-failure-rate'] !== undefined ? { maxFailureRate: rate(values['max-failure-rate']) } : {}),
+  };
   const input: MigrateRequestInput = {
     runId,
     target: /^\d+$/.test(values.target) ? Number(values.target) : values.target,
@@ -46,6 +71,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(tags ? { tenants: { tags: Object.fromEntries(tags) } } : {}),
     ...(values['dry-run'] ? { dryRun: true } : {}),
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
+    ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
   };
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {

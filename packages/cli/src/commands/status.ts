@@ -1,23 +1,34 @@
 import { parseArgs } from 'node:util';
 
-import { connectBus, decodeJson, DeliverPolicy, loadBusConfig } from '@sluice/bus';
-import {
-  RunAcceptedEventSchema,
-  RunCompletedEventSchema,
-  runEventsFilter,
-  RunPlannedEventSchema,
-  RunProgressEventSchema,
-  STREAMS,
-} from '@sluice/contracts';
+import { connectBus, loadBusConfig } from '@sluice/bus';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
-import { formatCompleted, formatCounts, formatProgress, type Output } from '../output.js';
+import { formatCompleted, formatControl, formatCounts, formatProgress, type Output } from '../output.js';
+import { readRun, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
 export const STATUS_USAGE = `sluice status RUN_ID [--json]
 
-Shows where a run stands, from its events (works while the run goes and long after).`;
+Shows where a run stands — planning, running, paused, cancelling, or how it ended — from its
+events (works while the run goes and long after). Exits 1 when the run ended without succeeding.`;
+
+/** The lines `sluice status` prints for a run that has not completed. */
+export function formatRunView(view: RunView): string[] {
+  const lines = [`run ${view.runId}: ${view.status.toUpperCase()}${view.accepted?.rollout?.canary ? ` (${view.control.stage === 'canary' ? 'canaries first' : 'fleet promoted'})` : ''}`];
+  const a = view.accepted;
+  if (a) lines.push(`  target    ${String(a.target)} (version ${a.targetVersion}), accepted ${a.acceptedAt}${a.requestedBy ? ` for ${a.requestedBy}` : ''}`);
+  if (a?.rollout) lines.push(`  rollout   ${Object.entries(a.rollout).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
+  const p = view.planned;
+  if (p) lines.push(`  planned   ${p.total} tenants (${p.tasks} tasks, ${p.skipped} skipped, ${p.invalid} invalid)`);
+  if (view.progress) {
+    lines.push(`  progress  ${formatProgress(view.progress, false).replace(/^progress [^:]+: /, '')}`);
+    lines.push(`  tenants   ${formatCounts(view.progress.counts)}`);
+  }
+  const last = view.controls.at(-1);
+  if (last) lines.push(`  control   ${formatControl(last).replace(/^run \S+ /, '')} (${last.at})`);
+  return lines;
+}
 
 export async function statusCommand(argv: string[], env: Env, output: Output): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
@@ -25,37 +36,13 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
   if (!runId || positionals.length > 1) throw new CliError(`usage: ${STATUS_USAGE}`);
   const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
   try {
-    const filter = runEventsFilter(runId);
-    const info = await bus.jsm.streams.info(STREAMS.runs.name, { subjects_filter: filter }).catch(() => undefined);
-    const stored = Object.values(info?.state.subjects ?? {}).reduce((a, b) => a + b, 0);
-    if (stored === 0) throw new CliError(`no run ${runId}`, EXIT.failure);
-    const consumer = await bus.js.consumers.get(STREAMS.runs.name, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-    const latest: Record<string, unknown> = {};
-    const messages = await consumer.consume();
-    for await (const msg of messages) {
-      latest[msg.subject.split('.').at(-1)!] = decodeJson(msg.data);
-      if (msg.info.pending === 0) break;
-    }
-    await messages.close();
-    const completed = RunCompletedEventSchema.safeParse(latest.completed);
-    const progress = RunProgressEventSchema.safeParse(latest.progress);
-    const accepted = RunAcceptedEventSchema.safeParse(latest.accepted);
-    const planned = RunPlannedEventSchema.safeParse(latest.planned);
-    if (values.json) {
-      output.out(JSON.stringify({ runId, ...latest }));
-    } else if (completed.success) {
-      for (const line of formatCompleted(completed.data)) output.out(line);
-    } else {
-      output.out(`run ${runId}: ${planned.success ? 'RUNNING' : 'PLANNING'}`);
-      if (accepted.success) output.out(`  target    ${String(accepted.data.target)} (version ${accepted.data.targetVersion}), accepted ${accepted.data.acceptedAt}`);
-      if (planned.success) output.out(`  planned   ${planned.data.total} tenants (${planned.data.tasks} tasks, ${planned.data.skipped} skipped, ${planned.data.invalid} invalid)`);
-      if (progress.success) {
-        output.out(`  progress  ${formatProgress(progress.data, false)}`);
-        output.out(`  tenants   ${formatCounts(progress.data.counts)}`);
-      }
-    }
-    if (!completed.success) return EXIT.ok;
-    return completed.data.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
+    const view = await readRun(bus, runId);
+    if (!view) throw new CliError(`no run ${runId}`, EXIT.failure);
+    if (values.json) output.out(JSON.stringify(view));
+    else if (view.completed) for (const line of formatCompleted(view.completed)) output.out(line);
+    else for (const line of formatRunView(view)) output.out(line);
+    if (!view.completed) return EXIT.ok;
+    return view.completed.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
   } finally {
     await bus.close();
   }

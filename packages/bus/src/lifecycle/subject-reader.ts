@@ -1,0 +1,78 @@
+import { DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { Logger } from '@sluice/telemetry';
+
+import type { Bus } from '../bus.js';
+
+/** The stream's last sequence (0 when empty): where a live follower that must miss nothing starts after a replay. */
+export async function lastSequence(jsm: JetStreamManager, stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.last_seq;
+}
+
+/**
+ * Reads every message of one subject (or filter) from the start of the stream up to `untilSeq`
+ * (inclusive; default: what is there now), in order, with an ordered consumer, then stops.
+ * Resolves with the number of messages handled. Cost: the subject's messages, not the stream's.
+ */
+export async function readSubject(
+  bus: Bus,
+  stream: string,
+  subject: string,
+  handler: (msg: JsMsg) => Promise<void> | void,
+  options: { untilSeq?: number } = {},
+): Promise<number> {
+  const last = await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+  if (!last) return 0;
+  const stopAt = Math.min(last.seq, options.untilSeq ?? Number.MAX_SAFE_INTEGER);
+  const consumer = await bus.js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: 1_000 });
+  let count = 0;
+  try {
+    for await (const msg of messages) {
+      if (msg.seq > stopAt) break;
+      await handler(msg);
+      count += 1;
+      if (msg.seq >= stopAt || msg.info.pending === 0) break;
+    }
+  } finally {
+    await messages.close();
+  }
+  return count;
+}
+
+export interface LiveFollower {
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows a stream (or a filter of it) from `fromSeq` on, live, with an ordered consumer; the
+ * handler is awaited for each message in order, and a handler that throws is logged, not retried.
+ */
+export async function followFrom(
+  bus: Bus,
+  stream: string,
+  subject: string,
+  fromSeq: number,
+  logger: Logger,
+  handler: (msg: JsMsg) => Promise<void> | void,
+): Promise<LiveFollower> {
+  const consumer = await bus.js.consumers.get(stream, {
+    filter_subjects: subject,
+    ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages = await consumer.consume({ max_messages: 1_000 });
+  const done = (async () => {
+    for await (const msg of messages) {
+      try {
+        await handler(msg);
+      } catch (error) {
+        logger.error({ err: error, subject: msg.subject, stream }, 'message handler failed; message skipped');
+      }
+    }
+  })();
+  return {
+    async stop() {
+      await messages.close();
+      await done;
+    },
+  };
+}

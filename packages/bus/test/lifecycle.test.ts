@@ -1,0 +1,95 @@
+import { initialControlState, LEDGER_STREAM, ledgerSubject, type TenantTask } from '@sluice/contracts';
+import { createLogger } from '@sluice/telemetry';
+import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  appendLedger,
+  type Bus,
+  connectBus,
+  decodeJson,
+  ensureLedgerStream,
+  followFrom,
+  lastSequence,
+  openRunControlStore,
+  publishIfLast,
+  publishOnce,
+  readSubject,
+  watchRunControl,
+} from '../src/index.js';
+
+const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
+const at = new Date().toISOString();
+
+describe('run lifecycle plumbing against a real nats-server', () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, name: 'bus-lifecycle-test' }, logger);
+    await bus.jsm.streams.add({ name: 'T', subjects: ['t.>'] });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.dispose();
+  });
+
+  it('publishOnce stores the first message of a subject only, however many try, whenever', async () => {
+    const results = await Promise.all([1, 2, 3, 4].map((n) => publishOnce(bus, 't.once', { n })));
+    expect(results.filter((r) => r.published)).toHaveLength(1);
+    // Long after any duplicate window, and without a message id: still refused.
+    expect((await publishOnce(bus, 't.once', { n: 5 })).published).toBe(false);
+    const info = await bus.jsm.streams.info('T', { subjects_filter: 't.once' });
+    expect(info.state.subjects?.['t.once']).toBe(1);
+  });
+
+  it('publishIfLast publishes only on top of the message it expects', async () => {
+    const first = await publishIfLast(bus, 't.progress', { n: 1 }, 0);
+    expect(first.published).toBe(true);
+    expect((await publishIfLast(bus, 't.progress', { n: 2 }, 0)).published).toBe(false);
+    expect((await publishIfLast(bus, 't.progress', { n: 2 }, first.ack!.seq)).published).toBe(true);
+  });
+
+  it('readSubject reads one subject up to a sequence; followFrom goes on from there', async () => {
+    for (let i = 0; i < 5; i++) await bus.publish('t.read.a', { i });
+    await bus.publish('t.read.b', { other: true });
+    const until = await lastSequence(bus.jsm, 'T');
+    await bus.publish('t.read.a', { i: 5 });
+    const seen: number[] = [];
+    expect(await readSubject(bus, 'T', 't.read.a', (m) => void seen.push((decodeJson(m.data) as { i: number }).i), { untilSeq: until })).toBe(5);
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    expect(await readSubject(bus, 'T', 't.read.none', () => undefined)).toBe(0);
+    const live: number[] = [];
+    const follower = await followFrom(bus, 'T', 't.read.a', until + 1, logger, (m) => void live.push((decodeJson(m.data) as { i: number }).i));
+    await bus.publish('t.read.a', { i: 6 });
+    await expect.poll(() => live).toEqual([5, 6]);
+    await follower.stop();
+  });
+
+  it('keeps run control states monotonic, and watchers see them', async () => {
+    const store = await openRunControlStore(bus);
+    expect(await store.save({ ...initialControlState('r1', undefined, 3, at), state: 'paused' })).toBe(true);
+    const seen: string[] = [];
+    const view = await watchRunControl(bus, { logger, onChange: (s) => seen.push(`${s.runId}:${s.state}`) });
+    expect(view.get('r1')?.state).toBe('paused');
+    const racers = await Promise.all([4, 5, 6].map((seq) => store.save({ ...initialControlState('r1', undefined, seq, at), state: seq === 6 ? 'running' : 'paused' })));
+    expect(racers.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+    expect((await store.get('r1'))?.seq).toBe(6);
+    expect(await store.save({ ...initialControlState('r1', undefined, 5, at), state: 'paused' })).toBe(false);
+    await expect.poll(() => view.get('r1')?.state).toBe('running');
+    expect(seen[0]).toBe('r1:paused');
+    await view.stop();
+  });
+
+  it('appends task ledger entries once per message id', async () => {
+    await ensureLedgerStream(bus.jsm);
+    await ensureLedgerStream(bus.jsm);
+    const task: TenantTask = { runId: 'r1', tenantId: 't1', databaseUrl: 'postgres://u@h:5432/d', host: 'h:5432', target: 1, digest: 'a'.repeat(64), dryRun: false, plannedAt: at };
+    const a = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 }, 'r1:planned:t1');
+    const b = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 }, 'r1:planned:t1');
+    expect(b.duplicate).toBe(true);
+    expect(b.seq).toBe(a.seq);
+    expect(await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('r1'), () => undefined)).toBe(1);
+  });
+});

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  applyControl,
+  controlRefusal,
+  gateDecision,
+  initialControlState,
+  MigrateRequestSchema,
+  type RunControlEvent,
+  RunControlEventSchema,
+  TaskLedgerEntrySchema,
+  TenantTaskSchema,
+} from '../src/index.js';
+
+const at = '2026-01-01T00:00:00.000Z';
+const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({ runId: 'r1', action, at, ...(reason ? { reason } : {}) });
+
+describe('rollout in a request', () => {
+  it('accepts canary counts and thresholds', () => {
+    expect(MigrateRequestSchema.parse({ runId: 'r', target: 'latest', rollout: { canary: 5, maxFailures: 3, maxFailureRate: 0.05 } }).rollout).toEqual({ canary: 5, maxFailures: 3, maxFailureRate: 0.05 });
+    expect(MigrateRequestSchema.safeParse({ runId: 'r', target: 'latest', rollout: {} }).success).toBe(true);
+  });
+
+  it.each([
+    ['a negative canary count', { canary: -1 }],
+    ['a fractional canary count', { canary: 1.5 }],
+    ['a rate over 1', { maxFailureRate: 1.5 }],
+    ['an unknown field', { canaries: 3 }],
+  ])('refuses %s', (_label, rollout) => {
+    expect(MigrateRequestSchema.safeParse({ runId: 'r', target: 'latest', rollout }).success).toBe(false);
+  });
+});
+
+describe('run control', () => {
+  it('folds pause, resume, promote and cancel; what does not apply changes nothing', () => {
+    let s = initialControlState('r1', { canary: 2 }, 1, at);
+    expect(s).toMatchObject({ state: 'running', stage: 'canary' });
+    expect(applyControl(s, event('resume'), 2)).toBe(s);
+    s = applyControl(s, event('pause', 'maintenance'), 3);
+    expect(s).toMatchObject({ state: 'paused', seq: 3, note: { action: 'pause', reason: 'maintenance' } });
+    expect(controlRefusal(s, 'pause')).toBe('run r1 is already paused');
+    s = applyControl(s, event('promote'), 4);
+    expect(s).toMatchObject({ state: 'paused', stage: 'fleet' });
+    s = applyControl(s, event('resume'), 5);
+    expect(s.state).toBe('running');
+    expect(s.note).toBeUndefined();
+    s = applyControl(s, event('cancel', 'wrong target'), 6);
+    expect(s).toMatchObject({ state: 'cancelling', stoppedBy: { action: 'cancel', reason: 'wrong target' } });
+    expect(applyControl(s, event('resume'), 7)).toBe(s);
+    expect(controlRefusal(s, 'resume')).toBe('run r1 is being cancelled');
+    expect(controlRefusal({ ...s, final: 'cancelled' }, 'pause')).toBe('run r1 has already completed (cancelled)');
+  });
+
+  it('tells executors what to do with a task', () => {
+    const running = initialControlState('r1', undefined, 1, at);
+    expect(gateDecision(undefined, {})).toEqual({ action: 'proceed' });
+    expect(gateDecision(undefined, { stage: 'fleet' })).toEqual({ action: 'park', reason: 'canary' });
+    expect(gateDecision(running, { stage: 'fleet' })).toEqual({ action: 'proceed' });
+    expect(gateDecision({ ...running, stage: 'canary' }, { stage: 'canary' })).toEqual({ action: 'proceed' });
+    expect(gateDecision({ ...running, state: 'paused' }, {})).toEqual({ action: 'park', reason: 'paused' });
+    const stopped = applyControl(running, event('stop', 'canary c1 failed'), 2);
+    expect(gateDecision(stopped, {})).toEqual({ action: 'skip', code: 'rollout_stopped', reason: 'run stopped by its rollout: canary c1 failed' });
+    expect(gateDecision(applyControl(running, event('cancel'), 2), {})).toEqual({ action: 'skip', code: 'cancelled', reason: 'run cancelled' });
+    expect(gateDecision({ ...running, final: 'succeeded' }, {})).toMatchObject({ action: 'skip', code: 'run_completed' });
+  });
+
+  it('validates control events and ledger entries', () => {
+    expect(RunControlEventSchema.safeParse({ runId: 'r1', action: 'explode', at }).success).toBe(false);
+    expect(RunControlEventSchema.safeParse({ runId: 'r 1', action: 'pause', at }).success).toBe(false);
+    const task = TenantTaskSchema.parse({ runId: 'r1', tenantId: 't', databaseUrl: 'postgres://u@h:5432/d', host: 'h:5432', target: 1, digest: 'a'.repeat(64), dryRun: false, plannedAt: at, stage: 'fleet' });
+    expect(task.stage).toBe('fleet');
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 3, reason: 'paused', at }).success).toBe(true);
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 0, reason: 'paused', at }).success).toBe(false);
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'republished', tenantId: 't', taskSeq: 4, supersedes: 3, cause: 'stolen', at }).success).toBe(false);
+  });
+});

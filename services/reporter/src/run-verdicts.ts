@@ -1,0 +1,128 @@
+import type { RunCompletedEvent, RunProgressEvent } from '@sluice/contracts';
+import { finalStatusOf } from '@sluice/core';
+
+import { type RunState, runStatusOf, startedAtOf } from './run-state.js';
+
+/** What a staged rollout asks for now: let the fleet start, or stop the run. */
+export type RolloutVerdict = { action: 'promote' } | { action: 'stop'; reason: string };
+
+/** How far back the rate of a progress event looks. */
+const RATE_WINDOW_MS = 30_000;
+
+/**
+ * Applies a run's rollout rules to what has settled so far:
+ * - a canary that did not succeed stops the run;
+ * - more than `maxFailures` failures stop it;
+ * - failures over `maxFailureRate` of the total stop it (that share can no longer be met), and so
+ *   does a failed share of settled tenants over the rate once `ceil(1 / rate)` (or all) have settled;
+ * - once every canary has succeeded, the fleet is promoted.
+ */
+export function rolloutVerdict(run: RunState): RolloutVerdict | undefined {
+  const rollout = run.accepted?.rollout;
+  if (!rollout || run.completed || run.control.state === 'cancelling' || run.planned?.error) return undefined;
+  const counts = run.aggregate.counts;
+  const settled = run.aggregate.done;
+  const total = run.aggregate.total;
+  const failed = run.canaries.failed;
+  if (failed) return { action: 'stop', reason: `canary ${failed.tenantId} failed${failed.code ? ` [${failed.code}]` : ''}: ${failed.error}` };
+  if (rollout.maxFailures !== undefined && counts.failed > rollout.maxFailures) {
+    return { action: 'stop', reason: `${counts.failed} tenants failed, more than maxFailures ${rollout.maxFailures}` };
+  }
+  const rate = rollout.maxFailureRate;
+  if (rate !== undefined && counts.failed > 0) {
+    const sample = rate > 0 ? Math.ceil(1 / rate) : 1;
+    const judged = total !== null ? Math.min(total, sample) : sample;
+    if ((total !== null && counts.failed > rate * total) || (settled >= judged && counts.failed / settled > rate)) {
+      return { action: 'stop', reason: `${counts.failed} of ${settled} settled tenants failed, more than maxFailureRate ${rate}` };
+    }
+  }
+  if (run.control.stage === 'canary') {
+    const expected = run.planned?.canaries ?? rollout.canary ?? 0;
+    const allPlanned = run.planned !== undefined || run.canaries.ids.size >= expected;
+    if (allPlanned && run.canaries.succeeded >= expected) return { action: 'promote' };
+  }
+  return undefined;
+}
+
+/**
+ * The completed event of a run whose tenants have all settled (or whose planning failed), or
+ * undefined. A cancelled run ends `cancelled`; a run stopped by its rollout — or whose failures
+ * pass its thresholds by the end — ends `failed`, with the reason in `error`.
+ */
+export function completionOf(run: RunState, now: number): RunCompletedEvent | undefined {
+  if (run.completed || !run.planned) return undefined;
+  const planningFailed = run.planned.error !== undefined;
+  if (!planningFailed && !run.aggregate.complete) return undefined;
+  const stop = run.control.stoppedBy;
+  const verdict = stop ? undefined : rolloutVerdict(run);
+  const startedAtMs = startedAtOf(run);
+  let status: RunCompletedEvent['status'] = finalStatusOf(run.aggregate.counts);
+  let error = run.planned.error;
+  if (planningFailed) status = 'failed';
+  else if (stop?.action === 'cancel') status = 'cancelled';
+  else if (stop?.action === 'stop') {
+    status = 'failed';
+    error = `rollout stopped the run${stop.reason ? `: ${stop.reason}` : ''}`;
+  } else if (verdict?.action === 'stop') {
+    status = 'failed';
+    error = `rollout stopped the run: ${verdict.reason}`;
+  }
+  return {
+    runId: run.runId,
+    status,
+    target: run.accepted?.target ?? 'latest',
+    targetVersion: run.accepted?.targetVersion ?? null,
+    dryRun: run.accepted?.dryRun ?? false,
+    counts: { ...run.aggregate.counts },
+    startedAt: new Date(startedAtMs).toISOString(),
+    finishedAt: new Date(now).toISOString(),
+    durationMs: Math.max(0, now - startedAtMs),
+    failures: [...run.aggregate.failures],
+    failuresTruncated: run.aggregate.failuresTruncated,
+    ...(error !== undefined ? { error } : {}),
+    ...(stop && (stop.action === 'cancel' || stop.action === 'stop') ? { stoppedBy: { ...stop, action: stop.action } } : {}),
+  };
+}
+
+/** Tenants settled per second over the last half minute (since the start while younger). */
+export function rateOf(run: RunState, now: number): number {
+  const samples = run.progress.samples;
+  const first = samples[0] ?? { at: startedAtOf(run), done: 0 };
+  const seconds = (now - first.at) / 1000;
+  return seconds > 0 ? Math.max(0, (run.aggregate.done - first.done) / seconds) : 0;
+}
+
+/** True when a run's count or status moved since its last progress event. */
+export function progressMoved(run: RunState): boolean {
+  return !run.completed && (run.aggregate.done !== run.progress.done || runStatusOf(run) !== run.progress.status);
+}
+
+/**
+ * A progress event when a run's count or status moved since its last one (`undefined` otherwise),
+ * with the rate over recent samples and the time left at that rate (null while unknown or paused).
+ */
+export function progressOf(run: RunState, now: number): RunProgressEvent | undefined {
+  if (!progressMoved(run)) return undefined;
+  const done = run.aggregate.done;
+  const status = runStatusOf(run);
+  const samples = run.progress.samples;
+  if (samples.length === 0) samples.push({ at: startedAtOf(run), done: 0 });
+  // Keep one sample at or before the window's start, so the rate spans the whole window.
+  while (samples.length > 1 && samples[1]!.at <= now - RATE_WINDOW_MS) samples.shift();
+  const rate = rateOf(run, now);
+  samples.push({ at: now, done });
+  run.progress.done = done;
+  run.progress.status = status;
+  const total = run.aggregate.total;
+  const moving = status === 'running' && rate > 0 && total !== null;
+  return {
+    runId: run.runId,
+    status,
+    counts: { ...run.aggregate.counts },
+    done,
+    ratePerSec: Math.round(rate * 100) / 100,
+    etaMs: moving ? Math.round(((total - done) / rate) * 1000) : null,
+    ...(run.accepted?.rollout?.canary ? { stage: run.control.stage } : {}),
+    at: new Date(now).toISOString(),
+  };
+}

@@ -1,0 +1,102 @@
+import { type Bus, decodeJson, readSubject } from '@sluice/bus';
+import { outcomeSubject, STREAMS, type TenantOutcome, TenantOutcomeSchema, type TenantStatus } from '@sluice/contracts';
+import { settledCount } from '@sluice/core';
+
+import { type RunState, runStatusOf } from './run-state.js';
+import { rateOf } from './run-verdicts.js';
+
+/** How a run looks over HTTP (`GET /runs`, `GET /runs/:id`). */
+export function runSummary(run: RunState, now: number) {
+  const counts = run.completed ? { ...run.completed.counts } : { ...run.aggregate.counts };
+  const done = settledCount(counts);
+  const status = runStatusOf(run);
+  const live = !run.completed;
+  const rate = live ? rateOf(run, now) : 0;
+  const total = run.planned?.total ?? null;
+  const parked = live ? run.tenants.parkedCount : 0;
+  return {
+    runId: run.runId,
+    status,
+    ...(run.accepted?.rollout?.canary ? { stage: run.control.stage } : {}),
+    target: run.accepted?.target ?? null,
+    targetVersion: run.accepted?.targetVersion ?? null,
+    dryRun: run.accepted?.dryRun ?? false,
+    tenants: run.accepted?.tenants ?? null,
+    requestedBy: run.accepted?.requestedBy ?? null,
+    rollout: run.accepted?.rollout ?? null,
+    counts,
+    done,
+    total,
+    ratePerSec: Math.round(rate * 100) / 100,
+    etaMs: live && status === 'running' && rate > 0 && total !== null ? Math.round(((total - done) / rate) * 1000) : null,
+    parked,
+    acceptedAt: run.accepted?.acceptedAt ?? null,
+    plannedAt: run.planned?.plannedAt ?? null,
+    finishedAt: run.completed?.finishedAt ?? null,
+    control: {
+      state: run.control.state,
+      ...(run.control.note ? { note: run.control.note } : {}),
+      ...(run.control.stoppedBy ? { stoppedBy: run.control.stoppedBy } : {}),
+    },
+    completed: run.completed ?? null,
+  };
+}
+
+export type RunSummary = ReturnType<typeof runSummary>;
+
+/** One tenant of a run, as listed by `GET /runs/:id/tenants`. */
+export interface TenantRow {
+  tenantId: string;
+  status: TenantStatus | 'unsettled';
+  host?: string;
+  applied?: number[];
+  attempts?: number;
+  error?: TenantOutcome['error'];
+  finishedAt?: string;
+  /** Unsettled tenants: where their task is (`queued`, `parked`, `skipping`). */
+  task?: string;
+  /** Unsettled tenants: since when (ISO time). */
+  since?: string;
+}
+
+/**
+ * Every settled tenant of a run with `status` (all when undefined), read from the outcome stream:
+ * the first terminal outcome of each tenant, as counted. Costs one pass over the run's outcomes.
+ */
+export async function settledTenants(bus: Bus, runId: string, status: TenantStatus | undefined): Promise<TenantRow[]> {
+  const first = new Map<string, TenantOutcome>();
+  await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(runId), (msg) => {
+    let parsed;
+    try {
+      parsed = TenantOutcomeSchema.safeParse(decodeJson(msg.data));
+    } catch {
+      return;
+    }
+    if (parsed.success && !first.has(parsed.data.tenantId)) first.set(parsed.data.tenantId, parsed.data);
+  });
+  const rows: TenantRow[] = [];
+  for (const o of first.values()) {
+    if (status && o.status !== status) continue;
+    rows.push({
+      tenantId: o.tenantId,
+      status: o.status,
+      ...(o.host ? { host: o.host } : {}),
+      applied: o.applied,
+      attempts: o.attempts,
+      ...(o.error ? { error: o.error } : {}),
+      finishedAt: o.finishedAt,
+    });
+  }
+  return rows;
+}
+
+/** The tenants of a live run that have no outcome yet, with where their task is. */
+export function unsettledTenants(run: RunState): TenantRow[] {
+  return [...run.tenants.values()].map((t) => ({
+    tenantId: t.tenantId,
+    status: 'unsettled' as const,
+    host: t.host,
+    task: t.copy.kind === 'parked' ? `parked (${t.copy.reason})` : t.copy.kind,
+    since: new Date(t.since).toISOString(),
+  }));
+}
