@@ -101,7 +101,13 @@ export async function startService(name: ServiceName, env: Record<string, string
     const early = exited.then((code) => {
       throw new Error(`${name} exited with ${code} before it was ready:\n${output.slice(-20).join('\n')}`);
     });
-    await Promise.race([ready, early]);
+    try {
+      await Promise.race([ready, early]);
+    } catch (error) {
+      // Never leave a half-started service behind.
+      await handle.kill();
+      throw error;
+    }
     early.catch(() => undefined);
   }
   return handle;

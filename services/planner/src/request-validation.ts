@@ -28,5 +28,5 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
 
 /** A stable fingerprint of what a request asks for: same runId with another fingerprint is a conflict. */
 export function requestFingerprint(request: MigrateRequest, targetVersion: number): string {
-  return JSON.stringify({ t: targetVersion, s: request.tenants ?? null, d: request.dryRun ?? false });
+  return JSON.stringify({ t: targetVersion, s: request.tenants ?? null, d: request.dryRun ?? false, r: request.rollout ?? null, h: request.maxPerHost ?? null });
 }

@@ -109,6 +109,11 @@ export function createPlanner(deps: PlannerDeps) {
       index += 1;
       summary.total += 1;
       const rowKey = rowKeyOf(row, index);
+      // A port may hand over anything; a non-object is one bad row, not a crashed plan.
+      if (typeof row !== 'object' || row === null) {
+        await invalid(rowKey, 'registry row is not an object');
+        continue;
+      }
       if (typeof row.__invalid === 'string') {
         await invalid(rowKey, row.__invalid);
         continue;
@@ -250,6 +255,6 @@ export type Planner = ReturnType<typeof createPlanner>;
 
 /** The outcome key of a registry row that cannot be a tenant: its tenantId if usable, else its position. */
 function rowKeyOf(row: RegistryRow, index: number): string {
-  const id = row.tenantId;
+  const id = (row as RegistryRow | null)?.tenantId;
   return typeof id === 'string' && id.trim() !== '' ? `${id.slice(0, 200)}#${index}` : `#${index}`;
 }

@@ -36,7 +36,8 @@ export async function tenantsCommand(argv: string[], env: Env, output: Output): 
   try {
     if (!(await readRun(bus, runId))) throw new CliError(`no run ${runId}`, EXIT.failure);
     const all = await readTenantOutcomes(bus, runId);
-    const matching = all.filter((o) => !status || o.status === status);
+    // Sorted by tenant, so the listing is the same whichever order the outcomes arrived in.
+    const matching = all.filter((o) => !status || o.status === status).sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
     const shown = values.limit === undefined ? matching : matching.slice(0, Number(values.limit));
     if (values.json) {
       for (const o of shown) output.out(JSON.stringify(o));
