@@ -40,6 +40,9 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
     servers: config.servers.split(',').map((s) => s.trim()).filter(Boolean),
     name: config.name,
     maxReconnectAttempts: -1,
+    // Every JetStream publish is a request; capturing an async stack for each one cost the
+    // planner about a third of its CPU (profiled at 1,000,000 tasks). Errors keep their message.
+    noAsyncTraces: true,
     reconnectTimeWait: 500,
     timeout: config.connectTimeoutMs ?? 5_000,
     ...(config.user ? { user: config.user, pass: config.pass ?? '' } : {}),
