@@ -1,4 +1,4 @@
-import { STREAMS } from '@sluice/contracts';
+import { LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,12 +21,12 @@ describe('bus against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  it('declares the four streams, idempotently and safely in parallel', async () => {
+  it('declares the four streams and the task ledger, idempotently and safely in parallel', async () => {
     await Promise.all([ensureTopology(bus.jsm), ensureTopology(bus.jsm)]);
     await ensureTopology(bus.jsm);
     const names: string[] = [];
     for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual(Object.values(STREAMS).map((s) => s.name).sort());
+    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name].sort());
     const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
     expect(tasks.config.retention).toBe('workqueue');
   });
