@@ -13,7 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT } from '@sluice/contracts';
 import {
   createTenantFleet,
-  MIGRATIONS_DIR,
+  fleetServiceEnv,
   type ServiceProcess,
   startCpuMeter,
   startNatsServer,
@@ -37,17 +37,7 @@ const b = await createTenantFleet({ count: Math.floor(tenants / 2), serverUrl: h
 const registry = path.join(dir, 'tenants.json');
 await writeFile(registry, JSON.stringify([...a.tenants, ...b.tenants].map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))));
 const nc = await connect({ servers: nats.url });
-const env = {
-  NATS_URL: nats.url,
-  SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR,
-  SLUICE_REGISTRY: 'file',
-  SLUICE_TENANTS_FILE: registry,
-  SLUICE_REPORTER_PORT: '0',
-  SLUICE_HOST_LIMIT: '8',
-  SLUICE_DISCOVERY_INTERVAL: '250ms',
-  LOG_LEVEL: 'warn',
-  PGUSER: 'postgres',
-};
+const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { SLUICE_HOST_LIMIT: '8', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' });
 const rows: Array<{ replicas: number; runs: number[]; cpu: Array<{ machineMs: number; groupsMs: Record<string, number> }> }> = [];
 const base: ServiceProcess[] = [await startService('reporter', { ...env, LOG_LEVEL: 'info' }), await startService('planner', { ...env, LOG_LEVEL: 'info' })];
 let run = 0;

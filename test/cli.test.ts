@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 
 import {
   createTenantFleet,
-  MIGRATIONS_DIR,
+  fleetServiceEnv,
   type NatsServerHandle,
   REPO_ROOT,
   type ServiceProcess,
@@ -32,15 +32,7 @@ describe('the sluice command against running services', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-cli-'));
     const registry = path.join(dir, 'tenants.json');
     await fleet.writeRegistry(registry);
-    env = {
-      PATH: process.env.PATH ?? '',
-      NATS_URL: nats.url,
-      SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR,
-      SLUICE_REGISTRY: 'file',
-      SLUICE_TENANTS_FILE: registry,
-      SLUICE_REPORTER_PORT: '0',
-      PGUSER: 'postgres',
-    };
+    env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { PATH: process.env.PATH ?? '' });
     for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
   });
 

@@ -7,8 +7,8 @@ import { REQUEST_SUBJECT, type RunCompletedEvent } from '@sluice/contracts';
 import {
   collectRunEvents,
   createTenantFleet,
+  fleetServiceEnv,
   listRejected,
-  MIGRATIONS_DIR,
   type NatsServerHandle,
   type ServiceProcess,
   startNatsServer,
@@ -34,14 +34,7 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-e2e-'));
     const registry = path.join(dir, 'tenants.json');
     await fleet.writeRegistry(registry);
-    const env = {
-      NATS_URL: nats.url,
-      SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR,
-      SLUICE_REGISTRY: 'file',
-      SLUICE_TENANTS_FILE: registry,
-      SLUICE_REPORTER_PORT: '0',
-      PGUSER: 'postgres',
-    };
+    const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
     // Planner last: requests wait in the stream until it comes up.
     services.push(await startService('reporter', env));
     services.push(await startService('executor', env));

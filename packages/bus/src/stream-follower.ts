@@ -26,16 +26,9 @@ export async function followStream(
   if (info.state.messages === 0) markCaughtUp();
   const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume({ max_messages: 1_000 });
-  const done = (async () => {
-    for await (const msg of messages) {
-      try {
-        await handler(msg);
-      } catch (error) {
-        logger.error({ err: error, subject: msg.subject, stream }, 'message handler failed; message skipped');
-      }
-      if (msg.info.pending === 0) markCaughtUp();
-    }
-  })();
+  const done = handleInOrder(messages, stream, logger, handler, (msg) => {
+    if (msg.info.pending === 0) markCaughtUp();
+  });
   return {
     caughtUp,
     async stop() {
@@ -43,4 +36,25 @@ export async function followStream(
       await done;
     },
   };
+}
+
+/**
+ * Awaits the handler for each message in order; a handler that throws is logged and the message
+ * skipped (followers read, they never redeliver). Resolves when the iterator closes.
+ */
+export async function handleInOrder(
+  messages: AsyncIterable<JsMsg>,
+  stream: string,
+  logger: Logger,
+  handler: (msg: JsMsg) => Promise<void> | void,
+  after?: (msg: JsMsg) => void,
+): Promise<void> {
+  for await (const msg of messages) {
+    try {
+      await handler(msg);
+    } catch (error) {
+      logger.error({ err: error, subject: msg.subject, stream }, 'message handler failed; message skipped');
+    }
+    after?.(msg);
+  }
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-import { REPO_ROOT, serviceEntry } from './paths.js';
+import { MIGRATIONS_DIR, REPO_ROOT, serviceEntry } from './paths.js';
 
 export type ServiceName = 'planner' | 'executor' | 'reporter';
 
@@ -111,4 +111,20 @@ export async function startService(name: ServiceName, env: Record<string, string
     early.catch(() => undefined);
   }
   return handle;
+}
+
+/**
+ * The environment of a test fleet's services: NATS, a file registry, the migrations, a reporter
+ * on any free port, and the local Postgres user. `extra` adds or overrides variables.
+ */
+export function fleetServiceEnv(options: { natsUrl: string; registryFile: string; migrationsDir?: string }, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NATS_URL: options.natsUrl,
+    SLUICE_MIGRATIONS_DIR: options.migrationsDir ?? MIGRATIONS_DIR,
+    SLUICE_REGISTRY: 'file',
+    SLUICE_TENANTS_FILE: options.registryFile,
+    SLUICE_REPORTER_PORT: '0',
+    PGUSER: 'postgres',
+    ...extra,
+  };
 }

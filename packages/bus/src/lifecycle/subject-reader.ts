@@ -2,6 +2,7 @@ import { DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetst
 import type { Logger } from '@sluice/telemetry';
 
 import type { Bus } from '../bus.js';
+import { handleInOrder } from '../stream-follower.js';
 
 /** The stream's last sequence (0 when empty): where a live follower that must miss nothing starts after a replay. */
 export async function lastSequence(jsm: JetStreamManager, stream: string): Promise<number> {
@@ -60,15 +61,7 @@ export async function followFrom(
     ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
   });
   const messages = await consumer.consume({ max_messages: 1_000 });
-  const done = (async () => {
-    for await (const msg of messages) {
-      try {
-        await handler(msg);
-      } catch (error) {
-        logger.error({ err: error, subject: msg.subject, stream }, 'message handler failed; message skipped');
-      }
-    }
-  })();
+  const done = handleInOrder(messages, stream, logger, handler);
   return {
     async stop() {
       await messages.close();
