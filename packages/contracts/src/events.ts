@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
 import { RolloutSchema, RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
+import { BottleneckSchema, RunTimingsSchema } from './timings.js';
 
 /** Final statuses of a run. `partial`: some tenants failed and the others succeeded. */
 export const FINAL_RUN_STATUSES = ['succeeded', 'partial', 'failed', 'cancelled'] as const;
@@ -40,6 +41,8 @@ export const RunAcceptedEventSchema = z.object({
   requestedBy: z.string().optional(),
   /** The request's staged rollout, when it has one. */
   rollout: RolloutSchema.optional(),
+  /** The run's trace (W3C trace id) when tracing is on. */
+  traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
   acceptedAt: z.string(),
 });
 export type RunAcceptedEvent = z.infer<typeof RunAcceptedEventSchema>;
@@ -108,6 +111,12 @@ export const RunCompletedEventSchema = z.object({
       at: z.string(),
     })
     .optional(),
+  /** Where the run's time went (tenants with timings only). */
+  timings: RunTimingsSchema.optional(),
+  /** The dominant constraint of the run, with the figures behind it and the lever to pull. */
+  bottleneck: BottleneckSchema.optional(),
+  /** The run's trace (W3C trace id) when tracing is on: open it in Jaeger. */
+  traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 

@@ -5,3 +5,4 @@ export * from './outcome.js';
 export * from './request.js';
 export * from './subjects.js';
 export * from './task.js';
+export * from './timings.js';

@@ -26,15 +26,32 @@ export const OutcomeErrorSchema = z.object({
 });
 export type OutcomeError = z.infer<typeof OutcomeErrorSchema>;
 
-/** Where a tenant's time went, in milliseconds. */
+/**
+ * Where a tenant's time went, in milliseconds. From `plannedAt` to `finishedAt` the parts add up:
+ * `queuedMs + lockWaitMs + unavailableMs + retryDelayMs + totalMs` (the last attempt), give or
+ * take clock skew between planner and executor. Each `...WaitMs` part holds both the failed
+ * attempts of that cause and the back-off that followed them.
+ */
 export const TimingsSchema = z.object({
-  /** From planning to the first time an executor picked the task up. */
+  /** From planning to the first pickup by an executor, less any time the host's breaker was open. */
   queuedMs: z.number().nonnegative().optional(),
+  /** Opening the connection (TCP, TLS, startup, authentication) on the last attempt. */
   connectMs: z.number().nonnegative().optional(),
-  /** Journal read and advisory lock. */
+  /** Journal read and advisory lock on the last attempt (one round trip when up to date). */
   journalMs: z.number().nonnegative().optional(),
-  /** Executing migration SQL (including the journal rows written with it). */
+  /** Executing migration SQL with its journal rows, as the executor saw it (network included). */
   executeMs: z.number().nonnegative().optional(),
+  /** The part of `executeMs` the database itself spent (from the journal rows); the rest is network. */
+  serverMs: z.number().nonnegative().optional(),
+  /** Time lost to contention: attempts that hit a lock or a full connection table, and the waits after them. */
+  lockWaitMs: z.number().nonnegative().optional(),
+  /** Time lost to an unreachable host: failed connects, an open breaker, and the waits after them. */
+  unavailableMs: z.number().nonnegative().optional(),
+  /** Time lost to other transient failures and their back-off. */
+  retryDelayMs: z.number().nonnegative().optional(),
+  /** Executor slot time spent on this tenant over all attempts (busy time). */
+  workMs: z.number().nonnegative().optional(),
+  /** The last attempt, connect to unlock. */
   totalMs: z.number().nonnegative().optional(),
 });
 export type Timings = z.infer<typeof TimingsSchema>;
@@ -51,6 +68,8 @@ export const TenantOutcomeSchema = z.object({
   toVersion: VersionSchema.nullable().optional(),
   host: z.string().optional(),
   executorId: z.string().optional(),
+  /** The executor's global concurrency (slots), for its busy/idle share. */
+  executorSlots: z.number().int().positive().optional(),
   attempts: z.number().int().nonnegative(),
   error: OutcomeErrorSchema.optional(),
   timings: TimingsSchema.optional(),

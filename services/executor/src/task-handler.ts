@@ -25,6 +25,8 @@ export interface TaskResult {
   error?: unknown;
   /** Time spent on the tenant (connect to unlock). */
   durationMs: number;
+  /** The outcome published, when `settled` is `done`. */
+  outcome?: TenantOutcome;
 }
 
 /** Runs a tenant's work on its host; the scheduler passes the host's circuit breaker here. */
@@ -145,6 +147,6 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     await publishOutcome(outcome);
     msg.ack();
     log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
-    return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started };
+    return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started, outcome };
   };
 }
