@@ -1,4 +1,13 @@
-import { FINAL_RUN_STATUSES, type RunCompletedEvent, type RunControlEvent, type RunCounts, type RunProgressEvent, type TenantOutcome } from '@sluice/contracts';
+import {
+  type Bottleneck,
+  FINAL_RUN_STATUSES,
+  type RunCompletedEvent,
+  type RunControlEvent,
+  type RunCounts,
+  type RunProgressEvent,
+  type RunTimings,
+  type TenantOutcome,
+} from '@sluice/contracts';
 
 /** Where the CLI writes; injectable so tests capture it. */
 export interface Output {
@@ -63,6 +72,33 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
   if (c.failures.length > 0) {
     lines.push(`  failures${c.failuresTruncated ? ` (first ${c.failures.length})` : ''}:`);
     for (const f of c.failures) lines.push(`    ${f.tenantId}: ${f.code ? `[${f.code}] ` : ''}${f.error}`);
+  }
+  if (c.traceId) lines.push(`  trace     ${c.traceId} (open it in Jaeger: search by trace id)`);
+  lines.push(...formatTimeReport(c.timings, c.bottleneck));
+  return lines;
+}
+
+/**
+ * "Where the time went" and the bottleneck: per-tenant averages of each part, the executors'
+ * busy share, the slowest hosts, and the verdict with its lever.
+ */
+export function formatTimeReport(timings: RunTimings | undefined | null, bottleneck: Bottleneck | undefined | null): string[] {
+  if (!timings || timings.totals.tenants === 0) return [];
+  const t = timings.totals;
+  const avg = (v: number): string => formatDuration(v / t.tenants);
+  const lines = [
+    `  time      per tenant: queued ${avg(t.queuedMs)}, connect ${avg(t.connectMs)}, journal ${avg(t.journalMs)}, SQL ${avg(t.executeMs)} (database ${avg(t.serverMs)}),`,
+    `            lock waits ${avg(t.lockWaitMs)}, host unavailable ${avg(t.unavailableMs)}, other retries ${avg(t.retryDelayMs)}`,
+    `            executors ${timings.executors} (${timings.executorSlots} slots, busy ${Math.round(timings.executorBusyShare * 100)}%)${timings.planningMs !== null ? `, planning ${formatDuration(timings.planningMs)}` : ''}`,
+  ];
+  for (const h of timings.hosts.slice(0, 3)) {
+    const limit = h.atLimitShare === null ? '' : `, at its limit ${Math.round(h.atLimitShare * 100)}% of the time`;
+    lines.push(`  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${limit}`);
+  }
+  if (bottleneck) {
+    lines.push(`  bottleneck ${bottleneck.label} (${bottleneck.mode})${bottleneck.host ? ` on ${bottleneck.host}` : ''}`);
+    lines.push(`            ${bottleneck.summary}`);
+    lines.push(`            lever: ${bottleneck.lever}`);
   }
   return lines;
 }

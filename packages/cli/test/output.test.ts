@@ -70,3 +70,25 @@ describe('CLI output for run lifecycles', () => {
     ]);
   });
 });
+
+describe('CLI output: where the time went', () => {
+  it('prints per-tenant averages, the slowest hosts and the bottleneck with its lever', () => {
+    const totals = { tenants: 4, queuedMs: 4_000, connectMs: 40, journalMs: 8, executeMs: 400, serverMs: 300, lockWaitMs: 0, unavailableMs: 0, retryDelayMs: 0, workMs: 448 };
+    const text = formatCompleted({
+      ...completed,
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      timings: { wallMs: 2_500, planningMs: 120, totals, executors: 1, executorSlots: 1, executorBusyShare: 0.9, hosts: [{ host: 'db1:5432', ...totals, atLimitShare: 0 }] },
+      bottleneck: { kind: 'coordination', label: 'coordination', mode: 'waiting', summary: 'Tenants waited 1.0 s on average.', lever: 'Add executor replicas.', figures: {} },
+    }).join('\n');
+    expect(text).toContain('trace     0af7651916cd43dd8448eb211c80319c');
+    expect(text).toContain('per tenant: queued 1.0 s, connect 10 ms, journal 2 ms, SQL 100 ms (database 75 ms)');
+    expect(text).toContain('executors 1 (1 slots, busy 90%), planning 120 ms');
+    expect(text).toContain('host      db1:5432: 4 tenants, queued 1.0 s, SQL 100 ms per tenant, at its limit 0% of the time');
+    expect(text).toContain('bottleneck coordination (waiting)');
+    expect(text).toContain('lever: Add executor replicas.');
+  });
+
+  it('prints no time report for a run without timings', () => {
+    expect(formatCompleted(completed).join('\n')).not.toContain('bottleneck');
+  });
+});

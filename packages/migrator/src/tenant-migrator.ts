@@ -29,7 +29,11 @@ export interface MigrationReport {
   applied: number[];
   fromVersion: number | null;
   toVersion: number | null;
-  timings: { journalMs: number; executeMs: number };
+  /**
+   * `journalMs`: journal read (and lock); `executeMs`: migration SQL as the client saw it;
+   * `serverMs`: the part of it the database spent (from the journal rows it wrote).
+   */
+  timings: { journalMs: number; executeMs: number; serverMs: number };
 }
 
 interface JournalRow {
@@ -77,7 +81,7 @@ export class TenantMigrator {
         applied: pending,
         fromVersion: plan.current,
         toVersion: plan.pending.at(-1)?.version ?? plan.current,
-        timings: { journalMs: performance.now() - t0, executeMs: 0 },
+        timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
       };
     }
     // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
@@ -85,16 +89,16 @@ export class TenantMigrator {
     // Anything else is decided again under the lock.
     const unlocked = await this.readJournalIfClean(options);
     if (unlocked) {
-      return { ...unlocked, timings: { journalMs: performance.now() - t0, executeMs: 0 } };
+      return { ...unlocked, timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 } };
     }
     return this.withLock(async (entries) => {
       const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
       const journalMs = performance.now() - t0;
       const t1 = performance.now();
       const applied: number[] = [];
+      let serverMs = 0;
       for (const migration of plan.pending) {
-        if (migration.transactional) await this.applyInTransaction(migration, options);
-        else await this.applyWithoutTransaction(migration, options);
+        serverMs += migration.transactional ? await this.applyInTransaction(migration, options) : await this.applyWithoutTransaction(migration, options);
         applied.push(migration.version);
       }
       // A redelivered task: what this run applied on earlier deliveries counts too.
@@ -105,7 +109,7 @@ export class TenantMigrator {
         applied: reported,
         fromVersion: plan.current,
         toVersion,
-        timings: { journalMs, executeMs: performance.now() - t1 },
+        timings: { journalMs, executeMs: performance.now() - t1, serverMs },
       };
     });
   }
@@ -235,13 +239,14 @@ export class TenantMigrator {
     return new LockedError('another runner holds the migration lock of this database');
   }
 
-  private async applyInTransaction(m: Migration, options: MigrateOptions): Promise<void> {
+  /** Applies one file with its journal row in one transaction and one round trip; returns the server's time in ms. */
+  private async applyInTransaction(m: Migration, options: MigrateOptions): Promise<number> {
     const text = [
       'BEGIN',
       ...this.timeoutSettings(m, 'LOCAL'),
       // The newline guards against a file that ends in a -- comment.
       `${m.sql}\n`,
-      this.journalInsert(m, 'applied', options),
+      `${this.journalInsert(m, 'applied', options)} RETURNING duration_ms`,
       'COMMIT',
     ].join(';\n');
     let results: pg.QueryResult[];
@@ -257,9 +262,12 @@ export class TenantMigrator {
       await this.client.query('ROLLBACK').catch(() => undefined);
       throw new MigrationSqlError(`version ${m.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`, undefined, { version: m.version });
     }
+    const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
+    return Number.isFinite(serverMs) ? serverMs : 0;
   }
 
-  private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<void> {
+  /** Applies a `no-transaction` file statement by statement; returns the statements' time in ms (network included). */
+  private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<number> {
     const statements = splitSqlStatements(m.sql);
     const invalidBefore = await this.invalidIndexes();
     await this.query(this.journalInsert(m, 'dirty', options));
@@ -297,9 +305,9 @@ export class TenantMigrator {
     } finally {
       if (settings.length > 0) await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
     }
-    await this.query(
-      `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${Date.now() - started} WHERE version = ${m.version}`,
-    );
+    const durationMs = Date.now() - started;
+    await this.query(`UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`);
+    return durationMs;
   }
 
   /** Names of the invalid indexes in the database (left by failed concurrent builds). */

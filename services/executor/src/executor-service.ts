@@ -31,7 +31,7 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
   // Gated tasks were not attempted: `dropped`/`retry` without an error leave the host's limiter alone.
-  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config }), (verdict) => ({
+  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to) }), (verdict) => ({
     settled: verdict.action === 'defer' ? ('retry' as const) : ('dropped' as const),
     durationMs: 0,
   }));

@@ -29,6 +29,9 @@ export class HostBreakers {
   private readonly breakers = new Map<string, CircuitBreaker<[() => Promise<unknown>], unknown>>();
   private readonly rotation = new EventEmitter();
   private readonly timer: NodeJS.Timeout;
+  /** Per host: when its breaker opened (while open) and its recent open intervals, for time accounting. */
+  private readonly openedAt = new Map<string, number>();
+  private readonly openSpans = new Map<string, Array<[number, number]>>();
 
   constructor(
     private readonly options: BreakerOptions,
@@ -55,9 +58,15 @@ export class HostBreakers {
         // true = "not a failure": everything but a host-level error.
         errorFilter: (error: unknown) => !(error instanceof HostUnavailableError),
       });
-      breaker.on('open', () => this.onStateChange(host, 'open'));
+      breaker.on('open', () => {
+        if (!this.openedAt.has(host)) this.openedAt.set(host, Date.now());
+        this.onStateChange(host, 'open');
+      });
       breaker.on('halfOpen', () => this.onStateChange(host, 'halfOpen'));
-      breaker.on('close', () => this.onStateChange(host, 'closed'));
+      breaker.on('close', () => {
+        this.closeSpan(host);
+        this.onStateChange(host, 'closed');
+      });
       this.breakers.set(host, breaker);
     }
     return breaker;
@@ -81,6 +90,29 @@ export class HostBreakers {
     if (!breaker) return 'closed';
     if (breaker.halfOpen) return 'halfOpen';
     return breaker.opened ? 'open' : 'closed';
+  }
+
+  /**
+   * Milliseconds of [from, to] (epoch ms) during which the host's breaker was open or half-open
+   * here: the time its queued tasks waited for the host rather than for a slot.
+   */
+  openMs(host: string, from: number, to: number): number {
+    let total = 0;
+    const spans = [...(this.openSpans.get(host) ?? [])];
+    const since = this.openedAt.get(host);
+    if (since !== undefined) spans.push([since, to]);
+    for (const [start, end] of spans) total += Math.max(0, Math.min(end, to) - Math.max(start, from));
+    return total;
+  }
+
+  private closeSpan(host: string): void {
+    const since = this.openedAt.get(host);
+    if (since === undefined) return;
+    this.openedAt.delete(host);
+    const spans = this.openSpans.get(host) ?? [];
+    spans.push([since, Date.now()]);
+    if (spans.length > 32) spans.shift();
+    this.openSpans.set(host, spans);
   }
 
   /** Resolves when the host's breaker lets calls (or a probe) through again. */

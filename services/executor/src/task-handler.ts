@@ -4,6 +4,7 @@ import { DigestMismatchError, type MigrationSet, SluiceError, toOutcomeError } f
 import { connectTenant, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
 
+import { AttemptLedger } from './attempt-ledger.js';
 import type { ExecutorConfig } from './config.js';
 import { retryDelayMs } from './retry-policy.js';
 
@@ -14,7 +15,10 @@ export interface TaskHandlerDeps {
   config: Pick<
     ExecutorConfig,
     'executorId' | 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs' | 'ackWaitMs' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'
-  >;
+  > &
+    Partial<Pick<ExecutorConfig, 'concurrency'>>;
+  /** Milliseconds of [from, to] during which a host's breaker was open (queued time charged to the host). */
+  breakerOpenMs?: (host: string, from: number, to: number) => number;
 }
 
 /** What became of one delivery, for the scheduler's limiter and breaker. */
@@ -41,6 +45,8 @@ const unguarded: HostGuard = (_host, work) => work();
  */
 export function createTaskHandler(deps: TaskHandlerDeps) {
   const { bus, migrations, logger, config } = deps;
+  const ledger = new AttemptLedger();
+  const breakerOpenMs = deps.breakerOpenMs ?? (() => 0);
 
   async function publishOutcome(outcome: TenantOutcome): Promise<void> {
     await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
@@ -75,6 +81,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         toVersion: report.toVersion,
         host: task.host,
         executorId: config.executorId,
+        ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
         attempts: attempt,
         timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
         finishedAt: new Date().toISOString(),
@@ -92,6 +99,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       applied: [],
       host: task.host,
       executorId: config.executorId,
+      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
       attempts: attempt,
       error: toOutcomeError(error),
       finishedAt: new Date().toISOString(),
@@ -122,6 +130,10 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     const task = parsed.data;
     const log = logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt });
 
+    const key = `${task.runId}:${task.tenantId}`;
+    const plannedAt = Date.parse(task.plannedAt);
+    ledger.begin({ key, now: Date.now(), plannedAt: Number.isFinite(plannedAt) ? plannedAt : Date.now(), breakerOpenMs: (from, to) => breakerOpenMs(task.host, from, to) });
+
     let outcome: TenantOutcome;
     let failure: unknown;
     try {
@@ -131,19 +143,22 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         );
       }
       outcome = await withInProgress(msg, config.ackWaitMs, () => guard(task.host, () => migrateTenant(task, attempt)));
-      if (attempt === 1) outcome.timings = { ...outcome.timings, queuedMs: Math.max(0, Date.now() - Date.parse(task.plannedAt)) };
     } catch (error) {
       failure = error;
       const transient = error instanceof SluiceError ? error.transient : false;
       if (transient && attempt < config.maxAttempts) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
         log.warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
+        const durationMs = performance.now() - started;
+        ledger.retry(key, durationMs, error, Date.now());
         msg.nak(delay);
-        return { settled: 'retry', error, durationMs: performance.now() - started };
+        return { settled: 'retry', error, durationMs };
       }
       log.warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
       outcome = failedOutcome(task, error, attempt);
     }
+    const workMs = performance.now() - started;
+    outcome.timings = { ...outcome.timings, ...ledger.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
     await publishOutcome(outcome);
     msg.ack();
     log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');

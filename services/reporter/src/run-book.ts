@@ -9,7 +9,7 @@ import {
   type TaskLedgerEntry,
   type TenantOutcome,
 } from '@sluice/contracts';
-import { RunAggregate } from '@sluice/core';
+import { type QueueSample, RunAggregate, RunTimingBook } from '@sluice/core';
 
 import type { RunState } from './run-state.js';
 import { completionOf, progressOf } from './run-verdicts.js';
@@ -37,6 +37,8 @@ export class RunBook {
         runId,
         control: initialControlState(runId, undefined, 0, new Date(at).toISOString()),
         aggregate: new RunAggregate(),
+        timings: new RunTimingBook(),
+        lastOutcomeAt: null,
         tenants: new TenantTracker(),
         canaries: { ids: new Set(), succeeded: 0 },
         firstSeenAt: at,
@@ -93,6 +95,7 @@ export class RunBook {
       // The per-tenant detail is no longer needed: the completed event holds the result.
       run.tenants = new TenantTracker();
       run.aggregate = new RunAggregate();
+      run.timings = new RunTimingBook();
       run.canaries = { ids: new Set(), succeeded: run.canaries.succeeded };
     }
     // Our own completion is folded before the stream's copy, which brings its sequence.
@@ -105,9 +108,17 @@ export class RunBook {
     const run = this.run(outcome.runId);
     if (run.completed) return false;
     if (!run.aggregate.record(outcome)) return false;
+    run.timings.add(outcome);
+    const finishedAt = Date.parse(outcome.finishedAt);
+    if (Number.isFinite(finishedAt)) run.lastOutcomeAt = Math.max(run.lastOutcomeAt ?? 0, finishedAt);
     run.tenants.settle(outcome.tenantId);
     if (run.canaries.ids.has(outcome.tenantId)) this.tallyCanary(run, outcome.tenantId);
     return true;
+  }
+
+  /** A sample of one host's queue (from its consumer), counted for every run still going. */
+  onQueueSample(host: string, sample: QueueSample): void {
+    for (const run of this.runs.values()) if (run.planned && !run.completed) run.timings.addQueueSample(host, sample);
   }
 
   /** A task ledger entry at `seq` (ledger stream), written at `at` (ms). True when it changed something. */

@@ -1,5 +1,5 @@
 import type { RunAcceptedEvent, RunCompletedEvent, RunControlState, RunPlannedEvent, RunStatus } from '@sluice/contracts';
-import type { RunAggregate } from '@sluice/core';
+import type { RunAggregate, RunTimingBook } from '@sluice/core';
 
 import type { TenantTracker } from './tenant-tracker.js';
 
@@ -20,6 +20,10 @@ export interface RunState {
   /** Control state folded from the run's events (what executors obey). */
   control: RunControlState;
   aggregate: RunAggregate;
+  /** Where the run's time went, summed from its outcomes' timings and the queue samples. */
+  timings: RunTimingBook;
+  /** When the last counted outcome finished (ms), for the run's wall time. */
+  lastOutcomeAt: number | null;
   /** Unsettled tenants, from the task ledger (empty once the run has completed). */
   tenants: TenantTracker;
   canaries: CanaryTally;

@@ -1,5 +1,5 @@
-import type { RunCompletedEvent, RunProgressEvent } from '@sluice/contracts';
-import { finalStatusOf } from '@sluice/core';
+import type { Bottleneck, RunCompletedEvent, RunProgressEvent, RunTimings } from '@sluice/contracts';
+import { classifyBottleneck, finalStatusOf } from '@sluice/core';
 
 import { type RunState, runStatusOf, startedAtOf } from './run-state.js';
 
@@ -80,8 +80,26 @@ export function completionOf(run: RunState, now: number): RunCompletedEvent | un
     failures: [...run.aggregate.failures],
     failuresTruncated: run.aggregate.failuresTruncated,
     ...(error !== undefined ? { error } : {}),
+    ...timeReportOf(run, now),
     ...(stop && (stop.action === 'cancel' || stop.action === 'stop') ? { stoppedBy: { ...stop, action: stop.action } } : {}),
   };
+}
+
+/**
+ * Where a run's time went and its bottleneck, while it runs or at its end: wall time from its
+ * start to its last outcome (to now while none has arrived), planning from accepted to planned.
+ */
+export function timeReportOf(run: RunState, now: number): { timings?: RunTimings; bottleneck?: Bottleneck } {
+  if (run.timings.totals.tenants === 0) return {};
+  const startedAt = startedAtOf(run);
+  const end = run.completed ? now : Math.max(run.lastOutcomeAt ?? now, now);
+  const plannedAt = run.planned ? Date.parse(run.planned.plannedAt) : Number.NaN;
+  const timings = run.timings.snapshot({
+    wallMs: Math.max(0, end - startedAt),
+    planningMs: Number.isFinite(plannedAt) && run.accepted ? Math.max(0, plannedAt - startedAt) : null,
+  });
+  const bottleneck = classifyBottleneck(timings);
+  return { timings, ...(bottleneck ? { bottleneck } : {}) };
 }
 
 /** Tenants settled per second over the last half minute (since the start while younger). */

@@ -3,7 +3,7 @@ import { outcomeSubject, STREAMS, type TenantOutcome, TenantOutcomeSchema, type 
 import { settledCount } from '@sluice/core';
 
 import { type RunState, runStatusOf } from './run-state.js';
-import { rateOf } from './run-verdicts.js';
+import { rateOf, timeReportOf } from './run-verdicts.js';
 
 /** How a run looks over HTTP (`GET /runs`, `GET /runs/:id`). */
 export function runSummary(run: RunState, now: number) {
@@ -38,8 +38,14 @@ export function runSummary(run: RunState, now: number) {
       ...(run.control.note ? { note: run.control.note } : {}),
       ...(run.control.stoppedBy ? { stoppedBy: run.control.stoppedBy } : {}),
     },
+    ...(run.completed ? { timings: run.completed.timings ?? null, bottleneck: run.completed.bottleneck ?? null } : liveTimeReport(run, now)),
     completed: run.completed ?? null,
   };
+}
+
+function liveTimeReport(run: RunState, now: number) {
+  const report = timeReportOf(run, now);
+  return { timings: report.timings ?? null, bottleneck: report.bottleneck ?? null };
 }
 
 export type RunSummary = ReturnType<typeof runSummary>;
