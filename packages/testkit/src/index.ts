@@ -1,4 +1,5 @@
 export * from './cpu-meter.js';
+export * from './delay-proxy.js';
 export * from './nats-server.js';
 export * from './paths.js';
 export * from './ports.js';
