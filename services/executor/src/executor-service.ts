@@ -7,7 +7,7 @@ import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createRunGate, gateTaskHandler } from './run-gate.js';
-import { createTaskHandler } from './task-handler.js';
+import { createTaskHandler, type TenantWork } from './task-handler.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
@@ -16,7 +16,12 @@ export interface ExecutorService {
   stop(): Promise<{ putBack: number }>;
 }
 
-export async function startExecutorService(config: ExecutorConfig, logger: Logger): Promise<ExecutorService> {
+/** Ports a caller may replace: the tenant work (benchmarks measure the pipeline without databases). */
+export interface ExecutorOverrides {
+  tenantWork?: TenantWork;
+}
+
+export async function startExecutorService(config: ExecutorConfig, logger: Logger, overrides: ExecutorOverrides = {}): Promise<ExecutorService> {
   const migrations = await loadMigrationDir(config.migrationsDir);
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
@@ -31,7 +36,7 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
   // Gated tasks were not attempted: `dropped`/`retry` without an error leave the host's limiter alone.
-  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to) }), (verdict) => ({
+  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to), ...overrides }), (verdict) => ({
     settled: verdict.action === 'defer' ? ('retry' as const) : ('dropped' as const),
     durationMs: 0,
   }));

@@ -1,7 +1,7 @@
 import { type Bus, decodeJson, type JsMsg, publishReliably, withInProgress } from '@sluice/bus';
 import { outcomeSubject, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
 import { DigestMismatchError, type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
-import { connectTenant, TenantMigrator } from '@sluice/migrator';
+import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
 
 import { AttemptLedger } from './attempt-ledger.js';
@@ -19,7 +19,12 @@ export interface TaskHandlerDeps {
     Partial<Pick<ExecutorConfig, 'concurrency'>>;
   /** Milliseconds of [from, to] during which a host's breaker was open (queued time charged to the host). */
   breakerOpenMs?: (host: string, from: number, to: number) => number;
+  /** Replaces the Postgres work (default: connect with `pg` and run the migration set). */
+  tenantWork?: TenantWork;
 }
+
+/** The work of one tenant: connect, migrate, disconnect. A port, so a benchmark can measure the pipeline without databases. */
+export type TenantWork = (task: TenantTask) => Promise<{ report: MigrationReport; connectMs: number }>;
 
 /** What became of one delivery, for the scheduler's limiter and breaker. */
 export interface TaskResult {
@@ -52,8 +57,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
   }
 
-  async function migrateTenant(task: TenantTask, attempt: number): Promise<TenantOutcome> {
-    const started = performance.now();
+  const postgresWork: TenantWork = async (task) => {
     const t0 = performance.now();
     const client = await connectTenant({
       databaseUrl: task.databaseUrl,
@@ -72,23 +76,30 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         executorId: config.executorId,
         dryRun: task.dryRun,
       });
-      return {
-        runId: task.runId,
-        tenantId: task.tenantId,
-        status: report.status,
-        applied: report.applied,
-        fromVersion: report.fromVersion,
-        toVersion: report.toVersion,
-        host: task.host,
-        executorId: config.executorId,
-        ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
-        attempts: attempt,
-        timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
-        finishedAt: new Date().toISOString(),
-      };
+      return { report, connectMs };
     } finally {
       await client.end().catch(() => undefined);
     }
+  };
+  const tenantWork = deps.tenantWork ?? postgresWork;
+
+  async function migrateTenant(task: TenantTask, attempt: number): Promise<TenantOutcome> {
+    const started = performance.now();
+    const { report, connectMs } = await tenantWork(task);
+    return {
+      runId: task.runId,
+      tenantId: task.tenantId,
+      status: report.status,
+      applied: report.applied,
+      fromVersion: report.fromVersion,
+      toVersion: report.toVersion,
+      host: task.host,
+      executorId: config.executorId,
+      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
+      attempts: attempt,
+      timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
+      finishedAt: new Date().toISOString(),
+    };
   }
 
   function failedOutcome(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, error: unknown, attempt: number): TenantOutcome {
