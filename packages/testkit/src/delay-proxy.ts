@@ -1,5 +1,5 @@
-import { createServer, type Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 
 export interface DelayProxyHandle {
   /** The proxy's loopback port: point clients at 127.0.0.1:port. */
