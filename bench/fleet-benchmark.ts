@@ -44,7 +44,7 @@ import pg from 'pg';
 import { migrateTenantNaively, runPool } from './contenders/naive-loop.js';
 import { migrateTenantWithNodePgMigrate, writeNodePgMigrateDir } from './contenders/node-pg-migrate.js';
 import { migrateTenantWithSqitch, sqitchAvailable, writeSqitchProject } from './contenders/sqitch.js';
-import { type ContenderResult, renderBenchmarkMarkdown, renderBenchmarkSvg, type RttResult } from './report.js';
+import { type BenchmarkReport, type ContenderResult, renderBenchmarkMarkdown, renderBenchmarkSvg, type RttResult } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,6 +56,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'ceiling-tenants': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    /** `contenders` or `ceiling`: run one part only (the report then holds that part). */
+    only: { type: 'string' },
+    /** Write V8 CPU profiles of the ceiling's services to this folder. */
+    profile: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -66,6 +70,9 @@ const SAMPLE = Math.min(TENANTS, Number(values.sample ?? (quick ? 10 : 100)));
 const CONCURRENCY = Number(values.concurrency);
 const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 5_000 : 100_000));
 const REPLICAS = [1, 2, 4];
+const ONLY = values.only;
+if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling') throw new Error('--only takes contenders or ceiling');
+const PROFILE_ARGS = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const say = (line: string): void => console.log(`[bench] ${line}`);
@@ -144,14 +151,15 @@ try {
 
   // ------------------------------------------------------------- the proxy adds what it claims
   const proxyCheck: Array<{ claimedMs: number; addedMs: number }> = [];
-  for (const rtt of RTTS) {
+  const rttsToRun = ONLY === 'ceiling' ? [] : RTTS;
+  for (const rtt of rttsToRun) {
     setRtt(rtt);
     proxyCheck.push({ claimedMs: rtt, addedMs: (await medianSelectMs(viaProxy(direct[0]!.databaseUrl))) - (await medianSelectMs(direct[0]!.databaseUrl)) });
   }
 
   // ------------------------------------------------------------------------------- contenders
   const results: RttResult[] = [];
-  for (const rtt of RTTS) {
+  for (const rtt of rttsToRun) {
     setRtt(rtt);
     const runs: Record<string, Array<{ wallMs: number; measured: number; cpuMs?: number; machineMs?: number; rss?: string; note?: string }>> = {};
     const record = (name: string, entry: (typeof runs)[string][number]): void => {
@@ -223,49 +231,61 @@ try {
   for (const s of services.splice(0)) await s.stop();
 
   // --------------------------------------------------------------- the orchestration ceiling
-  say(`orchestration ceiling: ${CEILING} synthetic tenants, no-op migration`);
-  const ceilingFile = path.join(dir, 'synthetic.ndjson');
-  const lines: string[] = [];
-  for (let i = 0; i < CEILING; i++) lines.push(JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@10.255.0.${(i % 8) + 1}:5432/t${i}` }));
-  await writeFile(ceilingFile, `${lines.join('\n')}\n`);
-  const ceilingEnv = fleetServiceEnv(
-    { natsUrl: nats.url, registryFile: ceilingFile },
-    { SLUICE_HOST_LIMIT: '128', SLUICE_HOST_START_LIMIT: '128', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' },
-  );
-  const ceilingServices = [await startService('reporter', { ...ceilingEnv, LOG_LEVEL: 'info' }), await startService('planner', { ...ceilingEnv, LOG_LEVEL: 'info' })];
-  services.push(...ceilingServices);
-  const noopExecutors: ServiceProcess[] = [];
-  for (let r = 1; r <= 2; r++) {
-    noopExecutors.push(
-      await startService('executor', { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${r}`, SLUICE_CONCURRENCY: '512' }, { entry: path.join(REPO_ROOT, 'bench', 'noop-executor.ts'), nodeArgs: ['--import', 'tsx'] }),
+  let ceiling: BenchmarkReport['ceiling'];
+  if (ONLY !== 'contenders') {
+    say(`orchestration ceiling: ${CEILING} synthetic tenants, no-op migration`);
+    const ceilingFile = path.join(dir, 'synthetic.ndjson');
+    const lines: string[] = [];
+    for (let i = 0; i < CEILING; i++) lines.push(JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@10.255.0.${(i % 8) + 1}:5432/t${i}` }));
+    await writeFile(ceilingFile, `${lines.join('\n')}\n`);
+    const ceilingEnv = fleetServiceEnv(
+      { natsUrl: nats.url, registryFile: ceilingFile },
+      { SLUICE_HOST_LIMIT: '128', SLUICE_HOST_START_LIMIT: '128', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' },
     );
+    const ceilingServices = [await startService('reporter', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS }), await startService('planner', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS })];
+    services.push(...ceilingServices);
+    const noopExecutors: ServiceProcess[] = [];
+    for (let r = 1; r <= 2; r++) {
+      noopExecutors.push(
+        await startService('executor', { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${r}`, SLUICE_CONCURRENCY: '512' }, { entry: path.join(REPO_ROOT, 'bench', 'noop-executor.ts'), nodeArgs: ['--import', 'tsx', ...PROFILE_ARGS] }),
+      );
+    }
+    services.push(...noopExecutors);
+    const ceilingRuns: Array<{ wallMs: number; cpu: Record<string, number>; machineMs: number }> = [];
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      const runId = `ceiling-${Date.now().toString(36)}-${rep}`;
+      const meter = startCpuMeter({
+        planner: () => [ceilingServices[1]!.pid],
+        reporter: () => [ceilingServices[0]!.pid],
+        executors: () => noopExecutors.map((x) => x.pid),
+        'nats-server': () => [nats.pid],
+      });
+      const t0 = performance.now();
+      await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
+      const completed = await waitForCompleted(nc, runId, 1_800_000);
+      const wallMs = performance.now() - t0;
+      const cpu = meter.stop();
+      if (completed.counts.upToDate !== CEILING) throw new Error(`ceiling run: ${JSON.stringify(completed.counts)}`);
+      ceilingRuns.push({ wallMs, cpu: cpu.groupsMs, machineMs: cpu.machineMs });
+      say(`ceiling round ${rep}: ${(CEILING / (wallMs / 1000)).toFixed(0)} tenants/s`);
+    }
+    const ceilingMedian = median(ceilingRuns.map((r) => r.wallMs));
+    const ceilingRun = ceilingRuns.find((r) => r.wallMs === ceilingMedian)!;
+    ceiling = {
+      tenants: CEILING,
+      wallMs: ceilingMedian,
+      tenantsPerSec: CEILING / (ceilingMedian / 1000),
+      cpuMsPerTenant: Object.fromEntries(Object.entries(ceilingRun.cpu).map(([k, v]) => [k, v / CEILING])),
+      machineCpuMsPerTenant: ceilingRun.machineMs / CEILING,
+      runs: ceilingRuns.length,
+      rss: {
+      planner: peakRssBytes(ceilingServices[1]!.pid),
+      reporter: peakRssBytes(ceilingServices[0]!.pid),
+      executor: Math.max(...noopExecutors.map((x) => peakRssBytes(x.pid))),
+      },
+    };
+    for (const x of services.splice(0)) await x.stop();
   }
-  services.push(...noopExecutors);
-  const ceilingRuns: Array<{ wallMs: number; cpu: Record<string, number>; machineMs: number }> = [];
-  for (let rep = 1; rep <= REPEAT; rep++) {
-    const runId = `ceiling-${Date.now().toString(36)}-${rep}`;
-    const meter = startCpuMeter({
-      planner: () => [ceilingServices[1]!.pid],
-      reporter: () => [ceilingServices[0]!.pid],
-      executors: () => noopExecutors.map((x) => x.pid),
-      'nats-server': () => [nats.pid],
-    });
-    const t0 = performance.now();
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
-    const completed = await waitForCompleted(nc, runId, 1_800_000);
-    const wallMs = performance.now() - t0;
-    const cpu = meter.stop();
-    if (completed.counts.upToDate !== CEILING) throw new Error(`ceiling run: ${JSON.stringify(completed.counts)}`);
-    ceilingRuns.push({ wallMs, cpu: cpu.groupsMs, machineMs: cpu.machineMs });
-    say(`ceiling round ${rep}: ${(CEILING / (wallMs / 1000)).toFixed(0)} tenants/s`);
-  }
-  const ceilingMedian = median(ceilingRuns.map((r) => r.wallMs));
-  const ceilingRun = ceilingRuns.find((r) => r.wallMs === ceilingMedian)!;
-  const ceilingRss = {
-    planner: peakRssBytes(ceilingServices[1]!.pid),
-    reporter: peakRssBytes(ceilingServices[0]!.pid),
-    executor: Math.max(...noopExecutors.map((x) => peakRssBytes(x.pid))),
-  };
 
   // ------------------------------------------------------------------------------- the report
   const report = {
@@ -274,15 +294,7 @@ try {
     proxyCheck,
     results,
     serviceRss,
-    ceiling: {
-      tenants: CEILING,
-      wallMs: ceilingMedian,
-      tenantsPerSec: CEILING / (ceilingMedian / 1000),
-      cpuMsPerTenant: Object.fromEntries(Object.entries(ceilingRun.cpu).map(([k, v]) => [k, v / CEILING])),
-      machineCpuMsPerTenant: ceilingRun.machineMs / CEILING,
-      rss: ceilingRss,
-      runs: ceilingRuns.length,
-    },
+    ...(ceiling ? { ceiling } : {}),
     durationS: (performance.now() - benchStarted) / 1000,
   };
   const markdown = renderBenchmarkMarkdown(report);

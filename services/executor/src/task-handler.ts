@@ -139,7 +139,9 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       return { settled: 'dropped', durationMs: 0 };
     }
     const task = parsed.data;
-    const log = logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt });
+    // Made only when something is logged: a child logger per task costs (its bindings are redacted).
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt }));
 
     const key = `${task.runId}:${task.tenantId}`;
     const plannedAt = Date.parse(task.plannedAt);
@@ -159,20 +161,20 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       const transient = error instanceof SluiceError ? error.transient : false;
       if (transient && attempt < config.maxAttempts) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
-        log.warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
+        log().warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
         const durationMs = performance.now() - started;
         ledger.retry(key, durationMs, error, Date.now());
         msg.nak(delay);
         return { settled: 'retry', error, durationMs };
       }
-      log.warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
+      log().warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
       outcome = failedOutcome(task, error, attempt);
     }
     const workMs = performance.now() - started;
     outcome.timings = { ...outcome.timings, ...ledger.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
     await publishOutcome(outcome);
     msg.ack();
-    log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
+    if (logger.isLevelEnabled('debug')) log().debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
     return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started, outcome };
   };
 }
