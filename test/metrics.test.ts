@@ -114,6 +114,10 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'metrics-1', target: 'latest' }));
     const done = await waitForCompleted(nc, 'metrics-1');
     expect(done).toMatchObject({ status: 'succeeded', counts: { total: 2 * PER_HOST, migrated: 2 * PER_HOST } });
+    // The same queue samples give the run report each host's at-limit share: both hosts were held at their limit.
+    const shares = Object.fromEntries((done.timings?.hosts ?? []).map((h) => [h.host, h.atLimitShare]));
+    expect(shares[HOST_A]).toBeGreaterThan(0);
+    expect(shares[hostBKey]).toBeGreaterThan(0);
     // After the run: the queues come down to nothing and the run's rate series goes away.
     await expect
       .poll(() => {
@@ -182,6 +186,7 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     expect(p.value('sluice_planner_tasks_published_total')).toBe(2 * PER_HOST);
     expect(p.value('sluice_planner_registry_rows_total', { result: 'ok' })).toBe(2 * PER_HOST);
     expect(p.value('sluice_planner_planning_duration_seconds_count')).toBe(1);
+    summary.atLimitShare = shares;
     console.info(`metrics e2e observed: ${JSON.stringify(summary)}`);
   });
 });
