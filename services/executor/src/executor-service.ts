@@ -42,14 +42,14 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
   }));
   const registry = createMetricsRegistry('executor');
   const holder: { scheduler?: HostScheduler } = {};
-  const onResult = registerExecutorMetrics(registry, () => holder.scheduler);
+  const executorMetrics = registerExecutorMetrics(registry, { scheduler: () => holder.scheduler, slots: config.concurrency });
   const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
   const scheduler = startHostScheduler({
-    onResult,
+    onResult: executorMetrics.onResult,
     bus,
     logger,
     breakers,
-    handleTask,
+    handleTask: executorMetrics.countConnections(handleTask),
     concurrency: config.concurrency,
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,
