@@ -39,11 +39,12 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
   await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
+  const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
   const reporter = createReporter({
     bus,
     logger,
     controls,
-    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs },
+    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs, rejectControlsFrom: runsFrom },
   });
   let ready = false;
   const http = await startHttpApi({ book: reporter.book, bus, ready: () => ready }, { port: config.httpPort, host: config.httpHost });
