@@ -21,6 +21,11 @@ export interface PlannerConfig {
   hostLimits: HostLimits;
   /** A task with no sign of life for this long is redelivered (`SLUICE_ACK_WAIT`, as the executors). */
   taskAckWaitMs: number;
+  /**
+   * Deliveries of a task before the server gives up on it (`SLUICE_MAX_ATTEMPTS`, as the
+   * executors'): bounds a task whose executor dies every time; the reporter then fails the tenant.
+   */
+  maxDeliveries: number;
 }
 
 export interface HostLimits {
@@ -64,5 +69,6 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     concurrency: e.int('SLUICE_PLANNER_CONCURRENCY', 4, { min: 1, max: 64 }),
     hostLimits: { default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }), overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')) },
     taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
+    maxDeliveries: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),
   });
 }

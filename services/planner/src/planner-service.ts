@@ -34,6 +34,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     ackWaitMs: ACK_WAIT_MS,
     hostLimits: config.hostLimits,
     taskAckWaitMs: config.taskAckWaitMs,
+    maxDeliveries: config.maxDeliveries,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
   logger.info({ digest: migrations.digest, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');

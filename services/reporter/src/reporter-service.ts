@@ -8,11 +8,13 @@ import {
   type LiveFollower,
   openRunControlStore,
   readSubject,
+  type StreamFollower,
 } from '@sluice/bus';
 import { LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
+import { followDeadTasks } from './dead-tasks.js';
 import { startHttpApi } from './http-api.js';
 import { createReporter } from './reporter.js';
 
@@ -64,11 +66,13 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       }),
     );
   }
-  const followers: LiveFollower[] = [
+  const followers: Array<LiveFollower | StreamFollower> = [
     await followFrom(bus, STREAMS.outcomes.name, 'sluice.outcomes.>', outcomesFrom, logger, (m) => reporter.onOutcome(m)),
     await followFrom(bus, LEDGER_STREAM.name, 'sluice.ledger.>', ledgerFrom, logger, (m) => reporter.onLedger(m)),
   ];
   await reporter.goLive();
+  // After the replay: a dead task's tenant is failed only against the run's known state.
+  followers.push(await followDeadTasks({ bus, logger, book: reporter.book }));
   ready = true;
 
   const progress = setInterval(() => {
