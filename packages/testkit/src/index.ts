@@ -1,4 +1,5 @@
 export * from './cpu-meter.js';
+export * from './nats-cluster.js';
 export * from './nats-server.js';
 export * from './paths.js';
 export * from './ports.js';
