@@ -12,6 +12,7 @@ import {
 import type { Logger } from '@sluice/telemetry';
 
 import { RunBook } from './run-book.js';
+import { RunTraces } from './run-trace.js';
 import { progressMoved, rolloutVerdict } from './run-verdicts.js';
 import { createTaskReleaser } from './task-releaser.js';
 
@@ -53,6 +54,7 @@ export function createReporter(deps: ReporterDeps) {
   const book = deps.book ?? new RunBook(now);
   const options = { reconcileAfterMs: 120_000, reconcileBatch: 1_000, progressIntervalMs: 1_000, ...deps.options };
   const releaser = createTaskReleaser({ bus, logger, book, now });
+  const traces = new RunTraces();
   let live = false;
   const dirty = new Set<string>();
   let flushing: Promise<void> | undefined;
@@ -101,6 +103,8 @@ export function createReporter(deps: ReporterDeps) {
     if (run.completed || completing.has(runId)) return;
     const completion = book.completionDue(runId);
     if (completion) {
+      if (run.accepted?.traceId) completion.traceId ??= run.accepted.traceId;
+      const recordTrace = traces.prepareCompletion(runId);
       completing.add(runId);
       let published: boolean;
       try {
@@ -111,6 +115,7 @@ export function createReporter(deps: ReporterDeps) {
       }
       if (published) {
         book.onCompleted(completion);
+        recordTrace(completion);
         logger.info({ runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs }, 'run completed');
       } else {
         logger.info({ runId }, 'run already completed by another reporter');
@@ -166,11 +171,15 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed run event');
       return;
     }
-    if (event === 'accepted') book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
+    if (event === 'accepted') {
+      book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
+      traces.onAccepted(runId, msg);
+    }
     else if (event === 'planned') book.onPlanned(RunPlannedEventSchema.parse(data));
     else if (event === 'completed') {
       book.onCompleted(RunCompletedEventSchema.parse(data), msg.seq);
       completing.delete(runId);
+      traces.forget(runId);
     }
     else {
       const control = RunControlEventSchema.parse(data);
@@ -187,6 +196,7 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed outcome');
       return;
     }
+    traces.onOutcome(parsed.data, msg);
     if (book.onOutcome(parsed.data)) schedule(parsed.data.runId);
   }
 
