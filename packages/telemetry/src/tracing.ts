@@ -64,7 +64,9 @@ export function startTracing(options: TracingOptions): Tracing {
     // Traces only: without these the SDK would also start OTLP metric and log exporters.
     metricReaders: [],
     logRecordProcessors: [],
-    instrumentations: [
+    // OTEL_NODE_DISABLED_INSTRUMENTATIONS=pg (as in auto-instrumentations-node): no SQL spans,
+    // for fleets where their cost is not worth it (see docs/observability.md, Overhead).
+    instrumentations: disabledInstrumentations(env).has('pg') ? [] : [
       new PgInstrumentation({
         enhancedDatabaseReporting: false,
         requireParentSpan: true,
@@ -80,6 +82,10 @@ export function startTracing(options: TracingOptions): Tracing {
     describe: requested.why,
     shutdown: () => (stopped ??= sdk.shutdown().catch(() => undefined)),
   };
+}
+
+function disabledInstrumentations(env: NodeJS.ProcessEnv): Set<string> {
+  return new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 }
 
 function hookPg(): void {

@@ -31,8 +31,10 @@ export interface OtlpReceiver {
   spans(): ReceivedSpan[];
   /** Resolves with the spans once `predicate` holds for them (checked on every export), or rejects after `timeoutMs`. */
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
-  /** Raw request bodies received (secrets tests search them as text). */
+  /** Raw JSON request bodies received (secrets tests search them as text). */
   bodies(): string[];
+  /** Protobuf export requests acknowledged (with `acceptProtobuf`), and their bytes. */
+  protobuf(): { requests: number; bytes: number };
   close(): Promise<void>;
 }
 
@@ -133,9 +135,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
  * A stand-in for a collector (Jaeger cannot run here): an OTLP/HTTP receiver on a free loopback
  * port that accepts `POST /v1/traces` with JSON bodies (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`)
  * and keeps the spans. Protobuf bodies are refused with 415, so a test that forgot the protocol
- * fails loudly instead of waiting for spans that never come.
+ * fails loudly instead of waiting for spans that never come — unless `acceptProtobuf` (benchmarks
+ * of the default protocol): then they are acknowledged and counted, not decoded.
  */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(options: { acceptProtobuf?: boolean } = {}): Promise<OtlpReceiver> {
+  const protobuf = { requests: 0, bytes: 0 };
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
   const waiters = new Set<() => void>();
@@ -145,6 +149,17 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       return;
     }
     if (!(req.headers['content-type'] ?? '').includes('json')) {
+      if (options.acceptProtobuf && (req.headers['content-type'] ?? '').includes('protobuf')) {
+        readBody(req).then(
+          (body) => {
+            protobuf.requests += 1;
+            protobuf.bytes += body.length;
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+          },
+          (error: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(error.message),
+        );
+        return;
+      }
       res.writeHead(415, { 'content-type': 'text/plain' }).end('this test receiver takes OTLP/JSON only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/json\n');
       return;
     }
@@ -168,6 +183,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url: `http://127.0.0.1:${port}`,
     spans: () => [...spans],
     bodies: () => [...bodies],
+    protobuf: () => ({ ...protobuf }),
     waitFor(predicate, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const check = (): boolean => {
