@@ -66,6 +66,8 @@ const base = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { SL
 const tracingEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: values.protocol, OTEL_BSP_SCHEDULE_DELAY: '1000', ...onEnv };
 const samples: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
 let run = 0;
+/** The services of the run under way, stopped in `finally` should a run fail. */
+let running: Record<string, ServiceProcess> = {};
 try {
   for (let i = 0; i < repeat; i++) {
     for (const mode of ['off', 'on'] as const) {
@@ -73,6 +75,7 @@ try {
       await fleet.eachTenant((c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public'), 16);
       const env = mode === 'on' ? { ...base, ...tracingEnv } : base;
       const services: Record<string, ServiceProcess> = {};
+      running = services;
       // `ready` lines are info; start at info, everything else is quiet at warn anyway.
       for (const name of ['reporter', 'executor', 'planner'] as const) services[name] = await startService(name, { ...env, LOG_LEVEL: 'info' });
       const runId = `trace-bench-${++run}-${mode}`;
@@ -100,6 +103,7 @@ try {
     }
   }
 } finally {
+  for (const s of Object.values(running)) await s.stop();
   await nc.close();
   await fleet.drop();
   await receiver.close();
