@@ -5,10 +5,11 @@ import {
   jetstreamManager,
   type PubAck,
 } from '@nats-io/jetstream';
-import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@sluice/telemetry';
 
 import { encodeJson } from './codec.js';
+import { traceHeaders } from './trace-context.js';
 
 /** How to reach NATS. Only `servers` is required; credentials never appear in logs. */
 export interface BusConfig {
@@ -28,8 +29,12 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
-  /** Publishes JSON to a stream subject; `msgId` makes a repeat inside the duplicate window a no-op. */
-  publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<PubAck>;
+  /**
+   * Publishes JSON to a stream subject; `msgId` makes a repeat inside the duplicate window a no-op.
+   * The message carries the active trace context in its headers (none when tracing is off), unless
+   * `headers` are given.
+   */
+  publish(subject: string, payload: unknown, options?: { msgId?: string; headers?: MsgHdrs }): Promise<PubAck>;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -67,7 +72,10 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
     nc,
     js,
     jsm,
-    publish: (subject, payload, opts) => js.publish(subject, encodeJson(payload), opts?.msgId ? { msgID: opts.msgId } : undefined),
+    publish: (subject, payload, opts) => {
+      const headers = opts?.headers ?? traceHeaders();
+      return js.publish(subject, encodeJson(payload), { ...(opts?.msgId ? { msgID: opts.msgId } : {}), ...(headers ? { headers } : {}) });
+    },
     close: async () => {
       if (!nc.isClosed()) await nc.drain();
     },

@@ -8,5 +8,6 @@ export * from './pull-loop.js';
 export * from './run-ledger.js';
 export * from './stream-follower.js';
 export * from './topology.js';
+export * from './trace-context.js';
 export type { Consumer, JsMsg, PubAck } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';

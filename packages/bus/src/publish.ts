@@ -1,22 +1,24 @@
 import type { PubAck } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/transport-node';
 
 import type { Bus } from './bus.js';
 
 /**
  * Publishes with retries: a publish that timed out may or may not have been stored, and the
  * `msgId` makes trying again safe (a repeat inside the duplicate window is dropped by the server).
+ * The message carries the caller's active trace context (see `Bus.publish`).
  */
 export async function publishReliably(
   bus: Bus,
   subject: string,
   payload: unknown,
-  options: { msgId?: string; attempts?: number } = {},
+  options: { msgId?: string; attempts?: number; headers?: MsgHdrs } = {},
 ): Promise<PubAck> {
   const attempts = options.attempts ?? 8;
   let delay = 200;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bus.publish(subject, payload, options.msgId ? { msgId: options.msgId } : undefined);
+      return await bus.publish(subject, payload, { ...(options.msgId ? { msgId: options.msgId } : {}), ...(options.headers ? { headers: options.headers } : {}) });
     } catch (error) {
       if (attempt >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, delay));

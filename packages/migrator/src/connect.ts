@@ -1,5 +1,6 @@
 import pg from 'pg';
 
+import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
 
 export interface ConnectOptions {
@@ -28,11 +29,13 @@ export async function connectTenant(options: ConnectOptions): Promise<pg.Client>
   });
   // An error after connect (server restart) must not crash the process; the next query reports it.
   client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw classifyPgError(error, options.host);
-  }
+  await inSpan('sluice.connect', { 'sluice.host': options.host }, async () => {
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw classifyPgError(error, options.host);
+    }
+  });
   return client;
 }

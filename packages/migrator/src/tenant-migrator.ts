@@ -11,6 +11,7 @@ import {
 import type pg from 'pg';
 
 import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql, type JournalLocation, journalTable, selectJournalSql } from './journal.js';
+import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
 
 export interface MigrateOptions {
@@ -75,7 +76,7 @@ export class TenantMigrator {
     }
     const t0 = performance.now();
     if (options.dryRun) {
-      const entries = await this.readJournal();
+      const entries = await inSpan('sluice.journal', {}, () => this.readJournal());
       const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
       const pending = plan.pending.map((m) => m.version);
       return {
@@ -89,7 +90,7 @@ export class TenantMigrator {
     // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
     // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
     // Anything else is decided again under the lock.
-    const unlocked = await this.readJournalIfClean(options);
+    const unlocked = await inSpan('sluice.journal', {}, () => this.readJournalIfClean(options));
     if (unlocked) {
       return { ...unlocked, timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 } };
     }
@@ -100,7 +101,9 @@ export class TenantMigrator {
       const applied: number[] = [];
       let serverMs = 0;
       for (const migration of plan.pending) {
-        serverMs += migration.transactional ? await this.applyInTransaction(migration, options) : await this.applyWithoutTransaction(migration, options);
+        serverMs += await inSpan('sluice.migration', migrationAttributes(migration), () =>
+          migration.transactional ? this.applyInTransaction(migration, options) : this.applyWithoutTransaction(migration, options),
+        );
         applied.push(migration.version);
       }
       // A redelivered task: what this run applied on earlier deliveries counts too.
@@ -207,7 +210,7 @@ export class TenantMigrator {
 
   /** Takes the database's migration lock (never waiting), reads the journal, runs `work`, unlocks. */
   private async withLock<T>(work: (entries: JournalEntry[]) => Promise<T>): Promise<T> {
-    const entries = await this.lockAndRead();
+    const entries = await inSpan('sluice.lock', {}, () => this.lockAndRead());
     try {
       return await work(entries);
     } finally {
@@ -350,6 +353,10 @@ export class TenantMigrator {
       throw classifyPgError(error, this.host);
     }
   }
+}
+
+function migrationAttributes(m: Migration) {
+  return { 'sluice.version': m.version, 'sluice.migration.name': m.name, 'sluice.migration.transactional': m.transactional };
 }
 
 function toEntry(row: JournalRow): JournalEntry {

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 
 import { describe, expect, it } from 'vitest';
 
-import { createLogger } from '../src/index.js';
+import { createLogger, resolveLogFormat } from '../src/index.js';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
@@ -38,5 +38,32 @@ describe('createLogger', () => {
     log.info('quiet');
     log.warn('loud');
     expect(lines.map((l) => l.msg)).toEqual(['loud']);
+  });
+});
+
+describe('log format', () => {
+  it('is LOG_FORMAT when set, else pretty only on a terminal outside production', () => {
+    expect(resolveLogFormat({ LOG_FORMAT: 'json' }, true)).toBe('json');
+    expect(resolveLogFormat({ LOG_FORMAT: 'Pretty' }, false)).toBe('pretty');
+    expect(resolveLogFormat({}, true)).toBe('pretty');
+    expect(resolveLogFormat({ NODE_ENV: 'production' }, true)).toBe('json');
+    expect(resolveLogFormat({}, false)).toBe('json');
+    expect(() => resolveLogFormat({ LOG_FORMAT: 'xml' }, false)).toThrow(/LOG_FORMAT/);
+  });
+
+  it('pretty output is for people (not JSON) and still redacts', () => {
+    const chunks: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        chunks.push(chunk.toString());
+        done();
+      },
+    });
+    createLogger({ service: 'planner', format: 'pretty', destination }).info({ runId: 'r1', conn: { password: 'p9' } }, 'planning run');
+    const text = chunks.join('');
+    expect(text).toContain('planning run');
+    expect(text).toContain('r1');
+    expect(text).not.toContain('p9');
+    expect(() => JSON.parse(text) as unknown).toThrow();
   });
 });

@@ -8,6 +8,7 @@ import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createRunGate, gateTaskHandler } from './run-gate.js';
 import { createTaskHandler, type TenantWork } from './task-handler.js';
+import { traceTaskHandler } from './task-tracing.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
@@ -49,7 +50,7 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     bus,
     logger,
     breakers,
-    handleTask: executorMetrics.countConnections(handleTask),
+    handleTask: traceTaskHandler(executorMetrics.countConnections(handleTask)),
     concurrency: config.concurrency,
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,

@@ -29,6 +29,7 @@ import type { Logger } from '@sluice/telemetry';
 
 import { hostLimitFor, type HostLimits } from './config.js';
 import { requestFingerprint, validateRequest } from './request-validation.js';
+import { activeTraceId, annotateRun, traceRequest, traceTaskPublish } from './run-tracing.js';
 
 export interface PlannerDeps {
   bus: Bus;
@@ -85,6 +86,7 @@ export function createPlanner(deps: PlannerDeps) {
     const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
     logger.warn({ runId, reasons }, 'request rejected');
     deps.observer?.rejected();
+    annotateRun({ runId, outcome: 'rejected' });
     await publishReliably(bus, REJECTED_SUBJECT, event);
   }
 
@@ -164,8 +166,9 @@ export function createPlanner(deps: PlannerDeps) {
       summary.tasks += 1;
       const tenantId = tenant.tenantId;
       const rowIndex = index;
+      const subject = taskSubject(tenant.host);
       await window.submit(async () => {
-        const ack = await publishReliably(bus, taskSubject(tenant.host), task, { msgId: `${runId}:${tenantId}` });
+        const ack = await traceTaskPublish(task, subject, () => publishReliably(bus, subject, task, { msgId: `${runId}:${tenantId}` }));
         // A second row with the same tenantId lands on the first one's message id. On a resumed
         // plan every task is a repeat, so the check only holds for a first plan.
         if (ack.duplicate && !resume) {
@@ -205,8 +208,10 @@ export function createPlanner(deps: PlannerDeps) {
     }
   }
 
-  /** Handles one message from the requests stream. Never throws for bad input. */
-  async function handleRequest(msg: JsMsg): Promise<void> {
+  /** Handles one message from the requests stream, in the run's root span. Never throws for bad input. */
+  const handleRequest = (msg: JsMsg): Promise<void> => traceRequest(msg, () => takeRequest(msg));
+
+  async function takeRequest(msg: JsMsg): Promise<void> {
     let raw: unknown;
     try {
       raw = decodeJson(msg.data);
@@ -225,6 +230,7 @@ export function createPlanner(deps: PlannerDeps) {
     const { request, targetVersion } = validation;
     const runId = request.runId;
     const claim = await deps.ledger.claim(runId, requestFingerprint(request, targetVersion));
+    annotateRun({ runId, targetVersion, dryRun: request.dryRun ?? false, outcome: claim.kind });
     if (claim.kind === 'duplicate') {
       logger.info({ runId }, 'request repeats an existing run; nothing to do');
       msg.ack();
@@ -246,6 +252,8 @@ export function createPlanner(deps: PlannerDeps) {
       ...(request.rollout ? { rollout: request.rollout } : {}),
       acceptedAt: new Date().toISOString(),
     };
+    const traceId = activeTraceId();
+    if (traceId) accepted.traceId = traceId;
     await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: `${runId}:accepted` });
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 

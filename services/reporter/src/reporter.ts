@@ -13,6 +13,7 @@ import type { Logger } from '@sluice/telemetry';
 
 import { createControlRejecter } from './control-rejections.js';
 import { RunBook } from './run-book.js';
+import { RunTraces } from './run-trace.js';
 import { progressMoved, rolloutVerdict } from './run-verdicts.js';
 import { createTaskReleaser } from './task-releaser.js';
 
@@ -57,6 +58,7 @@ export function createReporter(deps: ReporterDeps) {
   const options = { reconcileAfterMs: 120_000, reconcileBatch: 1_000, progressIntervalMs: 1_000, ...deps.options };
   const releaser = createTaskReleaser({ bus, logger, book, now });
   const controlRejecter = createControlRejecter({ bus, logger, fromSeq: options.rejectControlsFrom ?? 0 });
+  const traces = new RunTraces();
   let live = false;
   const dirty = new Set<string>();
   let flushing: Promise<void> | undefined;
@@ -105,6 +107,8 @@ export function createReporter(deps: ReporterDeps) {
     if (run.completed || completing.has(runId)) return;
     const completion = book.completionDue(runId);
     if (completion) {
+      if (run.accepted?.traceId) completion.traceId ??= run.accepted.traceId;
+      const recordTrace = traces.prepareCompletion(runId);
       completing.add(runId);
       let published: boolean;
       try {
@@ -115,6 +119,7 @@ export function createReporter(deps: ReporterDeps) {
       }
       if (published) {
         book.onCompleted(completion);
+        recordTrace(completion);
         logger.info({ runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs }, 'run completed');
       } else {
         logger.info({ runId }, 'run already completed by another reporter');
@@ -171,11 +176,15 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed run event');
       return;
     }
-    if (event === 'accepted') book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
+    if (event === 'accepted') {
+      book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
+      traces.onAccepted(runId, msg);
+    }
     else if (event === 'planned') book.onPlanned(RunPlannedEventSchema.parse(data));
     else if (event === 'completed') {
       book.onCompleted(RunCompletedEventSchema.parse(data), msg.seq);
       completing.delete(runId);
+      traces.forget(runId);
     }
     else {
       const control = RunControlEventSchema.parse(data);
@@ -192,6 +201,7 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed outcome');
       return;
     }
+    traces.onOutcome(parsed.data, msg);
     if (book.onOutcome(parsed.data)) schedule(parsed.data.runId);
   }
 

@@ -2,6 +2,7 @@ import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
 
 import type { Bus } from '../bus.js';
 import { encodeJson } from '../codec.js';
+import { traceHeaders } from '../trace-context.js';
 
 /** The server refused a publish because the subject's last message is not the one expected. */
 function isWrongLastSequence(error: unknown): boolean {
@@ -25,8 +26,10 @@ export async function publishIfLast(
   let delay = 200;
   for (let attempt = 1; ; attempt++) {
     try {
+      const headers = traceHeaders();
       const ack = await bus.js.publish(subject, encodeJson(payload), {
         ...(options.msgId ? { msgID: options.msgId } : {}),
+        ...(headers ? { headers } : {}),
         expect: { lastSubjectSequence: lastSeq },
       });
       return { published: !ack.duplicate, ack };
