@@ -3,6 +3,7 @@ export * from './codec.js';
 export * from './config.js';
 export * from './host-consumers.js';
 export * from './lifecycle/index.js';
+export * from './nats-security.js';
 export * from './publish.js';
 export * from './pull-loop.js';
 export * from './run-ledger.js';

@@ -1,5 +1,6 @@
 export * from './cpu-meter.js';
 export * from './nats-server.js';
+export * from './nats-server-config.js';
 export * from './paths.js';
 export * from './ports.js';
 export * from './postgres-cluster.js';
