@@ -1,3 +1,4 @@
+export * from './bundle-store.js';
 export * from './bus.js';
 export * from './codec.js';
 export * from './config.js';

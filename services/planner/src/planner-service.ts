@@ -1,4 +1,4 @@
-import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
+import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBundleStore, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
@@ -20,6 +20,9 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const registry = createRegistry(config.registry);
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  // Every run pins this set's digest; executors load the set from here by that digest.
+  const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
+  if (bundle === 'replaced') logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
   const ledger = await openRunLedger(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
@@ -36,7 +39,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     taskAckWaitMs: config.taskAckWaitMs,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
-  logger.info({ digest: migrations.digest, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');
+  logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');
   return {
     async stop() {
       await loop.stop();
