@@ -102,7 +102,7 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
     return verdict(
       'external',
       'waiting',
-      `${pct(share(split.unavailableMs))} of tenant time was lost to an unreachable database host${host ? ` (most on ${host}: ${ms(host.unavailableMs)})` : ''}: failed connects, an open circuit breaker, and the waits after them.`,
+      `${pct(share(split.unavailableMs))} of tenant time was lost to an unreachable database host${host ? ` (most on ${host.host}: ${ms(host.unavailableMs)})` : ''}: failed connects, an open circuit breaker, and the waits after them.`,
       'Restore the host (or its network); Sluice retries and waits while the breaker is open. Raise SLUICE_MAX_ATTEMPTS or SLUICE_BREAKER_RESET if tenants failed before it came back.',
       host?.host,
     );
@@ -112,7 +112,7 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
     return verdict(
       'contention',
       'waiting',
-      `${pct(share(split.lockWaitMs))} of tenant time was lost to lock timeouts, a held migration lock or a full connection table${host ? ` (most on ${host}: ${ms(host.lockWaitMs)})` : ''}.`,
+      `${pct(share(split.lockWaitMs))} of tenant time was lost to lock timeouts, a held migration lock or a full connection table${host ? ` (most on ${host.host}: ${ms(host.lockWaitMs)})` : ''}.`,
       'Find the sessions holding the locks (pg_locks / pg_stat_activity); lower the per-host limit (SLUICE_HOST_LIMITS) or shorten the migration transactions; run in a quieter window.',
       host?.host,
     );
@@ -149,19 +149,19 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
       );
     }
     if (timings.executorBusyShare >= BOTTLENECK_THRESHOLDS.executorsBusy) {
-      if (ioShareOfWork >= BOTTLENECK_THRESHOLDS.io) {
-        return verdict(
-          'io',
-          'waiting',
-          `${queued}; executors were busy ${pct(timings.executorBusyShare)} of their ${timings.executorSlots} slots' time, ${pct(ioShareOfWork)} of it waiting on connects and network round trips.`,
-          'Raise concurrency: SLUICE_CONCURRENCY per executor or more executor replicas (work is I/O-bound, so more tenants in flight cost little).',
-        );
-      }
       return verdict(
         'coordination',
         'waiting',
         `${queued}; the ${timings.executors} executor(s) were busy ${pct(timings.executorBusyShare)} of their ${timings.executorSlots} slots' time while no host was at its limit: the executors' in-flight window is the limit.`,
         'Add executor replicas or raise SLUICE_CONCURRENCY (the in-flight window); the database hosts have room.',
+      );
+    }
+    if (ioShareOfWork >= BOTTLENECK_THRESHOLDS.io) {
+      return verdict(
+        'io',
+        'waiting',
+        `${queued}; executors were busy only ${pct(timings.executorBusyShare)} of their slot time and no host was at its limit, while ${pct(ioShareOfWork)} of each tenant's work was connect and network round trips: too few tenants in flight per host for I/O-bound work.`,
+        'Raise concurrency per host: SLUICE_HOST_START_LIMIT (where the adaptive limit starts) and SLUICE_HOST_LIMITS; I/O-bound work overlaps well.',
       );
     }
     return verdict(

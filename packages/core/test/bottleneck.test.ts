@@ -91,6 +91,7 @@ describe('classifyBottleneck', () => {
     expect(b.kind).toBe('contention');
     expect(b.host).toBe('db9:5432');
     expect(b.summary).toMatch(/lock/);
+    expect(b.summary).toContain('most on db9:5432');
   });
 
   it('external: time lost to an unreachable host wins over everything else', () => {
@@ -107,6 +108,17 @@ describe('classifyBottleneck', () => {
     expect(b.kind).toBe('coordination');
     expect(b.mode).toBe('waiting');
     expect(b.lever).toMatch(/replicas|SLUICE_CONCURRENCY/);
+  });
+
+  it('waiting with idle executors: I/O-bound work says raise per-host concurrency, cheap work says coordination', () => {
+    const ioWork: Timings = { connectMs: 100, journalMs: 40, executeMs: 300, serverMs: 20, totalMs: 440, workMs: 440, queuedMs: 600 };
+    const io = classifyBottleneck(runOf({ tenants: 6, timings: ioWork, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }))!;
+    expect(io).toMatchObject({ kind: 'io', mode: 'waiting' });
+    expect(io.lever).toMatch(/SLUICE_HOST_START_LIMIT/);
+    const cheap: Timings = { connectMs: 2, journalMs: 1, executeMs: 30, serverMs: 28, totalMs: 33, workMs: 33, queuedMs: 900 };
+    const idle = classifyBottleneck(runOf({ tenants: 6, timings: cheap, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }))!;
+    expect(idle).toMatchObject({ kind: 'coordination', mode: 'waiting' });
+    expect(idle.summary).toMatch(/idled/);
   });
 
   it('coordination: a slow planner starving idle executors', () => {

@@ -56,6 +56,8 @@ const JOURNAL_SHAPE_ERRORS = new Set(['42P01', '42703', '3F000']);
 export class TenantMigrator {
   private readonly lockKey: string;
   private readonly table: string;
+  /** Set when the lockless read found no journal (or an old shape): the locked read goes straight to creating it. */
+  private journalMissing = false;
 
   constructor(
     private readonly client: pg.ClientBase,
@@ -137,7 +139,10 @@ export class TenantMigrator {
     try {
       entries = (await this.client.query<JournalRow>(selectJournalSql(this.journal))).rows.map(toEntry);
     } catch (error) {
-      if (isJournalShapeError(error)) return undefined;
+      if (isJournalShapeError(error)) {
+        this.journalMissing = true;
+        return undefined;
+      }
       throw classifyPgError(error, this.host);
     }
     let plan;
@@ -212,6 +217,7 @@ export class TenantMigrator {
 
   private async lockAndRead(): Promise<JournalEntry[]> {
     const lockSql = `SELECT pg_try_advisory_lock(${this.lockKey}) AS locked`;
+    if (this.journalMissing) return this.lockAndCreate(lockSql);
     try {
       // One round trip: lock and journal read in one simple query.
       const results = (await this.client.query(`${lockSql}; ${selectJournalSql(this.journal)}`)) as unknown as pg.QueryResult[];
@@ -223,12 +229,17 @@ export class TenantMigrator {
     // First run on this database, or a journal of an older shape. A session lock survives the
     // failed statement that followed it, so start from a clean slate, then lock and create.
     await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+    return this.lockAndCreate(lockSql);
+  }
+
+  /** Two round trips: the lock, then (holding it) create or upgrade the journal and read it. */
+  private async lockAndCreate(lockSql: string): Promise<JournalEntry[]> {
     const locked = await this.query(lockSql);
     if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
     try {
-      await this.query(ensureJournalSql(this.journal));
-      const result = await this.query(selectJournalSql(this.journal));
-      return (result.rows as JournalRow[]).map(toEntry);
+      const results = (await this.query(`${ensureJournalSql(this.journal)};\n${selectJournalSql(this.journal)}`)) as unknown as pg.QueryResult | pg.QueryResult[];
+      const last = Array.isArray(results) ? results.at(-1) : results;
+      return ((last?.rows ?? []) as JournalRow[]).map(toEntry);
     } catch (error) {
       await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
       throw error;

@@ -38,3 +38,14 @@ export function startCpuMeter(groups: Record<string, () => Array<number | undefi
     },
   };
 }
+
+/** The peak resident set size of a live process (VmHWM, Linux), in bytes; 0 when it is gone. */
+export function peakRssBytes(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}

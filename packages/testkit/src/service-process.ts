@@ -26,8 +26,18 @@ export interface ServiceProcess {
  * (on top of PATH and HOME only, so the machine's settings do not leak in), and waits until it
  * logs that it is ready.
  */
-export async function startService(name: ServiceName, env: Record<string, string>, options: { waitReady?: boolean; readyTimeoutMs?: number } = {}): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, [serviceEntry(name)], {
+export async function startService(
+  name: ServiceName,
+  env: Record<string, string>,
+  options: {
+    waitReady?: boolean;
+    readyTimeoutMs?: number;
+    /** Another entry script for the service (a benchmark's variant), and node options before it. */
+    entry?: string;
+    nodeArgs?: string[];
+  } = {},
+): Promise<ServiceProcess> {
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry ?? serviceEntry(name)], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,16 +2,41 @@ import { SluiceError } from '@sluice/core';
 import { Counter, Gauge, Histogram, type Registry } from '@sluice/telemetry';
 
 import type { HostScheduler } from './host-scheduler.js';
-import type { TaskResult } from './task-handler.js';
+import type { HostGuard, TaskResult } from './task-handler.js';
 
 const BREAKER_STATES = ['closed', 'open', 'halfOpen'] as const;
+/** Connect, journal and execute times are milliseconds to minutes. */
+const DB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const DB_PHASES = [
+  ['connect', 'connectMs'],
+  ['journal', 'journalMs'],
+  ['execute', 'executeMs'],
+] as const;
+
+export interface ExecutorMetricsSource {
+  /** The scheduler, once started: per-host limits, in-flight counts and breakers are read from it at scrape time. */
+  scheduler: () => HostScheduler | undefined;
+  /** This replica's global concurrency (`SLUICE_CONCURRENCY`). */
+  slots: number;
+}
+
+export interface ExecutorMetrics {
+  /** Told of every delivery's result (the scheduler's `onResult`). */
+  onResult: (host: string, result: TaskResult) => void;
+  /**
+   * Wraps a task handler so that the work it runs through the host guard — connect to close of
+   * one tenant database — counts as a connection open on that host while it runs.
+   */
+  countConnections<M>(handle: (msg: M, guard: HostGuard) => Promise<TaskResult>): (msg: M, guard: HostGuard) => Promise<TaskResult>;
+}
 
 /**
- * The executor's Prometheus metrics: per host the adaptive limit, its hard cap, tasks in
- * flight and the breaker state (read from the scheduler at scrape time), and task results.
+ * The executor's Prometheus metrics: per host the adaptive limit, its hard cap, tasks in flight
+ * and the breaker state (read from the scheduler at scrape time), connections open, database time
+ * by phase and errors by class; for the replica its slots, and every task's result and duration.
  */
-export function registerExecutorMetrics(registry: Registry, scheduler: () => HostScheduler | undefined) {
-  const snapshot = () => scheduler()?.snapshot() ?? [];
+export function registerExecutorMetrics(registry: Registry, source: ExecutorMetricsSource): ExecutorMetrics {
+  const snapshot = () => source.scheduler()?.snapshot() ?? [];
   new Gauge({
     name: 'sluice_executor_host_limit',
     help: "This replica's adaptive concurrency limit per database host",
@@ -52,6 +77,41 @@ export function registerExecutorMetrics(registry: Registry, scheduler: () => Hos
       for (const h of snapshot()) for (const state of BREAKER_STATES) this.set({ host: h.host, state }, h.breaker === state ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'sluice_executor_slots',
+    help: "This replica's global concurrency: tenants it migrates at once over all hosts",
+    registers: [registry],
+    collect() {
+      this.set(source.slots);
+    },
+  });
+  new Gauge({
+    name: 'sluice_executor_slots_busy',
+    help: 'Slots holding a task now (over all hosts)',
+    registers: [registry],
+    collect() {
+      this.set(source.scheduler()?.inFlight ?? 0);
+    },
+  });
+  const connections = new Gauge({
+    name: 'sluice_executor_db_connections',
+    help: 'Tenant database connections this replica has open (or is opening) now, per database host',
+    labelNames: ['host'],
+    registers: [registry],
+  });
+  const dbSeconds = new Histogram({
+    name: 'sluice_executor_db_seconds',
+    help: 'Database time of settled tenants by phase: connect, journal (lock and read) and execute (migration SQL)',
+    labelNames: ['host', 'phase'],
+    buckets: DB_BUCKETS,
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'sluice_executor_errors_total',
+    help: 'Failed attempts per database host, by class (transient: retried; permanent: the tenant failed) and error code',
+    labelNames: ['host', 'class', 'code'],
+    registers: [registry],
+  });
   const results = new Counter({
     name: 'sluice_executor_tasks_total',
     help: 'Task deliveries by result (done, retry, dropped) and error code',
@@ -65,9 +125,35 @@ export function registerExecutorMetrics(registry: Registry, scheduler: () => Hos
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   });
-  return (_host: string, result: TaskResult): void => {
-    const code = result.error === undefined ? 'none' : result.error instanceof SluiceError ? result.error.code : 'internal';
-    results.inc({ result: result.settled, code });
-    duration.observe({ result: result.settled }, result.durationMs / 1000);
+
+  return {
+    onResult(host, result) {
+      const error = result.error;
+      const code = error === undefined ? 'none' : error instanceof SluiceError ? error.code : 'internal';
+      results.inc({ result: result.settled, code });
+      duration.observe({ result: result.settled }, result.durationMs / 1000);
+      // The task handler treats anything that is not a SluiceError as permanent; so do we.
+      if (error !== undefined) errors.inc({ host, class: error instanceof SluiceError && error.transient ? 'transient' : 'permanent', code });
+      const timings = result.outcome?.timings;
+      if (timings) {
+        for (const [phase, field] of DB_PHASES) {
+          const ms = timings[field];
+          if (ms !== undefined) dbSeconds.observe({ host, phase }, ms / 1000);
+        }
+      }
+    },
+    countConnections(handle) {
+      return (msg, guard) =>
+        handle(msg, (host, work) =>
+          guard(host, async () => {
+            connections.inc({ host });
+            try {
+              return await work();
+            } finally {
+              connections.dec({ host });
+            }
+          }),
+        );
+    },
   };
 }

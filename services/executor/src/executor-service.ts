@@ -8,7 +8,7 @@ import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createMigrationSets } from './migration-sets.js';
 import { createRunGate, gateTaskHandler } from './run-gate.js';
-import { createTaskHandler } from './task-handler.js';
+import { createTaskHandler, type TenantWork } from './task-handler.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
@@ -17,7 +17,12 @@ export interface ExecutorService {
   stop(): Promise<{ putBack: number }>;
 }
 
-export async function startExecutorService(config: ExecutorConfig, logger: Logger): Promise<ExecutorService> {
+/** Ports a caller may replace: the tenant work (benchmarks measure the pipeline without databases). */
+export interface ExecutorOverrides {
+  tenantWork?: TenantWork;
+}
+
+export async function startExecutorService(config: ExecutorConfig, logger: Logger, overrides: ExecutorOverrides = {}): Promise<ExecutorService> {
   const local = config.migrationsDir ? await loadMigrationDir(config.migrationsDir) : undefined;
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
@@ -33,20 +38,20 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
   // Gated tasks were not attempted: `dropped`/`retry` without an error leave the host's limiter alone.
-  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to) }), (verdict) => ({
+  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to), ...overrides }), (verdict) => ({
     settled: verdict.action === 'defer' ? ('retry' as const) : ('dropped' as const),
     durationMs: 0,
   }));
   const registry = createMetricsRegistry('executor');
   const holder: { scheduler?: HostScheduler } = {};
-  const onResult = registerExecutorMetrics(registry, () => holder.scheduler);
+  const executorMetrics = registerExecutorMetrics(registry, { scheduler: () => holder.scheduler, slots: config.concurrency });
   const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
   const scheduler = startHostScheduler({
-    onResult,
+    onResult: executorMetrics.onResult,
     bus,
     logger,
     breakers,
-    handleTask,
+    handleTask: executorMetrics.countConnections(handleTask),
     concurrency: config.concurrency,
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,

@@ -1,7 +1,7 @@
 import { type Bus, decodeJson, type JsMsg, publishReliably, withInProgress } from '@sluice/bus';
 import { outcomeSubject, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
 import { type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
-import { connectTenant, TenantMigrator } from '@sluice/migrator';
+import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
 
 import { AttemptLedger } from './attempt-ledger.js';
@@ -21,7 +21,12 @@ export interface TaskHandlerDeps {
     Partial<Pick<ExecutorConfig, 'concurrency'>>;
   /** Milliseconds of [from, to] during which a host's breaker was open (queued time charged to the host). */
   breakerOpenMs?: (host: string, from: number, to: number) => number;
+  /** Replaces the Postgres work (default: connect with `pg` and run the migration set). */
+  tenantWork?: TenantWork;
 }
+
+/** The work of one tenant: connect, migrate, disconnect. A port, so a benchmark can measure the pipeline without databases. */
+export type TenantWork = (task: TenantTask, migrations: MigrationSet) => Promise<{ report: MigrationReport; connectMs: number }>;
 
 /** What became of one delivery, for the scheduler's limiter and breaker. */
 export interface TaskResult {
@@ -55,8 +60,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
   }
 
-  async function migrateTenant(task: TenantTask, attempt: number, migrations: MigrationSet): Promise<TenantOutcome> {
-    const started = performance.now();
+  const postgresWork: TenantWork = async (task, migrations) => {
     const t0 = performance.now();
     const client = await connectTenant({
       databaseUrl: task.databaseUrl,
@@ -75,23 +79,30 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         executorId: config.executorId,
         dryRun: task.dryRun,
       });
-      return {
-        runId: task.runId,
-        tenantId: task.tenantId,
-        status: report.status,
-        applied: report.applied,
-        fromVersion: report.fromVersion,
-        toVersion: report.toVersion,
-        host: task.host,
-        executorId: config.executorId,
-        ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
-        attempts: attempt,
-        timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
-        finishedAt: new Date().toISOString(),
-      };
+      return { report, connectMs };
     } finally {
       await client.end().catch(() => undefined);
     }
+  };
+  const tenantWork = deps.tenantWork ?? postgresWork;
+
+  async function migrateTenant(task: TenantTask, attempt: number, migrations: MigrationSet): Promise<TenantOutcome> {
+    const started = performance.now();
+    const { report, connectMs } = await tenantWork(task, migrations);
+    return {
+      runId: task.runId,
+      tenantId: task.tenantId,
+      status: report.status,
+      applied: report.applied,
+      fromVersion: report.fromVersion,
+      toVersion: report.toVersion,
+      host: task.host,
+      executorId: config.executorId,
+      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
+      attempts: attempt,
+      timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
+      finishedAt: new Date().toISOString(),
+    };
   }
 
   function failedOutcome(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, error: unknown, attempt: number): TenantOutcome {
@@ -131,7 +142,9 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       return { settled: 'dropped', durationMs: 0 };
     }
     const task = parsed.data;
-    const log = logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt });
+    // Made only when something is logged: a child logger per task costs (its bindings are redacted).
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= logger.child({ runId: task.runId, tenantId: task.tenantId, host: task.host, attempt }));
 
     const key = `${task.runId}:${task.tenantId}`;
     const plannedAt = Date.parse(task.plannedAt);
@@ -147,20 +160,20 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       const transient = error instanceof SluiceError ? error.transient : false;
       if (transient && attempt < config.maxAttempts) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
-        log.warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
+        log().warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
         const durationMs = performance.now() - started;
         ledger.retry(key, durationMs, error, Date.now());
         msg.nak(delay);
         return { settled: 'retry', error, durationMs };
       }
-      log.warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
+      log().warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
       outcome = failedOutcome(task, error, attempt);
     }
     const workMs = performance.now() - started;
     outcome.timings = { ...outcome.timings, ...ledger.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
     await publishOutcome(outcome);
     msg.ack();
-    log.debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
+    if (logger.isLevelEnabled('debug')) log().debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
     return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started, outcome };
   };
 }

@@ -40,6 +40,6 @@ describe('AttemptLedger', () => {
     expect(lossCauseOf(new LockTimeoutError('x', '55P03'))).toBe('lock');
     expect(lossCauseOf(new HostUnavailableError('too many connections', 'h', '53300'))).toBe('lock');
     expect(lossCauseOf(new HostUnavailableError('refused', 'h'))).toBe('unavailable');
-    expect(lossCauseOf(new MigrationSqlError('boom'))).toBe('other');
+    expect(lossCauseOf(new MigrationSqlError('boom', '42601', { version: 1 }))).toBe('other');
   });
 });

@@ -21,6 +21,10 @@ export interface PlannerConfig {
   hostLimits: HostLimits;
   /** A task with no sign of life for this long is redelivered (`SLUICE_ACK_WAIT`, as the executors). */
   taskAckWaitMs: number;
+  /** Port of `GET /metrics` (`SLUICE_METRICS_PORT`; 0 = any free port, logged at start). */
+  metricsPort: number;
+  /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 export interface HostLimits {
@@ -64,5 +68,7 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     concurrency: e.int('SLUICE_PLANNER_CONCURRENCY', 4, { min: 1, max: 64 }),
     hostLimits: { default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }), overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')) },
     taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
+    metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
+    metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
   });
 }

@@ -2,15 +2,17 @@ import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBun
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
-import type { Logger } from '@sluice/telemetry';
+import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
 import type { PlannerConfig } from './config.js';
+import { registerPlannerMetrics } from './planner-metrics.js';
 import { createPlanner } from './tenant-planner.js';
 
 export const PLANNER_CONSUMER = 'sluice-planner';
 const ACK_WAIT_MS = 60_000;
 
 export interface PlannerService {
+  metricsPort: number;
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,9 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const ledger = await openRunLedger(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
+  const metricsRegistry = createMetricsRegistry('planner');
+  const observer = registerPlannerMetrics(metricsRegistry);
+  const metrics = await startMetricsServer(metricsRegistry, { port: config.metricsPort, host: config.metricsHost });
   const planner = createPlanner({
     bus,
     registry,
@@ -37,12 +42,15 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     ackWaitMs: ACK_WAIT_MS,
     hostLimits: config.hostLimits,
     taskAckWaitMs: config.taskAckWaitMs,
+    observer,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
-  logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind }, 'planner ready');
+  logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind, metricsPort: metrics.port }, 'planner ready');
   return {
+    metricsPort: metrics.port,
     async stop() {
       await loop.stop();
+      metrics.server.close();
       await registry.close();
       await bus.close();
     },

@@ -44,6 +44,16 @@ export interface PlannerDeps {
   hostLimits: HostLimits;
   /** Ack wait of the per-host task consumers. */
   taskAckWaitMs: number;
+  /** Told how each request ended (metrics). */
+  observer?: PlannerObserver;
+}
+
+/** What the planner tells about each request it handles. */
+export interface PlannerObserver {
+  /** A request was rejected (malformed, invalid, or its runId taken by another request). */
+  rejected(): void;
+  /** A run's planning ended, with its summary or the error it gave up with, after `ms`. */
+  planned(result: PlanSummary | { error: string }, ms: number): void;
 }
 
 export interface PlanSummary {
@@ -72,6 +82,7 @@ export function createPlanner(deps: PlannerDeps) {
   async function reject(runId: string | undefined, reasons: string[]): Promise<void> {
     const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
     logger.warn({ runId, reasons }, 'request rejected');
+    deps.observer?.rejected();
     await publishReliably(bus, REJECTED_SUBJECT, event);
   }
 
@@ -245,6 +256,7 @@ export function createPlanner(deps: PlannerDeps) {
     await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: `${runId}:planned` });
     await deps.ledger.markPlanned(runId);
     msg.ack();
+    deps.observer?.planned(result, performance.now() - started);
     logger.info({ ...planned, ms: Math.round(performance.now() - started) }, 'run planned');
   }
 

@@ -19,6 +19,8 @@ export interface ReporterConfig {
   reconcileAfterMs: number;
   /** How often unfinished runs are swept for lost tasks (`SLUICE_RECONCILE_INTERVAL`). */
   reconcileIntervalMs: number;
+  /** How often every host's queue is sampled from its consumer while runs are active (`SLUICE_QUEUE_SAMPLE_INTERVAL`). */
+  queueSampleIntervalMs: number;
 }
 
 export function loadReporterConfig(env: Env): ReporterConfig {
@@ -32,5 +34,6 @@ export function loadReporterConfig(env: Env): ReporterConfig {
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
     reconcileAfterMs: e.duration('SLUICE_RECONCILE_AFTER', 120_000),
     reconcileIntervalMs: e.duration('SLUICE_RECONCILE_INTERVAL', 10_000),
+    queueSampleIntervalMs: e.duration('SLUICE_QUEUE_SAMPLE_INTERVAL', 1_000),
   });
 }

@@ -25,6 +25,8 @@ export interface HttpApiDeps {
   bus: Bus;
   /** False while the reporter replays its streams. */
   ready: () => boolean;
+  /** Served on `GET /metrics` in the Prometheus text format. */
+  metrics?: { metrics(): Promise<string>; contentType: string };
   now?: () => number;
 }
 
@@ -76,7 +78,7 @@ function parseLimit(value: string | null): number {
 }
 
 /**
- * The reporter's HTTP API (JSON in and out):
+ * The reporter's HTTP API (JSON in and out, but `GET /metrics` in the Prometheus text format):
  * `GET /healthz`, `GET /runs[?status=S&limit=N]`, `GET /runs/:id`,
  * `GET /runs/:id/tenants[?status=failed|…|unsettled&limit=N]`, `POST /runs` (validates a migration
  * request and publishes it), `POST /runs/:id/pause|resume|cancel` (publishes a control event).
@@ -174,6 +176,17 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       res.end(JSON.stringify(body));
     };
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const metrics = deps.metrics;
+    if (metrics && url.pathname === '/metrics' && req.method === 'GET') {
+      metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(text);
+        },
+        (error: Error) => send(500, { error: `metrics failed: ${error.message}` }),
+      );
+      return;
+    }
     route(req, url).then(
       ([status, body]) => send(status, body),
       (error: unknown) => {

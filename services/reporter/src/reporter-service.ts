@@ -10,11 +10,13 @@ import {
   readSubject,
 } from '@sluice/bus';
 import { LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
-import type { Logger } from '@sluice/telemetry';
+import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
 import { startHttpApi } from './http-api.js';
+import { startQueueSampler } from './queue-sampler.js';
 import { createReporter } from './reporter.js';
+import { activeRuns, MeteredRunBook, registerReporterMetrics } from './reporter-metrics.js';
 
 export interface ReporterService {
   httpPort: number;
@@ -39,14 +41,22 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
   await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
+  const metricsRegistry = createMetricsRegistry('reporter');
+  const metrics = registerReporterMetrics(metricsRegistry, { runs: () => book.list(), queue: () => sampler.latest() });
+  const book = new MeteredRunBook(metrics.onOutcome);
   const reporter = createReporter({
     bus,
     logger,
     controls,
+    book,
     options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs },
   });
+  const sampler = startQueueSampler({ bus, logger, intervalMs: config.queueSampleIntervalMs, active: () => activeRuns(book.list()).length > 0 });
+  sampler.onSample((sample) => {
+    for (const h of sample.hosts) book.onQueueSample(h.host, h);
+  });
   let ready = false;
-  const http = await startHttpApi({ book: reporter.book, bus, ready: () => ready }, { port: config.httpPort, host: config.httpHost });
+  const http = await startHttpApi({ book: reporter.book, bus, ready: () => ready, metrics: metricsRegistry }, { port: config.httpPort, host: config.httpHost });
 
   const outcomesFrom = (await lastSequence(bus.jsm, STREAMS.outcomes.name)) + 1;
   const ledgerFrom = (await lastSequence(bus.jsm, LEDGER_STREAM.name)) + 1;
@@ -90,6 +100,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     async stop() {
       clearInterval(progress);
       clearInterval(sweep);
+      await sampler.stop();
       http.server.close();
       await runs.stop();
       for (const f of followers) await f.stop();

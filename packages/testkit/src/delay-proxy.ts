@@ -1,0 +1,99 @@
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
+
+export interface DelayProxyHandle {
+  /** The proxy's loopback port: point clients at 127.0.0.1:port. */
+  port: number;
+  /** The round-trip delay added now, in ms. */
+  readonly delayMs: number;
+  /** Changes the delay for bytes sent from now on. */
+  setDelay(ms: number): void;
+  /** Connections open through the proxy. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy on a free loopback port that adds a round-trip delay, to make a local database look
+ * remote. Every chunk the server sends is held for `delayMs` before it reaches the client (so each
+ * request/response exchange, including each step of the connection handshake, gains `delayMs`),
+ * and order is kept. Node timers fire in whole milliseconds, never early: the added delay is
+ * `delayMs` to `delayMs + 1` ms per exchange (the test of this proxy measures it).
+ */
+export async function startDelayProxy(target: { host?: string; port: number }, delayMs: number): Promise<DelayProxyHandle> {
+  let delay = delayMs;
+  const sockets = new Set<Socket>();
+
+  const server: Server = createServer((client) => {
+    const upstream = new Socket();
+    sockets.add(client);
+    sockets.add(upstream);
+    const queue: Array<{ due: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | null = null;
+    let upstreamEnded = false;
+
+    const flush = (): void => {
+      timer = null;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.due <= now) client.write(queue.shift()!.chunk);
+      if (queue.length > 0) schedule();
+      else if (upstreamEnded) client.end();
+    };
+    const schedule = (): void => {
+      if (timer || queue.length === 0) return;
+      timer = setTimeout(flush, Math.max(0, Math.ceil(queue[0]!.due - performance.now())));
+    };
+    const closeBoth = (): void => {
+      if (timer) clearTimeout(timer);
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    upstream.connect(target.port, target.host ?? '127.0.0.1');
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (delay <= 0 && queue.length === 0) {
+        client.write(chunk);
+        return;
+      }
+      queue.push({ due: performance.now() + delay, chunk });
+      schedule();
+    });
+    upstream.on('end', () => {
+      upstreamEnded = true;
+      if (queue.length === 0) client.end();
+    });
+    client.on('end', () => upstream.end());
+    client.on('error', closeBoth);
+    upstream.on('error', closeBoth);
+    client.on('close', closeBoth);
+    upstream.on('close', () => {
+      if (queue.length === 0) closeBoth();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    get delayMs() {
+      return delay;
+    },
+    setDelay(ms: number) {
+      delay = ms;
+    },
+    get connections() {
+      return [...sockets].length / 2;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { type DelayProxyHandle, startDelayProxy } from '../src/delay-proxy.js';
+
+async function medianQueryMs(port: number, rounds = 15): Promise<number> {
+  const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` });
+  await client.connect();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      await client.query('SELECT 1');
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    await client.end();
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+describe('delay proxy', () => {
+  let proxy: DelayProxyHandle | undefined;
+  afterAll(() => proxy?.close());
+
+  it('adds the round-trip delay it claims to every exchange, and no more than a timer tick', async () => {
+    const direct = await medianQueryMs(5432);
+    proxy = await startDelayProxy({ port: 5432 }, 10);
+    const delayed = await medianQueryMs(proxy.port);
+    const added = delayed - direct;
+    // Timers fire in whole milliseconds and never early; a busy machine adds a little.
+    expect(added).toBeGreaterThanOrEqual(9.5);
+    expect(added).toBeLessThan(14);
+
+    proxy.setDelay(0);
+    const passthrough = await medianQueryMs(proxy.port);
+    expect(passthrough).toBeLessThan(direct + 3);
+  });
+
+  it('keeps a connection whole: many results arrive complete and in order', async () => {
+    proxy ??= await startDelayProxy({ port: 5432 }, 2);
+    proxy.setDelay(2);
+    const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${proxy.port}/postgres` });
+    await client.connect();
+    const result = await client.query<{ n: number }>('SELECT n FROM generate_series(1, 20000) AS n');
+    expect(result.rows.length).toBe(20_000);
+    expect(result.rows.at(-1)!.n).toBe(20_000);
+    const seen: number[] = [];
+    for (const n of [1, 2, 3]) seen.push((await client.query<{ n: number }>('SELECT $1::int AS n', [n])).rows[0]!.n);
+    expect(seen).toEqual([1, 2, 3]);
+    await client.end();
+  });
+});

@@ -1,0 +1,203 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { jetstream } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { REQUEST_SUBJECT, type RunCompletedEvent } from '@sluice/contracts';
+import {
+  countOutcomes,
+  createTenantFleet,
+  type DelayProxyHandle,
+  fleetServiceEnv,
+  type NatsServerHandle,
+  type PostgresClusterHandle,
+  REPO_ROOT,
+  type ServiceProcess,
+  startDelayProxy,
+  startNatsServer,
+  startPostgresCluster,
+  startService,
+  type TenantFleet,
+  waitForCompleted,
+} from '@sluice/testkit';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * Four injected constraints, each run end to end through real services, and the bottleneck the
+ * reporter names for each: a slow network to a host, a lock held on a table the migration needs,
+ * one executor with an in-flight window of one over a large fleet, a host down for part of a run.
+ */
+
+const MIGRATIONS: Record<string, string> = {
+  '0001_accounts.sql': "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 3000) AS g;",
+  '0002_plan.sql': "ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';",
+  '0003_name_index.sql': 'CREATE INDEX accounts_name_idx ON accounts (name);',
+};
+
+const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
+
+describe('the bottleneck report names the injected constraint', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let dir: string;
+  let migrationsDir: string;
+  let services: ServiceProcess[] = [];
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    dir = await mkdtemp(path.join(tmpdir(), 'sluice-bottleneck-'));
+    migrationsDir = path.join(dir, 'migrations');
+    await mkdir(migrationsDir);
+    for (const [file, sql] of Object.entries(MIGRATIONS)) await writeFile(path.join(migrationsDir, file), sql);
+  });
+
+  afterEach(async () => {
+    for (const s of services) await s.stop();
+    services = [];
+    while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.dispose();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Writes the registry, starts reporter, executor and planner with `extra` settings. */
+  async function startStack(name: string, rows: Array<{ tenantId: string; databaseUrl: string }>, extra: Record<string, string> = {}): Promise<void> {
+    const registry = path.join(dir, `${name}.json`);
+    await writeFile(registry, JSON.stringify(rows));
+    const env = fleetServiceEnv(
+      { natsUrl: nats.url, registryFile: registry, migrationsDir },
+      // Executors find new host queues quickly, so a small run's queue time is the constraint's.
+      { SLUICE_DISCOVERY_INTERVAL: '100ms', ...extra },
+    );
+    for (const service of ['reporter', 'executor', 'planner'] as const) services.push(await startService(service, env));
+  }
+
+  async function fleetOf(count: number, tenantPrefix: string, serverUrl?: string): Promise<TenantFleet> {
+    const fleet = await createTenantFleet({ count, tenantPrefix, ...(serverUrl ? { serverUrl } : {}), prefix: `sluice_bn_${tenantPrefix.replace(/-/g, '_')}` });
+    cleanups.push(() => fleet.drop());
+    return fleet;
+  }
+
+  const rowsOf = (fleet: TenantFleet, via?: string) =>
+    fleet.tenants.map((t) => ({ tenantId: t.tenantId, databaseUrl: via ? t.databaseUrl.replace(/127\.0\.0\.1:\d+/, via) : t.databaseUrl }));
+
+  async function runTo(runId: string, target: number | 'latest' = 'latest', timeoutMs = 120_000): Promise<RunCompletedEvent> {
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target }));
+    return waitForCompleted(nc, runId, timeoutMs);
+  }
+
+  function describeRun(c: RunCompletedEvent): string {
+    return `${c.runId}: ${c.bottleneck?.kind} (${c.bottleneck?.mode}) ${c.bottleneck?.summary} figures=${JSON.stringify(c.bottleneck?.figures)}`;
+  }
+
+  it('a host behind a slow network: waiting on I/O', async () => {
+    const fleet = await fleetOf(6, 'bn-io');
+    const proxy: DelayProxyHandle = await startDelayProxy({ port: 5432 }, 40);
+    cleanups.push(() => proxy.close());
+    const via = `127.0.0.1:${proxy.port}`;
+    // Every tenant in flight at once: the run is all work, and the work is round trips.
+    await startStack('io', rowsOf(fleet, via), { SLUICE_CONCURRENCY: '8', SLUICE_HOST_START_LIMIT: '8' });
+
+    const completed = await runTo('bn-io');
+    console.log(describeRun(completed));
+    expect(completed.status).toBe('succeeded');
+    expect(completed.bottleneck).toMatchObject({ kind: 'io', mode: 'working', label: 'waiting on I/O' });
+    expect(completed.bottleneck?.lever).toMatch(/concurrency/i);
+    // 40 ms per exchange: connecting alone costs several round trips.
+    expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(80);
+    expect(completed.timings!.hosts.map((h) => h.host)).toEqual([via]);
+
+    // The same report is served live over HTTP while the reporter holds the run.
+    const ready = services[0]!.logs.find((l) => l.msg === 'reporter ready') as { httpPort: number };
+    const summary = (await (await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-io`)).json()) as { bottleneck: { kind: string }; timings: { totals: { tenants: number } } };
+    expect(summary.bottleneck.kind).toBe('io');
+    expect(summary.timings.totals.tenants).toBe(6);
+  });
+
+  it('a lock held on a table the migration alters: contention', async () => {
+    const fleet = await fleetOf(6, 'bn-lock');
+    await startStack('lock', rowsOf(fleet), {
+      SLUICE_LOCK_TIMEOUT: '300ms',
+      SLUICE_RETRY_BASE: '200ms',
+      SLUICE_RETRY_MAX: '400ms',
+      SLUICE_MAX_ATTEMPTS: '50',
+    });
+    expect((await runTo('bn-lock-setup', 1)).counts.migrated).toBe(6);
+
+    // Another session holds `accounts` (ACCESS SHARE, in an open transaction) in half the tenants:
+    // ALTER TABLE needs ACCESS EXCLUSIVE and times out until the holders go away.
+    const holders: pg.Client[] = [];
+    for (const t of fleet.tenants.slice(0, 3)) {
+      const c = new pg.Client({ connectionString: t.databaseUrl });
+      await c.connect();
+      await c.query('BEGIN; LOCK TABLE accounts IN ACCESS SHARE MODE');
+      holders.push(c);
+    }
+    cleanups.push(async () => Promise.all(holders.map((c) => c.end().catch(() => undefined))));
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'bn-lock', target: 'latest' }));
+    await expect.poll(() => countOutcomes(nc, 'bn-lock'), { timeout: 60_000 }).toBe(3);
+    await new Promise((r) => setTimeout(r, 2_500));
+    for (const c of holders) await c.query('ROLLBACK');
+
+    const completed = await waitForCompleted(nc, 'bn-lock', 120_000);
+    console.log(describeRun(completed));
+    expect(completed.status).toBe('succeeded');
+    expect(completed.counts.migrated).toBe(6);
+    expect(completed.bottleneck).toMatchObject({ kind: 'contention', host: '127.0.0.1:5432' });
+    expect(completed.bottleneck?.summary).toMatch(/lock/);
+    expect(completed.timings!.totals.lockWaitMs).toBeGreaterThan(3 * 2_000);
+  });
+
+  it('one executor with an in-flight window of one over a large fleet: coordination', async () => {
+    const fleet = await fleetOf(100, 'bn-window');
+    await startStack('window', rowsOf(fleet), { SLUICE_CONCURRENCY: '1' });
+
+    const completed = await runTo('bn-window');
+    console.log(describeRun(completed));
+    expect(completed.counts.migrated).toBe(100);
+    expect(completed.bottleneck).toMatchObject({ kind: 'coordination', mode: 'waiting' });
+    expect(completed.bottleneck?.lever).toMatch(/replicas|SLUICE_CONCURRENCY/);
+    expect(completed.timings).toMatchObject({ executors: 1, executorSlots: 1 });
+
+    // `sluice status` tells the same story.
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', 'bn-window'], { env: { NATS_URL: nats.url, PATH: process.env.PATH ?? '' } });
+    expect(stdout).toContain('bottleneck coordination (waiting)');
+    expect(stdout).toMatch(/lever: Add executor replicas/);
+  });
+
+  it('a host that is down for part of the run: external dependency', async () => {
+    const hostB: PostgresClusterHandle = await startPostgresCluster();
+    cleanups.push(() => hostB.dispose());
+    const down = await fleetOf(5, 'bn-down', hostB.serverUrl);
+    const healthy = await fleetOf(3, 'bn-up');
+    await startStack('down', [...rowsOf(down), ...rowsOf(healthy)], {
+      SLUICE_MAX_ATTEMPTS: '100',
+      SLUICE_RETRY_BASE: '100ms',
+      SLUICE_RETRY_MAX: '300ms',
+      SLUICE_CONNECT_TIMEOUT: '1s',
+      SLUICE_BREAKER_RESET: '500ms',
+      SLUICE_BREAKER_VOLUME: '3',
+    });
+    await hostB.stop();
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'bn-down', target: 'latest' }));
+    await expect.poll(() => countOutcomes(nc, 'bn-down'), { timeout: 60_000 }).toBe(3);
+    await new Promise((r) => setTimeout(r, 2_500));
+    await hostB.start();
+
+    const completed = await waitForCompleted(nc, 'bn-down', 120_000);
+    console.log(describeRun(completed));
+    expect(completed.status).toBe('succeeded');
+    expect(completed.counts.migrated).toBe(8);
+    expect(completed.bottleneck).toMatchObject({ kind: 'external', host: `127.0.0.1:${hostB.port}` });
+    expect(completed.timings!.totals.unavailableMs).toBeGreaterThan(5 * 2_000);
+  });
+});
