@@ -62,6 +62,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
   // Characters that URL-encoding changes, so the encoded form is a different needle.
   const pgPassword = `Pg:S3c/r@t%${randomBytes(10).toString('hex')}`;
   const natsPassword = `Nats-${randomBytes(12).toString('hex')}`;
+  const observerPassword = `Obs-${randomBytes(12).toString('hex')}`;
   let completed: RunCompletedEvent;
   let cliOutput = '';
 
@@ -86,7 +87,11 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     for (const t of fleet.tenants) await owner.query(`ALTER DATABASE "${t.database}" OWNER TO ${OWNER}`);
     await owner.end();
 
-    nats = await startNatsServerWithConfig(`authorization { users: [ { user: sluice, password: "${natsPassword}" } ] }\n`);
+    // The services' user may touch only what docs/security.md lists; the test's observer sees everything.
+    const allowed = JSON.stringify(['sluice.>', '$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.sluice_runs.>', '$KV.sluice_run_control.>', '$O.sluice_bundles.>', '_INBOX.>']);
+    nats = await startNatsServerWithConfig(
+      `authorization { users: [\n  { user: sluice, password: "${natsPassword}", permissions: { publish: ${allowed}, subscribe: ${allowed} } }\n  { user: observer, password: "${observerPassword}" }\n] }\n`,
+    );
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-sec-secrets-'));
     const registry = path.join(dir, 'tenants.json');
     const ownerUrl = (db: string): string => `postgres://${OWNER}@127.0.0.1:${cluster.port}/${db}`;
@@ -102,7 +107,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     await writeFile(passFile, `127.0.0.1:${cluster.port}:*:${OWNER}:${pgPassword.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`, { mode: 0o600 });
 
     // Every message of the run, from before the first service starts: a core subscription sees all publishes.
-    nc = await connect({ servers: nats.url, user: 'sluice', pass: natsPassword });
+    nc = await connect({ servers: nats.url, user: 'observer', pass: observerPassword });
     sub = nc.subscribe('>');
     void (async () => {
       for await (const m of sub) {
@@ -164,7 +169,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
 
   it('migrates the owned fleet with the password from PGPASSWORD and from a pgpass file, and fails the intruder', async () => {
     expect(completed).toMatchObject({ status: 'partial', counts: { total: 5, migrated: 4, failed: 1 } });
-    expect(completed.failures).toEqual([expect.objectContaining({ tenantId: 'sec-intruder', error: expect.stringMatching(/password authentication failed/) as unknown })]);
+    expect(completed.failures).toEqual([expect.objectContaining({ tenantId: 'sec-intruder', error: expect.stringMatching(/password authentication failed for user "sluice_sec_intruder"|the server asks for a password and none was given \(set PGPASSWORD/) as unknown })]);
     const versions = await fleet.eachTenant(async (client) => (await client.query<{ n: string }>('SELECT count(*)::text AS n FROM sluice_migrations')).rows[0]!.n);
     expect(versions).toEqual(['6', '6', '6', '6']);
     expect(cliOutput).toMatch(/run sec-run: PARTIAL/i);
