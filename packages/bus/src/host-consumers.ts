@@ -34,11 +34,16 @@ export interface HostConsumerState {
  * Creates the host's consumer, or sets its limit when it differs. Safe to call from several
  * planners at once: a concurrent create of the same durable is retried as an update.
  */
-export async function ensureHostConsumer(jsm: JetStreamManager, hostKey: string, limit: number, ackWaitMs: number): Promise<void> {
+export async function ensureHostConsumer(jsm: JetStreamManager, hostKey: string, limit: number, ackWaitMs: number, maxDeliver = -1): Promise<void> {
   const name = hostConsumerName(hostKey);
+  const settle = async (config: { max_ack_pending?: number; max_deliver?: number }): Promise<void> => {
+    if (config.max_ack_pending !== limit || (config.max_deliver ?? -1) !== maxDeliver) {
+      await jsm.consumers.update(STREAMS.tasks.name, name, { max_ack_pending: limit, max_deliver: maxDeliver });
+    }
+  };
   const existing = await jsm.consumers.info(STREAMS.tasks.name, name).catch(() => undefined);
   if (existing) {
-    if (existing.config.max_ack_pending !== limit) await jsm.consumers.update(STREAMS.tasks.name, name, { max_ack_pending: limit });
+    await settle(existing.config);
     return;
   }
   try {
@@ -48,15 +53,19 @@ export async function ensureHostConsumer(jsm: JetStreamManager, hostKey: string,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: ackWaitMs * 1_000_000,
-      // Attempts are counted by the executor, which publishes the final outcome itself.
-      max_deliver: -1,
+      // Attempts are counted by the executor, which publishes the final outcome itself on its last
+      // attempt. The server's bound is for a task whose executor dies every time it handles it
+      // (nobody is left to publish that outcome): after `maxDeliver` deliveries it is no longer
+      // delivered, stays in the stream for inspection, and a MAX_DELIVERIES advisory (kept in
+      // SLUICE_ADVISORIES) tells the reporter to fail the tenant.
+      max_deliver: maxDeliver,
       max_ack_pending: limit,
       description: `tasks for database host ${hostKey}`,
     });
   } catch (error) {
     const again = await jsm.consumers.info(STREAMS.tasks.name, name).catch(() => undefined);
     if (!again) throw error;
-    if (again.config.max_ack_pending !== limit) await jsm.consumers.update(STREAMS.tasks.name, name, { max_ack_pending: limit });
+    await settle(again.config);
   }
 }
 

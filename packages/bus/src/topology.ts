@@ -5,6 +5,9 @@ import { ensureBundleBucket } from './bundle-store.js';
 import { ensureLedgerStream } from './lifecycle/task-ledger.js';
 
 const DAY_NS = 24 * 3600 * 1e9;
+
+/** MAX_DELIVERIES advisories of the host consumers: a task no executor lived through. */
+export const ADVISORY_STREAM = { name: 'SLUICE_ADVISORIES', subjects: [`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks.name}.*`] } as const;
 const MINUTE_NS = 60 * 1e9;
 
 export interface TopologyOptions {
@@ -25,6 +28,9 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
     // Work queue: a task is removed once acked. A long duplicate window absorbs a planner that replans after a crash.
     { ...common, ...STREAMS.tasks, subjects: [...STREAMS.tasks.subjects], retention: RetentionPolicy.Workqueue, max_age, duplicate_window: 10 * MINUTE_NS },
     { ...common, ...STREAMS.outcomes, subjects: [...STREAMS.outcomes.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 10 * MINUTE_NS },
+    // The server's advisories are not stored anywhere else: kept here so a reporter that was down
+    // when a task ran out of deliveries still learns of it.
+    { ...common, ...ADVISORY_STREAM, subjects: [...ADVISORY_STREAM.subjects], retention: RetentionPolicy.Limits, max_age },
   ];
 }
 

@@ -3,7 +3,7 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AckPolicy, type Bus, BUNDLE_BUCKET, connectBus, decodeJson, ensureTopology, followStream, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+import { AckPolicy, ADVISORY_STREAM, BUNDLE_BUCKET, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, hostConsumerName, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -21,14 +21,24 @@ describe('bus against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  it('declares the four streams, the task ledger and the bundle bucket, idempotently and safely in parallel', async () => {
+  it('declares the four streams, the task ledger, the advisories and the bundle bucket, idempotently and safely in parallel', async () => {
     await Promise.all([ensureTopology(bus.jsm), ensureTopology(bus.jsm)]);
     await ensureTopology(bus.jsm);
     const names: string[] = [];
     for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, `OBJ_${BUNDLE_BUCKET}`].sort());
+    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name, `OBJ_${BUNDLE_BUCKET}`].sort());
     const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
     expect(tasks.config.retention).toBe('workqueue');
+  });
+
+  it('bounds a host consumer\'s deliveries, and sets the bound on a consumer made without one', async () => {
+    await ensureTopology(bus.jsm);
+    await ensureHostConsumer(bus.jsm, 'db-bound:5432', 4, 30_000);
+    const name = hostConsumerName('db-bound:5432');
+    expect((await bus.jsm.consumers.info(STREAMS.tasks.name, name)).config.max_deliver).toBe(-1);
+    await ensureHostConsumer(bus.jsm, 'db-bound:5432', 4, 30_000, 3);
+    expect((await bus.jsm.consumers.info(STREAMS.tasks.name, name)).config).toMatchObject({ max_deliver: 3, max_ack_pending: 4 });
+    await bus.jsm.consumers.delete(STREAMS.tasks.name, name);
   });
 
   it('drops a repeated message id inside the duplicate window', async () => {

@@ -9,14 +9,18 @@ export const RunIdSchema = z
 export const VersionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** `"latest"`, or a version in the migration set (a number, or a string of digits). */
-export const TargetSchema = z.union([
-  z.literal('latest'),
-  VersionSchema,
-  z
-    .string()
-    .regex(/^\d{1,15}$/, 'target must be "latest" or a version number')
-    .transform((s) => Number(s)),
-]);
+export const TargetSchema = z.union(
+  [
+    z.literal('latest'),
+    VersionSchema,
+    z
+      .string()
+      .regex(/^\d{1,15}$/, 'target must be "latest" or a version number')
+      .transform((s) => Number(s)),
+  ],
+  // Without a message of its own a union says only "Invalid input".
+  { error: 'must be "latest" or a version number (a whole number from 0, or a string of up to 15 digits)' },
+);
 export type Target = 'latest' | number;
 
 export const TenantIdSchema = z
@@ -30,12 +34,42 @@ const TagMapSchema = z
     message: 'tags must name 1 to 32 tags',
   });
 
+const IdsSelectorSchema = z.strictObject({ ids: z.array(TenantIdSchema).min(1).max(10_000) });
+
+/**
+ * Tag names a request may select on. A name starting with `$` or holding `.` would be an operator
+ * or a path in a MongoDB query (the adapter can only drop it, which would select more tenants than
+ * asked); control characters are never a tag name.
+ */
+const isControlChar = (ch: string): boolean => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f;
+const RequestTagMapSchema = TagMapSchema.refine((tags) => Object.keys(tags).every((k) => !k.startsWith('$') && !k.includes('.') && ![...k].some(isControlChar)), {
+  message: 'tag names must not start with "$" or contain "." or control characters',
+});
+
+/** Says what is wrong with a selector, in place of a union's bare "Invalid input". */
+function selectorProblem(input: unknown, tags: z.ZodType): string {
+  const shape = 'must be {"ids": [tenantId, …]} or {"tags": {name: value, …}}';
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return shape;
+  const keys = Object.keys(input);
+  if (keys.includes('ids') && keys.includes('tags')) return 'takes "ids" or "tags", not both';
+  const branch = keys.includes('ids') ? IdsSelectorSchema : keys.includes('tags') ? z.strictObject({ tags }) : undefined;
+  const issue = branch?.safeParse(input).error?.issues[0];
+  if (!issue) return shape;
+  return `${issue.path.map(String).join('.')}: ${issue.message}`;
+}
+
+function selectorSchema(tags: z.ZodType<Record<string, string>>) {
+  return z.union([IdsSelectorSchema, z.strictObject({ tags })], { error: (issue) => selectorProblem(issue.input, tags) });
+}
+
 /** Which tenants a run covers. Absent: every active tenant. */
-export const TenantSelectorSchema = z.union([
-  z.strictObject({ ids: z.array(TenantIdSchema).min(1).max(10_000) }),
-  z.strictObject({ tags: TagMapSchema }),
-]);
+export const TenantSelectorSchema = selectorSchema(TagMapSchema);
 export type TenantSelector = z.infer<typeof TenantSelectorSchema>;
+/**
+ * The selector a new request may carry: tag names are also checked (see `RequestTagMapSchema`).
+ * Events keep {@link TenantSelectorSchema}, so runs accepted before the check still read back.
+ */
+export const RequestTenantSelectorSchema = selectorSchema(RequestTagMapSchema);
 
 /**
  * A staged rollout: `canary` tenants are migrated first and the rest of the fleet waits until
@@ -59,7 +93,7 @@ export type Rollout = z.infer<typeof RolloutSchema>;
 export const MigrateRequestSchema = z.strictObject({
   runId: RunIdSchema,
   target: TargetSchema,
-  tenants: TenantSelectorSchema.optional(),
+  tenants: RequestTenantSelectorSchema.optional(),
   dryRun: z.boolean().optional(),
   /** Who asked (free text, shown in reports). */
   requestedBy: z.string().max(200).optional(),
@@ -75,6 +109,11 @@ export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
 export const RejectedEventSchema = z.object({
   /** The request's runId, when it was usable. */
   runId: z.string().optional(),
+  /**
+   * Absent for a migration request. Otherwise the subject of the message rejected: a control
+   * event on `sluice.runs.<runId>.control` that is malformed or names no run (by the reporter).
+   */
+  subject: z.string().optional(),
   reasons: z.array(z.string()).min(1),
   rejectedAt: z.string(),
 });

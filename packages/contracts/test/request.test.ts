@@ -67,6 +67,28 @@ describe('TenantSelectorSchema', () => {
   });
 });
 
+describe('MigrateRequestSchema: selectors and targets say what is wrong', () => {
+  const issues = (value: unknown) => MigrateRequestSchema.safeParse({ runId: 'r1', target: 'latest', ...(value as object) }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+
+  it.each([
+    [{ $where: 'sleep(1)' }],
+    [{ 'tags.tier': 'gold' }],
+    [{ 'a\u0000b': 'x' }],
+  ])('refuses tag names that would be MongoDB operators or paths: %j', (tags) => {
+    expect(issues({ tenants: { tags } })).toEqual(['tenants.tags: tag names must not start with "$" or contain "." or control characters']);
+    // Events keep the lenient selector, so runs accepted before the check still read back.
+    expect(TenantSelectorSchema.safeParse({ tags }).success).toBe(true);
+  });
+
+  it('names the part of a selector that is wrong instead of "Invalid input"', () => {
+    expect(issues({ tenants: { ids: { $ne: null } } })).toEqual(['tenants: ids: Invalid input: expected array, received object']);
+    expect(issues({ tenants: { ids: ['a'], tags: { k: 'v' } } })).toEqual(['tenants: takes "ids" or "tags", not both']);
+    expect(issues({ tenants: {} })).toEqual(['tenants: must be {"ids": [tenantId, …]} or {"tags": {name: value, …}}']);
+    expect(issues({ tenants: { ids: Array.from({ length: 10_001 }, (_, i) => `t${i}`) } })).toEqual(['tenants: ids: Too big: expected array to have <=10000 items']);
+    expect(issues({ target: 'v2' })).toEqual(['target: must be "latest" or a version number (a whole number from 0, or a string of up to 15 digits)']);
+  });
+});
+
 describe('MigrateRequestSchema', () => {
   it('accepts a minimal request', () => {
     expect(MigrateRequestSchema.parse({ runId: 'r1', target: 'latest' })).toEqual({ runId: 'r1', target: 'latest' });

@@ -1,5 +1,6 @@
 export * from './cpu-meter.js';
 export * from './delay-proxy.js';
+export * from './nats-cluster.js';
 export * from './nats-server.js';
 export * from './nats-server-config.js';
 export * from './paths.js';

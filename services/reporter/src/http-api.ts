@@ -175,7 +175,14 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      // `GET //` or `GET //[` is a valid request line but no URL: thrown here it would stop the process.
+      send(400, { error: `malformed request path ${JSON.stringify((req.url ?? '').slice(0, 200))}` });
+      return;
+    }
     const metrics = deps.metrics;
     if (metrics && url.pathname === '/metrics' && req.method === 'GET') {
       metrics.metrics().then(

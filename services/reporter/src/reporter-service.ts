@@ -8,11 +8,13 @@ import {
   type LiveFollower,
   openRunControlStore,
   readSubject,
+  type StreamFollower,
 } from '@sluice/bus';
 import { LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
 import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
+import { followDeadTasks } from './dead-tasks.js';
 import { startHttpApi } from './http-api.js';
 import { startQueueSampler } from './queue-sampler.js';
 import { createReporter } from './reporter.js';
@@ -44,12 +46,13 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   const metricsRegistry = createMetricsRegistry('reporter');
   const metrics = registerReporterMetrics(metricsRegistry, { runs: () => book.list(), queue: () => sampler.latest() });
   const book = new MeteredRunBook(metrics.onOutcome);
+  const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
   const reporter = createReporter({
     bus,
     logger,
     controls,
     book,
-    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs },
+    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs, rejectControlsFrom: runsFrom },
   });
   const sampler = startQueueSampler({ bus, logger, intervalMs: config.queueSampleIntervalMs, active: () => activeRuns(book.list()).length > 0 });
   sampler.onSample((sample) => {
@@ -73,11 +76,13 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       }),
     );
   }
-  const followers: LiveFollower[] = [
+  const followers: Array<LiveFollower | StreamFollower> = [
     await followFrom(bus, STREAMS.outcomes.name, 'sluice.outcomes.>', outcomesFrom, logger, (m) => reporter.onOutcome(m)),
     await followFrom(bus, LEDGER_STREAM.name, 'sluice.ledger.>', ledgerFrom, logger, (m) => reporter.onLedger(m)),
   ];
   await reporter.goLive();
+  // After the replay: a dead task's tenant is failed only against the run's known state.
+  followers.push(await followDeadTasks({ bus, logger, book: reporter.book }));
   ready = true;
 
   const progress = setInterval(() => {

@@ -11,6 +11,7 @@ import {
 } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
+import { createControlRejecter } from './control-rejections.js';
 import { RunBook } from './run-book.js';
 import { progressMoved, rolloutVerdict } from './run-verdicts.js';
 import { createTaskReleaser } from './task-releaser.js';
@@ -22,6 +23,8 @@ export interface ReporterOptions {
   reconcileBatch?: number;
   /** Least time between two progress events of a run (also the bucket of their message ids). */
   progressIntervalMs?: number;
+  /** Malformed controls from this SLUICE_RUNS sequence on are answered with `rejected` (older ones were answered before). */
+  rejectControlsFrom?: number;
 }
 
 export interface ReporterDeps {
@@ -53,6 +56,7 @@ export function createReporter(deps: ReporterDeps) {
   const book = deps.book ?? new RunBook(now);
   const options = { reconcileAfterMs: 120_000, reconcileBatch: 1_000, progressIntervalMs: 1_000, ...deps.options };
   const releaser = createTaskReleaser({ bus, logger, book, now });
+  const controlRejecter = createControlRejecter({ bus, logger, fromSeq: options.rejectControlsFrom ?? 0 });
   let live = false;
   const dirty = new Set<string>();
   let flushing: Promise<void> | undefined;
@@ -152,6 +156,7 @@ export function createReporter(deps: ReporterDeps) {
   }
 
   function onRunEvent(msg: JsMsg): void {
+    if (controlRejecter.check(msg, (runId) => book.get(runId)?.accepted !== undefined)) return;
     const match = RUN_SUBJECT.exec(msg.subject);
     if (!match) return;
     const [, runId, event] = match as unknown as [string, string, string];
@@ -247,6 +252,7 @@ export function createReporter(deps: ReporterDeps) {
   /** Settles outstanding effects (tests and shutdown). */
   async function idle(): Promise<void> {
     while (flushing) await flushing;
+    await controlRejecter.idle();
   }
 
   return { book, onRunEvent, onOutcome, onLedger, goLive, publishProgress, reconcile, idle };
