@@ -4,7 +4,7 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { BUNDLE_BUCKET, type Bus, type BundleStore, connectBus, decodeBundle, encodeBundle, ensureTopology, openBundleStore } from '../src/index.js';
+import { BUNDLE_BUCKET, type BundleStore, type Bus, connectBus, decodeBundle, encodeBundle, ensureTopology, openBundleStore } from '../src/index.js';
 
 const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 
