@@ -9,17 +9,15 @@ import { connect, type ConnectionOptions, type MsgHdrs, type NatsConnection } fr
 import type { Logger } from '@sluice/telemetry';
 
 import { encodeJson } from './codec.js';
+import { explainNatsConnectError, type NatsSecurity, natsSecurityOptions, parseNatsServers } from './nats-security.js';
 import { traceHeaders } from './trace-context.js';
 
-/** How to reach NATS. Only `servers` is required; credentials never appear in logs. */
-export interface BusConfig {
+/** How to reach NATS. Only `servers` is required; credentials never appear in logs or errors. */
+export interface BusConfig extends NatsSecurity {
   /** Comma-separated server URLs (`NATS_URL`). */
   servers: string;
   /** Client name shown by the server (`sluice-planner`, ...). */
   name: string;
-  user?: string;
-  pass?: string;
-  token?: string;
   /** Give up connecting after this long at start (a clear error rather than a hang). */
   connectTimeoutMs?: number;
 }
@@ -39,10 +37,13 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** Connects to NATS and JetStream, reconnecting forever once connected. */
+/**
+ * Connects to NATS and JetStream, reconnecting forever once connected. The first connection is
+ * tried once per server: refused credentials or a TLS problem fail at once, naming the setting.
+ */
 export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus> {
   const options: ConnectionOptions = {
-    servers: config.servers.split(',').map((s) => s.trim()).filter(Boolean),
+    servers: parseNatsServers(config.servers).urls,
     name: config.name,
     maxReconnectAttempts: -1,
     // Every JetStream publish is a request; capturing an async stack for each one cost the
@@ -50,14 +51,13 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
     noAsyncTraces: true,
     reconnectTimeWait: 500,
     timeout: config.connectTimeoutMs ?? 5_000,
-    ...(config.user ? { user: config.user, pass: config.pass ?? '' } : {}),
-    ...(config.token ? { token: config.token } : {}),
+    ...(await natsSecurityOptions(config)),
   };
   let nc: NatsConnection;
   try {
     nc = await connect(options);
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${config.servers} (NATS_URL): ${(error as Error).message}`, { cause: error });
+    throw new Error(await explainNatsConnectError(error, config), { cause: error });
   }
   void (async () => {
     for await (const status of nc.status()) {

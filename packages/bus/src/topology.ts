@@ -1,6 +1,7 @@
 import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { STREAMS } from '@sluice/contracts';
 
+import { ensureBundleBucket } from './bundle-store.js';
 import { ensureLedgerStream } from './lifecycle/task-ledger.js';
 
 const DAY_NS = 24 * 3600 * 1e9;
@@ -34,11 +35,12 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
 }
 
 /**
- * Creates the streams that do not exist yet (the four above and the task ledger); leaves existing
- * ones as they are. Idempotent, safe to race.
+ * Creates the streams that do not exist yet (the four above and the task ledger) and the bundle
+ * bucket; leaves existing ones as they are. Idempotent, safe to race.
  */
 export async function ensureTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
   await ensureLedgerStream(jsm, options);
+  await ensureBundleBucket(jsm.jetstream(), options);
   for (const config of streamConfigs(options)) {
     try {
       await jsm.streams.info(config.name);

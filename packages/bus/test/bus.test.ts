@@ -3,7 +3,7 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AckPolicy, ADVISORY_STREAM, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, hostConsumerName, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+import { AckPolicy, ADVISORY_STREAM, BUNDLE_BUCKET, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, hostConsumerName, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -21,12 +21,12 @@ describe('bus against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  it('declares the four streams, the task ledger and the advisories, idempotently and safely in parallel', async () => {
+  it('declares the four streams, the task ledger, the advisories and the bundle bucket, idempotently and safely in parallel', async () => {
     await Promise.all([ensureTopology(bus.jsm), ensureTopology(bus.jsm)]);
     await ensureTopology(bus.jsm);
     const names: string[] = [];
     for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name].sort());
+    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name, `OBJ_${BUNDLE_BUCKET}`].sort());
     const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
     expect(tasks.config.retention).toBe('workqueue');
   });

@@ -24,7 +24,9 @@ Commands:
   ${BASELINE_USAGE.split('\n')[0]}
 
 Settings come from the environment: NATS_URL, SLUICE_REGISTRY, SLUICE_TENANTS_FILE,
-SLUICE_MIGRATIONS_DIR, PG* (see the README). 'sluice COMMAND --help' explains a command.`;
+SLUICE_MIGRATIONS_DIR, PG* (see the README); NATS credentials and TLS from NATS_USER/NATS_PASS,
+NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY (docs/security.md).
+'sluice COMMAND --help' explains a command.`;
 
 const COMMANDS = {
   migrate: [migrateCommand, MIGRATE_USAGE],

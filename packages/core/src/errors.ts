@@ -82,6 +82,22 @@ export class DigestMismatchError extends TransientError {
   readonly code = 'digest_mismatch';
 }
 
+/**
+ * The run's migration bundle could not be fetched from the bundle store (NATS unavailable);
+ * the task is tried again later.
+ */
+export class BundleUnavailableError extends TransientError {
+  readonly code = 'bundle_unavailable';
+}
+
+/**
+ * The bundle stored under a run's digest holds a different migration set (tampered with, or
+ * corrupt): nothing from it is applied, and retrying cannot help.
+ */
+export class BundleDigestMismatchError extends PermanentError {
+  readonly code = 'bundle_digest_mismatch';
+}
+
 /** A migration's SQL failed in this tenant. */
 export class MigrationSqlError extends PermanentError {
   readonly code = 'sql_error';

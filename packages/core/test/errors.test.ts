@@ -2,6 +2,8 @@ import { OutcomeErrorSchema } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
 import {
+  BundleDigestMismatchError,
+  BundleUnavailableError,
   DatabaseError,
   DigestMismatchError,
   DirtyError,
@@ -25,6 +27,8 @@ describe('error classes', () => {
     [new LockTimeoutError('waited', '55P03'), 'lock_timeout', true],
     [new HostUnavailableError('refused', 'db:5432'), 'host_unavailable', true],
     [new DigestMismatchError('other set'), 'digest_mismatch', true],
+    [new BundleUnavailableError('store down'), 'bundle_unavailable', true],
+    [new BundleDigestMismatchError('altered'), 'bundle_digest_mismatch', false],
     [new MigrationSqlError('bad sql', '42601', { version: 3 }), 'sql_error', false],
     [new DatabaseError('denied', '42501'), 'database_error', false],
     [new DirtyError('dirty', { version: 2 }), 'dirty', false],

@@ -38,6 +38,10 @@ export function classifyPgError(error: unknown, host: string, version?: number):
   if (!code && /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)) {
     return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
   }
+  if (!code && /client password must be a string/i.test(message)) {
+    // pg's words when the server wants a password and neither PGPASSWORD nor a pgpass entry gave one.
+    return new DatabaseError(`${host}: the server asks for a password and none was given (set PGPASSWORD, or an entry in the pgpass file: PGPASSFILE or ~/.pgpass)`, undefined, opts);
+  }
   if (code && RETRYABLE_SQLSTATES.has(code)) {
     return new LockTimeoutError(message, code, version === undefined ? opts : { ...opts, version });
   }

@@ -2,6 +2,7 @@ export * from './cpu-meter.js';
 export * from './delay-proxy.js';
 export * from './nats-cluster.js';
 export * from './nats-server.js';
+export * from './nats-server-config.js';
 export * from './otlp-receiver.js';
 export * from './paths.js';
 export * from './ports.js';

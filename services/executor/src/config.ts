@@ -6,8 +6,12 @@ import { type Env, envReader } from '@sluice/core';
 export interface ExecutorConfig {
   bus: BusConfig;
   logLevel: string;
-  /** Folder of `NNNN_name.sql` files (`SLUICE_MIGRATIONS_DIR`); its digest must match the run's. */
-  migrationsDir: string;
+  /**
+   * Folder of `NNNN_name.sql` files (`SLUICE_MIGRATIONS_DIR`), optional: runs are migrated with the
+   * set the planner stored in the bundle store under the run's digest; a local set with that digest
+   * saves the fetch and serves runs planned before bundles existed.
+   */
+  migrationsDir?: string;
   /** Identifies this replica in the journal and in outcomes (`SLUICE_EXECUTOR_ID`). */
   executorId: string;
   /** Tenants migrated at once by this replica (`SLUICE_CONCURRENCY`). */
@@ -51,10 +55,11 @@ export interface ExecutorConfig {
 /** Resolves the executor's settings once; throws naming the bad variable. */
 export function loadExecutorConfig(env: Env): ExecutorConfig {
   const e = envReader(env);
+  const migrationsDir = e.optional('SLUICE_MIGRATIONS_DIR');
   return Object.freeze({
     bus: loadBusConfig(env, 'sluice-executor'),
     logLevel: e.string('LOG_LEVEL', 'info'),
-    migrationsDir: e.string('SLUICE_MIGRATIONS_DIR', 'migrations'),
+    ...(migrationsDir ? { migrationsDir } : {}),
     executorId: e.string('SLUICE_EXECUTOR_ID', `${hostname()}-${process.pid}`),
     concurrency: e.int('SLUICE_CONCURRENCY', 8, { min: 1, max: 1024 }),
     maxAttempts: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),

@@ -1,4 +1,4 @@
-import { type Bus, connectBus, ensureTopology } from '@sluice/bus';
+import { type Bus, connectBus, ensureTopology, openBundleStore } from '@sluice/bus';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
@@ -6,6 +6,7 @@ import type { ExecutorConfig } from './config.js';
 import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
+import { createMigrationSets } from './migration-sets.js';
 import { createRunGate, gateTaskHandler } from './run-gate.js';
 import { createTaskHandler, type TenantWork } from './task-handler.js';
 import { traceTaskHandler } from './task-tracing.js';
@@ -23,9 +24,10 @@ export interface ExecutorOverrides {
 }
 
 export async function startExecutorService(config: ExecutorConfig, logger: Logger, overrides: ExecutorOverrides = {}): Promise<ExecutorService> {
-  const migrations = await loadMigrationDir(config.migrationsDir);
+  const local = config.migrationsDir ? await loadMigrationDir(config.migrationsDir) : undefined;
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  const migrations = createMigrationSets({ bundles: await openBundleStore(bus, { replicas: config.streamReplicas }), local, logger, executorId: config.executorId });
   const breakers = new HostBreakers(
     {
       errorThresholdPercentage: config.breakerThresholdPercent,
@@ -56,7 +58,7 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     discoveryIntervalMs: config.discoveryIntervalMs,
   });
   holder.scheduler = scheduler;
-  logger.info({ executorId: config.executorId, digest: migrations.digest, concurrency: config.concurrency, metricsPort: metrics.port }, 'executor ready');
+  logger.info({ executorId: config.executorId, localDigest: local?.digest, concurrency: config.concurrency, metricsPort: metrics.port }, 'executor ready');
   return {
     scheduler,
     metricsPort: metrics.port,

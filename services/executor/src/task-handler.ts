@@ -1,16 +1,18 @@
 import { type Bus, decodeJson, type JsMsg, publishReliably, withInProgress } from '@sluice/bus';
 import { outcomeSubject, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
-import { DigestMismatchError, type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
+import { type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
 import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
 
 import { AttemptLedger } from './attempt-ledger.js';
 import type { ExecutorConfig } from './config.js';
+import { type MigrationSets, singleMigrationSet } from './migration-sets.js';
 import { retryDelayMs } from './retry-policy.js';
 
 export interface TaskHandlerDeps {
   bus: Bus;
-  migrations: MigrationSet;
+  /** The sets runs may ask for, by digest (bundles); a plain set serves only its own digest. */
+  migrations: MigrationSet | MigrationSets;
   logger: Logger;
   config: Pick<
     ExecutorConfig,
@@ -24,7 +26,7 @@ export interface TaskHandlerDeps {
 }
 
 /** The work of one tenant: connect, migrate, disconnect. A port, so a benchmark can measure the pipeline without databases. */
-export type TenantWork = (task: TenantTask) => Promise<{ report: MigrationReport; connectMs: number }>;
+export type TenantWork = (task: TenantTask, migrations: MigrationSet) => Promise<{ report: MigrationReport; connectMs: number }>;
 
 /** What became of one delivery, for the scheduler's limiter and breaker. */
 export interface TaskResult {
@@ -49,7 +51,8 @@ const unguarded: HostGuard = (_host, work) => work();
  * a transient error -> nak with backoff, until the last attempt, which fails the tenant.
  */
 export function createTaskHandler(deps: TaskHandlerDeps) {
-  const { bus, migrations, logger, config } = deps;
+  const { bus, logger, config } = deps;
+  const sets = 'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
   const ledger = new AttemptLedger();
   const breakerOpenMs = deps.breakerOpenMs ?? (() => 0);
 
@@ -57,7 +60,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
   }
 
-  const postgresWork: TenantWork = async (task) => {
+  const postgresWork: TenantWork = async (task, migrations) => {
     const t0 = performance.now();
     const client = await connectTenant({
       databaseUrl: task.databaseUrl,
@@ -83,9 +86,9 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
   };
   const tenantWork = deps.tenantWork ?? postgresWork;
 
-  async function migrateTenant(task: TenantTask, attempt: number): Promise<TenantOutcome> {
+  async function migrateTenant(task: TenantTask, attempt: number, migrations: MigrationSet): Promise<TenantOutcome> {
     const started = performance.now();
-    const { report, connectMs } = await tenantWork(task);
+    const { report, connectMs } = await tenantWork(task, migrations);
     return {
       runId: task.runId,
       tenantId: task.tenantId,
@@ -150,12 +153,8 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
     let outcome: TenantOutcome;
     let failure: unknown;
     try {
-      if (task.digest !== migrations.digest) {
-        throw new DigestMismatchError(
-          `executor ${config.executorId} has migration set ${migrations.digest.slice(0, 12)}, the run was planned with ${task.digest.slice(0, 12)}`,
-        );
-      }
-      outcome = await withInProgress(msg, config.ackWaitMs, () => guard(task.host, () => migrateTenant(task, attempt)));
+      const migrations = await sets.forDigest(task.digest);
+      outcome = await withInProgress(msg, config.ackWaitMs, () => guard(task.host, () => migrateTenant(task, attempt, migrations)));
     } catch (error) {
       failure = error;
       const transient = error instanceof SluiceError ? error.transient : false;

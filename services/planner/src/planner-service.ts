@@ -1,4 +1,4 @@
-import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
+import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBundleStore, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
@@ -22,6 +22,9 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const registry = createRegistry(config.registry);
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  // Every run pins this set's digest; executors load the set from here by that digest.
+  const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
+  if (bundle === 'replaced') logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
   const ledger = await openRunLedger(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
@@ -43,7 +46,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     maxDeliveries: config.maxDeliveries,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
-  logger.info({ digest: migrations.digest, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind, metricsPort: metrics.port }, 'planner ready');
+  logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind, metricsPort: metrics.port }, 'planner ready');
   return {
     metricsPort: metrics.port,
     async stop() {
