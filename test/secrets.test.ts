@@ -11,10 +11,12 @@ import {
   type ConfiguredNatsServer,
   createTenantFleet,
   fleetServiceEnv,
+  type OtlpReceiver,
   type PostgresClusterHandle,
   REPO_ROOT,
   type ServiceProcess,
   startNatsServerWithConfig,
+  startOtlpReceiver,
   startPostgresCluster,
   startService,
   type TenantFleet,
@@ -65,6 +67,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
   const observerPassword = `Obs-${randomBytes(12).toString('hex')}`;
   let completed: RunCompletedEvent;
   let cliOutput = '';
+  let receiver: OtlpReceiver;
 
   beforeAll(async () => {
     cluster = await startPostgresCluster();
@@ -116,9 +119,20 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
       }
     })();
 
+    // Traces on, exported as OTLP/JSON to a local receiver: the spans are searched too.
+    receiver = await startOtlpReceiver();
     env = fleetServiceEnv(
       { natsUrl: nats.url, registryFile: registry },
-      { NATS_USER: 'sluice', NATS_PASS: natsPassword, LOG_LEVEL: 'debug', SLUICE_MAX_ATTEMPTS: '2', SLUICE_RETRY_BASE: '100ms' },
+      {
+        NATS_USER: 'sluice',
+        NATS_PASS: natsPassword,
+        LOG_LEVEL: 'debug',
+        SLUICE_MAX_ATTEMPTS: '2',
+        SLUICE_RETRY_BASE: '100ms',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+      },
     );
     services.push(await startService('reporter', env));
     // The two ways a user hands Postgres its password: the variable, and a pgpass file.
@@ -139,15 +153,17 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     cliOutput = await sluice('migrate', '--target', 'latest', '--run-id', 'sec-run', '--wait');
     completed = await waitForCompleted(nc, 'sec-run');
     cliOutput += `\n${await sluice('status', 'sec-run', '--json')}\n${await sluice('tenants', 'sec-run', '--failed')}`;
-    // Stop the services before reading their output, so every line they wrote is in.
+    // Stop the services before reading their output, so every line they wrote (and every span) is in.
     for (const s of services.splice(0)) {
       await s.stop();
       captured.push({ where: `${s.name} output`, text: s.output.join('\n') });
     }
     await nc.flush();
+    for (const [i, body] of receiver.bodies().entries()) captured.push({ where: `spans export ${i + 1}`, text: body });
   });
 
   afterAll(async () => {
+    await receiver?.close();
     sub?.unsubscribe();
     await nc?.close();
     for (const s of services) await s.stop();
@@ -186,9 +202,14 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     const outputs = captured.filter((c) => c.where.endsWith(' output'));
     expect(outputs.map((o) => o.where).sort()).toEqual(['executor output', 'executor output', 'planner output', 'reporter output']);
     expect(outputs.some((o) => o.text.includes('"level":"debug"'))).toBe(true);
+    // The exported spans hold the run: planner, executors (with their SQL) and reporter.
+    const services = new Set(receiver.spans().map((span) => span.serviceName));
+    expect([...services].sort()).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
+    expect(receiver.spans().some((span) => span.attributes['db.statement'] !== undefined || span.name.startsWith('pg.'))).toBe(true);
+    expect(receiver.spans().some((span) => span.attributes['sluice.tenant_id'] === 'sec-intruder')).toBe(true);
   });
 
-  it('neither password appears in any NATS message, service log or CLI output, as is, URL-encoded or base64', () => {
+  it('neither password appears in any NATS message, service log, exported span or CLI output, as is, URL-encoded or base64', () => {
     const haystacks = [...captured, { where: 'CLI output', text: cliOutput }];
     expect(findLeaks(haystacks, { pgPassword, natsPassword })).toEqual([]);
   });
