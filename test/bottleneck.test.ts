@@ -112,8 +112,8 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.status).toBe('succeeded');
     expect(completed.bottleneck).toMatchObject({ kind: 'io', mode: 'working', label: 'waiting on I/O' });
     expect(completed.bottleneck?.lever).toMatch(/concurrency/i);
-    // 40 ms per exchange: connecting alone costs several round trips.
-    expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(80);
+    // 40 ms per exchange: connecting costs at least one delayed round trip.
+    expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(40);
     expect(completed.timings!.hosts.map((h) => h.host)).toEqual([via]);
 
     // The same report is served live over HTTP while the reporter holds the run.
