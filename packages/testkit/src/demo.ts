@@ -52,9 +52,7 @@ class Cleanup {
       say('cleaning up');
       const failures: string[] = [];
       for (const step of this.steps.reverse()) {
-        const t0 = Date.now();
         await step.stop().catch((error: Error) => failures.push(`${step.label}: ${error.message}`));
-        if (process.env.SLUICE_DEMO_DEBUG) say(`stopped ${step.label} in ${Date.now() - t0} ms`);
       }
       for (const failure of failures) process.stderr.write(`cleanup failed: ${failure}\n`);
       say(failures.length === 0 ? `cleaned up: ${this.steps.length} things stopped or removed` : `cleanup left ${failures.length} things behind (above)`);
