@@ -87,12 +87,15 @@ export function completionOf(run: RunState, now: number): RunCompletedEvent | un
 
 /**
  * Where a run's time went and its bottleneck, while it runs or at its end: wall time from its
- * start to its last outcome (to now while none has arrived), planning from accepted to planned.
+ * start to its last outcome once every tenant has settled (to now before that), planning from
+ * accepted to planned.
  */
 export function timeReportOf(run: RunState, now: number): { timings?: RunTimings; bottleneck?: Bottleneck } {
   if (run.timings.totals.tenants === 0) return {};
   const startedAt = startedAtOf(run);
-  const end = run.completed ? now : Math.max(run.lastOutcomeAt ?? now, now);
+  // A run whose tenants have all settled ended with its last outcome, also when a restarted
+  // reporter replays it long after; one still going runs until now.
+  const end = run.aggregate.complete && run.lastOutcomeAt !== null ? Math.max(startedAt, run.lastOutcomeAt) : now;
   const plannedAt = run.planned ? Date.parse(run.planned.plannedAt) : Number.NaN;
   const timings = run.timings.snapshot({
     wallMs: Math.max(0, end - startedAt),

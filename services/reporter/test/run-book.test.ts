@@ -92,4 +92,22 @@ describe('RunBook', () => {
     expect(p).toMatchObject({ done: 2, ratePerSec: 1, etaMs: 2000, status: 'running' });
     expect(book.progressDue('r5')).toBeUndefined();
   });
+
+  it("measures a finished run's wall time to its last outcome, even when the book reads it much later", () => {
+    const book = new RunBook(now);
+    const start = clock;
+    book.onAccepted(accepted('rw'));
+    book.onPlanned(planned('rw', 2));
+    const timed = (tenantId: string): TenantOutcome => ({ ...outcome('rw', tenantId, 'migrated'), executorId: 'x1', executorSlots: 2, timings: { workMs: 400, totalMs: 400 } });
+    clock = start + 1_000;
+    book.onOutcome(timed('t1'));
+    clock = start + 2_000;
+    book.onOutcome(timed('t2'));
+    // A reporter replaying the run an hour later (after a restart) completes it then.
+    clock = start + 3_600_000;
+    const done = book.completionDue('rw')!;
+    expect(done.timings!.wallMs).toBe(2_000);
+    // 800 ms of work on 2 slots over 2 s: busy 20%, not ~0% as over an hour.
+    expect(done.timings!.executorBusyShare).toBeCloseTo(0.2, 5);
+  });
 });
