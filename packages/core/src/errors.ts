@@ -9,20 +9,25 @@ export abstract class SluiceError extends Error {
   abstract readonly code: string;
   abstract readonly transient: boolean;
   /** The migration version involved, when there is one. */
-  readonly version?: number;
+  declare readonly version?: number;
+  /** The SQLSTATE the database answered with, when the error came from one. */
+  declare readonly sqlState?: string;
 
-  constructor(message: string, options?: ErrorOptions & { version?: number }) {
+  constructor(message: string, options?: ErrorOptions & { version?: number; sqlState?: string | undefined }) {
     super(message, options);
     this.name = new.target.name;
-    if (options?.version !== undefined) this.version = options.version;
+    if (options?.version !== undefined) (this as { version?: number }).version = options.version;
+    if (options?.sqlState) (this as { sqlState?: string }).sqlState = options.sqlState;
   }
 
+  /** The error as outcome data: code, message, transient, and the version and SQLSTATE when known. */
   toOutcomeError(): OutcomeError {
     return {
       code: this.code,
       message: this.message,
       transient: this.transient,
       ...(this.version !== undefined ? { version: this.version } : {}),
+      ...(this.sqlState ? { sqlState: this.sqlState } : {}),
     };
   }
 }
@@ -45,15 +50,9 @@ export class LockedError extends TransientError {
 /** A migration waited longer than `lock_timeout` for a table lock. */
 export class LockTimeoutError extends TransientError {
   readonly code = 'lock_timeout';
-  constructor(
-    message: string,
-    readonly sqlState: string,
-    options?: ErrorOptions & { version?: number },
-  ) {
-    super(message, options);
-  }
-  override toOutcomeError(): OutcomeError {
-    return { ...super.toOutcomeError(), sqlState: this.sqlState };
+  declare readonly sqlState: string;
+  constructor(message: string, sqlState: string, options?: ErrorOptions & { version?: number }) {
+    super(message, { ...options, sqlState });
   }
 }
 
@@ -67,13 +66,19 @@ export class HostUnavailableError extends TransientError {
   constructor(
     message: string,
     readonly host: string,
-    readonly sqlState?: string,
+    sqlState?: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message, { ...options, sqlState });
   }
-  override toOutcomeError(): OutcomeError {
-    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+
+  /**
+   * The host refused the session because its connection table is full (53300): contention for
+   * connection slots, not an unreachable host. The limiter cuts for it, the timings charge it as
+   * lock-like waiting.
+   */
+  get tooManyConnections(): boolean {
+    return this.sqlState === '53300';
   }
 }
 
@@ -101,30 +106,16 @@ export class BundleDigestMismatchError extends PermanentError {
 /** A migration's SQL failed in this tenant. */
 export class MigrationSqlError extends PermanentError {
   readonly code = 'sql_error';
-  constructor(
-    message: string,
-    readonly sqlState: string | undefined,
-    options: ErrorOptions & { version: number },
-  ) {
-    super(message, options);
-  }
-  override toOutcomeError(): OutcomeError {
-    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+  constructor(message: string, sqlState: string | undefined, options: ErrorOptions & { version: number }) {
+    super(message, { ...options, sqlState });
   }
 }
 
 /** Any other permanent database error outside migration SQL (permissions, a missing database). */
 export class DatabaseError extends PermanentError {
   readonly code = 'database_error';
-  constructor(
-    message: string,
-    readonly sqlState: string | undefined,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-  override toOutcomeError(): OutcomeError {
-    return { ...super.toOutcomeError(), ...(this.sqlState ? { sqlState: this.sqlState } : {}) };
+  constructor(message: string, sqlState: string | undefined, options?: ErrorOptions) {
+    super(message, { ...options, sqlState });
   }
 }
 

@@ -6,7 +6,7 @@ export type LossCause = 'lock' | 'unavailable' | 'other';
 
 export function lossCauseOf(error: unknown): LossCause {
   if (error instanceof LockTimeoutError || error instanceof LockedError) return 'lock';
-  if (error instanceof HostUnavailableError) return error.sqlState === '53300' ? 'lock' : 'unavailable';
+  if (error instanceof HostUnavailableError) return error.tooManyConnections ? 'lock' : 'unavailable';
   return 'other';
 }
 
