@@ -5,8 +5,8 @@ import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { BUNDLE_BUCKET, encodeBundle } from '@sluice/bus';
-import { REQUEST_SUBJECT } from '@sluice/contracts';
+import { encodeBundle } from '@sluice/bus';
+import { BUCKETS, REQUEST_SUBJECT } from '@sluice/contracts';
 import { createMigrationSet, type MigrationSet } from '@sluice/core';
 import {
   createTenantFleet,
@@ -80,7 +80,7 @@ describe('migration bundles: executors apply the planned set, and refuse an alte
     const planner = services.find((s) => s.name === 'planner')!;
     const ready = await planner.waitForLog((l) => l.msg === 'planner ready');
     expect(ready).toMatchObject({ digest: planned.digest, bundle: 'stored' });
-    const info = await (await new Objm(jetstream(nc)).open(BUNDLE_BUCKET)).info(planned.digest);
+    const info = await (await new Objm(jetstream(nc)).open(BUCKETS.bundles)).info(planned.digest);
     expect(info?.size).toBeGreaterThan(0);
   });
 
@@ -106,7 +106,7 @@ describe('migration bundles: executors apply the planned set, and refuse an alte
     const altered = createMigrationSet(
       planned.migrations.map((m) => ({ file: m.file, sql: m.version === 1 ? `${m.sql}\nCREATE TABLE backdoor (secret text);\n` : m.sql })),
     );
-    const os = await new Objm(jetstream(nc)).open(BUNDLE_BUCKET);
+    const os = await new Objm(jetstream(nc)).open(BUCKETS.bundles);
     await os.putBlob({ name: planned.digest }, encodeBundle(altered));
 
     const { SLUICE_MIGRATIONS_DIR: _unused, ...withoutLocalDir } = env;

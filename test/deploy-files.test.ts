@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { hostConsumerName, hostKeyOfConsumer } from '@sluice/bus';
-import { STREAMS } from '@sluice/contracts';
+import { hostConsumerName, hostKeyOfConsumer, STREAMS } from '@sluice/contracts';
 import { parseTenantRow } from '@sluice/core';
 import { createRegistry, loadRegistryConfig } from '@sluice/registry';
 import { REPO_ROOT } from '@sluice/testkit';

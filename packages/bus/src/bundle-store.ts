@@ -1,9 +1,10 @@
 import { type JetStreamClient, type JetStreamManager, StorageType } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
+import { BUCKETS } from '@sluice/contracts';
 import { BundleDigestMismatchError, BundleUnavailableError, createMigrationSet, type MigrationSet, type MigrationSource } from '@sluice/core';
 
 /** The Object Store bucket holding migration sets, one object per set, named by its digest. */
-export const BUNDLE_BUCKET = 'sluice_bundles';
+const BUNDLE_BUCKET = BUCKETS.bundles;
 
 const FORMAT = 'sluice-migration-bundle/1';
 

@@ -1,21 +1,12 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
-import { decodeSubjectToken, encodeSubjectToken, STREAMS, taskSubject } from '@sluice/contracts';
+import { hostConsumerName, hostKeyOfConsumer, STREAMS, taskSubject } from '@sluice/contracts';
 
-/**
- * One durable pull consumer per database host on the tasks stream. Its `max_ack_pending` is the
- * host's concurrency limit, enforced by the server across every executor replica: however many
- * replicas pull, no more than that many of the host's tasks are unacknowledged at once.
- * One filter subject per consumer, which nats-server 2.9 supports.
+/*
+ * One durable pull consumer per database host on the tasks stream (named by `hostConsumerName`).
+ * Its `max_ack_pending` is the host's concurrency limit, enforced by the server across every
+ * executor replica: however many replicas pull, no more than that many of the host's tasks are
+ * unacknowledged at once. One filter subject per consumer, which nats-server 2.9 supports.
  */
-const PREFIX = 'host_';
-
-export function hostConsumerName(hostKey: string): string {
-  return `${PREFIX}${encodeSubjectToken(hostKey)}`;
-}
-
-export function hostKeyOfConsumer(name: string): string | undefined {
-  return name.startsWith(PREFIX) ? decodeSubjectToken(name.slice(PREFIX.length)) : undefined;
-}
 
 export interface HostConsumerState {
   name: string;

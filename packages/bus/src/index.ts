@@ -5,6 +5,7 @@ export * from './config.js';
 export * from './host-consumers.js';
 export * from './lifecycle/index.js';
 export * from './nats-security.js';
+export * from './outcomes.js';
 export * from './publish.js';
 export * from './pull-loop.js';
 export * from './run-ledger.js';

@@ -1,9 +1,8 @@
 import { type KV, Kvm } from '@nats-io/kv';
+import { BUCKETS } from '@sluice/contracts';
 
 import type { Bus } from './bus.js';
 import { decodeJson, encodeJson } from './codec.js';
-
-export const RUN_LEDGER_BUCKET = 'sluice_runs';
 
 /** What the ledger knows of a run: who asked for what, and how far planning got. */
 export interface RunRecord {
@@ -32,7 +31,7 @@ export interface RunLedger {
 }
 
 export async function openRunLedger(bus: Bus, options: { replicas?: number } = {}): Promise<RunLedger> {
-  const kv: KV = await new Kvm(bus.nc).create(RUN_LEDGER_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
+  const kv: KV = await new Kvm(bus.nc).create(BUCKETS.runClaims, { history: 1, replicas: options.replicas ?? 1 });
   const get = async (runId: string): Promise<RunRecord | undefined> => {
     const entry = await kv.get(runId);
     if (!entry || entry.operation !== 'PUT') return undefined;

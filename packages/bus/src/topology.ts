@@ -1,13 +1,11 @@
 import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
-import { STREAMS } from '@sluice/contracts';
+import { ADVISORY_STREAM, STREAMS } from '@sluice/contracts';
 
 import { ensureBundleBucket } from './bundle-store.js';
 import { ensureLedgerStream } from './lifecycle/task-ledger.js';
 
 const DAY_NS = 24 * 3600 * 1e9;
 
-/** MAX_DELIVERIES advisories of the host consumers: a task no executor lived through. */
-export const ADVISORY_STREAM = { name: 'SLUICE_ADVISORIES', subjects: [`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks.name}.*`] } as const;
 const MINUTE_NS = 60 * 1e9;
 
 export interface TopologyOptions {

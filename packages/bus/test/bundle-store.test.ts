@@ -1,10 +1,11 @@
 import { Objm } from '@nats-io/obj';
+import { BUCKETS } from '@sluice/contracts';
 import { BundleDigestMismatchError, BundleUnavailableError, createMigrationSet } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { BUNDLE_BUCKET, type BundleStore, type Bus, connectBus, decodeBundle, encodeBundle, ensureTopology, openBundleStore } from '../src/index.js';
+import { type BundleStore, type Bus, connectBus, decodeBundle, encodeBundle, ensureTopology, openBundleStore } from '../src/index.js';
 
 const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 
@@ -80,7 +81,7 @@ describe('bundle store against a real nats-server', () => {
   });
 
   it('is created by the topology as an Object Store bucket', async () => {
-    const status = await (await new Objm(bus.js).open(BUNDLE_BUCKET)).status();
+    const status = await (await new Objm(bus.js).open(BUCKETS.bundles)).status();
     expect(status.replicas).toBe(1);
   });
 
@@ -98,7 +99,7 @@ describe('bundle store against a real nats-server', () => {
 
   it('refuses an object replaced with other content under the same name, and put repairs it', async () => {
     await store.put(setB);
-    const os = await new Objm(bus.js).open(BUNDLE_BUCKET);
+    const os = await new Objm(bus.js).open(BUCKETS.bundles);
     await os.putBlob({ name: setB.digest }, encodeBundle(setA));
     await expect(store.get(setB.digest)).rejects.toThrow(BundleDigestMismatchError);
     expect(await store.put(setB)).toBe('replaced');

@@ -1,9 +1,9 @@
-import { LEDGER_STREAM, STREAMS } from '@sluice/contracts';
+import { ADVISORY_STREAM, BUCKETS, hostConsumerName, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AckPolicy, ADVISORY_STREAM, BUNDLE_BUCKET, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, hostConsumerName, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+import { AckPolicy, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -26,7 +26,7 @@ describe('bus against a real nats-server', () => {
     await ensureTopology(bus.jsm);
     const names: string[] = [];
     for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name, `OBJ_${BUNDLE_BUCKET}`].sort());
+    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name, `OBJ_${BUCKETS.bundles}`].sort());
     const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
     expect(tasks.config.retention).toBe('workqueue');
   });

@@ -86,8 +86,8 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     await ensureLedgerStream(bus.jsm);
     await ensureLedgerStream(bus.jsm);
     const task: TenantTask = { runId: 'r1', tenantId: 't1', databaseUrl: 'postgres://u@h:5432/d', host: 'h:5432', target: 1, digest: 'a'.repeat(64), dryRun: false, plannedAt: at };
-    const a = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 }, 'r1:planned:t1');
-    const b = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 }, 'r1:planned:t1');
+    const a = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
+    const b = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
     expect(b.duplicate).toBe(true);
     expect(b.seq).toBe(a.seq);
     expect(await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('r1'), () => undefined)).toBe(1);

@@ -1,8 +1,9 @@
 import { type Bus, decodeJson, readSubject } from '@sluice/bus';
 import {
   applyControl,
+  everyRunFilter,
   initialControlState,
-  outcomeSubject,
+  parseRunEventSubject,
   type RunAcceptedEvent,
   RunAcceptedEventSchema,
   type RunCompletedEvent,
@@ -17,9 +18,8 @@ import {
   type RunProgressEvent,
   RunProgressEventSchema,
   type RunStatus,
+  runStatus,
   STREAMS,
-  type TenantOutcome,
-  TenantOutcomeSchema,
 } from '@sluice/contracts';
 
 /** What the run events say of one run: the CLI reads them from SLUICE_RUNS, so it needs nothing but NATS. */
@@ -56,10 +56,9 @@ class RunFold {
   view(): RunView {
     const start = this.accepted ? initialControlState(this.runId, this.accepted.rollout, 0, this.accepted.acceptedAt) : initialControlState(this.runId, undefined, 0, new Date(0).toISOString());
     const control = this.controls.sort((a, b) => a.seq - b.seq).reduce((state, c) => applyControl(state, c.event, c.seq), start);
-    const status: RunStatus = this.completed?.status ?? (control.state === 'cancelling' ? 'cancelling' : control.state === 'paused' ? 'paused' : this.planned ? 'running' : 'planning');
     return {
       runId: this.runId,
-      status,
+      status: runStatus(control, { planned: this.planned !== undefined, completed: this.completed?.status }),
       ...(this.accepted ? { accepted: this.accepted } : {}),
       ...(this.planned ? { planned: this.planned } : {}),
       ...(this.progress ? { progress: this.progress } : {}),
@@ -74,7 +73,7 @@ class RunFold {
 export async function readRun(bus: Bus, runId: string): Promise<RunView | undefined> {
   const fold = new RunFold(runId);
   const count = await readSubject(bus, STREAMS.runs.name, runEventsFilter(runId), (msg) => {
-    const event = msg.subject.split('.').at(-1);
+    const event = parseRunEventSubject(msg.subject)?.event;
     if (event === 'accepted') fold.accepted ??= parse(RunAcceptedEventSchema, msg.data);
     else if (event === 'planned') fold.planned ??= parse(RunPlannedEventSchema, msg.data);
     else if (event === 'completed') fold.completed ??= parse(RunCompletedEventSchema, msg.data);
@@ -98,11 +97,12 @@ export async function listRuns(bus: Bus): Promise<RunView[]> {
     if (!f) runs.set(runId, (f = new RunFold(runId)));
     return f;
   };
-  const runIdOf = (subject: string): string => subject.split('.')[2]!;
-  await readSubject(bus, STREAMS.runs.name, 'sluice.runs.*.accepted', (m) => void (fold(runIdOf(m.subject)).accepted ??= parse(RunAcceptedEventSchema, m.data)));
-  await readSubject(bus, STREAMS.runs.name, 'sluice.runs.*.planned', (m) => void (fold(runIdOf(m.subject)).planned ??= parse(RunPlannedEventSchema, m.data)));
-  await readSubject(bus, STREAMS.runs.name, 'sluice.runs.*.completed', (m) => void (fold(runIdOf(m.subject)).completed ??= parse(RunCompletedEventSchema, m.data)));
-  await readSubject(bus, STREAMS.runs.name, 'sluice.runs.*.control', (m) => {
+  // The filter has one token per runId, so the subject always parses.
+  const runIdOf = (subject: string): string => parseRunEventSubject(subject)!.runId;
+  await readSubject(bus, STREAMS.runs.name, everyRunFilter('accepted'), (m) => void (fold(runIdOf(m.subject)).accepted ??= parse(RunAcceptedEventSchema, m.data)));
+  await readSubject(bus, STREAMS.runs.name, everyRunFilter('planned'), (m) => void (fold(runIdOf(m.subject)).planned ??= parse(RunPlannedEventSchema, m.data)));
+  await readSubject(bus, STREAMS.runs.name, everyRunFilter('completed'), (m) => void (fold(runIdOf(m.subject)).completed ??= parse(RunCompletedEventSchema, m.data)));
+  await readSubject(bus, STREAMS.runs.name, everyRunFilter('control'), (m) => {
     const control = parse(RunControlEventSchema, m.data);
     if (control) fold(runIdOf(m.subject)).controls.push({ event: control, seq: m.seq });
   });
@@ -114,14 +114,4 @@ export async function listRuns(bus: Bus): Promise<RunView[]> {
   return [...runs.values()]
     .map((f) => f.view())
     .sort((a, b) => (b.accepted?.acceptedAt ?? '').localeCompare(a.accepted?.acceptedAt ?? ''));
-}
-
-/** The first terminal outcome of each tenant of a run (the one that counts), in arrival order. */
-export async function readTenantOutcomes(bus: Bus, runId: string): Promise<TenantOutcome[]> {
-  const first = new Map<string, TenantOutcome>();
-  await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(runId), (msg) => {
-    const outcome = parse(TenantOutcomeSchema, msg.data);
-    if (outcome && !first.has(outcome.tenantId)) first.set(outcome.tenantId, outcome);
-  });
-  return [...first.values()];
 }

@@ -1,5 +1,6 @@
 import { type Bus, decodeJson, DeliverPolicy } from '@sluice/bus';
 import {
+  parseRunEventSubject,
   REJECTED_SUBJECT,
   RejectedEventSchema,
   RunCompletedEventSchema,
@@ -56,7 +57,8 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
     void (async () => {
       for await (const msg of events) {
         const data = decodeJson(msg.data);
-        if (msg.subject.endsWith('.progress')) {
+        const event = parseRunEventSubject(msg.subject)?.event;
+        if (event === 'progress') {
           const p = RunProgressEventSchema.safeParse(data);
           if (!p.success) continue;
           if (json) output.out(JSON.stringify({ event: 'progress', ...p.data }));
@@ -65,12 +67,12 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
             output.redraw(bar);
             drawn = true;
           } else output.out(formatProgress(p.data, false));
-        } else if (msg.subject.endsWith('.control')) {
+        } else if (event === 'control') {
           const c = RunControlEventSchema.safeParse(data);
           if (!c.success) continue;
           if (json) output.out(JSON.stringify({ event: 'control', ...c.data }));
           else say(formatControl(c.data));
-        } else if (msg.subject.endsWith('.completed')) {
+        } else if (event === 'completed') {
           const c = RunCompletedEventSchema.safeParse(data);
           if (!c.success) continue;
           if (drawn) {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { FINAL_RUN_STATUSES } from './events.js';
+import { FINAL_RUN_STATUSES, type FinalRunStatus, type RunStatus } from './events.js';
 import { type Rollout, RunIdSchema } from './request.js';
 
 /** What a person (or another system) may ask of a running run. */
@@ -104,6 +104,17 @@ export function applyControl(state: RunControlState, event: RunControlEvent, seq
     case 'stop':
       return { ...next, state: 'cancelling', note, stoppedBy: note };
   }
+}
+
+/**
+ * A run's status from its control state and how far it got: its final status once completed, else
+ * `cancelling` or `paused` as its controls say, else `running` once planned, else `planning`.
+ */
+export function runStatus(control: Pick<RunControlState, 'state'>, progress: { planned: boolean; completed?: FinalRunStatus | undefined }): RunStatus {
+  if (progress.completed) return progress.completed;
+  if (control.state === 'cancelling') return 'cancelling';
+  if (control.state === 'paused') return 'paused';
+  return progress.planned ? 'running' : 'planning';
 }
 
 /** Why a task is not started: the tenant's outcome is `skipped` with this error code. */

@@ -121,3 +121,13 @@ export const RunCompletedEventSchema = z.object({
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 
 export const MAX_REPORTED_FAILURES = 100;
+
+/** The message id of a run event published once per run (`<runId>:accepted`, `:planned`, `:completed`). */
+export function runEventMsgId(runId: string, event: 'accepted' | 'planned' | 'completed'): string {
+  return `${runId}:${event}`;
+}
+
+/** The message id of a rollout decision (`<runId>:rollout:<action>`): one promote, one stop per run. */
+export function rolloutMsgId(runId: string, action: 'promote' | 'stop'): string {
+  return `${runId}:rollout:${action}`;
+}

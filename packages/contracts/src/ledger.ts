@@ -36,3 +36,19 @@ export const TaskLedgerEntrySchema = z.discriminatedUnion('kind', [
   }),
 ]);
 export type TaskLedgerEntry = z.infer<typeof TaskLedgerEntrySchema>;
+
+/**
+ * The message id of a ledger entry, derived from what it records, so a repeat (another replica, a
+ * retry, a redelivered park) is one entry: `planned` per tenant, `parked` per delivered copy,
+ * `republished` per copy replaced.
+ */
+export function ledgerEntryMsgId(runId: string, entry: TaskLedgerEntry): string {
+  switch (entry.kind) {
+    case 'planned':
+      return `${runId}:planned:${entry.task.tenantId}`;
+    case 'parked':
+      return `${runId}:parked:${entry.taskSeq}`;
+    case 'republished':
+      return `${runId}:republished:${entry.supersedes}`;
+  }
+}

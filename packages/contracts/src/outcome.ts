@@ -76,3 +76,66 @@ export const TenantOutcomeSchema = z.object({
   finishedAt: z.string(),
 });
 export type TenantOutcome = z.infer<typeof TenantOutcomeSchema>;
+
+/**
+ * The message id of a tenant's outcome in a run (`<runId>:<tenantId>`). Every service that settles
+ * a tenant — the planner, an executor, a reporter — publishes under it, so whichever outcome comes
+ * first is the one stored: a repeat inside the duplicate window is dropped by the server.
+ */
+export function outcomeMsgId(runId: string, tenantId: string): string {
+  return `${runId}:${tenantId}`;
+}
+
+/** Who settled a tenant, and after how many attempts: what every outcome says besides its result. */
+export interface OutcomeSource {
+  runId: string;
+  tenantId: string;
+  host?: string;
+  executorId?: string;
+  executorSlots?: number;
+  attempts: number;
+  /** ISO time; now when absent. */
+  finishedAt?: string;
+}
+
+/** What became of the tenant. */
+export interface OutcomeResult {
+  status: TenantStatus;
+  applied?: number[];
+  fromVersion?: number | null;
+  toVersion?: number | null;
+  error?: OutcomeError;
+  timings?: Timings;
+}
+
+/** Builds an outcome (`applied` defaults to none, `finishedAt` to now): the one shape every settler uses. */
+export function tenantOutcome(source: OutcomeSource, result: OutcomeResult): TenantOutcome {
+  return {
+    runId: source.runId,
+    tenantId: source.tenantId,
+    status: result.status,
+    applied: result.applied ?? [],
+    ...(result.fromVersion !== undefined ? { fromVersion: result.fromVersion } : {}),
+    ...(result.toVersion !== undefined ? { toVersion: result.toVersion } : {}),
+    ...(source.host !== undefined ? { host: source.host } : {}),
+    ...(source.executorId !== undefined ? { executorId: source.executorId } : {}),
+    ...(source.executorSlots !== undefined ? { executorSlots: source.executorSlots } : {}),
+    attempts: source.attempts,
+    ...(result.error ? { error: result.error } : {}),
+    ...(result.timings ? { timings: result.timings } : {}),
+    finishedAt: source.finishedAt ?? new Date().toISOString(),
+  };
+}
+
+/** A `failed` outcome with the error that ended the tenant. */
+export function failedOutcome(source: OutcomeSource, error: OutcomeError): TenantOutcome {
+  return tenantOutcome(source, { status: 'failed', error });
+}
+
+/**
+ * A `skipped` outcome: not attempted. With a reason (a cancelled or stopped run), it is carried as
+ * a permanent error with that code; without one (a suspended tenant), there is no error.
+ */
+export function skippedOutcome(source: OutcomeSource, reason?: { code: string; message: string }): TenantOutcome {
+  return tenantOutcome(source, { status: 'skipped', ...(reason ? { error: { ...reason, transient: false } } : {}) });
+}

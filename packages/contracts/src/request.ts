@@ -118,3 +118,13 @@ export const RejectedEventSchema = z.object({
   rejectedAt: z.string(),
 });
 export type RejectedEvent = z.infer<typeof RejectedEventSchema>;
+
+/** The message id of a migration request (`request:<runId>`): the same request sent twice is stored once. */
+export function requestMsgId(runId: string): string {
+  return `request:${runId}`;
+}
+
+/** True for a string that is a valid run id. */
+export function isRunId(value: string): boolean {
+  return RunIdSchema.safeParse(value).success;
+}

@@ -37,3 +37,20 @@ export const TenantTaskSchema = z.object({
   stage: z.enum(['canary', 'fleet']).optional(),
 });
 export type TenantTask = z.infer<typeof TenantTaskSchema>;
+
+/**
+ * The message id of a tenant's task in a run (`<runId>:<tenantId>`): a re-plan publishes nothing
+ * twice, and a second registry row with the same tenantId comes back as a duplicate.
+ */
+export function taskMsgId(runId: string, tenantId: string): string {
+  return `${runId}:${tenantId}`;
+}
+
+/**
+ * The message id of a task published again in place of the copy announced by ledger entry
+ * `supersedes` (`<runId>:<tenantId>:x<seq>`): new to the work queue's duplicate window, and the
+ * same on every reporter replica, so two of them doing it at once publish it once.
+ */
+export function republishedTaskMsgId(runId: string, tenantId: string, supersedes: number): string {
+  return `${runId}:${tenantId}:x${supersedes}`;
+}

@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  ALL_LEDGER_ENTRIES,
+  ALL_OUTCOMES,
   decodeSubjectToken,
   encodeSubjectToken,
+  everyRunFilter,
+  hostConsumerName,
+  hostKeyOfConsumer,
+  isRunEventName,
+  ledgerSubject,
   outcomeSubject,
+  parseLedgerSubject,
+  parseOutcomeSubject,
+  parseRunEventSubject,
   REJECTED_SUBJECT,
   REQUEST_SUBJECT,
   RUN_EVENTS,
@@ -111,5 +121,36 @@ describe('subjects', () => {
     }
     expect(covered(REQUEST_SUBJECT)[0]?.name).toBe('SLUICE_REQUESTS');
     expect(covered(REJECTED_SUBJECT)[0]?.name).toBe('SLUICE_RUNS');
+  });
+});
+
+describe('subject parsers read what the builders write', () => {
+  it.each(RUN_EVENTS)('run event %s', (event) => {
+    expect(parseRunEventSubject(runEventSubject('run-1', event))).toEqual({ runId: 'run-1', event });
+    expect(isRunEventName(event)).toBe(true);
+  });
+
+  it('keeps a malformed runId as written, so a rejection can name it', () => {
+    expect(parseRunEventSubject('sluice.runs.a.b.control')).toEqual({ runId: 'a.b', event: 'control' });
+    expect(parseRunEventSubject('sluice.runs.control')).toBeUndefined();
+    expect(parseRunEventSubject('sluice.outcomes.r1')).toBeUndefined();
+    expect(isRunEventName('nonsense')).toBe(false);
+  });
+
+  it('outcome and ledger subjects, and the filters over every run', () => {
+    expect(parseOutcomeSubject(outcomeSubject('r_9'))).toBe('r_9');
+    expect(parseLedgerSubject(ledgerSubject('r_9'))).toBe('r_9');
+    expect(parseLedgerSubject('sluice.ledger.a.b')).toBeUndefined();
+    expect(parseLedgerSubject(outcomeSubject('r_9'))).toBeUndefined();
+    expect(parseOutcomeSubject('sluice.outcomes.')).toBeUndefined();
+    expect(ALL_OUTCOMES).toBe('sluice.outcomes.>');
+    expect(ALL_LEDGER_ENTRIES).toBe('sluice.ledger.>');
+    expect(everyRunFilter('accepted')).toBe('sluice.runs.*.accepted');
+  });
+
+  it('host consumer names round-trip', () => {
+    for (const host of samples) expect(hostKeyOfConsumer(hostConsumerName(host))).toBe(host);
+    expect(hostConsumerName('10.0.0.5:5432')).toBe('host_10_2e0_2e0_2e5:5432');
+    expect(hostKeyOfConsumer('sluice-planner')).toBeUndefined();
   });
 });

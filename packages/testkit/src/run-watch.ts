@@ -1,6 +1,15 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { REJECTED_SUBJECT, type RejectedEvent, type RunCompletedEvent, runEventsFilter, STREAMS, type TenantOutcome } from '@sluice/contracts';
+import {
+  outcomeSubject,
+  parseRunEventSubject,
+  REJECTED_SUBJECT,
+  type RejectedEvent,
+  type RunCompletedEvent,
+  runEventsFilter,
+  STREAMS,
+  type TenantOutcome,
+} from '@sluice/contracts';
 
 /** Every event of a run published so far and until `until` returns true (replayed from the stream). */
 export async function collectRunEvents(
@@ -29,8 +38,9 @@ export async function collectRunEvents(
 
 /** Waits for a run's `completed` event (already published or still to come). */
 export async function waitForCompleted(nc: NatsConnection, runId: string, timeoutMs = 120_000): Promise<RunCompletedEvent> {
-  const events = await collectRunEvents(nc, runId, (subject) => subject.endsWith('.completed'), timeoutMs);
-  const completed = events.find((e) => e.subject.endsWith('.completed'));
+  const isCompleted = (subject: string): boolean => parseRunEventSubject(subject)?.event === 'completed';
+  const events = await collectRunEvents(nc, runId, isCompleted, timeoutMs);
+  const completed = events.find((e) => isCompleted(e.subject));
   if (!completed) throw new Error(`run ${runId} did not complete within ${timeoutMs} ms (events seen: ${events.map((e) => e.subject).join(', ')})`);
   return completed.data as RunCompletedEvent;
 }
@@ -56,7 +66,7 @@ export async function listRejected(nc: NatsConnection): Promise<RejectedEvent[]>
 /** How many outcomes a run has so far (a stream count; cheap to poll). */
 export async function countOutcomes(nc: NatsConnection, runId: string): Promise<number> {
   const jsm = await jetstream(nc).jetstreamManager();
-  const subject = `sluice.outcomes.${runId}`;
+  const subject = outcomeSubject(runId);
   const info = await jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: subject });
   return info.state.subjects?.[subject] ?? 0;
 }
@@ -66,7 +76,7 @@ export async function listOutcomes(nc: NatsConnection, runId: string): Promise<T
   const count = await countOutcomes(nc, runId);
   if (count === 0) return [];
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(STREAMS.outcomes.name, { filter_subjects: `sluice.outcomes.${runId}`, deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(STREAMS.outcomes.name, { filter_subjects: outcomeSubject(runId), deliver_policy: DeliverPolicy.All });
   const out: TenantOutcome[] = [];
   const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
   for await (const msg of messages) out.push(msg.json());

@@ -1,5 +1,5 @@
-import { appendLedger, type Bus, decodeJson, ensureLedgerStream, type JsMsg, publishReliably, type RunControlView, watchRunControl } from '@sluice/bus';
-import { gateDecision, outcomeSubject, type SkipCode, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
+import { appendLedger, type Bus, decodeJson, ensureLedgerStream, type JsMsg, publishOutcome, type RunControlView, watchRunControl } from '@sluice/bus';
+import { gateDecision, type SkipCode, skippedOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 /**
@@ -54,19 +54,9 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
   const view = deps.view ?? (await watchRunControl(bus, { logger, ...(deps.replicas ? { replicas: deps.replicas } : {}) }));
 
   async function skip(task: TenantTask, code: SkipCode, reason: string): Promise<void> {
-    const outcome: TenantOutcome = {
-      runId: task.runId,
-      tenantId: task.tenantId,
-      status: 'skipped',
-      applied: [],
-      host: task.host,
-      executorId: deps.executorId,
-      attempts: 0,
-      error: { code, message: reason, transient: false },
-      finishedAt: new Date().toISOString(),
-    };
-    // The executor's outcome key: a repeat of an earlier outcome of the tenant is dropped.
-    await publishReliably(bus, outcomeSubject(task.runId), outcome, { msgId: `${task.runId}:${task.tenantId}`, attempts: 3 });
+    const outcome = skippedOutcome({ runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: deps.executorId, attempts: 0 }, { code, message: reason });
+    // Under the tenant's outcome id: a repeat of an earlier outcome of the tenant is dropped.
+    await publishOutcome(bus, outcome, { attempts: 3 });
   }
 
   return {
@@ -79,7 +69,6 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
             bus,
             task.runId,
             { kind: 'parked', task, taskSeq: delivery.streamSeq, reason: decision.reason, executorId: deps.executorId, at: new Date().toISOString() },
-            `${task.runId}:parked:${delivery.streamSeq}`,
             { attempts: 3 },
           );
           logger.debug({ runId: task.runId, tenantId: task.tenantId, reason: decision.reason }, 'task parked');

@@ -1,5 +1,5 @@
-import { type Bus, decodeJson, type JsMsg, publishReliably, withInProgress } from '@sluice/bus';
-import { outcomeSubject, type TenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
+import { type Bus, decodeJson, type JsMsg, publishOutcome, withInProgress } from '@sluice/bus';
+import { failedOutcome, type OutcomeSource, type TenantOutcome, tenantOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
 import { type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
 import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
@@ -56,10 +56,6 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
   const ledger = new AttemptLedger();
   const breakerOpenMs = deps.breakerOpenMs ?? (() => 0);
 
-  async function publishOutcome(outcome: TenantOutcome): Promise<void> {
-    await publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: `${outcome.runId}:${outcome.tenantId}` });
-  }
-
   const postgresWork: TenantWork = async (task, migrations) => {
     const t0 = performance.now();
     const client = await connectTenant({
@@ -89,35 +85,18 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
   async function migrateTenant(task: TenantTask, attempt: number, migrations: MigrationSet): Promise<TenantOutcome> {
     const started = performance.now();
     const { report, connectMs } = await tenantWork(task, migrations);
-    return {
-      runId: task.runId,
-      tenantId: task.tenantId,
+    return tenantOutcome(sourceOf(task, attempt), {
       status: report.status,
       applied: report.applied,
       fromVersion: report.fromVersion,
       toVersion: report.toVersion,
-      host: task.host,
-      executorId: config.executorId,
-      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
-      attempts: attempt,
       timings: { connectMs, ...report.timings, totalMs: performance.now() - started },
-      finishedAt: new Date().toISOString(),
-    };
+    });
   }
 
-  function failedOutcome(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, error: unknown, attempt: number): TenantOutcome {
-    return {
-      runId: task.runId,
-      tenantId: task.tenantId,
-      status: 'failed',
-      applied: [],
-      host: task.host,
-      executorId: config.executorId,
-      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
-      attempts: attempt,
-      error: toOutcomeError(error),
-      finishedAt: new Date().toISOString(),
-    };
+  /** This executor, settling a tenant after `attempt` deliveries. */
+  function sourceOf(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, attempt: number): OutcomeSource {
+    return { runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: config.executorId, ...(config.concurrency ? { executorSlots: config.concurrency } : {}), attempts: attempt };
   }
 
   return async function handleTask(msg: JsMsg, guard: HostGuard = unguarded): Promise<TaskResult> {
@@ -136,7 +115,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       const r = raw as Partial<TenantTask> | null;
       logger.error({ runId: r?.runId, tenantId: r?.tenantId, issues: parsed.error.issues.slice(0, 5) }, 'malformed task');
       if (typeof r?.runId === 'string' && typeof r.tenantId === 'string') {
-        await publishOutcome(failedOutcome({ runId: r.runId, tenantId: r.tenantId, host: '' }, new Error(`malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`), attempt));
+        await publishOutcome(bus, failedOutcome(sourceOf({ runId: r.runId, tenantId: r.tenantId, host: '' }, attempt), toOutcomeError(new Error(`malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`))));
       }
       msg.term();
       return { settled: 'dropped', durationMs: 0 };
@@ -167,11 +146,11 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         return { settled: 'retry', error, durationMs };
       }
       log().warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
-      outcome = failedOutcome(task, error, attempt);
+      outcome = failedOutcome(sourceOf(task, attempt), toOutcomeError(error));
     }
     const workMs = performance.now() - started;
     outcome.timings = { ...outcome.timings, ...ledger.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
-    await publishOutcome(outcome);
+    await publishOutcome(bus, outcome);
     msg.ack();
     if (logger.isLevelEnabled('debug')) log().debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
     return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started, outcome };

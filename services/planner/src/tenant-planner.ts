@@ -6,19 +6,23 @@ import {
   ensureLedgerStream,
   type JsMsg,
   MalformedMessageError,
+  publishOutcome,
   publishReliably,
   PublishWindow,
   type RunLedger,
   withInProgress,
 } from '@sluice/bus';
 import {
+  failedOutcome,
   type MigrateRequest,
-  outcomeSubject,
   REJECTED_SUBJECT,
   type RejectedEvent,
   type RunAcceptedEvent,
+  runEventMsgId,
   runEventSubject,
   type RunPlannedEvent,
+  skippedOutcome,
+  taskMsgId,
   taskSubject,
   type TenantOutcome,
   type TenantTask,
@@ -100,20 +104,10 @@ export function createPlanner(deps: PlannerDeps) {
     if (canaryCount > 0) summary.canaries = 0;
     await ledgerReady();
 
-    const publishOutcome = (outcome: TenantOutcome) =>
-      publishReliably(bus, outcomeSubject(runId), outcome, { msgId: `${runId}:${outcome.tenantId}` });
-    const settle = (outcome: TenantOutcome): Promise<void> => window.submit(() => publishOutcome(outcome));
+    const settle = (outcome: TenantOutcome): Promise<void> => window.submit(() => publishOutcome(bus, outcome));
     const invalidOutcome = (key: string, reason: string): TenantOutcome => {
       summary.invalid += 1;
-      return {
-        runId,
-        tenantId: key,
-        status: 'failed',
-        applied: [],
-        attempts: 0,
-        error: new InvalidTenantError(reason).toOutcomeError(),
-        finishedAt: new Date().toISOString(),
-      };
+      return failedOutcome({ runId, tenantId: key, attempts: 0 }, new InvalidTenantError(reason).toOutcomeError());
     };
     const invalid = (key: string, reason: string): Promise<void> => settle(invalidOutcome(key, reason));
 
@@ -142,7 +136,7 @@ export function createPlanner(deps: PlannerDeps) {
       }
       if (tenant.status === 'suspended') {
         summary.skipped += 1;
-        await settle({ runId, tenantId: tenant.tenantId, status: 'skipped', applied: [], attempts: 0, finishedAt: new Date().toISOString() });
+        await settle(skippedOutcome({ runId, tenantId: tenant.tenantId, attempts: 0 }));
         continue;
       }
       const task: TenantTask = {
@@ -168,18 +162,18 @@ export function createPlanner(deps: PlannerDeps) {
       const rowIndex = index;
       const subject = taskSubject(tenant.host);
       await window.submit(async () => {
-        const ack = await traceTaskPublish(task, subject, () => publishReliably(bus, subject, task, { msgId: `${runId}:${tenantId}` }));
+        const ack = await traceTaskPublish(task, subject, () => publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }));
         // A second row with the same tenantId lands on the first one's message id. On a resumed
         // plan every task is a repeat, so the check only holds for a first plan.
         if (ack.duplicate && !resume) {
           summary.tasks -= 1;
           if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
           // Published directly: this callback already holds a place in the window.
-          await publishOutcome(invalidOutcome(`${tenantId}#${rowIndex}`, `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`));
+          await publishOutcome(bus, invalidOutcome(`${tenantId}#${rowIndex}`, `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`));
           return;
         }
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
-        await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq }, `${runId}:planned:${tenantId}`);
+        await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq });
       });
     }
     await window.drain();
@@ -254,7 +248,7 @@ export function createPlanner(deps: PlannerDeps) {
     };
     const traceId = activeTraceId();
     if (traceId) accepted.traceId = traceId;
-    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: `${runId}:accepted` });
+    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: runEventMsgId(runId, 'accepted') });
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 
     const started = performance.now();
@@ -263,7 +257,7 @@ export function createPlanner(deps: PlannerDeps) {
       'error' in result
         ? { runId, total: 0, tasks: 0, skipped: 0, invalid: 0, error: result.error, plannedAt: new Date().toISOString() }
         : { runId, ...result, plannedAt: new Date().toISOString() };
-    await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: `${runId}:planned` });
+    await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
     await deps.ledger.markPlanned(runId);
     msg.ack();
     deps.observer?.planned(result, performance.now() - started);

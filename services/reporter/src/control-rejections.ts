@@ -1,8 +1,7 @@
 import { type Bus, decodeJson, type JsMsg, publishReliably } from '@sluice/bus';
-import { REJECTED_SUBJECT, type RejectedEvent, RunControlEventSchema, RunIdSchema } from '@sluice/contracts';
+import { isRunId, parseRunEventSubject, REJECTED_SUBJECT, type RejectedEvent, RunControlEventSchema } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
-const CONTROL_SUBJECT = /^sluice\.runs\.(.+)\.control$/;
 const MAX_REASONS = 20;
 
 /**
@@ -11,9 +10,9 @@ const MAX_REASONS = 20;
  * rejection: it changes nothing, as documented.
  */
 export function controlProblems(subject: string, data: Uint8Array, isKnownRun: (runId: string) => boolean): Omit<RejectedEvent, 'rejectedAt'> | undefined {
-  const match = CONTROL_SUBJECT.exec(subject);
-  if (!match) return undefined;
-  const subjectRunId = RunIdSchema.safeParse(match[1]).success ? match[1]! : undefined;
+  const address = parseRunEventSubject(subject);
+  if (address?.event !== 'control') return undefined;
+  const subjectRunId = isRunId(address.runId) ? address.runId : undefined;
   const base = { ...(subjectRunId ? { runId: subjectRunId } : {}), subject: subject.slice(0, 300) };
   if (!subjectRunId) {
     return { ...base, reasons: ['subject: does not name a run (sluice.runs.<runId>.control, runId 1-64 characters of A-Z, a-z, 0-9, "_" or "-")'] };

@@ -1,8 +1,9 @@
-import { ADVISORY_STREAM, type Bus, decodeJson, followStream, type JsMsg, publishReliably, type StreamFollower } from '@sluice/bus';
-import { outcomeSubject, STREAMS, type TenantOutcome, TenantTaskSchema } from '@sluice/contracts';
+import { type Bus, decodeJson, followStream, type JsMsg, publishOutcome, type StreamFollower } from '@sluice/bus';
+import { ADVISORY_STREAM, failedOutcome, STREAMS, TenantTaskSchema } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 import type { RunBook } from './run-book.js';
+import { REPORTER_ID } from './task-releaser.js';
 
 /** The fields of a JetStream MAX_DELIVERIES advisory that matter here. */
 interface MaxDeliveriesAdvisory {
@@ -36,22 +37,15 @@ export async function followDeadTasks(deps: { bus: Bus; logger: Logger; book: Ru
     // Only the tenant's current copy, of a run still going: a copy published again since is alive.
     if (!run || run.completed || !tracked || tracked.copy.kind !== 'queued' || tracked.copy.taskSeq !== advisory.stream_seq) return;
     const deliveries = advisory.deliveries ?? 0;
-    const outcome: TenantOutcome = {
-      runId: task.runId,
-      tenantId: task.tenantId,
-      status: 'failed',
-      applied: [],
-      host: task.host,
-      executorId: 'sluice-reporter',
-      attempts: deliveries,
-      error: {
+    const outcome = failedOutcome(
+      { runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: REPORTER_ID, attempts: deliveries },
+      {
         code: 'max_deliveries',
         message: `the task was delivered ${deliveries} times and no executor finished it (each one stopped while handling it); it is kept in ${STREAMS.tasks.name} at sequence ${advisory.stream_seq} for inspection`,
         transient: false,
       },
-      finishedAt: new Date().toISOString(),
-    };
-    await publishReliably(bus, outcomeSubject(task.runId), outcome, { msgId: `${task.runId}:${task.tenantId}` });
+    );
+    await publishOutcome(bus, outcome);
     logger.warn({ runId: task.runId, tenantId: task.tenantId, deliveries, taskSeq: advisory.stream_seq, consumer: advisory.consumer }, 'task ran out of deliveries; tenant failed');
   });
 }

@@ -8,6 +8,7 @@ import {
   ControlRequestSchema,
   MigrateRequestSchema,
   REQUEST_SUBJECT,
+  requestMsgId,
   runEventSubject,
   TENANT_STATUSES,
   type TenantStatus,
@@ -156,7 +157,7 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     const existing = book.get(runId);
     if (existing?.accepted) throw new HttpError(409, `runId ${runId} is taken (run ${runStatusOf(existing)}); use a new runId`, { run: `/runs/${runId}` });
     // The request as sent (not as parsed): the planner validates it again, against its migration set.
-    const ack = await bus.publish(REQUEST_SUBJECT, parsed.data, { msgId: `request:${runId}` });
+    const ack = await bus.publish(REQUEST_SUBJECT, parsed.data, { msgId: requestMsgId(runId) });
     return [202, { runId, published: true, duplicate: ack.duplicate, run: `/runs/${runId}` }];
   }
 

@@ -10,7 +10,7 @@ import {
   readSubject,
   type StreamFollower,
 } from '@sluice/bus';
-import { LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
+import { ALL_LEDGER_ENTRIES, ALL_OUTCOMES, LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
 import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
@@ -77,8 +77,8 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     );
   }
   const followers: Array<LiveFollower | StreamFollower> = [
-    await followFrom(bus, STREAMS.outcomes.name, 'sluice.outcomes.>', outcomesFrom, logger, (m) => reporter.onOutcome(m)),
-    await followFrom(bus, LEDGER_STREAM.name, 'sluice.ledger.>', ledgerFrom, logger, (m) => reporter.onLedger(m)),
+    await followFrom(bus, STREAMS.outcomes.name, ALL_OUTCOMES, outcomesFrom, logger, (m) => reporter.onOutcome(m)),
+    await followFrom(bus, LEDGER_STREAM.name, ALL_LEDGER_ENTRIES, ledgerFrom, logger, (m) => reporter.onLedger(m)),
   ];
   await reporter.goLive();
   // After the replay: a dead task's tenant is failed only against the run's known state.

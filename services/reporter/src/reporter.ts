@@ -1,8 +1,13 @@
 import { type Bus, decodeJson, type JsMsg, publishIfLast, publishOnce, type RunControlStore } from '@sluice/bus';
 import {
+  isRunId,
+  parseLedgerSubject,
+  parseRunEventSubject,
+  rolloutMsgId,
   RunAcceptedEventSchema,
   RunCompletedEventSchema,
   RunControlEventSchema,
+  runEventMsgId,
   runEventSubject,
   RunPlannedEventSchema,
   STREAMS,
@@ -40,8 +45,6 @@ export interface ReporterDeps {
 
 const DECISION_RETRY_MS = 30_000;
 const CONTROL_SETTLE_MS = 200;
-const RUN_SUBJECT = /^sluice\.runs\.([A-Za-z0-9_-]{1,64})\.([a-z]+)$/;
-const LEDGER_SUBJECT = /^sluice\.ledger\.([A-Za-z0-9_-]{1,64})$/;
 
 /**
  * Feeds run events, outcomes and task ledger entries into the run book, and publishes what falls
@@ -112,7 +115,7 @@ export function createReporter(deps: ReporterDeps) {
       completing.add(runId);
       let published: boolean;
       try {
-        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, { msgId: `${runId}:completed` }));
+        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, { msgId: runEventMsgId(runId, 'completed') }));
       } catch (error) {
         completing.delete(runId);
         throw error;
@@ -134,7 +137,7 @@ export function createReporter(deps: ReporterDeps) {
       await bus.publish(
         runEventSubject(runId, 'control'),
         { runId, action: verdict.action, ...(verdict.action === 'stop' ? { reason: verdict.reason } : {}), requestedBy: 'sluice-reporter (rollout)', at: new Date(now()).toISOString() },
-        { msgId: `${runId}:rollout:${verdict.action}` },
+        { msgId: rolloutMsgId(runId, verdict.action) },
       );
       logger.info({ runId, ...verdict }, verdict.action === 'promote' ? 'canaries succeeded; fleet promoted' : 'rollout stopped the run');
     }
@@ -162,17 +165,23 @@ export function createReporter(deps: ReporterDeps) {
 
   function onRunEvent(msg: JsMsg): void {
     if (controlRejecter.check(msg, (runId) => book.get(runId)?.accepted !== undefined)) return;
-    const match = RUN_SUBJECT.exec(msg.subject);
-    if (!match) return;
-    const [, runId, event] = match as unknown as [string, string, string];
+    const address = parseRunEventSubject(msg.subject);
+    if (!address || !isRunId(address.runId)) return;
+    const { runId, event } = address;
     // Progress is ours and says nothing new: not even decoded (most of the stream on replay).
     if (event === 'progress') return;
     const data = decode(msg);
     if (data === undefined) return;
-    const schema = { accepted: RunAcceptedEventSchema, planned: RunPlannedEventSchema, completed: RunCompletedEventSchema, control: RunControlEventSchema }[event];
+    const schemas: Record<string, { safeParse(data: unknown): { success: boolean; data?: { runId: string } } }> = {
+      accepted: RunAcceptedEventSchema,
+      planned: RunPlannedEventSchema,
+      completed: RunCompletedEventSchema,
+      control: RunControlEventSchema,
+    };
+    const schema = Object.hasOwn(schemas, event) ? schemas[event] : undefined;
     if (!schema) return;
     const parsed = schema.safeParse(data);
-    if (!parsed.success || parsed.data.runId !== runId) {
+    if (!parsed.success || parsed.data?.runId !== runId) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed run event');
       return;
     }
@@ -206,15 +215,15 @@ export function createReporter(deps: ReporterDeps) {
   }
 
   function onLedger(msg: JsMsg): void {
-    const match = LEDGER_SUBJECT.exec(msg.subject);
-    const data = match ? decode(msg) : undefined;
-    if (!match || data === undefined) return;
+    const runId = parseLedgerSubject(msg.subject);
+    const data = runId !== undefined && isRunId(runId) ? decode(msg) : undefined;
+    if (runId === undefined || data === undefined) return;
     const parsed = TaskLedgerEntrySchema.safeParse(data);
     if (!parsed.success) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed task ledger entry');
       return;
     }
-    if (book.onLedger(match[1]!, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) schedule(match[1]!);
+    if (book.onLedger(runId, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) schedule(runId);
   }
 
   /** Called once the streams are replayed: from now on, what falls due is published. */

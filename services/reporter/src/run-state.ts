@@ -1,4 +1,4 @@
-import type { RunAcceptedEvent, RunCompletedEvent, RunControlState, RunPlannedEvent, RunStatus } from '@sluice/contracts';
+import { type RunAcceptedEvent, type RunCompletedEvent, type RunControlState, type RunPlannedEvent, type RunStatus, runStatus } from '@sluice/contracts';
 import type { RunAggregate, RunTimingBook } from '@sluice/core';
 
 import type { TenantTracker } from './tenant-tracker.js';
@@ -34,10 +34,7 @@ export interface RunState {
 }
 
 export function runStatusOf(run: RunState): RunStatus {
-  if (run.completed) return run.completed.status;
-  if (run.control.state === 'cancelling') return 'cancelling';
-  if (run.control.state === 'paused') return 'paused';
-  return run.planned ? 'running' : 'planning';
+  return runStatus(run.control, { planned: run.planned !== undefined, completed: run.completed?.status });
 }
 
 export function startedAtOf(run: RunState): number {

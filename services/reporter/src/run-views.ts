@@ -1,5 +1,5 @@
-import { type Bus, decodeJson, readSubject } from '@sluice/bus';
-import { outcomeSubject, STREAMS, type TenantOutcome, TenantOutcomeSchema, type TenantStatus } from '@sluice/contracts';
+import { type Bus, readCountedOutcomes } from '@sluice/bus';
+import type { TenantOutcome, TenantStatus } from '@sluice/contracts';
 import { settledCount } from '@sluice/core';
 
 import { type RunState, runStatusOf } from './run-state.js';
@@ -70,18 +70,8 @@ export interface TenantRow {
  * the first terminal outcome of each tenant, as counted. Costs one pass over the run's outcomes.
  */
 export async function settledTenants(bus: Bus, runId: string, status: TenantStatus | undefined): Promise<TenantRow[]> {
-  const first = new Map<string, TenantOutcome>();
-  await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(runId), (msg) => {
-    let parsed;
-    try {
-      parsed = TenantOutcomeSchema.safeParse(decodeJson(msg.data));
-    } catch {
-      return;
-    }
-    if (parsed.success && !first.has(parsed.data.tenantId)) first.set(parsed.data.tenantId, parsed.data);
-  });
   const rows: TenantRow[] = [];
-  for (const o of first.values()) {
+  for (const o of await readCountedOutcomes(bus, runId)) {
     if (status && o.status !== status) continue;
     rows.push({
       tenantId: o.tenantId,

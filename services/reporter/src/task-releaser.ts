@@ -1,14 +1,14 @@
-import { appendLedger, type Bus, decodeJson, publishReliably, PublishWindow } from '@sluice/bus';
+import { appendLedger, type Bus, decodeJson, publishOutcome, publishReliably, PublishWindow } from '@sluice/bus';
 import {
   gateDecision,
   LEDGER_STREAM,
-  outcomeSubject,
+  republishedTaskMsgId,
   type SkipCode,
+  skippedOutcome,
   STREAMS,
   type TaskLedgerEntry,
   TaskLedgerEntrySchema,
   taskSubject,
-  type TenantOutcome,
   type TenantTask,
 } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
@@ -23,6 +23,9 @@ export interface TaskReleaserDeps {
   book: RunBook;
   now: () => number;
 }
+
+/** The `executorId` of outcomes the reporter publishes itself. */
+export const REPORTER_ID = 'sluice-reporter';
 
 /** Publishes in flight at once when many parked tasks are released (a resume, a promotion). */
 const RELEASE_WINDOW = 256;
@@ -40,26 +43,16 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
   async function republish(run: RunState, tenant: TrackedTenant, task: TenantTask, cause: 'lost' | 'parked'): Promise<void> {
     if (tenant.copy.kind === 'skipping') return;
     const supersedes = tenant.copy.entrySeq;
-    const ack = await publishReliably(bus, taskSubject(task.host), task, { msgId: `${run.runId}:${task.tenantId}:x${supersedes}` });
+    const ack = await publishReliably(bus, taskSubject(task.host), task, { msgId: republishedTaskMsgId(run.runId, task.tenantId, supersedes) });
     const entry: TaskLedgerEntry = { kind: 'republished', tenantId: task.tenantId, taskSeq: ack.seq, supersedes, cause, at: new Date(now()).toISOString() };
-    const ledgerAck = await appendLedger(bus, run.runId, entry, `${run.runId}:republished:${supersedes}`);
+    const ledgerAck = await appendLedger(bus, run.runId, entry);
     book.onLedger(run.runId, entry, ledgerAck.seq, now());
   }
 
   async function publishSkipped(runId: string, tenant: Pick<TrackedTenant, 'tenantId' | 'host'>, code: SkipCode, reason: string): Promise<void> {
-    const outcome: TenantOutcome = {
-      runId,
-      tenantId: tenant.tenantId,
-      status: 'skipped',
-      applied: [],
-      host: tenant.host,
-      executorId: 'sluice-reporter',
-      attempts: 0,
-      error: { code, message: reason, transient: false },
-      finishedAt: new Date(now()).toISOString(),
-    };
-    // The executors' key for the tenant's outcome: whichever comes first counts.
-    await publishReliably(bus, outcomeSubject(runId), outcome, { msgId: `${runId}:${tenant.tenantId}` });
+    const source = { runId, tenantId: tenant.tenantId, host: tenant.host, executorId: REPORTER_ID, attempts: 0, finishedAt: new Date(now()).toISOString() };
+    // Under the tenant's outcome id, as the executors publish: whichever comes first counts.
+    await publishOutcome(bus, skippedOutcome(source, { code, message: reason }));
   }
 
   /** Releases the run's parked tasks that may now start, and skips those its state says to skip. */

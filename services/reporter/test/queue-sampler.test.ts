@@ -1,5 +1,5 @@
-import { type Bus, connectBus, ensureHostConsumer, ensureTopology, hostConsumerName } from '@sluice/bus';
-import { STREAMS, taskSubject } from '@sluice/contracts';
+import { type Bus, connectBus, ensureHostConsumer, ensureTopology } from '@sluice/bus';
+import { hostConsumerName, STREAMS, taskSubject } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

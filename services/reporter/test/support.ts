@@ -71,12 +71,12 @@ export async function reporterHarness() {
     async planTask(runId: string, tenantId: string, stage?: 'canary' | 'fleet'): Promise<number> {
       const t = task(runId, tenantId, stage);
       const ack = await bus.publish(taskSubject(HOST), t, { msgId: `${runId}:${tenantId}` });
-      await appendLedger(bus, runId, { kind: 'planned', task: t, taskSeq: ack.seq }, `${runId}:planned:${tenantId}`);
+      await appendLedger(bus, runId, { kind: 'planned', task: t, taskSeq: ack.seq });
       return ack.seq;
     },
     /** Parks a task as an executor's run gate does. */
     park: (runId: string, tenantId: string, taskSeq: number, reason: 'paused' | 'canary' = 'paused') =>
-      appendLedger(bus, runId, { kind: 'parked', task: task(runId, tenantId), taskSeq, reason, at: iso() }, `${runId}:parked:${taskSeq}`),
+      appendLedger(bus, runId, { kind: 'parked', task: task(runId, tenantId), taskSeq, reason, at: iso() }),
     settle: (runId: string, tenantId: string, status: TenantOutcome['status'] = 'migrated', code?: string) =>
       bus.publish(
         outcomeSubject(runId),

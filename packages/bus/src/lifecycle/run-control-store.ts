@@ -1,15 +1,12 @@
 import { type KV, Kvm } from '@nats-io/kv';
-import { type RunControlState, RunControlStateSchema } from '@sluice/contracts';
+import { BUCKETS, type RunControlState, RunControlStateSchema } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 import type { Bus } from '../bus.js';
 import { decodeJson, encodeJson } from '../codec.js';
 
-/** The KV bucket holding each run's control state (key: runId): what executors obey. */
-export const RUN_CONTROL_BUCKET = 'sluice_run_control';
-
 function openBucket(bus: Bus, replicas = 1): Promise<KV> {
-  return new Kvm(bus.nc).create(RUN_CONTROL_BUCKET, { history: 1, replicas });
+  return new Kvm(bus.nc).create(BUCKETS.runControl, { history: 1, replicas });
 }
 
 function parse(value: Uint8Array): RunControlState | undefined {

@@ -1,5 +1,5 @@
 import { type JetStreamManager, type PubAck, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { LEDGER_STREAM, ledgerSubject, type TaskLedgerEntry } from '@sluice/contracts';
+import { LEDGER_STREAM, ledgerEntryMsgId, ledgerSubject, type TaskLedgerEntry } from '@sluice/contracts';
 
 import type { Bus } from '../bus.js';
 import { publishReliably } from '../publish.js';
@@ -35,7 +35,10 @@ export async function ensureLedgerStream(jsm: JetStreamManager, options: { repli
   }
 }
 
-/** Appends an entry to a run's task ledger; `msgId` makes a repeat (another replica, a retry) a no-op. */
-export function appendLedger(bus: Bus, runId: string, entry: TaskLedgerEntry, msgId: string, options: { attempts?: number } = {}): Promise<PubAck> {
-  return publishReliably(bus, ledgerSubject(runId), entry, { msgId, ...options });
+/**
+ * Appends an entry to a run's task ledger, under the message id its content gives it
+ * (`ledgerEntryMsgId`), so a repeat (another replica, a retry) is a no-op.
+ */
+export function appendLedger(bus: Bus, runId: string, entry: TaskLedgerEntry, options: { attempts?: number } = {}): Promise<PubAck> {
+  return publishReliably(bus, ledgerSubject(runId), entry, { msgId: ledgerEntryMsgId(runId, entry), ...options });
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 
 import { connectBus, ensureTopology, loadBusConfig } from '@sluice/bus';
-import { type MigrateRequestInput, MigrateRequestSchema, REQUEST_SUBJECT } from '@sluice/contracts';
+import { type MigrateRequestInput, MigrateRequestSchema, REQUEST_SUBJECT, requestMsgId } from '@sluice/contracts';
 import { type Env, parseDuration } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 
@@ -85,7 +85,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     await ensureTopology(bus.jsm);
     // Watch before publishing, so neither a rejection nor a fast completion can be missed.
     const watching = values.wait ? await watchRun(bus, runId, { output, json: values.json, ...(timeoutMs ? { timeoutMs } : {}) }) : undefined;
-    await bus.publish(REQUEST_SUBJECT, input, { msgId: `request:${runId}` });
+    await bus.publish(REQUEST_SUBJECT, input, { msgId: requestMsgId(runId) });
     if (!watching) {
       output.out(values.json ? JSON.stringify({ runId, published: true }) : `published request ${runId}`);
       return EXIT.ok;

@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
 
-import { connectBus, loadBusConfig } from '@sluice/bus';
+import { connectBus, loadBusConfig, readCountedOutcomes } from '@sluice/bus';
 import { TENANT_STATUSES } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
 import { formatTable, type Output, tenantRow } from '../output.js';
-import { readRun, readTenantOutcomes } from '../run-reader.js';
+import { readRun } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
 export const TENANTS_USAGE = `sluice tenants RUN_ID [--failed | --status STATUS] [--limit N] [--json]
@@ -35,7 +35,7 @@ export async function tenantsCommand(argv: string[], env: Env, output: Output): 
   const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
   try {
     if (!(await readRun(bus, runId))) throw new CliError(`no run ${runId}`, EXIT.failure);
-    const all = await readTenantOutcomes(bus, runId);
+    const all = await readCountedOutcomes(bus, runId);
     // Sorted by tenant, so the listing is the same whichever order the outcomes arrived in.
     const matching = all.filter((o) => !status || o.status === status).sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
     const shown = values.limit === undefined ? matching : matching.slice(0, Number(values.limit));
