@@ -8,7 +8,7 @@ export * from './nats-security.js';
 export * from './outcomes.js';
 export * from './publish.js';
 export * from './pull-loop.js';
-export * from './run-ledger.js';
+export * from './run-claims.js';
 export * from './stream-follower.js';
 export * from './topology.js';
 export * from './trace-context.js';

@@ -3,7 +3,7 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AckPolicy, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, openRunLedger, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+import { AckPolicy, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, openRunClaims, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -104,13 +104,13 @@ describe('bus against a real nats-server', () => {
   });
 
   it('claims a runId once: new, then duplicate; resume before planned; conflict on other content', async () => {
-    const ledger = await openRunLedger(bus);
-    expect((await ledger.claim('run-a', 'f1')).kind).toBe('new');
-    expect((await ledger.claim('run-a', 'f1')).kind).toBe('resume');
-    expect((await ledger.claim('run-a', 'f2')).kind).toBe('conflict');
-    await ledger.markPlanned('run-a');
-    expect((await ledger.claim('run-a', 'f1')).kind).toBe('duplicate');
-    const [x, y] = await Promise.all([ledger.claim('run-b', 'f'), ledger.claim('run-b', 'f')]);
+    const claims = await openRunClaims(bus);
+    expect((await claims.claim('run-a', 'f1')).kind).toBe('new');
+    expect((await claims.claim('run-a', 'f1')).kind).toBe('resume');
+    expect((await claims.claim('run-a', 'f2')).kind).toBe('conflict');
+    await claims.markPlanned('run-a');
+    expect((await claims.claim('run-a', 'f1')).kind).toBe('duplicate');
+    const [x, y] = await Promise.all([claims.claim('run-b', 'f'), claims.claim('run-b', 'f')]);
     expect([x.kind, y.kind].sort()).toEqual(['new', 'resume']);
   });
 

@@ -4,7 +4,7 @@ import { type MigrationSet, SluiceError, toOutcomeError } from '@sluice/core';
 import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
 import type { Logger } from '@sluice/telemetry';
 
-import { AttemptLedger } from './attempt-ledger.js';
+import { AttemptTimings } from './attempt-timings.js';
 import type { ExecutorConfig } from './config.js';
 import { type MigrationSets, singleMigrationSet } from './migration-sets.js';
 import { retryDelayMs } from './retry-policy.js';
@@ -53,7 +53,7 @@ const unguarded: HostGuard = (_host, work) => work();
 export function createTaskHandler(deps: TaskHandlerDeps) {
   const { bus, logger, config } = deps;
   const sets = 'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
-  const ledger = new AttemptLedger();
+  const timings = new AttemptTimings();
   const breakerOpenMs = deps.breakerOpenMs ?? (() => 0);
 
   const postgresWork: TenantWork = async (task, migrations) => {
@@ -127,7 +127,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
 
     const key = `${task.runId}:${task.tenantId}`;
     const plannedAt = Date.parse(task.plannedAt);
-    ledger.begin({ key, now: Date.now(), plannedAt: Number.isFinite(plannedAt) ? plannedAt : Date.now(), breakerOpenMs: (from, to) => breakerOpenMs(task.host, from, to) });
+    timings.begin({ key, now: Date.now(), plannedAt: Number.isFinite(plannedAt) ? plannedAt : Date.now(), breakerOpenMs: (from, to) => breakerOpenMs(task.host, from, to) });
 
     let outcome: TenantOutcome;
     let failure: unknown;
@@ -141,7 +141,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
         log().warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
         const durationMs = performance.now() - started;
-        ledger.retry(key, durationMs, error, Date.now());
+        timings.retry(key, durationMs, error, Date.now());
         msg.nak(delay);
         return { settled: 'retry', error, durationMs };
       }
@@ -149,7 +149,7 @@ export function createTaskHandler(deps: TaskHandlerDeps) {
       outcome = failedOutcome(sourceOf(task, attempt), toOutcomeError(error));
     }
     const workMs = performance.now() - started;
-    outcome.timings = { ...outcome.timings, ...ledger.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
+    outcome.timings = { ...outcome.timings, ...timings.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
     await publishOutcome(bus, outcome);
     msg.ack();
     if (logger.isLevelEnabled('debug')) log().debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');

@@ -1,4 +1,4 @@
-import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBundleStore, openRunLedger, type PullLoop, startPullLoop } from '@sluice/bus';
+import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBundleStore, openRunClaims, type PullLoop, startPullLoop } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
@@ -25,7 +25,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   // Every run pins this set's digest; executors load the set from here by that digest.
   const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
   if (bundle === 'replaced') logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
-  const ledger = await openRunLedger(bus, { replicas: config.streamReplicas });
+  const claims = await openRunClaims(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
   const metricsRegistry = createMetricsRegistry('planner');
@@ -34,7 +34,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const planner = createPlanner({
     bus,
     registry,
-    ledger,
+    claims,
     migrations,
     logger,
     publishWindow: config.publishWindow,

@@ -9,7 +9,7 @@ import {
   publishOutcome,
   publishReliably,
   PublishWindow,
-  type RunLedger,
+  type RunClaims,
   withInProgress,
 } from '@sluice/bus';
 import {
@@ -38,7 +38,8 @@ import { activeTraceId, annotateRun, traceRequest, traceTaskPublish } from './ru
 export interface PlannerDeps {
   bus: Bus;
   registry: TenantRegistry;
-  ledger: RunLedger;
+  /** The runId claims (`sluice_runs`): a request is planned once per runId. */
+  claims: RunClaims;
   migrations: MigrationSet;
   logger: Logger;
   publishWindow: number;
@@ -74,15 +75,15 @@ export interface PlanSummary {
 
 /**
  * Turns one migration request into one task per tenant. Idempotent end to end: the runId is
- * claimed in the run ledger, and every task and planner-made outcome carries a message id, so a
+ * claimed in the run claims bucket, and every task and planner-made outcome carries a message id, so a
  * planner that dies midway and plans again publishes nothing twice.
  */
 export function createPlanner(deps: PlannerDeps) {
   const { bus, logger, migrations } = deps;
-  let ledger: Promise<void> | undefined;
+  let ledgerStream: Promise<void> | undefined;
   /** The task ledger stream, created once per planner. */
-  const ledgerReady = (): Promise<void> => (ledger ??= ensureLedgerStream(bus.jsm).catch((error: unknown) => {
-    ledger = undefined;
+  const ledgerReady = (): Promise<void> => (ledgerStream ??= ensureLedgerStream(bus.jsm).catch((error: unknown) => {
+    ledgerStream = undefined;
     throw error;
   }));
 
@@ -223,7 +224,7 @@ export function createPlanner(deps: PlannerDeps) {
     }
     const { request, targetVersion } = validation;
     const runId = request.runId;
-    const claim = await deps.ledger.claim(runId, requestFingerprint(request, targetVersion));
+    const claim = await deps.claims.claim(runId, requestFingerprint(request, targetVersion));
     annotateRun({ runId, targetVersion, dryRun: request.dryRun ?? false, outcome: claim.kind });
     if (claim.kind === 'duplicate') {
       logger.info({ runId }, 'request repeats an existing run; nothing to do');
@@ -258,7 +259,7 @@ export function createPlanner(deps: PlannerDeps) {
         ? { runId, total: 0, tasks: 0, skipped: 0, invalid: 0, error: result.error, plannedAt: new Date().toISOString() }
         : { runId, ...result, plannedAt: new Date().toISOString() };
     await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
-    await deps.ledger.markPlanned(runId);
+    await deps.claims.markPlanned(runId);
     msg.ack();
     deps.observer?.planned(result, performance.now() - started);
     logger.info({ ...planned, ms: Math.round(performance.now() - started) }, 'run planned');

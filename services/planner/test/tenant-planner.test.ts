@@ -1,4 +1,4 @@
-import { type Bus, connectBus, decodeJson, ensureTopology, type JsMsg, listHostConsumers, openRunLedger } from '@sluice/bus';
+import { type Bus, connectBus, decodeJson, ensureTopology, type JsMsg, listHostConsumers, openRunClaims } from '@sluice/bus';
 import { REJECTED_SUBJECT, REQUEST_SUBJECT, STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
 import { createMemoryRegistry, type RegistryRow, type TenantRegistry } from '@sluice/registry';
@@ -61,7 +61,7 @@ describe('planner against a real nats-server', () => {
   }
 
   const plannerWith = async (registry: TenantRegistry, registryRetryMs = 5_000) =>
-    createPlanner({ bus, registry, ledger: await openRunLedger(bus), migrations: set, logger, publishWindow: 8, registryRetryMs, ackWaitMs: 30_000, hostLimits: { default: 4, overrides: new Map([['db2.internal:6432', 2]]) }, taskAckWaitMs: 30_000 });
+    createPlanner({ bus, registry, claims: await openRunClaims(bus), migrations: set, logger, publishWindow: 8, registryRetryMs, ackWaitMs: 30_000, hostLimits: { default: 4, overrides: new Map([['db2.internal:6432', 2]]) }, taskAckWaitMs: 30_000 });
 
   it('publishes a task per active tenant, settles the rest itself, and never publishes a password', async () => {
     const planner = await plannerWith(createMemoryRegistry(rows));

@@ -3,10 +3,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { advisoryLocks, journalRows, migrationSet, migrator, rejection, testDatabases } from './support/postgres.js';
 
-const dbs = testDatabases('review');
+const dbs = testDatabases('edges');
 afterAll(() => dbs.dropAll());
 
-describe('fixes found in review', () => {
+describe('the migrator at the edges of the journal: dirty states, old shapes, redeliveries, lock-free checks', () => {
   it('keeps a concurrent index build that failed and left an invalid index dirty, naming the index', async () => {
     const set = migrationSet({
       '0001_t.sql': 'CREATE TABLE t (id int, s text);',

@@ -37,7 +37,7 @@ export interface AttemptStart {
  * Memory is bounded (oldest entries go first). A redelivery this replica has not seen (another
  * replica failed the earlier attempts, or this one restarted) counts its whole wait as queued.
  */
-export class AttemptLedger {
+export class AttemptTimings {
   private readonly entries = new Map<string, Entry>();
 
   constructor(private readonly maxEntries = 50_000) {}
