@@ -59,6 +59,12 @@ export function taskSubject(hostKey: string): string {
   return `${TASKS_PREFIX}${encodeSubjectToken(hostKey)}`;
 }
 
+/** The database host of a task subject (decoded), or undefined for another subject. */
+export function parseTaskSubject(subject: string): string | undefined {
+  const token = tokenAfter(subject, TASKS_PREFIX);
+  return token === undefined ? undefined : decodeSubjectToken(token);
+}
+
 /** Internal: per-tenant outcomes, one subject per run. */
 export function outcomeSubject(runId: string): string {
   return `${OUTCOMES_PREFIX}${runId}`;

@@ -14,6 +14,7 @@ import {
   parseLedgerSubject,
   parseOutcomeSubject,
   parseRunEventSubject,
+  parseTaskSubject,
   REJECTED_SUBJECT,
   REQUEST_SUBJECT,
   RUN_EVENTS,
@@ -146,6 +147,11 @@ describe('subject parsers read what the builders write', () => {
     expect(ALL_OUTCOMES).toBe('sluice.outcomes.>');
     expect(ALL_LEDGER_ENTRIES).toBe('sluice.ledger.>');
     expect(everyRunFilter('accepted')).toBe('sluice.runs.*.accepted');
+  });
+
+  it('task subjects give back their host', () => {
+    for (const host of samples.filter((h) => h !== '')) expect(parseTaskSubject(taskSubject(host))).toBe(host);
+    expect(parseTaskSubject(outcomeSubject('r1'))).toBeUndefined();
   });
 
   it('host consumer names round-trip', () => {

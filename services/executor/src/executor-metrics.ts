@@ -1,8 +1,10 @@
+import type { EventEmitter } from 'node:events';
+
 import { SluiceError } from '@sluice/core';
 import { Counter, Gauge, Histogram, type Registry } from '@sluice/telemetry';
 
+import type { DeliveryEvents } from './delivery.js';
 import type { HostScheduler } from './host-scheduler.js';
-import type { HostGuard, TaskResult } from './task-handler.js';
 
 const BREAKER_STATES = ['closed', 'open', 'halfOpen'] as const;
 /** Connect, journal and execute times are milliseconds to minutes. */
@@ -14,20 +16,12 @@ const DB_PHASES = [
 ] as const;
 
 export interface ExecutorMetricsSource {
-  /** The scheduler, once started: per-host limits, in-flight counts and breakers are read from it at scrape time. */
-  scheduler: () => HostScheduler | undefined;
+  /** Per-host limits, in-flight counts and breakers, read at scrape time. */
+  scheduler: Pick<HostScheduler, 'snapshot' | 'inFlight'>;
   /** This replica's global concurrency (`SLUICE_CONCURRENCY`). */
   slots: number;
-}
-
-export interface ExecutorMetrics {
-  /** Told of every delivery's result (the scheduler's `onResult`). */
-  onResult: (host: string, result: TaskResult) => void;
-  /**
-   * Wraps a task handler so that the work it runs through the host guard — connect to close of
-   * one tenant database — counts as a connection open on that host while it runs.
-   */
-  countConnections<M>(handle: (msg: M, guard: HostGuard) => Promise<TaskResult>): (msg: M, guard: HostGuard) => Promise<TaskResult>;
+  /** The deliveries' events: each settled delivery, and each tenant's work (its connection) per host. */
+  deliveries: Pick<EventEmitter<DeliveryEvents>, 'on'>;
 }
 
 /**
@@ -35,8 +29,8 @@ export interface ExecutorMetrics {
  * and the breaker state (read from the scheduler at scrape time), connections open, database time
  * by phase and errors by class; for the replica its slots, and every task's result and duration.
  */
-export function registerExecutorMetrics(registry: Registry, source: ExecutorMetricsSource): ExecutorMetrics {
-  const snapshot = () => source.scheduler()?.snapshot() ?? [];
+export function registerExecutorMetrics(registry: Registry, source: ExecutorMetricsSource): void {
+  const snapshot = () => source.scheduler.snapshot();
   new Gauge({
     name: 'sluice_executor_host_limit',
     help: "This replica's adaptive concurrency limit per database host",
@@ -90,7 +84,7 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
     help: 'Slots holding a task now (over all hosts)',
     registers: [registry],
     collect() {
-      this.set(source.scheduler()?.inFlight ?? 0);
+      this.set(source.scheduler.inFlight);
     },
   });
   const connections = new Gauge({
@@ -126,34 +120,21 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
     registers: [registry],
   });
 
-  return {
-    onResult(host, result) {
-      const error = result.error;
-      const code = error === undefined ? 'none' : error instanceof SluiceError ? error.code : 'internal';
-      results.inc({ result: result.settled, code });
-      duration.observe({ result: result.settled }, result.durationMs / 1000);
-      // The task handler treats anything that is not a SluiceError as permanent; so do we.
-      if (error !== undefined) errors.inc({ host, class: error instanceof SluiceError && error.transient ? 'transient' : 'permanent', code });
-      const timings = result.outcome?.timings;
-      if (timings) {
-        for (const [phase, field] of DB_PHASES) {
-          const ms = timings[field];
-          if (ms !== undefined) dbSeconds.observe({ host, phase }, ms / 1000);
-        }
+  source.deliveries.on('workStarted', (host) => connections.inc({ host }));
+  source.deliveries.on('workEnded', (host) => connections.dec({ host }));
+  source.deliveries.on('settled', (host, result) => {
+    const error = result.error;
+    const code = error === undefined ? 'none' : error instanceof SluiceError ? error.code : 'internal';
+    results.inc({ result: result.settled, code });
+    duration.observe({ result: result.settled }, result.durationMs / 1000);
+    // The delivery treats anything that is not a SluiceError as permanent; so do we.
+    if (error !== undefined) errors.inc({ host, class: error instanceof SluiceError && error.transient ? 'transient' : 'permanent', code });
+    const timings = result.outcome?.timings;
+    if (timings) {
+      for (const [phase, field] of DB_PHASES) {
+        const ms = timings[field];
+        if (ms !== undefined) dbSeconds.observe({ host, phase }, ms / 1000);
       }
-    },
-    countConnections(handle) {
-      return (msg, guard) =>
-        handle(msg, (host, work) =>
-          guard(host, async () => {
-            connections.inc({ host });
-            try {
-              return await work();
-            } finally {
-              connections.dec({ host });
-            }
-          }),
-        );
-    },
-  };
+    }
+  });
 }

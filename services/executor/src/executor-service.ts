@@ -3,13 +3,13 @@ import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
 import type { ExecutorConfig } from './config.js';
+import { createDelivery } from './delivery.js';
 import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createMigrationSets } from './migration-sets.js';
-import { createRunGate, gateTaskHandler } from './run-gate.js';
-import { createTaskHandler, type TenantWork } from './task-handler.js';
-import { traceTaskHandler } from './task-tracing.js';
+import { createRunGate } from './run-gate.js';
+import { postgresTenantWork, type TenantWork } from './tenant-work.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
@@ -23,6 +23,11 @@ export interface ExecutorOverrides {
   tenantWork?: TenantWork;
 }
 
+/**
+ * Wires the executor, each part after what it needs: the bus, the migration sets, the hosts'
+ * breakers and the run gate; the delivery pipeline over them (`delivery.ts`); the host scheduler
+ * that feeds it; the metrics that read the scheduler and listen to the deliveries.
+ */
 export async function startExecutorService(config: ExecutorConfig, logger: Logger, overrides: ExecutorOverrides = {}): Promise<ExecutorService> {
   const local = config.migrationsDir ? await loadMigrationDir(config.migrationsDir) : undefined;
   const bus: Bus = await connectBus(config.bus, logger);
@@ -38,26 +43,20 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
-  // Gated tasks were not attempted: `dropped`/`retry` without an error leave the host's limiter alone.
-  const handleTask = gateTaskHandler(gate, createTaskHandler({ bus, migrations, logger, config, breakerOpenMs: (host, from, to) => breakers.openMs(host, from, to), ...overrides }), (verdict) => ({
-    settled: verdict.action === 'defer' ? ('retry' as const) : ('dropped' as const),
-    durationMs: 0,
-  }));
+  const delivery = createDelivery({ bus, logger, config, migrations, gate, breakers, tenantWork: overrides.tenantWork ?? postgresTenantWork(config) });
   const registry = createMetricsRegistry('executor');
-  const holder: { scheduler?: HostScheduler } = {};
-  const executorMetrics = registerExecutorMetrics(registry, { scheduler: () => holder.scheduler, slots: config.concurrency });
-  const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
   const scheduler = startHostScheduler({
-    onResult: executorMetrics.onResult,
     bus,
     logger,
     breakers,
-    handleTask: traceTaskHandler(executorMetrics.countConnections(handleTask)),
+    handleTask: delivery.handle,
     concurrency: config.concurrency,
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,
   });
-  holder.scheduler = scheduler;
+  // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
+  registerExecutorMetrics(registry, { scheduler, slots: config.concurrency, deliveries: delivery.events });
+  const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
   logger.info({ executorId: config.executorId, localDigest: local?.digest, concurrency: config.concurrency, metricsPort: metrics.port }, 'executor ready');
   return {
     scheduler,

@@ -3,23 +3,23 @@ import { STREAMS } from '@sluice/contracts';
 import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
 
+import type { DeliveryResult } from './delivery.js';
 import type { BreakerState, HostBreakers } from './host-breakers.js';
 import { Slots } from './slots.js';
-import type { HostGuard, TaskResult } from './task-handler.js';
 
 export interface HostSchedulerOptions {
   bus: Bus;
   logger: Logger;
-  breakers: HostBreakers;
-  handleTask: (msg: JsMsg, guard: HostGuard) => Promise<TaskResult>;
+  /** The hosts' breakers: a lane waits while its host's is open, and probes with one task while half-open. */
+  breakers: Pick<HostBreakers, 'whenPassable' | 'state'>;
+  /** Handles one delivery to the end (ack, nak or term); the result feeds the host's limiter. */
+  handleTask: (msg: JsMsg) => Promise<DeliveryResult>;
   /** Tenants this replica migrates at once, over all hosts. */
   concurrency: number;
   /** Where each host's adaptive limit starts. */
   initialHostLimit: number;
   /** How often the host consumers are listed to find hosts with work. */
   discoveryIntervalMs: number;
-  /** Told of every delivery's result (metrics). */
-  onResult?: (host: string, result: TaskResult) => void;
   now?: () => number;
 }
 
@@ -63,9 +63,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   let stopping = false;
   let discovering: Promise<void> = Promise.resolve();
 
-  const guard: HostGuard = (host, work) => breakers.run(host, work);
-
-  function feedback(lane: Lane, result: TaskResult): void {
+  function feedback(lane: Lane, result: DeliveryResult): void {
     const error = result.error;
     if (error instanceof LockTimeoutError) lane.limiter.onOverload('lock_timeout', now());
     else if (error instanceof HostUnavailableError) lane.limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now());
@@ -76,11 +74,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
     lane.inFlight += 1;
     inFlight.add(msg);
     options
-      .handleTask(msg, guard)
-      .then((result) => {
-        feedback(lane, result);
-        options.onResult?.(lane.hostKey, result);
-      })
+      .handleTask(msg)
+      .then((result) => feedback(lane, result))
       .catch((error: unknown) => {
         logger.error({ err: error, host: lane.hostKey }, 'task handler failed; task put back');
         msg.nak(1_000);

@@ -1,5 +1,5 @@
-import { appendLedger, type Bus, decodeJson, ensureLedgerStream, type JsMsg, publishOutcome, type RunControlView, watchRunControl } from '@sluice/bus';
-import { gateDecision, type SkipCode, skippedOutcome, type TenantTask, TenantTaskSchema } from '@sluice/contracts';
+import { appendLedger, type Bus, ensureLedgerStream, publishOutcome, type RunControlView, watchRunControl } from '@sluice/bus';
+import { gateDecision, type SkipCode, skippedOutcome, type TenantTask } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 /**
@@ -85,32 +85,5 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
     async stop() {
       await view.stop?.();
     },
-  };
-}
-
-/**
- * Puts the gate in front of a task handler: a task that is not to start is settled here (ack, or
- * nak for `defer`) and `gated(verdict)` is returned; every other message — including malformed
- * ones, which the handler reports — goes to `handle` unchanged.
- */
-export function gateTaskHandler<A extends unknown[], R>(
-  gate: RunGate,
-  handle: (msg: JsMsg, ...rest: A) => Promise<R>,
-  gated: (verdict: Exclude<GateVerdict, { action: 'proceed' }>) => R,
-): (msg: JsMsg, ...rest: A) => Promise<R> {
-  return async (msg, ...rest) => {
-    let task: TenantTask | undefined;
-    try {
-      const parsed = TenantTaskSchema.safeParse(decodeJson(msg.data));
-      if (parsed.success) task = parsed.data;
-    } catch {
-      // not JSON: the handler terminates it
-    }
-    if (!task) return handle(msg, ...rest);
-    const verdict = await gate.check(task, { streamSeq: msg.seq });
-    if (verdict.action === 'proceed') return handle(msg, ...rest);
-    if (verdict.action === 'defer') msg.nak(verdict.delayMs);
-    else msg.ack();
-    return gated(verdict);
   };
 }

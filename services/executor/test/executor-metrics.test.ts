@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,18 +9,19 @@ import { type NatsServerHandle, PromScrape, scrapeMetrics, startNatsServer } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadExecutorConfig } from '../src/config.js';
+import type { DeliveryEvents, DeliveryResult } from '../src/delivery.js';
 import { registerExecutorMetrics } from '../src/executor-metrics.js';
 import { startExecutorService } from '../src/executor-service.js';
-import type { HostGuard, TaskResult } from '../src/task-handler.js';
 
 const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const HOST = 'db1:5432';
 
 describe('executor metrics', () => {
-  it('counts results, errors by class, database time by phase and open connections per host', async () => {
+  it('counts results, errors by class, database time by phase and open connections per host, from delivery events', async () => {
     const registry = createMetricsRegistry('executor');
-    const metrics = registerExecutorMetrics(registry, { scheduler: () => undefined, slots: 6 });
-    const done: TaskResult = {
+    const deliveries = new EventEmitter<DeliveryEvents>();
+    registerExecutorMetrics(registry, { scheduler: { snapshot: () => [], inFlight: 0 }, slots: 6, deliveries });
+    const done: DeliveryResult = {
       settled: 'done',
       durationMs: 120,
       outcome: {
@@ -32,29 +34,15 @@ describe('executor metrics', () => {
         timings: { connectMs: 4, journalMs: 2, executeMs: 100, totalMs: 120 },
       },
     };
-    metrics.onResult(HOST, done);
-    metrics.onResult(HOST, { settled: 'retry', durationMs: 30, error: new LockTimeoutError('lock', '55P03') });
-    metrics.onResult(HOST, { settled: 'done', durationMs: 10, error: new TargetError('no such version') });
-    metrics.onResult('db2:5432', { settled: 'done', durationMs: 10, error: new Error('boom') });
+    deliveries.emit('settled', HOST, done);
+    deliveries.emit('settled', HOST, { settled: 'retry', durationMs: 30, error: new LockTimeoutError('lock', '55P03') });
+    deliveries.emit('settled', HOST, { settled: 'done', durationMs: 10, error: new TargetError('no such version') });
+    deliveries.emit('settled', 'db2:5432', { settled: 'done', durationMs: 10, error: new Error('boom') });
 
-    // A handler that holds its host's connection until released.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const handle = metrics.countConnections(async (_msg: string, guard: HostGuard) => {
-      await guard(HOST, async () => {
-        entered();
-        await held;
-      });
-      return { settled: 'done', durationMs: 1 };
-    });
-    const passThrough: HostGuard = (_host, work) => work();
-    const running = handle('msg', passThrough);
-    await inside;
+    // A tenant's work holds a connection to its host from workStarted to workEnded.
+    deliveries.emit('workStarted', HOST);
     const during = new PromScrape(await registry.metrics());
-    release();
-    await running;
+    deliveries.emit('workEnded', HOST);
     const after = new PromScrape(await registry.metrics());
 
     expect(during.value('sluice_executor_db_connections', { host: HOST })).toBe(1);

@@ -4,7 +4,6 @@ import {
   connectBus,
   decodeJson,
   ensureTopology,
-  type JsMsg,
   openRunControlStore,
   readSubject,
   type RunControlStore,
@@ -20,14 +19,17 @@ import {
   type TenantOutcome,
   type TenantTask,
 } from '@sluice/contracts';
+import { createMigrationSet } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createRunGate, gateTaskHandler, type RunGate } from '../src/run-gate.js';
+import { createDelivery } from '../src/delivery.js';
+import { createRunGate, type RunGate } from '../src/run-gate.js';
 
 const logger = createLogger({ service: 'run-gate-test', level: 'silent' });
 const at = new Date().toISOString();
+const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }]);
 
 const task = (runId: string, tenantId: string, stage?: 'canary' | 'fleet'): TenantTask => ({
   runId,
@@ -132,34 +134,45 @@ describe('run gate against a real nats-server', () => {
     expect((await store.get('r-mono'))?.state).toBe('paused');
   });
 
-  it('in front of a handler: acks parked and skipped tasks, naks deferred ones, passes the rest through', async () => {
+  it('in the delivery pipeline: acks parked and skipped tasks, naks deferred ones, migrates the rest, drops what is no task', async () => {
     await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'gate', filter_subject: 'sluice.tasks.gate', ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'gate');
-    const handled: string[] = [];
-    const handler = gateTaskHandler(
-      gate,
-      (msg: JsMsg) => {
-        handled.push(msg.subject);
-        msg.ack();
-        return Promise.resolve('handled');
+    const verdicts: string[] = [];
+    const worked: string[] = [];
+    const delivery = createDelivery({
+      bus,
+      logger,
+      config: { executorId: 'x1', maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 10, ackWaitMs: 30_000 },
+      migrations: { forDigest: () => Promise.resolve(set) },
+      gate: {
+        async check(t, d) {
+          const verdict = await gate.check(t, d);
+          verdicts.push(verdict.action);
+          return verdict;
+        },
       },
-      (verdict) => verdict.action,
-    );
+      tenantWork: (t) => {
+        worked.push(t.tenantId);
+        return Promise.resolve({ report: { status: 'upToDate', applied: [], fromVersion: 1, toVersion: 1, timings: { journalMs: 0, executeMs: 0, serverMs: 0 } }, connectMs: 0 });
+      },
+    });
     await bus.publish('sluice.tasks.gate', task('r-pause', 'go'));
     await bus.publish('sluice.tasks.gate', task('r-cancel', 'skip-me'));
     await bus.publish('sluice.tasks.gate', task('r-none', 'wait', 'fleet'));
     await bus.publish('sluice.tasks.gate', { not: 'a task' });
     const results: string[] = [];
-    for (let i = 0; i < 4; i++) results.push(await handler((await consumer.next({ expires: 2_000 }))!));
-    expect(results).toEqual(['handled', 'skipped', 'parked', 'handled']);
-    expect(handled).toHaveLength(2);
+    for (let i = 0; i < 4; i++) results.push((await delivery.handle((await consumer.next({ expires: 2_000 }))!)).settled);
+    expect(results).toEqual(['done', 'dropped', 'dropped', 'dropped']);
+    expect(verdicts).toEqual(['proceed', 'skipped', 'parked']);
+    expect(worked).toEqual(['go']);
     await expect.poll(async () => (await bus.jsm.consumers.info(STREAMS.tasks.name, 'gate')).num_ack_pending).toBe(0);
 
     // A decision that cannot be recorded (the ledger stream is gone) defers the task.
     await bus.jsm.streams.delete(LEDGER_STREAM.name);
     await bus.publish('sluice.tasks.gate', task('r-none', 'defer-me', 'fleet'));
     const msg = (await consumer.next({ expires: 2_000 }))!;
-    expect(await handler(msg)).toBe('defer');
+    expect((await delivery.handle(msg)).settled).toBe('retry');
+    expect(verdicts.at(-1)).toBe('defer');
     const again = (await consumer.next({ expires: 3_000 }))!;
     expect(again.info.deliveryCount).toBe(2);
     again.ack();

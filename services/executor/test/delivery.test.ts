@@ -8,7 +8,8 @@ import { freePort, type NatsServerHandle, startNatsServer } from '@sluice/testki
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createTaskHandler } from '../src/task-handler.js';
+import { createDelivery } from '../src/delivery.js';
+import { postgresTenantWork } from '../src/tenant-work.js';
 
 const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const DB = `sluice_exec_${randomBytes(3).toString('hex')}`;
@@ -19,7 +20,7 @@ const set = createMigrationSet([
 ]);
 const broken = createMigrationSet([{ file: '0001_bad.sql', sql: 'CREATE TABLE t (id int REFERENCES nowhere (id));' }]);
 
-describe('task handler against real NATS and Postgres', () => {
+describe('the delivery of a task against real NATS and Postgres', () => {
   let nats: NatsServerHandle;
   let bus: Bus;
   let closedPort: number;
@@ -61,10 +62,10 @@ describe('task handler against real NATS and Postgres', () => {
     ...over,
   });
 
-  /** Publishes one task and feeds its deliveries to the handler until an outcome appears. */
+  /** Publishes one task and feeds its deliveries to the pipeline until an outcome appears. */
   async function runTask(t: unknown, handlerSet = set, tenantId = (t as TenantTask).tenantId): Promise<{ outcome?: TenantOutcome; deliveries: number }> {
     await bus.publish('sluice.tasks.test', t);
-    const handle = createTaskHandler({ bus, migrations: handlerSet, logger, config });
+    const { handle } = createDelivery({ bus, migrations: handlerSet, logger, config, tenantWork: postgresTenantWork(config) });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'exec');
     let deliveries = 0;
     for (let i = 0; i < 6; i++) {
