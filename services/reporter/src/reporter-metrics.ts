@@ -1,24 +1,18 @@
-import type { TenantOutcome } from '@sluice/contracts';
 import { Counter, Gauge, Histogram, type Registry } from '@sluice/telemetry';
 
-import type { QueueSampleSet } from './queue-sampler.js';
-import { RunBook, type RunState } from './run-book.js';
+import type { QueueSampler, QueueSampleSet } from './queue-sampler.js';
+import type { RunBook, RunState } from './run-book.js';
 import { rateOf } from './run-verdicts.js';
 
 /** A tenant takes milliseconds (up to date) to many minutes (a long backfill). */
 const TENANT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
 export interface ReporterMetricsSource {
-  /** Every run the reporter knows (its run book's), read at scrape time. */
-  runs: () => RunState[];
-  /** The latest queue sample set (the queue sampler's). */
-  queue: () => QueueSampleSet | undefined;
+  /** The run book: its runs are read at scrape time, and the outcomes it counts are heard as it counts them. */
+  book: Pick<RunBook, 'list' | 'events'>;
+  /** The queue sampler, whose latest sample set is read at scrape time. */
+  sampler: Pick<QueueSampler, 'latest'>;
   now?: () => number;
-}
-
-export interface ReporterMetrics {
-  /** Told of each outcome the reporter counts (the first terminal outcome of a tenant in a run). */
-  onOutcome: (outcome: TenantOutcome) => void;
 }
 
 /** Runs the reporter is still following: seen accepted or planned, not completed. */
@@ -32,7 +26,7 @@ export function activeRuns(runs: RunState[]): RunState[] {
  * throughput. Queue and run gauges are read at scrape time, so a host or run that is gone leaves
  * no stale series behind.
  */
-export function registerReporterMetrics(registry: Registry, source: ReporterMetricsSource): ReporterMetrics {
+export function registerReporterMetrics(registry: Registry, source: ReporterMetricsSource): void {
   const now = source.now ?? Date.now;
   const queueGauge = (name: string, help: string, pick: (h: QueueSampleSet['hosts'][number]) => number): void => {
     new Gauge({
@@ -42,7 +36,7 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
       registers: [registry],
       collect() {
         this.reset();
-        for (const h of source.queue()?.hosts ?? []) this.set({ host: h.host }, pick(h));
+        for (const h of source.sampler.latest()?.hosts ?? []) this.set({ host: h.host }, pick(h));
       },
     });
   };
@@ -57,7 +51,7 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
     collect() {
       this.reset();
       const at = now();
-      for (const run of activeRuns(source.runs())) if (run.planned) this.set({ run_id: run.runId }, rateOf(run, at));
+      for (const run of activeRuns(source.book.list())) if (run.planned) this.set({ run_id: run.runId }, rateOf(run, at));
     },
   });
   new Gauge({
@@ -65,7 +59,7 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
     help: 'Runs accepted and not yet completed (planning, running, paused or cancelling)',
     registers: [registry],
     collect() {
-      this.set(activeRuns(source.runs()).length);
+      this.set(activeRuns(source.book.list()).length);
     },
   });
   const outcomes = new Counter({
@@ -81,27 +75,10 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
     buckets: TENANT_BUCKETS,
     registers: [registry],
   });
-  return {
-    onOutcome(outcome) {
-      outcomes.inc({ status: outcome.status });
-      const ms = outcome.timings?.totalMs;
-      if (ms !== undefined) duration.observe({ status: outcome.status }, ms / 1000);
-    },
-  };
-}
-
-/** A run book that tells `onCounted` of each outcome it counts: metrics see exactly what runs count. */
-export class MeteredRunBook extends RunBook {
-  constructor(
-    private readonly onCounted: (outcome: TenantOutcome) => void,
-    now?: () => number,
-  ) {
-    super(now);
-  }
-
-  override onOutcome(outcome: TenantOutcome): boolean {
-    const counted = super.onOutcome(outcome);
-    if (counted) this.onCounted(outcome);
-    return counted;
-  }
+  // Exactly the outcomes runs count: the first terminal one of each tenant.
+  source.book.events.on('outcomeCounted', (outcome) => {
+    outcomes.inc({ status: outcome.status });
+    const ms = outcome.timings?.totalMs;
+    if (ms !== undefined) duration.observe({ status: outcome.status }, ms / 1000);
+  });
 }

@@ -18,7 +18,8 @@ import { followDeadTasks } from './dead-tasks.js';
 import { startHttpApi } from './http-api.js';
 import { startQueueSampler } from './queue-sampler.js';
 import { createReporter } from './reporter.js';
-import { activeRuns, MeteredRunBook, registerReporterMetrics } from './reporter-metrics.js';
+import { activeRuns, registerReporterMetrics } from './reporter-metrics.js';
+import { RunBook } from './run-book.js';
 
 export interface ReporterService {
   httpPort: number;
@@ -43,9 +44,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
   await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
-  const metricsRegistry = createMetricsRegistry('reporter');
-  const metrics = registerReporterMetrics(metricsRegistry, { runs: () => book.list(), queue: () => sampler.latest() });
-  const book = new MeteredRunBook(metrics.onOutcome);
+  const book = new RunBook();
   const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
   const reporter = createReporter({
     bus,
@@ -58,14 +57,16 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   sampler.onSample((sample) => {
     for (const h of sample.hosts) book.onQueueSample(h.host, h);
   });
+  const metricsRegistry = createMetricsRegistry('reporter');
+  registerReporterMetrics(metricsRegistry, { book, sampler });
   let ready = false;
-  const http = await startHttpApi({ book: reporter.book, bus, ready: () => ready, metrics: metricsRegistry }, { port: config.httpPort, host: config.httpHost });
+  const http = await startHttpApi({ book, bus, ready: () => ready, metrics: metricsRegistry }, { port: config.httpPort, host: config.httpHost });
 
   const outcomesFrom = (await lastSequence(bus.jsm, STREAMS.outcomes.name)) + 1;
   const ledgerFrom = (await lastSequence(bus.jsm, LEDGER_STREAM.name)) + 1;
   const runs = await followStream(bus, STREAMS.runs.name, logger, (msg) => reporter.onRunEvent(msg));
   await runs.caughtUp;
-  const unfinished = reporter.book.list().filter((r) => !r.completed);
+  const unfinished = book.list().filter((r) => !r.completed);
   let outcomes = 0;
   let entries = 0;
   for (let i = 0; i < unfinished.length; i += REPLAY_CONCURRENCY) {
@@ -82,7 +83,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   ];
   await reporter.goLive();
   // After the replay: a dead task's tenant is failed only against the run's known state.
-  followers.push(await followDeadTasks({ bus, logger, book: reporter.book }));
+  followers.push(await followDeadTasks({ bus, logger, book }));
   ready = true;
 
   const progress = setInterval(() => {
@@ -97,7 +98,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation sweep failed'))
       .finally(() => (sweeping = false));
   }, config.reconcileIntervalMs);
-  const startup = { ms: Math.round(performance.now() - started), runs: reporter.book.list().length, unfinished: unfinished.length, outcomes, ledgerEntries: entries };
+  const startup = { ms: Math.round(performance.now() - started), runs: book.list().length, unfinished: unfinished.length, outcomes, ledgerEntries: entries };
   logger.info({ httpPort: http.port, startup }, 'reporter ready');
   return {
     httpPort: http.port,

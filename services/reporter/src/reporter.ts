@@ -1,13 +1,13 @@
-import { type Bus, decodeJson, type JsMsg, publishIfLast, publishOnce, type RunControlStore } from '@sluice/bus';
+import { type Bus, decodeJson, type JsMsg, publishIfLast, type RunControlStore } from '@sluice/bus';
 import {
+  isRunEventName,
   isRunId,
   parseLedgerSubject,
   parseRunEventSubject,
-  rolloutMsgId,
   RunAcceptedEventSchema,
   RunCompletedEventSchema,
   RunControlEventSchema,
-  runEventMsgId,
+  type RunEventName,
   runEventSubject,
   RunPlannedEventSchema,
   STREAMS,
@@ -16,10 +16,15 @@ import {
 } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
+import { createCompletion } from './completion.js';
 import { createControlRejecter } from './control-rejections.js';
+import { createControlSync } from './control-sync.js';
+import { createFlushQueue } from './flush-queue.js';
+import { createParkedRelease } from './parked-release.js';
+import { createRolloutDecisions } from './rollout-decisions.js';
 import { RunBook } from './run-book.js';
 import { RunTraces } from './run-trace.js';
-import { progressMoved, rolloutVerdict } from './run-verdicts.js';
+import { progressMoved } from './run-verdicts.js';
 import { createTaskReleaser } from './task-releaser.js';
 
 export interface ReporterOptions {
@@ -43,115 +48,41 @@ export interface ReporterDeps {
   now?: () => number;
 }
 
-const DECISION_RETRY_MS = 30_000;
-const CONTROL_SETTLE_MS = 200;
-
 /**
- * Feeds run events, outcomes and task ledger entries into the run book, and publishes what falls
- * due. Every publication is safe with several replicas: `completed` is stored only if the run has
- * none yet, and progress only on top of the run's last progress event (expected last subject
- * sequence); rollout decisions and re-published tasks carry deterministic message ids; control
- * states are written compare-and-set, never backwards. Nothing is published until the replay has
- * caught up (`goLive`).
+ * Feeds run events, outcomes and task ledger entries into the run book, and runs what falls due
+ * for each run they touch, through one flush queue, in this order: sync its control state to the
+ * bucket executors obey (control-sync.ts); publish its completion (completion.ts) — and then
+ * nothing else; publish a rollout decision (rollout-decisions.ts); release or skip its parked
+ * tasks (parked-release.ts). Every publication is safe with several replicas: `completed` is
+ * stored only if the run has none yet, and progress only on top of the run's last progress event
+ * (expected last subject sequence); rollout decisions and re-published tasks carry deterministic
+ * message ids; control states are written compare-and-set, never backwards. Nothing is published
+ * until the replay has caught up (`goLive`).
  */
 export function createReporter(deps: ReporterDeps) {
   const { bus, logger } = deps;
   const now = deps.now ?? Date.now;
   const book = deps.book ?? new RunBook(now);
   const options = { reconcileAfterMs: 120_000, reconcileBatch: 1_000, progressIntervalMs: 1_000, ...deps.options };
-  const releaser = createTaskReleaser({ bus, logger, book, now });
-  const controlRejecter = createControlRejecter({ bus, logger, fromSeq: options.rejectControlsFrom ?? 0 });
   const traces = new RunTraces();
+  const controlRejecter = createControlRejecter({ bus, logger, fromSeq: options.rejectControlsFrom ?? 0 });
+  const releaser = createTaskReleaser({ bus, logger, book, now });
+  const controlSync = createControlSync({ ...(deps.controls ? { controls: deps.controls } : {}), now });
+  const completion = createCompletion({ bus, logger, book, traces });
+  const rollout = createRolloutDecisions({ bus, logger, now });
+  const parked = createParkedRelease({ controlSync, releaser, now });
+  const queue = createFlushQueue({ logger, flushRun });
   let live = false;
-  const dirty = new Set<string>();
-  let flushing: Promise<void> | undefined;
-  /** Control state last written to the KV per run (its seq), and when. */
-  const savedControl = new Map<string, { seq: number; at: number }>();
-  /** Rollout decisions published (action and when), not published again for a while. */
-  const decided = new Map<string, { action: string; at: number }>();
-  /** Completions published or found, not yet folded back from the stream. */
-  const completing = new Set<string>();
 
-  function schedule(runId: string): void {
-    dirty.add(runId);
-    if (live) void flush();
-  }
-
-  /** Runs due effects of dirty runs, one pass at a time. Resolves when nothing is dirty. */
-  function flush(): Promise<void> {
-    // `finally` runs as a later microtask, so `flushing` is cleared only after it was set.
-    flushing ??= drain().finally(() => (flushing = undefined));
-    return flushing;
-  }
-
-  async function drain(): Promise<void> {
-    while (dirty.size > 0) {
-      const batch = [...dirty];
-      dirty.clear();
-      for (const runId of batch) {
-        try {
-          await settleRun(runId);
-        } catch (error) {
-          logger.warn({ err: error, runId }, 'run effects failed; trying again shortly');
-          setTimeout(() => schedule(runId), 1_000).unref();
-        }
-      }
-    }
-  }
-
-  async function settleRun(runId: string): Promise<void> {
+  /** The effects due for one run, in order. */
+  async function flushRun(runId: string): Promise<void> {
     const run = book.get(runId);
     if (!run) return;
-    if (deps.controls && run.control.seq > (savedControl.get(runId)?.seq ?? -1) && (run.accepted || run.completed)) {
-      const seq = run.control.seq;
-      await deps.controls.save(run.control);
-      savedControl.set(runId, { seq, at: now() });
-    }
-    if (run.completed || completing.has(runId)) return;
-    const completion = book.completionDue(runId);
-    if (completion) {
-      if (run.accepted?.traceId) completion.traceId ??= run.accepted.traceId;
-      const recordTrace = traces.prepareCompletion(runId);
-      completing.add(runId);
-      let published: boolean;
-      try {
-        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, { msgId: runEventMsgId(runId, 'completed') }));
-      } catch (error) {
-        completing.delete(runId);
-        throw error;
-      }
-      if (published) {
-        book.onCompleted(completion);
-        recordTrace(completion);
-        logger.info({ runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs }, 'run completed');
-      } else {
-        logger.info({ runId }, 'run already completed by another reporter');
-      }
-      return;
-    }
-    const verdict = rolloutVerdict(run);
-    const last = decided.get(runId);
-    // Published again if it has not come back after a while (a lost message); the message id absorbs repeats.
-    if (verdict && (last?.action !== verdict.action || now() - last.at > DECISION_RETRY_MS)) {
-      decided.set(runId, { action: verdict.action, at: now() });
-      await bus.publish(
-        runEventSubject(runId, 'control'),
-        { runId, action: verdict.action, ...(verdict.action === 'stop' ? { reason: verdict.reason } : {}), requestedBy: 'sluice-reporter (rollout)', at: new Date(now()).toISOString() },
-        { msgId: rolloutMsgId(runId, verdict.action) },
-      );
-      logger.info({ runId, ...verdict }, verdict.action === 'promote' ? 'canaries succeeded; fleet promoted' : 'rollout stopped the run');
-    }
-    if (run.tenants.parkedCount === 0) return;
-    const saved = savedControl.get(runId);
-    if (deps.controls) {
-      // Parked tasks are released by the state executors obey: only once it is in the KV (a
-      // control folded meanwhile brings another pass), and a moment later, as executors learn it
-      // from a watch — a task released before that would only be parked again.
-      if (!saved || saved.seq < run.control.seq) return;
-      const wait = saved.at + CONTROL_SETTLE_MS - now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-    await releaser.releaseParked(run);
+    await controlSync.sync(run);
+    if (completion.isClosing(runId)) return;
+    if (await completion.completeIfDue(runId)) return;
+    await rollout.decide(run);
+    await parked.release(run);
   }
 
   function decode(msg: JsMsg): unknown {
@@ -169,37 +100,48 @@ export function createReporter(deps: ReporterDeps) {
     if (!address || !isRunId(address.runId)) return;
     const { runId, event } = address;
     // Progress is ours and says nothing new: not even decoded (most of the stream on replay).
-    if (event === 'progress') return;
+    if (!isRunEventName(event) || event === 'progress') return;
     const data = decode(msg);
     if (data === undefined) return;
-    const schemas: Record<string, { safeParse(data: unknown): { success: boolean; data?: { runId: string } } }> = {
-      accepted: RunAcceptedEventSchema,
-      planned: RunPlannedEventSchema,
-      completed: RunCompletedEventSchema,
-      control: RunControlEventSchema,
-    };
-    const schema = Object.hasOwn(schemas, event) ? schemas[event] : undefined;
-    if (!schema) return;
-    const parsed = schema.safeParse(data);
-    if (!parsed.success || parsed.data?.runId !== runId) {
+    if (!foldRunEvent(runId, event, data, msg)) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed run event');
       return;
     }
-    if (event === 'accepted') {
-      book.onAccepted(RunAcceptedEventSchema.parse(data), msg.seq);
-      traces.onAccepted(runId, msg);
+    queue.mark(runId);
+  }
+
+  /** Folds one run event into the book; false when it is malformed or names another run. */
+  function foldRunEvent(runId: string, event: Exclude<RunEventName, 'progress'>, data: unknown, msg: JsMsg): boolean {
+    switch (event) {
+      case 'accepted': {
+        const parsed = RunAcceptedEventSchema.safeParse(data);
+        if (!parsed.success || parsed.data.runId !== runId) return false;
+        book.onAccepted(parsed.data, msg.seq);
+        traces.onAccepted(runId, msg);
+        return true;
+      }
+      case 'planned': {
+        const parsed = RunPlannedEventSchema.safeParse(data);
+        if (!parsed.success || parsed.data.runId !== runId) return false;
+        book.onPlanned(parsed.data);
+        return true;
+      }
+      case 'completed': {
+        const parsed = RunCompletedEventSchema.safeParse(data);
+        if (!parsed.success || parsed.data.runId !== runId) return false;
+        book.onCompleted(parsed.data, msg.seq);
+        completion.onCompleted(runId);
+        traces.forget(runId);
+        return true;
+      }
+      case 'control': {
+        const parsed = RunControlEventSchema.safeParse(data);
+        if (!parsed.success || parsed.data.runId !== runId) return false;
+        const control = parsed.data;
+        if (book.onControl(control, msg.seq)) logger.info({ runId, action: control.action, reason: control.reason, requestedBy: control.requestedBy }, `run ${control.action}`);
+        return true;
+      }
     }
-    else if (event === 'planned') book.onPlanned(RunPlannedEventSchema.parse(data));
-    else if (event === 'completed') {
-      book.onCompleted(RunCompletedEventSchema.parse(data), msg.seq);
-      completing.delete(runId);
-      traces.forget(runId);
-    }
-    else {
-      const control = RunControlEventSchema.parse(data);
-      if (book.onControl(control, msg.seq)) logger.info({ runId, action: control.action, reason: control.reason, requestedBy: control.requestedBy }, `run ${control.action}`);
-    }
-    schedule(runId);
   }
 
   function onOutcome(msg: JsMsg): void {
@@ -211,7 +153,7 @@ export function createReporter(deps: ReporterDeps) {
       return;
     }
     traces.onOutcome(parsed.data, msg);
-    if (book.onOutcome(parsed.data)) schedule(parsed.data.runId);
+    if (book.onOutcome(parsed.data)) queue.mark(parsed.data.runId);
   }
 
   function onLedger(msg: JsMsg): void {
@@ -223,17 +165,17 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed task ledger entry');
       return;
     }
-    if (book.onLedger(runId, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) schedule(runId);
+    if (book.onLedger(runId, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) queue.mark(runId);
   }
 
   /** Called once the streams are replayed: from now on, what falls due is published. */
   async function goLive(): Promise<void> {
     live = true;
-    for (const run of book.list()) if (!run.completed) dirty.add(run.runId);
-    await flush();
+    for (const run of book.list()) if (!run.completed) queue.mark(run.runId);
+    await queue.goLive();
     // Completed runs only need their final control state in the KV (in case the reporter that
     // completed them died first): checked in the background, ready does not wait for history.
-    if (deps.controls) for (const run of book.list()) if (run.completed) schedule(run.runId);
+    if (deps.controls) for (const run of book.list()) if (run.completed) queue.mark(run.runId);
   }
 
   /**
@@ -249,7 +191,9 @@ export function createReporter(deps: ReporterDeps) {
       const last = await bus.jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: subject });
       if (last && now() - last.time.getTime() < options.progressIntervalMs) continue;
       const event = book.progressDue(run.runId);
-      if (event) await publishIfLast(bus, subject, event, last?.seq ?? 0, { attempts: 2 });
+      if (!event) continue;
+      book.onProgress(event);
+      await publishIfLast(bus, subject, event, last?.seq ?? 0, { attempts: 2 });
     }
   }
 
@@ -261,7 +205,7 @@ export function createReporter(deps: ReporterDeps) {
     let republished = 0;
     for (const run of book.list()) {
       if (run.completed) continue;
-      schedule(run.runId);
+      queue.mark(run.runId);
       if (run.control.state === 'paused') continue;
       republished += await releaser.reconcile(run, options.reconcileAfterMs, options.reconcileBatch);
     }
@@ -270,7 +214,7 @@ export function createReporter(deps: ReporterDeps) {
 
   /** Settles outstanding effects (tests and shutdown). */
   async function idle(): Promise<void> {
-    while (flushing) await flushing;
+    await queue.idle();
     await controlRejecter.idle();
   }
 

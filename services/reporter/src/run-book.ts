@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+
 import {
   applyControl,
   initialControlState,
@@ -12,20 +14,29 @@ import {
 import { type QueueSample, RunAggregate, RunTimingBook } from '@sluice/core';
 
 import type { RunState } from './run-state.js';
-import { completionOf, progressOf } from './run-verdicts.js';
+import { completionOf, progressOf, recordProgress } from './run-verdicts.js';
 import { TenantTracker } from './tenant-tracker.js';
 
 export { type CanaryTally, type RunState, runStatusOf, startedAtOf } from './run-state.js';
 
 const SUCCESS = new Set(['migrated', 'upToDate', 'pending']);
 
+/** What the book tells listeners (metrics) as it folds. */
+export interface RunBookEvents {
+  /** An outcome counted: the first terminal outcome of a tenant in a run that is still open. */
+  outcomeCounted: [outcome: TenantOutcome];
+}
+
 /**
  * The reporter's book of runs: folds run events, control events, tenant outcomes and task ledger
- * entries — in any order across streams, with repeats — into exact run state. Pure: the service
- * feeds it and publishes what it returns.
+ * entries — in any order across streams, with repeats — into exact run state. No I/O: the service
+ * feeds it and publishes what its queries (`completionDue`, `progressDue`) return; queries change
+ * nothing.
  */
 export class RunBook {
   private readonly runs = new Map<string, RunState>();
+  /** Listeners see exactly what the runs count. */
+  readonly events = new EventEmitter<RunBookEvents>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -113,6 +124,7 @@ export class RunBook {
     if (Number.isFinite(finishedAt)) run.lastOutcomeAt = Math.max(run.lastOutcomeAt ?? 0, finishedAt);
     run.tenants.settle(outcome.tenantId);
     if (run.canaries.ids.has(outcome.tenantId)) this.tallyCanary(run, outcome.tenantId);
+    this.events.emit('outcomeCounted', outcome);
     return true;
   }
 
@@ -152,5 +164,11 @@ export class RunBook {
   progressDue(runId: string): RunProgressEvent | undefined {
     const run = this.runs.get(runId);
     return run ? progressOf(run, this.now()) : undefined;
+  }
+
+  /** A progress event was decided for its run: the next one is due when the run moves again. */
+  onProgress(event: RunProgressEvent): void {
+    const run = this.runs.get(event.runId);
+    if (run) recordProgress(run, event);
   }
 }

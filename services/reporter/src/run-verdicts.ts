@@ -118,22 +118,26 @@ export function progressMoved(run: RunState): boolean {
   return !run.completed && (run.aggregate.done !== run.progress.done || runStatusOf(run) !== run.progress.status);
 }
 
+/** The run's (time, done) samples within the rate window, keeping one at or before its start so the rate spans it. */
+function samplesInWindow(run: RunState, now: number): Array<{ at: number; done: number }> {
+  const samples = run.progress.samples.length > 0 ? run.progress.samples : [{ at: startedAtOf(run), done: 0 }];
+  let first = 0;
+  while (first < samples.length - 1 && samples[first + 1]!.at <= now - RATE_WINDOW_MS) first += 1;
+  return samples.slice(first);
+}
+
 /**
  * A progress event when a run's count or status moved since its last one (`undefined` otherwise),
  * with the rate over recent samples and the time left at that rate (null while unknown or paused).
+ * A query: it changes nothing; {@link recordProgress} notes the event once it is decided.
  */
 export function progressOf(run: RunState, now: number): RunProgressEvent | undefined {
   if (!progressMoved(run)) return undefined;
   const done = run.aggregate.done;
   const status = runStatusOf(run);
-  const samples = run.progress.samples;
-  if (samples.length === 0) samples.push({ at: startedAtOf(run), done: 0 });
-  // Keep one sample at or before the window's start, so the rate spans the whole window.
-  while (samples.length > 1 && samples[1]!.at <= now - RATE_WINDOW_MS) samples.shift();
-  const rate = rateOf(run, now);
-  samples.push({ at: now, done });
-  run.progress.done = done;
-  run.progress.status = status;
+  const first = samplesInWindow(run, now)[0]!;
+  const seconds = (now - first.at) / 1000;
+  const rate = seconds > 0 ? Math.max(0, (done - first.done) / seconds) : 0;
   const total = run.aggregate.total;
   const moving = status === 'running' && rate > 0 && total !== null;
   return {
@@ -146,4 +150,10 @@ export function progressOf(run: RunState, now: number): RunProgressEvent | undef
     ...(run.accepted?.rollout?.canary ? { stage: run.control.stage } : {}),
     at: new Date(now).toISOString(),
   };
+}
+
+/** Notes a progress event of the run as its last one: what it said, and a sample for the rate. */
+export function recordProgress(run: RunState, event: RunProgressEvent): void {
+  const at = Date.parse(event.at);
+  run.progress = { done: event.done, status: event.status, samples: [...samplesInWindow(run, at), { at, done: event.done }] };
 }

@@ -127,3 +127,5 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
 
   return { releaseParked, reconcile, publishSkipped };
 }
+
+export type TaskReleaser = ReturnType<typeof createTaskReleaser>;

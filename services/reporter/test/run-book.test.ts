@@ -3,6 +3,13 @@ import { describe, expect, it } from 'vitest';
 
 import { RunBook, runStatusOf } from '../src/run-book.js';
 
+/** The progress event due, noted as published (as the reporter does). */
+function progress(book: RunBook, runId: string) {
+  const event = book.progressDue(runId);
+  if (event) book.onProgress(event);
+  return event;
+}
+
 let clock = Date.parse('2026-01-01T00:00:00Z');
 const now = () => clock;
 
@@ -78,19 +85,31 @@ describe('RunBook', () => {
     expect(book.completionDue('r4')?.status).toBe('succeeded');
   });
 
+  it('answers progressDue without changing the run: the event is noted only by onProgress', () => {
+    const book = new RunBook(now);
+    book.onAccepted(accepted('rq'));
+    book.onPlanned(planned('rq', 2));
+    const first = book.progressDue('rq');
+    expect(first).toMatchObject({ status: 'running', done: 0 });
+    expect(book.progressDue('rq')).toEqual(first);
+    expect(book.get('rq')!.progress).toEqual({ done: 0, status: 'planning', samples: [] });
+    book.onProgress(first!);
+    expect(book.progressDue('rq')).toBeUndefined();
+  });
+
   it('emits progress only when a run moved, with rate and ETA', () => {
     const book = new RunBook(now);
     book.onAccepted(accepted('r5'));
     book.onPlanned(planned('r5', 4));
     // planning -> running is news; nothing after it until something moves.
-    expect(book.progressDue('r5')).toMatchObject({ status: 'running', done: 0, etaMs: null });
-    expect(book.progressDue('r5')).toBeUndefined();
+    expect(progress(book, 'r5')).toMatchObject({ status: 'running', done: 0, etaMs: null });
+    expect(progress(book, 'r5')).toBeUndefined();
     clock += 2000;
     book.onOutcome(outcome('r5', 'a', 'migrated'));
     book.onOutcome(outcome('r5', 'b', 'migrated'));
-    const p = book.progressDue('r5')!;
+    const p = progress(book, 'r5')!;
     expect(p).toMatchObject({ done: 2, ratePerSec: 1, etaMs: 2000, status: 'running' });
-    expect(book.progressDue('r5')).toBeUndefined();
+    expect(progress(book, 'r5')).toBeUndefined();
   });
 
   it("measures a finished run's wall time to its last outcome, even when the book reads it much later", () => {
