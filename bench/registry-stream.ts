@@ -47,7 +47,7 @@ async function memoryOf(pid: number | 'self'): Promise<{ rss: number; hwm: numbe
 
 // Child mode: read the whole registry the environment names, and report.
 if (process.argv[2] === '--list-only') {
-  const registry = createRegistry(loadRegistryConfig(process.env));
+  const registry = await createRegistry(loadRegistryConfig(process.env));
   const ready = await memoryOf('self');
   const started = performance.now();
   let tenants = 0;

@@ -388,7 +388,7 @@ describe('compose registry seed (deploy/compose/seed-registry.mjs)', () => {
   };
   /** Reads the registry back the way the planner does, from the same settings. */
   const readBack = async (settings: Record<string, string>) => {
-    const registry = createRegistry(loadRegistryConfig(settings));
+    const registry = await createRegistry(loadRegistryConfig(settings));
     const tenants = [];
     try {
       for await (const row of registry.list()) tenants.push(parseTenantRow(row));

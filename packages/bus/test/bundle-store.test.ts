@@ -5,7 +5,9 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type BundleStore, type Bus, connectBus, decodeBundle, encodeBundle, ensureTopology, openBundleStore } from '../src/index.js';
+import { type BundleStore, decodeBundle, encodeBundle, openBundleStore } from '../src/bundle-store.js';
+import { type Bus, connectBus } from '../src/bus.js';
+import { ensureTopology } from '../src/topology.js';
 
 const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 

@@ -1,9 +1,17 @@
+import { AckPolicy } from '@nats-io/jetstream';
 import { ADVISORY_STREAM, BUCKETS, hostConsumerName, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AckPolicy, type Bus, connectBus, decodeJson, ensureHostConsumer, ensureTopology, followStream, openRunClaims, publishReliably, PublishWindow, startPullLoop } from '../src/index.js';
+import { type Bus, connectBus } from '../src/bus.js';
+import { decodeJson } from '../src/codec.js';
+import { ensureHostConsumer } from '../src/host-consumers.js';
+import { publishReliably, PublishWindow } from '../src/publish.js';
+import { startPullLoop } from '../src/pull-loop.js';
+import { openRunClaims } from '../src/run-claims.js';
+import { followStream } from '../src/stream-follower.js';
+import { ensureTopology } from '../src/topology.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

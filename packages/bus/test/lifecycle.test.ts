@@ -3,20 +3,12 @@ import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  appendLedger,
-  type Bus,
-  connectBus,
-  decodeJson,
-  ensureLedgerStream,
-  followFrom,
-  lastSequence,
-  openRunControlStore,
-  publishIfLast,
-  publishOnce,
-  readSubject,
-  watchRunControl,
-} from '../src/index.js';
+import { type Bus, connectBus } from '../src/bus.js';
+import { decodeJson } from '../src/codec.js';
+import { publishIfLast, publishOnce } from '../src/lifecycle/publish-once.js';
+import { openRunControlStore, watchRunControl } from '../src/lifecycle/run-control-store.js';
+import { followFrom, lastSequence, readSubject } from '../src/lifecycle/subject-reader.js';
+import { appendLedger, ensureLedgerStream } from '../src/lifecycle/task-ledger.js';
 
 const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
 const at = new Date().toISOString();

@@ -10,7 +10,9 @@ import { createLogger } from '@sluice/telemetry';
 import { type ConfiguredNatsServer, createTestCertificates, startNatsServer, startNatsServerWithConfig, type TestCertificates } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Bus, connectBus, ensureTopology, loadBusConfig } from '../src/index.js';
+import { type Bus, connectBus } from '../src/bus.js';
+import { loadBusConfig } from '../src/config.js';
+import { ensureTopology } from '../src/topology.js';
 
 const logger = createLogger({ service: 'nats-auth-test', level: 'silent' });
 /** A secret no test output may contain: long and random, so a match is never a coincidence. */

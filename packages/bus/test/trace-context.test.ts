@@ -1,4 +1,5 @@
 import { jetstream } from '@nats-io/jetstream';
+import { type JsMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import { context, trace } from '@opentelemetry/api';
 import { STREAMS } from '@sluice/contracts';
@@ -6,7 +7,10 @@ import { createLogger, startTracing, type Tracing } from '@sluice/telemetry';
 import { type NatsServerHandle, type OtlpReceiver, startNatsServer, startOtlpReceiver } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Bus, connectBus, ensureTopology, type JsMsg, publishReliably, traceContextOf, traceHeaders } from '../src/index.js';
+import { type Bus, connectBus } from '../src/bus.js';
+import { publishReliably } from '../src/publish.js';
+import { ensureTopology } from '../src/topology.js';
+import { traceContextOf, traceHeaders } from '../src/trace-context.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'silent' });
 

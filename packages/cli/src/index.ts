@@ -1,2 +1,1 @@
-export * from './cli-error.js';
-export * from './output.js';
+export { CliError, EXIT } from './cli-error.js';

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import {
-  applyControl,
-  controlRefusal,
-  gateDecision,
-  initialControlState,
-  MigrateRequestSchema,
-  type RunControlEvent,
-  RunControlEventSchema,
-  TaskLedgerEntrySchema,
-  TenantTaskSchema,
-} from '../src/index.js';
+import { applyControl, controlRefusal, gateDecision, initialControlState, type RunControlEvent, RunControlEventSchema } from '../src/control.js';
+import { TaskLedgerEntrySchema } from '../src/ledger.js';
+import { MigrateRequestSchema } from '../src/request.js';
+import { TenantTaskSchema } from '../src/task.js';
 
 const at = '2026-01-01T00:00:00.000Z';
 const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({ runId: 'r1', action, at, ...(reason ? { reason } : {}) });

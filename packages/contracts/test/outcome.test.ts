@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { failedOutcome, outcomeMsgId, skippedOutcome, tenantOutcome, TenantOutcomeSchema } from '../src/index.js';
+import { failedOutcome, outcomeMsgId, skippedOutcome, tenantOutcome, TenantOutcomeSchema } from '../src/outcome.js';
 
 describe('outcome builders', () => {
   const source = { runId: 'r1', tenantId: 't1', host: 'db:5432', executorId: 'x1', attempts: 2, finishedAt: '2026-01-01T00:00:00.000Z' };

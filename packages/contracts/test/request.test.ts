@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { MigrateRequestSchema, RunIdSchema, TargetSchema, TenantSelectorSchema } from '../src/index.js';
+import { MigrateRequestSchema, RunIdSchema, TargetSchema, TenantSelectorSchema } from '../src/request.js';
 
 describe('RunIdSchema', () => {
   it.each(['r', 'run-2024_01', 'A'.repeat(64), '0'])('accepts %j', (runId) => {

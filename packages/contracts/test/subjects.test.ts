@@ -1,28 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import {
-  ALL_LEDGER_ENTRIES,
-  ALL_OUTCOMES,
-  decodeSubjectToken,
-  encodeSubjectToken,
-  everyRunFilter,
-  hostConsumerName,
-  hostKeyOfConsumer,
-  isRunEventName,
-  ledgerSubject,
-  outcomeSubject,
-  parseLedgerSubject,
-  parseOutcomeSubject,
-  parseRunEventSubject,
-  parseTaskSubject,
-  REJECTED_SUBJECT,
-  REQUEST_SUBJECT,
-  RUN_EVENTS,
-  runEventsFilter,
-  runEventSubject,
-  STREAMS,
-  taskSubject,
-} from '../src/index.js';
+import { ALL_LEDGER_ENTRIES, ALL_OUTCOMES, decodeSubjectToken, encodeSubjectToken, everyRunFilter, hostConsumerName, hostKeyOfConsumer, isRunEventName, ledgerSubject, outcomeSubject, parseLedgerSubject, parseOutcomeSubject, parseRunEventSubject, parseTaskSubject, REJECTED_SUBJECT, REQUEST_SUBJECT, RUN_EVENTS, runEventsFilter, runEventSubject, STREAMS, taskSubject } from '../src/subjects.js';
 
 /** What a NATS subject token may not hold. */
 const FORBIDDEN = /[.*>\s]/;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { SafeDatabaseUrlSchema, type TenantTask, TenantTaskSchema } from '../src/index.js';
+import { SafeDatabaseUrlSchema, type TenantTask, TenantTaskSchema } from '../src/task.js';
 
 describe('SafeDatabaseUrlSchema', () => {
   it.each(['postgres://app@db:5432/acme', 'postgresql://db/acme', 'postgres://app@[::1]:6543/acme?sslmode=require', 'postgres://app:@db/acme'])(

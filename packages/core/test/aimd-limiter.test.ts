@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { AimdLimiter } from '../src/index.js';
+import { AimdLimiter } from '../src/aimd-limiter.js';
 
 describe('AimdLimiter', () => {
   it('starts low and grows by about one per window of clean completions, up to the max', () => {

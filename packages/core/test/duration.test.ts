@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseDuration } from '../src/index.js';
+import { parseDuration } from '../src/duration.js';
 
 describe('parseDuration', () => {
   it.each([

@@ -1,25 +1,7 @@
 import { OutcomeErrorSchema } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import {
-  BundleDigestMismatchError,
-  BundleUnavailableError,
-  DatabaseError,
-  DigestMismatchError,
-  DirtyError,
-  DriftError,
-  HostUnavailableError,
-  InvalidTenantError,
-  LockedError,
-  LockTimeoutError,
-  MigrationSetError,
-  MigrationSqlError,
-  PermanentError,
-  SluiceError,
-  TargetError,
-  toOutcomeError,
-  TransientError,
-} from '../src/index.js';
+import { BundleDigestMismatchError, BundleUnavailableError, DatabaseError, DigestMismatchError, DirtyError, DriftError, HostUnavailableError, InvalidTenantError, LockedError, LockTimeoutError, MigrationSetError, MigrationSqlError, PermanentError, SluiceError, TargetError, toOutcomeError, TransientError } from '../src/errors.js';
 
 describe('error classes', () => {
   const cases: [SluiceError, string, boolean][] = [

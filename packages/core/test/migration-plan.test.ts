@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { createMigrationSet, DirtyError, DriftError, type JournalEntry, type MigrationSet, planTenant, TargetError } from '../src/index.js';
+import { DirtyError, DriftError, TargetError } from '../src/errors.js';
+import { type JournalEntry, planTenant } from '../src/migration-plan.js';
+import { createMigrationSet, type MigrationSet } from '../src/migration-set.js';
 
 const set: MigrationSet = createMigrationSet([
   { file: '0001_users.sql', sql: 'CREATE TABLE users (id int);' },

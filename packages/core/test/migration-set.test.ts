@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
-import { checksumOf, createMigrationSet, MigrationSetError, type MigrationSource, resolveTarget } from '../src/index.js';
+import { MigrationSetError } from '../src/errors.js';
+import { checksumOf, createMigrationSet, type MigrationSource, resolveTarget } from '../src/migration-set.js';
 
 const src = (file: string, sql = `-- ${file}\nSELECT 1;`): MigrationSource => ({ file, sql });
 

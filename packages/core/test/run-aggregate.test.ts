@@ -1,7 +1,7 @@
 import { MAX_REPORTED_FAILURES, type RunCounts } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { emptyCounts, finalStatusOf, RunAggregate, settledCount } from '../src/index.js';
+import { emptyCounts, finalStatusOf, RunAggregate, settledCount } from '../src/run-aggregate.js';
 
 const counts = (partial: Partial<RunCounts>): RunCounts => ({ ...emptyCounts(), ...partial });
 

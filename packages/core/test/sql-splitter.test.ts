@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { splitSqlStatements } from '../src/index.js';
+import { splitSqlStatements } from '../src/sql-splitter.js';
 
 describe('splitSqlStatements', () => {
   it('splits on top-level semicolons and trims each statement', () => {

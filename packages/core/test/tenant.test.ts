@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { InvalidTenantError, matchesSelector, parseTenantRow, redactDatabaseUrl } from '../src/index.js';
+import { InvalidTenantError } from '../src/errors.js';
+import { matchesSelector, parseTenantRow, redactDatabaseUrl } from '../src/tenant.js';
 
 const SECRET = 's3cr3t-Pa55';
 

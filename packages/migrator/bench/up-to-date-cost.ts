@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 import pg from 'pg';
 
-import { type ConnectOptions, connectTenant, loadMigrationDir, TenantMigrator } from '../src/index.js';
+import { type ConnectOptions, connectTenant } from '../src/connect.js';
+import { loadMigrationDir } from '../src/migration-files.js';
+import { TenantMigrator } from '../src/tenant-migrator.js';
 
 const SERVER_URL = 'postgres://postgres@127.0.0.1:5432';
 const HOST = '127.0.0.1:5432';

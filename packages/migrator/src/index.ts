@@ -1,5 +1,3 @@
-export * from './connect.js';
-export * from './journal.js';
-export * from './migration-files.js';
-export * from './pg-errors.js';
-export * from './tenant-migrator.js';
+export { connectTenant } from './connect.js';
+export { loadMigrationDir } from './migration-files.js';
+export { type MigrationReport, TenantMigrator } from './tenant-migrator.js';

@@ -4,7 +4,7 @@ import { MigrationSqlError } from '@sluice/core';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { loadMigrationDir } from '../src/index.js';
+import { loadMigrationDir } from '../src/migration-files.js';
 import { appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
 
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../../migrations', import.meta.url));

@@ -1,7 +1,7 @@
 import { LockedError, MigrationSqlError, TargetError } from '@sluice/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { advisoryLockKey, DEFAULT_JOURNAL } from '../src/index.js';
+import { advisoryLockKey, DEFAULT_JOURNAL } from '../src/journal.js';
 import { killChildMigrators, startChildMigrator } from './support/child-migrator.js';
 import { advisoryLocks, appliedVersions, effectCounts, migrationDir, migrationSet, migrator, rejection, testDatabases } from './support/postgres.js';
 

@@ -3,7 +3,8 @@ import { createServer, type Socket } from 'node:net';
 import { DatabaseError, HostUnavailableError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { type ConnectOptions, connectTenant, isHostLevel } from '../src/index.js';
+import { type ConnectOptions, connectTenant } from '../src/connect.js';
+import { isHostLevel } from '../src/pg-errors.js';
 import { appliedVersions, closedPort, migrationSet, migrator, rejection, relationExists, SERVER_URL, testDatabases, waitFor } from './support/postgres.js';
 
 const dbs = testDatabases('connect');

@@ -1,7 +1,7 @@
 import { TargetError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { advisoryLockKey, DEFAULT_JOURNAL, type JournalLocation } from '../src/index.js';
+import { advisoryLockKey, DEFAULT_JOURNAL, type JournalLocation } from '../src/journal.js';
 import { advisoryLocks, appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
 
 const dbs = testDatabases('journal');

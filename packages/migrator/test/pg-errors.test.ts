@@ -1,7 +1,7 @@
 import { DatabaseError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 
-import { classifyPgError } from '../src/index.js';
+import { classifyPgError } from '../src/pg-errors.js';
 
 describe('classifyPgError', () => {
   it('says what to set when the server wants a password and none was given', () => {

@@ -1,8 +1,8 @@
 import { ConfigError, type Env, envReader } from '@sluice/core';
 
-import { createDynamoRegistry, type DynamoRegistrySettings } from './dynamodb.js';
+import type { DynamoRegistrySettings } from './dynamodb.js';
 import { createFileRegistry } from './file.js';
-import { createMongoRegistry, type MongoRegistrySettings } from './mongodb.js';
+import type { MongoRegistrySettings } from './mongodb.js';
 import type { TenantRegistry } from './registry.js';
 
 export const REGISTRY_KINDS = ['file', 'mongodb', 'dynamodb'] as const;
@@ -48,18 +48,26 @@ function mongoUri(uri: string): string {
   return uri;
 }
 
-/** Builds the adapter a configuration names; a connection string the driver refuses fails here, at start. */
-export function createRegistry(config: RegistryConfig): TenantRegistry {
+/**
+ * Builds the adapter a configuration names; a connection string the driver refuses fails here, at
+ * start. A cloud adapter (and its SDK) is loaded only when it is the one chosen: the file registry
+ * never loads the MongoDB driver or the AWS SDK.
+ */
+export async function createRegistry(config: RegistryConfig): Promise<TenantRegistry> {
   switch (config.kind) {
     case 'file':
       return createFileRegistry(config.file);
-    case 'mongodb':
+    case 'mongodb': {
+      const { createMongoRegistry } = await import('./mongodb.js');
       try {
         return createMongoRegistry(config);
       } catch (error) {
         throw new ConfigError(`MONGODB_URI is not a usable connection string: ${(error as Error).message}`, { cause: error });
       }
-    case 'dynamodb':
+    }
+    case 'dynamodb': {
+      const { createDynamoRegistry } = await import('./dynamodb.js');
       return createDynamoRegistry(config);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { ConfigError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 
-import { createRegistry, loadRegistryConfig } from '../src/index.js';
+import { createRegistry, loadRegistryConfig } from '../src/config.js';
 
 const fails = (env: Record<string, string>, variable: RegExp) => {
   expect(() => loadRegistryConfig(env)).toThrow(ConfigError);
@@ -41,10 +41,10 @@ describe('registry configuration', () => {
     expect(message).not.toMatch(/s3cret/);
   });
 
-  it('mongodb: a connection string the driver refuses fails at start, naming MONGODB_URI', () => {
+  it('mongodb: a connection string the driver refuses fails at start, naming MONGODB_URI', async () => {
     const config = loadRegistryConfig({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db/registry?maxPoolSize=lots' });
-    expect(() => createRegistry(config)).toThrow(ConfigError);
-    expect(() => createRegistry(config)).toThrow(/MONGODB_URI is not a usable connection string/);
+    await expect(createRegistry(config)).rejects.toThrow(ConfigError);
+    await expect(createRegistry(config)).rejects.toThrow(/MONGODB_URI is not a usable connection string/);
   });
 
   it('dynamodb: defaults everything and checks the numbers', () => {
@@ -67,7 +67,7 @@ describe('registry configuration', () => {
       { SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://127.0.0.1:1/registry' },
       { SLUICE_REGISTRY: 'dynamodb' },
     ]) {
-      const registry = createRegistry(loadRegistryConfig(env));
+      const registry = await createRegistry(loadRegistryConfig(env));
       expect(typeof registry.list).toBe('function');
       await registry.close();
     }

@@ -1,7 +1,8 @@
 import { NumberValue } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createDynamoRegistry, type DynamoRegistrySettings, type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/index.js';
+import { createDynamoRegistry, type DynamoRegistrySettings } from '../src/dynamodb.js';
+import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
 import { type DynamoServer, localClientConfig, startDynamoServer } from './support/dynamodb-server.js';
 import { startTcpMeter } from './support/net.js';
 import { type FrontAction, startThrottlingFront, type ThrottlingFront } from './support/throttling-front.js';

@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { TenantSelector } from '@sluice/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createFileRegistry, type RegistryRow, RegistryUnavailableError } from '../src/index.js';
+import { createFileRegistry } from '../src/file.js';
+import { type RegistryRow, RegistryUnavailableError } from '../src/registry.js';
 
 let dir: string;
 beforeAll(async () => {

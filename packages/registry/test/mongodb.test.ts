@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createMongoRegistry, type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/index.js';
+import { createMongoRegistry } from '../src/mongodb.js';
+import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
 import { type MongoServer, startMongoServer } from './support/mongodb-server.js';
 import { startTcpMeter, type TcpMeter } from './support/net.js';
 

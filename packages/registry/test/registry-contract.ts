@@ -2,7 +2,7 @@ import type { TenantSelector } from '@sluice/contracts';
 import { parseTenantRow } from '@sluice/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/index.js';
+import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
 
 /** Rows enough that small pages make many of them. */
 export const FLEET = 6_000;

@@ -4,7 +4,10 @@ import path from 'node:path';
 
 import { afterAll, beforeAll } from 'vitest';
 
-import { createDynamoRegistry, createFileRegistry, createMemoryRegistry, createMongoRegistry } from '../src/index.js';
+import { createDynamoRegistry } from '../src/dynamodb.js';
+import { createFileRegistry } from '../src/file.js';
+import { createMemoryRegistry } from '../src/memory.js';
+import { createMongoRegistry } from '../src/mongodb.js';
 import { type ContractSubject, describeRegistryContract, PAGE } from './registry-contract.js';
 import { type DynamoServer, localClientConfig, startDynamoServer } from './support/dynamodb-server.js';
 import { serveThroughFifo } from './support/fifo-file.js';

@@ -1,4 +1,4 @@
-export * from './logger.js';
-export * from './metrics.js';
-export * from './service-runtime.js';
-export * from './tracing.js';
+export { createLogger, type Logger } from './logger.js';
+export { Counter, createMetricsRegistry, Gauge, Histogram, type Registry, startMetricsServer } from './metrics.js';
+export { runService } from './service-runtime.js';
+export { startTracing, type Tracing } from './tracing.js';

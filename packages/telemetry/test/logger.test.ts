@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 
 import { describe, expect, it } from 'vitest';
 
-import { createLogger, resolveLogFormat } from '../src/index.js';
+import { createLogger, resolveLogFormat } from '../src/logger.js';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];

@@ -3,7 +3,8 @@ import { Writable } from 'node:stream';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 
-import { createLogger, startTracing, tracingRequested } from '../src/index.js';
+import { createLogger } from '../src/logger.js';
+import { startTracing, tracingRequested } from '../src/tracing.js';
 
 describe('tracingRequested', () => {
   it('is off without an OTLP endpoint or an explicit exporter', () => {

@@ -6,7 +6,8 @@ import { type OtlpReceiver, startOtlpReceiver } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createLogger, startTracing, type Tracing } from '../src/index.js';
+import { createLogger } from '../src/logger.js';
+import { startTracing, type Tracing } from '../src/tracing.js';
 
 describe('startTracing with an OTLP endpoint', () => {
   let receiver: OtlpReceiver;

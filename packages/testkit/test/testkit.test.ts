@@ -3,7 +3,9 @@ import net from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 
-import { freePort, mapLimit, startNatsServer, waitForPort } from '../src/index.js';
+import { startNatsServer } from '../src/nats-server.js';
+import { freePort, waitForPort } from '../src/ports.js';
+import { mapLimit } from '../src/tenant-fleet.js';
 
 describe('testkit', () => {
   it('starts a private nats-server with JetStream, stops it and starts it again on the same port', async () => {

@@ -1,4 +1,2 @@
-export * from './config.js';
-export * from './planner-service.js';
-export * from './request-validation.js';
-export * from './tenant-planner.js';
+export { loadPlannerConfig, type PlannerConfig } from './config.js';
+export { type PlannerService, startPlannerService } from './planner-service.js';

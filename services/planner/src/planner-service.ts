@@ -19,7 +19,7 @@ export interface PlannerService {
 /** Connects, declares the topology and starts taking requests. */
 export async function startPlannerService(config: PlannerConfig, logger: Logger): Promise<PlannerService> {
   const migrations = await loadMigrationDir(config.migrationsDir);
-  const registry = createRegistry(config.registry);
+  const registry = await createRegistry(config.registry);
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
   // Every run pins this set's digest; executors load the set from here by that digest.

@@ -1,5 +1,2 @@
-export * from './config.js';
-export * from './http-api.js';
-export * from './reporter.js';
-export * from './reporter-service.js';
-export * from './run-book.js';
+export { loadReporterConfig, type ReporterConfig } from './config.js';
+export { type ReporterService, startReporterService } from './reporter-service.js';

@@ -31,7 +31,7 @@ const tenantOptions = {
 async function resolveTenant(env: Env, tenantId: string | undefined, databaseUrl: string | undefined): Promise<Tenant> {
   if (databaseUrl) return parseTenantRow({ tenantId: tenantId ?? 'adhoc', databaseUrl });
   if (!tenantId) throw new CliError('name a tenant with --tenant ID (or give --database-url)');
-  const registry = createRegistry(loadRegistryConfig(env));
+  const registry = await createRegistry(loadRegistryConfig(env));
   try {
     for await (const row of registry.list({ ids: [tenantId] })) {
       if (row.tenantId === tenantId) return parseTenantRow(row);

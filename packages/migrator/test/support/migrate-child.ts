@@ -5,7 +5,9 @@ import { createInterface } from 'node:readline';
 
 import { SluiceError } from '@sluice/core';
 
-import { connectTenant, loadMigrationDir, TenantMigrator } from '../../src/index.js';
+import { connectTenant } from '../../src/connect.js';
+import { loadMigrationDir } from '../../src/migration-files.js';
+import { TenantMigrator } from '../../src/tenant-migrator.js';
 
 export interface ChildConfig {
   databaseUrl: string;

@@ -7,7 +7,9 @@ import path from 'node:path';
 import { createMigrationSet, type MigrationSet } from '@sluice/core';
 import pg from 'pg';
 
-import { type ConnectOptions, connectTenant, type JournalLocation, TenantMigrator } from '../../src/index.js';
+import { type ConnectOptions, connectTenant } from '../../src/connect.js';
+import { type JournalLocation } from '../../src/journal.js';
+import { TenantMigrator } from '../../src/tenant-migrator.js';
 
 /** The machine's Postgres: trust auth, user postgres. Tests only ever create and drop their own databases on it. */
 export const SERVER_URL = 'postgres://postgres@127.0.0.1:5432';
