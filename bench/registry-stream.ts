@@ -25,7 +25,7 @@ import { REQUEST_SUBJECT, type RunPlannedEvent } from '@sluice/contracts';
 import { createRegistry, loadRegistryConfig } from '@sluice/registry';
 import { collectRunEvents, MIGRATIONS_DIR, startNatsServer, startService } from '@sluice/testkit';
 
-import { startDynamoServer } from '../packages/registry/test/support/dynamodb-server.js';
+import { startDynamoServer } from '@sluice/testkit/dynamodb-server';
 
 const MB = 1024 * 1024;
 

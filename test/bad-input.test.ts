@@ -1,25 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { REJECTED_SUBJECT, type RejectedEvent, REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import {
-  createTenantFleet,
-  fleetServiceEnv,
-  listRejected,
-  type NatsServerHandle,
-  REPO_ROOT,
-  type ServiceProcess,
-  startNatsServer,
-  startService,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { listRejected, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type BadCase, generateBadControls, generateBadRequests } from './bad-input-cases.js';
@@ -40,47 +26,33 @@ function tally(kind: string, result: string): void {
 }
 
 describe(`bad input is rejected with its reason and changes nothing (seed ${SEED}; SLUICE_FUZZ_SEED=${SEED} replays it)`, () => {
-  let nats: NatsServerHandle;
-  let fleet: TenantFleet;
-  let dir: string;
-  let nc: NatsConnection;
+  // One request at a time, so the rejections come out in the order the requests went in.
+  const stack = withFleetStack(
+    { beforeAll, afterAll },
+    {
+      fleets: [{ count: TENANTS, prefix: `sluice_fx_bad_${process.pid}` }],
+      env: { SLUICE_PLANNER_CONCURRENCY: '1', LOG_LEVEL: 'warn', PATH: process.env.PATH ?? '' },
+      services: (['reporter', 'executor', 'planner'] as const).map((name) => ({ name, env: { LOG_LEVEL: 'info' } })),
+    },
+  );
   let jsm: JetStreamManager;
-  let env: Record<string, string>;
   let reporterPort: number;
-  const services: ServiceProcess[] = [];
   const pids = new Map<string, number>();
 
   beforeAll(async () => {
     console.log(`bad-input seed: ${SEED}`);
-    nats = await startNatsServer();
-    fleet = await createTenantFleet({ count: TENANTS, prefix: `sluice_fx_bad_${process.pid}` });
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-bad-input-'));
-    const registry = path.join(dir, 'tenants.json');
-    await fleet.writeRegistry(registry);
-    // One request at a time, so the rejections come out in the order the requests went in.
-    env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { SLUICE_PLANNER_CONCURRENCY: '1', LOG_LEVEL: 'warn', PATH: process.env.PATH ?? '' });
-    for (const name of ['reporter', 'executor', 'planner'] as const) {
-      const s = await startService(name, { ...env, LOG_LEVEL: 'info' });
-      services.push(s);
-      pids.set(name, s.pid);
-    }
-    reporterPort = (await services[0]!.waitForLog((l) => l.msg === 'reporter ready')).httpPort as number;
-    nc = await connect({ servers: nats.url });
-    jsm = await jetstream(nc).jetstreamManager();
+    for (const s of stack.services) pids.set(s.name, s.pid);
+    reporterPort = (await stack.services[0]!.waitForLog((l) => l.msg === 'reporter ready')).httpPort as number;
+    jsm = await jetstream(stack.nc).jetstreamManager();
   });
 
-  afterAll(async () => {
+  afterAll(() => {
     console.log(
       `bad input (seed ${SEED}):\n${[...table.entries()]
         .sort()
         .map(([kind, r]) => `  ${kind.padEnd(44)} ${String(r.sent).padStart(5)}  ${r.result}`)
         .join('\n')}`,
     );
-    await nc?.close();
-    for (const s of services) await s.stop();
-    await nats?.dispose();
-    await fleet?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   async function subjectCount(stream: string, filter: string): Promise<number> {
@@ -96,7 +68,7 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
 
   /** Every service is the process it was at the start, and the reporter answers healthy. */
   async function expectServicesUnchanged(): Promise<void> {
-    for (const s of services) {
+    for (const s of stack.services) {
       expect(s.pid).toBe(pids.get(s.name));
       expect(() => process.kill(s.pid, 0)).not.toThrow();
       expect(s.logs.filter((l) => l.level === 'fatal' || l.level === 'error')).toEqual([]);
@@ -106,7 +78,7 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
 
   it(`answers ${REQUESTS} malformed requests with one rejected event each, with the reason, and creates no run`, async () => {
     const cases = generateBadRequests(SEED, REQUESTS);
-    const js = jetstream(nc);
+    const js = jetstream(stack.nc);
     const started = performance.now();
     // Published in order, acknowledged by the stream; the planner takes them one by one.
     const sent: Array<{ c: BadCase; seq: number }> = [];
@@ -120,7 +92,7 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     tally('payload over max_payload (1.1 MB)', 'refused by NATS at publish (client error); nothing stored');
 
     await expect.poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 90_000, interval: 250 }).toBe(cases.length);
-    const rejected = await listRejected(nc);
+    const rejected = await listRejected(stack.nc);
     console.log(`${cases.length} malformed requests rejected in ${Math.round(performance.now() - started)} ms`);
     expect(rejected).toHaveLength(cases.length);
     const mismatches: string[] = [];
@@ -145,31 +117,31 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     expect((await jsm.streams.info('KV_sluice_runs')).state.messages).toBe(0);
     expect((await jsm.streams.info(STREAMS.tasks.name)).state.messages).toBe(0);
     expect(await http('GET', '/runs')).toMatchObject({ status: 200, body: { runs: [] } });
-    const cli = await run(process.execPath, [CLI, 'runs', '--json'], { env });
+    const cli = await run(process.execPath, [CLI, 'runs', '--json'], { env: stack.env });
     expect(cli.stdout.trim()).toBe('');
     await expectServicesUnchanged();
-    expect(fleet.tenants.length).toBe(TENANTS);
-    const touched = await fleet.eachTenant(async (c) => (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r);
+    expect(stack.fleet.tenants.length).toBe(TENANTS);
+    const touched = await stack.fleet.eachTenant(async (c) => (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r);
     expect(touched.every((r) => r === null)).toBe(true);
   });
 
   it('runs a valid request sent after them normally', async () => {
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-bad-after', target: 'latest' }));
-    const completed = await waitForCompleted(nc, 'fx-bad-after', 60_000);
+    await jetstream(stack.nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-bad-after', target: 'latest' }));
+    const completed = await waitForCompleted(stack.nc, 'fx-bad-after', 60_000);
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, migrated: TENANTS, failed: 0 } });
-    const journals = await fleet.eachTenant(async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n);
+    const journals = await stack.fleet.eachTenant(async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n);
     expect(journals).toEqual(Array.from({ length: TENANTS }, () => 6));
-    const cli = await run(process.execPath, [CLI, 'runs', '--json'], { env });
+    const cli = await run(process.execPath, [CLI, 'runs', '--json'], { env: stack.env });
     expect(cli.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { runId: string }).runId)).toEqual(['fx-bad-after']);
   });
 
   it(`answers ${CONTROLS} malformed control events (and controls of unknown runs) with rejected events, and they change nothing`, async () => {
     const before = await subjectCount(STREAMS.runs.name, REJECTED_SUBJECT);
     const controls = generateBadControls(SEED, 'fx-bad-after', CONTROLS);
-    const js = jetstream(nc);
+    const js = jetstream(stack.nc);
     for (const c of controls) await js.publish(c.subject, c.bytes);
     await expect.poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 30_000, interval: 250 }).toBe(before + controls.length);
-    const answers = (await listRejected(nc)).slice(before);
+    const answers = (await listRejected(stack.nc)).slice(before);
     const mismatches: string[] = [];
     answers.forEach((event, i) => {
       const c = controls[i]!;

@@ -1,25 +1,12 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { encodeBundle } from '@sluice/bus';
-import { BUCKETS, REQUEST_SUBJECT } from '@sluice/contracts';
+import { BUCKETS } from '@sluice/contracts';
 import { createMigrationSet, type MigrationSet } from '@sluice/core';
-import {
-  createTenantFleet,
-  fleetServiceEnv,
-  listOutcomes,
-  MIGRATIONS_DIR,
-  type NatsServerHandle,
-  type ServiceProcess,
-  startNatsServer,
-  startService,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { listOutcomes, MIGRATIONS_DIR, startService, type TenantFleet, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 async function readSet(dir: string): Promise<MigrationSet> {
@@ -28,103 +15,85 @@ async function readSet(dir: string): Promise<MigrationSet> {
 }
 
 describe('migration bundles: executors apply the planned set, and refuse an altered one', () => {
-  let nats: NatsServerHandle;
-  let good: TenantFleet;
-  let victims: TenantFleet;
-  let dir: string;
-  let nc: NatsConnection;
-  let env: Record<string, string>;
   let planned: MigrationSet;
   let otherLocalDir: string;
-  const services: ServiceProcess[] = [];
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    good = await createTenantFleet({ count: 3, prefix: 'sluice_sec_bgood', tenantPrefix: 'good' });
-    victims = await createTenantFleet({ count: 3, prefix: 'sluice_sec_bvict', tenantPrefix: 'victim' });
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-sec-bundle-'));
-    const registry = path.join(dir, 'tenants.json');
-    await writeFile(registry, JSON.stringify([...good.tenants, ...victims.tenants].map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))));
-    planned = await readSet(MIGRATIONS_DIR);
-
+  const stack = withFleetStack({ beforeAll, afterAll }, {
+    fleets: [
+      { count: 3, prefix: 'sluice_sec_bgood', tenantPrefix: 'good' },
+      { count: 3, prefix: 'sluice_sec_bvict', tenantPrefix: 'victim' },
+    ],
     // The executor's own folder differs from the planner's: three files, one of them edited.
-    otherLocalDir = path.join(dir, 'executor-migrations');
-    await mkdir(otherLocalDir);
-    for (const m of planned.migrations.slice(0, 3)) await copyFile(path.join(MIGRATIONS_DIR, m.file), path.join(otherLocalDir, m.file));
-    const second = planned.migrations[1]!;
-    await writeFile(path.join(otherLocalDir, second.file), `${second.sql}\n-- edited on this executor only\n`);
-
-    env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
-    services.push(await startService('reporter', env));
-    services.push(await startService('executor', { ...env, SLUICE_MIGRATIONS_DIR: otherLocalDir, SLUICE_EXECUTOR_ID: 'exec-local-differs' }));
-    services.push(await startService('planner', env));
-    nc = await connect({ servers: nats.url });
+    services: async ({ dir }) => {
+      planned = await readSet(MIGRATIONS_DIR);
+      otherLocalDir = path.join(dir, 'executor-migrations');
+      await mkdir(otherLocalDir);
+      for (const m of planned.migrations.slice(0, 3)) await copyFile(path.join(MIGRATIONS_DIR, m.file), path.join(otherLocalDir, m.file));
+      const second = planned.migrations[1]!;
+      await writeFile(path.join(otherLocalDir, second.file), `${second.sql}\n-- edited on this executor only\n`);
+      return ['reporter', { name: 'executor', env: { SLUICE_MIGRATIONS_DIR: otherLocalDir, SLUICE_EXECUTOR_ID: 'exec-local-differs' } }, 'planner'];
+    },
   });
-
-  afterAll(async () => {
-    await nc?.close();
-    for (const s of services) await s.stop();
-    await nats?.dispose();
-    await good?.drop();
-    await victims?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const good = (): TenantFleet => stack.fleets[0]!;
+  const victims = (): TenantFleet => stack.fleets[1]!;
 
   const request = async (payload: unknown): Promise<void> => {
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload));
+    await stack.publishRequest(payload);
   };
 
   it('the planner stores its set under its digest', async () => {
     const local = await readSet(otherLocalDir);
     expect(local.digest).not.toBe(planned.digest);
-    const planner = services.find((s) => s.name === 'planner')!;
+    const planner = stack.services.find((s) => s.name === 'planner')!;
     const ready = await planner.waitForLog((l) => l.msg === 'planner ready');
     expect(ready).toMatchObject({ digest: planned.digest, bundle: 'stored' });
-    const info = await (await new Objm(jetstream(nc)).open(BUCKETS.bundles)).info(planned.digest);
+    const info = await (await new Objm(jetstream(stack.nc)).open(BUCKETS.bundles)).info(planned.digest);
     expect(info?.size).toBeGreaterThan(0);
   });
 
   it("an executor whose local folder differs applies exactly the planner's set", async () => {
-    await request({ runId: 'bundle-good', target: 'latest', tenants: { ids: good.tenants.map((t) => t.tenantId) } });
-    const completed = await waitForCompleted(nc, 'bundle-good');
+    await request({ runId: 'bundle-good', target: 'latest', tenants: { ids: good().tenants.map((t) => t.tenantId) } });
+    const completed = await waitForCompleted(stack.nc, 'bundle-good');
     expect(completed).toMatchObject({ status: 'succeeded', targetVersion: planned.latest, counts: { total: 3, migrated: 3, failed: 0 } });
-    const journals = await good.eachTenant(async (client) => (await client.query<{ version: string; checksum: string; executor_id: string }>('SELECT version::text, checksum, executor_id FROM sluice_migrations ORDER BY version')).rows);
+    const journals = await good().eachTenant(async (client) => (await client.query<{ version: string; checksum: string; executor_id: string }>('SELECT version::text, checksum, executor_id FROM sluice_migrations ORDER BY version')).rows);
+    expect(journals).toHaveLength(3);
     for (const rows of journals) {
       expect(rows.map((r) => [Number(r.version), r.checksum])).toEqual(planned.migrations.map((m) => [m.version, m.checksum]));
       expect(rows.every((r) => r.executor_id === 'exec-local-differs')).toBe(true);
     }
-    const executor = services.find((s) => s.name === 'executor')!;
+    const executor = stack.services.find((s) => s.name === 'executor')!;
     expect(executor.logs.filter((l) => l.msg === 'migration set loaded from bundle')).toHaveLength(1);
   });
 
   it('a bundle altered in the store is refused: every tenant fails bundle_digest_mismatch at once and nothing is applied', async () => {
     // A fresh executor (nothing cached), with no local folder at all.
-    const first = services.find((s) => s.name === 'executor')!;
+    const first = stack.services.find((s) => s.name === 'executor')!;
     await first.stop();
-    services.splice(services.indexOf(first), 1);
+    stack.services.splice(stack.services.indexOf(first), 1);
 
     const altered = createMigrationSet(
       planned.migrations.map((m) => ({ file: m.file, sql: m.version === 1 ? `${m.sql}\nCREATE TABLE backdoor (secret text);\n` : m.sql })),
     );
-    const os = await new Objm(jetstream(nc)).open(BUCKETS.bundles);
+    const os = await new Objm(jetstream(stack.nc)).open(BUCKETS.bundles);
     await os.putBlob({ name: planned.digest }, encodeBundle(altered));
 
-    const { SLUICE_MIGRATIONS_DIR: _unused, ...withoutLocalDir } = env;
-    services.push(await startService('executor', { ...withoutLocalDir, SLUICE_EXECUTOR_ID: 'exec-no-local' }));
+    const { SLUICE_MIGRATIONS_DIR: _unused, ...withoutLocalDir } = stack.env;
+    stack.services.push(await startService('executor', { ...withoutLocalDir, SLUICE_EXECUTOR_ID: 'exec-no-local' }));
 
-    await request({ runId: 'bundle-tampered', target: 'latest', tenants: { ids: victims.tenants.map((t) => t.tenantId) } });
-    const completed = await waitForCompleted(nc, 'bundle-tampered');
+    await request({ runId: 'bundle-tampered', target: 'latest', tenants: { ids: victims().tenants.map((t) => t.tenantId) } });
+    const completed = await waitForCompleted(stack.nc, 'bundle-tampered');
     expect(completed).toMatchObject({ status: 'failed', counts: { total: 3, migrated: 0, failed: 3 } });
+    expect(completed.failures).toHaveLength(3);
     for (const f of completed.failures) {
       expect(f.code).toBe('bundle_digest_mismatch');
       expect(f.error).toContain(planned.digest);
       expect(f.error).toContain(altered.digest);
     }
-    const outcomes = await listOutcomes(nc, 'bundle-tampered');
+    const outcomes = await listOutcomes(stack.nc, 'bundle-tampered');
     expect(outcomes).toHaveLength(3);
     // Permanent: refused on the first delivery, not retried.
     for (const o of outcomes) expect(o).toMatchObject({ status: 'failed', attempts: 1, executorId: 'exec-no-local', applied: [], error: { code: 'bundle_digest_mismatch', transient: false } });
-    const tables = await victims.eachTenant(async (client) => (await client.query<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public'")).rows);
+    const tables = await victims().eachTenant(async (client) => (await client.query<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public'")).rows);
+    expect(tables).toHaveLength(3);
     for (const t of tables) expect(t).toEqual([]);
   });
 });

@@ -1,51 +1,19 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import {
-  createTenantFleet,
-  fleetServiceEnv,
-  type NatsServerHandle,
-  REPO_ROOT,
-  type ServiceProcess,
-  startNatsServer,
-  startService,
-  type TenantFleet,
-} from '@sluice/testkit';
+import { REPO_ROOT, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
 
 describe('the sluice command against running services', () => {
-  let nats: NatsServerHandle;
-  let fleet: TenantFleet;
-  let dir: string;
-  let env: Record<string, string>;
-  const services: ServiceProcess[] = [];
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    fleet = await createTenantFleet({ count: 6 });
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-cli-'));
-    const registry = path.join(dir, 'tenants.json');
-    await fleet.writeRegistry(registry);
-    env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { PATH: process.env.PATH ?? '' });
-    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
-  });
-
-  afterAll(async () => {
-    for (const s of services) await s.stop();
-    await nats?.dispose();
-    await fleet?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const stack = withFleetStack({ beforeAll, afterAll }, { fleets: [{ count: 6 }], env: { PATH: process.env.PATH ?? '' } });
 
   const sluice = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     try {
-      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: stack.env, timeout: 60_000 });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const e = error as { code: number; stdout: string; stderr: string };

@@ -197,7 +197,6 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     };
     await expect.poll(victimSessions, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);
     await Promise.all([admin.end(), adminB.end()]);
-    const killedAt = Date.now();
     await victim!.kill();
     const done = await waitForCompleted(nc, 'kill');
     expect(done).toMatchObject({ status: 'succeeded', counts: { total: 40, migrated: 40, failed: 0 } });
@@ -205,7 +204,8 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const outcomes = await listOutcomes(nc, 'kill');
     const retried = outcomes.filter((o) => o.attempts > 1);
     expect(retried.length).toBeGreaterThan(0);
-    for (const o of retried) expect(Date.parse(o.finishedAt) - killedAt).toBeLessThan(4_000 + 10_000);
+    // Picked up again by the replicas that lived, once the dead one's deliveries ran out their ack wait.
+    for (const o of retried) expect(o.executorId).not.toBe('x1');
   });
 
   it('opens the breaker of a host that goes down, keeps migrating the other host, and finishes the run cleanly', async () => {
@@ -214,16 +214,17 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     await publish({ runId: 'down', target: 'latest' });
     await expect.poll(() => countOutcomes(nc, 'down'), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
     await hostB.stop();
-    const downAt = Date.now();
-    const before = (await listOutcomes(nc, 'down')).filter((o) => o.host === HOST_A).length;
-    await new Promise((resolve) => setTimeout(resolve, 10_000));
-    const during = (await listOutcomes(nc, 'down')).filter((o) => o.host === HOST_A && Date.parse(o.finishedAt) > downAt).length;
+    const hostAOutcomes = async (): Promise<number> => (await listOutcomes(nc, 'down')).filter((o) => o.host === HOST_A).length;
+    const before = await hostAOutcomes();
+    // Host B's breaker opens, and host A goes on meanwhile: waited for, not assumed within a window.
+    await expect.poll(() => executors.some((x) => x.logs.some((l) => l.breaker === 'open' && l.host === hostBKey())), { timeout: 60_000, interval: 100 }).toBe(true);
+    await expect.poll(hostAOutcomes, { timeout: 60_000, interval: 100 }).toBeGreaterThan(before);
+    const during = (await hostAOutcomes()) - before;
     await hostB.start();
     const done = await waitForCompleted(nc, 'down');
     expect(done).toMatchObject({ status: 'succeeded', counts: { total: 40, migrated: 40, failed: 0 } });
     expect(during).toBeGreaterThan(0);
     expect(before + during).toBeLessThanOrEqual(20);
-    expect(executors.some((x) => x.logs.some((l) => l.breaker === 'open' && l.host === hostBKey()))).toBe(true);
     expect(executors.some((x) => x.logs.some((l) => l.breaker === 'open' && l.host === HOST_A))).toBe(false);
     await expectJournalsComplete(a, b);
   });
@@ -278,10 +279,11 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const [first] = await startAll(e, 1);
     await publish({ runId: 'term', target: 'latest' });
     await expect.poll(() => countOutcomes(nc, 'term'), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
-    const t0 = Date.now();
     const code = await first!.stop(15_000);
     expect(code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5_000 + 3_000);
+    // It stopped by itself within its grace (not killed by stop()'s fallback), saying what it put back.
+    const stopped = first!.logs.find((l) => l.msg === 'executor stopped');
+    expect(stopped).toMatchObject({ putBack: expect.any(Number) as number });
     services.push(await startService('executor', { ...e, SLUICE_EXECUTOR_ID: 'x-after' }));
     const done = await waitForCompleted(nc, 'term');
     expect(done).toMatchObject({ status: 'succeeded', counts: { total: 32, migrated: 32 } });

@@ -120,6 +120,7 @@ describe('poison tasks end as failed tenants after the configured attempts, and 
     expect(TenantTaskSchema.parse(kept!.json())).toMatchObject({ runId: 'fx-poison-b', tenantId: poison.tenantId });
     const consumers = [];
     for await (const c of jsm.consumers.list(STREAMS.tasks.name)) consumers.push(c);
+    expect(consumers.length).toBeGreaterThan(0);
     expect(consumers.every((c) => c.num_pending === 0 && c.num_ack_pending === 0)).toBe(true);
     expect(consumers.every((c) => c.config.max_deliver === MAX_ATTEMPTS)).toBe(true);
   });

@@ -14,9 +14,9 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The registry package's own test servers: dynalite and a Mongo wire server (or mongod at MONGODB_URI).
-import { type DynamoServer, startDynamoServer } from '../packages/registry/test/support/dynamodb-server.js';
-import { type MongoServer, startMongoServer } from '../packages/registry/test/support/mongodb-server.js';
-import { startTcpMeter, type TcpMeter } from '../packages/registry/test/support/net.js';
+import { type DynamoServer, startDynamoServer } from '@sluice/testkit/dynamodb-server';
+import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
+import { startTcpMeter, type TcpMeter } from '@sluice/testkit';
 
 const TENANTS = 12;
 const VERSIONS = [1, 2, 3, 4, 5, 6];

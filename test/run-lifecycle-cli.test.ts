@@ -2,8 +2,8 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { countOutcomes, REPO_ROOT } from '@sluice/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '@sluice/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { type LifecycleHarness,lifecycleHarness } from './run-lifecycle-support.js';
 
@@ -22,6 +22,10 @@ describe('the sluice command steering runs', () => {
     await h.start('executor', { ...env, SLUICE_CONCURRENCY: '2' });
     await h.start('planner', env);
   });
+  afterEach(async () => {
+    // A test that held tenants and failed does not leave the next one waiting.
+    await h.openGate();
+  });
   afterAll(async () => {
     await h?.dispose();
   });
@@ -38,13 +42,15 @@ describe('the sluice command steering runs', () => {
   };
 
   it('migrate --wait follows a run through pause and resume, and exits 1 when it ends partial', async () => {
+    await h.closeGate();
     const waiting = spawn(process.execPath, [CLI, 'migrate', '--run-id', 'cli-life', '--wait'], { env: cliEnv() });
     let stdout = '';
     let stderr = '';
     waiting.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     waiting.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number>((resolve) => waiting.once('exit', (code) => resolve(code ?? -1)));
-    await expect.poll(() => countOutcomes(h.nc, 'cli-life'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+    // Tenants are held mid-migration until the run is paused: it cannot end before the pause.
+    await expect.poll(() => h.activeMigrations(), { timeout: 30_000, interval: 50 }).toBeGreaterThan(0);
 
     const paused = await sluice('pause', 'cli-life', '--reason', 'db maintenance');
     expect(paused).toMatchObject({ code: 0, stdout: expect.stringContaining('pause requested for run cli-life (was running)') as string });
@@ -58,6 +64,7 @@ describe('the sluice command steering runs', () => {
     const paused2 = JSON.parse((await sluice('status', 'cli-life', '--json')).stdout) as { status: string; control: { state: string } };
     expect(paused2).toMatchObject({ status: 'paused', control: { state: 'paused' } });
 
+    await h.openGate();
     expect((await sluice('resume', 'cli-life')).code).toBe(0);
     const code = await exited;
     expect(code).toBe(1);

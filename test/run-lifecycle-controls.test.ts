@@ -1,9 +1,8 @@
 import type { RunCompletedEvent, TaskLedgerEntry } from '@sluice/contracts';
 import { countOutcomes, waitForCompleted } from '@sluice/testkit';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { type LifecycleHarness, lifecycleHarness, type ReporterProcess, sleep } from './run-lifecycle-support.js';
+import { type LifecycleHarness, lifecycleHarness, type ReporterProcess } from './run-lifecycle-support.js';
 
 describe('run lifecycle: pause, resume, cancel and staged rollout with real services', () => {
   let h: LifecycleHarness;
@@ -12,6 +11,8 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     h = await lifecycleHarness();
   });
   afterEach(async () => {
+    // A test that held tenants and failed does not leave the next one waiting.
+    await h.openGate();
     await h.stopServices();
   });
   afterAll(async () => {
@@ -26,41 +27,42 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     return reporter;
   }
 
-  /** Migration sessions open on the local Postgres right now. */
-  async function activeMigrations(): Promise<number> {
-    const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-    await client.connect();
-    try {
-      return (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'")).rows[0]!.n;
-    } finally {
-      await client.end();
-    }
-  }
+  const activeMigrations = () => h.activeMigrations();
 
   it('pause: running tenants finish, no new tenant starts, nothing counts as an attempt; resume: the run completes', async () => {
     const { registry, fleet } = await h.fleet('pause', 40);
     const reporter = await startAll(registry);
+    // Tenants are held mid-migration until the pause is in force: the run cannot end before it.
+    await h.closeGate();
     expect(await h.http(reporter, 'POST', '/runs', { runId: 'pause-1', target: 'latest' })).toMatchObject({ status: 202 });
-    await expect.poll(() => countOutcomes(h.nc, 'pause-1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+    await expect.poll(activeMigrations, { timeout: 30_000, interval: 50 }).toBeGreaterThan(0);
     expect(await h.http(reporter, 'POST', '/runs/pause-1/pause', { reason: 'database maintenance', requestedBy: 'e2e' })).toMatchObject({ status: 202 });
     await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/pause-1')).body.status).toBe('paused');
-    // In-flight tenants finish; then nothing moves.
-    await expect.poll(activeMigrations, { timeout: 10_000, interval: 100 }).toBe(0);
+    await expect.poll(() => h.controlState('pause-1'), { timeout: 10_000 }).toBe('paused');
+    await h.openGate();
+    // In-flight tenants finish; every other task is parked as it is delivered: then nothing can move.
+    await expect.poll(activeMigrations, { timeout: 30_000, interval: 100 }).toBe(0);
+    await expect
+      .poll(async () => {
+        const body = (await h.http(reporter, 'GET', '/runs/pause-1')).body;
+        return (body.parked as number) + (body.done as number);
+      }, { timeout: 30_000, interval: 100 })
+      .toBe(40);
     const atPause = await countOutcomes(h.nc, 'pause-1');
-    await sleep(2_500);
-    expect(await countOutcomes(h.nc, 'pause-1')).toBe(atPause);
+    expect(atPause).toBeGreaterThan(0);
+    expect(atPause).toBeLessThan(40);
     expect(await activeMigrations()).toBe(0);
     const paused = (await h.http(reporter, 'GET', '/runs/pause-1')).body;
-    expect(paused).toMatchObject({ status: 'paused', etaMs: null, control: { state: 'paused', note: { reason: 'database maintenance' } } });
-    expect(paused.parked).toBeGreaterThan(0);
-    expect(atPause).toBeLessThan(40);
+    expect(paused).toMatchObject({ status: 'paused', etaMs: null, done: atPause, parked: 40 - atPause, control: { state: 'paused', note: { reason: 'database maintenance' } } });
     expect(await h.http(reporter, 'POST', '/runs/pause-1/pause')).toMatchObject({ status: 409 });
 
     expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({ status: 202 });
     const completed = await waitForCompleted(h.nc, 'pause-1', 60_000);
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: 40, migrated: 40 } });
     // Parking acknowledged the tasks and the reporter published them again: every tenant was attempted once.
-    expect((await h.outcomes('pause-1')).every((o) => o.attempts === 1)).toBe(true);
+    const outcomes = await h.outcomes('pause-1');
+    expect(outcomes).toHaveLength(40);
+    expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
     const ledger = await h.ledger('pause-1');
     const parked = ledger.filter((e) => e.kind === 'parked');
     console.log(`pause: ${atPause}/40 settled when paused; ${parked.length} tasks parked and published again on resume`);

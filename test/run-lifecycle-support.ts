@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { DeliverPolicy, jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
+  BUCKETS,
   LEDGER_STREAM,
   ledgerSubject,
   REQUEST_SUBJECT,
@@ -23,13 +24,22 @@ import {
   startService,
   type TenantFleet,
 } from '@sluice/testkit';
+import pg from 'pg';
 
-/** Every tenant spends ~120 ms in migration 2, so a run lasts long enough to steer it. */
-const MIGRATIONS = {
+/**
+ * Every tenant spends ~120 ms in migration 2, so a run lasts long enough to steer it; and waits
+ * there while the gate file is missing, so a test can hold tenants mid-migration until it has done
+ * what it must do while they run (the database checks the file: the executor knows nothing of it).
+ */
+const migrations = (gate: string) => ({
   '0001_accounts.sql': 'CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL);',
-  '0002_slow_backfill.sql': "SELECT pg_sleep(0.12);\nINSERT INTO accounts VALUES (1, 'owner');",
+  '0002_slow_backfill.sql': [
+    `DO $$ BEGIN WHILE pg_stat_file('${gate}', true) IS NULL LOOP PERFORM pg_sleep(0.02); END LOOP; END $$;`,
+    'SELECT pg_sleep(0.12);',
+    "INSERT INTO accounts VALUES (1, 'owner');",
+  ].join('\n'),
   '0003_invoices.sql': 'CREATE TABLE invoices (id bigint PRIMARY KEY, account_id bigint REFERENCES accounts (id));',
-};
+});
 
 export interface ReporterProcess {
   proc: ServiceProcess;
@@ -47,9 +57,13 @@ export async function lifecycleHarness() {
   const nc: NatsConnection = await connect({ servers: nats.url });
   const jsm: JetStreamManager = await jetstream(nc).jetstreamManager();
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-lifecycle-'));
+  // The Postgres server (its own OS user) looks for the gate file in here.
+  await chmod(dir, 0o755);
+  const gate = path.join(dir, 'gate');
+  await writeFile(gate, 'open');
   const migrationsDir = path.join(dir, 'migrations');
   await mkdir(migrationsDir);
-  for (const [file, sql] of Object.entries(MIGRATIONS)) await writeFile(path.join(migrationsDir, file), sql);
+  for (const [file, sql] of Object.entries(migrations(gate))) await writeFile(path.join(migrationsDir, file), sql);
   const fleets: TenantFleet[] = [];
   const services: ServiceProcess[] = [];
 
@@ -109,6 +123,9 @@ export async function lifecycleHarness() {
       const startup = ready.startup as ReporterProcess['startup'];
       return { proc, port: ready.httpPort as number, startup: { ...startup, ms: Math.round(performance.now() - started) } };
     },
+    /** Holds every tenant that reaches migration 2 there until `openGate()` (the gate starts open). */
+    closeGate: () => rm(gate, { force: true }),
+    openGate: () => writeFile(gate, 'open'),
     publishRequest: (payload: unknown) => jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload)),
     async http(reporter: ReporterProcess, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
       const res = await fetch(`http://127.0.0.1:${reporter.port}${urlPath}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -129,6 +146,21 @@ export async function lifecycleHarness() {
       h.read<T>(STREAMS.runs.name, runEventSubject(runId, event)),
     outcomes: async (runId: string) => (await h.read<TenantOutcome>(STREAMS.outcomes.name, `sluice.outcomes.${runId}`)).map((m) => m.data),
     ledger: async (runId: string) => (await h.read<TaskLedgerEntry>(LEDGER_STREAM.name, ledgerSubject(runId))).map((m) => m.data),
+    /** Migration sessions open on the local Postgres right now. */
+    async activeMigrations(): Promise<number> {
+      const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+      await client.connect();
+      try {
+        return (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'")).rows[0]!.n;
+      } finally {
+        await client.end();
+      }
+    },
+    /** The control state executors obey for a run (`running`, `paused`, …), as the KV bucket holds it now. */
+    async controlState(runId: string): Promise<string | undefined> {
+      const entry = await jsm.streams.getMessage(`KV_${BUCKETS.runControl}`, { last_by_subj: `$KV.${BUCKETS.runControl}.${runId}` }).catch(() => null);
+      return entry ? entry.json<{ state: string }>().state : undefined;
+    },
     async countCompleted(runId: string): Promise<number> {
       const subject = runEventSubject(runId, 'completed');
       const info = await jsm.streams.info(STREAMS.runs.name, { subjects_filter: subject });

@@ -1,23 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-
-import { jetstream } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { REQUEST_SUBJECT, type RunAcceptedEvent } from '@sluice/contracts';
+import { type RunAcceptedEvent } from '@sluice/contracts';
 import {
   collectRunEvents,
-  createTenantFleet,
-  fleetServiceEnv,
-  type NatsServerHandle,
   type OtlpReceiver,
   type ReceivedSpan,
-  type ServiceProcess,
-  startNatsServer,
   startOtlpReceiver,
-  startService,
-  type TenantFleet,
   waitForCompleted,
+  withFleetStack,
 } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -34,48 +22,29 @@ function traceOf(spans: ReceivedSpan[], traceId: string) {
 
 describe('tracing: one trace per run across planner, executor (with pg) and reporter', () => {
   let receiver: OtlpReceiver;
-  let nats: NatsServerHandle;
-  let fleet: TenantFleet;
-  let dir: string;
-  let nc: NatsConnection;
-  const services: ServiceProcess[] = [];
   const missingDb = `sluice_trace_missing_${process.pid}`;
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    nats = await startNatsServer();
-    fleet = await createTenantFleet({ count: 3, prefix: `sluice_trace_${process.pid}`, tenantPrefix: 'trace' });
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-trace-'));
-    const registry = path.join(dir, 'tenants.json');
-    // A tenant whose database does not exist: it fails (database_error), for the error paths.
-    await fleet.writeRegistry(registry, [{ tenantId: 'trace-missing', databaseUrl: `postgres://postgres@127.0.0.1:5432/${missingDb}` }]);
-    const env = fleetServiceEnv(
-      { natsUrl: nats.url, registryFile: registry },
-      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100', SLUICE_DISCOVERY_INTERVAL: '250ms' },
-    );
-    services.push(await startService('reporter', env));
-    services.push(await startService('executor', env));
-    services.push(await startService('planner', env));
-    nc = await connect({ servers: nats.url });
   });
-
   afterAll(async () => {
-    await nc?.close();
-    for (const s of services) await s.stop();
-    await nats?.dispose();
-    await fleet?.drop();
     await receiver?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
+  // A tenant whose database does not exist: it fails (database_error), for the error paths.
+  const stack = withFleetStack({ beforeAll, afterAll }, () => ({
+    fleets: [{ count: 3, prefix: `sluice_trace_${process.pid}`, tenantPrefix: 'trace' }],
+    extraRows: [{ tenantId: 'trace-missing', databaseUrl: `postgres://postgres@127.0.0.1:5432/${missingDb}` }],
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100', SLUICE_DISCOVERY_INTERVAL: '250ms' },
+  }));
 
-  const request = (payload: unknown) => jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload));
+  const request = (payload: unknown) => stack.publishRequest(payload);
 
   it("one tenant's task is one trace: planner -> executor -> migration -> pg, and the reporter links to it", async () => {
     await request({ runId: 'trace-one', target: 'latest', tenants: { ids: ['trace-0001'] } });
-    const completed = await waitForCompleted(nc, 'trace-one');
+    const completed = await waitForCompleted(stack.nc, 'trace-one');
     expect(completed.status).toBe('succeeded');
     expect(completed.traceId).toMatch(/^[0-9a-f]{32}$/);
-    const events = await collectRunEvents(nc, 'trace-one', (subject) => subject.endsWith('.completed'));
+    const events = await collectRunEvents(stack.nc, 'trace-one', (subject) => subject.endsWith('.completed'));
     expect((events.find((e) => e.subject.endsWith('.accepted'))?.data as RunAcceptedEvent).traceId).toBe(completed.traceId);
 
     const traceId = completed.traceId!;
@@ -111,7 +80,7 @@ describe('tracing: one trace per run across planner, executor (with pg) and repo
       expect(m.parentSpanId).toBe(task!.spanId);
       const sql = t.childrenOf(m).filter((s) => s.name.startsWith('pg.query'));
       expect(sql.length).toBeGreaterThan(0);
-      expect(sql[0]).toMatchObject({ kind: 'client', attributes: { 'db.system.name': 'postgresql', 'db.namespace': fleet.tenants[0]!.database } });
+      expect(sql[0]).toMatchObject({ kind: 'client', attributes: { 'db.system.name': 'postgresql', 'db.namespace': stack.fleet.tenants[0]!.database } });
     }
     // The whole chain, from a SQL statement up to the run's root.
     const chain: string[] = [];
@@ -131,7 +100,7 @@ describe('tracing: one trace per run across planner, executor (with pg) and repo
 
   it('a run of several tenants: one task span each, failures marked and linked first; logs carry the trace', async () => {
     await request({ runId: 'trace-few', target: 'latest' });
-    const completed = await waitForCompleted(nc, 'trace-few');
+    const completed = await waitForCompleted(stack.nc, 'trace-few');
     expect(completed.counts).toMatchObject({ total: 4, failed: 1 });
     const traceId = completed.traceId!;
     const all = await receiver.waitFor((spans) => traceOf(spans, traceId).named('sluice.run.completion').length === 1 && traceOf(spans, traceId).named('sluice.task').length === 4);
@@ -155,7 +124,7 @@ describe('tracing: one trace per run across planner, executor (with pg) and repo
     expect(new Set(completion!.links.map((l) => l.spanId))).toEqual(new Set(tasks.map((s) => s.spanId)));
 
     // The executor's log line about the failed tenant leads to its span.
-    const executor = services.find((s) => s.name === 'executor')!;
+    const executor = stack.services.find((s) => s.name === 'executor')!;
     const line = await executor.waitForLog((l) => l.msg === 'tenant failed' && l.tenantId === 'trace-missing' && l.runId === 'trace-few');
     expect(line).toMatchObject({ trace_id: traceId, span_id: failed.spanId });
     expect(JSON.stringify(receiver.bodies())).not.toMatch(/password/i);

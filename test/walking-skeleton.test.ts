@@ -1,64 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { REQUEST_SUBJECT, type RunCompletedEvent } from '@sluice/contracts';
-import {
-  collectRunEvents,
-  createTenantFleet,
-  fleetServiceEnv,
-  listRejected,
-  type NatsServerHandle,
-  type ServiceProcess,
-  startNatsServer,
-  startService,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { type RunCompletedEvent } from '@sluice/contracts';
+import { collectRunEvents, listRejected, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TENANTS = 50;
 const VERSIONS = [1, 2, 3, 4, 5, 6];
 
 describe('walking skeleton: a request runs end to end over JetStream and real Postgres', () => {
-  let nats: NatsServerHandle;
-  let fleet: TenantFleet;
-  let dir: string;
-  let nc: NatsConnection;
-  const services: ServiceProcess[] = [];
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    fleet = await createTenantFleet({ count: TENANTS });
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-e2e-'));
-    const registry = path.join(dir, 'tenants.json');
-    await fleet.writeRegistry(registry);
-    const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
-    // Planner last: requests wait in the stream until it comes up.
-    services.push(await startService('reporter', env));
-    services.push(await startService('executor', env));
-    services.push(await startService('planner', env));
-    nc = await connect({ servers: nats.url });
-  });
-
-  afterAll(async () => {
-    await nc?.close();
-    for (const s of services) await s.stop();
-    await nats?.dispose();
-    await fleet?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const publishRequest = (payload: unknown): Promise<unknown> =>
-    import('@nats-io/jetstream').then(({ jetstream }) => jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload)));
+  const stack = withFleetStack({ beforeAll, afterAll }, { fleets: [{ count: TENANTS }] });
+  const publishRequest = (payload: unknown) => stack.publishRequest(payload);
 
   let first: RunCompletedEvent;
 
   it('migrates every tenant and publishes one completed event', async () => {
     const started = Date.now();
     await publishRequest({ runId: 'e2e-first', target: 'latest' });
-    first = await waitForCompleted(nc, 'e2e-first');
+    first = await waitForCompleted(stack.nc, 'e2e-first');
     console.log(`50-tenant run: ${Date.now() - started} ms from publish to completed (run durationMs ${first.durationMs})`);
     expect(first).toMatchObject({
       runId: 'e2e-first',
@@ -72,7 +28,7 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
   });
 
   it('records each version exactly once in every journal, and the schema exists', async () => {
-    const rows = await fleet.eachTenant(async (client) => {
+    const rows = await stack.fleet.eachTenant(async (client) => {
       const journal = await client.query<{ version: string; n: string; status: string; run_id: string }>(
         'SELECT version::text, count(*) OVER (PARTITION BY version)::text AS n, status, run_id FROM sluice_migrations ORDER BY version',
       );
@@ -83,6 +39,7 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
       const plan = await client.query<{ plan_code: string }>("SELECT plan_code FROM accounts WHERE email = 'owner@example.invalid'");
       return { journal: journal.rows, tables: tables.rows.map((r) => r.t), index: index.rowCount, plan: plan.rows[0]?.plan_code };
     });
+    expect(rows).toHaveLength(TENANTS);
     for (const r of rows) {
       expect(r.journal.map((j) => Number(j.version))).toEqual(VERSIONS);
       expect(r.journal.every((j) => j.n === '1' && j.status === 'applied' && j.run_id === 'e2e-first')).toBe(true);
@@ -96,10 +53,10 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
     await publishRequest({ runId: 'e2e-first', target: 'latest' });
     // A later run proves the repeat has been handled (requests are taken in order).
     await publishRequest({ runId: 'e2e-second', target: 'latest' });
-    const second = await waitForCompleted(nc, 'e2e-second');
+    const second = await waitForCompleted(stack.nc, 'e2e-second');
     expect(second.counts).toEqual({ total: TENANTS, migrated: 0, upToDate: TENANTS, pending: 0, failed: 0, skipped: 0 });
     expect(second.status).toBe('succeeded');
-    const events = await collectRunEvents(nc, 'e2e-first', (subject) => subject.endsWith('.completed'));
+    const events = await collectRunEvents(stack.nc, 'e2e-first', (subject) => subject.endsWith('.completed'));
     const accepted = events.filter((e) => e.subject.endsWith('.accepted'));
     expect(accepted).toHaveLength(1);
     // Nothing new after the first completed event: no second accepted, no second completion.
@@ -111,22 +68,22 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
   it('answers an invalid request with a rejected event and keeps running', async () => {
     await publishRequest({ runId: 'bad run id!', target: 'latest' });
     await publishRequest({ runId: 'e2e-unknown-version', target: 999 });
-    await expect.poll(async () => (await listRejected(nc)).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
-    const rejected = await listRejected(nc);
+    await expect.poll(async () => (await listRejected(stack.nc)).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+    const rejected = await listRejected(stack.nc);
     const byRunId = rejected.find((r) => r.runId === 'e2e-unknown-version');
     expect(byRunId?.reasons.join(' ')).toMatch(/999/);
     const noRunId = rejected.find((r) => r.runId === undefined);
     expect(noRunId?.reasons.join(' ')).toMatch(/runId/);
     // Still alive: a valid request after the bad ones runs.
     await publishRequest({ runId: 'e2e-after-bad', target: 'latest', dryRun: true });
-    const after = await waitForCompleted(nc, 'e2e-after-bad');
+    const after = await waitForCompleted(stack.nc, 'e2e-after-bad');
     expect(after.counts.upToDate).toBe(TENANTS);
-    for (const s of services) expect(s.logs.some((l) => l.level === 'fatal')).toBe(false);
+    for (const s of stack.services) expect(s.logs.some((l) => l.level === 'fatal')).toBe(false);
   });
 
   async function collectAllSubjects(runId: string): Promise<string[]> {
     const { jetstream, DeliverPolicy } = await import('@nats-io/jetstream');
-    const js = jetstream(nc);
+    const js = jetstream(stack.nc);
     const consumer = await js.consumers.get('SLUICE_RUNS', { filter_subjects: `sluice.runs.${runId}.>`, deliver_policy: DeliverPolicy.All });
     const messages = await consumer.fetch({ max_messages: 1000, expires: 1000 });
     const subjects: string[] = [];

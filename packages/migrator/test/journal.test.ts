@@ -53,7 +53,9 @@ describe('the journal itself', () => {
   it('records run id, executor id and duration for every version', async () => {
     const client = await (await dbs.create()).connect();
     await migrator(client, set).migrate({ targetVersion: 3, runId: 'run-9', executorId: 'exec-9' });
-    for (const row of await journalRows(client)) {
+    const rows = await journalRows(client);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
       expect(row).toMatchObject({ status: 'applied', run_id: 'run-9', executor_id: 'exec-9', baseline: false });
       expect(row.duration_ms).toBeGreaterThanOrEqual(0);
     }

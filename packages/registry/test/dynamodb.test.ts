@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createDynamoRegistry, type DynamoRegistrySettings } from '../src/dynamodb.js';
 import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
-import { type DynamoServer, localClientConfig, startDynamoServer } from './support/dynamodb-server.js';
-import { startTcpMeter } from './support/net.js';
+import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
+import { startTcpMeter } from '@sluice/testkit';
 import { type FrontAction, startThrottlingFront, type ThrottlingFront } from './support/throttling-front.js';
 
 const ROWS = 1_000;

@@ -9,10 +9,10 @@ import { createFileRegistry } from '../src/file.js';
 import { createMemoryRegistry } from '../src/memory.js';
 import { createMongoRegistry } from '../src/mongodb.js';
 import { type ContractSubject, describeRegistryContract, PAGE } from './registry-contract.js';
-import { type DynamoServer, localClientConfig, startDynamoServer } from './support/dynamodb-server.js';
+import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
 import { serveThroughFifo } from './support/fifo-file.js';
-import { type MongoServer, startMongoServer } from './support/mongodb-server.js';
-import { freePort, startTcpMeter } from './support/net.js';
+import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
+import { freePort, startTcpMeter } from '@sluice/testkit';
 
 let dir: string;
 let mongo: MongoServer;

@@ -10,6 +10,11 @@ export interface DelayProxyHandle {
   setDelay(ms: number): void;
   /** Connections open through the proxy. */
   readonly connections: number;
+  /**
+   * The latest chunks held back (up to 1,000): when each arrived from the server, when it was due,
+   * and when it went on to the client (performance.now() ms). A chunk sent straight through is not here.
+   */
+  readonly held: ReadonlyArray<{ arrivedAt: number; due: number; releasedAt: number }>;
   close(): Promise<void>;
 }
 
@@ -17,25 +22,32 @@ export interface DelayProxyHandle {
  * A TCP proxy on a free loopback port that adds a round-trip delay, to make a local database look
  * remote. Every chunk the server sends is held for `delayMs` before it reaches the client (so each
  * request/response exchange, including each step of the connection handshake, gains `delayMs`),
- * and order is kept. Node timers fire in whole milliseconds, never early: the added delay is
- * `delayMs` to `delayMs + 1` ms per exchange (the test of this proxy measures it).
+ * and order is kept. Node timers fire in whole milliseconds, never early: each chunk is held
+ * `delayMs` from its arrival (not from the chunk before it), plus however late its timer fires
+ * (`held` records every hold, and the test of this proxy checks them).
  */
 export async function startDelayProxy(target: { host?: string; port: number }, delayMs: number): Promise<DelayProxyHandle> {
   let delay = delayMs;
   const sockets = new Set<Socket>();
+  const held: Array<{ arrivedAt: number; due: number; releasedAt: number }> = [];
 
   const server: Server = createServer((client) => {
     const upstream = new Socket();
     sockets.add(client);
     sockets.add(upstream);
-    const queue: Array<{ due: number; chunk: Buffer }> = [];
+    const queue: Array<{ arrivedAt: number; due: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | null = null;
     let upstreamEnded = false;
 
     const flush = (): void => {
       timer = null;
       const now = performance.now();
-      while (queue.length > 0 && queue[0]!.due <= now) client.write(queue.shift()!.chunk);
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { arrivedAt, due, chunk } = queue.shift()!;
+        client.write(chunk);
+        held.push({ arrivedAt, due, releasedAt: now });
+        if (held.length > 1_000) held.shift();
+      }
       if (queue.length > 0) schedule();
       else if (upstreamEnded) client.end();
     };
@@ -60,7 +72,8 @@ export async function startDelayProxy(target: { host?: string; port: number }, d
         client.write(chunk);
         return;
       }
-      queue.push({ due: performance.now() + delay, chunk });
+      const arrivedAt = performance.now();
+      queue.push({ arrivedAt, due: arrivedAt + delay, chunk });
       schedule();
     });
     upstream.on('end', () => {
@@ -90,6 +103,7 @@ export async function startDelayProxy(target: { host?: string; port: number }, d
     get connections() {
       return [...sockets].length / 2;
     },
+    held,
     async close() {
       for (const s of sockets) s.destroy();
       sockets.clear();

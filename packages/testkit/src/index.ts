@@ -10,4 +10,6 @@ export { type PostgresClusterHandle, startPostgresCluster } from './postgres-clu
 export { PromScrape, scrapeMetrics } from './prom-text.js';
 export { collectRunEvents, countOutcomes, listOutcomes, listRejected, waitForCompleted } from './run-watch.js';
 export { fleetServiceEnv, type ServiceName, type ServiceProcess, startService } from './service-process.js';
-export { createTenantFleet, type TenantFleet } from './tenant-fleet.js';
+export { createTenantFleet, type FleetOptions, type TenantFleet } from './tenant-fleet.js';
+export { startTcpMeter, type TcpMeter } from './tcp-meter.js';
+export { type FleetStack, type FleetStackOptions, startFleetStack, type StackService, type SuiteHooks, withFleetStack } from './fleet-stack.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { congodb } from '@push.rocks/smartmongo';
 import { MongoClient } from 'mongodb';
 
-import { freePort } from './net.js';
+import { freePort } from './ports.js';
 
 export interface MongoServer {
   /** Where the server listens (what a relay in front of it connects to). */

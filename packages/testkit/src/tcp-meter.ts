@@ -1,7 +1,5 @@
 import net from 'node:net';
 
-export { freePort } from '@sluice/testkit';
-
 export interface TcpMeter {
   port: number;
   /** Bytes the store has sent through so far. */
