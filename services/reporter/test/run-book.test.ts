@@ -2,13 +2,7 @@ import type { RunAcceptedEvent, RunPlannedEvent, TenantOutcome } from '@sluice/c
 import { describe, expect, it } from 'vitest';
 
 import { RunBook, runStatusOf } from '../src/run-book.js';
-
-/** The progress event due, noted as published (as the reporter does). */
-function progress(book: RunBook, runId: string) {
-  const event = book.progressDue(runId);
-  if (event) book.onProgress(event);
-  return event;
-}
+import { takeProgress } from './book-support.js';
 
 let clock = Date.parse('2026-01-01T00:00:00Z');
 const now = () => clock;
@@ -102,14 +96,14 @@ describe('RunBook', () => {
     book.onAccepted(accepted('r5'));
     book.onPlanned(planned('r5', 4));
     // planning -> running is news; nothing after it until something moves.
-    expect(progress(book, 'r5')).toMatchObject({ status: 'running', done: 0, etaMs: null });
-    expect(progress(book, 'r5')).toBeUndefined();
+    expect(takeProgress(book, 'r5')).toMatchObject({ status: 'running', done: 0, etaMs: null });
+    expect(takeProgress(book, 'r5')).toBeUndefined();
     clock += 2000;
     book.onOutcome(outcome('r5', 'a', 'migrated'));
     book.onOutcome(outcome('r5', 'b', 'migrated'));
-    const p = progress(book, 'r5')!;
+    const p = takeProgress(book, 'r5')!;
     expect(p).toMatchObject({ done: 2, ratePerSec: 1, etaMs: 2000, status: 'running' });
-    expect(progress(book, 'r5')).toBeUndefined();
+    expect(takeProgress(book, 'r5')).toBeUndefined();
   });
 
   it("measures a finished run's wall time to its last outcome, even when the book reads it much later", () => {

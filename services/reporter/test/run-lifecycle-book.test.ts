@@ -2,14 +2,8 @@ import type { RunAcceptedEvent, RunControlEvent, RunPlannedEvent, TaskLedgerEntr
 import { describe, expect, it } from 'vitest';
 
 import { RunBook, runStatusOf } from '../src/run-book.js';
-
-/** The progress event due, noted as published (as the reporter does). */
-function progress(book: RunBook, runId: string) {
-  const event = book.progressDue(runId);
-  if (event) book.onProgress(event);
-  return event;
-}
 import { rolloutVerdict } from '../src/run-verdicts.js';
+import { takeProgress } from './book-support.js';
 
 let clock = Date.parse('2026-01-01T00:00:00Z');
 const now = () => clock;
@@ -89,33 +83,33 @@ describe('run states and controls', () => {
     const book = new RunBook(now);
     book.onAccepted(accepted('c2'));
     book.onPlanned(planned('c2', 10));
-    progress(book, 'c2');
+    takeProgress(book, 'c2');
     clock += 1000;
     book.onOutcome(outcome('c2', 'a', 'migrated'));
-    expect(progress(book, 'c2')?.etaMs).toBeGreaterThan(0);
+    expect(takeProgress(book, 'c2')?.etaMs).toBeGreaterThan(0);
     book.onControl(control('c2', 'pause'), 3);
-    expect(progress(book, 'c2')).toMatchObject({ status: 'paused', etaMs: null });
-    expect(progress(book, 'c2')).toBeUndefined();
+    expect(takeProgress(book, 'c2')).toMatchObject({ status: 'paused', etaMs: null });
+    expect(takeProgress(book, 'c2')).toBeUndefined();
   });
 
   it('computes the rate over the last half minute, not since the start', () => {
     const book = new RunBook(now);
     book.onAccepted(accepted('c3'));
     book.onPlanned(planned('c3', 1000));
-    progress(book, 'c3');
+    takeProgress(book, 'c3');
     // A slow start: 10 tenants in the first minute ...
     for (let i = 0; i < 10; i++) book.onOutcome(outcome('c3', `s${i}`, 'migrated'));
     clock += 60_000;
-    progress(book, 'c3');
+    takeProgress(book, 'c3');
     // ... then 10 a second.
     for (let s = 0; s < 40; s++) {
       clock += 1000;
       for (let i = 0; i < 10; i++) book.onOutcome(outcome('c3', `f${s}-${i}`, 'migrated'));
-      progress(book, 'c3');
+      takeProgress(book, 'c3');
     }
     clock += 1000;
     for (let i = 0; i < 10; i++) book.onOutcome(outcome('c3', `last-${i}`, 'migrated'));
-    const p = progress(book, 'c3')!;
+    const p = takeProgress(book, 'c3')!;
     expect(p.ratePerSec).toBeCloseTo(10, 0);
     expect(p.etaMs).toBeCloseTo(((1000 - p.done) / 10) * 1000, -3);
   });
