@@ -1,5 +1,6 @@
 export { peakRssBytes, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
+export { type FleetStack, type FleetStackOptions, type StackService, startFleetStack, type SuiteHooks, withFleetStack } from './fleet-stack.js';
 export { type NatsClusterHandle, startNatsCluster } from './nats-cluster.js';
 export { type NatsServerHandle, startNatsServer } from './nats-server.js';
 export { type ConfiguredNatsServer, createTestCertificates, startNatsServerWithConfig, type TestCertificates } from './nats-server-config.js';
@@ -10,6 +11,5 @@ export { type PostgresClusterHandle, startPostgresCluster } from './postgres-clu
 export { PromScrape, scrapeMetrics } from './prom-text.js';
 export { collectRunEvents, countOutcomes, listOutcomes, listRejected, waitForCompleted } from './run-watch.js';
 export { fleetServiceEnv, type ServiceName, type ServiceProcess, startService } from './service-process.js';
-export { createTenantFleet, type FleetOptions, type TenantFleet } from './tenant-fleet.js';
 export { startTcpMeter, type TcpMeter } from './tcp-meter.js';
-export { type FleetStack, type FleetStackOptions, startFleetStack, type StackService, type SuiteHooks, withFleetStack } from './fleet-stack.js';
+export { createTenantFleet, type FleetOptions, type TenantFleet } from './tenant-fleet.js';
