@@ -6,8 +6,34 @@ import tseslint from 'typescript-eslint';
 
 /** Imports that would give the pure packages I/O. */
 const impure = [
-  { group: ['pg', 'pg-*', '@nats-io/*', 'mongodb', '@aws-sdk/*', 'pino', 'opossum', '@opentelemetry/*'], message: 'core and contracts stay pure: no drivers.' },
-  { group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:https', 'node:child_process', 'node:os', 'node:dgram', 'node:tls', 'node:worker_threads', 'node:process', 'fs', 'fs/*', 'path', 'net', 'http', 'https', 'child_process', 'os'], message: 'core and contracts stay pure: no Node I/O (pass data in).' },
+  {
+    group: ['pg', 'pg-*', '@nats-io/*', 'mongodb', '@aws-sdk/*', 'pino', 'opossum', '@opentelemetry/*'],
+    message: 'core and contracts stay pure: no drivers.',
+  },
+  {
+    group: [
+      'node:fs',
+      'node:fs/*',
+      'node:net',
+      'node:http',
+      'node:https',
+      'node:child_process',
+      'node:os',
+      'node:dgram',
+      'node:tls',
+      'node:worker_threads',
+      'node:process',
+      'fs',
+      'fs/*',
+      'path',
+      'net',
+      'http',
+      'https',
+      'child_process',
+      'os',
+    ],
+    message: 'core and contracts stay pure: no Node I/O (pass data in).',
+  },
 ];
 
 export default tseslint.config(
@@ -27,7 +53,17 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../../*/src/*', '../../../packages/*', '**/packages/*/src/*'], message: 'Import a package through its name and index, not its files.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../../*/src/*', '../../../packages/*', '**/packages/*/src/*'],
+              message: 'Import a package through its name and index, not its files.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

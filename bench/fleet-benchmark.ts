@@ -44,7 +44,13 @@ import pg from 'pg';
 import { migrateTenantNaively, runPool } from './contenders/naive-loop.js';
 import { migrateTenantWithNodePgMigrate, writeNodePgMigrateDir } from './contenders/node-pg-migrate.js';
 import { migrateTenantWithSqitch, sqitchAvailable, writeSqitchProject } from './contenders/sqitch.js';
-import { type BenchmarkReport, type ContenderResult, renderBenchmarkMarkdown, renderBenchmarkSvg, type RttResult } from './report.js';
+import {
+  type BenchmarkReport,
+  type ContenderResult,
+  renderBenchmarkMarkdown,
+  renderBenchmarkSvg,
+  type RttResult,
+} from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +80,8 @@ const CONCURRENCY = Number(values.concurrency);
 const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 5_000 : 100_000));
 const REPLICAS = [1, 2, 4];
 const ONLY = values.only;
-if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling') throw new Error('--only takes contenders or ceiling');
+if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling')
+  throw new Error('--only takes contenders or ceiling');
 const PROFILE_ARGS = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -90,7 +97,10 @@ let nc: NatsConnection | undefined;
 
 try {
   say(`starting two Postgres hosts, NATS, ${TENANTS} tenants (${quick ? 'quick' : 'full'} mode)`);
-  const hosts = await Promise.all([startPostgresCluster({ max_connections: '200' }), startPostgresCluster({ max_connections: '200' })]);
+  const hosts = await Promise.all([
+    startPostgresCluster({ max_connections: '200' }),
+    startPostgresCluster({ max_connections: '200' }),
+  ]);
   for (const h of hosts) cleanups.push(() => h.dispose());
   const nats = await startNatsServer();
   cleanups.push(() => nats.dispose());
@@ -98,7 +108,12 @@ try {
   const fleets: TenantFleet[] = [];
   for (const [i, h] of hosts.entries()) {
     const count = i === 0 ? Math.ceil(TENANTS / 2) : Math.floor(TENANTS / 2);
-    const fleet = await createTenantFleet({ count, serverUrl: h.serverUrl, tenantPrefix: `h${i + 1}`, prefix: `bench_h${i + 1}` });
+    const fleet = await createTenantFleet({
+      count,
+      serverUrl: h.serverUrl,
+      tenantPrefix: `h${i + 1}`,
+      prefix: `bench_h${i + 1}`,
+    });
     fleets.push(fleet);
   }
   const proxies: DelayProxyHandle[] = [];
@@ -110,14 +125,29 @@ try {
     const index = hosts.findIndex((h) => url.includes(`:${h.port}/`));
     return url.replace(`:${hosts[index]!.port}/`, `:${proxies[index]!.port}/`);
   };
-  const tenants = interleave(fleets.map((f) => f.tenants.map((t) => ({ tenantId: t.tenantId, databaseUrl: viaProxy(t.databaseUrl) }))));
-  const sample = interleave(fleets.map((f) => f.tenants.slice(0, Math.ceil(SAMPLE / 2)).map((t) => ({ tenantId: t.tenantId, databaseUrl: viaProxy(t.databaseUrl) })))).slice(0, SAMPLE);
+  const tenants = interleave(
+    fleets.map((f) => f.tenants.map((t) => ({ tenantId: t.tenantId, databaseUrl: viaProxy(t.databaseUrl) }))),
+  );
+  const sample = interleave(
+    fleets.map((f) =>
+      f.tenants
+        .slice(0, Math.ceil(SAMPLE / 2))
+        .map((t) => ({ tenantId: t.tenantId, databaseUrl: viaProxy(t.databaseUrl) })),
+    ),
+  ).slice(0, SAMPLE);
   const registry = path.join(dir, 'tenants.json');
   await writeFile(registry, JSON.stringify(tenants));
 
   /** Back to an empty schema everywhere (directly, not through the proxies). */
   const reset = async (): Promise<void> => {
-    await Promise.all(fleets.map((f) => f.eachTenant((c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA IF EXISTS sqitch CASCADE'), 8)));
+    await Promise.all(
+      fleets.map((f) =>
+        f.eachTenant(
+          (c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA IF EXISTS sqitch CASCADE'),
+          8,
+        ),
+      ),
+    );
   };
   const setRtt = (ms: number): void => {
     for (const p of proxies) p.setDelay(ms);
@@ -137,11 +167,27 @@ try {
   services.push(reporter, planner);
 
   let runCounter = 0;
-  const runSluice = async (replicas: number): Promise<{ wallMs: number; completed: RunCompletedEvent; cpu: ReturnType<ReturnType<typeof startCpuMeter>['stop']>; executorRss: number }> => {
+  const runSluice = async (
+    replicas: number,
+  ): Promise<{
+    wallMs: number;
+    completed: RunCompletedEvent;
+    cpu: ReturnType<ReturnType<typeof startCpuMeter>['stop']>;
+    executorRss: number;
+  }> => {
     const executors: ServiceProcess[] = [];
-    for (let r = 1; r <= replicas; r++) executors.push(await startService('executor', { ...env, SLUICE_EXECUTOR_ID: `bench-x${r}`, SLUICE_CONCURRENCY: String(CONCURRENCY) }));
+    for (let r = 1; r <= replicas; r++)
+      executors.push(
+        await startService('executor', {
+          ...env,
+          SLUICE_EXECUTOR_ID: `bench-x${r}`,
+          SLUICE_CONCURRENCY: String(CONCURRENCY),
+        }),
+      );
     const runId = `bench-${Date.now().toString(36)}-${++runCounter}`;
-    const meter = startCpuMeter({ sluice: () => [...executors.map((x) => x.pid), reporter.pid, planner.pid, nats.pid] });
+    const meter = startCpuMeter({
+      sluice: () => [...executors.map((x) => x.pid), reporter.pid, planner.pid, nats.pid],
+    });
     const t0 = performance.now();
     await jetstream(nc!).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
     const completed = await waitForCompleted(nc!, runId, 1_800_000);
@@ -157,14 +203,21 @@ try {
   const rttsToRun = ONLY === 'ceiling' ? [] : RTTS;
   for (const rtt of rttsToRun) {
     setRtt(rtt);
-    proxyCheck.push({ claimedMs: rtt, addedMs: (await medianSelectMs(viaProxy(direct[0]!.databaseUrl))) - (await medianSelectMs(direct[0]!.databaseUrl)) });
+    proxyCheck.push({
+      claimedMs: rtt,
+      addedMs:
+        (await medianSelectMs(viaProxy(direct[0]!.databaseUrl))) - (await medianSelectMs(direct[0]!.databaseUrl)),
+    });
   }
 
   // ------------------------------------------------------------------------------- contenders
   const results: RttResult[] = [];
   for (const rtt of rttsToRun) {
     setRtt(rtt);
-    const runs: Record<string, Array<{ wallMs: number; measured: number; cpuMs?: number; machineMs?: number; rss?: string; note?: string }>> = {};
+    const runs: Record<
+      string,
+      Array<{ wallMs: number; measured: number; cpuMs?: number; machineMs?: number; rss?: string; note?: string }>
+    > = {};
     const record = (name: string, entry: (typeof runs)[string][number]): void => {
       (runs[name] ??= []).push(entry);
     };
@@ -184,7 +237,10 @@ try {
         await reset();
         t0 = performance.now();
         for (const t of sample.slice(0, SQITCH_SAMPLE)) await migrateTenantWithSqitch(t.databaseUrl, sqitchDir);
-        record('sqitch, tenant by tenant', { wallMs: performance.now() - t0, measured: Math.min(sample.length, SQITCH_SAMPLE) });
+        record('sqitch, tenant by tenant', {
+          wallMs: performance.now() - t0,
+          measured: Math.min(sample.length, SQITCH_SAMPLE),
+        });
       }
 
       await reset();
@@ -192,12 +248,20 @@ try {
       t0 = performance.now();
       await runPool(tenants, CONCURRENCY, (t) => migrateTenantNaively(t.databaseUrl, migrations));
       const loopCpu = meter.stop();
-      record(`in-process parallel loop (${CONCURRENCY} at once)`, { wallMs: performance.now() - t0, measured: tenants.length, cpuMs: loopCpu.groupsMs.bench ?? 0, machineMs: loopCpu.machineMs });
+      record(`in-process parallel loop (${CONCURRENCY} at once)`, {
+        wallMs: performance.now() - t0,
+        measured: tenants.length,
+        cpuMs: loopCpu.groupsMs.bench ?? 0,
+        machineMs: loopCpu.machineMs,
+      });
 
       for (const replicas of REPLICAS) {
         await reset();
         const r = await runSluice(replicas);
-        if (r.completed.counts.migrated !== TENANTS) throw new Error(`Sluice run: ${JSON.stringify(r.completed.counts)} (${JSON.stringify(r.completed.failures.slice(0, 3))})`);
+        if (r.completed.counts.migrated !== TENANTS)
+          throw new Error(
+            `Sluice run: ${JSON.stringify(r.completed.counts)} (${JSON.stringify(r.completed.failures.slice(0, 3))})`,
+          );
         record(`Sluice, ${replicas} executor${replicas > 1 ? 's' : ''}`, {
           wallMs: r.wallMs,
           measured: TENANTS,
@@ -209,8 +273,14 @@ try {
       }
       // The same fleet again: every tenant is already up to date.
       const upToDate = await runSluice(2);
-      if (upToDate.completed.counts.upToDate !== TENANTS) throw new Error(`up-to-date run: ${JSON.stringify(upToDate.completed.counts)}`);
-      record('Sluice, 2 executors, fleet already up to date', { wallMs: upToDate.wallMs, measured: TENANTS, cpuMs: upToDate.cpu.groupsMs.sluice ?? 0, machineMs: upToDate.cpu.machineMs });
+      if (upToDate.completed.counts.upToDate !== TENANTS)
+        throw new Error(`up-to-date run: ${JSON.stringify(upToDate.completed.counts)}`);
+      record('Sluice, 2 executors, fleet already up to date', {
+        wallMs: upToDate.wallMs,
+        measured: TENANTS,
+        cpuMs: upToDate.cpu.groupsMs.sluice ?? 0,
+        machineMs: upToDate.cpu.machineMs,
+      });
     }
     const contenders: ContenderResult[] = Object.entries(runs).map(([name, entries]) => {
       const m = median(entries.map((e) => e.wallMs / e.measured));
@@ -239,18 +309,33 @@ try {
     say(`orchestration ceiling: ${CEILING} synthetic tenants, no-op migration`);
     const ceilingFile = path.join(dir, 'synthetic.ndjson');
     const lines: string[] = [];
-    for (let i = 0; i < CEILING; i++) lines.push(JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@10.255.0.${(i % 8) + 1}:5432/t${i}` }));
+    for (let i = 0; i < CEILING; i++)
+      lines.push(
+        JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@10.255.0.${(i % 8) + 1}:5432/t${i}` }),
+      );
     await writeFile(ceilingFile, `${lines.join('\n')}\n`);
     const ceilingEnv = fleetServiceEnv(
       { natsUrl: nats.url, registryFile: ceilingFile },
-      { SLUICE_HOST_LIMIT: '128', SLUICE_HOST_START_LIMIT: '128', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' },
+      {
+        SLUICE_HOST_LIMIT: '128',
+        SLUICE_HOST_START_LIMIT: '128',
+        SLUICE_DISCOVERY_INTERVAL: '250ms',
+        LOG_LEVEL: 'warn',
+      },
     );
-    const ceilingServices = [await startService('reporter', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS }), await startService('planner', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS })];
+    const ceilingServices = [
+      await startService('reporter', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS }),
+      await startService('planner', { ...ceilingEnv, LOG_LEVEL: 'info' }, { nodeArgs: PROFILE_ARGS }),
+    ];
     services.push(...ceilingServices);
     const noopExecutors: ServiceProcess[] = [];
     for (let r = 1; r <= 2; r++) {
       noopExecutors.push(
-        await startService('executor', { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${r}`, SLUICE_CONCURRENCY: '512' }, { entry: path.join(REPO_ROOT, 'bench', 'noop-executor.ts'), nodeArgs: ['--import', 'tsx', ...PROFILE_ARGS] }),
+        await startService(
+          'executor',
+          { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${r}`, SLUICE_CONCURRENCY: '512' },
+          { entry: path.join(REPO_ROOT, 'bench', 'noop-executor.ts'), nodeArgs: ['--import', 'tsx', ...PROFILE_ARGS] },
+        ),
       );
     }
     services.push(...noopExecutors);
@@ -282,9 +367,9 @@ try {
       machineCpuMsPerTenant: ceilingRun.machineMs / CEILING,
       runs: ceilingRuns.length,
       rss: {
-      planner: peakRssBytes(ceilingServices[1]!.pid),
-      reporter: peakRssBytes(ceilingServices[0]!.pid),
-      executor: Math.max(...noopExecutors.map((x) => peakRssBytes(x.pid))),
+        planner: peakRssBytes(ceilingServices[1]!.pid),
+        reporter: peakRssBytes(ceilingServices[0]!.pid),
+        executor: Math.max(...noopExecutors.map((x) => peakRssBytes(x.pid))),
       },
     };
     for (const x of services.splice(0)) await x.stop();
@@ -293,7 +378,15 @@ try {
   // ------------------------------------------------------------------------------- the report
   const report = {
     machine: machineFacts(),
-    settings: { tenants: TENANTS, sample: SAMPLE, repeat: REPEAT, concurrency: CONCURRENCY, rtts: RTTS, quick, migrations: migrations.migrations.length },
+    settings: {
+      tenants: TENANTS,
+      sample: SAMPLE,
+      repeat: REPEAT,
+      concurrency: CONCURRENCY,
+      rtts: RTTS,
+      quick,
+      migrations: migrations.migrations.length,
+    },
     proxyCheck,
     results,
     serviceRss,
@@ -316,7 +409,8 @@ try {
 
 function interleave<T>(lists: T[][]): T[] {
   const out: T[] = [];
-  for (let i = 0; i < Math.max(...lists.map((l) => l.length)); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
+  for (let i = 0; i < Math.max(...lists.map((l) => l.length)); i++)
+    for (const l of lists) if (i < l.length) out.push(l[i]!);
   return out;
 }
 
@@ -348,12 +442,18 @@ function machineFacts(): Record<string, string> {
   };
   const pkg = (name: string): string => {
     try {
-      return (JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+      return (
+        JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version;
     } catch {
       return 'not installed';
     }
   };
-  const pgBin = execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1'], { encoding: 'utf8' }).trim();
+  const pgBin = execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1'], {
+    encoding: 'utf8',
+  }).trim();
   return {
     cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
     memory: `${Math.round(totalmem() / 1024 ** 3)} GiB`,

@@ -8,8 +8,18 @@ import { runService } from '@sluice/telemetry';
 
 const noop: TenantWork = (task) =>
   Promise.resolve({
-    report: { status: 'upToDate', applied: [], fromVersion: task.target, toVersion: task.target, timings: { journalMs: 0, executeMs: 0, serverMs: 0 } },
+    report: {
+      status: 'upToDate',
+      applied: [],
+      fromVersion: task.target,
+      toVersion: task.target,
+      timings: { journalMs: 0, executeMs: 0, serverMs: 0 },
+    },
     connectMs: 0,
   });
 
-await runService({ service: 'executor', loadConfig: loadExecutorConfig, start: (config, logger) => startExecutorService(config, logger, { tenantWork: noop }) });
+await runService({
+  service: 'executor',
+  loadConfig: loadExecutorConfig,
+  start: (config, logger) => startExecutorService(config, logger, { tenantWork: noop }),
+});

@@ -60,7 +60,12 @@ if (process.argv[2] === '--list-only') {
 }
 
 const { values } = parseArgs({
-  options: { 'file-tenants': { type: 'string', default: '1000000' }, 'dynamo-tenants': { type: 'string', default: '100000' }, 'planner-node-options': { type: 'string' }, 'publish-window': { type: 'string' } },
+  options: {
+    'file-tenants': { type: 'string', default: '1000000' },
+    'dynamo-tenants': { type: 'string', default: '100000' },
+    'planner-node-options': { type: 'string' },
+    'publish-window': { type: 'string' },
+  },
 });
 const fileTenants = Number(values['file-tenants']);
 const dynamoTenants = Number(values['dynamo-tenants']);
@@ -96,7 +101,11 @@ async function planner(name: string, env: Record<string, string>): Promise<Measu
     ...(values['planner-node-options'] ? { NODE_OPTIONS: values['planner-node-options'] } : {}),
     ...(values['publish-window'] ? { SLUICE_PUBLISH_WINDOW: values['publish-window'] } : {}),
   };
-  const service = await startService('planner', { NATS_URL: nats.url, SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR, LOG_LEVEL: 'info', ...tuning, ...env }, { readyTimeoutMs: 60_000 });
+  const service = await startService(
+    'planner',
+    { NATS_URL: nats.url, SLUICE_MIGRATIONS_DIR: MIGRATIONS_DIR, LOG_LEVEL: 'info', ...tuning, ...env },
+    { readyTimeoutMs: 60_000 },
+  );
   try {
     const ready = await memoryOf(service.pid);
     const runId = `bench-${name}-${Date.now()}`;
@@ -125,7 +134,10 @@ try {
 
   const table = await dynamo.createTable('tenants');
   for (let from = 1; from <= dynamoTenants; from += 10_000) {
-    await dynamo.seed(table, Array.from({ length: Math.min(10_000, dynamoTenants - from + 1) }, (_, k) => tenantRow(from + k)));
+    await dynamo.seed(
+      table,
+      Array.from({ length: Math.min(10_000, dynamoTenants - from + 1) }, (_, k) => tenantRow(from + k)),
+    );
   }
   process.stderr.write(`seeded ${dynamoTenants} tenants into dynalite\n`);
 

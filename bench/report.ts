@@ -23,7 +23,15 @@ export interface RttResult {
 
 export interface BenchmarkReport {
   machine: Record<string, string>;
-  settings: { tenants: number; sample: number; repeat: number; concurrency: number; rtts: number[]; quick: boolean; migrations: number };
+  settings: {
+    tenants: number;
+    sample: number;
+    repeat: number;
+    concurrency: number;
+    rtts: number[];
+    quick: boolean;
+    migrations: number;
+  };
   proxyCheck: Array<{ claimedMs: number; addedMs: number }>;
   results: RttResult[];
   serviceRss: { planner: number; reporter: number };
@@ -57,24 +65,34 @@ export function targetVerdicts(report: BenchmarkReport): string[] {
     const seq = r.contenders.find((c) => c.name === SEQUENTIAL);
     const sluice = r.contenders.filter((c) => isSluice(c.name));
     if (loop && sluice.length > 0 && (r.rttMs === 0 || r.rttMs === 5)) {
-      const ratios = sluice.map((s) => `${s.name.replace('Sluice, ', '')} ${fixed(s.wallMsForFleet / loop.wallMsForFleet, 2)}x`);
+      const ratios = sluice.map(
+        (s) => `${s.name.replace('Sluice, ', '')} ${fixed(s.wallMsForFleet / loop.wallMsForFleet, 2)}x`,
+      );
       const best = Math.min(...sluice.map((s) => s.wallMsForFleet / loop.wallMsForFleet));
-      lines.push(`- ${r.rttMs} ms RTT — Sluice wall time ÷ in-process loop: ${ratios.join(', ')} (target ≤ 1.2x, stretch ≤ 1.0x): **${best <= 1 ? 'stretch met' : best <= 1.2 ? 'met' : 'missed'}** (best ${fixed(best, 2)}x).`);
+      lines.push(
+        `- ${r.rttMs} ms RTT — Sluice wall time ÷ in-process loop: ${ratios.join(', ')} (target ≤ 1.2x, stretch ≤ 1.0x): **${best <= 1 ? 'stretch met' : best <= 1.2 ? 'met' : 'missed'}** (best ${fixed(best, 2)}x).`,
+      );
     }
     if (seq && sluice.length > 0 && r.rttMs >= 20) {
       const best = Math.max(...sluice.map((s) => s.tenantsPerSec / seq.tenantsPerSec));
-      lines.push(`- ${r.rttMs} ms RTT — Sluice vs the sequential loop: **${fixed(best, 1)}x faster** (target ≥ 20x): **${best >= 20 ? 'met' : 'missed'}**.`);
+      lines.push(
+        `- ${r.rttMs} ms RTT — Sluice vs the sequential loop: **${fixed(best, 1)}x faster** (target ≥ 20x): **${best >= 20 ? 'met' : 'missed'}**.`,
+      );
     }
     const upToDate = r.contenders.find((c) => c.name.includes('up to date'));
     if (upToDate) {
       const ms = upToDate.wallMsForFleet;
-      lines.push(`- ${r.rttMs} ms RTT — ${report.settings.tenants} tenants already up to date: **${seconds(ms)} s** for the whole run (target < 5 s for 1,000): **${ms < 5_000 ? 'met' : 'missed'}**.`);
+      lines.push(
+        `- ${r.rttMs} ms RTT — ${report.settings.tenants} tenants already up to date: **${seconds(ms)} s** for the whole run (target < 5 s for 1,000): **${ms < 5_000 ? 'met' : 'missed'}**.`,
+      );
     }
   }
   const c = report.ceiling;
   if (!c) return lines;
   const own = Object.values(c.cpuMsPerTenant).reduce((a, b) => a + b, 0);
-  lines.push(`- Orchestration ceiling (${c.tenants.toLocaleString('en')} no-op tenants): **${Math.round(c.tenantsPerSec).toLocaleString('en')} tenants/s** (target ≥ 5,000): **${c.tenantsPerSec >= 5_000 ? 'met' : 'missed'}**; Sluice's own CPU **${fixed(own, 2)} ms per tenant** (target < 2 ms): **${own < 2 ? 'met' : 'missed'}**.`);
+  lines.push(
+    `- Orchestration ceiling (${c.tenants.toLocaleString('en')} no-op tenants): **${Math.round(c.tenantsPerSec).toLocaleString('en')} tenants/s** (target ≥ 5,000): **${c.tenantsPerSec >= 5_000 ? 'met' : 'missed'}**; Sluice's own CPU **${fixed(own, 2)} ms per tenant** (target < 2 ms): **${own < 2 ? 'met' : 'missed'}**.`,
+  );
   return lines;
 }
 
@@ -105,7 +123,9 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     const seq = r.contenders.find((c) => c.name === SEQUENTIAL);
     const loop = r.contenders.find((c) => isLoop(c.name));
     out.push(`## ${r.rttMs} ms round trip`, '');
-    out.push('| contender | measured on | wall time for the fleet (s) | tenants/s | vs sequential | ÷ loop | own CPU ms/tenant | machine CPU ms/tenant | notes |');
+    out.push(
+      '| contender | measured on | wall time for the fleet (s) | tenants/s | vs sequential | ÷ loop | own CPU ms/tenant | machine CPU ms/tenant | notes |',
+    );
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const c of r.contenders) {
       const scaled = c.measured < s.tenants ? ` (scaled from ${c.measured})` : '';
@@ -116,23 +136,31 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     out.push('');
   }
   const c = report.ceiling;
-  if (c) out.push(
-    '## Orchestration ceiling',
+  if (c)
+    out.push(
+      '## Orchestration ceiling',
+      '',
+      `${c.tenants.toLocaleString('en')} synthetic tenants on 8 synthetic hosts (limit 128 each), whose migration is a no-op (an executor built with a no-op tenant-work port, \`bench/noop-executor.ts\`): only planner → JetStream → 2 executors → reporter is measured, from publishing the request to the \`completed\` event. Median of ${c.runs}.`,
+      '',
+      '| tenants | wall time (s) | tenants/s | planner | executors | reporter | nats-server | all Sluice | machine |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| ${c.tenants.toLocaleString('en')} | ${seconds(c.wallMs)} | ${Math.round(c.tenantsPerSec).toLocaleString('en')} | ${['planner', 'executors', 'reporter', 'nats-server'].map((k) => `${fixed(c.cpuMsPerTenant[k] ?? 0, 3)} ms`).join(' | ')} | ${fixed(
+        Object.values(c.cpuMsPerTenant).reduce((a, b) => a + b, 0),
+        3,
+      )} ms | ${fixed(c.machineCpuMsPerTenant, 3)} ms |`,
+      '',
+      'CPU columns are CPU time per tenant (user + system, from /proc).',
+      '',
+    );
+  out.push(
+    '## Peak memory (RSS)',
     '',
-    `${c.tenants.toLocaleString('en')} synthetic tenants on 8 synthetic hosts (limit 128 each), whose migration is a no-op (an executor built with a no-op tenant-work port, \`bench/noop-executor.ts\`): only planner → JetStream → 2 executors → reporter is measured, from publishing the request to the \`completed\` event. Median of ${c.runs}.`,
-    '',
-    '| tenants | wall time (s) | tenants/s | planner | executors | reporter | nats-server | all Sluice | machine |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${c.tenants.toLocaleString('en')} | ${seconds(c.wallMs)} | ${Math.round(c.tenantsPerSec).toLocaleString('en')} | ${['planner', 'executors', 'reporter', 'nats-server'].map((k) => `${fixed(c.cpuMsPerTenant[k] ?? 0, 3)} ms`).join(' | ')} | ${fixed(
-      Object.values(c.cpuMsPerTenant).reduce((a, b) => a + b, 0),
-      3,
-    )} ms | ${fixed(c.machineCpuMsPerTenant, 3)} ms |`,
-    '',
-    'CPU columns are CPU time per tenant (user + system, from /proc).',
-    '',
+    `- Migration runs: planner ${mb(report.serviceRss.planner)}, reporter ${mb(report.serviceRss.reporter)}, executors in the tables above.`,
   );
-  out.push('## Peak memory (RSS)', '', `- Migration runs: planner ${mb(report.serviceRss.planner)}, reporter ${mb(report.serviceRss.reporter)}, executors in the tables above.`);
-  if (c) out.push(`- Orchestration ceiling: planner ${mb(c.rss.planner)}, reporter ${mb(c.rss.reporter)}, executor ${mb(c.rss.executor)}.`);
+  if (c)
+    out.push(
+      `- Orchestration ceiling: planner ${mb(c.rss.planner)}, reporter ${mb(c.rss.reporter)}, executor ${mb(c.rss.executor)}.`,
+    );
   out.push('', '![tenants/s by contender](benchmarks.svg)', '');
   return out.join('\n');
 }
@@ -157,18 +185,26 @@ export function renderBenchmarkSvg(report: BenchmarkReport): string {
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">Tenants migrated per second (${report.settings.tenants} tenants, ${report.settings.concurrency} at once)</text>`,
   ];
   rtts.forEach((rtt, i) => {
-    parts.push(`<rect x="${left + i * 110}" y="30" width="12" height="12" fill="${colors[i % colors.length]}"/><text x="${left + i * 110 + 16}" y="40">${rtt} ms RTT</text>`);
+    parts.push(
+      `<rect x="${left + i * 110}" y="30" width="12" height="12" fill="${colors[i % colors.length]}"/><text x="${left + i * 110 + 16}" y="40">${rtt} ms RTT</text>`,
+    );
   });
   names.forEach((name, g) => {
     const y0 = top + g * groupH;
-    parts.push(`<text x="${left - 8}" y="${y0 + groupH / 2}" text-anchor="end" dominant-baseline="middle">${esc(name)}</text>`);
+    parts.push(
+      `<text x="${left - 8}" y="${y0 + groupH / 2}" text-anchor="end" dominant-baseline="middle">${esc(name)}</text>`,
+    );
     report.results.forEach((r, i) => {
       const c = r.contenders.find((x) => x.name === name);
       if (!c) return;
       const w = Math.max(1, (c.tenantsPerSec / max) * plotW);
       const y = y0 + i * barH;
-      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[i % colors.length]}"/>`);
-      parts.push(`<text x="${left + w + 4}" y="${y + barH - 4}">${c.tenantsPerSec >= 100 ? Math.round(c.tenantsPerSec) : c.tenantsPerSec.toFixed(1)}</text>`);
+      parts.push(
+        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[i % colors.length]}"/>`,
+      );
+      parts.push(
+        `<text x="${left + w + 4}" y="${y + barH - 4}">${c.tenantsPerSec >= 100 ? Math.round(c.tenantsPerSec) : c.tenantsPerSec.toFixed(1)}</text>`,
+      );
     });
   });
   parts.push('</svg>', '');

@@ -38,7 +38,12 @@ const { values } = parseArgs({
     'on-env': { type: 'string', default: '' },
   },
 });
-const onEnv = Object.fromEntries(values['on-env'].split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const onEnv = Object.fromEntries(
+  values['on-env']
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('=') as [string, string]),
+);
 const tenants = Number(values.tenants);
 const repeat = Number(values.repeat);
 const SETTLE_MS = 1_500;
@@ -62,8 +67,16 @@ const fleet = await createTenantFleet({ count: tenants, prefix: `sluice_trace_be
 const registry = path.join(dir, 'tenants.json');
 await fleet.writeRegistry(registry);
 const nc = await connect({ servers: nats.url });
-const base = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry }, { SLUICE_HOST_LIMIT: '8', SLUICE_CONCURRENCY: '8', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' });
-const tracingEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: values.protocol, OTEL_BSP_SCHEDULE_DELAY: '1000', ...onEnv };
+const base = fleetServiceEnv(
+  { natsUrl: nats.url, registryFile: registry },
+  { SLUICE_HOST_LIMIT: '8', SLUICE_CONCURRENCY: '8', SLUICE_DISCOVERY_INTERVAL: '250ms', LOG_LEVEL: 'warn' },
+);
+const tracingEnv = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: values.protocol,
+  OTEL_BSP_SCHEDULE_DELAY: '1000',
+  ...onEnv,
+};
 const samples: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
 let run = 0;
 /** The services of the run under way, stopped in `finally` should a run fail. */
@@ -77,7 +90,8 @@ try {
       const services: Record<string, ServiceProcess> = {};
       running = services;
       // `ready` lines are info; start at info, everything else is quiet at warn anyway.
-      for (const name of ['reporter', 'executor', 'planner'] as const) services[name] = await startService(name, { ...env, LOG_LEVEL: 'info' });
+      for (const name of ['reporter', 'executor', 'planner'] as const)
+        services[name] = await startService(name, { ...env, LOG_LEVEL: 'info' });
       const runId = `trace-bench-${++run}-${mode}`;
       const spansBefore = receiver.spans().length;
       const bytesBefore = receiver.protobuf().bytes;
@@ -99,7 +113,9 @@ try {
       const spans = receiver.spans().length - spansBefore;
       const kb = Math.round((receiver.protobuf().bytes - bytesBefore) / 1024);
       samples[mode].push({ wallMs, cpu: { ...cpu.groupsMs, machine: cpu.machineMs }, spans });
-      console.log(`${runId}: ${(wallMs / 1000).toFixed(2)} s, services CPU ${cpu.groupsMs.planner! + cpu.groupsMs.executor! + cpu.groupsMs.reporter!} ms, exported ${spans} spans (JSON) / ${kb} KiB (protobuf)${done.traceId ? `, trace ${done.traceId}` : ''}`);
+      console.log(
+        `${runId}: ${(wallMs / 1000).toFixed(2)} s, services CPU ${cpu.groupsMs.planner! + cpu.groupsMs.executor! + cpu.groupsMs.reporter!} ms, exported ${spans} spans (JSON) / ${kb} KiB (protobuf)${done.traceId ? `, trace ${done.traceId}` : ''}`,
+      );
     }
   }
 } finally {
@@ -121,7 +137,9 @@ const rows: Array<[string, (s: Sample) => number, (x: number) => string]> = [
   ['CPU: nats-server', (s) => s.cpu['nats-server'] ?? 0, (x) => `${Math.round(x)} ms`],
   ['CPU: whole machine (all users)', (s) => s.cpu.machine ?? 0, (x) => `${Math.round(x)} ms`],
 ];
-console.log(`\nTracing overhead: ${tenants} tenants, 6 migrations each, one Postgres host (limit 8), 1 executor (concurrency 8); ${repeat} runs per mode, alternating; ${cpus().length} cores, Node ${process.version}`);
+console.log(
+  `\nTracing overhead: ${tenants} tenants, 6 migrations each, one Postgres host (limit 8), 1 executor (concurrency 8); ${repeat} runs per mode, alternating; ${cpus().length} cores, Node ${process.version}`,
+);
 console.log(`traced runs: ${values.protocol}${values['on-env'] ? `, ${values['on-env']}` : ''}\n`);
 console.log('| measure | off: median (min–max) | on: median (min–max) | on vs off |');
 console.log('|---|---:|---:|---:|');
@@ -129,5 +147,7 @@ for (const [label, pick, fmt] of rows) {
   const off = samples.off.map(pick);
   const on = samples.on.map(pick);
   const delta = (median(on) / median(off) - 1) * 100;
-  console.log(`| ${label} | ${fmt(median(off))} (${fmt(Math.min(...off))}–${fmt(Math.max(...off))}) | ${fmt(median(on))} (${fmt(Math.min(...on))}–${fmt(Math.max(...on))}) | ${delta >= 0 ? '+' : ''}${delta.toFixed(1)}% |`);
+  console.log(
+    `| ${label} | ${fmt(median(off))} (${fmt(Math.min(...off))}–${fmt(Math.max(...off))}) | ${fmt(median(on))} (${fmt(Math.min(...on))}–${fmt(Math.max(...on))}) | ${delta >= 0 ? '+' : ''}${delta.toFixed(1)}% |`,
+  );
 }

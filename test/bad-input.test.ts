@@ -60,8 +60,15 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
   }
 
-  async function http(method: string, urlPath: string, body?: string | Uint8Array): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`http://127.0.0.1:${reporterPort}${urlPath}`, { method, ...(body === undefined ? {} : { body }) });
+  async function http(
+    method: string,
+    urlPath: string,
+    body?: string | Uint8Array,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`http://127.0.0.1:${reporterPort}${urlPath}`, {
+      method,
+      ...(body === undefined ? {} : { body }),
+    });
     const text = await res.text();
     return { status: res.status, body: JSON.parse(text) as Record<string, unknown> };
   }
@@ -91,7 +98,9 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     await expect(js.publish(REQUEST_SUBJECT, new Uint8Array(1_100_000))).rejects.toThrow(/MAX_PAYLOAD|payload/i);
     tally('payload over max_payload (1.1 MB)', 'refused by NATS at publish (client error); nothing stored');
 
-    await expect.poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 90_000, interval: 250 }).toBe(cases.length);
+    await expect
+      .poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 90_000, interval: 250 })
+      .toBe(cases.length);
     const rejected = await listRejected(stack.nc);
     console.log(`${cases.length} malformed requests rejected in ${Math.round(performance.now() - started)} ms`);
     expect(rejected).toHaveLength(cases.length);
@@ -108,7 +117,10 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
         event.reasons.every((r) => r.length <= 500) &&
         !Number.isNaN(Date.parse(event.rejectedAt));
       tally(c.kind, 'rejected event with the reason; no run');
-      if (!ok) mismatches.push(`#${i} ${c.kind}: expected ${c.reason} (runId ${c.runId}), got runId ${event.runId}: ${joined.slice(0, 300)}`);
+      if (!ok)
+        mismatches.push(
+          `#${i} ${c.kind}: expected ${c.reason} (runId ${c.runId}), got runId ${event.runId}: ${joined.slice(0, 300)}`,
+        );
     });
     expect(mismatches).toEqual([]);
 
@@ -121,7 +133,10 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     expect(cli.stdout.trim()).toBe('');
     await expectServicesUnchanged();
     expect(stack.fleet.tenants.length).toBe(TENANTS);
-    const touched = await stack.fleet.eachTenant(async (c) => (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r);
+    const touched = await stack.fleet.eachTenant(
+      async (c) =>
+        (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r,
+    );
     expect(touched.every((r) => r === null)).toBe(true);
   });
 
@@ -129,10 +144,17 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     await jetstream(stack.nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-bad-after', target: 'latest' }));
     const completed = await waitForCompleted(stack.nc, 'fx-bad-after', 60_000);
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, migrated: TENANTS, failed: 0 } });
-    const journals = await stack.fleet.eachTenant(async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n);
+    const journals = await stack.fleet.eachTenant(
+      async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n,
+    );
     expect(journals).toEqual(Array.from({ length: TENANTS }, () => 6));
     const cli = await run(process.execPath, [CLI, 'runs', '--json'], { env: stack.env });
-    expect(cli.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { runId: string }).runId)).toEqual(['fx-bad-after']);
+    expect(
+      cli.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { runId: string }).runId),
+    ).toEqual(['fx-bad-after']);
   });
 
   it(`answers ${CONTROLS} malformed control events (and controls of unknown runs) with rejected events, and they change nothing`, async () => {
@@ -140,7 +162,9 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
     const controls = generateBadControls(SEED, 'fx-bad-after', CONTROLS);
     const js = jetstream(stack.nc);
     for (const c of controls) await js.publish(c.subject, c.bytes);
-    await expect.poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 30_000, interval: 250 }).toBe(before + controls.length);
+    await expect
+      .poll(() => subjectCount(STREAMS.runs.name, REJECTED_SUBJECT), { timeout: 30_000, interval: 250 })
+      .toBe(before + controls.length);
     const answers = (await listRejected(stack.nc)).slice(before);
     const mismatches: string[] = [];
     answers.forEach((event, i) => {
@@ -148,7 +172,9 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
       const joined = event.reasons.join(' | ');
       tally(c.kind, 'rejected event (with subject) from the reporter; run unchanged');
       if (!(c.reason.test(joined) && event.subject === c.subject && event.runId === c.runId)) {
-        mismatches.push(`#${i} ${c.kind} on ${c.subject}: expected ${c.reason} (runId ${c.runId}), got ${event.subject} runId ${event.runId}: ${joined.slice(0, 200)}`);
+        mismatches.push(
+          `#${i} ${c.kind} on ${c.subject}: expected ${c.reason} (runId ${c.runId}), got ${event.subject} runId ${event.runId}: ${joined.slice(0, 200)}`,
+        );
       }
     });
     expect(mismatches).toEqual([]);
@@ -161,15 +187,38 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
 
   it('answers malformed HTTP bodies and paths with a clear 4xx, and stays up', async () => {
     const json = (v: unknown) => JSON.stringify(v);
-    const checks: Array<[kind: string, method: string, path: string, body: string | Uint8Array | undefined, status: number, error: RegExp]> = [
+    const checks: Array<
+      [kind: string, method: string, path: string, body: string | Uint8Array | undefined, status: number, error: RegExp]
+    > = [
       ['HTTP: body not JSON', 'POST', '/runs', '{"runId": "x", ', 400, /request body is not JSON/],
       ['HTTP: body not JSON', 'POST', '/runs', new Uint8Array([0xff, 0x00, 0xfe]), 400, /request body is not JSON/],
       ['HTTP: empty body', 'POST', '/runs', '', 400, /request body is empty/],
       ['HTTP: body over 4 MB', 'POST', '/runs', 'x'.repeat(4 * 1024 * 1024 + 10), 413, /larger than/],
-      ['HTTP: runId taken', 'POST', '/runs', json({ runId: 'fx-bad-after', target: 'latest' }), 409, /runId fx-bad-after is taken/],
-      ['HTTP: control body malformed', 'POST', '/runs/fx-bad-after/pause', json({ reason: 5 }), 400, /invalid control body/],
+      [
+        'HTTP: runId taken',
+        'POST',
+        '/runs',
+        json({ runId: 'fx-bad-after', target: 'latest' }),
+        409,
+        /runId fx-bad-after is taken/,
+      ],
+      [
+        'HTTP: control body malformed',
+        'POST',
+        '/runs/fx-bad-after/pause',
+        json({ reason: 5 }),
+        400,
+        /invalid control body/,
+      ],
       ['HTTP: control body malformed', 'POST', '/runs/fx-bad-after/cancel', json([]), 400, /invalid control body/],
-      ['HTTP: control body malformed', 'POST', '/runs/fx-bad-after/resume', json({ reason: 'x', force: true }), 400, /invalid control body/],
+      [
+        'HTTP: control body malformed',
+        'POST',
+        '/runs/fx-bad-after/resume',
+        json({ reason: 'x', force: true }),
+        400,
+        /invalid control body/,
+      ],
       ['HTTP: control body malformed', 'POST', '/runs/fx-bad-after/pause', 'pause now', 400, /not JSON/],
       ['HTTP: control that does not apply', 'POST', '/runs/fx-bad-after/resume', undefined, 409, /already completed/],
       ['HTTP: control of an unknown run', 'POST', '/runs/fx-ghost/pause', undefined, 404, /no run fx-ghost/],
@@ -181,27 +230,45 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
       ['HTTP: malformed query', 'GET', '/runs?limit=abc', undefined, 400, /limit must be/],
       ['HTTP: malformed query', 'GET', '/runs?limit=0', undefined, 400, /limit must be/],
       ['HTTP: malformed query', 'GET', '/runs?limit=1e9', undefined, 400, /limit must be/],
-      ['HTTP: malformed query', 'GET', '/runs/fx-bad-after/tenants?status=nope', undefined, 400, /status must be one of/],
+      [
+        'HTTP: malformed query',
+        'GET',
+        '/runs/fx-bad-after/tenants?status=nope',
+        undefined,
+        400,
+        /status must be one of/,
+      ],
       ['HTTP: wrong method', 'DELETE', '/runs', undefined, 405, /not allowed/],
       ['HTTP: wrong method', 'PUT', '/runs/fx-bad-after/pause', undefined, 405, /not allowed/],
     ];
     // A sample of the malformed requests (those that are JSON) through POST /runs.
-    for (const c of generateBadRequests(SEED + 1, 150).filter((x) => x.json !== undefined && x.kind !== 'unknown target').slice(0, 100)) {
+    for (const c of generateBadRequests(SEED + 1, 150)
+      .filter((x) => x.json !== undefined && x.kind !== 'unknown target')
+      .slice(0, 100)) {
       checks.push(['HTTP: malformed migration request', 'POST', '/runs', c.bytes, 400, /invalid migration request/]);
     }
     const wrong: string[] = [];
     for (const [kind, method, urlPath, body, status, error] of checks) {
       const res = await http(method, urlPath, body);
       tally(kind, `${status} with a JSON error`);
-      if (res.status !== status || !error.test(String(res.body.error))) wrong.push(`${kind}: ${method} ${urlPath} -> ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-      if (status === 400 && /migration request|control body/.test(String(res.body.error)) && !(Array.isArray(res.body.issues) && res.body.issues.length > 0)) wrong.push(`${kind}: no issues listed`);
+      if (res.status !== status || !error.test(String(res.body.error)))
+        wrong.push(`${kind}: ${method} ${urlPath} -> ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      if (
+        status === 400 &&
+        /migration request|control body/.test(String(res.body.error)) &&
+        !(Array.isArray(res.body.issues) && res.body.issues.length > 0)
+      )
+        wrong.push(`${kind}: no issues listed`);
     }
     expect(wrong).toEqual([]);
 
     // Request lines a URL parser refuses (`GET //`), and bytes that are not HTTP at all.
     for (const line of ['GET // HTTP/1.1', 'GET //[ HTTP/1.1', 'GET //:99999/runs HTTP/1.1', 'BLAH\u0000 ~~ HTTP/9']) {
       const answer = await rawHttp(reporterPort, `${line}\r\nHost: x\r\nConnection: close\r\n\r\n`);
-      tally(line.startsWith('GET') ? 'HTTP: request line with no URL (GET //)' : 'HTTP: bytes that are not HTTP', '400');
+      tally(
+        line.startsWith('GET') ? 'HTTP: request line with no URL (GET //)' : 'HTTP: bytes that are not HTTP',
+        '400',
+      );
       expect(answer, line).toMatch(/^HTTP\/1\.1 400/);
     }
     await expectServicesUnchanged();

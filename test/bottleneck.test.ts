@@ -33,7 +33,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const MIGRATIONS: Record<string, string> = {
-  '0001_accounts.sql': "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 3000) AS g;",
+  '0001_accounts.sql':
+    "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 3000) AS g;",
   '0002_plan.sql': "ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';",
   '0003_name_index.sql': 'CREATE INDEX accounts_name_idx ON accounts (name);',
 };
@@ -70,7 +71,11 @@ describe('the bottleneck report names the injected constraint', () => {
   });
 
   /** Writes the registry, starts reporter, executor and planner with `extra` settings. */
-  async function startStack(name: string, rows: Array<{ tenantId: string; databaseUrl: string }>, extra: Record<string, string> = {}): Promise<void> {
+  async function startStack(
+    name: string,
+    rows: Array<{ tenantId: string; databaseUrl: string }>,
+    extra: Record<string, string> = {},
+  ): Promise<void> {
     const registry = path.join(dir, `${name}.json`);
     await writeFile(registry, JSON.stringify(rows));
     const env = fleetServiceEnv(
@@ -82,15 +87,27 @@ describe('the bottleneck report names the injected constraint', () => {
   }
 
   async function fleetOf(count: number, tenantPrefix: string, serverUrl?: string): Promise<TenantFleet> {
-    const fleet = await createTenantFleet({ count, tenantPrefix, ...(serverUrl ? { serverUrl } : {}), prefix: `sluice_bn_${tenantPrefix.replace(/-/g, '_')}` });
+    const fleet = await createTenantFleet({
+      count,
+      tenantPrefix,
+      ...(serverUrl ? { serverUrl } : {}),
+      prefix: `sluice_bn_${tenantPrefix.replace(/-/g, '_')}`,
+    });
     cleanups.push(() => fleet.drop());
     return fleet;
   }
 
   const rowsOf = (fleet: TenantFleet, via?: string) =>
-    fleet.tenants.map((t) => ({ tenantId: t.tenantId, databaseUrl: via ? t.databaseUrl.replace(/127\.0\.0\.1:\d+/, via) : t.databaseUrl }));
+    fleet.tenants.map((t) => ({
+      tenantId: t.tenantId,
+      databaseUrl: via ? t.databaseUrl.replace(/127\.0\.0\.1:\d+/, via) : t.databaseUrl,
+    }));
 
-  async function runTo(runId: string, target: number | 'latest' = 'latest', timeoutMs = 120_000): Promise<RunCompletedEvent> {
+  async function runTo(
+    runId: string,
+    target: number | 'latest' = 'latest',
+    timeoutMs = 120_000,
+  ): Promise<RunCompletedEvent> {
     await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target }));
     return waitForCompleted(nc, runId, timeoutMs);
   }
@@ -118,7 +135,10 @@ describe('the bottleneck report names the injected constraint', () => {
 
     // The same report is served live over HTTP while the reporter holds the run.
     const ready = services[0]!.logs.find((l) => l.msg === 'reporter ready') as { httpPort: number };
-    const summary = (await (await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-io`)).json()) as { bottleneck: { kind: string }; timings: { totals: { tenants: number } } };
+    const summary = (await (await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-io`)).json()) as {
+      bottleneck: { kind: string };
+      timings: { totals: { tenants: number } };
+    };
     expect(summary.bottleneck.kind).toBe('io');
     expect(summary.timings.totals.tenants).toBe(6);
   });
@@ -169,7 +189,9 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.timings).toMatchObject({ executors: 1, executorSlots: 1 });
 
     // `sluice status` tells the same story.
-    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', 'bn-window'], { env: { NATS_URL: nats.url, PATH: process.env.PATH ?? '' } });
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', 'bn-window'], {
+      env: { NATS_URL: nats.url, PATH: process.env.PATH ?? '' },
+    });
     expect(stdout).toContain('bottleneck coordination (waiting)');
     expect(stdout).toMatch(/lever: Add executor replicas/);
   });

@@ -9,7 +9,10 @@ const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
 
 describe('the sluice command against running services', () => {
-  const stack = withFleetStack({ beforeAll, afterAll }, { fleets: [{ count: 6 }], env: { PATH: process.env.PATH ?? '' } });
+  const stack = withFleetStack(
+    { beforeAll, afterAll },
+    { fleets: [{ count: 6 }], env: { PATH: process.env.PATH ?? '' } },
+  );
 
   const sluice = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     try {
@@ -33,13 +36,29 @@ describe('the sluice command against running services', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('run cli-1: SUCCEEDED');
     const j = await sluice('status', 'cli-1', '--json');
-    expect(JSON.parse(j.stdout)).toMatchObject({ runId: 'cli-1', completed: { status: 'succeeded', counts: { migrated: 6 } } });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      runId: 'cli-1',
+      completed: { status: 'succeeded', counts: { migrated: 6 } },
+    });
   });
 
   it('migrate --wait --json for a subset by id, as a dry run', async () => {
-    const r = await sluice('migrate', '--run-id', 'cli-2', '--tenants', 'tenant-0001,tenant-0002', '--dry-run', '--wait', '--json');
+    const r = await sluice(
+      'migrate',
+      '--run-id',
+      'cli-2',
+      '--tenants',
+      'tenant-0001,tenant-0002',
+      '--dry-run',
+      '--wait',
+      '--json',
+    );
     expect(r.code).toBe(0);
-    const completed = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string }).find((e) => e.event === 'completed');
+    const completed = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string })
+      .find((e) => e.event === 'completed');
     expect(completed).toMatchObject({ dryRun: true, counts: { total: 2, upToDate: 2 } });
   });
 

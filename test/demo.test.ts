@@ -36,7 +36,10 @@ async function runDemo(env: Record<string, string | undefined>, timeoutMs = 50_0
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   clearTimeout(term);
   clearTimeout(kill);
-  const started = [...stdout.matchAll(/^==> started (.+) \(pid (\d+)\)$/gm)].map((m) => ({ label: m[1]!, pid: Number(m[2]) }));
+  const started = [...stdout.matchAll(/^==> started (.+) \(pid (\d+)\)$/gm)].map((m) => ({
+    label: m[1]!,
+    pid: Number(m[2]),
+  }));
   return { code, pid: child.pid!, stdout, stderr, started };
 }
 
@@ -59,7 +62,9 @@ async function localDemoDatabases(demoPid: number): Promise<string[]> {
   const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
   await client.connect();
   try {
-    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`sluice_demo_${demoPid}_%`]);
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
+      `sluice_demo_${demoPid}_%`,
+    ]);
     return rows.map((r) => r.datname);
   } finally {
     await client.end();
@@ -75,7 +80,9 @@ async function expectCleanSuccess(result: DemoResult, tenants: number, dirsBefor
   // The migrate watch's report, then `sluice status` prints the run report again.
   const status = result.stdout.slice(result.stdout.indexOf(`==> sluice status ${runId}`));
   expect(status, context).toContain(`run ${runId}: SUCCEEDED`);
-  expect(status).toMatch(new RegExp(`tenants +${tenants} migrated, 0 up to date, 0 failed, 0 skipped \\(of ${tenants}\\)`));
+  expect(status).toMatch(
+    new RegExp(`tenants +${tenants} migrated, 0 up to date, 0 failed, 0 skipped \\(of ${tenants}\\)`),
+  );
   expect(result.stdout).toContain(`journals: ${tenants} of ${tenants} tenants hold 6 versions`);
   // Two hosts: each holds half of the fleet.
   expect(result.stdout).toContain(`creating ${Math.ceil(tenants / 2)} tenant databases sluice_demo_${result.pid}_a_*`);
@@ -83,7 +90,9 @@ async function expectCleanSuccess(result: DemoResult, tenants: number, dirsBefor
   expect(result.stdout).toContain('==> cleaned up:');
 
   // Nothing it started runs on, its folders are gone, and no database of it is left.
-  expect(result.started.map((s) => s.label)).toEqual(expect.arrayContaining(['reporter', 'executor-1', 'executor-2', 'planner', 'host 2']));
+  expect(result.started.map((s) => s.label)).toEqual(
+    expect.arrayContaining(['reporter', 'executor-1', 'executor-2', 'planner', 'host 2']),
+  );
   for (const { label, pid } of result.started) expect(await alive(pid), `${label} (pid ${pid}) still runs`).toBe(false);
   const registry = /registry: (\S+)\/tenants\.json/.exec(result.stdout)?.[1];
   expect(registry && existsSync(registry), `demo folder ${registry} left behind`).toBe(false);
@@ -95,7 +104,14 @@ async function expectCleanSuccess(result: DemoResult, tenants: number, dirsBefor
 describe('npm run demo (the built demo, as the README runs it)', () => {
   it('on the local PostgreSQL plus an embedded second host, with its own nats-server: migrates, reports, cleans up', async () => {
     const before = await embeddedDirs();
-    const result = await runDemo({ SLUICE_DEMO_TENANTS: '6', NATS_URL: undefined, PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', SLUICE_DEMO_POSTGRES: undefined });
+    const result = await runDemo({
+      SLUICE_DEMO_TENANTS: '6',
+      NATS_URL: undefined,
+      PGHOST: '127.0.0.1',
+      PGPORT: '5432',
+      PGUSER: 'postgres',
+      SLUICE_DEMO_POSTGRES: undefined,
+    });
     expect(result.stdout).toContain('host 1: PostgreSQL at postgres://postgres@127.0.0.1:5432');
     expect(result.started.map((s) => s.label)).toContain('nats-server');
     await expectCleanSuccess(result, 6, before);
@@ -113,7 +129,13 @@ describe('npm run demo (the built demo, as the README runs it)', () => {
     it('starts two embedded PostgreSQL clusters, uses that NATS and leaves it running', async () => {
       const before = await embeddedDirs();
       const unused = await freePort();
-      const result = await runDemo({ SLUICE_DEMO_TENANTS: '6', NATS_URL: nats.url, PGHOST: '127.0.0.1', PGPORT: String(unused), SLUICE_DEMO_POSTGRES: undefined });
+      const result = await runDemo({
+        SLUICE_DEMO_TENANTS: '6',
+        NATS_URL: nats.url,
+        PGHOST: '127.0.0.1',
+        PGPORT: String(unused),
+        SLUICE_DEMO_POSTGRES: undefined,
+      });
       expect(result.stdout).toContain(`no usable PostgreSQL at postgres://postgres@127.0.0.1:${unused}`);
       expect(result.stdout).toMatch(/host 1: embedded PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+/);
       expect(result.stdout).toMatch(/host 2: embedded PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+/);
@@ -135,14 +157,23 @@ describe('npm run demo (the built demo, as the README runs it)', () => {
     it('no NATS_URL and no nats-server on PATH', async () => {
       const result = await runDemo({ NATS_URL: undefined, NATS_SERVER_BIN: undefined, PATH: '/nonexistent' });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/demo failed: NATS_URL is not set and nats-server could not be started from PATH .*install nats-server/);
+      expect(result.stderr).toMatch(
+        /demo failed: NATS_URL is not set and nats-server could not be started from PATH .*install nats-server/,
+      );
     });
 
     it('SLUICE_DEMO_POSTGRES=local with nothing at the PG* settings: names the variables, stops the nats-server it started', async () => {
       const port = await freePort();
-      const result = await runDemo({ NATS_URL: undefined, SLUICE_DEMO_POSTGRES: 'local', PGHOST: '127.0.0.1', PGPORT: String(port) });
+      const result = await runDemo({
+        NATS_URL: undefined,
+        SLUICE_DEMO_POSTGRES: 'local',
+        PGHOST: '127.0.0.1',
+        PGPORT: String(port),
+      });
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain(`demo failed: SLUICE_DEMO_POSTGRES=local, but PostgreSQL at postgres://postgres@127.0.0.1:${port} (PGHOST/PGPORT/PGUSER/PGPASSWORD) cannot be used`);
+      expect(result.stderr).toContain(
+        `demo failed: SLUICE_DEMO_POSTGRES=local, but PostgreSQL at postgres://postgres@127.0.0.1:${port} (PGHOST/PGPORT/PGUSER/PGPASSWORD) cannot be used`,
+      );
       for (const { label, pid } of result.started) expect(await alive(pid), `${label} still runs`).toBe(false);
     });
 

@@ -80,7 +80,13 @@ beforeAll(async () => {
 const isSluice = (s: ComposeService): boolean => s.image === SLUICE_IMAGE;
 /** Services that run until stopped: not one-shot jobs others wait for, not the `cli` tool. */
 function longRunning(): string[] {
-  const oneShot = new Set(Object.values(compose.services).flatMap((s) => Object.entries(s.depends_on ?? {}).filter(([, d]) => d.condition === 'service_completed_successfully').map(([name]) => name)));
+  const oneShot = new Set(
+    Object.values(compose.services).flatMap((s) =>
+      Object.entries(s.depends_on ?? {})
+        .filter(([, d]) => d.condition === 'service_completed_successfully')
+        .map(([name]) => name),
+    ),
+  );
   return Object.entries(compose.services)
     .filter(([name, s]) => !oneShot.has(name) && !(s.profiles ?? []).includes('cli'))
     .map(([name]) => name);
@@ -93,12 +99,32 @@ const env = (service: string, name: string): string | undefined => {
 describe('docker-compose.yml', () => {
   it('has the whole system: NATS with JetStream on disk, two Postgres hosts, registries, Jaeger, Prometheus, the three services', () => {
     const names = Object.keys(compose.services);
-    expect(names).toEqual(expect.arrayContaining(['nats', 'pg-a', 'pg-b', 'mongodb', 'dynamodb', 'jaeger', 'prometheus', 'grafana', 'planner', 'executor', 'reporter', 'registry-seed']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'nats',
+        'pg-a',
+        'pg-b',
+        'mongodb',
+        'dynamodb',
+        'jaeger',
+        'prometheus',
+        'grafana',
+        'planner',
+        'executor',
+        'reporter',
+        'registry-seed',
+      ]),
+    );
     const nats = compose.services.nats!;
     const [, major, minor] = /^nats:(\d+)\.(\d+)/.exec(nats.image ?? '') ?? [];
-    expect(Number(major) * 100 + Number(minor), `NATS image ${nats.image} must be 2.11 or later`).toBeGreaterThanOrEqual(211);
+    expect(
+      Number(major) * 100 + Number(minor),
+      `NATS image ${nats.image} must be 2.11 or later`,
+    ).toBeGreaterThanOrEqual(211);
     expect(nats.command).toEqual(expect.arrayContaining(['--jetstream', '--store_dir']));
-    expect(nats.volumes?.some((v) => v.endsWith(`:${nats.command![nats.command!.indexOf('--store_dir') + 1]}`))).toBe(true);
+    expect(nats.volumes?.some((v) => v.endsWith(`:${nats.command![nats.command!.indexOf('--store_dir') + 1]}`))).toBe(
+      true,
+    );
     // The registry servers start with their profile; SLUICE_REGISTRY picks which one is read.
     expect(compose.services.mongodb!.profiles).toEqual(['mongodb']);
     expect(compose.services.dynamodb!.profiles).toEqual(['dynamodb']);
@@ -112,10 +138,17 @@ describe('docker-compose.yml', () => {
       for (const [target, { condition }] of Object.entries(service.depends_on ?? {})) {
         expect(names.has(target), `${name} depends on unknown service ${target}`).toBe(true);
         expect(['service_started', 'service_healthy', 'service_completed_successfully']).toContain(condition);
-        if (condition === 'service_healthy') expect(compose.services[target]!.healthcheck, `${name} waits for ${target} to be healthy, which has no healthcheck`).toBeDefined();
+        if (condition === 'service_healthy')
+          expect(
+            compose.services[target]!.healthcheck,
+            `${name} waits for ${target} to be healthy, which has no healthcheck`,
+          ).toBeDefined();
         if (condition === 'service_completed_successfully') expect(compose.services[target]!.restart).toBe('no');
         // A dependency in a profile would not start with a plain `docker compose up`.
-        expect(compose.services[target]!.profiles ?? [], `${name} depends on ${target}, which only starts with a profile`).toEqual([]);
+        expect(
+          compose.services[target]!.profiles ?? [],
+          `${name} depends on ${target}, which only starts with a profile`,
+        ).toEqual([]);
       }
     }
     for (const name of longRunning()) {
@@ -124,8 +157,15 @@ describe('docker-compose.yml', () => {
       expect(['CMD', 'CMD-SHELL']).toContain(check!.test[0]);
     }
     // The executors wait for what they work on, the planner for the fleet's registry rows.
-    expect(compose.services.executor!.depends_on).toMatchObject({ nats: { condition: 'service_healthy' }, 'pg-a': { condition: 'service_healthy' }, 'pg-b': { condition: 'service_healthy' } });
-    expect(compose.services.planner!.depends_on).toMatchObject({ nats: { condition: 'service_healthy' }, 'registry-seed': { condition: 'service_completed_successfully' } });
+    expect(compose.services.executor!.depends_on).toMatchObject({
+      nats: { condition: 'service_healthy' },
+      'pg-a': { condition: 'service_healthy' },
+      'pg-b': { condition: 'service_healthy' },
+    });
+    expect(compose.services.planner!.depends_on).toMatchObject({
+      nats: { condition: 'service_healthy' },
+      'registry-seed': { condition: 'service_completed_successfully' },
+    });
   });
 
   it('lets executors scale (docker compose up --scale executor=N): no container name, no host port', () => {
@@ -146,7 +186,8 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of sluiceServices) {
       expect(service.build, `${name} builds the one image`).toBe('.');
       for (const variable of Object.keys(service.environment ?? {})) {
-        const known = codeEnv.has(variable) || readByLibrary(variable) || (name === 'registry-seed' && seedEnv.has(variable));
+        const known =
+          codeEnv.has(variable) || readByLibrary(variable) || (name === 'registry-seed' && seedEnv.has(variable));
         expect(known, `${name} sets ${variable}, which nothing reads`).toBe(true);
       }
       const command = service.entrypoint ? service.entrypoint.slice(1) : service.command;
@@ -175,14 +216,27 @@ describe('docker-compose.yml', () => {
   });
 
   it('has Prometheus scrape every Sluice service on its metrics port (executors through DNS discovery)', async () => {
-    const prometheus = parse(await text('deploy/prometheus/prometheus.yml')) as { scrape_configs: Array<{ job_name: string; metrics_path?: string; static_configs?: Array<{ targets: string[] }>; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }> };
+    const prometheus = parse(await text('deploy/prometheus/prometheus.yml')) as {
+      scrape_configs: Array<{
+        job_name: string;
+        metrics_path?: string;
+        static_configs?: Array<{ targets: string[] }>;
+        dns_sd_configs?: Array<{ names: string[]; type: string; port: number }>;
+      }>;
+    };
     const jobs = new Map(prometheus.scrape_configs.map((j) => [j.job_name, j]));
-    expect(jobs.get('sluice-planner')?.static_configs?.[0]?.targets).toEqual([`planner:${env('planner', 'SLUICE_METRICS_PORT')}`]);
-    expect(jobs.get('sluice-reporter')?.static_configs?.[0]?.targets).toEqual([`reporter:${env('reporter', 'SLUICE_REPORTER_PORT')}`]);
+    expect(jobs.get('sluice-planner')?.static_configs?.[0]?.targets).toEqual([
+      `planner:${env('planner', 'SLUICE_METRICS_PORT')}`,
+    ]);
+    expect(jobs.get('sluice-reporter')?.static_configs?.[0]?.targets).toEqual([
+      `reporter:${env('reporter', 'SLUICE_REPORTER_PORT')}`,
+    ]);
     const dns = jobs.get('sluice-executor')?.dns_sd_configs?.[0];
     expect(dns).toMatchObject({ names: ['executor'], type: 'A', port: Number(env('executor', 'SLUICE_METRICS_PORT')) });
     for (const job of jobs.values()) expect(job.metrics_path ?? '/metrics').toBe('/metrics');
-    const mounted = compose.services.prometheus!.volumes!.find((v) => v.startsWith('./deploy/prometheus/prometheus.yml:'));
+    const mounted = compose.services.prometheus!.volumes!.find((v) =>
+      v.startsWith('./deploy/prometheus/prometheus.yml:'),
+    );
     expect(mounted).toBeDefined();
   });
 
@@ -194,7 +248,22 @@ describe('docker-compose.yml', () => {
       return;
     }
     await run(binary, ['-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: REPO_ROOT });
-    const { stdout } = await run(binary, ['-f', 'docker-compose.yml', '--profile', 'cli', '--profile', 'mongodb', '--profile', 'dynamodb', 'config', '--services'], { cwd: REPO_ROOT });
+    const { stdout } = await run(
+      binary,
+      [
+        '-f',
+        'docker-compose.yml',
+        '--profile',
+        'cli',
+        '--profile',
+        'mongodb',
+        '--profile',
+        'dynamodb',
+        'config',
+        '--services',
+      ],
+      { cwd: REPO_ROOT },
+    );
     expect(stdout.trim().split('\n').sort()).toEqual(Object.keys(compose.services).sort());
   });
 });
@@ -228,21 +297,35 @@ describe('Dockerfile', () => {
     const { workspaces } = JSON.parse(await text('package.json')) as { workspaces: string[] };
     for (const workspace of workspaces) {
       const dir = workspace.replace(/\/\*$/, '');
-      const copied = workspace.endsWith('/*') ? new RegExp(`^COPY ${dir} \\./${dir}$`, 'm') : new RegExp(`^COPY ${dir}/package\\.json \\./${dir}/package\\.json$`, 'm');
+      const copied = workspace.endsWith('/*')
+        ? new RegExp(`^COPY ${dir} \\./${dir}$`, 'm')
+        : new RegExp(`^COPY ${dir}/package\\.json \\./${dir}/package\\.json$`, 'm');
       expect(dockerfile, `the build stage copies ${workspace}`).toMatch(copied);
     }
     const ignored = (await text('.dockerignore')).split('\n').filter((l) => l.trim() && !l.startsWith('#'));
     const copiedPaths = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '));
     for (const source of copiedPaths) {
       expect(existsSync(repo(source)), `Dockerfile copies missing ${source}`).toBe(true);
-      expect(ignored.some((pattern) => pattern.replace(/^\*\*\//, '') === source || pattern === source), `.dockerignore drops ${source}`).toBe(false);
+      expect(
+        ignored.some((pattern) => pattern.replace(/^\*\*\//, '') === source || pattern === source),
+        `.dockerignore drops ${source}`,
+      ).toBe(false);
     }
   });
 });
 
 describe('Grafana dashboard', () => {
   it('queries only metrics the services export, and covers throughput, queue depth, breakers, limits, task duration and errors', async () => {
-    const dashboard = JSON.parse(await text('deploy/grafana/sluice-dashboard.json')) as { uid: string; panels: Array<{ id: number; type: string; title: string; datasource?: Json; targets?: Array<{ expr: string; datasource?: Json }> }> };
+    const dashboard = JSON.parse(await text('deploy/grafana/sluice-dashboard.json')) as {
+      uid: string;
+      panels: Array<{
+        id: number;
+        type: string;
+        title: string;
+        datasource?: Json;
+        targets?: Array<{ expr: string; datasource?: Json }>;
+      }>;
+    };
     const panels = dashboard.panels.filter((p) => p.type !== 'row');
     expect(new Set(dashboard.panels.map((p) => p.id)).size).toBe(dashboard.panels.length);
     const used = new Set<string>();
@@ -258,16 +341,31 @@ describe('Grafana dashboard', () => {
         }
       }
     }
-    for (const needed of ['sluice_executor_tasks_total', 'sluice_run_tenants_per_second', 'sluice_queue_pending', 'sluice_executor_breaker_state', 'sluice_executor_host_limit', 'sluice_queue_limit', 'sluice_executor_task_duration_seconds', 'sluice_executor_errors_total']) {
+    for (const needed of [
+      'sluice_executor_tasks_total',
+      'sluice_run_tenants_per_second',
+      'sluice_queue_pending',
+      'sluice_executor_breaker_state',
+      'sluice_executor_host_limit',
+      'sluice_queue_limit',
+      'sluice_executor_task_duration_seconds',
+      'sluice_executor_errors_total',
+    ]) {
       expect(used.has(needed), `the dashboard shows ${needed}`).toBe(true);
     }
   });
 
   it('is provisioned in compose from the Prometheus service', async () => {
-    const datasources = parse(await text('deploy/grafana/provisioning/datasources/prometheus.yml')) as { datasources: Array<{ url: string; type: string }> };
+    const datasources = parse(await text('deploy/grafana/provisioning/datasources/prometheus.yml')) as {
+      datasources: Array<{ url: string; type: string }>;
+    };
     expect(datasources.datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090' });
-    const providers = parse(await text('deploy/grafana/provisioning/dashboards/sluice.yml')) as { providers: Array<{ options: { path: string } }> };
-    const dashboardMount = compose.services.grafana!.volumes!.find((v) => v.startsWith('./deploy/grafana/sluice-dashboard.json:'))!;
+    const providers = parse(await text('deploy/grafana/provisioning/dashboards/sluice.yml')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    const dashboardMount = compose.services.grafana!.volumes!.find((v) =>
+      v.startsWith('./deploy/grafana/sluice-dashboard.json:'),
+    )!;
     expect(path.dirname(dashboardMount.split(':')[1]!)).toBe(providers.providers[0]!.options.path);
   });
 });
@@ -292,7 +390,15 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     readinessProbe?: { httpGet: { path: string; port: string } };
     livenessProbe?: { httpGet: { path: string; port: string } };
   }
-  type Deployment = Doc & { spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: { containers: Container[] } } } };
+  type Deployment = Doc & {
+    spec: {
+      selector: { matchLabels: Record<string, string> };
+      template: {
+        metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+        spec: { containers: Container[] };
+      };
+    };
+  };
 
   beforeAll(async () => {
     const kustomization = parse(await text('deploy/k8s/kustomization.yaml')) as { resources: string[] };
@@ -306,8 +412,16 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
   });
 
   it('has Deployments and Services for the three services, a ConfigMap, an example Secret and the ScaledObject', () => {
-    expect(byKind('Deployment').map((d) => d.metadata.name).sort()).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
-    expect(byKind('Service').map((d) => d.metadata.name).sort()).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
+    expect(
+      byKind('Deployment')
+        .map((d) => d.metadata.name)
+        .sort(),
+    ).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
+    expect(
+      byKind('Service')
+        .map((d) => d.metadata.name)
+        .sort(),
+    ).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
     expect(byKind('ConfigMap')).toHaveLength(1);
     expect(byKind('Secret')).toHaveLength(1);
     expect(byKind('ScaledObject')).toHaveLength(1);
@@ -316,25 +430,31 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
   it('keeps labels, selectors, ports and probes consistent', () => {
     const deployments = byKind('Deployment') as Deployment[];
     for (const d of deployments) {
-      expect(d.spec.template.metadata.labels, `${d.metadata.name}: selector matches its pods`).toMatchObject(d.spec.selector.matchLabels);
+      expect(d.spec.template.metadata.labels, `${d.metadata.name}: selector matches its pods`).toMatchObject(
+        d.spec.selector.matchLabels,
+      );
       for (const c of d.spec.template.spec.containers) {
         expect(IMAGE_COMMANDS).toContain(c.args?.[0]);
         const ports = new Set((c.ports ?? []).map((p) => p.name));
-        for (const probe of [c.readinessProbe, c.livenessProbe]) expect(ports.has(probe!.httpGet.port), `${d.metadata.name} probes a named port`).toBe(true);
+        for (const probe of [c.readinessProbe, c.livenessProbe])
+          expect(ports.has(probe!.httpGet.port), `${d.metadata.name} probes a named port`).toBe(true);
         const scrapePort = d.spec.template.metadata.annotations?.['prometheus.io/port'];
         expect((c.ports ?? []).map((p) => String(p.containerPort))).toContain(scrapePort);
       }
     }
     for (const service of byKind('Service')) {
       const spec = service.spec as { selector: Record<string, string>; ports: Array<{ targetPort: string }> };
-      const target = deployments.find((d) => Object.entries(spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v));
+      const target = deployments.find((d) =>
+        Object.entries(spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v),
+      );
       expect(target, `Service ${service.metadata.name} selects a Deployment's pods`).toBeDefined();
       const names = target!.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
       for (const port of spec.ports) expect(names).toContain(port.targetPort);
     }
     // Container ports are the ones the ConfigMap configures.
     const config = byKind('ConfigMap')[0]!.data!;
-    const portOf = (name: string) => deployments.find((d) => d.metadata.name === name)!.spec.template.spec.containers[0]!.ports![0]!.containerPort;
+    const portOf = (name: string) =>
+      deployments.find((d) => d.metadata.name === name)!.spec.template.spec.containers[0]!.ports![0]!.containerPort;
     expect(portOf('sluice-planner')).toBe(Number(config.SLUICE_METRICS_PORT));
     expect(portOf('sluice-executor')).toBe(Number(config.SLUICE_METRICS_PORT));
     expect(portOf('sluice-reporter')).toBe(Number(config.SLUICE_REPORTER_PORT));
@@ -353,21 +473,31 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         variables.push(...(c.env ?? []).map((e) => e.name));
       }
     }
-    for (const variable of variables) expect(codeEnv.has(variable) || readByLibrary(variable), `${variable} is set but nothing reads it`).toBe(true);
+    for (const variable of variables)
+      expect(codeEnv.has(variable) || readByLibrary(variable), `${variable} is set but nothing reads it`).toBe(true);
   });
 
   it('scales the executor Deployment with one nats-jetstream trigger per host consumer (host_<token> on SLUICE_TASKS)', async () => {
-    const scaled = byKind('ScaledObject')[0]!.spec as { scaleTargetRef: { kind: string; name: string }; maxReplicaCount: number; triggers: Array<{ type: string; metadata: Record<string, string> }> };
+    const scaled = byKind('ScaledObject')[0]!.spec as {
+      scaleTargetRef: { kind: string; name: string };
+      maxReplicaCount: number;
+      triggers: Array<{ type: string; metadata: Record<string, string> }>;
+    };
     expect(scaled.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'sluice-executor' });
     expect(byKind('Deployment').map((d) => d.metadata.name)).toContain(scaled.scaleTargetRef.name);
     const config = byKind('ConfigMap')[0]!.data!;
-    const limits = new Map(config.SLUICE_HOST_LIMITS!.split(',').map((pair) => [pair.split('=')[0]!, Number(pair.split('=')[1])]));
+    const limits = new Map(
+      config.SLUICE_HOST_LIMITS!.split(',').map((pair) => [pair.split('=')[0]!, Number(pair.split('=')[1])]),
+    );
     const consumers = scaled.triggers.map((t) => {
       expect(t.type).toBe('nats-jetstream');
       expect(t.metadata.stream).toBe(STREAMS.tasks.name);
       expect(Number(t.metadata.lagThreshold)).toBeGreaterThan(0);
       const host = hostKeyOfConsumer(t.metadata.consumer!);
-      expect(host && limits.has(host), `trigger consumer ${t.metadata.consumer} is the consumer of a configured host`).toBe(true);
+      expect(
+        host && limits.has(host),
+        `trigger consumer ${t.metadata.consumer} is the consumer of a configured host`,
+      ).toBe(true);
       expect(t.metadata.consumer).toBe(hostConsumerName(host!));
       return host;
     });
@@ -376,15 +506,27 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const useful = Math.ceil([...limits.values()].reduce((a, b) => a + b, 0) / Number(config.SLUICE_CONCURRENCY));
     expect(scaled.maxReplicaCount).toBeLessThanOrEqual(useful);
 
-    const alternative = parse(await text('deploy/k8s/alternatives/keda-scaledobject-prometheus.yaml')) as Doc & { spec: typeof scaled };
+    const alternative = parse(await text('deploy/k8s/alternatives/keda-scaledobject-prometheus.yaml')) as Doc & {
+      spec: typeof scaled;
+    };
     expect(alternative.spec.scaleTargetRef.name).toBe('sluice-executor');
-    for (const [name] of alternative.spec.triggers[0]!.metadata.query!.matchAll(/\bsluice_[a-z_]+/g)) expect(METRICS.has(name)).toBe(true);
+    for (const [name] of alternative.spec.triggers[0]!.metadata.query!.matchAll(/\bsluice_[a-z_]+/g))
+      expect(METRICS.has(name)).toBe(true);
   });
 });
 
 describe('compose registry seed (deploy/compose/seed-registry.mjs)', () => {
   const seed = async (extra: Record<string, string>): Promise<void> => {
-    await run(process.execPath, [repo('deploy/compose/seed-registry.mjs')], { cwd: REPO_ROOT, env: { PATH: process.env.PATH, SLUICE_DEMO_HOSTS: 'pg-a:5432,pg-b:5432', TENANTS_PER_HOST: '30', PGUSER: 'sluice', ...extra } });
+    await run(process.execPath, [repo('deploy/compose/seed-registry.mjs')], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH,
+        SLUICE_DEMO_HOSTS: 'pg-a:5432,pg-b:5432',
+        TENANTS_PER_HOST: '30',
+        PGUSER: 'sluice',
+        ...extra,
+      },
+    });
   };
   /** Reads the registry back the way the planner does, from the same settings. */
   const readBack = async (settings: Record<string, string>) => {
@@ -429,7 +571,12 @@ describe('compose registry seed (deploy/compose/seed-registry.mjs)', () => {
     });
 
     it('creates the table and writes the rows the planner reads', async () => {
-      const aws = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_ENDPOINT_URL_DYNAMODB: endpoint };
+      const aws = {
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'local',
+        AWS_SECRET_ACCESS_KEY: 'local',
+        AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+      };
       const settings = { SLUICE_REGISTRY: 'dynamodb', SLUICE_TENANTS_TABLE: 'tenants' };
       await seed({ ...aws, ...settings });
       // The registry's SDK client reads the standard AWS variables from the process.

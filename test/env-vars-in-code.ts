@@ -9,7 +9,10 @@ import { REPO_ROOT } from '@sluice/testkit';
  * settings, and Node's own options.
  */
 export const LIBRARY_ENV: ReadonlyArray<{ pattern: RegExp; readBy: string }> = [
-  { pattern: /^PG(HOST|PORT|USER|PASSWORD|DATABASE|SSLMODE|CONNECT_TIMEOUT|APPNAME|PASSFILE)$/, readBy: 'pg (libpq settings)' },
+  {
+    pattern: /^PG(HOST|PORT|USER|PASSWORD|DATABASE|SSLMODE|CONNECT_TIMEOUT|APPNAME|PASSFILE)$/,
+    readBy: 'pg (libpq settings)',
+  },
   { pattern: /^AWS_[A-Z0-9_]+$/, readBy: 'the AWS SDK' },
   { pattern: /^OTEL_[A-Z0-9_]+$/, readBy: 'the OpenTelemetry SDK' },
   { pattern: /^NODE_OPTIONS$/, readBy: 'node' },
@@ -18,11 +21,17 @@ export const LIBRARY_ENV: ReadonlyArray<{ pattern: RegExp; readBy: string }> = [
 export const readByLibrary = (name: string): boolean => LIBRARY_ENV.some((l) => l.pattern.test(name));
 
 /** The patterns by which code reads a variable: the config reader (`e.int('X', …)`) or `env.X`. */
-const READS = [/\be\.(?:string|int|duration|optional|oneOf|bool|boolean|list|url)\(\s*'([A-Z][A-Z0-9_]+)'/g, /\benv\.([A-Z][A-Z0-9_]+)\b/g, /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g];
+const READS = [
+  /\be\.(?:string|int|duration|optional|oneOf|bool|boolean|list|url)\(\s*'([A-Z][A-Z0-9_]+)'/g,
+  /\benv\.([A-Z][A-Z0-9_]+)\b/g,
+  /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g,
+];
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
-  return entries.filter((e) => e.isFile() && /\.(ts|mts|js|mjs)$/.test(e.name) && !/\.(test|spec)\./.test(e.name)).map((e) => path.join(e.parentPath, e.name));
+  return entries
+    .filter((e) => e.isFile() && /\.(ts|mts|js|mjs)$/.test(e.name) && !/\.(test|spec)\./.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** Every variable named in the given files, mapped to the files that read it (relative paths). */
@@ -48,7 +57,12 @@ export async function envReadIn(files: string[]): Promise<Map<string, string[]>>
  * requested-by) and `PATH` are the shell's, not settings.
  */
 export async function envReadByProduct(): Promise<Map<string, string[]>> {
-  const roots = [...(await readdir(path.join(REPO_ROOT, 'packages'))).filter((p) => p !== 'testkit').map((p) => path.join(REPO_ROOT, 'packages', p, 'src')), ...(await readdir(path.join(REPO_ROOT, 'services'))).map((s) => path.join(REPO_ROOT, 'services', s, 'src'))];
+  const roots = [
+    ...(await readdir(path.join(REPO_ROOT, 'packages')))
+      .filter((p) => p !== 'testkit')
+      .map((p) => path.join(REPO_ROOT, 'packages', p, 'src')),
+    ...(await readdir(path.join(REPO_ROOT, 'services'))).map((s) => path.join(REPO_ROOT, 'services', s, 'src')),
+  ];
   const files = (await Promise.all(roots.map(sourceFiles))).flat();
   const found = await envReadIn(files);
   for (const shell of ['USER', 'PATH', 'HOME']) found.delete(shell);
@@ -58,7 +72,9 @@ export async function envReadByProduct(): Promise<Map<string, string[]>> {
 /** The variables the demo reads (packages/testkit/src/demo*.ts). */
 export async function envReadByDemo(): Promise<Map<string, string[]>> {
   const dir = path.join(REPO_ROOT, 'packages/testkit/src');
-  const files = (await readdir(dir)).filter((f) => f.startsWith('demo') || f === 'nats-server.ts').map((f) => path.join(dir, f));
+  const files = (await readdir(dir))
+    .filter((f) => f.startsWith('demo') || f === 'nats-server.ts')
+    .map((f) => path.join(dir, f));
   const found = await envReadIn(files);
   for (const shell of ['USER', 'PATH', 'HOME']) found.delete(shell);
   return found;

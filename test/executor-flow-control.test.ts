@@ -62,12 +62,18 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
   const hostBKey = () => `127.0.0.1:${hostB.port}`;
 
   /** A fleet on both hosts and a registry file naming all of it. */
-  async function twoHostFleet(name: string, perHost: number): Promise<{ registry: string; a: TenantFleet; b: TenantFleet }> {
+  async function twoHostFleet(
+    name: string,
+    perHost: number,
+  ): Promise<{ registry: string; a: TenantFleet; b: TenantFleet }> {
     const a = await createTenantFleet({ count: perHost, tenantPrefix: `${name}-a` });
     const b = await createTenantFleet({ count: perHost, serverUrl: hostB.serverUrl, tenantPrefix: `${name}-b` });
     fleets.push(a, b);
     const registry = path.join(dir, `${name}.json`);
-    await writeFile(registry, JSON.stringify([...a.tenants, ...b.tenants].map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))));
+    await writeFile(
+      registry,
+      JSON.stringify([...a.tenants, ...b.tenants].map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))),
+    );
     return { registry, a, b };
   }
 
@@ -112,7 +118,9 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
       const client = new pg.Client({ connectionString: `${url}/postgres` });
       await client.connect();
       while (running) {
-        const r = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'");
+        const r = await client.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'",
+        );
         peaks[key] = Math.max(peaks[key]!, r.rows[0]!.n);
         await new Promise((resolve) => setTimeout(resolve, 15));
       }
@@ -130,15 +138,30 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
   /** Each version exactly once, in every tenant of the fleets. */
   async function expectJournalsComplete(...fs: TenantFleet[]): Promise<void> {
     for (const f of fs) {
-      const rows = await f.eachTenant(async (c) => (await c.query<{ v: string; n: number }>('SELECT version::text AS v, count(*)::int AS n FROM sluice_migrations GROUP BY 1 ORDER BY 1')).rows);
-      for (const r of rows) expect(r).toEqual([{ v: '1', n: 1 }, { v: '2', n: 1 }, { v: '3', n: 1 }]);
+      const rows = await f.eachTenant(
+        async (c) =>
+          (
+            await c.query<{ v: string; n: number }>(
+              'SELECT version::text AS v, count(*)::int AS n FROM sluice_migrations GROUP BY 1 ORDER BY 1',
+            )
+          ).rows,
+      );
+      for (const r of rows)
+        expect(r).toEqual([
+          { v: '1', n: 1 },
+          { v: '2', n: 1 },
+          { v: '3', n: 1 },
+        ]);
     }
   }
 
   it('never runs more migrations on a host than its limit, however many replicas pull', async () => {
     const { registry, a, b } = await twoHostFleet('lim', 24);
     const executors = await startAll(env(registry), 3);
-    const sampler = sampleConcurrency({ [HOST_A]: 'postgres://postgres@127.0.0.1:5432', [hostBKey()]: hostB.serverUrl });
+    const sampler = sampleConcurrency({
+      [HOST_A]: 'postgres://postgres@127.0.0.1:5432',
+      [hostBKey()]: hostB.serverUrl,
+    });
     await publish({ runId: 'limits', target: 'latest' });
     const done = await waitForCompleted(nc, 'limits');
     const peaks = await sampler.stop();
@@ -153,7 +176,8 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     for (const x of executors) {
       const port = (x.logs.find((l) => l.msg === 'executor ready')?.metricsPort ?? 0) as number;
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const gauge = (name: string, host: string): number => Number(new RegExp(`^${name}\\{host="${host.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]);
+      const gauge = (name: string, host: string): number =>
+        Number(new RegExp(`^${name}\\{host="${host.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]);
       expect(gauge('sluice_executor_host_max_limit', HOST_A)).toBe(3);
       expect(gauge('sluice_executor_host_max_limit', hostBKey())).toBe(2);
       expect(gauge('sluice_executor_host_limit', HOST_A)).toBeGreaterThanOrEqual(1);
@@ -177,7 +201,9 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     expect(done).toMatchObject({ status: 'succeeded', counts: { migrated: 2 } });
     const outcomes = await listOutcomes(nc, 'long');
     expect(outcomes.map((o) => o.attempts)).toEqual([1, 1]);
-    const journals = await fleet.eachTenant(async (c) => (await c.query('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0] as { n: number });
+    const journals = await fleet.eachTenant(
+      async (c) => (await c.query('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0] as { n: number },
+    );
     expect(journals).toEqual([{ n: 1 }, { n: 1 }]);
   });
 
@@ -214,10 +240,16 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     await publish({ runId: 'down', target: 'latest' });
     await expect.poll(() => countOutcomes(nc, 'down'), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
     await hostB.stop();
-    const hostAOutcomes = async (): Promise<number> => (await listOutcomes(nc, 'down')).filter((o) => o.host === HOST_A).length;
+    const hostAOutcomes = async (): Promise<number> =>
+      (await listOutcomes(nc, 'down')).filter((o) => o.host === HOST_A).length;
     const before = await hostAOutcomes();
     // Host B's breaker opens, and host A goes on meanwhile: waited for, not assumed within a window.
-    await expect.poll(() => executors.some((x) => x.logs.some((l) => l.breaker === 'open' && l.host === hostBKey())), { timeout: 60_000, interval: 100 }).toBe(true);
+    await expect
+      .poll(() => executors.some((x) => x.logs.some((l) => l.breaker === 'open' && l.host === hostBKey())), {
+        timeout: 60_000,
+        interval: 100,
+      })
+      .toBe(true);
     await expect.poll(hostAOutcomes, { timeout: 60_000, interval: 100 }).toBeGreaterThan(before);
     const during = (await hostAOutcomes()) - before;
     await hostB.start();
@@ -239,18 +271,22 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     // The configured limit (10) is more than the host can take; the adaptive limit must cope.
     const e = env(registry, { SLUICE_HOST_LIMITS: `${hostBKey()}=10`, SLUICE_HOST_START_LIMIT: '8' });
     const executors = await startAll(e, 2);
-    const hog = await Promise.all([1, 2, 3].map(async () => {
-      const c = new pg.Client({ connectionString: `${hostB.serverUrl}/postgres` });
-      await c.connect();
-      return c;
-    }));
+    const hog = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const c = new pg.Client({ connectionString: `${hostB.serverUrl}/postgres` });
+        await c.connect();
+        return c;
+      }),
+    );
     await publish({ runId: 'maxconn', target: 'latest', tenants: { ids: b.tenants.map((t) => t.tenantId) } });
     const done = await waitForCompleted(nc, 'maxconn');
     await Promise.all(hog.map((c) => c.end()));
     const outcomes = await listOutcomes(nc, 'maxconn');
     expect(outcomes.filter((o) => o.error)).toEqual([]);
     // The host did refuse sessions; the executors retried and backed off instead of failing tenants.
-    const refusals = executors.flatMap((x) => x.logs).filter((l) => (l.err as { sqlState?: string } | undefined)?.sqlState === '53300');
+    const refusals = executors
+      .flatMap((x) => x.logs)
+      .filter((l) => (l.err as { sqlState?: string } | undefined)?.sqlState === '53300');
     expect(refusals.length).toBeGreaterThan(0);
     expect(done).toMatchObject({ status: 'succeeded', counts: { total: 16, migrated: 16 } });
     await hostB.stop();
@@ -268,7 +304,13 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const done = await waitForCompleted(nc, 'sqlerr');
     expect(done.status).toBe('partial');
     expect(done.counts).toMatchObject({ total: 12, migrated: 11, failed: 1 });
-    expect(done.failures).toEqual([{ tenantId: broken.tenantId, code: 'sql_error', error: expect.stringMatching(/version 3: relation "invoices" already exists/) as string }]);
+    expect(done.failures).toEqual([
+      {
+        tenantId: broken.tenantId,
+        code: 'sql_error',
+        error: expect.stringMatching(/version 3: relation "invoices" already exists/) as string,
+      },
+    ]);
     expect(executors.some((x) => x.logs.some((l) => l.breaker === 'open'))).toBe(false);
     await expectJournalsComplete(b);
   });

@@ -1,10 +1,23 @@
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import { fleetServiceEnv, type NatsServerHandle, startNatsServer, type TenantFleet, waitForCompleted } from '@sluice/testkit';
+import {
+  fleetServiceEnv,
+  type NatsServerHandle,
+  startNatsServer,
+  type TenantFleet,
+  waitForCompleted,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { faultWorkspace, journalProblems, markTenants, natsClient, outcomesByTenant, subjectCount } from './faults-support.js';
+import {
+  faultWorkspace,
+  journalProblems,
+  markTenants,
+  natsClient,
+  outcomesByTenant,
+  subjectCount,
+} from './faults-support.js';
 
 const TENANTS = 60;
 
@@ -35,38 +48,69 @@ describe('duplicates: a request published three times and tasks delivered twice 
     // tasks really are redelivered by JetStream while their first delivery is still at work.
     const env = fleetServiceEnv(
       { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      { SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_RETRY_BASE: '300ms', SLUICE_RETRY_MAX: '1s', SLUICE_MAX_ATTEMPTS: '30', SLUICE_HOST_LIMIT: '6' },
+      {
+        SLUICE_DISCOVERY_INTERVAL: '200ms',
+        SLUICE_RETRY_BASE: '300ms',
+        SLUICE_RETRY_MAX: '1s',
+        SLUICE_MAX_ATTEMPTS: '30',
+        SLUICE_HOST_LIMIT: '6',
+      },
     );
     const slow = new Set(fleet.tenants.slice(0, 4).map((t) => t.tenantId));
     await markTenants(fleet, slow, { slowSeconds: 4 });
     await ws.start('reporter', env);
     const executors = [
-      await ws.start('executor', { ...env, SLUICE_EXECUTOR_ID: 'dup-x1', SLUICE_ACK_WAIT: '30s', SLUICE_CONCURRENCY: '4' }),
-      await ws.start('executor', { ...env, SLUICE_EXECUTOR_ID: 'dup-x2', SLUICE_ACK_WAIT: '30s', SLUICE_CONCURRENCY: '4' }),
+      await ws.start('executor', {
+        ...env,
+        SLUICE_EXECUTOR_ID: 'dup-x1',
+        SLUICE_ACK_WAIT: '30s',
+        SLUICE_CONCURRENCY: '4',
+      }),
+      await ws.start('executor', {
+        ...env,
+        SLUICE_EXECUTOR_ID: 'dup-x2',
+        SLUICE_ACK_WAIT: '30s',
+        SLUICE_CONCURRENCY: '4',
+      }),
     ];
     await ws.start('planner', { ...env, SLUICE_ACK_WAIT: '1s', SLUICE_PLANNER_CONCURRENCY: '4' });
 
     const js = jetstream(nc);
     const request = JSON.stringify({ runId: 'fx-dup-1', target: 'latest' });
     // Three copies with the CLI's message id: the stream keeps one.
-    const withId = await Promise.all([1, 2, 3].map(() => js.publish(REQUEST_SUBJECT, request, { msgID: 'request:fx-dup-1' })));
+    const withId = await Promise.all(
+      [1, 2, 3].map(() => js.publish(REQUEST_SUBJECT, request, { msgID: 'request:fx-dup-1' })),
+    );
     expect(withId.filter((a) => a.duplicate)).toHaveLength(2);
     const first = await waitForCompleted(nc, 'fx-dup-1', 120_000);
-    expect(first).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 } });
+    expect(first).toMatchObject({
+      status: 'succeeded',
+      counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 },
+    });
 
     // Three copies without a message id, at once: the planner takes all three, concurrently.
-    const other = JSON.stringify({ runId: 'fx-dup-2', target: 'latest', tenants: { ids: fleet.tenants.slice(30).map((t) => t.tenantId) } });
+    const other = JSON.stringify({
+      runId: 'fx-dup-2',
+      target: 'latest',
+      tenants: { ids: fleet.tenants.slice(30).map((t) => t.tenantId) },
+    });
     const noId = await Promise.all([1, 2, 3].map(() => js.publish(REQUEST_SUBJECT, other)));
     expect(noId.filter((a) => a.duplicate)).toHaveLength(0);
     const second = await waitForCompleted(nc, 'fx-dup-2', 120_000);
-    expect(second).toMatchObject({ status: 'succeeded', counts: { total: 30, upToDate: 30, migrated: 0, failed: 0, skipped: 0 } });
+    expect(second).toMatchObject({
+      status: 'succeeded',
+      counts: { total: 30, upToDate: 30, migrated: 0, failed: 0, skipped: 0 },
+    });
     for (const runId of ['fx-dup-1', 'fx-dup-2']) {
       expect(await subjectCount(jsm, STREAMS.runs.name, `sluice.runs.${runId}.accepted`)).toBe(1);
       expect(await subjectCount(jsm, STREAMS.runs.name, `sluice.runs.${runId}.planned`)).toBe(1);
       expect(await subjectCount(jsm, STREAMS.runs.name, `sluice.runs.${runId}.completed`)).toBe(1);
     }
     // One outcome per tenant in each run's stream (message ids absorb the second deliveries).
-    for (const [runId, n] of [['fx-dup-1', TENANTS], ['fx-dup-2', 30]] as const) {
+    for (const [runId, n] of [
+      ['fx-dup-1', TENANTS],
+      ['fx-dup-2', 30],
+    ] as const) {
       const by = await outcomesByTenant(nc, runId);
       expect(by.size).toBe(n);
       expect([...by.values()].filter((o) => o.length !== 1)).toEqual([]);
@@ -75,8 +119,12 @@ describe('duplicates: a request published three times and tasks delivered twice 
     expect(await journalProblems(fleet, 'fx-dup-1')).toEqual([]);
 
     // The slow tenants were really delivered twice (JetStream redelivery while the first was at work).
-    const redelivered = executors.flatMap((x) => x.logs).filter((l) => typeof l.tenantId === 'string' && slow.has(l.tenantId) && (l.attempt as number) >= 2);
-    console.log(`duplicates: ${redelivered.length} log lines of second (or later) deliveries of the ${slow.size} slow tenants; codes ${[...new Set(redelivered.map((l) => l.code))].join(', ')}`);
+    const redelivered = executors
+      .flatMap((x) => x.logs)
+      .filter((l) => typeof l.tenantId === 'string' && slow.has(l.tenantId) && (l.attempt as number) >= 2);
+    console.log(
+      `duplicates: ${redelivered.length} log lines of second (or later) deliveries of the ${slow.size} slow tenants; codes ${[...new Set(redelivered.map((l) => l.code))].join(', ')}`,
+    );
     expect(new Set(redelivered.map((l) => l.tenantId)).size).toBeGreaterThanOrEqual(1);
     expect(redelivered.every((l) => l.code === 'locked')).toBe(true);
   });

@@ -1,10 +1,24 @@
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import { countOutcomes, fleetServiceEnv, type NatsClusterHandle, startNatsCluster, type TenantFleet, waitForCompleted } from '@sluice/testkit';
+import {
+  countOutcomes,
+  fleetServiceEnv,
+  type NatsClusterHandle,
+  startNatsCluster,
+  type TenantFleet,
+  waitForCompleted,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { faultWorkspace, journalProblems, markTenants, natsClient, outcomesByTenant, subjectCount } from './faults-support.js';
+import {
+  faultWorkspace,
+  journalProblems,
+  markTenants,
+  natsClient,
+  outcomesByTenant,
+  subjectCount,
+} from './faults-support.js';
 
 const TENANTS = 200;
 
@@ -37,7 +51,17 @@ describe('a three-node NATS cluster loses a node in the middle of a run', () => 
   it('streams with 3 replicas: a node SIGKILLed and restarted mid-run, every tenant exactly once', async () => {
     const env = fleetServiceEnv(
       { natsUrl: cluster.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      { SLUICE_STREAM_REPLICAS: '3', SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_HOST_LIMIT: '6', SLUICE_ACK_WAIT: '5s', SLUICE_RETRY_BASE: '300ms', SLUICE_RETRY_MAX: '2s', SLUICE_MAX_ATTEMPTS: '20', SLUICE_RECONCILE_AFTER: '10s', SLUICE_RECONCILE_INTERVAL: '2s' },
+      {
+        SLUICE_STREAM_REPLICAS: '3',
+        SLUICE_DISCOVERY_INTERVAL: '200ms',
+        SLUICE_HOST_LIMIT: '6',
+        SLUICE_ACK_WAIT: '5s',
+        SLUICE_RETRY_BASE: '300ms',
+        SLUICE_RETRY_MAX: '2s',
+        SLUICE_MAX_ATTEMPTS: '20',
+        SLUICE_RECONCILE_AFTER: '10s',
+        SLUICE_RECONCILE_INTERVAL: '2s',
+      },
     );
     const services = [
       await ws.start('reporter', env),
@@ -49,8 +73,12 @@ describe('a three-node NATS cluster loses a node in the middle of a run', () => 
     for (const name of [STREAMS.requests.name, STREAMS.tasks.name, STREAMS.outcomes.name, STREAMS.runs.name]) {
       expect((await jsm.streams.info(name)).config.num_replicas).toBe(3);
     }
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-cluster-1', target: 'latest' }), { msgID: 'request:fx-cluster-1' });
-    await expect.poll(() => outcomesSoFar(nc, 'fx-cluster-1'), { timeout: 90_000, interval: 100 }).toBeGreaterThanOrEqual(50);
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-cluster-1', target: 'latest' }), {
+      msgID: 'request:fx-cluster-1',
+    });
+    await expect
+      .poll(() => outcomesSoFar(nc, 'fx-cluster-1'), { timeout: 90_000, interval: 100 })
+      .toBeGreaterThanOrEqual(50);
 
     // The node most services talk to is as good a victim as any; take the second one.
     const victim = cluster.nodes[1]!;
@@ -58,13 +86,18 @@ describe('a three-node NATS cluster loses a node in the middle of a run', () => 
     const at = await countOutcomes(nc, 'fx-cluster-1');
     await victim.kill();
     console.log(`cluster: SIGKILLed ${victim.name} (pid ${killedPid}) at ${at}/${TENANTS} outcomes`);
-    await expect.poll(() => outcomesSoFar(nc, 'fx-cluster-1'), { timeout: 60_000, interval: 100 }).toBeGreaterThanOrEqual(Math.min(TENANTS, at + 30));
+    await expect
+      .poll(() => outcomesSoFar(nc, 'fx-cluster-1'), { timeout: 60_000, interval: 100 })
+      .toBeGreaterThanOrEqual(Math.min(TENANTS, at + 30));
     await victim.start();
     await cluster.waitReady();
     console.log(`cluster: ${victim.name} back (pid ${victim.pid})`);
 
     const completed = await waitForCompleted(nc, 'fx-cluster-1', 120_000);
-    expect(completed).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 } });
+    expect(completed).toMatchObject({
+      status: 'succeeded',
+      counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 },
+    });
     expect(services.map((s) => s.pid)).toEqual(pids);
     const by = await outcomesByTenant(nc, 'fx-cluster-1');
     expect(by.size).toBe(TENANTS);

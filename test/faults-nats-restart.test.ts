@@ -1,10 +1,25 @@
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import { countOutcomes, fleetServiceEnv, type NatsServerHandle, type ServiceProcess, startNatsServer, type TenantFleet, waitForCompleted } from '@sluice/testkit';
+import {
+  countOutcomes,
+  fleetServiceEnv,
+  type NatsServerHandle,
+  type ServiceProcess,
+  startNatsServer,
+  type TenantFleet,
+  waitForCompleted,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { faultWorkspace, journalProblems, markTenants, natsClient, outcomesByTenant, subjectCount } from './faults-support.js';
+import {
+  faultWorkspace,
+  journalProblems,
+  markTenants,
+  natsClient,
+  outcomesByTenant,
+  subjectCount,
+} from './faults-support.js';
 
 const TENANTS = 50;
 
@@ -35,7 +50,16 @@ describe('a NATS server restarted in the middle of a run', () => {
     // A short ack wait: a task whose ack was lost in the outage comes back in seconds, not 30.
     const env = fleetServiceEnv(
       { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      { SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_HOST_LIMIT: '4', SLUICE_RETRY_BASE: '300ms', SLUICE_RETRY_MAX: '2s', SLUICE_MAX_ATTEMPTS: '20', SLUICE_RECONCILE_AFTER: '5s', SLUICE_RECONCILE_INTERVAL: '1s', SLUICE_ACK_WAIT: '5s' },
+      {
+        SLUICE_DISCOVERY_INTERVAL: '200ms',
+        SLUICE_HOST_LIMIT: '4',
+        SLUICE_RETRY_BASE: '300ms',
+        SLUICE_RETRY_MAX: '2s',
+        SLUICE_MAX_ATTEMPTS: '20',
+        SLUICE_RECONCILE_AFTER: '5s',
+        SLUICE_RECONCILE_INTERVAL: '1s',
+        SLUICE_ACK_WAIT: '5s',
+      },
     );
     const services: ServiceProcess[] = [
       await ws.start('reporter', env),
@@ -44,8 +68,12 @@ describe('a NATS server restarted in the middle of a run', () => {
       await ws.start('planner', env),
     ];
     const pids = services.map((s) => s.pid);
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-restart-1', target: 'latest' }), { msgID: 'request:fx-restart-1' });
-    await expect.poll(() => countOutcomes(nc, 'fx-restart-1'), { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(10);
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-restart-1', target: 'latest' }), {
+      msgID: 'request:fx-restart-1',
+    });
+    await expect
+      .poll(() => countOutcomes(nc, 'fx-restart-1'), { timeout: 60_000, interval: 50 })
+      .toBeGreaterThanOrEqual(10);
 
     const before = await countOutcomes(nc, 'fx-restart-1');
     const stoppedAt = Date.now();
@@ -59,9 +87,20 @@ describe('a NATS server restarted in the middle of a run', () => {
     console.log(`nats restart: stopped with ${before}/${TENANTS} outcomes, back after ${Date.now() - stoppedAt} ms`);
 
     const completed = await waitForCompleted(nc, 'fx-restart-1', 120_000);
-    if (process.env.FX_DEBUG) for (const s of services) console.log(s.name, s.output.filter((l) => !l.includes('"level":"info"') || l.includes('nats')).map((l) => l.slice(0, 300)).join('\n'));
+    if (process.env.FX_DEBUG)
+      for (const s of services)
+        console.log(
+          s.name,
+          s.output
+            .filter((l) => !l.includes('"level":"info"') || l.includes('nats'))
+            .map((l) => l.slice(0, 300))
+            .join('\n'),
+        );
     console.log(`nats restart: run completed ${Date.now() - stoppedAt} ms after the stop`);
-    expect(completed).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 } });
+    expect(completed).toMatchObject({
+      status: 'succeeded',
+      counts: { total: TENANTS, migrated: TENANTS, failed: 0, skipped: 0 },
+    });
     expect(services.map((s) => s.pid)).toEqual(pids);
     for (const s of services) {
       expect(() => process.kill(s.pid, 0)).not.toThrow();
@@ -74,7 +113,13 @@ describe('a NATS server restarted in the middle of a run', () => {
     expect(await journalProblems(fleet, 'fx-restart-1')).toEqual([]);
 
     // Still working after the restart: a second run goes through every service.
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-restart-2', target: 'latest', dryRun: true }));
-    expect((await waitForCompleted(nc, 'fx-restart-2', 60_000)).counts).toMatchObject({ total: TENANTS, upToDate: TENANTS });
+    await jetstream(nc).publish(
+      REQUEST_SUBJECT,
+      JSON.stringify({ runId: 'fx-restart-2', target: 'latest', dryRun: true }),
+    );
+    expect((await waitForCompleted(nc, 'fx-restart-2', 60_000)).counts).toMatchObject({
+      total: TENANTS,
+      upToDate: TENANTS,
+    });
   });
 });

@@ -5,7 +5,14 @@ import path from 'node:path';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, type TenantOutcome } from '@sluice/contracts';
-import { createTenantFleet, listOutcomes, type ServiceName, type ServiceProcess, startService, type TenantFleet } from '@sluice/testkit';
+import {
+  createTenantFleet,
+  listOutcomes,
+  type ServiceName,
+  type ServiceProcess,
+  startService,
+  type TenantFleet,
+} from '@sluice/testkit';
 import pg from 'pg';
 
 /**
@@ -37,7 +44,11 @@ export async function faultWorkspace(name: string) {
     migrationsDir,
     services,
     async fleet(prefix: string, count: number): Promise<{ fleet: TenantFleet; registry: string }> {
-      const fleet = await createTenantFleet({ count, prefix: `${prefix}_${process.pid}`, tenantPrefix: prefix.replace(/_/g, '-') });
+      const fleet = await createTenantFleet({
+        count,
+        prefix: `${prefix}_${process.pid}`,
+        tenantPrefix: prefix.replace(/_/g, '-'),
+      });
       fleets.push(fleet);
       const registry = path.join(dir, `${prefix}.json`);
       await fleet.writeRegistry(registry);
@@ -57,31 +68,47 @@ export async function faultWorkspace(name: string) {
 }
 
 /** Marks tenants slow (`seconds` in migration 2) or poisonous, through their own databases. */
-export async function markTenants(fleet: TenantFleet, ids: Set<string>, mark: { slowSeconds?: number; poison?: boolean }): Promise<void> {
+export async function markTenants(
+  fleet: TenantFleet,
+  ids: Set<string>,
+  mark: { slowSeconds?: number; poison?: boolean },
+): Promise<void> {
   await fleet.eachTenant(async (c, t) => {
     if (!ids.has(t.tenantId)) return;
-    if (mark.slowSeconds !== undefined) await c.query(`CREATE TABLE fx_slow (seconds float8); INSERT INTO fx_slow VALUES (${mark.slowSeconds})`);
+    if (mark.slowSeconds !== undefined)
+      await c.query(`CREATE TABLE fx_slow (seconds float8); INSERT INTO fx_slow VALUES (${mark.slowSeconds})`);
     if (mark.poison) await c.query('CREATE TABLE fx_poison ()');
   });
 }
 
 /** Each tenant's journal as `version -> rows`. */
-export async function journals(fleet: TenantFleet): Promise<Map<string, Array<{ version: number; n: number; run_id: string }>>> {
+export async function journals(
+  fleet: TenantFleet,
+): Promise<Map<string, Array<{ version: number; n: number; run_id: string }>>> {
   const rows = await fleet.eachTenant(async (c, t) => {
-    const exists = (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r;
+    const exists = (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r"))
+      .rows[0]!.r;
     if (!exists) return [t.tenantId, []] as const;
-    const r = await c.query<{ version: number; n: number; run_id: string }>('SELECT version::int, count(*)::int AS n, min(run_id) AS run_id FROM sluice_migrations GROUP BY version ORDER BY version');
+    const r = await c.query<{ version: number; n: number; run_id: string }>(
+      'SELECT version::int, count(*)::int AS n, min(run_id) AS run_id FROM sluice_migrations GROUP BY version ORDER BY version',
+    );
     return [t.tenantId, r.rows] as const;
   });
   return new Map(rows.map(([id, r]) => [id, [...r]]));
 }
 
 /** Tenants whose journal is not exactly each version once (by this run). */
-export async function journalProblems(fleet: TenantFleet, runId: string, except: Set<string> = new Set()): Promise<string[]> {
+export async function journalProblems(
+  fleet: TenantFleet,
+  runId: string,
+  except: Set<string> = new Set(),
+): Promise<string[]> {
   const problems: string[] = [];
   for (const [tenantId, rows] of await journals(fleet)) {
     if (except.has(tenantId)) continue;
-    const ok = rows.length === FAULT_VERSIONS.length && rows.every((r, i) => r.version === FAULT_VERSIONS[i] && r.n === 1 && r.run_id === runId);
+    const ok =
+      rows.length === FAULT_VERSIONS.length &&
+      rows.every((r, i) => r.version === FAULT_VERSIONS[i] && r.n === 1 && r.run_id === runId);
     if (!ok) problems.push(`${tenantId}: ${JSON.stringify(rows)}`);
   }
   return problems;
@@ -109,7 +136,12 @@ export async function sessionsOn(database: string): Promise<Array<{ pid: number;
   const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
   await c.connect();
   try {
-    return (await c.query<{ pid: number; app: string }>("SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sluice-executor%'", [database])).rows;
+    return (
+      await c.query<{ pid: number; app: string }>(
+        "SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sluice-executor%'",
+        [database],
+      )
+    ).rows;
   } finally {
     await c.end();
   }

@@ -57,9 +57,21 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-metrics-'));
     await mkdir(path.join(dir, 'migrations'));
     for (const [file, sql] of Object.entries(MIGRATIONS)) await writeFile(path.join(dir, 'migrations', file), sql);
-    fleets.push(await createTenantFleet({ count: PER_HOST, prefix: `sluice_metrics_a${process.pid}`, tenantPrefix: 'a' }));
-    fleets.push(await createTenantFleet({ count: PER_HOST, serverUrl: hostB.serverUrl, prefix: `sluice_metrics_b${process.pid}`, tenantPrefix: 'b' }));
-    await writeFile(path.join(dir, 'tenants.json'), JSON.stringify(fleets.flatMap((f) => f.tenants).map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))));
+    fleets.push(
+      await createTenantFleet({ count: PER_HOST, prefix: `sluice_metrics_a${process.pid}`, tenantPrefix: 'a' }),
+    );
+    fleets.push(
+      await createTenantFleet({
+        count: PER_HOST,
+        serverUrl: hostB.serverUrl,
+        prefix: `sluice_metrics_b${process.pid}`,
+        tenantPrefix: 'b',
+      }),
+    );
+    await writeFile(
+      path.join(dir, 'tenants.json'),
+      JSON.stringify(fleets.flatMap((f) => f.tenants).map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl }))),
+    );
   });
 
   afterAll(async () => {
@@ -75,7 +87,13 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     const hostBKey = `127.0.0.1:${hostB.port}`;
     const env = fleetServiceEnv(
       { natsUrl: nats.url, registryFile: path.join(dir, 'tenants.json'), migrationsDir: path.join(dir, 'migrations') },
-      { SLUICE_HOST_LIMIT: String(LIMIT), SLUICE_HOST_START_LIMIT: String(LIMIT), SLUICE_METRICS_PORT: '0', SLUICE_QUEUE_SAMPLE_INTERVAL: '100ms', SLUICE_DISCOVERY_INTERVAL: '200ms' },
+      {
+        SLUICE_HOST_LIMIT: String(LIMIT),
+        SLUICE_HOST_START_LIMIT: String(LIMIT),
+        SLUICE_METRICS_PORT: '0',
+        SLUICE_QUEUE_SAMPLE_INTERVAL: '100ms',
+        SLUICE_DISCOVERY_INTERVAL: '200ms',
+      },
     );
     const reporter = await startService('reporter', env);
     services.push(reporter);
@@ -87,7 +105,8 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     }
     const planner = await startService('planner', env);
     services.push(planner);
-    const portOf = (s: ServiceProcess, field: string): number => Number(s.logs.find((l) => typeof l.msg === 'string' && l.msg.endsWith(' ready'))?.[field]);
+    const portOf = (s: ServiceProcess, field: string): number =>
+      Number(s.logs.find((l) => typeof l.msg === 'string' && l.msg.endsWith(' ready'))?.[field]);
     const reporterUrl = `http://127.0.0.1:${portOf(reporter, 'httpPort')}/metrics`;
     const executorUrls = executors.map((x) => `http://127.0.0.1:${portOf(x, 'metricsPort')}/metrics`);
     const plannerUrl = `http://127.0.0.1:${portOf(planner, 'metricsPort')}/metrics`;
@@ -97,15 +116,24 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     let watching = true;
     const watcher = (async () => {
       while (watching) {
-        const [r, ...xs] = await Promise.all([scrapeMetrics(reporterUrl), ...executorUrls.map((u) => scrapeMetrics(u))]);
+        const [r, ...xs] = await Promise.all([
+          scrapeMetrics(reporterUrl),
+          ...executorUrls.map((u) => scrapeMetrics(u)),
+        ]);
         const pending = byHost(r, 'sluice_queue_pending');
         const inFlight = byHost(r, 'sluice_queue_in_flight');
         const limit = byHost(r, 'sluice_queue_limit');
         ticks.push({
           at: Date.now(),
-          queue: Object.fromEntries(Object.keys(pending).map((h) => [h, { pending: pending[h]!, inFlight: inFlight[h]!, limit: limit[h]! }])),
+          queue: Object.fromEntries(
+            Object.keys(pending).map((h) => [h, { pending: pending[h]!, inFlight: inFlight[h]!, limit: limit[h]! }]),
+          ),
           rate: r.value('sluice_run_tenants_per_second', { run_id: 'metrics-1' }),
-          executors: xs.map((x) => ({ inFlight: byHost(x, 'sluice_executor_host_in_flight'), connections: byHost(x, 'sluice_executor_db_connections'), busy: x.value('sluice_executor_slots_busy') ?? NaN })),
+          executors: xs.map((x) => ({
+            inFlight: byHost(x, 'sluice_executor_host_in_flight'),
+            connections: byHost(x, 'sluice_executor_db_connections'),
+            busy: x.value('sluice_executor_slots_busy') ?? NaN,
+          })),
         });
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -120,11 +148,18 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
     expect(shares[hostBKey]).toBeGreaterThan(0);
     // After the run: the queues come down to nothing and the run's rate series goes away.
     await expect
-      .poll(() => {
-        const last = ticks.at(-1);
-        return last && { a: last.queue[HOST_A], b: last.queue[hostBKey], rate: last.rate };
-      }, { timeout: 20_000, interval: 100 })
-      .toEqual({ a: { pending: 0, inFlight: 0, limit: LIMIT }, b: { pending: 0, inFlight: 0, limit: LIMIT }, rate: undefined });
+      .poll(
+        () => {
+          const last = ticks.at(-1);
+          return last && { a: last.queue[HOST_A], b: last.queue[hostBKey], rate: last.rate };
+        },
+        { timeout: 20_000, interval: 100 },
+      )
+      .toEqual({
+        a: { pending: 0, inFlight: 0, limit: LIMIT },
+        b: { pending: 0, inFlight: 0, limit: LIMIT },
+        rate: undefined,
+      });
     watching = false;
     await watcher;
 
@@ -150,8 +185,18 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
       expect(Math.max(...own)).toBeLessThanOrEqual(LIMIT);
       expect(Math.max(...conns)).toBeGreaterThan(0);
       expect(Math.max(...conns)).toBeLessThanOrEqual(LIMIT);
-      expect(ticks.at(-1)!.executors.map((x) => [x.inFlight[host] ?? 0, x.connections[host] ?? 0])).toEqual([[0, 0], [0, 0]]);
-      summary[host] = { peakPending: peak, peakInFlight: Math.max(...inFlight), peakExecutorInFlight: Math.max(...own), peakConnections: Math.max(...conns), atLimitSamples: series.filter((q) => q.pending > 0 && q.inFlight >= q.limit).length, samples: series.length };
+      expect(ticks.at(-1)!.executors.map((x) => [x.inFlight[host] ?? 0, x.connections[host] ?? 0])).toEqual([
+        [0, 0],
+        [0, 0],
+      ]);
+      summary[host] = {
+        peakPending: peak,
+        peakInFlight: Math.max(...inFlight),
+        peakExecutorInFlight: Math.max(...own),
+        peakConnections: Math.max(...conns),
+        atLimitSamples: series.filter((q) => q.pending > 0 && q.inFlight >= q.limit).length,
+        samples: series.length,
+      };
     }
     // The run's rate was there while it ran.
     const rates = ticks.map((t) => t.rate).filter((r) => r !== undefined);
@@ -162,7 +207,8 @@ describe('metrics during a run: queues drain, in-flight stays within each host l
 
     // Counters match the run: one duration per tenant, database time for each, no errors.
     const xs = await Promise.all(executorUrls.map((u) => scrapeMetrics(u)));
-    const total = (name: string, labels: Record<string, string> = {}): number => xs.reduce((sum, x) => sum + (x.value(name, labels) ?? 0), 0);
+    const total = (name: string, labels: Record<string, string> = {}): number =>
+      xs.reduce((sum, x) => sum + (x.value(name, labels) ?? 0), 0);
     expect(total('sluice_executor_task_duration_seconds_count', { result: 'done' })).toBe(2 * PER_HOST);
     expect(total('sluice_executor_tasks_total', { result: 'done', code: 'none' })).toBe(2 * PER_HOST);
     expect(total('sluice_executor_tasks_total')).toBe(2 * PER_HOST);

@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { type ConfiguredNatsServer, fleetServiceEnv, REPO_ROOT, type ServiceName, startNatsServerWithConfig, startService } from '@sluice/testkit';
+import {
+  type ConfiguredNatsServer,
+  fleetServiceEnv,
+  REPO_ROOT,
+  type ServiceName,
+  startNatsServerWithConfig,
+  startService,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -47,7 +54,10 @@ describe('services and the CLI with wrong or missing NATS credentials', () => {
       it(`${name} stops at start with ${what}, naming the problem, never the password`, async () => {
         const started = Date.now();
         const service = await startService(name, { ...baseEnv, ...extra }, { waitReady: false });
-        const code = await Promise.race([service.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000))]);
+        const code = await Promise.race([
+          service.exited,
+          new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000)),
+        ]);
         if (code === 'hung') await service.kill();
         expect(code).toBe(1);
         expect(Date.now() - started).toBeLessThan(10_000);
@@ -63,7 +73,10 @@ describe('services and the CLI with wrong or missing NATS credentials', () => {
   it('the CLI exits with the reason, never the password', async () => {
     let result: { code: number; stdout: string; stderr: string };
     try {
-      await run(process.execPath, [CLI, 'runs'], { env: { ...baseEnv, PATH: process.env.PATH ?? '', NATS_USER: 'sluice', NATS_PASS: wrong }, timeout: 30_000 });
+      await run(process.execPath, [CLI, 'runs'], {
+        env: { ...baseEnv, PATH: process.env.PATH ?? '', NATS_USER: 'sluice', NATS_PASS: wrong },
+        timeout: 30_000,
+      });
       result = { code: 0, stdout: '', stderr: '' };
     } catch (error) {
       result = error as { code: number; stdout: string; stderr: string };

@@ -4,11 +4,25 @@ import { promisify } from 'node:util';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, STREAMS, TenantTaskSchema } from '@sluice/contracts';
-import { fleetServiceEnv, type NatsServerHandle, REPO_ROOT, type ServiceProcess, startNatsServer, waitForCompleted } from '@sluice/testkit';
+import {
+  fleetServiceEnv,
+  type NatsServerHandle,
+  REPO_ROOT,
+  type ServiceProcess,
+  startNatsServer,
+  waitForCompleted,
+} from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { faultWorkspace, journalProblems, markTenants, natsClient, outcomesByTenant, sessionsOn } from './faults-support.js';
+import {
+  faultWorkspace,
+  journalProblems,
+  markTenants,
+  natsClient,
+  outcomesByTenant,
+  sessionsOn,
+} from './faults-support.js';
 
 const run = promisify(execFile);
 const CLI = `${REPO_ROOT}/packages/cli/dist/main.js`;
@@ -38,7 +52,15 @@ describe('poison tasks end as failed tenants after the configured attempts, and 
   const envFor = (registry: string, extra: Record<string, string> = {}) =>
     fleetServiceEnv(
       { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      { SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_RETRY_BASE: '200ms', SLUICE_RETRY_MAX: '500ms', SLUICE_MAX_ATTEMPTS: String(MAX_ATTEMPTS), SLUICE_ACK_WAIT: '2s', PATH: process.env.PATH ?? '', ...extra },
+      {
+        SLUICE_DISCOVERY_INTERVAL: '200ms',
+        SLUICE_RETRY_BASE: '200ms',
+        SLUICE_RETRY_MAX: '500ms',
+        SLUICE_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+        SLUICE_ACK_WAIT: '2s',
+        PATH: process.env.PATH ?? '',
+        ...extra,
+      },
     );
 
   it('a migration that kills its own session every time (looks transient) fails the tenant after SLUICE_MAX_ATTEMPTS', async () => {
@@ -51,8 +73,13 @@ describe('poison tasks end as failed tenants after the configured attempts, and 
     await ws.start('planner', env);
     await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-poison-a', target: 'latest' }));
     const completed = await waitForCompleted(nc, 'fx-poison-a', 90_000);
-    expect(completed).toMatchObject({ status: 'partial', counts: { total: TENANTS, migrated: TENANTS - 1, failed: 1 } });
-    expect(completed.failures).toEqual([{ tenantId: poison.tenantId, code: 'host_unavailable', error: expect.stringMatching(/terminat/i) as string }]);
+    expect(completed).toMatchObject({
+      status: 'partial',
+      counts: { total: TENANTS, migrated: TENANTS - 1, failed: 1 },
+    });
+    expect(completed.failures).toEqual([
+      { tenantId: poison.tenantId, code: 'host_unavailable', error: expect.stringMatching(/terminat/i) as string },
+    ]);
     const by = await outcomesByTenant(nc, 'fx-poison-a');
     expect(by.get(poison.tenantId)).toEqual([expect.objectContaining({ status: 'failed', attempts: MAX_ATTEMPTS })]);
     expect([...by.values()].every((o) => o.length === 1)).toBe(true);
@@ -91,7 +118,9 @@ describe('poison tasks end as failed tenants after the configured attempts, and 
     const kills: string[] = [];
     const deadline = Date.now() + 90_000;
     while (kills.length < MAX_ATTEMPTS + 1 && Date.now() < deadline) {
-      const completedAlready = (await jsm.streams.info(STREAMS.runs.name, { subjects_filter: 'sluice.runs.fx-poison-b.completed' })).state.subjects?.['sluice.runs.fx-poison-b.completed'];
+      const completedAlready = (
+        await jsm.streams.info(STREAMS.runs.name, { subjects_filter: 'sluice.runs.fx-poison-b.completed' })
+      ).state.subjects?.['sluice.runs.fx-poison-b.completed'];
       if (completedAlready) break;
       const session = (await sessionsOn(poison.database))[0];
       const id = session ? /^sluice-executor:([^:]+):/.exec(session.app)?.[1] : undefined;
@@ -108,10 +137,21 @@ describe('poison tasks end as failed tenants after the configured attempts, and 
     const completed = await waitForCompleted(nc, 'fx-poison-b', 60_000);
     // Killed once per delivery, never a delivery more than the bound.
     expect(kills).toHaveLength(MAX_ATTEMPTS);
-    expect(completed).toMatchObject({ status: 'partial', counts: { total: TENANTS, migrated: TENANTS - 1, failed: 1 } });
-    expect(completed.failures).toEqual([{ tenantId: poison.tenantId, code: 'max_deliveries', error: expect.stringMatching(/delivered 3 times/) as string }]);
+    expect(completed).toMatchObject({
+      status: 'partial',
+      counts: { total: TENANTS, migrated: TENANTS - 1, failed: 1 },
+    });
+    expect(completed.failures).toEqual([
+      {
+        tenantId: poison.tenantId,
+        code: 'max_deliveries',
+        error: expect.stringMatching(/delivered 3 times/) as string,
+      },
+    ]);
     const by = await outcomesByTenant(nc, 'fx-poison-b');
-    expect(by.get(poison.tenantId)).toEqual([expect.objectContaining({ status: 'failed', attempts: MAX_ATTEMPTS, executorId: 'sluice-reporter' })]);
+    expect(by.get(poison.tenantId)).toEqual([
+      expect.objectContaining({ status: 'failed', attempts: MAX_ATTEMPTS, executorId: 'sluice-reporter' }),
+    ]);
     expect([...by.values()].every((o) => o.length === 1)).toBe(true);
     expect(await journalProblems(fleet, 'fx-poison-b', new Set([poison.tenantId]))).toEqual([]);
     // Kept for inspection: the task is still in the work queue, no longer delivered.

@@ -3,7 +3,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { freePort, type NatsServerHandle, REPO_ROOT, type ServiceProcess, startNatsServer, startService } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServerHandle,
+  REPO_ROOT,
+  type ServiceProcess,
+  startNatsServer,
+  startService,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { envReadByDemo, envReadByProduct, readByLibrary } from './env-vars-in-code.js';
@@ -26,7 +33,10 @@ function section(title: string): string {
 
 /** Lines of every ```sh block. */
 function shellLines(): string[] {
-  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split('\n')).map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((m) => m[1]!.split('\n'))
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
 }
 
 /** Splits a command line the way sh would for these examples: spaces, '…' and "…" quoting. */
@@ -39,10 +49,15 @@ describe('README configuration reference', () => {
     const table = section('Configuration')
       .split('\n')
       .filter((l) => l.startsWith('| `'));
-    const documented = new Set(table.flatMap((row) => [...row.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!)));
+    const documented = new Set(
+      table.flatMap((row) => [...row.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!)),
+    );
     const inCode = await envReadByProduct();
     const undocumented = [...inCode.keys()].filter((v) => !documented.has(v));
-    expect(undocumented, `read in code but not in the README's configuration table: ${undocumented.map((v) => `${v} (${inCode.get(v)!.join(', ')})`).join('; ')}`).toEqual([]);
+    expect(
+      undocumented,
+      `read in code but not in the README's configuration table: ${undocumented.map((v) => `${v} (${inCode.get(v)!.join(', ')})`).join('; ')}`,
+    ).toEqual([]);
     const stale = [...documented].filter((v) => !inCode.has(v) && !readByLibrary(v));
     expect(stale, 'in the README table but read nowhere').toEqual([]);
   });
@@ -132,6 +147,17 @@ describe('README curl examples against a running reporter', () => {
       seen.push(`${method} ${new URL(url).pathname.replace(/\/runs\/[^/]+/, '/runs/:id')}`);
     }
     // The API table's routes are all exercised.
-    expect(new Set(seen)).toEqual(new Set(['GET /healthz', 'GET /runs', 'GET /runs/:id', 'GET /runs/:id/tenants', 'POST /runs', 'POST /runs/:id/pause', 'POST /runs/:id/cancel', 'GET /metrics']));
+    expect(new Set(seen)).toEqual(
+      new Set([
+        'GET /healthz',
+        'GET /runs',
+        'GET /runs/:id',
+        'GET /runs/:id/tenants',
+        'POST /runs',
+        'POST /runs/:id/pause',
+        'POST /runs/:id/cancel',
+        'GET /metrics',
+      ]),
+    );
   });
 });

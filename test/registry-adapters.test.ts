@@ -39,7 +39,16 @@ interface RegistryUnderTest {
   stop(): Promise<void>;
 }
 
-function relayed(kind: RegistryUnderTest['kind'], badRows: RegistryUnderTest['badRows'], holdsDuplicates: boolean, store: (rows: Array<Record<string, unknown>>) => Promise<{ target: { host: string; port: number }; env: (relayPort: number) => Record<string, string>; stop: () => Promise<void> }>): RegistryUnderTest {
+function relayed(
+  kind: RegistryUnderTest['kind'],
+  badRows: RegistryUnderTest['badRows'],
+  holdsDuplicates: boolean,
+  store: (rows: Array<Record<string, unknown>>) => Promise<{
+    target: { host: string; port: number };
+    env: (relayPort: number) => Record<string, string>;
+    stop: () => Promise<void>;
+  }>,
+): RegistryUnderTest {
   let relay: TcpMeter | undefined;
   let target: { host: string; port: number } | undefined;
   let stopStore: (() => Promise<void>) | undefined;
@@ -79,7 +88,10 @@ const mongoRegistry = () =>
       return {
         target: server,
         // One attempt waits at most a second for the server; SLUICE_REGISTRY_RETRY bounds them all.
-        env: (port) => ({ MONGODB_URI: server.uri(server.database, 'serverSelectionTimeoutMS=1000', port), SLUICE_REGISTRY_PAGE_SIZE: '5' }),
+        env: (port) => ({
+          MONGODB_URI: server.uri(server.database, 'serverSelectionTimeoutMS=1000', port),
+          SLUICE_REGISTRY_PAGE_SIZE: '5',
+        }),
         stop: () => server.stop(),
       };
     },
@@ -90,7 +102,10 @@ const dynamoRegistry = () =>
     'dynamodb',
     [
       { row: { tenantId: 'bad-url', databaseUrl: 'not a url' }, reason: /bad-url has a malformed databaseUrl/ },
-      { row: { tenantId: 'bad-status', databaseUrl: 'postgres://postgres@127.0.0.1:5432/x', status: 'paused' }, reason: /unknown status/ },
+      {
+        row: { tenantId: 'bad-status', databaseUrl: 'postgres://postgres@127.0.0.1:5432/x', status: 'paused' },
+        reason: /unknown status/,
+      },
     ],
     false,
     async (rows) => {
@@ -131,7 +146,8 @@ describe.each([mongoRegistry(), dynamoRegistry()])('$kind registry: a request ru
       ...(i === TENANTS - 1 ? { status: 'suspended' } : { status: 'active' }),
     }));
     rows.push(...registry.badRows.map((b) => b.row));
-    if (registry.holdsDuplicates) rows.push({ tenantId: fleet.tenants[0]!.tenantId, databaseUrl: fleet.tenants[1]!.databaseUrl });
+    if (registry.holdsDuplicates)
+      rows.push({ tenantId: fleet.tenants[0]!.tenantId, databaseUrl: fleet.tenants[1]!.databaseUrl });
     const registryEnv = await registry.start(rows);
     const env = {
       NATS_URL: nats.url,
@@ -172,16 +188,21 @@ describe.each([mongoRegistry(), dynamoRegistry()])('$kind registry: a request ru
     });
     const reasons = first.failures.map((f) => f.error);
     for (const bad of registry.badRows) expect(reasons.some((r) => bad.reason.test(r))).toBe(true);
-    if (registry.holdsDuplicates) expect(reasons.some((r) => r.includes(`duplicate tenantId ${fleet.tenants[0]!.tenantId}`))).toBe(true);
+    if (registry.holdsDuplicates)
+      expect(reasons.some((r) => r.includes(`duplicate tenantId ${fleet.tenants[0]!.tenantId}`))).toBe(true);
     expect(first.failures.every((f) => f.code === 'invalid_tenant')).toBe(true);
     expect(JSON.stringify(first)).not.toContain(PASSWORD);
   });
 
   it('records versions 1..6 once in every valid tenant journal, and nothing in the suspended one', async () => {
     const journals = await fleet.eachTenant(async (client) => {
-      const exists = await client.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'sluice_migrations'");
+      const exists = await client.query(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = 'sluice_migrations'",
+      );
       if (exists.rowCount === 0) return [];
-      return (await client.query<{ version: string }>('SELECT version::text FROM sluice_migrations ORDER BY version')).rows.map((r) => Number(r.version));
+      return (
+        await client.query<{ version: string }>('SELECT version::text FROM sluice_migrations ORDER BY version')
+      ).rows.map((r) => Number(r.version));
     });
     journals.slice(0, TENANTS - 1).forEach((versions) => expect(versions).toEqual(VERSIONS));
     expect(journals[TENANTS - 1]).toEqual([]);
@@ -191,7 +212,14 @@ describe.each([mongoRegistry(), dynamoRegistry()])('$kind registry: a request ru
     await publishRequest({ runId: runId('odd'), target: 'latest', tenants: { tags: { cohort: 'odd' } } });
     const odd = await waitForCompleted(nc, runId('odd'));
     // Tenants 2, 4, ..., 12 are odd-indexed; the 12th is the suspended one.
-    expect(odd.counts).toEqual({ total: TENANTS / 2, migrated: 0, upToDate: TENANTS / 2 - 1, pending: 0, failed: 0, skipped: 1 });
+    expect(odd.counts).toEqual({
+      total: TENANTS / 2,
+      migrated: 0,
+      upToDate: TENANTS / 2 - 1,
+      pending: 0,
+      failed: 0,
+      skipped: 1,
+    });
     expect(odd.status).toBe('succeeded');
   });
 
@@ -200,14 +228,28 @@ describe.each([mongoRegistry(), dynamoRegistry()])('$kind registry: a request ru
     await publishRequest({ runId: runId('down'), target: 'latest' });
     const down = await waitForCompleted(nc, runId('down'));
     expect(down.status).toBe('failed');
-    expect(down.error).toMatch(registry.kind === 'mongodb' ? /tenants collection tenants \(MONGODB_URI\)/ : /tenants table tenants \(SLUICE_TENANTS_TABLE\)/);
+    expect(down.error).toMatch(
+      registry.kind === 'mongodb'
+        ? /tenants collection tenants \(MONGODB_URI\)/
+        : /tenants table tenants \(SLUICE_TENANTS_TABLE\)/,
+    );
     expect(planner().logs.some((l) => l.level === 'fatal' || l.level === 60)).toBe(false);
 
     await registry.restore();
     await publishRequest({ runId: runId('back'), target: 'latest' });
     const back = await waitForCompleted(nc, runId('back'));
-    expect(back.counts).toEqual({ total: rows.length, migrated: 0, upToDate: TENANTS - 1, pending: 0, failed: invalid(), skipped: 1 });
-    const exited = await Promise.race([planner().exited.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 50))]);
+    expect(back.counts).toEqual({
+      total: rows.length,
+      migrated: 0,
+      upToDate: TENANTS - 1,
+      pending: 0,
+      failed: invalid(),
+      skipped: 1,
+    });
+    const exited = await Promise.race([
+      planner().exited.then(() => true),
+      new Promise((resolve) => setTimeout(() => resolve(false), 50)),
+    ]);
     expect(exited).toBe(false);
   });
 });

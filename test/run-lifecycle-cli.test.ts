@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { REPO_ROOT } from '@sluice/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { type LifecycleHarness,lifecycleHarness } from './run-lifecycle-support.js';
+import { type LifecycleHarness, lifecycleHarness } from './run-lifecycle-support.js';
 
 const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
@@ -53,15 +53,26 @@ describe('the sluice command steering runs', () => {
     await expect.poll(() => h.activeMigrations(), { timeout: 30_000, interval: 50 }).toBeGreaterThan(0);
 
     const paused = await sluice('pause', 'cli-life', '--reason', 'db maintenance');
-    expect(paused).toMatchObject({ code: 0, stdout: expect.stringContaining('pause requested for run cli-life (was running)') as string });
-    await expect.poll(async () => (await sluice('status', 'cli-life')).stdout, { timeout: 10_000 }).toMatch(/^run cli-life: PAUSED/);
+    expect(paused).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('pause requested for run cli-life (was running)') as string,
+    });
+    await expect
+      .poll(async () => (await sluice('status', 'cli-life')).stdout, { timeout: 10_000 })
+      .toMatch(/^run cli-life: PAUSED/);
     const status = await sluice('status', 'cli-life');
     expect(status.stdout).toMatch(/control {3}paused by e2e-operator: db maintenance/);
-    expect(await sluice('pause', 'cli-life')).toMatchObject({ code: 5, stderr: expect.stringContaining('run cli-life is already paused') as string });
+    expect(await sluice('pause', 'cli-life')).toMatchObject({
+      code: 5,
+      stderr: expect.stringContaining('run cli-life is already paused') as string,
+    });
     const runs = await sluice('runs');
     expect(runs.stdout).toMatch(/^RUN\s+STATUS\s+TARGET\s+DONE/);
     expect(runs.stdout).toMatch(/cli-life\s+paused\s+latest \(3\)\s+\d+\/32/);
-    const paused2 = JSON.parse((await sluice('status', 'cli-life', '--json')).stdout) as { status: string; control: { state: string } };
+    const paused2 = JSON.parse((await sluice('status', 'cli-life', '--json')).stdout) as {
+      status: string;
+      control: { state: string };
+    };
     expect(paused2).toMatchObject({ status: 'paused', control: { state: 'paused' } });
 
     await h.openGate();
@@ -85,26 +96,57 @@ describe('the sluice command steering runs', () => {
       ['cli-broken-1', 'failed', 'database_error'],
       ['cli-broken-2', 'failed', 'database_error'],
     ]);
-    const all = (await sluice('tenants', 'cli-life', '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as { status: string });
+    const all = (await sluice('tenants', 'cli-life', '--json')).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { status: string });
     expect(all).toHaveLength(32);
-    expect((await sluice('tenants', 'cli-life', '--status', 'migrated', '--limit', '5')).stdout).toContain('(25 more; raise --limit)');
+    expect((await sluice('tenants', 'cli-life', '--status', 'migrated', '--limit', '5')).stdout).toContain(
+      '(25 more; raise --limit)',
+    );
   });
 
   it('a failing canary stops the run: --json shows the stop, the exit code is 1', async () => {
-    const r = await sluice('migrate', '--run-id', 'cli-canary', '--canary', '2', '--max-failure-rate', '10%', '--wait', '--json');
+    const r = await sluice(
+      'migrate',
+      '--run-id',
+      'cli-canary',
+      '--canary',
+      '2',
+      '--max-failure-rate',
+      '10%',
+      '--wait',
+      '--json',
+    );
     expect(r.code).toBe(1);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; action?: string; status?: string; error?: string });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; action?: string; status?: string; error?: string });
     expect(events.find((e) => e.event === 'control')).toMatchObject({ action: 'stop' });
-    expect(events.at(-1)).toMatchObject({ event: 'completed', status: 'failed', error: expect.stringMatching(/canary cli-broken-[12] failed/) as string });
+    expect(events.at(-1)).toMatchObject({
+      event: 'completed',
+      status: 'failed',
+      error: expect.stringMatching(/canary cli-broken-[12] failed/) as string,
+    });
     expect((await sluice('runs', '--status', 'failed', '--json')).stdout).toContain('"runId":"cli-canary"');
   });
 
   it('refuses controls that do not apply, and bad arguments, with clear messages', async () => {
-    expect(await sluice('cancel', 'cli-life')).toMatchObject({ code: 5, stderr: expect.stringContaining('run cli-life has already completed (partial)') as string });
-    expect(await sluice('pause', 'never-ran')).toMatchObject({ code: 5, stderr: expect.stringContaining('no run never-ran') as string });
+    expect(await sluice('cancel', 'cli-life')).toMatchObject({
+      code: 5,
+      stderr: expect.stringContaining('run cli-life has already completed (partial)') as string,
+    });
+    expect(await sluice('pause', 'never-ran')).toMatchObject({
+      code: 5,
+      stderr: expect.stringContaining('no run never-ran') as string,
+    });
     expect(await sluice('tenants', 'never-ran')).toMatchObject({ code: 5 });
     expect((await sluice('tenants')).code).toBe(2);
-    expect(await sluice('migrate', '--max-failure-rate', '2')).toMatchObject({ code: 2, stderr: expect.stringContaining('--max-failure-rate') as string });
+    expect(await sluice('migrate', '--max-failure-rate', '2')).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--max-failure-rate') as string,
+    });
     expect(await sluice('migrate', '--canary', 'some')).toMatchObject({ code: 2 });
     expect(await sluice('runs', '--status', 'bogus')).toMatchObject({ code: 2 });
     expect(await sluice('tenants', 'cli-life', '--failed', '--status', 'migrated')).toMatchObject({ code: 2 });

@@ -34,26 +34,39 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     const reporter = await startAll(registry);
     // Tenants are held mid-migration until the pause is in force: the run cannot end before it.
     await h.closeGate();
-    expect(await h.http(reporter, 'POST', '/runs', { runId: 'pause-1', target: 'latest' })).toMatchObject({ status: 202 });
+    expect(await h.http(reporter, 'POST', '/runs', { runId: 'pause-1', target: 'latest' })).toMatchObject({
+      status: 202,
+    });
     await expect.poll(activeMigrations, { timeout: 30_000, interval: 50 }).toBeGreaterThan(0);
-    expect(await h.http(reporter, 'POST', '/runs/pause-1/pause', { reason: 'database maintenance', requestedBy: 'e2e' })).toMatchObject({ status: 202 });
+    expect(
+      await h.http(reporter, 'POST', '/runs/pause-1/pause', { reason: 'database maintenance', requestedBy: 'e2e' }),
+    ).toMatchObject({ status: 202 });
     await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/pause-1')).body.status).toBe('paused');
     await expect.poll(() => h.controlState('pause-1'), { timeout: 10_000 }).toBe('paused');
     await h.openGate();
     // In-flight tenants finish; every other task is parked as it is delivered: then nothing can move.
     await expect.poll(activeMigrations, { timeout: 30_000, interval: 100 }).toBe(0);
     await expect
-      .poll(async () => {
-        const body = (await h.http(reporter, 'GET', '/runs/pause-1')).body;
-        return (body.parked as number) + (body.done as number);
-      }, { timeout: 30_000, interval: 100 })
+      .poll(
+        async () => {
+          const body = (await h.http(reporter, 'GET', '/runs/pause-1')).body;
+          return (body.parked as number) + (body.done as number);
+        },
+        { timeout: 30_000, interval: 100 },
+      )
       .toBe(40);
     const atPause = await countOutcomes(h.nc, 'pause-1');
     expect(atPause).toBeGreaterThan(0);
     expect(atPause).toBeLessThan(40);
     expect(await activeMigrations()).toBe(0);
     const paused = (await h.http(reporter, 'GET', '/runs/pause-1')).body;
-    expect(paused).toMatchObject({ status: 'paused', etaMs: null, done: atPause, parked: 40 - atPause, control: { state: 'paused', note: { reason: 'database maintenance' } } });
+    expect(paused).toMatchObject({
+      status: 'paused',
+      etaMs: null,
+      done: atPause,
+      parked: 40 - atPause,
+      control: { state: 'paused', note: { reason: 'database maintenance' } },
+    });
     expect(await h.http(reporter, 'POST', '/runs/pause-1/pause')).toMatchObject({ status: 409 });
 
     expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({ status: 202 });
@@ -65,21 +78,30 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
     const ledger = await h.ledger('pause-1');
     const parked = ledger.filter((e) => e.kind === 'parked');
-    console.log(`pause: ${atPause}/40 settled when paused; ${parked.length} tasks parked and published again on resume`);
+    console.log(
+      `pause: ${atPause}/40 settled when paused; ${parked.length} tasks parked and published again on resume`,
+    );
     expect(parked.length).toBeGreaterThan(0);
     expect(ledger.filter((e) => e.kind === 'republished' && e.cause === 'parked')).toHaveLength(parked.length);
     expect(await h.journalled(fleet)).toHaveLength(40);
     const statuses = (await h.events<{ status: string }>('pause-1', 'progress')).map((p) => p.data.status);
     expect(statuses).toContain('paused');
-    expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({ status: 409, body: { error: 'run pause-1 has already completed (succeeded)' } });
+    expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({
+      status: 409,
+      body: { error: 'run pause-1 has already completed (succeeded)' },
+    });
   });
 
   it('cancel: the remaining tenants are skipped and the run ends cancelled', async () => {
     const { registry, fleet } = await h.fleet('cancel', 40);
     const reporter = await startAll(registry);
     await h.publishRequest({ runId: 'cancel-1', target: 'latest' });
-    await expect.poll(() => countOutcomes(h.nc, 'cancel-1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(4);
-    expect(await h.http(reporter, 'POST', '/runs/cancel-1/cancel', { reason: 'wrong release' })).toMatchObject({ status: 202 });
+    await expect
+      .poll(() => countOutcomes(h.nc, 'cancel-1'), { timeout: 30_000, interval: 50 })
+      .toBeGreaterThanOrEqual(4);
+    expect(await h.http(reporter, 'POST', '/runs/cancel-1/cancel', { reason: 'wrong release' })).toMatchObject({
+      status: 202,
+    });
     const completed = await waitForCompleted(h.nc, 'cancel-1', 60_000);
     expect(completed.status).toBe('cancelled');
     expect(completed.stoppedBy).toMatchObject({ action: 'cancel', reason: 'wrong release' });
@@ -101,18 +123,32 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     await h.publishRequest({ runId: 'canary-ok', target: 'latest', rollout: { canary: 3 } });
     const completed = await waitForCompleted(h.nc, 'canary-ok', 60_000);
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: 20, migrated: 20 } });
-    const planned = (await h.ledger('canary-ok')).filter((e): e is Extract<TaskLedgerEntry, { kind: 'planned' }> => e.kind === 'planned');
+    const planned = (await h.ledger('canary-ok')).filter(
+      (e): e is Extract<TaskLedgerEntry, { kind: 'planned' }> => e.kind === 'planned',
+    );
     const canaries = new Set(planned.filter((e) => e.task.stage === 'canary').map((e) => e.task.tenantId));
     expect(canaries).toEqual(new Set(['canary-0001', 'canary-0002', 'canary-0003']));
     const outcomes = await h.outcomes('canary-ok');
-    const lastCanary = Math.max(...outcomes.filter((o) => canaries.has(o.tenantId)).map((o) => Date.parse(o.finishedAt)));
-    const fleetStarts = outcomes.filter((o) => !canaries.has(o.tenantId)).map((o) => Date.parse(o.finishedAt) - (o.timings?.totalMs ?? 0));
+    const lastCanary = Math.max(
+      ...outcomes.filter((o) => canaries.has(o.tenantId)).map((o) => Date.parse(o.finishedAt)),
+    );
+    const fleetStarts = outcomes
+      .filter((o) => !canaries.has(o.tenantId))
+      .map((o) => Date.parse(o.finishedAt) - (o.timings?.totalMs ?? 0));
     expect(Math.min(...fleetStarts)).toBeGreaterThanOrEqual(lastCanary - 5);
     const controls = await h.events<{ action: string; requestedBy: string }>('canary-ok', 'control');
     expect(controls.map((c) => c.data.action)).toEqual(['promote']);
-    const parkedForCanaries = (await h.ledger('canary-ok')).filter((e) => e.kind === 'parked' && e.reason === 'canary').length;
-    console.log(`canary success: ${parkedForCanaries} fleet tasks parked until the 3 canaries succeeded, then published again`);
-    expect((await h.http(reporter, 'GET', '/runs/canary-ok')).body).toMatchObject({ status: 'succeeded', stage: 'fleet', rollout: { canary: 3 } });
+    const parkedForCanaries = (await h.ledger('canary-ok')).filter(
+      (e) => e.kind === 'parked' && e.reason === 'canary',
+    ).length;
+    console.log(
+      `canary success: ${parkedForCanaries} fleet tasks parked until the 3 canaries succeeded, then published again`,
+    );
+    expect((await h.http(reporter, 'GET', '/runs/canary-ok')).body).toMatchObject({
+      status: 'succeeded',
+      stage: 'fleet',
+      rollout: { canary: 3 },
+    });
   });
 
   it('staged rollout: a failed canary stops the fleet; the rest is skipped and the run fails', async () => {

@@ -87,7 +87,11 @@ export async function lifecycleHarness() {
     services,
     env,
     /** A fleet of empty tenant databases plus `broken` registry rows naming databases that do not exist; broken rows first when `brokenFirst`. */
-    async fleet(name: string, count: number, options: { broken?: number; brokenEvery?: number } = {}): Promise<{ registry: string; fleet: TenantFleet; broken: string[] }> {
+    async fleet(
+      name: string,
+      count: number,
+      options: { broken?: number; brokenEvery?: number } = {},
+    ): Promise<{ registry: string; fleet: TenantFleet; broken: string[] }> {
       const fleet = await createTenantFleet({ count, tenantPrefix: name });
       fleets.push(fleet);
       const missing = Array.from({ length: options.broken ?? 0 }, (_, i) => ({
@@ -121,14 +125,26 @@ export async function lifecycleHarness() {
       const proc = await h.start('reporter', e);
       const ready = await proc.waitForLog((l) => l.msg === 'reporter ready');
       const startup = ready.startup as ReporterProcess['startup'];
-      return { proc, port: ready.httpPort as number, startup: { ...startup, ms: Math.round(performance.now() - started) } };
+      return {
+        proc,
+        port: ready.httpPort as number,
+        startup: { ...startup, ms: Math.round(performance.now() - started) },
+      };
     },
     /** Holds every tenant that reaches migration 2 there until `openGate()` (the gate starts open). */
     closeGate: () => rm(gate, { force: true }),
     openGate: () => writeFile(gate, 'open'),
     publishRequest: (payload: unknown) => jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload)),
-    async http(reporter: ReporterProcess, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-      const res = await fetch(`http://127.0.0.1:${reporter.port}${urlPath}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    async http(
+      reporter: ReporterProcess,
+      method: string,
+      urlPath: string,
+      body?: unknown,
+    ): Promise<{ status: number; body: Record<string, unknown> }> {
+      const res = await fetch(`http://127.0.0.1:${reporter.port}${urlPath}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
     /** Messages on one subject of a stream, in order. */
@@ -136,29 +152,43 @@ export async function lifecycleHarness() {
       const info = await jsm.streams.info(stream, { subjects_filter: subject });
       const count = info.state.subjects?.[subject] ?? 0;
       if (count === 0) return [];
-      const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+      const consumer = await jetstream(nc).consumers.get(stream, {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.All,
+      });
       const out: Array<{ data: T; seq: number; time: number }> = [];
       const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
-      for await (const m of messages) out.push({ data: m.json<T>(), seq: m.seq, time: Math.floor(m.info.timestampNanos / 1e6) });
+      for await (const m of messages)
+        out.push({ data: m.json<T>(), seq: m.seq, time: Math.floor(m.info.timestampNanos / 1e6) });
       return out;
     },
-    events: <T = Record<string, unknown>>(runId: string, event: 'accepted' | 'planned' | 'progress' | 'completed' | 'control') =>
-      h.read<T>(STREAMS.runs.name, runEventSubject(runId, event)),
-    outcomes: async (runId: string) => (await h.read<TenantOutcome>(STREAMS.outcomes.name, `sluice.outcomes.${runId}`)).map((m) => m.data),
-    ledger: async (runId: string) => (await h.read<TaskLedgerEntry>(LEDGER_STREAM.name, ledgerSubject(runId))).map((m) => m.data),
+    events: <T = Record<string, unknown>>(
+      runId: string,
+      event: 'accepted' | 'planned' | 'progress' | 'completed' | 'control',
+    ) => h.read<T>(STREAMS.runs.name, runEventSubject(runId, event)),
+    outcomes: async (runId: string) =>
+      (await h.read<TenantOutcome>(STREAMS.outcomes.name, `sluice.outcomes.${runId}`)).map((m) => m.data),
+    ledger: async (runId: string) =>
+      (await h.read<TaskLedgerEntry>(LEDGER_STREAM.name, ledgerSubject(runId))).map((m) => m.data),
     /** Migration sessions open on the local Postgres right now. */
     async activeMigrations(): Promise<number> {
       const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
       await client.connect();
       try {
-        return (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'")).rows[0]!.n;
+        return (
+          await client.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'",
+          )
+        ).rows[0]!.n;
       } finally {
         await client.end();
       }
     },
     /** The control state executors obey for a run (`running`, `paused`, …), as the KV bucket holds it now. */
     async controlState(runId: string): Promise<string | undefined> {
-      const entry = await jsm.streams.getMessage(`KV_${BUCKETS.runControl}`, { last_by_subj: `$KV.${BUCKETS.runControl}.${runId}` }).catch(() => null);
+      const entry = await jsm.streams
+        .getMessage(`KV_${BUCKETS.runControl}`, { last_by_subj: `$KV.${BUCKETS.runControl}.${runId}` })
+        .catch(() => null);
       return entry ? entry.json<{ state: string }>().state : undefined;
     },
     async countCompleted(runId: string): Promise<number> {
@@ -168,7 +198,11 @@ export async function lifecycleHarness() {
     },
     /** Tenants of a fleet whose database has a journal (something ran there). */
     async journalled(fleet: TenantFleet): Promise<string[]> {
-      const rows = await fleet.eachTenant(async (c, t) => ((await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]?.r ? t.tenantId : null));
+      const rows = await fleet.eachTenant(async (c, t) =>
+        (await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]?.r
+          ? t.tenantId
+          : null,
+      );
       return rows.filter((r): r is string => r !== null);
     },
     async stopServices(): Promise<void> {

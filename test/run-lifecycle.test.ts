@@ -24,24 +24,44 @@ describe('run lifecycle: state that survives restarts, exactly one completion, r
     await h.start('executor', { ...env, SLUICE_CONCURRENCY: '2' });
     await h.start('planner', env);
     await h.publishRequest({ runId: 'kill-1', target: 'latest' });
-    await expect.poll(() => countOutcomes(h.nc, 'kill-1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(10);
+    await expect
+      .poll(() => countOutcomes(h.nc, 'kill-1'), { timeout: 30_000, interval: 50 })
+      .toBeGreaterThanOrEqual(10);
     await first.proc.kill();
     // The run goes on without a reporter.
-    await expect.poll(() => countOutcomes(h.nc, 'kill-1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(25);
+    await expect
+      .poll(() => countOutcomes(h.nc, 'kill-1'), { timeout: 30_000, interval: 50 })
+      .toBeGreaterThanOrEqual(25);
     const second = await h.startReporter(env);
-    console.log(`reporter restart mid-run: ready in ${second.startup.ms} ms (process start to ready), replayed ${second.startup.outcomes} outcomes and ${second.startup.ledgerEntries} ledger entries of ${second.startup.unfinished} unfinished run(s)`);
+    console.log(
+      `reporter restart mid-run: ready in ${second.startup.ms} ms (process start to ready), replayed ${second.startup.outcomes} outcomes and ${second.startup.ledgerEntries} ledger entries of ${second.startup.unfinished} unfinished run(s)`,
+    );
     expect(second.startup.unfinished).toBe(1);
     const completed = await waitForCompleted(h.nc, 'kill-1', 60_000);
-    expect(completed).toMatchObject({ status: 'partial', counts: { total: 44, migrated: 40, failed: 4, skipped: 0, upToDate: 0, pending: 0 } });
-    expect(completed.failures.map((f) => f.code)).toEqual(['database_error', 'database_error', 'database_error', 'database_error']);
+    expect(completed).toMatchObject({
+      status: 'partial',
+      counts: { total: 44, migrated: 40, failed: 4, skipped: 0, upToDate: 0, pending: 0 },
+    });
+    expect(completed.failures.map((f) => f.code)).toEqual([
+      'database_error',
+      'database_error',
+      'database_error',
+      'database_error',
+    ]);
     expect(await h.countCompleted('kill-1')).toBe(1);
-    expect((await h.http(second, 'GET', '/runs/kill-1')).body).toMatchObject({ status: 'partial', counts: completed.counts });
+    expect((await h.http(second, 'GET', '/runs/kill-1')).body).toMatchObject({
+      status: 'partial',
+      counts: completed.counts,
+    });
 
     // Killed again after the run completed: the new reporter replays no outcomes and publishes nothing.
     await second.proc.kill();
     const third = await h.startReporter(env);
     expect(third.startup).toMatchObject({ unfinished: 0, outcomes: 0 });
-    expect((await h.http(third, 'GET', '/runs/kill-1')).body).toMatchObject({ status: 'partial', counts: completed.counts });
+    expect((await h.http(third, 'GET', '/runs/kill-1')).body).toMatchObject({
+      status: 'partial',
+      counts: completed.counts,
+    });
     await sleep(1_500);
     expect(await h.countCompleted('kill-1')).toBe(1);
   });
@@ -58,7 +78,11 @@ describe('run lifecycle: state that survives restarts, exactly one completion, r
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: 60, migrated: 60 } });
     await sleep(1_000);
     expect(await h.countCompleted('twin-1')).toBe(1);
-    for (const r of [a, b]) expect((await h.http(r, 'GET', '/runs/twin-1')).body).toMatchObject({ status: 'succeeded', counts: completed.counts });
+    for (const r of [a, b])
+      expect((await h.http(r, 'GET', '/runs/twin-1')).body).toMatchObject({
+        status: 'succeeded',
+        counts: completed.counts,
+      });
     const progress = await h.events<{ done: number; ratePerSec: number; etaMs: number | null }>('twin-1', 'progress');
     const gaps = progress.slice(1).map((p, i) => p.time - progress[i]!.time);
     const seconds = completed.durationMs / 1000;
@@ -82,18 +106,26 @@ describe('run lifecycle: state that survives restarts, exactly one completion, r
     await h.start('planner', env);
     await h.publishRequest({ runId: 'lost-1', target: 'latest' });
     await expect.poll(async () => (await h.events('lost-1', 'planned')).length, { timeout: 20_000 }).toBe(1);
-    const planned = (await h.ledger('lost-1')).filter((e): e is Extract<TaskLedgerEntry, { kind: 'planned' }> => e.kind === 'planned');
+    const planned = (await h.ledger('lost-1')).filter(
+      (e): e is Extract<TaskLedgerEntry, { kind: 'planned' }> => e.kind === 'planned',
+    );
     expect(planned).toHaveLength(12);
     const victim = planned[5]!;
     expect(await h.jsm.streams.deleteMessage(STREAMS.tasks.name, victim.taskSeq)).toBe(true);
     const deletedAt = Date.now();
     await h.start('executor', { ...env, SLUICE_CONCURRENCY: '4' });
     const completed = await waitForCompleted(h.nc, 'lost-1', 60_000);
-    console.log(`deleted task ${victim.task.tenantId}: run completed ${Date.now() - deletedAt} ms after the deletion (SLUICE_RECONCILE_AFTER=2s)`);
+    console.log(
+      `deleted task ${victim.task.tenantId}: run completed ${Date.now() - deletedAt} ms after the deletion (SLUICE_RECONCILE_AFTER=2s)`,
+    );
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: 12, migrated: 12 } });
     const republished = (await h.ledger('lost-1')).filter((e) => e.kind === 'republished');
     expect(republished).toEqual([expect.objectContaining({ tenantId: victim.task.tenantId, cause: 'lost' })]);
-    expect(reporter.proc.logs.some((l) => l.msg === 'task lost without an outcome; published again' && l.tenantId === victim.task.tenantId)).toBe(true);
+    expect(
+      reporter.proc.logs.some(
+        (l) => l.msg === 'task lost without an outcome; published again' && l.tenantId === victim.task.tenantId,
+      ),
+    ).toBe(true);
     expect((await h.journalled(fleet)).length).toBe(12);
   });
 });

@@ -75,23 +75,42 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     await admin.connect();
     try {
       await admin.query(`CREATE ROLE ${OWNER} LOGIN PASSWORD ${admin.escapeLiteral(pgPassword)}`);
-      await admin.query(`CREATE ROLE ${INTRUDER} LOGIN PASSWORD ${admin.escapeLiteral(`other-${randomBytes(6).toString('hex')}`)}`);
+      await admin.query(
+        `CREATE ROLE ${INTRUDER} LOGIN PASSWORD ${admin.escapeLiteral(`other-${randomBytes(6).toString('hex')}`)}`,
+      );
       // Both roles must prove a password over TCP (SCRAM); the superuser keeps trust for the test's own setup.
       const hbaFile = (await admin.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
       const hba = await readFile(hbaFile, 'utf8');
-      await writeFile(hbaFile, `host all ${OWNER} 127.0.0.1/32 scram-sha-256\nhost all ${INTRUDER} 127.0.0.1/32 scram-sha-256\n${hba}`);
+      await writeFile(
+        hbaFile,
+        `host all ${OWNER} 127.0.0.1/32 scram-sha-256\nhost all ${INTRUDER} 127.0.0.1/32 scram-sha-256\n${hba}`,
+      );
       await admin.query('SELECT pg_reload_conf()');
     } finally {
       await admin.end();
     }
-    fleet = await createTenantFleet({ count: 4, serverUrl: cluster.serverUrl, prefix: 'sluice_sec_s', tenantPrefix: 'sec' });
+    fleet = await createTenantFleet({
+      count: 4,
+      serverUrl: cluster.serverUrl,
+      prefix: 'sluice_sec_s',
+      tenantPrefix: 'sec',
+    });
     const owner = new pg.Client({ connectionString: `${cluster.serverUrl}/postgres` });
     await owner.connect();
     for (const t of fleet.tenants) await owner.query(`ALTER DATABASE "${t.database}" OWNER TO ${OWNER}`);
     await owner.end();
 
     // The services' user may touch only what docs/security.md lists; the test's observer sees everything.
-    const allowed = JSON.stringify(['sluice.>', '$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.sluice_runs.>', '$KV.sluice_run_control.>', '$O.sluice_bundles.>', '_INBOX.>']);
+    const allowed = JSON.stringify([
+      'sluice.>',
+      '$JS.API.>',
+      '$JS.ACK.>',
+      '$JS.FC.>',
+      '$KV.sluice_runs.>',
+      '$KV.sluice_run_control.>',
+      '$O.sluice_bundles.>',
+      '_INBOX.>',
+    ]);
     nats = await startNatsServerWithConfig(
       `authorization { users: [\n  { user: sluice, password: "${natsPassword}", permissions: { publish: ${allowed}, subscribe: ${allowed} } }\n  { user: observer, password: "${observerPassword}" }\n] }\n`,
     );
@@ -103,19 +122,31 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
       JSON.stringify([
         ...fleet.tenants.map((t) => ({ tenantId: t.tenantId, databaseUrl: ownerUrl(t.database) })),
         // The executors hold the owner's password only: this tenant's login fails, exercising the error path.
-        { tenantId: 'sec-intruder', databaseUrl: `postgres://${INTRUDER}@127.0.0.1:${cluster.port}/${fleet.tenants[0]!.database}` },
+        {
+          tenantId: 'sec-intruder',
+          databaseUrl: `postgres://${INTRUDER}@127.0.0.1:${cluster.port}/${fleet.tenants[0]!.database}`,
+        },
       ]),
     );
     const passFile = path.join(dir, 'pgpass');
-    await writeFile(passFile, `127.0.0.1:${cluster.port}:*:${OWNER}:${pgPassword.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`, { mode: 0o600 });
+    await writeFile(
+      passFile,
+      `127.0.0.1:${cluster.port}:*:${OWNER}:${pgPassword.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`,
+      { mode: 0o600 },
+    );
 
     // Every message of the run, from before the first service starts: a core subscription sees all publishes.
     nc = await connect({ servers: nats.url, user: 'observer', pass: observerPassword });
     sub = nc.subscribe('>');
     void (async () => {
       for await (const m of sub) {
-        const headers = m.headers ? [...m.headers.keys()].map((k) => `${k}: ${m.headers!.values(k).join(',')}`).join('\n') : '';
-        captured.push({ where: `nats ${m.subject}`, text: `${m.subject}\n${m.reply ?? ''}\n${headers}\n${Buffer.from(m.data).toString('utf8')}\n${Buffer.from(m.data).toString('latin1')}` });
+        const headers = m.headers
+          ? [...m.headers.keys()].map((k) => `${k}: ${m.headers!.values(k).join(',')}`).join('\n')
+          : '';
+        captured.push({
+          where: `nats ${m.subject}`,
+          text: `${m.subject}\n${m.reply ?? ''}\n${headers}\n${Buffer.from(m.data).toString('utf8')}\n${Buffer.from(m.data).toString('latin1')}`,
+        });
       }
     })();
 
@@ -136,14 +167,21 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     );
     services.push(await startService('reporter', env));
     // The two ways a user hands Postgres its password: the variable, and a pgpass file.
-    services.push(await startService('executor', { ...env, PGPASSWORD: pgPassword, SLUICE_EXECUTOR_ID: 'sec-exec-env' }));
-    services.push(await startService('executor', { ...env, PGPASSFILE: passFile, SLUICE_EXECUTOR_ID: 'sec-exec-passfile' }));
+    services.push(
+      await startService('executor', { ...env, PGPASSWORD: pgPassword, SLUICE_EXECUTOR_ID: 'sec-exec-env' }),
+    );
+    services.push(
+      await startService('executor', { ...env, PGPASSFILE: passFile, SLUICE_EXECUTOR_ID: 'sec-exec-passfile' }),
+    );
     services.push(await startService('planner', env));
 
     // A partial run exits 1 (migrate --wait and status alike); the output is what matters here.
     const sluice = async (...args: string[]): Promise<string> => {
       try {
-        const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...env, PATH: process.env.PATH ?? '' }, timeout: 120_000 });
+        const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+          env: { ...env, PATH: process.env.PATH ?? '' },
+          timeout: 120_000,
+        });
         return `${stdout}\n${stderr}`;
       } catch (error) {
         const e = error as { stdout?: string; stderr?: string };
@@ -174,7 +212,8 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
   });
 
   it('the roles really need their password', async () => {
-    const as = (password: string): pg.Client => new pg.Client({ host: '127.0.0.1', port: cluster.port, user: OWNER, database: 'postgres', password });
+    const as = (password: string): pg.Client =>
+      new pg.Client({ host: '127.0.0.1', port: cluster.port, user: OWNER, database: 'postgres', password });
     const denied = as('not-it');
     await expect(denied.connect()).rejects.toThrow(/password authentication failed/);
     await denied.end().catch(() => undefined);
@@ -185,8 +224,18 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
 
   it('migrates the owned fleet with the password from PGPASSWORD and from a pgpass file, and fails the intruder', async () => {
     expect(completed).toMatchObject({ status: 'partial', counts: { total: 5, migrated: 4, failed: 1 } });
-    expect(completed.failures).toEqual([expect.objectContaining({ tenantId: 'sec-intruder', error: expect.stringMatching(/password authentication failed for user "sluice_sec_intruder"|the server asks for a password and none was given \(set PGPASSWORD/) as unknown })]);
-    const versions = await fleet.eachTenant(async (client) => (await client.query<{ n: string }>('SELECT count(*)::text AS n FROM sluice_migrations')).rows[0]!.n);
+    expect(completed.failures).toEqual([
+      expect.objectContaining({
+        tenantId: 'sec-intruder',
+        error: expect.stringMatching(
+          /password authentication failed for user "sluice_sec_intruder"|the server asks for a password and none was given \(set PGPASSWORD/,
+        ) as unknown,
+      }),
+    ]);
+    const versions = await fleet.eachTenant(
+      async (client) =>
+        (await client.query<{ n: string }>('SELECT count(*)::text AS n FROM sluice_migrations')).rows[0]!.n,
+    );
     expect(versions).toEqual(['6', '6', '6', '6']);
     expect(cliOutput).toMatch(/run sec-run: PARTIAL/i);
   });
@@ -198,14 +247,26 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
     expect(subjects.some((s) => s === 'sluice.runs.sec-run.completed')).toBe(true);
     expect(subjects.some((s) => s.startsWith('$O.sluice_bundles.'))).toBe(true);
     // The check below would see a password inside a task: the role's name is there.
-    expect(captured.some((c) => c.where.startsWith('nats sluice.tasks.') && c.text.includes(`postgres://${OWNER}@127.0.0.1:${cluster.port}/`))).toBe(true);
+    expect(
+      captured.some(
+        (c) =>
+          c.where.startsWith('nats sluice.tasks.') && c.text.includes(`postgres://${OWNER}@127.0.0.1:${cluster.port}/`),
+      ),
+    ).toBe(true);
     const outputs = captured.filter((c) => c.where.endsWith(' output'));
-    expect(outputs.map((o) => o.where).sort()).toEqual(['executor output', 'executor output', 'planner output', 'reporter output']);
+    expect(outputs.map((o) => o.where).sort()).toEqual([
+      'executor output',
+      'executor output',
+      'planner output',
+      'reporter output',
+    ]);
     expect(outputs.some((o) => o.text.includes('"level":"debug"'))).toBe(true);
     // The exported spans hold the run: planner, executors (with their SQL) and reporter.
     const services = new Set(receiver.spans().map((span) => span.serviceName));
     expect([...services].sort()).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
-    expect(receiver.spans().some((span) => span.attributes['db.statement'] !== undefined || span.name.startsWith('pg.'))).toBe(true);
+    expect(
+      receiver.spans().some((span) => span.attributes['db.statement'] !== undefined || span.name.startsWith('pg.')),
+    ).toBe(true);
     expect(receiver.spans().some((span) => span.attributes['sluice.tenant_id'] === 'sec-intruder')).toBe(true);
   });
 

@@ -15,7 +15,9 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
     const started = Date.now();
     await publishRequest({ runId: 'e2e-first', target: 'latest' });
     first = await waitForCompleted(stack.nc, 'e2e-first');
-    console.log(`50-tenant run: ${Date.now() - started} ms from publish to completed (run durationMs ${first.durationMs})`);
+    console.log(
+      `50-tenant run: ${Date.now() - started} ms from publish to completed (run durationMs ${first.durationMs})`,
+    );
     expect(first).toMatchObject({
       runId: 'e2e-first',
       status: 'succeeded',
@@ -36,8 +38,15 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
         "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
       );
       const index = await client.query("SELECT 1 FROM pg_indexes WHERE indexname = 'invoices_account_status_idx'");
-      const plan = await client.query<{ plan_code: string }>("SELECT plan_code FROM accounts WHERE email = 'owner@example.invalid'");
-      return { journal: journal.rows, tables: tables.rows.map((r) => r.t), index: index.rowCount, plan: plan.rows[0]?.plan_code };
+      const plan = await client.query<{ plan_code: string }>(
+        "SELECT plan_code FROM accounts WHERE email = 'owner@example.invalid'",
+      );
+      return {
+        journal: journal.rows,
+        tables: tables.rows.map((r) => r.t),
+        index: index.rowCount,
+        plan: plan.rows[0]?.plan_code,
+      };
     });
     expect(rows).toHaveLength(TENANTS);
     for (const r of rows) {
@@ -54,7 +63,14 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
     // A later run proves the repeat has been handled (requests are taken in order).
     await publishRequest({ runId: 'e2e-second', target: 'latest' });
     const second = await waitForCompleted(stack.nc, 'e2e-second');
-    expect(second.counts).toEqual({ total: TENANTS, migrated: 0, upToDate: TENANTS, pending: 0, failed: 0, skipped: 0 });
+    expect(second.counts).toEqual({
+      total: TENANTS,
+      migrated: 0,
+      upToDate: TENANTS,
+      pending: 0,
+      failed: 0,
+      skipped: 0,
+    });
     expect(second.status).toBe('succeeded');
     const events = await collectRunEvents(stack.nc, 'e2e-first', (subject) => subject.endsWith('.completed'));
     const accepted = events.filter((e) => e.subject.endsWith('.accepted'));
@@ -84,7 +100,10 @@ describe('walking skeleton: a request runs end to end over JetStream and real Po
   async function collectAllSubjects(runId: string): Promise<string[]> {
     const { jetstream, DeliverPolicy } = await import('@nats-io/jetstream');
     const js = jetstream(stack.nc);
-    const consumer = await js.consumers.get('SLUICE_RUNS', { filter_subjects: `sluice.runs.${runId}.>`, deliver_policy: DeliverPolicy.All });
+    const consumer = await js.consumers.get('SLUICE_RUNS', {
+      filter_subjects: `sluice.runs.${runId}.>`,
+      deliver_policy: DeliverPolicy.All,
+    });
     const messages = await consumer.fetch({ max_messages: 1000, expires: 1000 });
     const subjects: string[] = [];
     for await (const m of messages) subjects.push(m.subject);

@@ -14,8 +14,12 @@ export async function migrateTenantNaively(databaseUrl: string, set: MigrationSe
   await client.connect();
   try {
     await client.query(`SELECT pg_advisory_lock(${LOCK_KEY})`);
-    await client.query('CREATE TABLE IF NOT EXISTS naive_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
-    const done = new Set((await client.query<{ version: number }>('SELECT version FROM naive_migrations')).rows.map((r) => r.version));
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS naive_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM naive_migrations')).rows.map((r) => r.version),
+    );
     const applied: number[] = [];
     for (const m of set.migrations) {
       if (done.has(m.version)) continue;
@@ -43,7 +47,11 @@ export async function migrateTenantNaively(databaseUrl: string, set: MigrationSe
 }
 
 /** Runs `work` over every item with at most `concurrency` at once (a worker pool, no broker). */
-export async function runPool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
+export async function runPool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {

@@ -8,8 +8,17 @@ import { runner } from 'node-pg-migrate';
 export async function writeNodePgMigrateDir(set: MigrationSet, dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   for (const m of set.migrations) {
-    const body = [`export const up = (pgm) => {`, ...(m.transactional ? [] : ['  pgm.noTransaction();']), `  pgm.sql(${JSON.stringify(m.sql)});`, `};`, ''].join('\n');
-    await writeFile(path.join(dir, `${String(m.version).padStart(4, '0')}_${m.name.replace(/[^a-z0-9_]/gi, '_')}.mjs`), body);
+    const body = [
+      `export const up = (pgm) => {`,
+      ...(m.transactional ? [] : ['  pgm.noTransaction();']),
+      `  pgm.sql(${JSON.stringify(m.sql)});`,
+      `};`,
+      '',
+    ].join('\n');
+    await writeFile(
+      path.join(dir, `${String(m.version).padStart(4, '0')}_${m.name.replace(/[^a-z0-9_]/gi, '_')}.mjs`),
+      body,
+    );
   }
   return dir;
 }

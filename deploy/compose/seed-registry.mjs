@@ -9,7 +9,10 @@ import { rename, writeFile } from 'node:fs/promises';
 
 const env = process.env;
 const kind = env.SLUICE_REGISTRY ?? 'file';
-const hosts = (env.SLUICE_DEMO_HOSTS ?? 'pg-a:5432,pg-b:5432').split(',').map((h) => h.trim()).filter(Boolean);
+const hosts = (env.SLUICE_DEMO_HOSTS ?? 'pg-a:5432,pg-b:5432')
+  .split(',')
+  .map((h) => h.trim())
+  .filter(Boolean);
 const perHost = Number(env.TENANTS_PER_HOST ?? 50);
 const user = encodeURIComponent(env.PGUSER ?? 'postgres');
 
@@ -17,7 +20,11 @@ const user = encodeURIComponent(env.PGUSER ?? 'postgres');
 const rows = hosts.flatMap((host) =>
   Array.from({ length: perHost }, (_, i) => {
     const n = String(i + 1).padStart(4, '0');
-    return { tenantId: `${host.split(':')[0]}-${n}`, databaseUrl: `postgres://${user}@${host}/tenant_${n}`, tags: { host: host.split(':')[0], tier: i % 10 === 0 ? 'canary' : 'standard' } };
+    return {
+      tenantId: `${host.split(':')[0]}-${n}`,
+      databaseUrl: `postgres://${user}@${host}/tenant_${n}`,
+      tags: { host: host.split(':')[0], tier: i % 10 === 0 ? 'canary' : 'standard' },
+    };
   }),
 );
 
@@ -39,11 +46,15 @@ if (kind === 'file') {
   await rename(`${file}.tmp`, file);
 } else if (kind === 'mongodb') {
   const { MongoClient } = await import('mongodb');
-  const client = new MongoClient(env.MONGODB_URI ?? 'mongodb://mongodb:27017/sluice', { serverSelectionTimeoutMS: 2_000 });
+  const client = new MongoClient(env.MONGODB_URI ?? 'mongodb://mongodb:27017/sluice', {
+    serverSelectionTimeoutMS: 2_000,
+  });
   await retry('MongoDB at MONGODB_URI', 'start the stack with --profile mongodb', () => client.connect());
   const tenants = client.db().collection(env.SLUICE_TENANTS_COLLECTION ?? 'tenants');
   await tenants.createIndex({ tenantId: 1 }, { unique: true });
-  await tenants.bulkWrite(rows.map((row) => ({ replaceOne: { filter: { tenantId: row.tenantId }, replacement: row, upsert: true } })));
+  await tenants.bulkWrite(
+    rows.map((row) => ({ replaceOne: { filter: { tenantId: row.tenantId }, replacement: row, upsert: true } })),
+  );
   await client.close();
 } else if (kind === 'dynamodb') {
   const { CreateTableCommand, DescribeTableCommand, DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
@@ -69,7 +80,8 @@ if (kind === 'file') {
   const client = DynamoDBDocumentClient.from(base);
   for (let i = 0; i < rows.length; i += 25) {
     let items = { [table]: rows.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) };
-    while (items && Object.keys(items).length > 0) items = (await client.send(new BatchWriteCommand({ RequestItems: items }))).UnprocessedItems;
+    while (items && Object.keys(items).length > 0)
+      items = (await client.send(new BatchWriteCommand({ RequestItems: items }))).UnprocessedItems;
   }
   base.destroy();
 } else {

@@ -1,7 +1,13 @@
 import { type JetStreamClient, type JetStreamManager, StorageType } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import { BUCKETS } from '@sluice/contracts';
-import { BundleDigestMismatchError, BundleUnavailableError, createMigrationSet, type MigrationSet, type MigrationSource } from '@sluice/core';
+import {
+  BundleDigestMismatchError,
+  BundleUnavailableError,
+  createMigrationSet,
+  type MigrationSet,
+  type MigrationSource,
+} from '@sluice/core';
 
 /** The Object Store bucket holding migration sets, one object per set, named by its digest. */
 const BUNDLE_BUCKET = BUCKETS.bundles;
@@ -36,7 +42,10 @@ export function encodeBundle(set: MigrationSet): Uint8Array {
 export function decodeBundle(digest: string, data: Uint8Array): MigrationSet {
   let files: MigrationSource[];
   try {
-    const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data)) as { format?: unknown; files?: unknown };
+    const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data)) as {
+      format?: unknown;
+      files?: unknown;
+    };
     if (parsed.format !== FORMAT || !Array.isArray(parsed.files)) throw new Error(`not a ${FORMAT} document`);
     files = parsed.files.map((f: unknown) => {
       const { file, sql } = (f ?? {}) as Partial<MigrationSource>;
@@ -44,25 +53,40 @@ export function decodeBundle(digest: string, data: Uint8Array): MigrationSet {
       return { file, sql };
     });
   } catch (error) {
-    throw new BundleDigestMismatchError(`bundle ${digest} is unreadable (${(error as Error).message}); nothing from it is applied`, { cause: error });
+    throw new BundleDigestMismatchError(
+      `bundle ${digest} is unreadable (${(error as Error).message}); nothing from it is applied`,
+      { cause: error },
+    );
   }
   let set: MigrationSet;
   try {
     set = createMigrationSet(files);
   } catch (error) {
-    throw new BundleDigestMismatchError(`bundle ${digest} is not a valid migration set (${(error as Error).message}); nothing from it is applied`, { cause: error });
+    throw new BundleDigestMismatchError(
+      `bundle ${digest} is not a valid migration set (${(error as Error).message}); nothing from it is applied`,
+      { cause: error },
+    );
   }
   if (set.digest !== digest) {
-    throw new BundleDigestMismatchError(`bundle ${digest} holds migration set ${set.digest}: it was altered; nothing from it is applied`);
+    throw new BundleDigestMismatchError(
+      `bundle ${digest} holds migration set ${set.digest}: it was altered; nothing from it is applied`,
+    );
   }
   return set;
 }
 
 /** Creates the bundle bucket if it is missing (idempotent, safe to race). */
-export async function ensureBundleBucket(js: JetStreamClient, options: { replicas?: number } = {}): Promise<ObjectStore> {
+export async function ensureBundleBucket(
+  js: JetStreamClient,
+  options: { replicas?: number } = {},
+): Promise<ObjectStore> {
   const objm = new Objm(js);
   try {
-    return await objm.create(BUNDLE_BUCKET, { storage: StorageType.File, replicas: options.replicas ?? 1, description: 'Sluice migration sets by digest' });
+    return await objm.create(BUNDLE_BUCKET, {
+      storage: StorageType.File,
+      replicas: options.replicas ?? 1,
+      description: 'Sluice migration sets by digest',
+    });
   } catch (error) {
     // Another service may have created it in between.
     return objm.open(BUNDLE_BUCKET).catch(() => {
@@ -72,7 +96,10 @@ export async function ensureBundleBucket(js: JetStreamClient, options: { replica
 }
 
 /** Opens (creating if needed) the bundle store of a connection. */
-export async function openBundleStore(bus: { js: JetStreamClient } | { jsm: JetStreamManager }, options: { replicas?: number } = {}): Promise<BundleStore> {
+export async function openBundleStore(
+  bus: { js: JetStreamClient } | { jsm: JetStreamManager },
+  options: { replicas?: number } = {},
+): Promise<BundleStore> {
   const os = await ensureBundleBucket('js' in bus ? bus.js : bus.jsm.jetstream(), options);
   return bundleStoreOver(os);
 }
@@ -86,9 +113,15 @@ function bundleStoreOver(os: ObjectStore): BundleStore {
       return await os.getBlob(digest);
     } catch (error) {
       if (CORRUPT.test((error as Error).message)) {
-        throw new BundleDigestMismatchError(`bundle ${digest} is corrupt in ${BUNDLE_BUCKET}; nothing from it is applied`, { cause: error });
+        throw new BundleDigestMismatchError(
+          `bundle ${digest} is corrupt in ${BUNDLE_BUCKET}; nothing from it is applied`,
+          { cause: error },
+        );
       }
-      throw new BundleUnavailableError(`cannot read bundle ${digest} from ${BUNDLE_BUCKET}: ${(error as Error).message}`, { cause: error });
+      throw new BundleUnavailableError(
+        `cannot read bundle ${digest} from ${BUNDLE_BUCKET}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 
@@ -104,7 +137,10 @@ function bundleStoreOver(os: ObjectStore): BundleStore {
         damaged = true;
       }
       if (existing && !damaged) return 'present';
-      await os.putBlob({ name: set.digest, description: `migration set, ${set.migrations.length} files, latest ${set.latest}` }, encodeBundle(set));
+      await os.putBlob(
+        { name: set.digest, description: `migration set, ${set.migrations.length} files, latest ${set.latest}` },
+        encodeBundle(set),
+      );
       return damaged ? 'replaced' : 'stored';
     },
     async get(digest) {

@@ -62,7 +62,10 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect' || status.type === 'reconnect') {
-        logger.warn({ nats: status.type, server: 'server' in status ? status.server : undefined }, `nats ${status.type}`);
+        logger.warn(
+          { nats: status.type, server: 'server' in status ? status.server : undefined },
+          `nats ${status.type}`,
+        );
       }
     }
   })();
@@ -74,7 +77,10 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
     jsm,
     publish: (subject, payload, opts) => {
       const headers = opts?.headers ?? traceHeaders();
-      return js.publish(subject, encodeJson(payload), { ...(opts?.msgId ? { msgID: opts.msgId } : {}), ...(headers ? { headers } : {}) });
+      return js.publish(subject, encodeJson(payload), {
+        ...(opts?.msgId ? { msgID: opts.msgId } : {}),
+        ...(headers ? { headers } : {}),
+      });
     },
     close: async () => {
       if (!nc.isClosed()) await nc.drain();

@@ -25,7 +25,8 @@ export function loadBusConfig(env: Env, name: string): BusConfig {
   const caFile = e.optional('NATS_CA');
   const certFile = e.optional('NATS_CERT');
   const keyFile = e.optional('NATS_KEY');
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('NATS_CERT and NATS_KEY go together (client certificate and its key)');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError('NATS_CERT and NATS_KEY go together (client certificate and its key)');
   const tlsAsked = e.oneOf('NATS_TLS', ['true', 'false'], 'false') === 'true';
   const tls = tlsUrl || tlsAsked || caFile !== undefined || certFile !== undefined;
 
@@ -37,6 +38,14 @@ export function loadBusConfig(env: Env, name: string): BusConfig {
     ...(token ? { token } : {}),
     ...(nkeyFile ? { nkeyFile } : {}),
     ...(credsFile ? { credsFile } : {}),
-    ...(tls ? { tls: Object.freeze({ ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) }) } : {}),
+    ...(tls
+      ? {
+          tls: Object.freeze({
+            ...(caFile ? { caFile } : {}),
+            ...(certFile ? { certFile } : {}),
+            ...(keyFile ? { keyFile } : {}),
+          }),
+        }
+      : {}),
   });
 }

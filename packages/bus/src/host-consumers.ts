@@ -25,7 +25,13 @@ export interface HostConsumerState {
  * Creates the host's consumer, or sets its limit when it differs. Safe to call from several
  * planners at once: a concurrent create of the same durable is retried as an update.
  */
-export async function ensureHostConsumer(jsm: JetStreamManager, hostKey: string, limit: number, ackWaitMs: number, maxDeliver = -1): Promise<void> {
+export async function ensureHostConsumer(
+  jsm: JetStreamManager,
+  hostKey: string,
+  limit: number,
+  ackWaitMs: number,
+  maxDeliver = -1,
+): Promise<void> {
   const name = hostConsumerName(hostKey);
   const settle = async (config: { max_ack_pending?: number; max_deliver?: number }): Promise<void> => {
     if (config.max_ack_pending !== limit || (config.max_deliver ?? -1) !== maxDeliver) {

@@ -4,7 +4,12 @@ export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
 export { ensureHostConsumer, listHostConsumers } from './host-consumers.js';
 export { publishIfLast, publishOnce } from './lifecycle/publish-once.js';
-export { openRunControlStore, type RunControlStore, type RunControlView, watchRunControl } from './lifecycle/run-control-store.js';
+export {
+  openRunControlStore,
+  type RunControlStore,
+  type RunControlView,
+  watchRunControl,
+} from './lifecycle/run-control-store.js';
 export { followFrom, lastSequence, type LiveFollower, readSubject } from './lifecycle/subject-reader.js';
 export { appendLedger, ensureLedgerStream } from './lifecycle/task-ledger.js';
 export { publishOutcome, readCountedOutcomes } from './outcomes.js';

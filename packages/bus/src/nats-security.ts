@@ -1,6 +1,12 @@
 import { access, readFile } from 'node:fs/promises';
 
-import { type Authenticator, credsAuthenticator, nkeyAuthenticator, nkeys, type TlsOptions } from '@nats-io/transport-node';
+import {
+  type Authenticator,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  nkeys,
+  type TlsOptions,
+} from '@nats-io/transport-node';
 import { ConfigError } from '@sluice/core';
 
 import { probeNatsTls } from './nats-tls-probe.js';
@@ -40,7 +46,10 @@ const SCHEMES = new Set(['nats:', 'tls:']);
  * a URL are refused: the client would ignore them silently, and URLs end up in logs and errors.
  */
 export function parseNatsServers(servers: string): { urls: string[]; tlsUrl: boolean } {
-  const urls = servers.split(',').map((s) => s.trim()).filter(Boolean);
+  const urls = servers
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (urls.length === 0) throw new ConfigError('NATS_URL holds no server');
   let tlsUrl = false;
   for (const [i, raw] of urls.entries()) {
@@ -52,9 +61,12 @@ export function parseNatsServers(servers: string): { urls: string[]; tlsUrl: boo
       throw new ConfigError(`NATS_URL: server ${i + 1} is not a URL or host:port`);
     }
     if (url.username !== '' || url.password !== '') {
-      throw new ConfigError(`NATS_URL: server ${i + 1} carries credentials; use NATS_USER/NATS_PASS or NATS_TOKEN instead`);
+      throw new ConfigError(
+        `NATS_URL: server ${i + 1} carries credentials; use NATS_USER/NATS_PASS or NATS_TOKEN instead`,
+      );
     }
-    if (!SCHEMES.has(url.protocol)) throw new ConfigError(`NATS_URL: server ${i + 1} uses ${url.protocol}// (use nats:// or tls://)`);
+    if (!SCHEMES.has(url.protocol))
+      throw new ConfigError(`NATS_URL: server ${i + 1} uses ${url.protocol}// (use nats:// or tls://)`);
     if (url.protocol === 'tls:') tlsUrl = true;
   }
   return { urls, tlsUrl };
@@ -122,7 +134,9 @@ async function credsFileAuthenticator(file: string): Promise<Authenticator> {
 }
 
 /** The client options for authentication and TLS; reads and checks the key files. */
-export async function natsSecurityOptions(security: NatsSecurity): Promise<{ authenticator?: Authenticator; user?: string; pass?: string; token?: string; tls?: TlsOptions }> {
+export async function natsSecurityOptions(
+  security: NatsSecurity,
+): Promise<{ authenticator?: Authenticator; user?: string; pass?: string; token?: string; tls?: TlsOptions }> {
   const options: { authenticator?: Authenticator; user?: string; pass?: string; token?: string; tls?: TlsOptions } = {};
   if (security.user) {
     options.user = security.user;
@@ -168,17 +182,23 @@ export function scrubNatsSecrets(text: string, security: NatsSecurity): string {
   return out;
 }
 
-const CLIENT_CERT_REFUSED = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)$/;
+const CLIENT_CERT_REFUSED =
+  /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)$/;
 
 /**
  * Why the first connection failed, in words that name the setting to fix. Authentication and TLS
  * problems are named as such, so a service stops at start with the reason instead of retrying.
  * `tlsCode` is what {@link probeNatsTls} found, when the client only saw a timeout.
  */
-export function describeNatsConnectError(error: unknown, security: NatsSecurity & { servers: string }, tlsCode?: string): string {
+export function describeNatsConnectError(
+  error: unknown,
+  security: NatsSecurity & { servers: string },
+  tlsCode?: string,
+): string {
   const chain = errorChain(error);
   const where = `NATS at ${security.servers} (NATS_URL)`;
-  const code = tlsCode ?? chain.map((e) => (typeof e.code === 'string' ? e.code : undefined)).find((c) => c !== undefined);
+  const code =
+    tlsCode ?? chain.map((e) => (typeof e.code === 'string' ? e.code : undefined)).find((c) => c !== undefined);
   const text = chain.map((e) => e.message).join(': ');
   let reason: string;
   if (chain.some((e) => e.name === 'UserAuthenticationExpiredError')) {
@@ -204,11 +224,16 @@ export function describeNatsConnectError(error: unknown, security: NatsSecurity 
 }
 
 /** {@link describeNatsConnectError}, first asking the server over TLS when the client only timed out. */
-export async function explainNatsConnectError(error: unknown, security: NatsSecurity & { servers: string; connectTimeoutMs?: number }): Promise<string> {
+export async function explainNatsConnectError(
+  error: unknown,
+  security: NatsSecurity & { servers: string; connectTimeoutMs?: number },
+): Promise<string> {
   let tlsCode: string | undefined;
   if (security.tls && errorChain(error).some((e) => e.name === 'TimeoutError')) {
     const first = parseNatsServers(security.servers).urls[0]!;
-    tlsCode = await probeNatsTls(first, security.tls, Math.min(security.connectTimeoutMs ?? 5_000, 3_000)).catch(() => undefined);
+    tlsCode = await probeNatsTls(first, security.tls, Math.min(security.connectTimeoutMs ?? 5_000, 3_000)).catch(
+      () => undefined,
+    );
   }
   return describeNatsConnectError(error, security, tlsCode);
 }

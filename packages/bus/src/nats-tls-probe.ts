@@ -18,7 +18,9 @@ export async function probeNatsTls(
   const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(server) ? server : `nats://${server}`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || 4222);
-  const [ca, cert, key] = await Promise.all([settings.caFile, settings.certFile, settings.keyFile].map(async (f) => (f ? readFile(f) : undefined)));
+  const [ca, cert, key] = await Promise.all(
+    [settings.caFile, settings.certFile, settings.keyFile].map(async (f) => (f ? readFile(f) : undefined)),
+  );
   return new Promise((resolve) => {
     const socket = net.connect(port, host);
     let secure: tls.TLSSocket | undefined;
@@ -35,7 +37,14 @@ export async function probeNatsTls(
       info += chunk.toString('latin1');
       if (!info.includes('\r\n')) return;
       socket.off('data', onInfo);
-      secure = tls.connect({ socket, host, ...(net.isIP(host) ? {} : { servername: host }), ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+      secure = tls.connect({
+        socket,
+        host,
+        ...(net.isIP(host) ? {} : { servername: host }),
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+      });
       secure.once('secureConnect', () => secure?.write('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n'));
       // Any answer (PONG, or -ERR for credentials) means TLS itself was accepted.
       secure.once('data', () => done(undefined));

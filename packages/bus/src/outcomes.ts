@@ -11,7 +11,10 @@ import { publishReliably } from './publish.js';
  * first outcome of a tenant is the one stored, whoever publishes it (planner, executor, reporter).
  */
 export function publishOutcome(bus: Bus, outcome: TenantOutcome, options: { attempts?: number } = {}): Promise<PubAck> {
-  return publishReliably(bus, outcomeSubject(outcome.runId), outcome, { msgId: outcomeMsgId(outcome.runId, outcome.tenantId), ...options });
+  return publishReliably(bus, outcomeSubject(outcome.runId), outcome, {
+    msgId: outcomeMsgId(outcome.runId, outcome.tenantId),
+    ...options,
+  });
 }
 
 /**

@@ -18,7 +18,10 @@ export async function publishReliably(
   let delay = 200;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bus.publish(subject, payload, { ...(options.msgId ? { msgId: options.msgId } : {}), ...(options.headers ? { headers: options.headers } : {}) });
+      return await bus.publish(subject, payload, {
+        ...(options.msgId ? { msgId: options.msgId } : {}),
+        ...(options.headers ? { headers: options.headers } : {}),
+      });
     } catch (error) {
       if (attempt >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, delay));

@@ -23,7 +23,11 @@ export interface PullLoop {
  * client buffer with its ack timer running, and `max_ack_pending` reflects real work.
  * A handler must settle its message (ack, nak or term); a handler that throws gets its message nak'ed.
  */
-export function startPullLoop(consumer: Consumer, options: PullLoopOptions, handler: (msg: JsMsg) => Promise<void>): PullLoop {
+export function startPullLoop(
+  consumer: Consumer,
+  options: PullLoopOptions,
+  handler: (msg: JsMsg) => Promise<void>,
+): PullLoop {
   const { logger } = options;
   let inFlight = 0;
   let stopping = false;

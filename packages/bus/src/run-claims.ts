@@ -51,7 +51,9 @@ export async function openRunClaims(bus: Bus, options: { replicas?: number } = {
         const existing = await get(runId);
         if (!existing) throw error;
         if (existing.fingerprint !== fingerprint) return { kind: 'conflict', record: existing };
-        return existing.state === 'planned' ? { kind: 'duplicate', record: existing } : { kind: 'resume', record: existing };
+        return existing.state === 'planned'
+          ? { kind: 'duplicate', record: existing }
+          : { kind: 'resume', record: existing };
       }
     },
     async markPlanned(runId) {

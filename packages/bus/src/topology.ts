@@ -21,14 +21,48 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
   const max_age = (options.retentionDays ?? 7) * DAY_NS;
   const common = { storage: StorageType.File, num_replicas };
   return [
-    { ...common, ...STREAMS.requests, subjects: [...STREAMS.requests.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 2 * MINUTE_NS },
-    { ...common, ...STREAMS.runs, subjects: [...STREAMS.runs.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 10 * MINUTE_NS },
+    {
+      ...common,
+      ...STREAMS.requests,
+      subjects: [...STREAMS.requests.subjects],
+      retention: RetentionPolicy.Limits,
+      max_age,
+      duplicate_window: 2 * MINUTE_NS,
+    },
+    {
+      ...common,
+      ...STREAMS.runs,
+      subjects: [...STREAMS.runs.subjects],
+      retention: RetentionPolicy.Limits,
+      max_age,
+      duplicate_window: 10 * MINUTE_NS,
+    },
     // Work queue: a task is removed once acked. A long duplicate window absorbs a planner that replans after a crash.
-    { ...common, ...STREAMS.tasks, subjects: [...STREAMS.tasks.subjects], retention: RetentionPolicy.Workqueue, max_age, duplicate_window: 10 * MINUTE_NS },
-    { ...common, ...STREAMS.outcomes, subjects: [...STREAMS.outcomes.subjects], retention: RetentionPolicy.Limits, max_age, duplicate_window: 10 * MINUTE_NS },
+    {
+      ...common,
+      ...STREAMS.tasks,
+      subjects: [...STREAMS.tasks.subjects],
+      retention: RetentionPolicy.Workqueue,
+      max_age,
+      duplicate_window: 10 * MINUTE_NS,
+    },
+    {
+      ...common,
+      ...STREAMS.outcomes,
+      subjects: [...STREAMS.outcomes.subjects],
+      retention: RetentionPolicy.Limits,
+      max_age,
+      duplicate_window: 10 * MINUTE_NS,
+    },
     // The server's advisories are not stored anywhere else: kept here so a reporter that was down
     // when a task ran out of deliveries still learns of it.
-    { ...common, ...ADVISORY_STREAM, subjects: [...ADVISORY_STREAM.subjects], retention: RetentionPolicy.Limits, max_age },
+    {
+      ...common,
+      ...ADVISORY_STREAM,
+      subjects: [...ADVISORY_STREAM.subjects],
+      retention: RetentionPolicy.Limits,
+      max_age,
+    },
   ];
 }
 

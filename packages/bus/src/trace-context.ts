@@ -1,4 +1,4 @@
-import { headers as natsHeaders,type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { type Context, context, propagation, type TextMapGetter } from '@opentelemetry/api';
 
 /**

@@ -13,9 +13,14 @@ const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 
 const setA = createMigrationSet([
   { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
-  { file: '0002_projects.sql', sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n' },
+  {
+    file: '0002_projects.sql',
+    sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n',
+  },
 ]);
-const setB = createMigrationSet([{ file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' }]);
+const setB = createMigrationSet([
+  { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' },
+]);
 
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
@@ -42,7 +47,11 @@ describe('bundle encoding', () => {
   });
 
   it('ignores the digest a bundle claims for itself', () => {
-    const lying = bytes({ format: 'sluice-migration-bundle/1', digest: setA.digest, files: setB.migrations.map((m) => ({ file: m.file, sql: m.sql })) });
+    const lying = bytes({
+      format: 'sluice-migration-bundle/1',
+      digest: setA.digest,
+      files: setB.migrations.map((m) => ({ file: m.file, sql: m.sql })),
+    });
     expect(() => decodeBundle(setA.digest, lying)).toThrow(BundleDigestMismatchError);
   });
 
@@ -50,7 +59,10 @@ describe('bundle encoding', () => {
     const tampered = bytes({
       format: 'sluice-migration-bundle/1',
       digest: setA.digest,
-      files: setA.migrations.map((m) => ({ file: m.file, sql: m.version === 2 ? m.sql.replace('account_id int', 'account_id text') : m.sql })),
+      files: setA.migrations.map((m) => ({
+        file: m.file,
+        sql: m.version === 2 ? m.sql.replace('account_id int', 'account_id text') : m.sql,
+      })),
     });
     expect(() => decodeBundle(setA.digest, tampered)).toThrow(/holds migration set [0-9a-f]{64}: it was altered/);
   });

@@ -34,18 +34,28 @@ describe('bus against a real nats-server', () => {
     await ensureTopology(bus.jsm);
     const names: string[] = [];
     for await (const s of bus.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual([...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name, ADVISORY_STREAM.name, `OBJ_${BUCKETS.bundles}`].sort());
+    expect(names.sort()).toEqual(
+      [
+        ...Object.values(STREAMS).map((s) => s.name),
+        LEDGER_STREAM.name,
+        ADVISORY_STREAM.name,
+        `OBJ_${BUCKETS.bundles}`,
+      ].sort(),
+    );
     const tasks = await bus.jsm.streams.info(STREAMS.tasks.name);
     expect(tasks.config.retention).toBe('workqueue');
   });
 
-  it('bounds a host consumer\'s deliveries, and sets the bound on a consumer made without one', async () => {
+  it("bounds a host consumer's deliveries, and sets the bound on a consumer made without one", async () => {
     await ensureTopology(bus.jsm);
     await ensureHostConsumer(bus.jsm, 'db-bound:5432', 4, 30_000);
     const name = hostConsumerName('db-bound:5432');
     expect((await bus.jsm.consumers.info(STREAMS.tasks.name, name)).config.max_deliver).toBe(-1);
     await ensureHostConsumer(bus.jsm, 'db-bound:5432', 4, 30_000, 3);
-    expect((await bus.jsm.consumers.info(STREAMS.tasks.name, name)).config).toMatchObject({ max_deliver: 3, max_ack_pending: 4 });
+    expect((await bus.jsm.consumers.info(STREAMS.tasks.name, name)).config).toMatchObject({
+      max_deliver: 3,
+      max_ack_pending: 4,
+    });
     await bus.jsm.consumers.delete(STREAMS.tasks.name, name);
   });
 
@@ -59,7 +69,8 @@ describe('bus against a real nats-server', () => {
 
   it('keeps a window of publishes in flight and stores every one', async () => {
     const window = new PublishWindow(64);
-    for (let i = 0; i < 2_000; i++) await window.submit(() => bus.publish('sluice.outcomes.window', { i }, { msgId: `w:${i}` }));
+    for (let i = 0; i < 2_000; i++)
+      await window.submit(() => bus.publish('sluice.outcomes.window', { i }, { msgId: `w:${i}` }));
     await window.drain();
     const info = await bus.jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: 'sluice.outcomes.window' });
     expect(info.state.subjects?.['sluice.outcomes.window']).toBe(2_000);
@@ -73,7 +84,11 @@ describe('bus against a real nats-server', () => {
 
   it('never runs more handlers than its concurrency and settles every message', async () => {
     for (let i = 0; i < 40; i++) await bus.publish('sluice.tasks.pool', { i });
-    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'pool', filter_subject: 'sluice.tasks.pool', ack_policy: AckPolicy.Explicit });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: 'pool',
+      filter_subject: 'sluice.tasks.pool',
+      ack_policy: AckPolicy.Explicit,
+    });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'pool');
     let running = 0;
     let peak = 0;
@@ -95,7 +110,12 @@ describe('bus against a real nats-server', () => {
   it('puts back the message of a handler that throws, and it comes again', async () => {
     await bus.publish('sluice.tasks.poison', { once: true });
     // A short ack wait: a redelivery that races a pull's expiry is not lost for 30 s.
-    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'poison', filter_subject: 'sluice.tasks.poison', ack_policy: AckPolicy.Explicit, ack_wait: 2e9 });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: 'poison',
+      filter_subject: 'sluice.tasks.poison',
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 2e9,
+    });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'poison');
     const deliveries: number[] = [];
     const loop = startPullLoop(consumer, { concurrency: 1, expiresMs: 1_000, logger }, (msg) => {

@@ -49,11 +49,22 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     const until = await lastSequence(bus.jsm, 'T');
     await bus.publish('t.read.a', { i: 5 });
     const seen: number[] = [];
-    expect(await readSubject(bus, 'T', 't.read.a', (m) => void seen.push((decodeJson(m.data) as { i: number }).i), { untilSeq: until })).toBe(5);
+    expect(
+      await readSubject(bus, 'T', 't.read.a', (m) => void seen.push((decodeJson(m.data) as { i: number }).i), {
+        untilSeq: until,
+      }),
+    ).toBe(5);
     expect(seen).toEqual([0, 1, 2, 3, 4]);
     expect(await readSubject(bus, 'T', 't.read.none', () => undefined)).toBe(0);
     const live: number[] = [];
-    const follower = await followFrom(bus, 'T', 't.read.a', until + 1, logger, (m) => void live.push((decodeJson(m.data) as { i: number }).i));
+    const follower = await followFrom(
+      bus,
+      'T',
+      't.read.a',
+      until + 1,
+      logger,
+      (m) => void live.push((decodeJson(m.data) as { i: number }).i),
+    );
     await bus.publish('t.read.a', { i: 6 });
     await expect.poll(() => live).toEqual([5, 6]);
     await follower.stop();
@@ -65,7 +76,11 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     const seen: string[] = [];
     const view = await watchRunControl(bus, { logger, onChange: (s) => seen.push(`${s.runId}:${s.state}`) });
     expect(view.get('r1')?.state).toBe('paused');
-    const racers = await Promise.all([4, 5, 6].map((seq) => store.save({ ...initialControlState('r1', undefined, seq, at), state: seq === 6 ? 'running' : 'paused' })));
+    const racers = await Promise.all(
+      [4, 5, 6].map((seq) =>
+        store.save({ ...initialControlState('r1', undefined, seq, at), state: seq === 6 ? 'running' : 'paused' }),
+      ),
+    );
     expect(racers.filter(Boolean).length).toBeGreaterThanOrEqual(1);
     expect((await store.get('r1'))?.seq).toBe(6);
     expect(await store.save({ ...initialControlState('r1', undefined, 5, at), state: 'paused' })).toBe(false);
@@ -77,7 +92,16 @@ describe('run lifecycle plumbing against a real nats-server', () => {
   it('appends task ledger entries once per message id', async () => {
     await ensureLedgerStream(bus.jsm);
     await ensureLedgerStream(bus.jsm);
-    const task: TenantTask = { runId: 'r1', tenantId: 't1', databaseUrl: 'postgres://u@h:5432/d', host: 'h:5432', target: 1, digest: 'a'.repeat(64), dryRun: false, plannedAt: at };
+    const task: TenantTask = {
+      runId: 'r1',
+      tenantId: 't1',
+      databaseUrl: 'postgres://u@h:5432/d',
+      host: 'h:5432',
+      target: 1,
+      digest: 'a'.repeat(64),
+      dryRun: false,
+      plannedAt: at,
+    };
     const a = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
     const b = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
     expect(b.duplicate).toBe(true);

@@ -3,11 +3,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
+import {
+  createAccount,
+  createOperator,
+  createUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from '@nats-io/jwt';
 import { createUser as createUserNKey } from '@nats-io/nkeys';
 import { type Env } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
-import { type ConfiguredNatsServer, createTestCertificates, startNatsServer, startNatsServerWithConfig, type TestCertificates } from '@sluice/testkit';
+import {
+  type ConfiguredNatsServer,
+  createTestCertificates,
+  startNatsServer,
+  startNatsServerWithConfig,
+  type TestCertificates,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
@@ -81,11 +95,18 @@ describe('user and password', () => {
 
   it('refuses a wrong password at once, naming the user and the variables, never the passwords', async () => {
     const wrong = secret();
-    await expectRefused({ NATS_URL: nats.url, NATS_USER: 'sluice', NATS_PASS: wrong }, /refused user "sluice" \(NATS_USER\/NATS_PASS\)/, [wrong, pass]);
+    await expectRefused(
+      { NATS_URL: nats.url, NATS_USER: 'sluice', NATS_PASS: wrong },
+      /refused user "sluice" \(NATS_USER\/NATS_PASS\)/,
+      [wrong, pass],
+    );
   });
 
   it('refuses a client without credentials and says which variables to set', async () => {
-    await expectRefused({ NATS_URL: nats.url }, /refused no credentials \(set NATS_USER\/NATS_PASS, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/);
+    await expectRefused(
+      { NATS_URL: nats.url },
+      /refused no credentials \(set NATS_USER\/NATS_PASS, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/,
+    );
   });
 });
 
@@ -124,12 +145,19 @@ describe('NKey seed file', () => {
   it("refuses another user's seed, naming the file, not the seed", async () => {
     const other = new TextDecoder().decode(createUserNKey().getSeed());
     const seedFile = await file('other.nk', `${other}\n`);
-    const message = await expectRefused({ NATS_URL: nats.url, NATS_NKEY: seedFile }, /refused the NKey seed in .*other\.nk \(NATS_NKEY\)/, [other, seed]);
+    const message = await expectRefused(
+      { NATS_URL: nats.url, NATS_NKEY: seedFile },
+      /refused the NKey seed in .*other\.nk \(NATS_NKEY\)/,
+      [other, seed],
+    );
     expect(message).not.toContain(other.slice(0, 20));
   });
 
   it('stops before connecting when the file is missing or holds no seed', async () => {
-    await expectRefused({ NATS_URL: nats.url, NATS_NKEY: path.join(workDir, 'absent.nk') }, /NATS_NKEY: cannot read .*absent\.nk \(ENOENT\)/);
+    await expectRefused(
+      { NATS_URL: nats.url, NATS_NKEY: path.join(workDir, 'absent.nk') },
+      /NATS_NKEY: cannot read .*absent\.nk \(ENOENT\)/,
+    );
     const garbage = await file('garbage.nk', 'not a seed\n');
     await expectRefused({ NATS_URL: nats.url, NATS_NKEY: garbage }, /NATS_NKEY: .*garbage\.nk holds no user NKey seed/);
   });
@@ -140,10 +168,25 @@ describe('creds file (operator, account and user JWTs)', () => {
   const operator = createOperator();
   const account = createAccount();
   const system = createAccount();
-  const unlimited = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+  const unlimited = {
+    subs: -1,
+    data: -1,
+    payload: -1,
+    imports: -1,
+    exports: -1,
+    wildcards: true,
+    conn: -1,
+    leaf: -1,
+    mem_storage: -1,
+    disk_storage: -1,
+    streams: -1,
+    consumer: -1,
+  };
 
   beforeAll(async () => {
-    const operatorJwt = await encodeOperator('sluice-test-operator', operator, { system_account: system.getPublicKey() });
+    const operatorJwt = await encodeOperator('sluice-test-operator', operator, {
+      system_account: system.getPublicKey(),
+    });
     const accountJwt = await encodeAccount('sluice', account, { limits: unlimited }, { signer: operator });
     const systemJwt = await encodeAccount('SYS', system, {}, { signer: operator });
     const operatorFile = await file('operator.jwt', operatorJwt);
@@ -159,7 +202,11 @@ describe('creds file (operator, account and user JWTs)', () => {
   });
   afterAll(async () => nats?.dispose());
 
-  async function credsFor(name: string, signer = account, claims: { exp?: number } = {}): Promise<{ path: string; seed: string }> {
+  async function credsFor(
+    name: string,
+    signer = account,
+    claims: { exp?: number } = {},
+  ): Promise<{ path: string; seed: string }> {
     const user = createUser();
     const jwt = await encodeUser(name, user, signer, {}, { exp: claims.exp });
     return { path: await file(`${name}.creds`, fmtCreds(jwt, user)), seed: new TextDecoder().decode(user.getSeed()) };
@@ -173,17 +220,28 @@ describe('creds file (operator, account and user JWTs)', () => {
   it('refuses a user signed by an account the operator does not know', async () => {
     const stranger = createAccount();
     const { path: creds, seed } = await credsFor('stranger', stranger);
-    await expectRefused({ NATS_URL: nats.url, NATS_CREDS: creds }, /refused the creds file .*stranger\.creds \(NATS_CREDS\)/, [seed]);
+    await expectRefused(
+      { NATS_URL: nats.url, NATS_CREDS: creds },
+      /refused the creds file .*stranger\.creds \(NATS_CREDS\)/,
+      [seed],
+    );
   });
 
   it('refuses an expired user JWT', async () => {
     const { path: creds, seed } = await credsFor('expired', account, { exp: Math.floor(Date.now() / 1000) - 60 });
-    await expectRefused({ NATS_URL: nats.url, NATS_CREDS: creds }, /refused the creds file .*expired\.creds \(NATS_CREDS\)/, [seed]);
+    await expectRefused(
+      { NATS_URL: nats.url, NATS_CREDS: creds },
+      /refused the creds file .*expired\.creds \(NATS_CREDS\)/,
+      [seed],
+    );
   });
 
   it('stops before connecting when the file is not a creds file', async () => {
     const notCreds = await file('plain.creds', 'hello\n');
-    await expectRefused({ NATS_URL: nats.url, NATS_CREDS: notCreds }, /NATS_CREDS: .*plain\.creds is not a NATS creds file/);
+    await expectRefused(
+      { NATS_URL: nats.url, NATS_CREDS: notCreds },
+      /NATS_CREDS: .*plain\.creds is not a NATS creds file/,
+    );
   });
 });
 
@@ -225,15 +283,30 @@ describe('TLS with client certificates, plus a password', () => {
   it("refuses a server whose certificate the client's CAs do not trust, and says to set NATS_CA", async () => {
     const { NATS_CA: _ca, ...withoutCa } = good();
     await expectRefused(withoutCa, /TLS: the server's certificate is not trusted .*set NATS_CA/, [pass]);
-    await expectRefused({ ...good(), NATS_CA: certs.otherCaFile }, /TLS: the server's certificate is not trusted/, [pass]);
+    await expectRefused({ ...good(), NATS_CA: certs.otherCaFile }, /TLS: the server's certificate is not trusted/, [
+      pass,
+    ]);
   });
 
   it('is refused without a client certificate, or with one from another CA', async () => {
     // Over TLS 1.3 the refusal comes after the handshake and the client only sees its connect
     // timeout run out; a short one keeps the test quick, the probe then names the reason.
     const { NATS_CERT: _c, NATS_KEY: _k, ...withoutCert } = good();
-    await expectRefused({ ...withoutCert, NATS_CONNECT_TIMEOUT: "1s" }, /TLS: the server requires a client certificate; set NATS_CERT\/NATS_KEY/, [pass]);
-    await expectRefused({ ...good(), NATS_CERT: certs.otherClientCertFile, NATS_KEY: certs.otherClientKeyFile, NATS_CONNECT_TIMEOUT: "1s" }, /TLS: the server refused the client certificate in .*other-client\.pem/, [pass]);
+    await expectRefused(
+      { ...withoutCert, NATS_CONNECT_TIMEOUT: '1s' },
+      /TLS: the server requires a client certificate; set NATS_CERT\/NATS_KEY/,
+      [pass],
+    );
+    await expectRefused(
+      {
+        ...good(),
+        NATS_CERT: certs.otherClientCertFile,
+        NATS_KEY: certs.otherClientKeyFile,
+        NATS_CONNECT_TIMEOUT: '1s',
+      },
+      /TLS: the server refused the client certificate in .*other-client\.pem/,
+      [pass],
+    );
   });
 
   it('still checks the password over TLS', async () => {
@@ -242,7 +315,11 @@ describe('TLS with client certificates, plus a password', () => {
   });
 
   it('names an unreadable certificate file before connecting', async () => {
-    await expectRefused({ ...good(), NATS_CERT: path.join(workDir, 'absent.pem') }, /NATS_CERT: cannot read .*absent\.pem \(ENOENT\)/, [pass]);
+    await expectRefused(
+      { ...good(), NATS_CERT: path.join(workDir, 'absent.pem') },
+      /NATS_CERT: cannot read .*absent\.pem \(ENOENT\)/,
+      [pass],
+    );
   });
 });
 
@@ -250,8 +327,14 @@ describe('TLS required of a server without TLS', () => {
   it('refuses to talk in plain text when the URL says tls:// or NATS_TLS=true', async () => {
     const plain = await startNatsServer();
     try {
-      await expectRefused({ NATS_URL: `tls://127.0.0.1:${plain.port}` }, /TLS is required .* but the server does not offer it/);
-      await expectRefused({ NATS_URL: plain.url, NATS_TLS: 'true' }, /TLS is required .* but the server does not offer it/);
+      await expectRefused(
+        { NATS_URL: `tls://127.0.0.1:${plain.port}` },
+        /TLS is required .* but the server does not offer it/,
+      );
+      await expectRefused(
+        { NATS_URL: plain.url, NATS_TLS: 'true' },
+        /TLS is required .* but the server does not offer it/,
+      );
     } finally {
       await plain.dispose();
     }
@@ -261,11 +344,17 @@ describe('TLS required of a server without TLS', () => {
 describe('settings refused before connecting', () => {
   const base = { NATS_URL: 'nats://127.0.0.1:4222' };
   it.each([
-    [{ NATS_URL: 'nats://sluice:hunter2-secret@127.0.0.1:4222' }, /NATS_URL: server 1 carries credentials; use NATS_USER\/NATS_PASS or NATS_TOKEN/],
+    [
+      { NATS_URL: 'nats://sluice:hunter2-secret@127.0.0.1:4222' },
+      /NATS_URL: server 1 carries credentials; use NATS_USER\/NATS_PASS or NATS_TOKEN/,
+    ],
     [{ NATS_URL: 'nats://127.0.0.1:4222,nats://:tok-secret@10.0.0.1:4222' }, /NATS_URL: server 2 carries credentials/],
     [{ NATS_URL: 'ws://127.0.0.1:8080' }, /NATS_URL: server 1 uses ws:\/\//],
     [{ ...base, NATS_PASS: 'p-secret' }, /NATS_PASS is set without NATS_USER/],
-    [{ ...base, NATS_USER: 'u', NATS_PASS: 'p-secret', NATS_TOKEN: 't-secret' }, /only one way to authenticate to NATS, got NATS_USER, NATS_TOKEN/],
+    [
+      { ...base, NATS_USER: 'u', NATS_PASS: 'p-secret', NATS_TOKEN: 't-secret' },
+      /only one way to authenticate to NATS, got NATS_USER, NATS_TOKEN/,
+    ],
     [{ ...base, NATS_TOKEN: 't-secret', NATS_CREDS: '/x.creds' }, /got NATS_TOKEN, NATS_CREDS/],
     [{ ...base, NATS_CERT: '/c.pem' }, /NATS_CERT and NATS_KEY go together/],
     [{ ...base, NATS_TLS: 'yes' }, /NATS_TLS must be one of true, false/],
@@ -287,6 +376,9 @@ describe('settings refused before connecting', () => {
     expect(loadBusConfig({ NATS_URL: 'tls://h:4222' }, 'x').tls).toEqual({});
     expect(loadBusConfig({ NATS_URL: 'h:4222', NATS_TLS: 'true' }, 'x').tls).toEqual({});
     expect(loadBusConfig({ NATS_CA: '/ca.pem' }, 'x').tls).toEqual({ caFile: '/ca.pem' });
-    expect(loadBusConfig({ NATS_CERT: '/c.pem', NATS_KEY: '/k.pem' }, 'x').tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem' });
+    expect(loadBusConfig({ NATS_CERT: '/c.pem', NATS_KEY: '/k.pem' }, 'x').tls).toEqual({
+      certFile: '/c.pem',
+      keyFile: '/k.pem',
+    });
   });
 });

@@ -79,8 +79,15 @@ describe('trace context in NATS message headers', () => {
   });
 
   it('lets a caller give its own headers (a context other than the active one)', async () => {
-    const remote = trace.setSpanContext(context.active(), { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7', traceFlags: 1 });
+    const remote = trace.setSpanContext(context.active(), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 1,
+    });
     const msg = await roundTrip((subject) => publishReliably(bus, subject, {}, { headers: traceHeaders(remote)! }));
-    expect(trace.getSpanContext(traceContextOf(msg))).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7' });
+    expect(trace.getSpanContext(traceContextOf(msg))).toMatchObject({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: '00f067aa0ba902b7',
+    });
   });
 });

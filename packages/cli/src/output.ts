@@ -23,7 +23,8 @@ export const processOutput: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
   isTTY: Boolean(process.stdout.isTTY),
-  redraw: (line) => process.stdout.write(`\r\x1b[2K${line.slice(0, Math.max(20, (process.stdout.columns || 120) - 1))}`),
+  redraw: (line) =>
+    process.stdout.write(`\r\x1b[2K${line.slice(0, Math.max(20, (process.stdout.columns || 120) - 1))}`),
 };
 
 export function formatDuration(ms: number): string {
@@ -66,7 +67,9 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
   ];
   if (c.stoppedBy) {
     const by = c.stoppedBy.requestedBy ? ` by ${c.stoppedBy.requestedBy}` : '';
-    lines.push(`  ${c.stoppedBy.action === 'cancel' ? 'cancelled' : 'stopped  '} ${c.stoppedBy.at}${by}${c.stoppedBy.reason ? `: ${c.stoppedBy.reason}` : ''}`);
+    lines.push(
+      `  ${c.stoppedBy.action === 'cancel' ? 'cancelled' : 'stopped  '} ${c.stoppedBy.at}${by}${c.stoppedBy.reason ? `: ${c.stoppedBy.reason}` : ''}`,
+    );
   }
   if (c.error) lines.push(`  error     ${c.error}`);
   if (c.failures.length > 0) {
@@ -82,7 +85,10 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
  * "Where the time went" and the bottleneck: per-tenant averages of each part, the executors'
  * busy share, the slowest hosts, and the verdict with its lever.
  */
-export function formatTimeReport(timings: RunTimings | undefined | null, bottleneck: Bottleneck | undefined | null): string[] {
+export function formatTimeReport(
+  timings: RunTimings | undefined | null,
+  bottleneck: Bottleneck | undefined | null,
+): string[] {
   if (!timings || timings.totals.tenants === 0) return [];
   const t = timings.totals;
   const avg = (v: number): string => formatDuration(v / t.tenants);
@@ -93,10 +99,14 @@ export function formatTimeReport(timings: RunTimings | undefined | null, bottlen
   ];
   for (const h of timings.hosts.slice(0, 3)) {
     const limit = h.atLimitShare === null ? '' : `, at its limit ${Math.round(h.atLimitShare * 100)}% of the time`;
-    lines.push(`  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${limit}`);
+    lines.push(
+      `  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${limit}`,
+    );
   }
   if (bottleneck) {
-    lines.push(`  bottleneck ${bottleneck.label} (${bottleneck.mode})${bottleneck.host ? ` on ${bottleneck.host}` : ''}`);
+    lines.push(
+      `  bottleneck ${bottleneck.label} (${bottleneck.mode})${bottleneck.host ? ` on ${bottleneck.host}` : ''}`,
+    );
     lines.push(`            ${bottleneck.summary}`);
     lines.push(`            lever: ${bottleneck.lever}`);
   }
@@ -105,19 +115,33 @@ export function formatTimeReport(timings: RunTimings | undefined | null, bottlen
 
 /** One line for a control event (`pause`, `resume`, `cancel`, and the rollout's `promote` and `stop`). */
 export function formatControl(c: RunControlEvent): string {
-  const what = { pause: 'paused', resume: 'resumed', cancel: 'cancel requested', promote: 'canaries succeeded; fleet promoted', stop: 'stopped by its rollout' }[c.action];
+  const what = {
+    pause: 'paused',
+    resume: 'resumed',
+    cancel: 'cancel requested',
+    promote: 'canaries succeeded; fleet promoted',
+    stop: 'stopped by its rollout',
+  }[c.action];
   return `run ${c.runId} ${what}${c.requestedBy && c.action !== 'promote' ? ` by ${c.requestedBy}` : ''}${c.reason ? `: ${c.reason}` : ''}`;
 }
 
 /** Left-aligned columns, for lists of runs and tenants. */
 export function formatTable(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)];
 }
 
 /** A tenant's outcome in one table row: tenant, status, code, what happened. */
 export function tenantRow(o: TenantOutcome): string[] {
-  const what = o.error ? `${o.error.version !== undefined ? `version ${o.error.version}: ` : ''}${o.error.message}` : o.applied.length > 0 ? `applied ${o.applied.join(', ')}` : '';
+  const what = o.error
+    ? `${o.error.version !== undefined ? `version ${o.error.version}: ` : ''}${o.error.message}`
+    : o.applied.length > 0
+      ? `applied ${o.applied.join(', ')}`
+      : '';
   return [o.tenantId, o.status, o.error?.code ?? '', what.replace(/\s+/g, ' ').slice(0, 200)];
 }

@@ -35,7 +35,10 @@ export interface RunView {
   controls: RunControlEvent[];
 }
 
-function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, data: Uint8Array): T | undefined {
+function parse<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  data: Uint8Array,
+): T | undefined {
   try {
     const parsed = schema.safeParse(decodeJson(data));
     return parsed.success ? parsed.data : undefined;
@@ -54,8 +57,12 @@ class RunFold {
   constructor(readonly runId: string) {}
 
   view(): RunView {
-    const start = this.accepted ? initialControlState(this.runId, this.accepted.rollout, 0, this.accepted.acceptedAt) : initialControlState(this.runId, undefined, 0, new Date(0).toISOString());
-    const control = this.controls.sort((a, b) => a.seq - b.seq).reduce((state, c) => applyControl(state, c.event, c.seq), start);
+    const start = this.accepted
+      ? initialControlState(this.runId, this.accepted.rollout, 0, this.accepted.acceptedAt)
+      : initialControlState(this.runId, undefined, 0, new Date(0).toISOString());
+    const control = this.controls
+      .sort((a, b) => a.seq - b.seq)
+      .reduce((state, c) => applyControl(state, c.event, c.seq), start);
     return {
       runId: this.runId,
       status: runStatus(control, { planned: this.planned !== undefined, completed: this.completed?.status }),
@@ -99,16 +106,33 @@ export async function listRuns(bus: Bus): Promise<RunView[]> {
   };
   // The filter has one token per runId, so the subject always parses.
   const runIdOf = (subject: string): string => parseRunEventSubject(subject)!.runId;
-  await readSubject(bus, STREAMS.runs.name, everyRunFilter('accepted'), (m) => void (fold(runIdOf(m.subject)).accepted ??= parse(RunAcceptedEventSchema, m.data)));
-  await readSubject(bus, STREAMS.runs.name, everyRunFilter('planned'), (m) => void (fold(runIdOf(m.subject)).planned ??= parse(RunPlannedEventSchema, m.data)));
-  await readSubject(bus, STREAMS.runs.name, everyRunFilter('completed'), (m) => void (fold(runIdOf(m.subject)).completed ??= parse(RunCompletedEventSchema, m.data)));
+  await readSubject(
+    bus,
+    STREAMS.runs.name,
+    everyRunFilter('accepted'),
+    (m) => void (fold(runIdOf(m.subject)).accepted ??= parse(RunAcceptedEventSchema, m.data)),
+  );
+  await readSubject(
+    bus,
+    STREAMS.runs.name,
+    everyRunFilter('planned'),
+    (m) => void (fold(runIdOf(m.subject)).planned ??= parse(RunPlannedEventSchema, m.data)),
+  );
+  await readSubject(
+    bus,
+    STREAMS.runs.name,
+    everyRunFilter('completed'),
+    (m) => void (fold(runIdOf(m.subject)).completed ??= parse(RunCompletedEventSchema, m.data)),
+  );
   await readSubject(bus, STREAMS.runs.name, everyRunFilter('control'), (m) => {
     const control = parse(RunControlEventSchema, m.data);
     if (control) fold(runIdOf(m.subject)).controls.push({ event: control, seq: m.seq });
   });
   for (const f of runs.values()) {
     if (f.completed) continue;
-    const last = await bus.jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: runEventSubject(f.runId, 'progress') });
+    const last = await bus.jsm.streams.getMessage(STREAMS.runs.name, {
+      last_by_subj: runEventSubject(f.runId, 'progress'),
+    });
     if (last) f.progress = parse(RunProgressEventSchema, last.data);
   }
   return [...runs.values()]

@@ -26,8 +26,18 @@ export interface WatchOptions {
  */
 export async function watchRun(bus: Bus, runId: string, options: WatchOptions): Promise<{ result: Promise<number> }> {
   const { output, json } = options;
-  const events = await (await bus.js.consumers.get(STREAMS.runs.name, { filter_subjects: runEventsFilter(runId), deliver_policy: DeliverPolicy.All })).consume();
-  const rejections = await (await bus.js.consumers.get(STREAMS.runs.name, { filter_subjects: REJECTED_SUBJECT, deliver_policy: DeliverPolicy.New })).consume();
+  const events = await (
+    await bus.js.consumers.get(STREAMS.runs.name, {
+      filter_subjects: runEventsFilter(runId),
+      deliver_policy: DeliverPolicy.All,
+    })
+  ).consume();
+  const rejections = await (
+    await bus.js.consumers.get(STREAMS.runs.name, {
+      filter_subjects: REJECTED_SUBJECT,
+      deliver_policy: DeliverPolicy.New,
+    })
+  ).consume();
   let drawn = false;
   let bar = '';
   /** A line above the bar: the bar is cleared, the line printed, the bar drawn again. */
@@ -49,10 +59,13 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
       clearTimeout(timer);
       resolve(code);
     };
-    const timer = setTimeout(() => {
-      output.err(`run ${runId} did not complete within the timeout; it goes on (sluice status ${runId})`);
-      finish(EXIT.timeout);
-    }, options.timeoutMs ?? 2 ** 31 - 1);
+    const timer = setTimeout(
+      () => {
+        output.err(`run ${runId} did not complete within the timeout; it goes on (sluice status ${runId})`);
+        finish(EXIT.timeout);
+      },
+      options.timeoutMs ?? 2 ** 31 - 1,
+    );
 
     void (async () => {
       for await (const msg of events) {
@@ -78,7 +91,20 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
           if (drawn) {
             // The bar's last state, at the final counts, stays on screen above the report.
             const done = settledCount(c.data.counts);
-            output.redraw?.(formatProgress({ runId, status: c.data.status, counts: c.data.counts, done, ratePerSec: c.data.durationMs > 0 ? (done / c.data.durationMs) * 1000 : 0, etaMs: 0, at: c.data.finishedAt }, true));
+            output.redraw?.(
+              formatProgress(
+                {
+                  runId,
+                  status: c.data.status,
+                  counts: c.data.counts,
+                  done,
+                  ratePerSec: c.data.durationMs > 0 ? (done / c.data.durationMs) * 1000 : 0,
+                  etaMs: 0,
+                  at: c.data.finishedAt,
+                },
+                true,
+              ),
+            );
             output.out('');
             drawn = false;
           }

@@ -1,7 +1,14 @@
 import type { RunCompletedEvent } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { formatCompleted, formatControl, formatDuration, formatProgress, formatTable, tenantRow } from '../src/output.js';
+import {
+  formatCompleted,
+  formatControl,
+  formatDuration,
+  formatProgress,
+  formatTable,
+  tenantRow,
+} from '../src/output.js';
 
 const completed: RunCompletedEvent = {
   runId: 'r1',
@@ -32,7 +39,15 @@ describe('CLI output', () => {
   });
 
   it('draws a bar on a terminal and a plain line elsewhere', () => {
-    const p = { runId: 'r1', status: 'running' as const, counts: completed.counts, done: 2, ratePerSec: 4, etaMs: 250, at: '' };
+    const p = {
+      runId: 'r1',
+      status: 'running' as const,
+      counts: completed.counts,
+      done: 2,
+      ratePerSec: 4,
+      etaMs: 250,
+      at: '',
+    };
     expect(formatProgress(p, true)).toMatch(/^\[#{20}-{10}\] {2}67%/);
     expect(formatProgress(p, false)).toBe('progress r1: 2/3 tenants  4.0/s  eta 250 ms  failed 1');
   });
@@ -44,7 +59,9 @@ describe('CLI output for run lifecycles', () => {
   it('shows the state of a run that is not simply running, and canaries while they go', () => {
     const p = { runId: 'r2', status: 'paused' as const, counts, done: 6, ratePerSec: 0, etaMs: null, at: '' };
     expect(formatProgress(p, false)).toBe('progress r2: 6/10 tenants  0.0/s  eta ?  failed 1  skipped 2  [paused]');
-    expect(formatProgress({ ...p, status: 'running', stage: 'canary', ratePerSec: 2, etaMs: 2000 }, true)).toMatch(/^\[#{18}-{12}\] {2}60% .*eta 2\.0 s .*\[canaries\]$/);
+    expect(formatProgress({ ...p, status: 'running', stage: 'canary', ratePerSec: 2, etaMs: 2000 }, true)).toMatch(
+      /^\[#{18}-{12}\] {2}60% .*eta 2\.0 s .*\[canaries\]$/,
+    );
   });
 
   it('says who stopped a run and why', () => {
@@ -54,13 +71,25 @@ describe('CLI output for run lifecycles', () => {
       stoppedBy: { action: 'cancel', reason: 'wrong release', requestedBy: 'ops', at: '2026-01-01T00:00:01.000Z' },
     }).join('\n');
     expect(text).toContain('cancelled 2026-01-01T00:00:01.000Z by ops: wrong release');
-    expect(formatControl({ runId: 'r1', action: 'pause', reason: 'maintenance', requestedBy: 'ops', at: '' })).toBe('run r1 paused by ops: maintenance');
-    expect(formatControl({ runId: 'r1', action: 'promote', requestedBy: 'sluice-reporter (rollout)', at: '' })).toBe('run r1 canaries succeeded; fleet promoted');
+    expect(formatControl({ runId: 'r1', action: 'pause', reason: 'maintenance', requestedBy: 'ops', at: '' })).toBe(
+      'run r1 paused by ops: maintenance',
+    );
+    expect(formatControl({ runId: 'r1', action: 'promote', requestedBy: 'sluice-reporter (rollout)', at: '' })).toBe(
+      'run r1 canaries succeeded; fleet promoted',
+    );
   });
 
   it('lays out tables of tenants', () => {
     const rows = [
-      tenantRow({ runId: 'r', tenantId: 'tenant-1', status: 'failed', applied: [], attempts: 1, finishedAt: '', error: { code: 'sql_error', message: 'relation "x"\n does not exist', transient: false, version: 4 } }),
+      tenantRow({
+        runId: 'r',
+        tenantId: 'tenant-1',
+        status: 'failed',
+        applied: [],
+        attempts: 1,
+        finishedAt: '',
+        error: { code: 'sql_error', message: 'relation "x"\n does not exist', transient: false, version: 4 },
+      }),
       tenantRow({ runId: 'r', tenantId: 't2', status: 'migrated', applied: [1, 2], attempts: 1, finishedAt: '' }),
     ];
     expect(formatTable(['TENANT', 'STATUS', 'CODE', 'DETAIL'], rows)).toEqual([
@@ -73,17 +102,45 @@ describe('CLI output for run lifecycles', () => {
 
 describe('CLI output: where the time went', () => {
   it('prints per-tenant averages, the slowest hosts and the bottleneck with its lever', () => {
-    const totals = { tenants: 4, queuedMs: 4_000, connectMs: 40, journalMs: 8, executeMs: 400, serverMs: 300, lockWaitMs: 0, unavailableMs: 0, retryDelayMs: 0, workMs: 448 };
+    const totals = {
+      tenants: 4,
+      queuedMs: 4_000,
+      connectMs: 40,
+      journalMs: 8,
+      executeMs: 400,
+      serverMs: 300,
+      lockWaitMs: 0,
+      unavailableMs: 0,
+      retryDelayMs: 0,
+      workMs: 448,
+    };
     const text = formatCompleted({
       ...completed,
       traceId: '0af7651916cd43dd8448eb211c80319c',
-      timings: { wallMs: 2_500, planningMs: 120, totals, executors: 1, executorSlots: 1, executorBusyShare: 0.9, hosts: [{ host: 'db1:5432', ...totals, atLimitShare: 0 }] },
-      bottleneck: { kind: 'coordination', label: 'coordination', mode: 'waiting', summary: 'Tenants waited 1.0 s on average.', lever: 'Add executor replicas.', figures: {} },
+      timings: {
+        wallMs: 2_500,
+        planningMs: 120,
+        totals,
+        executors: 1,
+        executorSlots: 1,
+        executorBusyShare: 0.9,
+        hosts: [{ host: 'db1:5432', ...totals, atLimitShare: 0 }],
+      },
+      bottleneck: {
+        kind: 'coordination',
+        label: 'coordination',
+        mode: 'waiting',
+        summary: 'Tenants waited 1.0 s on average.',
+        lever: 'Add executor replicas.',
+        figures: {},
+      },
     }).join('\n');
     expect(text).toContain('trace     0af7651916cd43dd8448eb211c80319c');
     expect(text).toContain('per tenant: queued 1.0 s, connect 10 ms, journal 2 ms, SQL 100 ms (database 75 ms)');
     expect(text).toContain('executors 1 (1 slots, busy 90%), planning 120 ms');
-    expect(text).toContain('host      db1:5432: 4 tenants, queued 1.0 s, SQL 100 ms per tenant, at its limit 0% of the time');
+    expect(text).toContain(
+      'host      db1:5432: 4 tenants, queued 1.0 s, SQL 100 ms per tenant, at its limit 0% of the time',
+    );
     expect(text).toContain('bottleneck coordination (waiting)');
     expect(text).toContain('lever: Add executor replicas.');
   });

@@ -55,7 +55,12 @@ export const RunControlStateSchema = z.object({
 export type RunControlState = z.infer<typeof RunControlStateSchema>;
 
 /** A run's control state when it is accepted. */
-export function initialControlState(runId: string, rollout: Rollout | undefined, seq: number, at: string): RunControlState {
+export function initialControlState(
+  runId: string,
+  rollout: Rollout | undefined,
+  seq: number,
+  at: string,
+): RunControlState {
   return { runId, state: 'running', stage: (rollout?.canary ?? 0) > 0 ? 'canary' : 'fleet', seq, updatedAt: at };
 }
 
@@ -110,7 +115,10 @@ export function applyControl(state: RunControlState, event: RunControlEvent, seq
  * A run's status from its control state and how far it got: its final status once completed, else
  * `cancelling` or `paused` as its controls say, else `running` once planned, else `planning`.
  */
-export function runStatus(control: Pick<RunControlState, 'state'>, progress: { planned: boolean; completed?: FinalRunStatus | undefined }): RunStatus {
+export function runStatus(
+  control: Pick<RunControlState, 'state'>,
+  progress: { planned: boolean; completed?: FinalRunStatus | undefined },
+): RunStatus {
   if (progress.completed) return progress.completed;
   if (control.state === 'cancelling') return 'cancelling';
   if (control.state === 'paused') return 'paused';
@@ -121,7 +129,10 @@ export function runStatus(control: Pick<RunControlState, 'state'>, progress: { p
 export type SkipCode = 'cancelled' | 'rollout_stopped' | 'run_completed';
 
 /** What an executor does with a task of a run in this control state. */
-export type GateDecision = { action: 'proceed' } | { action: 'park'; reason: 'paused' | 'canary' } | { action: 'skip'; code: SkipCode; reason: string };
+export type GateDecision =
+  | { action: 'proceed' }
+  | { action: 'park'; reason: 'paused' | 'canary' }
+  | { action: 'skip'; code: SkipCode; reason: string };
 
 /**
  * The rule every executor applies before starting a tenant (and the reporter applies to parked
@@ -129,13 +140,19 @@ export type GateDecision = { action: 'proceed' } | { action: 'park'; reason: 'pa
  * fleet tasks of a staged rollout whose canaries have not all succeeded yet; start the rest.
  * With no control state (the reporter has not written one yet) only fleet tasks wait.
  */
-export function gateDecision(control: RunControlState | undefined, task: { stage?: 'canary' | 'fleet' | undefined }): GateDecision {
+export function gateDecision(
+  control: RunControlState | undefined,
+  task: { stage?: 'canary' | 'fleet' | undefined },
+): GateDecision {
   const stop = control?.stoppedBy;
   const why = (prefix: string): string => (stop?.reason ? `${prefix}: ${stop.reason}` : prefix);
   if (stop || control?.state === 'cancelling') {
-    return stop?.action === 'stop' ? { action: 'skip', code: 'rollout_stopped', reason: why('run stopped by its rollout') } : { action: 'skip', code: 'cancelled', reason: why('run cancelled') };
+    return stop?.action === 'stop'
+      ? { action: 'skip', code: 'rollout_stopped', reason: why('run stopped by its rollout') }
+      : { action: 'skip', code: 'cancelled', reason: why('run cancelled') };
   }
-  if (control?.final) return { action: 'skip', code: 'run_completed', reason: `run already completed (${control.final})` };
+  if (control?.final)
+    return { action: 'skip', code: 'run_completed', reason: `run already completed (${control.final})` };
   if (control?.state === 'paused') return { action: 'park', reason: 'paused' };
   if (task.stage === 'fleet' && control?.stage !== 'fleet') return { action: 'park', reason: 'canary' };
   return { action: 'proceed' };

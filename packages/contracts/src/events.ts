@@ -42,7 +42,10 @@ export const RunAcceptedEventSchema = z.object({
   /** The request's staged rollout, when it has one. */
   rollout: RolloutSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
-  traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  traceId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
   acceptedAt: z.string(),
 });
 export type RunAcceptedEvent = z.infer<typeof RunAcceptedEventSchema>;
@@ -116,7 +119,10 @@ export const RunCompletedEventSchema = z.object({
   /** The dominant constraint of the run, with the figures behind it and the lever to pull. */
   bottleneck: BottleneckSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on: open it in Jaeger. */
-  traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  traceId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 

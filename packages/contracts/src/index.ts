@@ -1,8 +1,84 @@
-export { applyControl, controlRefusal, ControlRequestSchema, gateDecision, initialControlState, type RunControlEvent, RunControlEventSchema, type RunControlState, RunControlStateSchema, runStatus, type SkipCode, USER_CONTROL_ACTIONS, type UserControlAction } from './control.js';
-export { FINAL_RUN_STATUSES, type FinalRunStatus, MAX_REPORTED_FAILURES, rolloutMsgId, RUN_STATUSES, type RunAcceptedEvent, RunAcceptedEventSchema, type RunCompletedEvent, RunCompletedEventSchema, type RunCounts, runEventMsgId, type RunPlannedEvent, RunPlannedEventSchema, type RunProgressEvent, RunProgressEventSchema, type RunStatus } from './events.js';
+export {
+  applyControl,
+  controlRefusal,
+  ControlRequestSchema,
+  gateDecision,
+  initialControlState,
+  type RunControlEvent,
+  RunControlEventSchema,
+  type RunControlState,
+  RunControlStateSchema,
+  runStatus,
+  type SkipCode,
+  USER_CONTROL_ACTIONS,
+  type UserControlAction,
+} from './control.js';
+export {
+  FINAL_RUN_STATUSES,
+  type FinalRunStatus,
+  MAX_REPORTED_FAILURES,
+  rolloutMsgId,
+  RUN_STATUSES,
+  type RunAcceptedEvent,
+  RunAcceptedEventSchema,
+  type RunCompletedEvent,
+  RunCompletedEventSchema,
+  type RunCounts,
+  runEventMsgId,
+  type RunPlannedEvent,
+  RunPlannedEventSchema,
+  type RunProgressEvent,
+  RunProgressEventSchema,
+  type RunStatus,
+} from './events.js';
 export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
-export { failedOutcome, type OutcomeError, OutcomeErrorSchema, outcomeMsgId, type OutcomeSource, skippedOutcome, TENANT_STATUSES, type TenantOutcome, tenantOutcome, TenantOutcomeSchema, type TenantStatus, type Timings } from './outcome.js';
-export { isRunId, type MigrateRequest, type MigrateRequestInput, MigrateRequestSchema, type RejectedEvent, RejectedEventSchema, requestMsgId, RunIdSchema, type TenantSelector } from './request.js';
-export { ADVISORY_STREAM, ALL_LEDGER_ENTRIES, ALL_OUTCOMES, BUCKETS, everyRunFilter, hostConsumerName, hostKeyOfConsumer, isRunEventName, LEDGER_STREAM, ledgerSubject, outcomeSubject, parseLedgerSubject, parseRunEventSubject, parseTaskSubject, REJECTED_SUBJECT, REQUEST_SUBJECT, type RunEventName, runEventsFilter, runEventSubject, STREAMS, taskSubject } from './subjects.js';
+export {
+  failedOutcome,
+  type OutcomeError,
+  OutcomeErrorSchema,
+  outcomeMsgId,
+  type OutcomeSource,
+  skippedOutcome,
+  TENANT_STATUSES,
+  type TenantOutcome,
+  tenantOutcome,
+  TenantOutcomeSchema,
+  type TenantStatus,
+  type Timings,
+} from './outcome.js';
+export {
+  isRunId,
+  type MigrateRequest,
+  type MigrateRequestInput,
+  MigrateRequestSchema,
+  type RejectedEvent,
+  RejectedEventSchema,
+  requestMsgId,
+  RunIdSchema,
+  type TenantSelector,
+} from './request.js';
+export {
+  ADVISORY_STREAM,
+  ALL_LEDGER_ENTRIES,
+  ALL_OUTCOMES,
+  BUCKETS,
+  everyRunFilter,
+  hostConsumerName,
+  hostKeyOfConsumer,
+  isRunEventName,
+  LEDGER_STREAM,
+  ledgerSubject,
+  outcomeSubject,
+  parseLedgerSubject,
+  parseRunEventSubject,
+  parseTaskSubject,
+  REJECTED_SUBJECT,
+  REQUEST_SUBJECT,
+  type RunEventName,
+  runEventsFilter,
+  runEventSubject,
+  STREAMS,
+  taskSubject,
+} from './subjects.js';
 export { republishedTaskMsgId, taskMsgId, type TenantTask, TenantTaskSchema } from './task.js';
 export type { Bottleneck, BottleneckKind, RunTimings, TimingTotals } from './timings.js';

@@ -42,9 +42,12 @@ const IdsSelectorSchema = z.strictObject({ ids: z.array(TenantIdSchema).min(1).m
  * asked); control characters are never a tag name.
  */
 const isControlChar = (ch: string): boolean => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f;
-const RequestTagMapSchema = TagMapSchema.refine((tags) => Object.keys(tags).every((k) => !k.startsWith('$') && !k.includes('.') && ![...k].some(isControlChar)), {
-  message: 'tag names must not start with "$" or contain "." or control characters',
-});
+const RequestTagMapSchema = TagMapSchema.refine(
+  (tags) => Object.keys(tags).every((k) => !k.startsWith('$') && !k.includes('.') && ![...k].some(isControlChar)),
+  {
+    message: 'tag names must not start with "$" or contain "." or control characters',
+  },
+);
 
 /** Says what is wrong with a selector, in place of a union's bare "Invalid input". */
 function selectorProblem(input: unknown, tags: z.ZodType): string {
@@ -52,14 +55,20 @@ function selectorProblem(input: unknown, tags: z.ZodType): string {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return shape;
   const keys = Object.keys(input);
   if (keys.includes('ids') && keys.includes('tags')) return 'takes "ids" or "tags", not both';
-  const branch = keys.includes('ids') ? IdsSelectorSchema : keys.includes('tags') ? z.strictObject({ tags }) : undefined;
+  const branch = keys.includes('ids')
+    ? IdsSelectorSchema
+    : keys.includes('tags')
+      ? z.strictObject({ tags })
+      : undefined;
   const issue = branch?.safeParse(input).error?.issues[0];
   if (!issue) return shape;
   return `${issue.path.map(String).join('.')}: ${issue.message}`;
 }
 
 function selectorSchema(tags: z.ZodType<Record<string, string>>) {
-  return z.union([IdsSelectorSchema, z.strictObject({ tags })], { error: (issue) => selectorProblem(issue.input, tags) });
+  return z.union([IdsSelectorSchema, z.strictObject({ tags })], {
+    error: (issue) => selectorProblem(issue.input, tags),
+  });
 }
 
 /** Which tenants a run covers. Absent: every active tenant. */

@@ -135,7 +135,9 @@ export function hostConsumerName(hostKey: string): string {
 
 /** The host a consumer name stands for, or undefined when it is not a host consumer. */
 export function hostKeyOfConsumer(name: string): string | undefined {
-  return name.startsWith(HOST_CONSUMER_PREFIX) ? decodeSubjectToken(name.slice(HOST_CONSUMER_PREFIX.length)) : undefined;
+  return name.startsWith(HOST_CONSUMER_PREFIX)
+    ? decodeSubjectToken(name.slice(HOST_CONSUMER_PREFIX.length))
+    : undefined;
 }
 
 // A subject token cannot hold '.', '*', '>' or white space. Hosts (`10.0.0.5:5432`) do,

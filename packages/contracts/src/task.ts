@@ -9,7 +9,9 @@ export const SafeDatabaseUrlSchema = z
   .refine((value) => {
     try {
       const url = new URL(value);
-      const secretParam = [...url.searchParams.keys()].some((k) => ['password', 'sslpassword'].includes(k.toLowerCase()));
+      const secretParam = [...url.searchParams.keys()].some((k) =>
+        ['password', 'sslpassword'].includes(k.toLowerCase()),
+      );
       return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.password === '' && !secretParam;
     } catch {
       return false;

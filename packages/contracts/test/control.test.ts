@@ -1,16 +1,34 @@
 import { describe, expect, it } from 'vitest';
 
-import { applyControl, controlRefusal, gateDecision, initialControlState, type RunControlEvent, RunControlEventSchema } from '../src/control.js';
+import {
+  applyControl,
+  controlRefusal,
+  gateDecision,
+  initialControlState,
+  type RunControlEvent,
+  RunControlEventSchema,
+} from '../src/control.js';
 import { TaskLedgerEntrySchema } from '../src/ledger.js';
 import { MigrateRequestSchema } from '../src/request.js';
 import { TenantTaskSchema } from '../src/task.js';
 
 const at = '2026-01-01T00:00:00.000Z';
-const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({ runId: 'r1', action, at, ...(reason ? { reason } : {}) });
+const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({
+  runId: 'r1',
+  action,
+  at,
+  ...(reason ? { reason } : {}),
+});
 
 describe('rollout in a request', () => {
   it('accepts canary counts and thresholds', () => {
-    expect(MigrateRequestSchema.parse({ runId: 'r', target: 'latest', rollout: { canary: 5, maxFailures: 3, maxFailureRate: 0.05 } }).rollout).toEqual({ canary: 5, maxFailures: 3, maxFailureRate: 0.05 });
+    expect(
+      MigrateRequestSchema.parse({
+        runId: 'r',
+        target: 'latest',
+        rollout: { canary: 5, maxFailures: 3, maxFailureRate: 0.05 },
+      }).rollout,
+    ).toEqual({ canary: 5, maxFailures: 3, maxFailureRate: 0.05 });
     expect(MigrateRequestSchema.safeParse({ runId: 'r', target: 'latest', rollout: {} }).success).toBe(true);
   });
 
@@ -52,18 +70,52 @@ describe('run control', () => {
     expect(gateDecision({ ...running, stage: 'canary' }, { stage: 'canary' })).toEqual({ action: 'proceed' });
     expect(gateDecision({ ...running, state: 'paused' }, {})).toEqual({ action: 'park', reason: 'paused' });
     const stopped = applyControl(running, event('stop', 'canary c1 failed'), 2);
-    expect(gateDecision(stopped, {})).toEqual({ action: 'skip', code: 'rollout_stopped', reason: 'run stopped by its rollout: canary c1 failed' });
-    expect(gateDecision(applyControl(running, event('cancel'), 2), {})).toEqual({ action: 'skip', code: 'cancelled', reason: 'run cancelled' });
-    expect(gateDecision({ ...running, final: 'succeeded' }, {})).toMatchObject({ action: 'skip', code: 'run_completed' });
+    expect(gateDecision(stopped, {})).toEqual({
+      action: 'skip',
+      code: 'rollout_stopped',
+      reason: 'run stopped by its rollout: canary c1 failed',
+    });
+    expect(gateDecision(applyControl(running, event('cancel'), 2), {})).toEqual({
+      action: 'skip',
+      code: 'cancelled',
+      reason: 'run cancelled',
+    });
+    expect(gateDecision({ ...running, final: 'succeeded' }, {})).toMatchObject({
+      action: 'skip',
+      code: 'run_completed',
+    });
   });
 
   it('validates control events and ledger entries', () => {
     expect(RunControlEventSchema.safeParse({ runId: 'r1', action: 'explode', at }).success).toBe(false);
     expect(RunControlEventSchema.safeParse({ runId: 'r 1', action: 'pause', at }).success).toBe(false);
-    const task = TenantTaskSchema.parse({ runId: 'r1', tenantId: 't', databaseUrl: 'postgres://u@h:5432/d', host: 'h:5432', target: 1, digest: 'a'.repeat(64), dryRun: false, plannedAt: at, stage: 'fleet' });
+    const task = TenantTaskSchema.parse({
+      runId: 'r1',
+      tenantId: 't',
+      databaseUrl: 'postgres://u@h:5432/d',
+      host: 'h:5432',
+      target: 1,
+      digest: 'a'.repeat(64),
+      dryRun: false,
+      plannedAt: at,
+      stage: 'fleet',
+    });
     expect(task.stage).toBe('fleet');
-    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 3, reason: 'paused', at }).success).toBe(true);
-    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 0, reason: 'paused', at }).success).toBe(false);
-    expect(TaskLedgerEntrySchema.safeParse({ kind: 'republished', tenantId: 't', taskSeq: 4, supersedes: 3, cause: 'stolen', at }).success).toBe(false);
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 3, reason: 'paused', at }).success).toBe(
+      true,
+    );
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 0, reason: 'paused', at }).success).toBe(
+      false,
+    );
+    expect(
+      TaskLedgerEntrySchema.safeParse({
+        kind: 'republished',
+        tenantId: 't',
+        taskSeq: 4,
+        supersedes: 3,
+        cause: 'stolen',
+        at,
+      }).success,
+    ).toBe(false);
   });
 });

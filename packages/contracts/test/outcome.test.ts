@@ -3,10 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { failedOutcome, outcomeMsgId, skippedOutcome, tenantOutcome, TenantOutcomeSchema } from '../src/outcome.js';
 
 describe('outcome builders', () => {
-  const source = { runId: 'r1', tenantId: 't1', host: 'db:5432', executorId: 'x1', attempts: 2, finishedAt: '2026-01-01T00:00:00.000Z' };
+  const source = {
+    runId: 'r1',
+    tenantId: 't1',
+    host: 'db:5432',
+    executorId: 'x1',
+    attempts: 2,
+    finishedAt: '2026-01-01T00:00:00.000Z',
+  };
 
   it('build valid outcomes with only the fields that are known', () => {
-    const migrated = tenantOutcome({ ...source, executorSlots: 4 }, { status: 'migrated', applied: [1, 2], fromVersion: null, toVersion: 2, timings: { connectMs: 3 } });
+    const migrated = tenantOutcome(
+      { ...source, executorSlots: 4 },
+      { status: 'migrated', applied: [1, 2], fromVersion: null, toVersion: 2, timings: { connectMs: 3 } },
+    );
     expect(migrated).toEqual({
       runId: 'r1',
       tenantId: 't1',

@@ -24,12 +24,25 @@ describe('TargetSchema', () => {
     expect(TargetSchema.parse(input)).toBe(output);
   });
 
-  it.each(['LATEST', 'Latest', '', ' 1', '1 ', '-1', '1.5', '1e3', '0x10', '1234567890123456', -1, 1.5, Number.MAX_SAFE_INTEGER + 1, null, true])(
-    'rejects %j',
-    (input) => {
-      expect(TargetSchema.safeParse(input).success).toBe(false);
-    },
-  );
+  it.each([
+    'LATEST',
+    'Latest',
+    '',
+    ' 1',
+    '1 ',
+    '-1',
+    '1.5',
+    '1e3',
+    '0x10',
+    '1234567890123456',
+    -1,
+    1.5,
+    Number.MAX_SAFE_INTEGER + 1,
+    null,
+    true,
+  ])('rejects %j', (input) => {
+    expect(TargetSchema.safeParse(input).success).toBe(false);
+  });
 });
 
 describe('TenantSelectorSchema', () => {
@@ -41,7 +54,9 @@ describe('TenantSelectorSchema', () => {
 
   it('accepts the limits exactly', () => {
     expect(TenantSelectorSchema.safeParse({ ids: ['x'.repeat(200)] }).success).toBe(true);
-    expect(TenantSelectorSchema.safeParse({ ids: Array.from({ length: 10_000 }, (_, i) => `t${i}`) }).success).toBe(true);
+    expect(TenantSelectorSchema.safeParse({ ids: Array.from({ length: 10_000 }, (_, i) => `t${i}`) }).success).toBe(
+      true,
+    );
     const tags = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, 'v']));
     expect(TenantSelectorSchema.safeParse({ tags }).success).toBe(true);
     expect(TenantSelectorSchema.safeParse({ tags: { ['k'.repeat(100)]: 'v'.repeat(200) } }).success).toBe(true);
@@ -68,24 +83,34 @@ describe('TenantSelectorSchema', () => {
 });
 
 describe('MigrateRequestSchema: selectors and targets say what is wrong', () => {
-  const issues = (value: unknown) => MigrateRequestSchema.safeParse({ runId: 'r1', target: 'latest', ...(value as object) }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  const issues = (value: unknown) =>
+    MigrateRequestSchema.safeParse({ runId: 'r1', target: 'latest', ...(value as object) }).error?.issues.map(
+      (i) => `${i.path.join('.')}: ${i.message}`,
+    );
 
-  it.each([
-    [{ $where: 'sleep(1)' }],
-    [{ 'tags.tier': 'gold' }],
-    [{ 'a\u0000b': 'x' }],
-  ])('refuses tag names that would be MongoDB operators or paths: %j', (tags) => {
-    expect(issues({ tenants: { tags } })).toEqual(['tenants.tags: tag names must not start with "$" or contain "." or control characters']);
-    // Events keep the lenient selector, so runs accepted before the check still read back.
-    expect(TenantSelectorSchema.safeParse({ tags }).success).toBe(true);
-  });
+  it.each([[{ $where: 'sleep(1)' }], [{ 'tags.tier': 'gold' }], [{ 'a\u0000b': 'x' }]])(
+    'refuses tag names that would be MongoDB operators or paths: %j',
+    (tags) => {
+      expect(issues({ tenants: { tags } })).toEqual([
+        'tenants.tags: tag names must not start with "$" or contain "." or control characters',
+      ]);
+      // Events keep the lenient selector, so runs accepted before the check still read back.
+      expect(TenantSelectorSchema.safeParse({ tags }).success).toBe(true);
+    },
+  );
 
   it('names the part of a selector that is wrong instead of "Invalid input"', () => {
-    expect(issues({ tenants: { ids: { $ne: null } } })).toEqual(['tenants: ids: Invalid input: expected array, received object']);
+    expect(issues({ tenants: { ids: { $ne: null } } })).toEqual([
+      'tenants: ids: Invalid input: expected array, received object',
+    ]);
     expect(issues({ tenants: { ids: ['a'], tags: { k: 'v' } } })).toEqual(['tenants: takes "ids" or "tags", not both']);
     expect(issues({ tenants: {} })).toEqual(['tenants: must be {"ids": [tenantId, …]} or {"tags": {name: value, …}}']);
-    expect(issues({ tenants: { ids: Array.from({ length: 10_001 }, (_, i) => `t${i}`) } })).toEqual(['tenants: ids: Too big: expected array to have <=10000 items']);
-    expect(issues({ target: 'v2' })).toEqual(['target: must be "latest" or a version number (a whole number from 0, or a string of up to 15 digits)']);
+    expect(issues({ tenants: { ids: Array.from({ length: 10_001 }, (_, i) => `t${i}`) } })).toEqual([
+      'tenants: ids: Too big: expected array to have <=10000 items',
+    ]);
+    expect(issues({ target: 'v2' })).toEqual([
+      'target: must be "latest" or a version number (a whole number from 0, or a string of up to 15 digits)',
+    ]);
   });
 });
 
@@ -102,7 +127,13 @@ describe('MigrateRequestSchema', () => {
       dryRun: true,
       requestedBy: 'ci@example.com',
     });
-    expect(request).toEqual({ runId: 'deploy-42', target: 12, tenants: { tags: { region: 'eu' } }, dryRun: true, requestedBy: 'ci@example.com' });
+    expect(request).toEqual({
+      runId: 'deploy-42',
+      target: 12,
+      tenants: { tags: { region: 'eu' } },
+      dryRun: true,
+      requestedBy: 'ci@example.com',
+    });
     expect(typeof request.target).toBe('number');
   });
 

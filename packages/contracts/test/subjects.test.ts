@@ -1,6 +1,28 @@
 import { describe, expect, it } from 'vitest';
 
-import { ALL_LEDGER_ENTRIES, ALL_OUTCOMES, decodeSubjectToken, encodeSubjectToken, everyRunFilter, hostConsumerName, hostKeyOfConsumer, isRunEventName, ledgerSubject, outcomeSubject, parseLedgerSubject, parseOutcomeSubject, parseRunEventSubject, parseTaskSubject, REJECTED_SUBJECT, REQUEST_SUBJECT, RUN_EVENTS, runEventsFilter, runEventSubject, STREAMS, taskSubject } from '../src/subjects.js';
+import {
+  ALL_LEDGER_ENTRIES,
+  ALL_OUTCOMES,
+  decodeSubjectToken,
+  encodeSubjectToken,
+  everyRunFilter,
+  hostConsumerName,
+  hostKeyOfConsumer,
+  isRunEventName,
+  ledgerSubject,
+  outcomeSubject,
+  parseLedgerSubject,
+  parseOutcomeSubject,
+  parseRunEventSubject,
+  parseTaskSubject,
+  REJECTED_SUBJECT,
+  REQUEST_SUBJECT,
+  RUN_EVENTS,
+  runEventsFilter,
+  runEventSubject,
+  STREAMS,
+  taskSubject,
+} from '../src/subjects.js';
 
 /** What a NATS subject token may not hold. */
 const FORBIDDEN = /[.*>\s]/;
@@ -88,7 +110,8 @@ describe('subjects', () => {
   it('captures every subject in a stream', () => {
     const matches = (filter: string, subject: string) =>
       filter === subject || (filter.endsWith('.>') && subject.startsWith(filter.slice(0, -1)));
-    const covered = (subject: string) => Object.values(STREAMS).filter((s) => s.subjects.some((f) => matches(f, subject)));
+    const covered = (subject: string) =>
+      Object.values(STREAMS).filter((s) => s.subjects.some((f) => matches(f, subject)));
     for (const subject of [
       REQUEST_SUBJECT,
       REJECTED_SUBJECT,

@@ -3,24 +3,32 @@ import { describe, expect, it } from 'vitest';
 import { SafeDatabaseUrlSchema, type TenantTask, TenantTaskSchema } from '../src/task.js';
 
 describe('SafeDatabaseUrlSchema', () => {
-  it.each(['postgres://app@db:5432/acme', 'postgresql://db/acme', 'postgres://app@[::1]:6543/acme?sslmode=require', 'postgres://app:@db/acme'])(
-    'accepts %s',
+  it.each([
+    'postgres://app@db:5432/acme',
+    'postgresql://db/acme',
+    'postgres://app@[::1]:6543/acme?sslmode=require',
+    'postgres://app:@db/acme',
+  ])('accepts %s', (url) => {
+    expect(SafeDatabaseUrlSchema.parse(url)).toBe(url);
+  });
+
+  it.each(['postgres://app:secret@db:5432/acme', 'postgresql://:secret@db/acme', 'postgres://app:p%40ss@db/acme'])(
+    'refuses %s, which holds a password',
     (url) => {
-      expect(SafeDatabaseUrlSchema.parse(url)).toBe(url);
+      const result = SafeDatabaseUrlSchema.safeParse(url);
+      expect(result.success).toBe(false);
+      expect(result.error?.issues[0]?.message).toBe('databaseUrl must be a postgres:// URL without a password');
     },
   );
 
   it.each([
-    'postgres://app:secret@db:5432/acme',
-    'postgresql://:secret@db/acme',
-    'postgres://app:p%40ss@db/acme',
-  ])('refuses %s, which holds a password', (url) => {
-    const result = SafeDatabaseUrlSchema.safeParse(url);
-    expect(result.success).toBe(false);
-    expect(result.error?.issues[0]?.message).toBe('databaseUrl must be a postgres:// URL without a password');
-  });
-
-  it.each(['mysql://app@db/acme', 'https://db/acme', 'db:5432/acme', 'not a url', '', `postgres://db/${'x'.repeat(2048)}`])('refuses %j', (url) => {
+    'mysql://app@db/acme',
+    'https://db/acme',
+    'db:5432/acme',
+    'not a url',
+    '',
+    `postgres://db/${'x'.repeat(2048)}`,
+  ])('refuses %j', (url) => {
     expect(SafeDatabaseUrlSchema.safeParse(url).success).toBe(false);
   });
 });

@@ -44,11 +44,24 @@ export function splitTime(t: TimingTotals): TimeSplit {
   const ioMs = t.connectMs + t.journalMs + networkMs;
   const computeMs = Math.min(t.serverMs, t.executeMs);
   const allMs = ioMs + computeMs + t.queuedMs + t.lockWaitMs + t.unavailableMs + t.retryDelayMs;
-  return { ioMs, computeMs, queuedMs: t.queuedMs, lockWaitMs: t.lockWaitMs, unavailableMs: t.unavailableMs, retryDelayMs: t.retryDelayMs, allMs };
+  return {
+    ioMs,
+    computeMs,
+    queuedMs: t.queuedMs,
+    lockWaitMs: t.lockWaitMs,
+    unavailableMs: t.unavailableMs,
+    retryDelayMs: t.retryDelayMs,
+    allMs,
+  };
 }
 
 const pct = (share: number): string => `${Math.round(share * 100)}%`;
-const ms = (value: number): string => (value >= 10_000 ? `${(value / 1000).toFixed(0)} s` : value >= 1_000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`);
+const ms = (value: number): string =>
+  value >= 10_000
+    ? `${(value / 1000).toFixed(0)} s`
+    : value >= 1_000
+      ? `${(value / 1000).toFixed(1)} s`
+      : `${Math.round(value)} ms`;
 
 /**
  * The dominant constraint of a run, from where its tenants' time went. Pure: the same timings give
@@ -87,7 +100,13 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
   };
   if (timings.planningMs !== null) figures.planningMs = Math.round(timings.planningMs);
   const worstHost = (key: keyof TimingTotals) => [...timings.hosts].sort((a, b) => b[key] - a[key])[0];
-  const verdict = (kind: BottleneckKind, mode: 'working' | 'waiting', summary: string, lever: string, host?: string): Bottleneck => ({
+  const verdict = (
+    kind: BottleneckKind,
+    mode: 'working' | 'waiting',
+    summary: string,
+    lever: string,
+    host?: string,
+  ): Bottleneck => ({
     kind,
     label: BOTTLENECK_LABELS[kind],
     mode,
@@ -119,7 +138,11 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
   }
   if (share(split.queuedMs) >= BOTTLENECK_THRESHOLDS.waiting) {
     const queued = `Tenants waited ${ms(perTenant(split.queuedMs))} on average in the queue against ${ms(perTenant(working))} of work (${pct(share(split.queuedMs))} of tenant time)`;
-    if (timings.planningMs !== null && timings.planningMs >= BOTTLENECK_THRESHOLDS.planning * timings.wallMs && timings.executorBusyShare < BOTTLENECK_THRESHOLDS.executorsBusy) {
+    if (
+      timings.planningMs !== null &&
+      timings.planningMs >= BOTTLENECK_THRESHOLDS.planning * timings.wallMs &&
+      timings.executorBusyShare < BOTTLENECK_THRESHOLDS.executorsBusy
+    ) {
       return verdict(
         'coordination',
         'waiting',
@@ -127,10 +150,15 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
         'Speed up the registry read (a narrower selector, a faster store) or raise SLUICE_PUBLISH_WINDOW / SLUICE_PLANNER_CONCURRENCY.',
       );
     }
-    const atLimit = [...timings.hosts].filter((h) => (h.atLimitShare ?? 0) >= BOTTLENECK_THRESHOLDS.hostAtLimit).sort((a, b) => (b.atLimitShare ?? 0) - (a.atLimitShare ?? 0));
+    const atLimit = [...timings.hosts]
+      .filter((h) => (h.atLimitShare ?? 0) >= BOTTLENECK_THRESHOLDS.hostAtLimit)
+      .sort((a, b) => (b.atLimitShare ?? 0) - (a.atLimitShare ?? 0));
     const hostAtLimit = atLimit[0];
     if (hostAtLimit) {
-      const names = atLimit.slice(0, 3).map((h) => `${h.host} (${pct(h.atLimitShare ?? 0)} of samples)`).join(', ');
+      const names = atLimit
+        .slice(0, 3)
+        .map((h) => `${h.host} (${pct(h.atLimitShare ?? 0)} of samples)`)
+        .join(', ');
       if (ioShareOfWork >= BOTTLENECK_THRESHOLDS.io) {
         return verdict(
           'io',

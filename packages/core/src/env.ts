@@ -30,8 +30,10 @@ export function envReader(env: Env) {
       if (value === undefined) return fallback;
       const n = Number(value);
       if (!Number.isInteger(n)) throw new ConfigError(`${name} must be a whole number, got "${value}"`);
-      if (range.min !== undefined && n < range.min) throw new ConfigError(`${name} must be at least ${range.min}, got ${n}`);
-      if (range.max !== undefined && n > range.max) throw new ConfigError(`${name} must be at most ${range.max}, got ${n}`);
+      if (range.min !== undefined && n < range.min)
+        throw new ConfigError(`${name} must be at least ${range.min}, got ${n}`);
+      if (range.max !== undefined && n > range.max)
+        throw new ConfigError(`${name} must be at most ${range.max}, got ${n}`);
       return n;
     },
     /** Durations like `5s`, `500ms`, `2min`; returns milliseconds. */
@@ -39,7 +41,8 @@ export function envReader(env: Env) {
       const value = raw(name);
       if (value === undefined) return fallbackMs;
       const ms = parseDuration(value);
-      if (ms === undefined) throw new ConfigError(`${name} must be a duration such as 5s, 500ms or 2min, got "${value}"`);
+      if (ms === undefined)
+        throw new ConfigError(`${name} must be a duration such as 5s, 500ms or 2min, got "${value}"`);
       return ms;
     },
     oneOf<T extends string>(name: string, values: readonly T[], fallback?: T): T {

@@ -2,9 +2,32 @@ export { AimdLimiter } from './aimd-limiter.js';
 export { classifyBottleneck } from './bottleneck.js';
 export { parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
-export { BundleDigestMismatchError, BundleUnavailableError, DatabaseError, DigestMismatchError, DirtyError, DriftError, HostUnavailableError, InvalidTenantError, LockedError, LockTimeoutError, MigrationSetError, MigrationSqlError, SluiceError, TargetError, toOutcomeError, TransientError } from './errors.js';
+export {
+  BundleDigestMismatchError,
+  BundleUnavailableError,
+  DatabaseError,
+  DigestMismatchError,
+  DirtyError,
+  DriftError,
+  HostUnavailableError,
+  InvalidTenantError,
+  LockedError,
+  LockTimeoutError,
+  MigrationSetError,
+  MigrationSqlError,
+  SluiceError,
+  TargetError,
+  toOutcomeError,
+  TransientError,
+} from './errors.js';
 export { type JournalEntry, planTenant } from './migration-plan.js';
-export { createMigrationSet, type Migration, type MigrationSet, type MigrationSource, resolveTarget } from './migration-set.js';
+export {
+  createMigrationSet,
+  type Migration,
+  type MigrationSet,
+  type MigrationSource,
+  resolveTarget,
+} from './migration-set.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export { splitSqlStatements } from './sql-splitter.js';

@@ -26,7 +26,12 @@ export interface TenantPlan {
  * a dirty journal, drift between the journal and the files, or a target behind the tenant.
  * Pure: the migrator reads the journal, this decides.
  */
-export function planTenant(set: MigrationSet, journal: readonly JournalEntry[], targetVersion: number, runId?: string): TenantPlan {
+export function planTenant(
+  set: MigrationSet,
+  journal: readonly JournalEntry[],
+  targetVersion: number,
+  runId?: string,
+): TenantPlan {
   const dirty = journal.find((e) => e.status === 'dirty');
   if (dirty) {
     throw new DirtyError(
@@ -51,7 +56,9 @@ export function planTenant(set: MigrationSet, journal: readonly JournalEntry[], 
   }
   if (drift.length > 0) throw new DriftError(drift.sort((a, b) => a.version - b.version));
   if (current !== null && targetVersion < current) {
-    throw new TargetError(`target ${targetVersion} is behind the applied version ${current}; down migrations are not supported`);
+    throw new TargetError(
+      `target ${targetVersion} is behind the applied version ${current}; down migrations are not supported`,
+    );
   }
   return {
     current,

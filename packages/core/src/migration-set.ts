@@ -52,7 +52,9 @@ export function checksumOf(sql: string): string {
 }
 
 /** Reads the `-- sluice:…` directives from the comment lines at the top of a file. */
-function parseDirectives(source: MigrationSource): Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> {
+function parseDirectives(
+  source: MigrationSource,
+): Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> {
   const result: Pick<Migration, 'transactional' | 'lockTimeoutMs' | 'statementTimeoutMs'> = { transactional: true };
   for (const raw of source.sql.replace(/^\uFEFF/, '').split(/\r\n?|\n/)) {
     const line = raw.trim();
@@ -60,7 +62,8 @@ function parseDirectives(source: MigrationSource): Pick<Migration, 'transactiona
     if (!line.startsWith('--')) break;
     const match = DIRECTIVE.exec(line);
     if (!match) {
-      if (DIRECTIVE_LIKE.test(line)) throw new MigrationSetError(`${source.file}: malformed directive "${line.slice(0, 80)}"`);
+      if (DIRECTIVE_LIKE.test(line))
+        throw new MigrationSetError(`${source.file}: malformed directive "${line.slice(0, 80)}"`);
       continue;
     }
     const [, name, arg] = match;
@@ -72,7 +75,9 @@ function parseDirectives(source: MigrationSource): Pick<Migration, 'transactiona
       case 'statement-timeout': {
         const ms = arg === undefined ? undefined : parseDuration(arg);
         if (ms === undefined) {
-          throw new MigrationSetError(`${source.file}: -- sluice:${name} needs a duration such as 5s or 500ms, got "${arg ?? ''}"`);
+          throw new MigrationSetError(
+            `${source.file}: -- sluice:${name} needs a duration such as 5s or 500ms, got "${arg ?? ''}"`,
+          );
         }
         if (name === 'lock-timeout') result.lockTimeoutMs = ms;
         else result.statementTimeoutMs = ms;

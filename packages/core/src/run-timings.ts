@@ -1,9 +1,30 @@
 import type { RunTimings, TenantOutcome, TimingTotals } from '@sluice/contracts';
 
-const TIMING_KEYS = ['queuedMs', 'connectMs', 'journalMs', 'executeMs', 'serverMs', 'lockWaitMs', 'unavailableMs', 'retryDelayMs', 'workMs'] as const;
+const TIMING_KEYS = [
+  'queuedMs',
+  'connectMs',
+  'journalMs',
+  'executeMs',
+  'serverMs',
+  'lockWaitMs',
+  'unavailableMs',
+  'retryDelayMs',
+  'workMs',
+] as const;
 
 export function emptyTimingTotals(): TimingTotals {
-  return { tenants: 0, queuedMs: 0, connectMs: 0, journalMs: 0, executeMs: 0, serverMs: 0, lockWaitMs: 0, unavailableMs: 0, retryDelayMs: 0, workMs: 0 };
+  return {
+    tenants: 0,
+    queuedMs: 0,
+    connectMs: 0,
+    journalMs: 0,
+    executeMs: 0,
+    serverMs: 0,
+    lockWaitMs: 0,
+    unavailableMs: 0,
+    retryDelayMs: 0,
+    workMs: 0,
+  };
 }
 
 function addTimings(into: TimingTotals, timings: NonNullable<TenantOutcome['timings']>): void {
@@ -56,7 +77,11 @@ export class RunTimingBook {
     const slots = [...this.executors.values()].reduce((a, b) => a + b, 0);
     const capacityMs = slots * clock.wallMs;
     const hosts = [...this.hosts.entries()]
-      .map(([host, book]) => ({ host, ...book.totals, atLimitShare: book.samples > 0 ? book.atLimit / book.samples : null }))
+      .map(([host, book]) => ({
+        host,
+        ...book.totals,
+        atLimitShare: book.samples > 0 ? book.atLimit / book.samples : null,
+      }))
       .sort((a, b) => hostTime(b) - hostTime(a))
       .slice(0, MAX_TIMING_HOSTS);
     return {

@@ -66,19 +66,24 @@ export function parseTenantRow(row: unknown): Tenant {
   }
   const status = r.status ?? 'active';
   if (status !== 'active' && status !== 'suspended') {
-    throw new InvalidTenantError(`tenant ${tenantId} has an unknown status ${JSON.stringify(status)?.slice(0, 40) ?? 'undefined'}`);
+    throw new InvalidTenantError(
+      `tenant ${tenantId} has an unknown status ${JSON.stringify(status)?.slice(0, 40) ?? 'undefined'}`,
+    );
   }
   const tags: Record<string, string> = {};
   if (r.tags !== undefined && r.tags !== null) {
-    if (typeof r.tags !== 'object' || Array.isArray(r.tags)) throw new InvalidTenantError(`tenant ${tenantId} has tags that are not a string map`);
+    if (typeof r.tags !== 'object' || Array.isArray(r.tags))
+      throw new InvalidTenantError(`tenant ${tenantId} has tags that are not a string map`);
     for (const [k, v] of Object.entries(r.tags as Record<string, unknown>)) {
-      if (typeof v !== 'string') throw new InvalidTenantError(`tenant ${tenantId} has a tag "${k.slice(0, 40)}" that is not a string`);
+      if (typeof v !== 'string')
+        throw new InvalidTenantError(`tenant ${tenantId} has a tag "${k.slice(0, 40)}" that is not a string`);
       tags[k] = v;
     }
   }
   url.password = '';
   // libpq also takes passwords as query parameters: they never travel either.
-  for (const key of [...url.searchParams.keys()]) if (PASSWORD_PARAMS.has(key.toLowerCase())) url.searchParams.delete(key);
+  for (const key of [...url.searchParams.keys()])
+    if (PASSWORD_PARAMS.has(key.toLowerCase())) url.searchParams.delete(key);
   return {
     tenantId,
     databaseUrl: url.toString(),
@@ -91,7 +96,10 @@ export function parseTenantRow(row: unknown): Tenant {
 }
 
 /** Whether a tenant matches a selector (used by adapters that cannot filter in the store). */
-export function matchesSelector(tenant: Pick<Tenant, 'tenantId' | 'tags'>, selector?: { ids: string[] } | { tags: Record<string, string> }): boolean {
+export function matchesSelector(
+  tenant: Pick<Tenant, 'tenantId' | 'tags'>,
+  selector?: { ids: string[] } | { tags: Record<string, string> },
+): boolean {
   if (!selector) return true;
   if ('ids' in selector) return selector.ids.includes(tenant.tenantId);
   return Object.entries(selector.tags).every(([k, v]) => tenant.tags[k] === v);

@@ -13,7 +13,11 @@ interface Fleet {
 }
 
 /** A run's timings as the reporter would build them from `tenants` identical outcomes. */
-function runOf(fleet: Fleet, clock: { wallMs: number; planningMs?: number | null }, samples: Array<[string, { pending: number; inFlight: number; limit: number }]> = []): RunTimings {
+function runOf(
+  fleet: Fleet,
+  clock: { wallMs: number; planningMs?: number | null },
+  samples: Array<[string, { pending: number; inFlight: number; limit: number }]> = [],
+): RunTimings {
   const book = new RunTimingBook();
   const executors = fleet.executors ?? [{ id: 'x1', slots: 8 }];
   const hosts = fleet.hosts ?? [fleet.host ?? 'db1:5432'];
@@ -25,11 +29,30 @@ function runOf(fleet: Fleet, clock: { wallMs: number; planningMs?: number | null
   return book.snapshot({ wallMs: clock.wallMs, planningMs: clock.planningMs ?? null });
 }
 
-const localWork: Timings = { connectMs: 7, journalMs: 1, executeMs: 40, serverMs: 37, totalMs: 50, workMs: 50, queuedMs: 0 };
+const localWork: Timings = {
+  connectMs: 7,
+  journalMs: 1,
+  executeMs: 40,
+  serverMs: 37,
+  totalMs: 50,
+  workMs: 50,
+  queuedMs: 0,
+};
 
 describe('where the time went', () => {
   it('sums timings per run and per host, and the executors busy share', () => {
-    const t = runOf({ tenants: 10, timings: { ...localWork, queuedMs: 5 }, hosts: ['a:1', 'b:1'], executors: [{ id: 'x1', slots: 2 }, { id: 'x2', slots: 3 }] }, { wallMs: 100 });
+    const t = runOf(
+      {
+        tenants: 10,
+        timings: { ...localWork, queuedMs: 5 },
+        hosts: ['a:1', 'b:1'],
+        executors: [
+          { id: 'x1', slots: 2 },
+          { id: 'x2', slots: 3 },
+        ],
+      },
+      { wallMs: 100 },
+    );
     expect(t.totals.tenants).toBe(10);
     expect(t.totals.connectMs).toBe(70);
     expect(t.totals.queuedMs).toBe(50);
@@ -57,7 +80,18 @@ describe('where the time went', () => {
   });
 
   it('splits execute time into network and database time', () => {
-    const split = splitTime({ tenants: 1, queuedMs: 0, connectMs: 10, journalMs: 5, executeMs: 100, serverMs: 60, lockWaitMs: 0, unavailableMs: 0, retryDelayMs: 0, workMs: 115 });
+    const split = splitTime({
+      tenants: 1,
+      queuedMs: 0,
+      connectMs: 10,
+      journalMs: 5,
+      executeMs: 100,
+      serverMs: 60,
+      lockWaitMs: 0,
+      unavailableMs: 0,
+      retryDelayMs: 0,
+      workMs: 115,
+    });
     expect(split.ioMs).toBe(55);
     expect(split.computeMs).toBe(60);
   });
@@ -69,7 +103,15 @@ describe('classifyBottleneck', () => {
   });
 
   it('io: working, with network round trips dominating the work', () => {
-    const remote: Timings = { connectMs: 120, journalMs: 40, executeMs: 300, serverMs: 20, totalMs: 460, workMs: 460, queuedMs: 10 };
+    const remote: Timings = {
+      connectMs: 120,
+      journalMs: 40,
+      executeMs: 300,
+      serverMs: 20,
+      totalMs: 460,
+      workMs: 460,
+      queuedMs: 10,
+    };
     const b = classifyBottleneck(runOf({ tenants: 8, timings: remote }, { wallMs: 600 }))!;
     expect(b.kind).toBe('io');
     expect(b.mode).toBe('working');
@@ -79,7 +121,15 @@ describe('classifyBottleneck', () => {
   });
 
   it('compute: working, with database time dominating', () => {
-    const heavy: Timings = { connectMs: 7, journalMs: 1, executeMs: 2_000, serverMs: 1_990, totalMs: 2_010, workMs: 2_010, queuedMs: 20 };
+    const heavy: Timings = {
+      connectMs: 7,
+      journalMs: 1,
+      executeMs: 2_000,
+      serverMs: 1_990,
+      totalMs: 2_010,
+      workMs: 2_010,
+      queuedMs: 20,
+    };
     const b = classifyBottleneck(runOf({ tenants: 8, timings: heavy }, { wallMs: 2_100 }))!;
     expect(b.kind).toBe('compute');
     expect(b.mode).toBe('working');
@@ -103,7 +153,9 @@ describe('classifyBottleneck', () => {
 
   it('coordination: busy executors with a small window, hosts not at their limit', () => {
     const waited: Timings = { ...localWork, queuedMs: 2_000 };
-    const run = runOf({ tenants: 100, timings: waited, executors: [{ id: 'x1', slots: 1 }] }, { wallMs: 5_500 }, [['db1:5432', { pending: 90, inFlight: 1, limit: 8 }]]);
+    const run = runOf({ tenants: 100, timings: waited, executors: [{ id: 'x1', slots: 1 }] }, { wallMs: 5_500 }, [
+      ['db1:5432', { pending: 90, inFlight: 1, limit: 8 }],
+    ]);
     const b = classifyBottleneck(run)!;
     expect(b.kind).toBe('coordination');
     expect(b.mode).toBe('waiting');
@@ -111,12 +163,32 @@ describe('classifyBottleneck', () => {
   });
 
   it('waiting with idle executors: I/O-bound work says raise per-host concurrency, cheap work says coordination', () => {
-    const ioWork: Timings = { connectMs: 100, journalMs: 40, executeMs: 300, serverMs: 20, totalMs: 440, workMs: 440, queuedMs: 600 };
-    const io = classifyBottleneck(runOf({ tenants: 6, timings: ioWork, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }))!;
+    const ioWork: Timings = {
+      connectMs: 100,
+      journalMs: 40,
+      executeMs: 300,
+      serverMs: 20,
+      totalMs: 440,
+      workMs: 440,
+      queuedMs: 600,
+    };
+    const io = classifyBottleneck(
+      runOf({ tenants: 6, timings: ioWork, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }),
+    )!;
     expect(io).toMatchObject({ kind: 'io', mode: 'waiting' });
     expect(io.lever).toMatch(/SLUICE_HOST_START_LIMIT/);
-    const cheap: Timings = { connectMs: 2, journalMs: 1, executeMs: 30, serverMs: 28, totalMs: 33, workMs: 33, queuedMs: 900 };
-    const idle = classifyBottleneck(runOf({ tenants: 6, timings: cheap, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }))!;
+    const cheap: Timings = {
+      connectMs: 2,
+      journalMs: 1,
+      executeMs: 30,
+      serverMs: 28,
+      totalMs: 33,
+      workMs: 33,
+      queuedMs: 900,
+    };
+    const idle = classifyBottleneck(
+      runOf({ tenants: 6, timings: cheap, executors: [{ id: 'x1', slots: 8 }] }, { wallMs: 1_500 }),
+    )!;
     expect(idle).toMatchObject({ kind: 'coordination', mode: 'waiting' });
     expect(idle.summary).toMatch(/idled/);
   });
@@ -124,19 +196,46 @@ describe('classifyBottleneck', () => {
   it('coordination: a slow planner starving idle executors', () => {
     const waited: Timings = { ...localWork, queuedMs: 10 };
     const slowPlan: Timings = { ...waited, queuedMs: 1_000 };
-    const b = classifyBottleneck(runOf({ tenants: 50, timings: slowPlan, executors: [{ id: 'x1', slots: 16 }] }, { wallMs: 10_000, planningMs: 9_000 }))!;
+    const b = classifyBottleneck(
+      runOf(
+        { tenants: 50, timings: slowPlan, executors: [{ id: 'x1', slots: 16 }] },
+        { wallMs: 10_000, planningMs: 9_000 },
+      ),
+    )!;
     expect(b.kind).toBe('coordination');
     expect(b.summary).toMatch(/planner/);
   });
 
   it('a host at its limit: I/O-bound work says raise the limit, database-bound work says contention', () => {
-    const ioWork: Timings = { connectMs: 100, journalMs: 30, executeMs: 200, serverMs: 20, totalMs: 330, workMs: 330, queuedMs: 3_000 };
-    const atLimit: Array<[string, { pending: number; inFlight: number; limit: number }]> = [['db1:5432', { pending: 50, inFlight: 4, limit: 4 }]];
-    const io = classifyBottleneck(runOf({ tenants: 60, timings: ioWork, executors: [{ id: 'x1', slots: 64 }] }, { wallMs: 5_000 }, atLimit))!;
+    const ioWork: Timings = {
+      connectMs: 100,
+      journalMs: 30,
+      executeMs: 200,
+      serverMs: 20,
+      totalMs: 330,
+      workMs: 330,
+      queuedMs: 3_000,
+    };
+    const atLimit: Array<[string, { pending: number; inFlight: number; limit: number }]> = [
+      ['db1:5432', { pending: 50, inFlight: 4, limit: 4 }],
+    ];
+    const io = classifyBottleneck(
+      runOf({ tenants: 60, timings: ioWork, executors: [{ id: 'x1', slots: 64 }] }, { wallMs: 5_000 }, atLimit),
+    )!;
     expect(io.kind).toBe('io');
     expect(io.host).toBe('db1:5432');
-    const dbWork: Timings = { connectMs: 5, journalMs: 1, executeMs: 300, serverMs: 295, totalMs: 306, workMs: 306, queuedMs: 3_000 };
-    const busy = classifyBottleneck(runOf({ tenants: 60, timings: dbWork, executors: [{ id: 'x1', slots: 64 }] }, { wallMs: 5_000 }, atLimit))!;
+    const dbWork: Timings = {
+      connectMs: 5,
+      journalMs: 1,
+      executeMs: 300,
+      serverMs: 295,
+      totalMs: 306,
+      workMs: 306,
+      queuedMs: 3_000,
+    };
+    const busy = classifyBottleneck(
+      runOf({ tenants: 60, timings: dbWork, executors: [{ id: 'x1', slots: 64 }] }, { wallMs: 5_000 }, atLimit),
+    )!;
     expect(busy.kind).toBe('contention');
     expect(busy.summary).toMatch(/limit/);
   });

@@ -22,10 +22,24 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', ' ', 's', '5sec', '5 seconds', '1d', '-1s', '+1s', '5S', '1e3', '1.s', '.5s', '5s5', '5s ms', 'soon', '1_000'])(
-    'refuses %j',
-    (text) => {
-      expect(parseDuration(text)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    ' ',
+    's',
+    '5sec',
+    '5 seconds',
+    '1d',
+    '-1s',
+    '+1s',
+    '5S',
+    '1e3',
+    '1.s',
+    '.5s',
+    '5s5',
+    '5s ms',
+    'soon',
+    '1_000',
+  ])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
 });

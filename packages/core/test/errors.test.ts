@@ -1,7 +1,25 @@
 import { OutcomeErrorSchema } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { BundleDigestMismatchError, BundleUnavailableError, DatabaseError, DigestMismatchError, DirtyError, DriftError, HostUnavailableError, InvalidTenantError, LockedError, LockTimeoutError, MigrationSetError, MigrationSqlError, PermanentError, SluiceError, TargetError, toOutcomeError, TransientError } from '../src/errors.js';
+import {
+  BundleDigestMismatchError,
+  BundleUnavailableError,
+  DatabaseError,
+  DigestMismatchError,
+  DirtyError,
+  DriftError,
+  HostUnavailableError,
+  InvalidTenantError,
+  LockedError,
+  LockTimeoutError,
+  MigrationSetError,
+  MigrationSqlError,
+  PermanentError,
+  SluiceError,
+  TargetError,
+  toOutcomeError,
+  TransientError,
+} from '../src/errors.js';
 
 describe('error classes', () => {
   const cases: [SluiceError, string, boolean][] = [
@@ -42,7 +60,12 @@ describe('error classes', () => {
 
 describe('toOutcomeError', () => {
   it('carries the version only when there is one', () => {
-    expect(new DirtyError('dirty', { version: 4 }).toOutcomeError()).toEqual({ code: 'dirty', message: 'dirty', transient: false, version: 4 });
+    expect(new DirtyError('dirty', { version: 4 }).toOutcomeError()).toEqual({
+      code: 'dirty',
+      message: 'dirty',
+      transient: false,
+      version: 4,
+    });
     expect(new LockedError('held').toOutcomeError()).toEqual({ code: 'locked', message: 'held', transient: true });
     expect(new TargetError('t', { version: 0 }).toOutcomeError().version).toBe(0);
   });
@@ -83,7 +106,12 @@ describe('toOutcomeError', () => {
       { kind: 'checksum_mismatch', version: 5 },
     ]);
     expect(error.message).toBe('drift: out_of_order at 2, checksum_mismatch at 5');
-    expect(error.toOutcomeError()).toEqual({ code: 'drift', message: error.message, transient: false, versions: [2, 5] });
+    expect(error.toOutcomeError()).toEqual({
+      code: 'drift',
+      message: error.message,
+      transient: false,
+      versions: [2, 5],
+    });
   });
 
   it('keeps host and version fields on the error itself', () => {
@@ -102,6 +130,11 @@ describe('toOutcomeError', () => {
   });
 
   it('delegates to a SluiceError', () => {
-    expect(toOutcomeError(new LockTimeoutError('w', '55P03'))).toEqual({ code: 'lock_timeout', message: 'w', transient: true, sqlState: '55P03' });
+    expect(toOutcomeError(new LockTimeoutError('w', '55P03'))).toEqual({
+      code: 'lock_timeout',
+      message: 'w',
+      transient: true,
+      sqlState: '55P03',
+    });
   });
 });

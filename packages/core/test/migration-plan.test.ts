@@ -111,10 +111,22 @@ describe('planTenant', () => {
     });
 
     it('reports an applied version whose file is missing', () => {
-      expect(drift([entry(1), entry(2), entry(3), entry(4), { version: 9, name: 'gone', checksum: 'c', status: 'applied', runId: null }], 9).drift).toEqual([
-        { kind: 'missing_file', version: 9 },
-      ]);
-      const error = drift([entry(1), entry(2), { version: 7, name: 'gone', checksum: 'c', status: 'applied', runId: null }], 7);
+      expect(
+        drift(
+          [
+            entry(1),
+            entry(2),
+            entry(3),
+            entry(4),
+            { version: 9, name: 'gone', checksum: 'c', status: 'applied', runId: null },
+          ],
+          9,
+        ).drift,
+      ).toEqual([{ kind: 'missing_file', version: 9 }]);
+      const error = drift(
+        [entry(1), entry(2), { version: 7, name: 'gone', checksum: 'c', status: 'applied', runId: null }],
+        7,
+      );
       expect(error.drift).toEqual([
         { kind: 'out_of_order', version: 3 },
         { kind: 'out_of_order', version: 4 },
@@ -148,7 +160,12 @@ describe('planTenant', () => {
   });
 
   describe('appliedByRun', () => {
-    const journal = [entry(1, { runId: 'old' }), entry(2, { runId: 'run-9' }), entry(3, { runId: null }), entry(4, { runId: 'run-9' })];
+    const journal = [
+      entry(1, { runId: 'old' }),
+      entry(2, { runId: 'run-9' }),
+      entry(3, { runId: null }),
+      entry(4, { runId: 'run-9' }),
+    ];
 
     it('lists the versions the given run applied', () => {
       expect(planTenant(set, journal, 4, 'run-9').appliedByRun).toEqual([2, 4]);

@@ -51,11 +51,24 @@ describe('createMigrationSet', () => {
   it('fills every field of a migration', () => {
     const sql = 'CREATE TABLE users (id bigint);\n';
     const [m] = createMigrationSet([{ file: '0001_create-users_table.sql', sql }]).migrations;
-    expect(m).toEqual({ version: 1, name: 'create-users_table', file: '0001_create-users_table.sql', sql, checksum: checksumOf(sql), transactional: true });
+    expect(m).toEqual({
+      version: 1,
+      name: 'create-users_table',
+      file: '0001_create-users_table.sql',
+      sql,
+      checksum: checksumOf(sql),
+      transactional: true,
+    });
   });
 
   it('ignores files that do not end in .sql', () => {
-    const set = createMigrationSet([src('0001_a.sql'), src('README.md'), src('0002_b.sql.bak'), src('0003_c.txt'), src('.gitkeep')]);
+    const set = createMigrationSet([
+      src('0001_a.sql'),
+      src('README.md'),
+      src('0002_b.sql.bak'),
+      src('0003_c.txt'),
+      src('.gitkeep'),
+    ]);
     expect(set.migrations.map((m) => m.file)).toEqual(['0001_a.sql']);
   });
 
@@ -66,12 +79,19 @@ describe('createMigrationSet', () => {
     expect(set.digest).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it.each(['init.sql', '0001.sql', '0001_.sql', '0001-init.sql', 'v1_init.sql', '0001_init table.sql', '0001__init.sql', '0001_in.it.sql', '-1_init.sql'])(
-    'rejects the malformed name %s',
-    (file) => {
-      expect(setError([src(file)]).message).toContain(file);
-    },
-  );
+  it.each([
+    'init.sql',
+    '0001.sql',
+    '0001_.sql',
+    '0001-init.sql',
+    'v1_init.sql',
+    '0001_init table.sql',
+    '0001__init.sql',
+    '0001_in.it.sql',
+    '-1_init.sql',
+  ])('rejects the malformed name %s', (file) => {
+    expect(setError([src(file)]).message).toContain(file);
+  });
 
   it('rejects a version that is not a safe integer', () => {
     expect(setError([src('99999999999999999999_huge.sql')]).message).toMatch(/too large/);
@@ -132,12 +152,14 @@ describe('createMigrationSet', () => {
       expect(error.message).toContain('sluice:no-transactions');
     });
 
-    it.each(['-- sluice:lock-timeout', '-- sluice:lock-timeout soon', '-- sluice:statement-timeout 5 days', '-- sluice:statement-timeout -1s'])(
-      'rejects a timeout without a valid duration: %s',
-      (line) => {
-        expect(setError([{ file: '0001_x.sql', sql: `${line}\nSELECT 1;` }]).message).toMatch(/needs a duration/);
-      },
-    );
+    it.each([
+      '-- sluice:lock-timeout',
+      '-- sluice:lock-timeout soon',
+      '-- sluice:statement-timeout 5 days',
+      '-- sluice:statement-timeout -1s',
+    ])('rejects a timeout without a valid duration: %s', (line) => {
+      expect(setError([{ file: '0001_x.sql', sql: `${line}\nSELECT 1;` }]).message).toMatch(/needs a duration/);
+    });
   });
 
   describe('digest', () => {
@@ -193,12 +215,14 @@ describe('resolveTarget', () => {
 });
 
 describe('strictness found by review', () => {
-  it.each(['-- sluice:lock_timeout 5s', '-- sluice:No-Transaction', '-- sluice: no-transaction', '-- SLUICE:no-transaction'])(
-    'rejects the near-miss directive %s',
-    (line) => {
-      expect(setError([src('0001_a.sql', `${line}\nSELECT 1;`)]).message).toMatch(/directive/);
-    },
-  );
+  it.each([
+    '-- sluice:lock_timeout 5s',
+    '-- sluice:No-Transaction',
+    '-- sluice: no-transaction',
+    '-- SLUICE:no-transaction',
+  ])('rejects the near-miss directive %s', (line) => {
+    expect(setError([src('0001_a.sql', `${line}\nSELECT 1;`)]).message).toMatch(/directive/);
+  });
 
   it('reads directives from files with CR-only line endings', () => {
     const set = createMigrationSet([src('0001_a.sql', '-- sluice:lock-timeout 5s\rSELECT 1;')]);
@@ -210,7 +234,9 @@ describe('strictness found by review', () => {
   });
 
   it('refuses transaction control inside a transactional file', () => {
-    expect(setError([src('0001_a.sql', 'CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);')]).message).toMatch(/transaction control/);
+    expect(
+      setError([src('0001_a.sql', 'CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);')]).message,
+    ).toMatch(/transaction control/);
     expect(() => createMigrationSet([src('0001_a.sql', 'DO $$ BEGIN PERFORM 1; END $$;')])).not.toThrow();
     expect(() => createMigrationSet([src('0001_a.sql', '-- sluice:no-transaction\nCOMMIT;')])).not.toThrow();
   });

@@ -56,7 +56,9 @@ describe('RunAggregate', () => {
 
   it('counts only the first outcome of a tenant', () => {
     const agg = new RunAggregate();
-    expect(agg.record({ tenantId: 'a', status: 'failed', error: { code: 'locked', message: 'held', transient: true } })).toBe(true);
+    expect(
+      agg.record({ tenantId: 'a', status: 'failed', error: { code: 'locked', message: 'held', transient: true } }),
+    ).toBe(true);
     expect(agg.record({ tenantId: 'a', status: 'migrated' })).toBe(false);
     expect(agg.record({ tenantId: 'a', status: 'failed' })).toBe(false);
     expect(agg.counts.failed).toBe(1);
@@ -68,7 +70,11 @@ describe('RunAggregate', () => {
 
   it('records failures with their message and code, or a default message', () => {
     const agg = new RunAggregate();
-    agg.record({ tenantId: 'a', status: 'failed', error: { code: 'drift', message: 'drift: checksum_mismatch at 2', transient: false } });
+    agg.record({
+      tenantId: 'a',
+      status: 'failed',
+      error: { code: 'drift', message: 'drift: checksum_mismatch at 2', transient: false },
+    });
     agg.record({ tenantId: 'b', status: 'failed' });
     agg.record({ tenantId: 'c', status: 'failed', error: { code: '', message: 'no code', transient: false } });
     agg.record({ tenantId: 'd', status: 'migrated' });

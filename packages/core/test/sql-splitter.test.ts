@@ -24,7 +24,10 @@ describe('splitSqlStatements', () => {
 
   describe('string literals', () => {
     it('does not split on a semicolon inside a single-quoted string', () => {
-      expect(splitSqlStatements("INSERT INTO t VALUES ('a;b'); SELECT 2;")).toEqual(["INSERT INTO t VALUES ('a;b')", 'SELECT 2']);
+      expect(splitSqlStatements("INSERT INTO t VALUES ('a;b'); SELECT 2;")).toEqual([
+        "INSERT INTO t VALUES ('a;b')",
+        'SELECT 2',
+      ]);
     });
 
     it("treats '' as an escaped quote, not the end of the string", () => {
@@ -36,7 +39,10 @@ describe('splitSqlStatements', () => {
     });
 
     it("honours backslash escapes in E'…' strings", () => {
-      expect(splitSqlStatements("SELECT E'\\'; still inside'; SELECT 2")).toEqual(["SELECT E'\\'; still inside'", 'SELECT 2']);
+      expect(splitSqlStatements("SELECT E'\\'; still inside'; SELECT 2")).toEqual([
+        "SELECT E'\\'; still inside'",
+        'SELECT 2',
+      ]);
       expect(splitSqlStatements("SELECT e'x\\'y;z'; SELECT 2")).toEqual(["SELECT e'x\\'y;z'", 'SELECT 2']);
     });
 
@@ -64,11 +70,17 @@ describe('splitSqlStatements', () => {
 
   describe('quoted identifiers', () => {
     it('does not split inside "…" identifiers, including "" escapes', () => {
-      expect(splitSqlStatements('SELECT "a;b" FROM "x""y;z"; SELECT 2')).toEqual(['SELECT "a;b" FROM "x""y;z"', 'SELECT 2']);
+      expect(splitSqlStatements('SELECT "a;b" FROM "x""y;z"; SELECT 2')).toEqual([
+        'SELECT "a;b" FROM "x""y;z"',
+        'SELECT 2',
+      ]);
     });
 
     it('does not treat -- or a single quote inside an identifier as syntax', () => {
-      expect(splitSqlStatements('CREATE TABLE "we--ird\'" (id int); SELECT 2')).toEqual(['CREATE TABLE "we--ird\'" (id int)', 'SELECT 2']);
+      expect(splitSqlStatements('CREATE TABLE "we--ird\'" (id int); SELECT 2')).toEqual([
+        'CREATE TABLE "we--ird\'" (id int)',
+        'SELECT 2',
+      ]);
     });
   });
 
@@ -94,7 +106,10 @@ $$ LANGUAGE plpgsql`;
     });
 
     it('does not read positional parameters or identifiers with $ as dollar quotes', () => {
-      expect(splitSqlStatements('PREPARE p AS SELECT $1, a$b; SELECT 2')).toEqual(['PREPARE p AS SELECT $1, a$b', 'SELECT 2']);
+      expect(splitSqlStatements('PREPARE p AS SELECT $1, a$b; SELECT 2')).toEqual([
+        'PREPARE p AS SELECT $1, a$b',
+        'SELECT 2',
+      ]);
     });
 
     it('does not start a dollar quote right after an identifier character', () => {
@@ -104,7 +119,10 @@ $$ LANGUAGE plpgsql`;
 
   describe('comments', () => {
     it('ignores semicolons in -- line comments', () => {
-      expect(splitSqlStatements('SELECT 1 -- not; a; split\n, 2; SELECT 3')).toEqual(['SELECT 1 -- not; a; split\n, 2', 'SELECT 3']);
+      expect(splitSqlStatements('SELECT 1 -- not; a; split\n, 2; SELECT 3')).toEqual([
+        'SELECT 1 -- not; a; split\n, 2',
+        'SELECT 3',
+      ]);
     });
 
     it('ignores semicolons in nested block comments', () => {
@@ -132,7 +150,11 @@ $$ LANGUAGE plpgsql`;
     });
 
     it('does not start a comment inside a string', () => {
-      expect(splitSqlStatements("SELECT '-- x'; SELECT '/* y'; SELECT 3")).toEqual(["SELECT '-- x'", "SELECT '/* y'", 'SELECT 3']);
+      expect(splitSqlStatements("SELECT '-- x'; SELECT '/* y'; SELECT 3")).toEqual([
+        "SELECT '-- x'",
+        "SELECT '/* y'",
+        'SELECT 3',
+      ]);
     });
   });
 
@@ -147,7 +169,9 @@ DROP INDEX CONCURRENTLY IF EXISTS orders_old_idx;
 `;
     const statements = splitSqlStatements(script);
     expect(statements).toHaveLength(3);
-    expect(statements[0]).toMatch(/CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders \(customer_id\)$/);
+    expect(statements[0]).toMatch(
+      /CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders \(customer_id\)$/,
+    );
     expect(statements[1]).toBe("CREATE UNIQUE INDEX CONCURRENTLY orders_ref_idx ON orders (ref) WHERE ref <> ';'");
     expect(statements[2]).toBe('/* swap the old index out */\nDROP INDEX CONCURRENTLY IF EXISTS orders_old_idx');
     for (const s of statements) expect(s.endsWith(';')).toBe(false);

@@ -40,7 +40,10 @@ describe('parseTenantRow', () => {
     expect(tenant.host).toBe('10.0.0.5:5432');
     expect(tenant.status).toBe('active');
     expect(tenant.tags).toEqual({});
-    expect(parseTenantRow({ tenantId: 't1', databaseUrl: 'postgres://h/d', status: null, tags: null })).toMatchObject({ status: 'active', tags: {} });
+    expect(parseTenantRow({ tenantId: 't1', databaseUrl: 'postgres://h/d', status: null, tags: null })).toMatchObject({
+      status: 'active',
+      tags: {},
+    });
   });
 
   it('keeps an explicit 5432 and handles IPv6 hosts', () => {
@@ -52,7 +55,9 @@ describe('parseTenantRow', () => {
   });
 
   it('removes a password even without a user name, and one with encoded characters', () => {
-    expect(parseTenantRow({ tenantId: 'a', databaseUrl: `postgres://:${SECRET}@h/d` }).databaseUrl).toBe('postgres://h/d');
+    expect(parseTenantRow({ tenantId: 'a', databaseUrl: `postgres://:${SECRET}@h/d` }).databaseUrl).toBe(
+      'postgres://h/d',
+    );
     const tenant = parseTenantRow({ tenantId: 'a', databaseUrl: 'postgres://u:p%40ss%3Aw0rd@h/d' });
     expect(tenant.databaseUrl).toBe('postgres://u@h/d');
   });
@@ -69,9 +74,12 @@ describe('parseTenantRow', () => {
     expect(invalid(row).message).toMatch(/not an object/);
   });
 
-  it.each([{}, { tenantId: '' }, { tenantId: '   ' }, { tenantId: 42 }])('rejects a row without a tenantId: %j', (row) => {
-    expect(invalid({ databaseUrl: 'postgres://h/d', ...row }).message).toMatch(/no tenantId/);
-  });
+  it.each([{}, { tenantId: '' }, { tenantId: '   ' }, { tenantId: 42 }])(
+    'rejects a row without a tenantId: %j',
+    (row) => {
+      expect(invalid({ databaseUrl: 'postgres://h/d', ...row }).message).toMatch(/no tenantId/);
+    },
+  );
 
   it('rejects a tenantId longer than 200 characters', () => {
     expect(invalid({ tenantId: 'x'.repeat(201), databaseUrl: 'postgres://h/d' }).message).toMatch(/200/);
@@ -127,7 +135,9 @@ describe('parseTenantRow', () => {
 
 describe('redactDatabaseUrl', () => {
   it('removes the password and keeps the rest', () => {
-    expect(redactDatabaseUrl(`postgres://app:${SECRET}@db:5432/acme?sslmode=require`)).toBe('postgres://app@db:5432/acme?sslmode=require');
+    expect(redactDatabaseUrl(`postgres://app:${SECRET}@db:5432/acme?sslmode=require`)).toBe(
+      'postgres://app@db:5432/acme?sslmode=require',
+    );
   });
 
   it('returns a URL without a password unchanged', () => {
@@ -178,7 +188,10 @@ describe('hardening found by review', () => {
   });
 
   it('drops passwords passed as query parameters', () => {
-    const t = parseTenantRow({ tenantId: 'a', databaseUrl: `postgres://u@h/db?password=${SECRET}&sslmode=require&SSLPASSWORD=${SECRET}` });
+    const t = parseTenantRow({
+      tenantId: 'a',
+      databaseUrl: `postgres://u@h/db?password=${SECRET}&sslmode=require&SSLPASSWORD=${SECRET}`,
+    });
     expect(t.databaseUrl).not.toContain(SECRET);
     expect(t.databaseUrl).toContain('sslmode=require');
   });
@@ -188,6 +201,8 @@ describe('hardening found by review', () => {
   });
 
   it('folds the host name to lower case so one server is one flow-control key', () => {
-    expect(parseTenantRow({ tenantId: 'a', databaseUrl: 'postgres://u@DB.Example.COM/db' }).host).toBe('db.example.com:5432');
+    expect(parseTenantRow({ tenantId: 'a', databaseUrl: 'postgres://u@DB.Example.COM/db' }).host).toBe(
+      'db.example.com:5432',
+    );
   });
 });

@@ -29,7 +29,13 @@ interface Summary {
 function summarise(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-  return { median: at(0.5), p95: at(0.95), mean: sorted.reduce((s, x) => s + x, 0) / sorted.length, min: sorted[0]!, max: sorted.at(-1)! };
+  return {
+    median: at(0.5),
+    p95: at(0.95),
+    mean: sorted.reduce((s, x) => s + x, 0) / sorted.length,
+    min: sorted[0]!,
+    max: sorted.at(-1)!,
+  };
 }
 
 function row(label: string, s: Summary, roundTrips: string): string {
@@ -51,19 +57,27 @@ function countQueries(client: pg.Client): () => number {
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 async function main(): Promise<void> {
   const tenants = Number(process.argv[2] ?? 200);
-  if (!Number.isInteger(tenants) || tenants < 1) throw new Error(`tenants must be a positive integer, got ${process.argv[2]}`);
+  if (!Number.isInteger(tenants) || tenants < 1)
+    throw new Error(`tenants must be a positive integer, got ${process.argv[2]}`);
   const set = await loadMigrationDir(MIGRATIONS_DIR);
   const prefix = `sluice_bench_${randomBytes(3).toString('hex')}`;
   const names = Array.from({ length: tenants }, (_, i) => `${prefix}_${String(i + 1).padStart(4, '0')}`);
   const connectOptions = (db: string): ConnectOptions => ({
-    databaseUrl: `${SERVER_URL}/${db}`, host: HOST, connectTimeoutMs: 5_000, lockTimeoutMs: 5_000, statementTimeoutMs: 60_000, applicationName: 'sluice-bench',
+    databaseUrl: `${SERVER_URL}/${db}`,
+    host: HOST,
+    connectTimeoutMs: 5_000,
+    lockTimeoutMs: 5_000,
+    statementTimeoutMs: 60_000,
+    applicationName: 'sluice-bench',
   });
   const admin = new pg.Client({ connectionString: `${SERVER_URL}/postgres` });
   await admin.connect();
@@ -80,13 +94,19 @@ async function main(): Promise<void> {
     await mapLimit(names, SETUP_CONCURRENCY, async (name) => {
       const client = await connectTenant(connectOptions(name));
       try {
-        const report = await new TenantMigrator(client, set, HOST).migrate({ targetVersion: set.latest, runId: 'bench-setup' });
-        if (report.applied.length !== set.migrations.length) throw new Error(`${name}: applied ${report.applied.join(',')}`);
+        const report = await new TenantMigrator(client, set, HOST).migrate({
+          targetVersion: set.latest,
+          runId: 'bench-setup',
+        });
+        if (report.applied.length !== set.migrations.length)
+          throw new Error(`${name}: applied ${report.applied.join(',')}`);
       } finally {
         await client.end();
       }
     });
-    console.log(`migrated them to version ${set.latest} (${set.migrations.length} files) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    console.log(
+      `migrated them to version ${set.latest} (${set.migrations.length} files) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
 
     // A. What the executor pays per tenant: connect, check, disconnect.
     const full: number[] = [];
@@ -96,7 +116,10 @@ async function main(): Promise<void> {
       const started = performance.now();
       const client = await connectTenant(connectOptions(name));
       const count = countQueries(client);
-      const report = await new TenantMigrator(client, set, HOST).migrate({ targetVersion: set.latest, runId: 'bench-check' });
+      const report = await new TenantMigrator(client, set, HOST).migrate({
+        targetVersion: set.latest,
+        runId: 'bench-check',
+      });
       await client.end();
       full.push(performance.now() - started);
       journalMs.push(report.timings.journalMs);
@@ -130,11 +153,15 @@ async function main(): Promise<void> {
       }
     }
 
-    console.log(`\nup-to-date check over ${tenants} tenants, sequential, ms (PostgreSQL on ${HOST}, Node ${process.version})`);
+    console.log(
+      `\nup-to-date check over ${tenants} tenants, sequential, ms (PostgreSQL on ${HOST}, Node ${process.version})`,
+    );
     console.log(`${'measure'.padEnd(44)}  median     p95    mean     min     max   round trips`);
     console.log(row('connect + migrate() + end', summarise(full), `1 startup (trust auth) + ${fullQueries} queries`));
     console.log(row('  of which journal read (journalMs)', summarise(journalMs), '1 query'));
-    console.log(row('migrate() alone, first call on the session', summarise(cold), `${[...queriesPerCheck].join('/')} queries`));
+    console.log(
+      row('migrate() alone, first call on the session', summarise(cold), `${[...queriesPerCheck].join('/')} queries`),
+    );
     console.log(row('migrate() alone, warm session', summarise(warm), `${[...queriesPerCheck].join('/')} queries`));
     console.log(row('SELECT 1 (one round trip, for scale)', summarise(ping), '1 query'));
   } finally {

@@ -9,10 +9,15 @@ export async function loadMigrationDir(dir: string): Promise<MigrationSet> {
   try {
     names = await readdir(dir);
   } catch (error) {
-    throw new MigrationSetError(`cannot read the migrations folder ${dir} (SLUICE_MIGRATIONS_DIR): ${(error as Error).message}`, { cause: error });
+    throw new MigrationSetError(
+      `cannot read the migrations folder ${dir} (SLUICE_MIGRATIONS_DIR): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const files = await Promise.all(
-    names.filter((n) => n.endsWith('.sql')).map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') })),
+    names
+      .filter((n) => n.endsWith('.sql'))
+      .map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') })),
   );
   return createMigrationSet(files);
 }

@@ -13,7 +13,10 @@ export function inSpan<T>(name: string, attributes: Attributes, work: () => Prom
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: typeof code === 'string' ? code : (error as Error)?.message });
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: typeof code === 'string' ? code : (error as Error)?.message,
+      });
       throw error;
     } finally {
       span.end();

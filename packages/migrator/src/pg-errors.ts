@@ -1,13 +1,16 @@
-import {
-  DatabaseError,
-  HostUnavailableError,
-  LockTimeoutError,
-  MigrationSqlError,
-  SluiceError,
-} from '@sluice/core';
+import { DatabaseError, HostUnavailableError, LockTimeoutError, MigrationSqlError, SluiceError } from '@sluice/core';
 
 /** Node socket errors that mean the host, not the tenant, is the problem. */
-const HOST_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+const HOST_SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 /** SQLSTATEs that mean the server cannot take the session now (class 08 is handled by prefix). */
 const HOST_SQLSTATES = new Set(['53300', '53400', '57P01', '57P02', '57P03']);
 /** SQLSTATEs worth retrying inside a migration: the same SQL may succeed a moment later. */
@@ -33,14 +36,23 @@ export function classifyPgError(error: unknown, host: string, version?: number):
   const code = typeof e.code === 'string' ? e.code : undefined;
   const message = e.message ?? String(error);
   const opts = { cause: error };
-  if (code && HOST_SOCKET_CODES.has(code)) return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
-  if (code && (code.startsWith('08') || HOST_SQLSTATES.has(code))) return new HostUnavailableError(`${host}: ${message}`, host, code, opts);
-  if (!code && /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)) {
+  if (code && HOST_SOCKET_CODES.has(code))
+    return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
+  if (code && (code.startsWith('08') || HOST_SQLSTATES.has(code)))
+    return new HostUnavailableError(`${host}: ${message}`, host, code, opts);
+  if (
+    !code &&
+    /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)
+  ) {
     return new HostUnavailableError(`${host}: ${message}`, host, undefined, opts);
   }
   if (!code && /client password must be a string/i.test(message)) {
     // pg's words when the server wants a password and neither PGPASSWORD nor a pgpass entry gave one.
-    return new DatabaseError(`${host}: the server asks for a password and none was given (set PGPASSWORD, or an entry in the pgpass file: PGPASSFILE or ~/.pgpass)`, undefined, opts);
+    return new DatabaseError(
+      `${host}: the server asks for a password and none was given (set PGPASSWORD, or an entry in the pgpass file: PGPASSFILE or ~/.pgpass)`,
+      undefined,
+      opts,
+    );
   }
   if (code && RETRYABLE_SQLSTATES.has(code)) {
     return new LockTimeoutError(message, code, version === undefined ? opts : { ...opts, version });

@@ -10,7 +10,14 @@ import {
 } from '@sluice/core';
 import type pg from 'pg';
 
-import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql, type JournalLocation, journalTable, selectJournalSql } from './journal.js';
+import {
+  advisoryLockKey,
+  DEFAULT_JOURNAL,
+  ensureJournalSql,
+  type JournalLocation,
+  journalTable,
+  selectJournalSql,
+} from './journal.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
 
@@ -72,7 +79,9 @@ export class TenantMigrator {
 
   async migrate(options: MigrateOptions): Promise<MigrationReport> {
     if (options.targetVersion !== 0 && !this.set.migrations.some((m) => m.version === options.targetVersion)) {
-      throw new TargetError(`target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`);
+      throw new TargetError(
+        `target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`,
+      );
     }
     const t0 = performance.now();
     if (options.dryRun) {
@@ -102,7 +111,9 @@ export class TenantMigrator {
       let serverMs = 0;
       for (const migration of plan.pending) {
         serverMs += await inSpan('sluice.migration', migrationAttributes(migration), () =>
-          migration.transactional ? this.applyInTransaction(migration, options) : this.applyWithoutTransaction(migration, options),
+          migration.transactional
+            ? this.applyInTransaction(migration, options)
+            : this.applyWithoutTransaction(migration, options),
         );
         applied.push(migration.version);
       }
@@ -128,7 +139,9 @@ export class TenantMigrator {
       const code = (error as { code?: string }).code;
       if (code === '42703') {
         // A journal from before the current shape: its rows are all applied ones.
-        const legacy = await this.query(`SELECT version::text AS version, name, checksum, 'applied' AS status, NULL::text AS run_id FROM ${this.table} ORDER BY version`);
+        const legacy = await this.query(
+          `SELECT version::text AS version, name, checksum, 'applied' AS status, NULL::text AS run_id FROM ${this.table} ORDER BY version`,
+        );
         return (legacy.rows as JournalRow[]).map(toEntry);
       }
       if (isJournalShapeError(error)) return [];
@@ -173,14 +186,21 @@ export class TenantMigrator {
     }
     return this.withLock(async (entries) => {
       if (entries.length > 0) {
-        throw new TargetError(`cannot baseline: the journal already holds versions up to ${Math.max(...entries.map((e) => e.version))}`);
+        throw new TargetError(
+          `cannot baseline: the journal already holds versions up to ${Math.max(...entries.map((e) => e.version))}`,
+        );
       }
       const rows = this.set.migrations.filter((m) => m.version <= version);
       if (rows.length > 0) {
         const values = rows
-          .map((m) => `(${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, 'applied', true, ${this.lit(executorId ?? null)})`)
+          .map(
+            (m) =>
+              `(${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, 'applied', true, ${this.lit(executorId ?? null)})`,
+          )
           .join(', ');
-        await this.query(`INSERT INTO ${this.table} (version, name, checksum, status, baseline, executor_id) VALUES ${values}`);
+        await this.query(
+          `INSERT INTO ${this.table} (version, name, checksum, status, baseline, executor_id) VALUES ${values}`,
+        );
       }
       return rows.map((m) => m.version);
     });
@@ -196,14 +216,18 @@ export class TenantMigrator {
       const entry = entries.find((e) => e.version === version);
       if (!entry || entry.status !== 'dirty') {
         const dirty = entries.find((e) => e.status === 'dirty');
-        throw new TargetError(`version ${version} is not dirty${dirty ? ` (version ${dirty.version} is)` : ' (no version is dirty)'}`);
+        throw new TargetError(
+          `version ${version} is not dirty${dirty ? ` (version ${dirty.version} is)` : ' (no version is dirty)'}`,
+        );
       }
       if (resolution === 'retry') {
         await this.query(`DELETE FROM ${this.table} WHERE version = ${version} AND status = 'dirty'`);
       } else {
         const file = this.set.migrations.find((m) => m.version === version);
         const checksum = file?.checksum ?? entry.checksum;
-        await this.query(`UPDATE ${this.table} SET status = 'applied', checksum = ${this.lit(checksum)}, applied_at = now() WHERE version = ${version}`);
+        await this.query(
+          `UPDATE ${this.table} SET status = 'applied', checksum = ${this.lit(checksum)}, applied_at = now() WHERE version = ${version}`,
+        );
       }
     });
   }
@@ -223,7 +247,9 @@ export class TenantMigrator {
     if (this.journalMissing) return this.lockAndCreate(lockSql);
     try {
       // One round trip: lock and journal read in one simple query.
-      const results = (await this.client.query(`${lockSql}; ${selectJournalSql(this.journal)}`)) as unknown as pg.QueryResult[];
+      const results = (await this.client.query(
+        `${lockSql}; ${selectJournalSql(this.journal)}`,
+      )) as unknown as pg.QueryResult[];
       if (!(results[0]?.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
       return (results[1]?.rows as JournalRow[]).map(toEntry);
     } catch (error) {
@@ -240,7 +266,9 @@ export class TenantMigrator {
     const locked = await this.query(lockSql);
     if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
     try {
-      const results = (await this.query(`${ensureJournalSql(this.journal)};\n${selectJournalSql(this.journal)}`)) as unknown as pg.QueryResult | pg.QueryResult[];
+      const results = (await this.query(
+        `${ensureJournalSql(this.journal)};\n${selectJournalSql(this.journal)}`,
+      )) as unknown as pg.QueryResult | pg.QueryResult[];
       const last = Array.isArray(results) ? results.at(-1) : results;
       return ((last?.rows ?? []) as JournalRow[]).map(toEntry);
     } catch (error) {
@@ -274,7 +302,11 @@ export class TenantMigrator {
     // An unterminated string or comment in the file would swallow our INSERT and COMMIT.
     if (results.at(-1)?.command !== 'COMMIT') {
       await this.client.query('ROLLBACK').catch(() => undefined);
-      throw new MigrationSqlError(`version ${m.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`, undefined, { version: m.version });
+      throw new MigrationSqlError(
+        `version ${m.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: m.version },
+      );
     }
     const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
     return Number.isFinite(serverMs) ? serverMs : 0;
@@ -296,7 +328,9 @@ export class TenantMigrator {
           const classified = classifyPgError(error, this.host, m.version);
           // CREATE INDEX CONCURRENTLY commits its catalog entry before it waits: a failed build
           // leaves an invalid index behind, which IF NOT EXISTS would later skip. Then it is dirty.
-          const leftovers = (await this.invalidIndexes().catch(() => [])).filter((name) => !invalidBefore.includes(name));
+          const leftovers = (await this.invalidIndexes().catch(() => [])).filter(
+            (name) => !invalidBefore.includes(name),
+          );
           if (leftovers.length > 0) {
             throw new MigrationSqlError(
               `version ${m.version} (no-transaction) failed and left invalid index ${leftovers.join(', ')}; the tenant is marked dirty (drop the index, then sluice repair): ${classified.message}`,
@@ -306,7 +340,9 @@ export class TenantMigrator {
           }
           if (index === 0 && classified.transient) {
             // Nothing ran: forget the attempt so a retry starts clean.
-            await this.client.query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`).catch(() => undefined);
+            await this.client
+              .query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`)
+              .catch(() => undefined);
             throw classified;
           }
           throw new MigrationSqlError(
@@ -317,16 +353,21 @@ export class TenantMigrator {
         }
       }
     } finally {
-      if (settings.length > 0) await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
+      if (settings.length > 0)
+        await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
     }
     const durationMs = Date.now() - started;
-    await this.query(`UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`);
+    await this.query(
+      `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`,
+    );
     return durationMs;
   }
 
   /** Names of the invalid indexes in the database (left by failed concurrent builds). */
   private async invalidIndexes(): Promise<string[]> {
-    const result = await this.query('SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1');
+    const result = await this.query(
+      'SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1',
+    );
     return (result.rows as Array<{ name: string }>).map((r) => r.name);
   }
 
@@ -356,11 +397,21 @@ export class TenantMigrator {
 }
 
 function migrationAttributes(m: Migration) {
-  return { 'sluice.version': m.version, 'sluice.migration.name': m.name, 'sluice.migration.transactional': m.transactional };
+  return {
+    'sluice.version': m.version,
+    'sluice.migration.name': m.name,
+    'sluice.migration.transactional': m.transactional,
+  };
 }
 
 function toEntry(row: JournalRow): JournalEntry {
-  return { version: Number(row.version), name: row.name, checksum: row.checksum, status: row.status, runId: row.run_id };
+  return {
+    version: Number(row.version),
+    name: row.name,
+    checksum: row.checksum,
+    status: row.status,
+    runId: row.run_id,
+  };
 }
 
 function isJournalShapeError(error: unknown): boolean {

@@ -3,7 +3,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { advisoryLockKey, DEFAULT_JOURNAL } from '../src/journal.js';
 import { killChildMigrators, startChildMigrator } from './support/child-migrator.js';
-import { advisoryLocks, appliedVersions, effectCounts, migrationDir, migrationSet, migrator, rejection, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  effectCounts,
+  migrationDir,
+  migrationSet,
+  migrator,
+  rejection,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('concurrent');
 let files: Awaited<ReturnType<typeof migrationDir>>;
@@ -28,7 +37,13 @@ afterAll(async () => {
 describe('two processes migrating one database at once', () => {
   async function race(databaseUrl: string) {
     const children = ['a', 'b'].map((name) =>
-      startChildMigrator({ databaseUrl, migrationsDir: files.dir, runId: 'run-1', applicationName: `race-${name}`, waitForGo: true }),
+      startChildMigrator({
+        databaseUrl,
+        migrationsDir: files.dir,
+        runId: 'run-1',
+        applicationName: `race-${name}`,
+        waitForGo: true,
+      }),
     );
     // Both are connected before either calls migrate(): process start-up cannot serialise them.
     await Promise.all(children.map((c) => c.ready));
@@ -51,8 +66,12 @@ describe('two processes migrating one database at once', () => {
 
       const results = await race(tenant.url);
 
-      expect(results.filter((r) => r.event === 'done')).toEqual([{ event: 'done', status: 'migrated', applied: [1, 2, 3] }]);
-      expect(results.filter((r) => r.event === 'error')).toEqual([expect.objectContaining({ name: 'LockedError', code: 'locked', transient: true })]);
+      expect(results.filter((r) => r.event === 'done')).toEqual([
+        { event: 'done', status: 'migrated', applied: [1, 2, 3] },
+      ]);
+      expect(results.filter((r) => r.event === 'error')).toEqual([
+        expect.objectContaining({ name: 'LockedError', code: 'locked', transient: true }),
+      ]);
       const once = [1, 2, 3].map((version) => ({ version, n: 1 }));
       expect(await effectCounts(client)).toEqual(once);
       expect(await appliedVersions(client)).toEqual([1, 2, 3]);

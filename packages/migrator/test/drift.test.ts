@@ -2,7 +2,15 @@ import { DriftError } from '@sluice/core';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { advisoryLocks, appliedVersions, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('drift');
 afterAll(() => dbs.dropAll());
@@ -22,7 +30,11 @@ async function tenantAt(files: Record<string, string>, target: number): Promise<
 }
 
 /** Migrates with `files`, expects DriftError with exactly `drift`, and checks nothing was applied. */
-async function expectDrift(client: pg.Client, files: Record<string, string>, drift: DriftError['drift']): Promise<void> {
+async function expectDrift(
+  client: pg.Client,
+  files: Record<string, string>,
+  drift: DriftError['drift'],
+): Promise<void> {
   const before = await appliedVersions(client);
   const set = migrationSet(files);
   const error = await rejection(migrator(client, set).migrate({ targetVersion: set.latest }));
@@ -31,7 +43,9 @@ async function expectDrift(client: pg.Client, files: Record<string, string>, dri
   expect(error).toMatchObject({ transient: false, code: 'drift' });
   expect((error as DriftError).toOutcomeError().versions).toEqual(drift.map((d) => d.version));
   // A dry run sees the same drift: the fleet plan reports it rather than listing pending work.
-  expect(await rejection(migrator(client, set).migrate({ targetVersion: set.latest, dryRun: true }))).toBeInstanceOf(DriftError);
+  expect(await rejection(migrator(client, set).migrate({ targetVersion: set.latest, dryRun: true }))).toBeInstanceOf(
+    DriftError,
+  );
   expect(await appliedVersions(client)).toEqual(before);
   expect(await relationExists(client, 'must_not_exist')).toBe(false);
   expect(await advisoryLocks(client)).toBe(0);
@@ -40,7 +54,9 @@ async function expectDrift(client: pg.Client, files: Record<string, string>, dri
 describe('drift between the journal and the files', () => {
   it('an edited applied file is a checksum mismatch at its version', async () => {
     const client = await tenantAt(FILES, 3);
-    await expectDrift(client, { ...FILES, '0002_projects.sql': 'CREATE TABLE projects (id bigint);', ...NEW_FILE }, [{ kind: 'checksum_mismatch', version: 2 }]);
+    await expectDrift(client, { ...FILES, '0002_projects.sql': 'CREATE TABLE projects (id bigint);', ...NEW_FILE }, [
+      { kind: 'checksum_mismatch', version: 2 },
+    ]);
   });
 
   it('a deleted applied file is a missing file at its version', async () => {
@@ -61,7 +77,12 @@ describe('drift between the journal and the files', () => {
     const { '0001_accounts.sql': _gone, ...rest } = FILES;
     await expectDrift(
       client,
-      { ...rest, '0003_invoices.sql': '-- edited\nCREATE TABLE invoices (id int);', ...NEW_FILE, '0005_five.sql': 'SELECT 5;' },
+      {
+        ...rest,
+        '0003_invoices.sql': '-- edited\nCREATE TABLE invoices (id int);',
+        ...NEW_FILE,
+        '0005_five.sql': 'SELECT 5;',
+      },
       [
         { kind: 'missing_file', version: 1 },
         { kind: 'checksum_mismatch', version: 3 },
@@ -72,7 +93,10 @@ describe('drift between the journal and the files', () => {
 
   it('is not reported for the same file with CRLF line endings or a byte-order mark', async () => {
     const client = await tenantAt({ ...FILES, '0002_projects.sql': 'CREATE TABLE projects (id int);\n-- note\n' }, 3);
-    const report = await migrator(client, migrationSet({ ...FILES, '0002_projects.sql': '\uFEFFCREATE TABLE projects (id int);\r\n-- note\r\n' })).migrate({ targetVersion: 3 });
+    const report = await migrator(
+      client,
+      migrationSet({ ...FILES, '0002_projects.sql': '\uFEFFCREATE TABLE projects (id int);\r\n-- note\r\n' }),
+    ).migrate({ targetVersion: 3 });
     expect(report.status).toBe('upToDate');
   });
 });

@@ -1,7 +1,16 @@
 import { DirtyError, MigrationSqlError, TargetError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { advisoryLocks, appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  journalRows,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('failures');
 afterAll(() => dbs.dropAll());
@@ -20,7 +29,12 @@ describe('a failing transactional migration', () => {
 
     expect(error).toBeInstanceOf(MigrationSqlError);
     expect(error).toMatchObject({ sqlState: '22012', version: 2, transient: false, code: 'sql_error' });
-    expect((error as MigrationSqlError).toOutcomeError()).toMatchObject({ code: 'sql_error', sqlState: '22012', version: 2, transient: false });
+    expect((error as MigrationSqlError).toOutcomeError()).toMatchObject({
+      code: 'sql_error',
+      sqlState: '22012',
+      version: 2,
+      transient: false,
+    });
     expect(await appliedVersions(client)).toEqual([1]);
     expect(await relationExists(client, 'first')).toBe(true);
     expect(await relationExists(client, 'second')).toBe(false);
@@ -29,13 +43,18 @@ describe('a failing transactional migration', () => {
     expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     expect(await advisoryLocks(client)).toBe(0);
     // Permanent: the next run fails the same way, and still applies nothing after version 1.
-    expect(await rejection(migrator(client, set).migrate({ targetVersion: 3 }))).toMatchObject({ version: 2, sqlState: '22012' });
+    expect(await rejection(migrator(client, set).migrate({ targetVersion: 3 }))).toMatchObject({
+      version: 2,
+      sqlState: '22012',
+    });
     expect(await appliedVersions(client)).toEqual([1]);
   });
 
   it('reports a statement timeout from `-- sluice:statement-timeout` as a permanent SQL error', async () => {
     const client = await (await dbs.create()).connect();
-    const slow = migrationSet({ '0001_slow.sql': '-- sluice:statement-timeout 200ms\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);' });
+    const slow = migrationSet({
+      '0001_slow.sql': '-- sluice:statement-timeout 200ms\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);',
+    });
 
     const started = performance.now();
     const error = await rejection(migrator(client, slow).migrate({ targetVersion: 1 }));
@@ -73,7 +92,10 @@ describe('a failing no-transaction migration', () => {
     expect(error).toBeInstanceOf(MigrationSqlError);
     expect(error).toMatchObject({ version: 2, sqlState: '22012', transient: false });
     expect((error as Error).message).toMatch(/statement 2 of 3.*dirty/);
-    expect((await journalRows(client)).map((r) => [r.version, r.status])).toEqual([[1, 'applied'], [2, 'dirty']]);
+    expect((await journalRows(client)).map((r) => [r.version, r.status])).toEqual([
+      [1, 'applied'],
+      [2, 'dirty'],
+    ]);
     expect(await relationExists(client, 'items')).toBe(true);
     expect(await relationExists(client, 'after_index')).toBe(false);
     expect(await advisoryLocks(client)).toBe(0);
@@ -97,7 +119,11 @@ describe('a failing no-transaction migration', () => {
 
     const report = await migrator(client, set).migrate({ targetVersion: 3 });
     expect(report.applied).toEqual([2, 3]);
-    expect((await journalRows(client)).map((r) => [r.version, r.status])).toEqual([[1, 'applied'], [2, 'applied'], [3, 'applied']]);
+    expect((await journalRows(client)).map((r) => [r.version, r.status])).toEqual([
+      [1, 'applied'],
+      [2, 'applied'],
+      [3, 'applied'],
+    ]);
     const index = await client.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_id_idx'::regclass");
     expect(index.rows).toEqual([{ indisvalid: true }]);
   });

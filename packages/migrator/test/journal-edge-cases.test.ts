@@ -10,7 +10,8 @@ describe('the migrator at the edges of the journal: dirty states, old shapes, re
   it('keeps a concurrent index build that failed and left an invalid index dirty, naming the index', async () => {
     const set = migrationSet({
       '0001_t.sql': 'CREATE TABLE t (id int, s text);',
-      '0002_idx.sql': '-- sluice:no-transaction\n-- sluice:lock-timeout 500ms\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_s_idx ON t (s);',
+      '0002_idx.sql':
+        '-- sluice:no-transaction\n-- sluice:lock-timeout 500ms\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_s_idx ON t (s);',
     });
     const tenant = await dbs.create();
     const client = await tenant.connect();
@@ -32,9 +33,20 @@ describe('the migrator at the edges of the journal: dirty states, old shapes, re
   it('reads an old-shape journal in a dry run instead of treating it as empty', async () => {
     const tenant = await dbs.create();
     const client = await tenant.connect();
-    const set = migrationSet({ '0001_a.sql': 'CREATE TABLE a (id int);', '0002_b.sql': 'CREATE TABLE b (id int);', '0003_c.sql': 'CREATE TABLE c (id int);' });
-    await client.query('CREATE TABLE sluice_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
-    for (const m of set.migrations.slice(0, 2)) await client.query('INSERT INTO sluice_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+    const set = migrationSet({
+      '0001_a.sql': 'CREATE TABLE a (id int);',
+      '0002_b.sql': 'CREATE TABLE b (id int);',
+      '0003_c.sql': 'CREATE TABLE c (id int);',
+    });
+    await client.query(
+      'CREATE TABLE sluice_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    for (const m of set.migrations.slice(0, 2))
+      await client.query('INSERT INTO sluice_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        m.checksum,
+      ]);
     const report = await migrator(client, set).migrate({ targetVersion: 3, dryRun: true });
     expect(report).toMatchObject({ status: 'pending', applied: [3], fromVersion: 2, toVersion: 3 });
   });
@@ -54,7 +66,11 @@ describe('the migrator at the edges of the journal: dirty states, old shapes, re
     const set = migrationSet({ '0001_a.sql': 'CREATE TABLE a (id int);' });
     await migrator(client, set).migrate({ targetVersion: 1 });
     const other = await tenant.connect();
-    const key = (await other.query<{ k: string }>("SELECT ('x' || substr(encode(sha256('sluice:public.sluice_migrations'), 'hex'), 1, 16))::bit(64)::bigint::text AS k")).rows[0]!.k;
+    const key = (
+      await other.query<{ k: string }>(
+        "SELECT ('x' || substr(encode(sha256('sluice:public.sluice_migrations'), 'hex'), 1, 16))::bit(64)::bigint::text AS k",
+      )
+    ).rows[0]!.k;
     await other.query(`SELECT pg_advisory_lock(${key})`);
     expect(await advisoryLocks(other)).toBeGreaterThan(0);
     const report = await migrator(client, set).migrate({ targetVersion: 1 });

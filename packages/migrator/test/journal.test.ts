@@ -2,7 +2,16 @@ import { TargetError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { advisoryLockKey, DEFAULT_JOURNAL, type JournalLocation } from '../src/journal.js';
-import { advisoryLocks, appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  journalRows,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('journal');
 afterAll(() => dbs.dropAll());
@@ -21,12 +30,18 @@ describe('baseline', () => {
 
     expect(await migrator(client, set).baseline(2, 'sluice-cli')).toEqual([1, 2]);
 
-    expect((await journalRows(client)).map((r) => [r.version, r.status, r.baseline, r.executor_id, r.checksum])).toEqual([
+    expect(
+      (await journalRows(client)).map((r) => [r.version, r.status, r.baseline, r.executor_id, r.checksum]),
+    ).toEqual([
       [1, 'applied', true, 'sluice-cli', set.migrations[0]!.checksum],
       [2, 'applied', true, 'sluice-cli', set.migrations[1]!.checksum],
     ]);
     expect(await advisoryLocks(client)).toBe(0);
-    expect(await migrator(client, set).migrate({ targetVersion: 3 })).toMatchObject({ applied: [3], fromVersion: 2, toVersion: 3 });
+    expect(await migrator(client, set).migrate({ targetVersion: 3 })).toMatchObject({
+      applied: [3],
+      fromVersion: 2,
+      toVersion: 3,
+    });
     expect((await journalRows(client)).at(-1)).toMatchObject({ version: 3, baseline: false });
   });
 
@@ -67,7 +82,11 @@ describe('the journal itself', () => {
       CREATE TABLE one (id int); CREATE TABLE two (id int);
       CREATE TABLE sluice_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());`);
     for (const m of set.migrations.slice(0, 2)) {
-      await client.query("INSERT INTO sluice_migrations VALUES ($1, $2, $3, '2020-01-02T03:04:05Z')", [m.version, m.name, m.checksum]);
+      await client.query("INSERT INTO sluice_migrations VALUES ($1, $2, $3, '2020-01-02T03:04:05Z')", [
+        m.version,
+        m.name,
+        m.checksum,
+      ]);
     }
 
     const report = await migrator(client, set).migrate({ targetVersion: 3, runId: 'run-1' });
@@ -76,11 +95,25 @@ describe('the journal itself', () => {
     const columns = await client.query<{ column_name: string }>(
       "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'sluice_migrations' ORDER BY ordinal_position",
     );
-    expect(columns.rows.map((c) => c.column_name)).toEqual(['version', 'name', 'checksum', 'applied_at', 'status', 'duration_ms', 'run_id', 'executor_id', 'baseline']);
+    expect(columns.rows.map((c) => c.column_name)).toEqual([
+      'version',
+      'name',
+      'checksum',
+      'applied_at',
+      'status',
+      'duration_ms',
+      'run_id',
+      'executor_id',
+      'baseline',
+    ]);
     const rows = await client.query<{ version: string; status: string; applied_at: Date; run_id: string | null }>(
       'SELECT version, status, applied_at, run_id FROM sluice_migrations ORDER BY version',
     );
-    expect(rows.rows.map((r) => [Number(r.version), r.status, r.run_id])).toEqual([[1, 'applied', null], [2, 'applied', null], [3, 'applied', 'run-1']]);
+    expect(rows.rows.map((r) => [Number(r.version), r.status, r.run_id])).toEqual([
+      [1, 'applied', null],
+      [2, 'applied', null],
+      [3, 'applied', 'run-1'],
+    ]);
     expect(rows.rows[0]!.applied_at.toISOString()).toBe('2020-01-02T03:04:05.000Z');
     expect(await advisoryLocks(client)).toBe(0);
   });
@@ -94,7 +127,9 @@ describe('the journal itself', () => {
     await other.query(`SELECT pg_advisory_lock(${advisoryLockKey(DEFAULT_JOURNAL)})`);
     expect(advisoryLockKey(journal)).not.toBe(advisoryLockKey(DEFAULT_JOURNAL));
 
-    expect((await migrator(client, set, journal).migrate({ targetVersion: 2, runId: 'run-1' })).applied).toEqual([1, 2]);
+    expect((await migrator(client, set, journal).migrate({ targetVersion: 2, runId: 'run-1' })).applied).toEqual([
+      1, 2,
+    ]);
 
     expect(await appliedVersions(client, 'sluice.journal')).toEqual([1, 2]);
     expect(await relationExists(client, 'public.sluice_migrations')).toBe(false);

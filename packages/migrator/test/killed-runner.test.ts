@@ -3,12 +3,25 @@ import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { type ChildMigrator, killChildMigrators, startChildMigrator } from './support/child-migrator.js';
-import { advisoryLocks, appliedVersions, effectCounts, journalRows, migrationDir, migrationSet, migrator, rejection, relationExists, testDatabases, waitFor } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  effectCounts,
+  journalRows,
+  migrationDir,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  testDatabases,
+  waitFor,
+} from './support/postgres.js';
 
 const dbs = testDatabases('killed');
 
 // Only the process under test (application_name victim-…) sleeps, so the next run is quick.
-const SLEEP_IF_VICTIM = "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE 'victim%' THEN 3 ELSE 0 END)";
+const SLEEP_IF_VICTIM =
+  "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE 'victim%' THEN 3 ELSE 0 END)";
 const FILES = {
   '0001_effects.sql': 'CREATE TABLE effects (version int NOT NULL);\nINSERT INTO effects VALUES (1);',
   '0002_half.sql': `CREATE TABLE half (id int);\nINSERT INTO effects VALUES (2);\n${SLEEP_IF_VICTIM};\nINSERT INTO half VALUES (1);`,
@@ -33,7 +46,13 @@ afterAll(async () => {
 async function killMidMigration(observer: pg.Client, child: ChildMigrator): Promise<number> {
   const { backendPid } = await child.ready;
   await waitFor(
-    async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'", [backendPid])).rowCount === 1,
+    async () =>
+      (
+        await observer.query(
+          "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'",
+          [backendPid],
+        )
+      ).rowCount === 1,
     15_000,
     'the migration to reach pg_sleep',
   );
@@ -43,14 +62,24 @@ async function killMidMigration(observer: pg.Client, child: ChildMigrator): Prom
 }
 
 async function backendGone(observer: pg.Client, pid: number): Promise<void> {
-  await waitFor(async () => (await observer.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0, 15_000, `backend ${pid} to exit`);
+  await waitFor(
+    async () => (await observer.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
+    15_000,
+    `backend ${pid} to exit`,
+  );
 }
 
 describe('a migrator process killed (SIGKILL) in the middle of a transactional migration', () => {
   it('leaves nothing half-applied when the server drops the dead session (client_connection_check_interval); the next run applies it', async () => {
     const tenant = await dbs.create();
     const observer = await tenant.connect();
-    const child = startChildMigrator({ databaseUrl: tenant.url, migrationsDir: dirs[0]!.dir, runId: 'run-1', applicationName: 'victim-checked', clientConnectionCheckMs: 100 });
+    const child = startChildMigrator({
+      databaseUrl: tenant.url,
+      migrationsDir: dirs[0]!.dir,
+      runId: 'run-1',
+      applicationName: 'victim-checked',
+      clientConnectionCheckMs: 100,
+    });
 
     const pid = await killMidMigration(observer, child);
     await backendGone(observer, pid);
@@ -70,7 +99,12 @@ describe('a migrator process killed (SIGKILL) in the middle of a transactional m
   it('with default session settings: never half-applied, locked while the orphaned backend runs, exactly once in the end', async () => {
     const tenant = await dbs.create();
     const observer = await tenant.connect();
-    const child = startChildMigrator({ databaseUrl: tenant.url, migrationsDir: dirs[0]!.dir, runId: 'run-1', applicationName: 'victim-default' });
+    const child = startChildMigrator({
+      databaseUrl: tenant.url,
+      migrationsDir: dirs[0]!.dir,
+      runId: 'run-1',
+      applicationName: 'victim-default',
+    });
 
     const pid = await killMidMigration(observer, child);
 
@@ -78,7 +112,9 @@ describe('a migrator process killed (SIGKILL) in the middle of a transactional m
     expect(await relationExists(observer, 'half')).toBe(false);
     expect(await appliedVersions(observer)).toEqual([1]);
     // The backend has not noticed its client is gone: it still holds the lock, and a retry is told so.
-    const retry = await rejection(migrator(observer, migrationSet(FILES)).migrate({ targetVersion: 3, runId: 'run-1' }));
+    const retry = await rejection(
+      migrator(observer, migrationSet(FILES)).migrate({ targetVersion: 3, runId: 'run-1' }),
+    );
     expect(retry).toBeInstanceOf(LockedError);
 
     await backendGone(observer, pid);
@@ -100,14 +136,22 @@ describe('a migrator process killed in the middle of a no-transaction migration'
   it('leaves the version dirty, so the next run refuses the tenant until repair', async () => {
     const tenant = await dbs.create();
     const observer = await tenant.connect();
-    const child = startChildMigrator({ databaseUrl: tenant.url, migrationsDir: dirs[1]!.dir, runId: 'run-1', applicationName: 'victim-no-tx' });
+    const child = startChildMigrator({
+      databaseUrl: tenant.url,
+      migrationsDir: dirs[1]!.dir,
+      runId: 'run-1',
+      applicationName: 'victim-no-tx',
+    });
 
     const pid = await killMidMigration(observer, child);
     await backendGone(observer, pid);
 
     expect(await relationExists(observer, 'step_one')).toBe(true);
     expect(await relationExists(observer, 'step_two')).toBe(false);
-    expect((await journalRows(observer)).map((r) => [r.version, r.status])).toEqual([[1, 'applied'], [2, 'dirty']]);
+    expect((await journalRows(observer)).map((r) => [r.version, r.status])).toEqual([
+      [1, 'applied'],
+      [2, 'dirty'],
+    ]);
     expect(await advisoryLocks(observer)).toBe(0);
 
     const next = await rejection(migrator(observer, migrationSet(NO_TX_FILES)).migrate({ targetVersion: 2 }));

@@ -2,7 +2,17 @@ import { LockTimeoutError } from '@sluice/core';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { advisoryLocks, appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, type TestDatabase, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  journalRows,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  type TestDatabase,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('locktimeout');
 afterAll(() => dbs.dropAll());
@@ -37,7 +47,11 @@ describe('a held table lock', () => {
   it('hits the per-file `-- sluice:lock-timeout` and comes back as a transient LockTimeoutError, applying nothing', async () => {
     const { tenant, holder } = await heldTable();
     const client = await tenant.connectTenant({ lockTimeoutMs: 30_000 });
-    const set = migrationSet({ ...CREATE, '0002_alter.sql': '-- sluice:lock-timeout 500ms\nCREATE TABLE side (id int);\nALTER TABLE held ADD COLUMN extra int;' });
+    const set = migrationSet({
+      ...CREATE,
+      '0002_alter.sql':
+        '-- sluice:lock-timeout 500ms\nCREATE TABLE side (id int);\nALTER TABLE held ADD COLUMN extra int;',
+    });
 
     await expectLockTimeout(migrator(client, set).migrate({ targetVersion: 2 }), 2, 5_000);
 
@@ -69,7 +83,8 @@ describe('a held table lock', () => {
     const client = await tenant.connectTenant({ lockTimeoutMs: 30_000 });
     const set = migrationSet({
       ...CREATE,
-      '0002_index.sql': '-- sluice:no-transaction\n-- sluice:lock-timeout 300ms\nCREATE INDEX CONCURRENTLY held_id_idx ON held (id);',
+      '0002_index.sql':
+        '-- sluice:no-transaction\n-- sluice:lock-timeout 300ms\nCREATE INDEX CONCURRENTLY held_id_idx ON held (id);',
     });
 
     await expectLockTimeout(migrator(client, set).migrate({ targetVersion: 2 }), 2, 5_000);

@@ -2,7 +2,16 @@ import { LockedError, TargetError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { advisoryLockKey, DEFAULT_JOURNAL } from '../src/journal.js';
-import { advisoryLocks, appliedVersions, journalRows, migrationSet, migrator, rejection, relationExists, testDatabases } from './support/postgres.js';
+import {
+  advisoryLocks,
+  appliedVersions,
+  journalRows,
+  migrationSet,
+  migrator,
+  rejection,
+  relationExists,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('target');
 afterAll(() => dbs.dropAll());
@@ -22,8 +31,18 @@ describe('target version', () => {
     expect(first).toMatchObject({ status: 'migrated', applied: [1, 2], fromVersion: null, toVersion: 2 });
     expect(await relationExists(client, 'three')).toBe(false);
 
-    expect(await migrator(client, set).migrate({ targetVersion: 2 })).toMatchObject({ status: 'upToDate', applied: [], fromVersion: 2, toVersion: 2 });
-    expect(await migrator(client, set).migrate({ targetVersion: 4 })).toMatchObject({ status: 'migrated', applied: [3, 4], fromVersion: 2, toVersion: 4 });
+    expect(await migrator(client, set).migrate({ targetVersion: 2 })).toMatchObject({
+      status: 'upToDate',
+      applied: [],
+      fromVersion: 2,
+      toVersion: 2,
+    });
+    expect(await migrator(client, set).migrate({ targetVersion: 4 })).toMatchObject({
+      status: 'migrated',
+      applied: [3, 4],
+      fromVersion: 2,
+      toVersion: 4,
+    });
     expect(await appliedVersions(client)).toEqual([1, 2, 3, 4]);
   });
 
@@ -53,7 +72,11 @@ describe('target version', () => {
 
   it('target 0 on a fresh database applies nothing (and creates the journal)', async () => {
     const client = await (await dbs.create()).connect();
-    expect(await migrator(client, set).migrate({ targetVersion: 0 })).toMatchObject({ status: 'upToDate', applied: [], fromVersion: null });
+    expect(await migrator(client, set).migrate({ targetVersion: 0 })).toMatchObject({
+      status: 'upToDate',
+      applied: [],
+      fromVersion: null,
+    });
     expect(await journalRows(client)).toEqual([]);
   });
 });
@@ -73,8 +96,15 @@ describe('dry run', () => {
     const client = await (await dbs.create()).connect();
     await migrator(client, set).migrate({ targetVersion: 1 });
 
-    expect(await migrator(client, set).migrate({ targetVersion: 3, dryRun: true })).toMatchObject({ status: 'pending', applied: [2, 3], fromVersion: 1 });
-    expect(await migrator(client, set).migrate({ targetVersion: 1, dryRun: true })).toMatchObject({ status: 'upToDate', applied: [] });
+    expect(await migrator(client, set).migrate({ targetVersion: 3, dryRun: true })).toMatchObject({
+      status: 'pending',
+      applied: [2, 3],
+      fromVersion: 1,
+    });
+    expect(await migrator(client, set).migrate({ targetVersion: 1, dryRun: true })).toMatchObject({
+      status: 'upToDate',
+      applied: [],
+    });
     expect(await appliedVersions(client)).toEqual([1]);
     expect(await relationExists(client, 'two')).toBe(false);
   });
@@ -102,6 +132,8 @@ describe('redelivery of the same run', () => {
     expect(first).toMatchObject({ status: 'migrated', applied: [1, 2, 3, 4] });
     expect(again).toMatchObject({ status: 'migrated', applied: [1, 2, 3, 4] });
     expect(other).toMatchObject({ status: 'upToDate', applied: [] });
-    expect((await journalRows(client)).map((r) => [r.version, r.run_id, r.executor_id])).toEqual([1, 2, 3, 4].map((v) => [v, 'run-1', 'exec-a']));
+    expect((await journalRows(client)).map((r) => [r.version, r.run_id, r.executor_id])).toEqual(
+      [1, 2, 3, 4].map((v) => [v, 'run-1', 'exec-a']),
+    );
   });
 });

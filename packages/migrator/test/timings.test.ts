@@ -37,7 +37,11 @@ describe('round trips per tenant', () => {
       roundTrips += 1;
       return query(...args);
     };
-    const set = migrationSet({ '0001_a.sql': 'CREATE TABLE a (id int);', '0002_b.sql': 'CREATE TABLE b (id int);', '0003_c.sql': 'CREATE TABLE c (id int);' });
+    const set = migrationSet({
+      '0001_a.sql': 'CREATE TABLE a (id int);',
+      '0002_b.sql': 'CREATE TABLE b (id int);',
+      '0003_c.sql': 'CREATE TABLE c (id int);',
+    });
     expect((await migrator(client, set).migrate({ targetVersion: 3 })).applied).toEqual([1, 2, 3]);
     expect(roundTrips).toBe(3 + 4);
     roundTrips = 0;

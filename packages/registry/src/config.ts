@@ -44,7 +44,8 @@ export function loadRegistryConfig(env: Env): RegistryConfig {
 function mongoUri(uri: string): string {
   const match = /^mongodb(?:\+srv)?:\/\/[^/?#]+(?:\/([^?#]*))?/.exec(uri);
   if (!match) throw new ConfigError('MONGODB_URI must be a mongodb:// or mongodb+srv:// connection string');
-  if (!match[1]) throw new ConfigError('MONGODB_URI must name the database in its path, as in mongodb://host:27017/registry');
+  if (!match[1])
+    throw new ConfigError('MONGODB_URI must name the database in its path, as in mongodb://host:27017/registry');
   return uri;
 }
 
@@ -62,7 +63,9 @@ export async function createRegistry(config: RegistryConfig): Promise<TenantRegi
       try {
         return createMongoRegistry(config);
       } catch (error) {
-        throw new ConfigError(`MONGODB_URI is not a usable connection string: ${(error as Error).message}`, { cause: error });
+        throw new ConfigError(`MONGODB_URI is not a usable connection string: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     }
     case 'dynamodb': {

@@ -26,7 +26,10 @@ export interface DynamoRegistryOptions {
 const THROTTLING = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
 /** BatchGetItem takes at most 100 keys. */
 const BATCH_GET_KEYS = 100;
-const PROJECTION = { ProjectionExpression: '#id, #url, #tags, #status', ExpressionAttributeNames: { '#id': 'tenantId', '#url': 'databaseUrl', '#tags': 'tags', '#status': 'status' } };
+const PROJECTION = {
+  ProjectionExpression: '#id, #url, #tags, #status',
+  ExpressionAttributeNames: { '#id': 'tenantId', '#url': 'databaseUrl', '#tags': 'tags', '#status': 'status' },
+};
 const fullJitter = (attempt: number): number => Math.random() * Math.min(5_000, 50 * 2 ** attempt);
 /** A connection failure may carry only a code (an AggregateError from happy eyeballs has no message). */
 const describe = (error: unknown): string => {
@@ -40,10 +43,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * whole table through a parallel Scan whose segments are read page by page as the planner pulls.
  * Throttling is retried with backoff; any other failure is {@link RegistryUnavailableError}.
  */
-export function createDynamoRegistry(settings: DynamoRegistrySettings, options: DynamoRegistryOptions = {}): TenantRegistry {
+export function createDynamoRegistry(
+  settings: DynamoRegistrySettings,
+  options: DynamoRegistryOptions = {},
+): TenantRegistry {
   const { table } = settings;
   const backoff = options.backoff ?? fullJitter;
-  const base = new DynamoDBClient({ requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 }, ...options.client });
+  const base = new DynamoDBClient({
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    ...options.client,
+  });
   // A number beyond double precision in a bad row must not abort the read: wrapNumbers keeps it.
   const client = DynamoDBDocumentClient.from(base, { unmarshallOptions: { wrapNumbers: true } });
 
@@ -56,7 +65,8 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
         return await call();
       } catch (error) {
         const throttled = THROTTLING.has((error as Error).name);
-        if (!throttled || attempt >= settings.throttleAttempts) throw unavailable(throttled ? `throttled ${attempt} times` : describe(error), error);
+        if (!throttled || attempt >= settings.throttleAttempts)
+          throw unavailable(throttled ? `throttled ${attempt} times` : describe(error), error);
         await sleep(backoff(attempt));
       }
     }
@@ -65,7 +75,11 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
   async function* scan(input: Omit<ScanCommandInput, 'TableName'>): AsyncGenerator<RegistryRow[]> {
     let start: ScanCommandInput['ExclusiveStartKey'];
     do {
-      const page = await send(() => client.send(new ScanCommand({ TableName: table, Limit: settings.pageSize, ...input, ExclusiveStartKey: start })));
+      const page = await send(() =>
+        client.send(
+          new ScanCommand({ TableName: table, Limit: settings.pageSize, ...input, ExclusiveStartKey: start }),
+        ),
+      );
       yield page.Items ?? [];
       start = page.LastEvaluatedKey;
     } while (start);
@@ -73,7 +87,9 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
 
   function parallelScan(input: Omit<ScanCommandInput, 'TableName'>): AsyncGenerator<RegistryRow[]> {
     const n = settings.segments;
-    return n === 1 ? scan(input) : mergePages(Array.from({ length: n }, (_, Segment) => scan({ ...input, Segment, TotalSegments: n })));
+    return n === 1
+      ? scan(input)
+      : mergePages(Array.from({ length: n }, (_, Segment) => scan({ ...input, Segment, TotalSegments: n })));
   }
 
   async function* batchGet(ids: string[]): AsyncGenerator<RegistryRow[]> {
@@ -84,10 +100,13 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
       let stalls = 0;
       for (let round = 0; keys.length > 0; round++) {
         if (round > 0) await sleep(backoff(stalls + 1));
-        const out = await send(() => client.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ...PROJECTION } } })));
+        const out = await send(() =>
+          client.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ...PROJECTION } } })),
+        );
         const left = out.UnprocessedKeys?.[table]?.Keys ?? [];
         stalls = left.length < keys.length ? 0 : stalls + 1;
-        if (stalls >= settings.throttleAttempts) throw unavailable(`${left.length} keys still unprocessed after ${stalls} requests`);
+        if (stalls >= settings.throttleAttempts)
+          throw unavailable(`${left.length} keys still unprocessed after ${stalls} requests`);
         keys = left;
         yield out.Responses?.[table] ?? [];
       }
@@ -105,7 +124,10 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
         pages = parallelScan({
           ...PROJECTION,
           FilterExpression: tags.map((_, i) => `#tags.#k${i} = :v${i}`).join(' AND '),
-          ExpressionAttributeNames: { ...PROJECTION.ExpressionAttributeNames, ...Object.fromEntries(tags.map(([k], i) => [`#k${i}`, k])) },
+          ExpressionAttributeNames: {
+            ...PROJECTION.ExpressionAttributeNames,
+            ...Object.fromEntries(tags.map(([k], i) => [`#k${i}`, k])),
+          },
           ExpressionAttributeValues: Object.fromEntries(tags.map(([, v], i) => [`:v${i}`, v])),
         });
       }
@@ -124,7 +146,11 @@ export function createDynamoRegistry(settings: DynamoRegistrySettings, options: 
  */
 async function* mergePages<T>(sources: Array<AsyncGenerator<T>>): AsyncGenerator<T> {
   const pending = new Map<number, Promise<{ i: number; result: IteratorResult<T> }>>();
-  const pull = (i: number) => pending.set(i, sources[i]!.next().then((result) => ({ i, result })));
+  const pull = (i: number) =>
+    pending.set(
+      i,
+      sources[i]!.next().then((result) => ({ i, result })),
+    );
   sources.forEach((_, i) => pull(i));
   try {
     while (pending.size > 0) {

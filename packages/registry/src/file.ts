@@ -44,6 +44,9 @@ async function* readChunks(path: string): AsyncGenerator<string> {
   try {
     for await (const chunk of createReadStream(path, { encoding: 'utf8' })) yield chunk as string;
   } catch (error) {
-    throw new RegistryUnavailableError(`cannot read the tenants file ${path} (SLUICE_TENANTS_FILE): ${(error as Error).message}`, { cause: error });
+    throw new RegistryUnavailableError(
+      `cannot read the tenants file ${path} (SLUICE_TENANTS_FILE): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }

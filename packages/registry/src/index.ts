@@ -1,4 +1,10 @@
-export { createRegistry, loadRegistryConfig, REGISTRY_KINDS, type RegistryConfig, type RegistryKind } from './config.js';
+export {
+  createRegistry,
+  loadRegistryConfig,
+  REGISTRY_KINDS,
+  type RegistryConfig,
+  type RegistryKind,
+} from './config.js';
 export { createFileRegistry } from './file.js';
 export { createMemoryRegistry } from './memory.js';
 export { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from './registry.js';

@@ -30,7 +30,10 @@ export function createMongoRegistry(settings: MongoRegistrySettings, options?: M
       try {
         for await (const row of cursor) if (matches(row)) yield row;
       } catch (error) {
-        throw new RegistryUnavailableError(`cannot read the tenants collection ${settings.collection} (MONGODB_URI): ${(error as Error).message}`, { cause: error });
+        throw new RegistryUnavailableError(
+          `cannot read the tenants collection ${settings.collection} (MONGODB_URI): ${(error as Error).message}`,
+          { cause: error },
+        );
       } finally {
         await cursor.close();
       }
@@ -46,5 +49,9 @@ export function createMongoRegistry(settings: MongoRegistrySettings, options?: M
 function filterFor(selector: TenantSelector | undefined): Filter<Record<string, unknown>> {
   if (!selector) return {};
   if ('ids' in selector) return { tenantId: { $in: [...new Set(selector.ids)] } };
-  return Object.fromEntries(Object.entries(selector.tags).filter(([k]) => !/^\$|[.\0]/.test(k)).map(([k, v]) => [`tags.${k}`, v]));
+  return Object.fromEntries(
+    Object.entries(selector.tags)
+      .filter(([k]) => !/^\$|[.\0]/.test(k))
+      .map(([k, v]) => [`tags.${k}`, v]),
+  );
 }

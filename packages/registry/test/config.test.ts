@@ -16,17 +16,37 @@ describe('registry configuration', () => {
 
   it('file: needs SLUICE_TENANTS_FILE', () => {
     fails({ SLUICE_REGISTRY: 'file' }, /SLUICE_TENANTS_FILE is required/);
-    expect(loadRegistryConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'tenants.ndjson' })).toEqual({ kind: 'file', file: 'tenants.ndjson' });
+    expect(loadRegistryConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'tenants.ndjson' })).toEqual({
+      kind: 'file',
+      file: 'tenants.ndjson',
+    });
   });
 
   it('mongodb: needs MONGODB_URI with a database, and defaults the rest', () => {
     fails({ SLUICE_REGISTRY: 'mongodb' }, /MONGODB_URI is required/);
-    fails({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'postgres://db/x' }, /MONGODB_URI must be a mongodb:\/\/ or mongodb\+srv:\/\//);
+    fails(
+      { SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'postgres://db/x' },
+      /MONGODB_URI must be a mongodb:\/\/ or mongodb\+srv:\/\//,
+    );
     fails({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db:27017' }, /MONGODB_URI must name the database/);
-    fails({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db:27017/?replicaSet=rs0' }, /MONGODB_URI must name the database/);
-    fails({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db/registry', SLUICE_REGISTRY_PAGE_SIZE: '0' }, /SLUICE_REGISTRY_PAGE_SIZE must be at least 1/);
-    const config = loadRegistryConfig({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb+srv://app:pw@cluster.example/registry?retryWrites=true' });
-    expect(config).toEqual({ kind: 'mongodb', uri: 'mongodb+srv://app:pw@cluster.example/registry?retryWrites=true', collection: 'tenants', pageSize: 1000 });
+    fails(
+      { SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db:27017/?replicaSet=rs0' },
+      /MONGODB_URI must name the database/,
+    );
+    fails(
+      { SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db/registry', SLUICE_REGISTRY_PAGE_SIZE: '0' },
+      /SLUICE_REGISTRY_PAGE_SIZE must be at least 1/,
+    );
+    const config = loadRegistryConfig({
+      SLUICE_REGISTRY: 'mongodb',
+      MONGODB_URI: 'mongodb+srv://app:pw@cluster.example/registry?retryWrites=true',
+    });
+    expect(config).toEqual({
+      kind: 'mongodb',
+      uri: 'mongodb+srv://app:pw@cluster.example/registry?retryWrites=true',
+      collection: 'tenants',
+      pageSize: 1000,
+    });
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -42,7 +62,10 @@ describe('registry configuration', () => {
   });
 
   it('mongodb: a connection string the driver refuses fails at start, naming MONGODB_URI', async () => {
-    const config = loadRegistryConfig({ SLUICE_REGISTRY: 'mongodb', MONGODB_URI: 'mongodb://db/registry?maxPoolSize=lots' });
+    const config = loadRegistryConfig({
+      SLUICE_REGISTRY: 'mongodb',
+      MONGODB_URI: 'mongodb://db/registry?maxPoolSize=lots',
+    });
     await expect(createRegistry(config)).rejects.toThrow(ConfigError);
     await expect(createRegistry(config)).rejects.toThrow(/MONGODB_URI is not a usable connection string/);
   });
@@ -51,14 +74,30 @@ describe('registry configuration', () => {
     const config = loadRegistryConfig({ SLUICE_REGISTRY: 'dynamodb' });
     expect(config).toEqual({ kind: 'dynamodb', table: 'tenants', segments: 1, pageSize: 1000, throttleAttempts: 8 });
     expect(Object.isFrozen(config)).toBe(true);
-    expect(loadRegistryConfig({ SLUICE_REGISTRY: 'dynamodb', SLUICE_TENANTS_TABLE: 'fleet', SLUICE_DYNAMODB_SEGMENTS: '8', SLUICE_REGISTRY_PAGE_SIZE: '250' })).toMatchObject({
+    expect(
+      loadRegistryConfig({
+        SLUICE_REGISTRY: 'dynamodb',
+        SLUICE_TENANTS_TABLE: 'fleet',
+        SLUICE_DYNAMODB_SEGMENTS: '8',
+        SLUICE_REGISTRY_PAGE_SIZE: '250',
+      }),
+    ).toMatchObject({
       table: 'fleet',
       segments: 8,
       pageSize: 250,
     });
-    fails({ SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_SEGMENTS: '0' }, /SLUICE_DYNAMODB_SEGMENTS must be at least 1/);
-    fails({ SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_SEGMENTS: 'many' }, /SLUICE_DYNAMODB_SEGMENTS must be a whole number/);
-    fails({ SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_THROTTLE_ATTEMPTS: '0' }, /SLUICE_DYNAMODB_THROTTLE_ATTEMPTS must be at least 1/);
+    fails(
+      { SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_SEGMENTS: '0' },
+      /SLUICE_DYNAMODB_SEGMENTS must be at least 1/,
+    );
+    fails(
+      { SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_SEGMENTS: 'many' },
+      /SLUICE_DYNAMODB_SEGMENTS must be a whole number/,
+    );
+    fails(
+      { SLUICE_REGISTRY: 'dynamodb', SLUICE_DYNAMODB_THROTTLE_ATTEMPTS: '0' },
+      /SLUICE_DYNAMODB_THROTTLE_ATTEMPTS must be at least 1/,
+    );
   });
 
   it('builds each kind without touching the store', async () => {

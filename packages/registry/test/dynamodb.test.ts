@@ -8,7 +8,11 @@ import { startTcpMeter } from '@sluice/testkit';
 import { type FrontAction, startThrottlingFront, type ThrottlingFront } from './support/throttling-front.js';
 
 const ROWS = 1_000;
-const rows = Array.from({ length: ROWS }, (_, i) => ({ tenantId: `t-${String(i).padStart(4, '0')}`, databaseUrl: `postgres://app@db.example/t${i}`, tags: { tier: i % 2 ? 'free' : 'gold' } }));
+const rows = Array.from({ length: ROWS }, (_, i) => ({
+  tenantId: `t-${String(i).padStart(4, '0')}`,
+  databaseUrl: `postgres://app@db.example/t${i}`,
+  tags: { tier: i % 2 ? 'free' : 'gold' },
+}));
 
 let dynamo: DynamoServer;
 let table: string;
@@ -27,20 +31,29 @@ afterAll(async () => {
   await dynamo?.stop();
 });
 
-async function collect(registry: TenantRegistry, selector?: Parameters<TenantRegistry['list']>[0]): Promise<RegistryRow[]> {
+async function collect(
+  registry: TenantRegistry,
+  selector?: Parameters<TenantRegistry['list']>[0],
+): Promise<RegistryRow[]> {
   const out: RegistryRow[] = [];
   for await (const row of registry.list(selector)) out.push(row);
   return out;
 }
 
 /** A registry behind a throttling front, with the SDK's own retries off so every throttle reaches our loop. */
-async function throttledRegistry(decide: (operation: string, nth: number) => FrontAction, settings: Partial<DynamoRegistrySettings> = {}) {
+async function throttledRegistry(
+  decide: (operation: string, nth: number) => FrontAction,
+  settings: Partial<DynamoRegistrySettings> = {},
+) {
   const front = await startThrottlingFront(dynamo.endpoint, decide);
   fronts.push(front);
   const waits: number[] = [];
   const registry = createDynamoRegistry(
     { table, segments: 2, pageSize: 50, throttleAttempts: 8, ...settings },
-    { client: { ...localClientConfig(front.endpoint), maxAttempts: 1 }, backoff: (attempt) => (waits.push(attempt), 1) },
+    {
+      client: { ...localClientConfig(front.endpoint), maxAttempts: 1 },
+      backoff: (attempt) => (waits.push(attempt), 1),
+    },
   );
   registries.push(registry);
   return { front, registry, waits };
@@ -51,7 +64,10 @@ describe('dynamodb adapter under throttling (a real HTTP front answering as Dyna
     const kinds = ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'] as const;
     // Two of every three Scan requests are throttled. The count is shared by the parallel
     // segments, so one segment can be unlucky many times in a row: allow it enough tries.
-    const { front, registry, waits } = await throttledRegistry((op, nth) => (op === 'Scan' && nth % 3 !== 0 ? { throttle: kinds[nth % kinds.length]! } : 'pass'), { throttleAttempts: 40 });
+    const { front, registry, waits } = await throttledRegistry(
+      (op, nth) => (op === 'Scan' && nth % 3 !== 0 ? { throttle: kinds[nth % kinds.length]! } : 'pass'),
+      { throttleAttempts: 40 },
+    );
     const got = await collect(registry);
     expect(got.map((r) => r.tenantId).sort()).toEqual(rows.map((r) => r.tenantId));
     expect(front.throttled()).toBeGreaterThan(20);
@@ -69,7 +85,10 @@ describe('dynamodb adapter under throttling (a real HTTP front answering as Dyna
   });
 
   it('gives up with RegistryUnavailableError once throttling outlasts its retries', async () => {
-    const { front, registry } = await throttledRegistry((op) => (op === 'Scan' ? { throttle: 'ProvisionedThroughputExceededException' } : 'pass'), { segments: 1, throttleAttempts: 3 });
+    const { front, registry } = await throttledRegistry(
+      (op) => (op === 'Scan' ? { throttle: 'ProvisionedThroughputExceededException' } : 'pass'),
+      { segments: 1, throttleAttempts: 3 },
+    );
     const error = await collect(registry).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryUnavailableError);
     expect((error as Error).message).toMatch(/tenants table .* throttled 3 times/);
@@ -78,7 +97,9 @@ describe('dynamodb adapter under throttling (a real HTTP front answering as Dyna
 
   it('gives up when BatchGetItem keys stay unprocessed request after request', async () => {
     const { front, registry } = await throttledRegistry(() => 'unprocess-all', { throttleAttempts: 4 });
-    await expect(collect(registry, { ids: ['t-0001', 't-0002'] })).rejects.toThrow(/2 keys still unprocessed after 4 requests/);
+    await expect(collect(registry, { ids: ['t-0001', 't-0002'] })).rejects.toThrow(
+      /2 keys still unprocessed after 4 requests/,
+    );
     expect(front.seen.get('BatchGetItem')).toBe(4);
   });
 });
@@ -87,25 +108,38 @@ describe('dynamodb adapter: odd rows, missing tables, lost endpoints', () => {
   it('yields a row holding a number beyond double precision instead of failing the read', async () => {
     const odd = await dynamo.createTable();
     await dynamo.seed(odd, [
-      { tenantId: 'huge', databaseUrl: 'postgres://app@db.example/huge', tags: { n: NumberValue.from('123456789012345678901234567890') } },
+      {
+        tenantId: 'huge',
+        databaseUrl: 'postgres://app@db.example/huge',
+        tags: { n: NumberValue.from('123456789012345678901234567890') },
+      },
       { tenantId: 'set', databaseUrl: new Set(['postgres://a@b/c']) },
       { tenantId: 'fine', databaseUrl: 'postgres://app@db.example/fine' },
     ]);
-    const registry = createDynamoRegistry({ table: odd, segments: 1, pageSize: 10, throttleAttempts: 2 }, { client: localClientConfig(dynamo.endpoint) });
+    const registry = createDynamoRegistry(
+      { table: odd, segments: 1, pageSize: 10, throttleAttempts: 2 },
+      { client: localClientConfig(dynamo.endpoint) },
+    );
     registries.push(registry);
     const got = await collect(registry);
     expect(got.map((r) => r.tenantId).sort()).toEqual(['fine', 'huge', 'set']);
   });
 
   it('reads a missing table as unavailable, naming the setting', async () => {
-    const registry = createDynamoRegistry({ table: 'no_such_table', segments: 1, pageSize: 10, throttleAttempts: 2 }, { client: localClientConfig(dynamo.endpoint) });
+    const registry = createDynamoRegistry(
+      { table: 'no_such_table', segments: 1, pageSize: 10, throttleAttempts: 2 },
+      { client: localClientConfig(dynamo.endpoint) },
+    );
     registries.push(registry);
     await expect(collect(registry)).rejects.toThrow(/SLUICE_TENANTS_TABLE.*(not found|non-existent)/i);
   });
 
   it('turns an endpoint lost in the middle of a parallel scan into RegistryUnavailableError', async () => {
     const meter = await startTcpMeter({ host: '127.0.0.1', port: dynamo.port });
-    const registry = createDynamoRegistry({ table, segments: 3, pageSize: 50, throttleAttempts: 2 }, { client: { ...localClientConfig(`http://127.0.0.1:${meter.port}`), maxAttempts: 2 } });
+    const registry = createDynamoRegistry(
+      { table, segments: 3, pageSize: 50, throttleAttempts: 2 },
+      { client: { ...localClientConfig(`http://127.0.0.1:${meter.port}`), maxAttempts: 2 } },
+    );
     registries.push(registry);
     let seen = 0;
     const error = await (async () => {

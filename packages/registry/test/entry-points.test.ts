@@ -23,7 +23,10 @@ describe('entry points: the cloud adapters load only when chosen', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-registry-entry-'));
     await writeFile(path.join(dir, 'hooks.mjs'), HOOKS);
-    await writeFile(path.join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});\n`);
+    await writeFile(
+      path.join(dir, 'register.mjs'),
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});\n`,
+    );
     await writeFile(path.join(dir, 'tenants.json'), '[]');
     await writeFile(
       path.join(dir, 'child.mjs'),
@@ -40,7 +43,11 @@ console.log('ok');
   });
 
   const start = (env: Record<string, string>) =>
-    run(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(dir, 'child.mjs'), JSON.stringify(env)], { cwd: dir });
+    run(
+      process.execPath,
+      ['--import', path.join(dir, 'register.mjs'), path.join(dir, 'child.mjs'), JSON.stringify(env)],
+      { cwd: dir },
+    );
 
   it('a file registry runs without the MongoDB driver or the AWS SDK', async () => {
     const { stdout } = await start({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: path.join(dir, 'tenants.json') });

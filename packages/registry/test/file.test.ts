@@ -35,7 +35,10 @@ describe('file registry on regular files', () => {
   });
 
   it('reads NDJSON with a byte order mark, CRLF line ends and blank lines', async () => {
-    expect(await read('\uFEFF{"tenantId":"a"}\r\n\r\n{"tenantId":"b"}\r\n')).toEqual([{ tenantId: 'a' }, { tenantId: 'b' }]);
+    expect(await read('\uFEFF{"tenantId":"a"}\r\n\r\n{"tenantId":"b"}\r\n')).toEqual([
+      { tenantId: 'a' },
+      { tenantId: 'b' },
+    ]);
   });
 
   it('reads an empty file and an empty array as no tenants', async () => {
@@ -45,9 +48,17 @@ describe('file registry on regular files', () => {
 
   it('yields an entry that is not JSON as an invalid row whatever the selector, and goes on', async () => {
     const ndjson = await read('{"tenantId":"a"}\n{"tenantId": "b", oops\n{"tenantId":"c"}\n', { ids: ['c'] });
-    expect(ndjson).toEqual([{ __invalid: expect.stringMatching(/entry 2 of .* is not JSON/) as unknown }, { tenantId: 'c' }]);
+    expect(ndjson).toEqual([
+      { __invalid: expect.stringMatching(/entry 2 of .* is not JSON/) as unknown },
+      { tenantId: 'c' },
+    ]);
     const array = await read('[{"tenantId":"a"}, nope, 7, {"tenantId":"c"}]');
-    expect(array).toEqual([{ tenantId: 'a' }, { __invalid: expect.stringMatching(/entry 2 .* not JSON/) as unknown }, { __invalid: expect.stringMatching(/entry 3 .* not an object/) as unknown }, { tenantId: 'c' }]);
+    expect(array).toEqual([
+      { tenantId: 'a' },
+      { __invalid: expect.stringMatching(/entry 2 .* not JSON/) as unknown },
+      { __invalid: expect.stringMatching(/entry 3 .* not an object/) as unknown },
+      { tenantId: 'c' },
+    ]);
   });
 
   it('fails a JSON array that breaks off, after the rows before the break', async () => {

@@ -29,12 +29,19 @@ afterAll(async () => {
 
 async function metered(): Promise<{ registry: TenantRegistry; meter: TcpMeter }> {
   const meter = await startTcpMeter(mongo);
-  const registry = createMongoRegistry({ uri: mongo.uri(mongo.database, 'serverSelectionTimeoutMS=1000', meter.port), collection, pageSize: 100 });
+  const registry = createMongoRegistry({
+    uri: mongo.uri(mongo.database, 'serverSelectionTimeoutMS=1000', meter.port),
+    collection,
+    pageSize: 100,
+  });
   cleanups.push(meter.close, () => registry.close());
   return { registry, meter };
 }
 
-async function collect(registry: TenantRegistry, selector?: Parameters<TenantRegistry['list']>[0]): Promise<RegistryRow[]> {
+async function collect(
+  registry: TenantRegistry,
+  selector?: Parameters<TenantRegistry['list']>[0],
+): Promise<RegistryRow[]> {
   const out: RegistryRow[] = [];
   for await (const row of registry.list(selector)) out.push(row);
   return out;

@@ -44,7 +44,12 @@ export function contractRows(holds: StoreLimits): unknown[] {
   const rows: unknown[] = Array.from({ length: FLEET }, (_, n) => {
     const i = n + 1;
     const status = i % 50 === 0 ? 'suspended' : i % 7 === 0 ? undefined : 'active';
-    return { tenantId: id(i), databaseUrl: url(i), tags: { region: i % 3 === 0 ? 'eu' : 'us', tier: i % 10 === 0 ? 'gold' : 'free' }, ...(status ? { status } : {}) };
+    return {
+      tenantId: id(i),
+      databaseUrl: url(i),
+      tags: { region: i % 3 === 0 ? 'eu' : 'us', tier: i % 10 === 0 ? 'gold' : 'free' },
+      ...(status ? { status } : {}),
+    };
   });
   rows.push(
     { tenantId: 'bad-url', databaseUrl: 'not a url', tags: { region: 'eu' } },
@@ -56,7 +61,8 @@ export function contractRows(holds: StoreLimits): unknown[] {
     { tenantId: 't-dotted', databaseUrl: url(4), tags: { 'app.kind': 'worker', region: 'eu' } },
     { tenantId: 't-extra', databaseUrl: url(5), plan: 'gold' },
   );
-  if (holds.untypedIds) rows.push({ databaseUrl: url(6), tags: { region: 'eu' } }, { tenantId: 7, databaseUrl: url(7) });
+  if (holds.untypedIds)
+    rows.push({ databaseUrl: url(6), tags: { region: 'eu' } }, { tenantId: 7, databaseUrl: url(7) });
   if (holds.duplicateIds) rows.push({ tenantId: id(2), databaseUrl: 'postgres://app@db-9.example:5432/duplicate' });
   if (holds.nonObjects) rows.push(42, null, [id(3)]);
   return rows;
@@ -68,7 +74,9 @@ const isObject = (v: unknown): v is RegistryRow => typeof v === 'object' && v !=
 /** A row as the planner sees it: the four fields it reads, in a fixed order; unreadable entries alike. */
 function canon(row: unknown): string {
   if (!isObject(row) || '__invalid' in row) return UNREADABLE;
-  const tags = isObject(row.tags) ? Object.fromEntries(Object.entries(row.tags).sort(([a], [b]) => a.localeCompare(b))) : row.tags;
+  const tags = isObject(row.tags)
+    ? Object.fromEntries(Object.entries(row.tags).sort(([a], [b]) => a.localeCompare(b)))
+    : row.tags;
   return JSON.stringify([row.tenantId, row.databaseUrl, tags, row.status]);
 }
 
@@ -123,7 +131,14 @@ export function describeRegistryContract(subject: ContractSubject): void {
     });
 
     it('selects by ids: each stored row with one of them, duplicates and suspended ones included', async () => {
-      const ids = [...Array.from({ length: 250 }, (_, n) => id(n * 20 + 2)), id(2), 'bad-url', 'no-such-tenant', id(50), 't-dotted'];
+      const ids = [
+        ...Array.from({ length: 250 }, (_, n) => id(n * 20 + 2)),
+        id(2),
+        'bad-url',
+        'no-such-tenant',
+        id(50),
+        't-dotted',
+      ];
       const selector = { ids };
       const got = await collect(opened.registry, selector);
       expect(sorted(got.map(canon))).toEqual(expected(selector));
@@ -154,8 +169,11 @@ export function describeRegistryContract(subject: ContractSubject): void {
       const bad = all.filter(plannerRejects);
       const expectedBad = rows.filter((r) => !isObject(r) || plannerRejects(r));
       expect(sorted(bad.map(canon))).toEqual(sorted(expectedBad.map(canon)));
-      expect(bad.map((r) => r.tenantId)).toEqual(expect.arrayContaining(['bad-url', 'bad-scheme', 'bad-status', 'bad-tags', 'array-tag']));
-      if (subject.holds.untypedIds) expect(bad.filter((r) => !('__invalid' in r) && typeof r.tenantId !== 'string')).toHaveLength(2);
+      expect(bad.map((r) => r.tenantId)).toEqual(
+        expect.arrayContaining(['bad-url', 'bad-scheme', 'bad-status', 'bad-tags', 'array-tag']),
+      );
+      if (subject.holds.untypedIds)
+        expect(bad.filter((r) => !('__invalid' in r) && typeof r.tenantId !== 'string')).toHaveLength(2);
       if (subject.holds.nonObjects) expect(bad.filter((r) => typeof r.__invalid === 'string')).toHaveLength(3);
     });
 
@@ -181,14 +199,15 @@ export function describeRegistryContract(subject: ContractSubject): void {
     });
 
     const unreachable = subject.unreachable;
-    if (unreachable) it('throws RegistryUnavailableError when the store cannot be reached', async () => {
-      const registry = unreachable();
-      try {
-        await expect(collect(registry)).rejects.toBeInstanceOf(RegistryUnavailableError);
-        await expect(collect(registry)).rejects.toMatchObject({ transient: true, code: 'registry_unavailable' });
-      } finally {
-        await registry.close();
-      }
-    });
+    if (unreachable)
+      it('throws RegistryUnavailableError when the store cannot be reached', async () => {
+        const registry = unreachable();
+        try {
+          await expect(collect(registry)).rejects.toBeInstanceOf(RegistryUnavailableError);
+          await expect(collect(registry)).rejects.toMatchObject({ transient: true, code: 'registry_unavailable' });
+        } finally {
+          await registry.close();
+        }
+      });
   });
 }

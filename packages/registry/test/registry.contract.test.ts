@@ -36,7 +36,10 @@ const fileSubject = (format: 'json' | 'ndjson'): ContractSubject => ({
   holds: { untypedIds: true, nonObjects: true, duplicateIds: true },
   // Served through a named pipe, so that what the adapter pulled can be counted.
   async open(rows) {
-    const content = format === 'json' ? `[\n${rows.map((r) => JSON.stringify(r)).join(',\n')}\n]\n` : rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+    const content =
+      format === 'json'
+        ? `[\n${rows.map((r) => JSON.stringify(r)).join(',\n')}\n]\n`
+        : rows.map((r) => `${JSON.stringify(r)}\n`).join('');
     const fifo = await serveThroughFifo(path.join(dir, `tenants-${format}.fifo`), content);
     return { registry: createFileRegistry(fifo.path), served: fifo.served, close: fifo.close };
   },
@@ -59,7 +62,11 @@ const subjects: ContractSubject[] = [
           }
         },
       };
-      return Promise.resolve({ registry: createMemoryRegistry(counted), served: () => served, close: () => Promise.resolve() });
+      return Promise.resolve({
+        registry: createMemoryRegistry(counted),
+        served: () => served,
+        close: () => Promise.resolve(),
+      });
     },
   },
   {
@@ -68,10 +75,19 @@ const subjects: ContractSubject[] = [
     async open(rows) {
       const collection = await mongo.seed(rows as Array<Record<string, unknown>>);
       const meter = await startTcpMeter(mongo);
-      const registry = createMongoRegistry({ uri: mongo.uri(mongo.database, '', meter.port), collection, pageSize: PAGE });
+      const registry = createMongoRegistry({
+        uri: mongo.uri(mongo.database, '', meter.port),
+        collection,
+        pageSize: PAGE,
+      });
       return { registry, served: meter.served, close: meter.close };
     },
-    unreachable: () => createMongoRegistry({ uri: `mongodb://127.0.0.1:${deadPort}/registry?directConnection=true&serverSelectionTimeoutMS=300`, collection: 'tenants', pageSize: PAGE }),
+    unreachable: () =>
+      createMongoRegistry({
+        uri: `mongodb://127.0.0.1:${deadPort}/registry?directConnection=true&serverSelectionTimeoutMS=300`,
+        collection: 'tenants',
+        pageSize: PAGE,
+      }),
   },
   {
     name: 'dynamodb (dynalite, 3 scan segments)',
@@ -80,11 +96,17 @@ const subjects: ContractSubject[] = [
       const table = await dynamo.createTable();
       await dynamo.seed(table, rows as Array<Record<string, unknown>>);
       const meter = await startTcpMeter({ host: '127.0.0.1', port: dynamo.port });
-      const registry = createDynamoRegistry({ table, segments: 3, pageSize: PAGE, throttleAttempts: 8 }, { client: localClientConfig(`http://127.0.0.1:${meter.port}`) });
+      const registry = createDynamoRegistry(
+        { table, segments: 3, pageSize: PAGE, throttleAttempts: 8 },
+        { client: localClientConfig(`http://127.0.0.1:${meter.port}`) },
+      );
       return { registry, served: meter.served, close: meter.close };
     },
     unreachable: () =>
-      createDynamoRegistry({ table: 'tenants', segments: 2, pageSize: PAGE, throttleAttempts: 8 }, { client: { ...localClientConfig(`http://127.0.0.1:${deadPort}`), maxAttempts: 2 } }),
+      createDynamoRegistry(
+        { table: 'tenants', segments: 2, pageSize: PAGE, throttleAttempts: 8 },
+        { client: { ...localClientConfig(`http://127.0.0.1:${deadPort}`), maxAttempts: 2 } },
+      ),
   },
 ];
 

@@ -55,7 +55,10 @@ export const REDACT_PATHS = [
  * `LOG_FORMAT` if set (`json` | `pretty`), else pretty on a terminal outside production
  * (`NODE_ENV` != `production`), else JSON. Throws naming the variable on anything else.
  */
-export function resolveLogFormat(env: { LOG_FORMAT?: string | undefined; NODE_ENV?: string | undefined }, isTTY: boolean): LogFormat {
+export function resolveLogFormat(
+  env: { LOG_FORMAT?: string | undefined; NODE_ENV?: string | undefined },
+  isTTY: boolean,
+): LogFormat {
   const asked = env.LOG_FORMAT?.trim().toLowerCase();
   if (asked === 'json' || asked === 'pretty') return asked;
   if (asked) throw new Error(`LOG_FORMAT must be json or pretty, got "${env.LOG_FORMAT}"`);
@@ -84,7 +87,12 @@ export function createLogger(config: LoggerConfig): Logger {
   };
   if (config.format === 'pretty') {
     // In-process (no worker thread): for a person at a terminal, where throughput is not the point.
-    const pretty = pinoPretty({ destination: config.destination ?? 1, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', sync: true });
+    const pretty = pinoPretty({
+      destination: config.destination ?? 1,
+      ignore: 'pid,hostname',
+      translateTime: 'SYS:HH:MM:ss.l',
+      sync: true,
+    });
     return pino(options, pretty);
   }
   return config.destination ? pino(options, config.destination) : pino(options);

@@ -14,7 +14,10 @@ export function createMetricsRegistry(service: string): Registry {
 }
 
 /** Serves `GET /metrics` (Prometheus text format) on the given port; 0 picks a free one. */
-export async function startMetricsServer(registry: Registry, options: { port: number; host: string }): Promise<{ server: Server; port: number }> {
+export async function startMetricsServer(
+  registry: Registry,
+  options: { port: number; host: string },
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
       registry.metrics().then(

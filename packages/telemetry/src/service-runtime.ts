@@ -1,4 +1,4 @@
-import { createLogger, type Logger,resolveLogFormat } from './logger.js';
+import { createLogger, type Logger, resolveLogFormat } from './logger.js';
 import { startTracing } from './tracing.js';
 
 export interface ServiceDefinition<C extends { logLevel: string }> {

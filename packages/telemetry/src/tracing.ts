@@ -31,8 +31,12 @@ const SQL_PASSWORD = /(\bpassword\s+)(?:'(?:[^']|'')*'|\$(\w*)\$[\s\S]*?\$\2\$)/
  * a collector that is not there, and no per-span work.
  */
 export function tracingRequested(env: NodeJS.ProcessEnv): { on: boolean; why: string } {
-  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return { on: false, why: 'OTEL_SDK_DISABLED=true' };
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true')
+    return { on: false, why: 'OTEL_SDK_DISABLED=true' };
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (exporters[0] === 'none') return { on: false, why: 'OTEL_TRACES_EXPORTER=none' };
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   if (endpoint) return { on: true, why: `OTLP to ${safeEndpoint(endpoint)}` };
@@ -57,7 +61,8 @@ export function startTracing(options: TracingOptions): Tracing {
   const env = process.env;
   const requested = tracingRequested(env);
   if (!requested.on) return { enabled: false, describe: requested.why, shutdown: () => Promise.resolve() };
-  const lengthSet = env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT !== undefined || env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT !== undefined;
+  const lengthSet =
+    env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT !== undefined || env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT !== undefined;
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: `sluice-${options.service}` }),
     ...(lengthSet ? {} : { spanLimits: { attributeValueLengthLimit: DEFAULT_ATTRIBUTE_LENGTH } }),
@@ -66,13 +71,15 @@ export function startTracing(options: TracingOptions): Tracing {
     logRecordProcessors: [],
     // OTEL_NODE_DISABLED_INSTRUMENTATIONS=pg (as in auto-instrumentations-node): no SQL spans,
     // for fleets where their cost is not worth it (see docs/observability.md, Overhead).
-    instrumentations: disabledInstrumentations(env).has('pg') ? [] : [
-      new PgInstrumentation({
-        enhancedDatabaseReporting: false,
-        requireParentSpan: true,
-        requestHook: (span, info) => maskSqlPasswords(span, info.query.text),
-      }),
-    ],
+    instrumentations: disabledInstrumentations(env).has('pg')
+      ? []
+      : [
+          new PgInstrumentation({
+            enhancedDatabaseReporting: false,
+            requireParentSpan: true,
+            requestHook: (span, info) => maskSqlPasswords(span, info.query.text),
+          }),
+        ],
   });
   sdk.start();
   hookPg();
@@ -85,7 +92,12 @@ export function startTracing(options: TracingOptions): Tracing {
 }
 
 function disabledInstrumentations(env: NodeJS.ProcessEnv): Set<string> {
-  return new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  return new Set(
+    (env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 function hookPg(): void {

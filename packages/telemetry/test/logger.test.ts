@@ -8,7 +8,8 @@ function capture() {
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });
@@ -26,7 +27,10 @@ describe('createLogger', () => {
   it('redacts secrets wherever they sit in a log object', () => {
     const { lines, destination } = capture();
     const log = createLogger({ service: 'x', destination });
-    log.info({ password: 'p1', conn: { password: 'p2', user: 'u' }, nats: { token: 't1', pass: 'p3' }, PGPASSWORD: 'p4' }, 'connect');
+    log.info(
+      { password: 'p1', conn: { password: 'p2', user: 'u' }, nats: { token: 't1', pass: 'p3' }, PGPASSWORD: 'p4' },
+      'connect',
+    );
     const text = JSON.stringify(lines);
     for (const secret of ['p1', 'p2', 't1', 'p3', 'p4']) expect(text).not.toContain(`"${secret}"`);
     expect(lines[0]).toMatchObject({ conn: { user: 'u', password: '[redacted]' } });
@@ -59,7 +63,10 @@ describe('log format', () => {
         done();
       },
     });
-    createLogger({ service: 'planner', format: 'pretty', destination }).info({ runId: 'r1', conn: { password: 'p9' } }, 'planning run');
+    createLogger({ service: 'planner', format: 'pretty', destination }).info(
+      { runId: 'r1', conn: { password: 'p9' } },
+      'planning run',
+    );
     const text = chunks.join('');
     expect(text).toContain('planning run');
     expect(text).toContain('r1');

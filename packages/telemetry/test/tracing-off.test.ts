@@ -9,17 +9,28 @@ import { startTracing, tracingRequested } from '../src/tracing.js';
 describe('tracingRequested', () => {
   it('is off without an OTLP endpoint or an explicit exporter', () => {
     expect(tracingRequested({}).on).toBe(false);
-    expect(tracingRequested({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(false);
-    expect(tracingRequested({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(false);
+    expect(tracingRequested({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(
+      false,
+    );
+    expect(tracingRequested({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(
+      false,
+    );
     expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: '  ' }).on).toBe(false);
   });
 
   it('is on with either endpoint variable or an explicit exporter, and never shows endpoint credentials', () => {
-    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' })).toEqual({ on: true, why: 'OTLP to http://jaeger:4318/' });
+    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' })).toEqual({
+      on: true,
+      why: 'OTLP to http://jaeger:4318/',
+    });
     expect(tracingRequested({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' }).on).toBe(true);
     expect(tracingRequested({ OTEL_TRACES_EXPORTER: 'console' }).on).toBe(true);
-    expect(tracingRequested({ OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(true);
-    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://user:s3cret@c:4318/?token=t0k' }).why).not.toMatch(/s3cret|t0k/);
+    expect(tracingRequested({ OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).on).toBe(
+      true,
+    );
+    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://user:s3cret@c:4318/?token=t0k' }).why).not.toMatch(
+      /s3cret|t0k/,
+    );
   });
 });
 

@@ -29,16 +29,28 @@ describe('startTracing with an OTLP endpoint', () => {
   it('exports spans with the service name, attributes and status', async () => {
     expect(tracing.enabled).toBe(true);
     const tracer = trace.getTracer('unit-test');
-    const id = tracer.startActiveSpan('unit.parent', { kind: SpanKind.CONSUMER, attributes: { 'sluice.run_id': 'r1' } }, (parent) => {
-      tracer.startSpan('unit.child').end();
-      parent.setStatus({ code: SpanStatusCode.ERROR, message: 'sql_error' });
-      parent.end();
-      return parent.spanContext().spanId;
-    });
-    const spans = await receiver.waitFor((s) => s.some((x) => x.name === 'unit.child') && s.some((x) => x.name === 'unit.parent'));
+    const id = tracer.startActiveSpan(
+      'unit.parent',
+      { kind: SpanKind.CONSUMER, attributes: { 'sluice.run_id': 'r1' } },
+      (parent) => {
+        tracer.startSpan('unit.child').end();
+        parent.setStatus({ code: SpanStatusCode.ERROR, message: 'sql_error' });
+        parent.end();
+        return parent.spanContext().spanId;
+      },
+    );
+    const spans = await receiver.waitFor(
+      (s) => s.some((x) => x.name === 'unit.child') && s.some((x) => x.name === 'unit.parent'),
+    );
     const parent = spans.find((s) => s.name === 'unit.parent')!;
     const child = spans.find((s) => s.name === 'unit.child')!;
-    expect(parent).toMatchObject({ spanId: id, kind: 'consumer', serviceName: 'sluice-unit', attributes: { 'sluice.run_id': 'r1' }, status: { code: 'error', message: 'sql_error' } });
+    expect(parent).toMatchObject({
+      spanId: id,
+      kind: 'consumer',
+      serviceName: 'sluice-unit',
+      attributes: { 'sluice.run_id': 'r1' },
+      status: { code: 'error', message: 'sql_error' },
+    });
     expect(child.parentSpanId).toBe(parent.spanId);
     expect(child.traceId).toBe(parent.traceId);
   });
@@ -58,10 +70,17 @@ describe('startTracing with an OTLP endpoint', () => {
     await stray.connect();
     await stray.query('SELECT 2 AS stray');
     await stray.end();
-    const spans = await receiver.waitFor((s) => s.some((x) => x.parentSpanId === parentId && x.name.startsWith('pg.query')));
+    const spans = await receiver.waitFor((s) =>
+      s.some((x) => x.parentSpanId === parentId && x.name.startsWith('pg.query')),
+    );
     const query = spans.find((x) => x.parentSpanId === parentId && x.name.startsWith('pg.query'))!;
     expect(query.kind).toBe('client');
-    expect(query.attributes).toMatchObject({ 'db.system.name': 'postgresql', 'db.namespace': 'postgres', 'server.address': '127.0.0.1', 'server.port': 5432 });
+    expect(query.attributes).toMatchObject({
+      'db.system.name': 'postgresql',
+      'db.namespace': 'postgres',
+      'server.address': '127.0.0.1',
+      'server.port': 5432,
+    });
     expect(String(query.attributes['db.query.text'])).toContain("PASSWORD '[redacted]'");
     expect(spans.some((x) => x.parentSpanId === parentId && x.name === 'pg.connect')).toBe(true);
     expect(receiver.bodies().join('\n')).not.toContain('hunter2');

@@ -32,7 +32,10 @@ export function startCpuMeter(groups: Record<string, () => Array<number | undefi
     stop(): { machineMs: number; groupsMs: Record<string, number> } {
       const groupsMs: Record<string, number> = {};
       for (const name of Object.keys(groups)) {
-        groupsMs[name] = pidsOf(name).reduce((sum, pid) => sum + (procTicks(pid) - (before.get(pid) ?? 0)) * TICK_MS, 0);
+        groupsMs[name] = pidsOf(name).reduce(
+          (sum, pid) => sum + (procTicks(pid) - (before.get(pid) ?? 0)) * TICK_MS,
+          0,
+        );
       }
       return { machineMs: (machineBusyTicks() - machineBefore) * TICK_MS, groupsMs };
     },

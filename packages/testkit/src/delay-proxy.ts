@@ -26,7 +26,10 @@ export interface DelayProxyHandle {
  * `delayMs` from its arrival (not from the chunk before it), plus however late its timer fires
  * (`held` records every hold, and the test of this proxy checks them).
  */
-export async function startDelayProxy(target: { host?: string; port: number }, delayMs: number): Promise<DelayProxyHandle> {
+export async function startDelayProxy(
+  target: { host?: string; port: number },
+  delayMs: number,
+): Promise<DelayProxyHandle> {
   let delay = delayMs;
   const sockets = new Set<Socket>();
   const held: Array<{ arrivedAt: number; due: number; releasedAt: number }> = [];

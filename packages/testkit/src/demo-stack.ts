@@ -22,10 +22,13 @@ export interface DemoSettings {
 export function demoSettings(env: NodeJS.ProcessEnv): DemoSettings {
   const tenants = Number(env.SLUICE_DEMO_TENANTS ?? 100);
   if (!Number.isInteger(tenants) || tenants < 2 || tenants > 10_000) {
-    throw new Error(`SLUICE_DEMO_TENANTS must be a whole number from 2 to 10000 (tenants over two hosts), got "${env.SLUICE_DEMO_TENANTS}"`);
+    throw new Error(
+      `SLUICE_DEMO_TENANTS must be a whole number from 2 to 10000 (tenants over two hosts), got "${env.SLUICE_DEMO_TENANTS}"`,
+    );
   }
   const postgres = (env.SLUICE_DEMO_POSTGRES ?? 'auto') as DemoPostgresMode;
-  if (!['auto', 'local', 'embedded'].includes(postgres)) throw new Error(`SLUICE_DEMO_POSTGRES must be auto, local or embedded, got "${postgres}"`);
+  if (!['auto', 'local', 'embedded'].includes(postgres))
+    throw new Error(`SLUICE_DEMO_POSTGRES must be auto, local or embedded, got "${postgres}"`);
   const host = env.PGHOST ?? '127.0.0.1';
   const pgServerUrl = `postgres://${encodeURIComponent(env.PGUSER ?? 'postgres')}@${host.startsWith('/') ? 'localhost' : host}:${env.PGPORT ?? '5432'}`;
   return { tenants, postgres, natsUrl: env.NATS_URL || undefined, pgServerUrl };
@@ -43,12 +46,16 @@ export async function demoNats(settings: DemoSettings): Promise<{ url: string; s
   if (settings.natsUrl) {
     const { hostname, port } = new URL(settings.natsUrl.split(',')[0]!);
     await waitForPort(Number(port || 4222), 3_000, hostname).catch(() => {
-      throw new Error(`NATS_URL=${settings.natsUrl} does not answer: start NATS (with JetStream) there, or unset NATS_URL to let the demo start nats-server`);
+      throw new Error(
+        `NATS_URL=${settings.natsUrl} does not answer: start NATS (with JetStream) there, or unset NATS_URL to let the demo start nats-server`,
+      );
     });
     return { url: settings.natsUrl };
   }
   const nats = await startNatsServer().catch((error: Error) => {
-    throw new Error(`NATS_URL is not set and nats-server could not be started from PATH (${error.message}); install nats-server (https://github.com/nats-io/nats-server/releases) or set NATS_URL`);
+    throw new Error(
+      `NATS_URL is not set and nats-server could not be started from PATH (${error.message}); install nats-server (https://github.com/nats-io/nats-server/releases) or set NATS_URL`,
+    );
   });
   return { url: nats.url, started: { label: 'nats-server', pid: nats.pid, stop: () => nats.dispose() } };
 }
@@ -97,7 +104,11 @@ export interface DemoHost {
 
 async function embeddedHost(label: string): Promise<DemoHost> {
   const server = await startEmbeddedPostgres();
-  return { serverUrl: server.serverUrl, embedded: true, started: { label, pid: server.pid, stop: () => server.dispose() } };
+  return {
+    serverUrl: server.serverUrl,
+    embedded: true,
+    started: { label, pid: server.pid, stop: () => server.dispose() },
+  };
 }
 
 /**
@@ -105,10 +116,16 @@ async function embeddedHost(label: string): Promise<DemoHost> {
  * (or an embedded one, per {@link DemoPostgresMode}); the second is always an embedded cluster,
  * so two hosts work on a machine with nothing but the npm packages. `note` tells what was chosen.
  */
-export async function demoHosts(settings: DemoSettings, note: (line: string) => void, onStarted: (s: Started) => void): Promise<[DemoHost, DemoHost]> {
+export async function demoHosts(
+  settings: DemoSettings,
+  note: (line: string) => void,
+  onStarted: (s: Started) => void,
+): Promise<[DemoHost, DemoHost]> {
   const embedded = async (label: string): Promise<DemoHost> => {
     const host = await embeddedHost(label).catch((error: Error) => {
-      throw new Error(`${label} could not start (${error.message})${settings.postgres === 'embedded' ? '' : `; or make PostgreSQL reachable at the PG* settings (now ${settings.pgServerUrl})`}`);
+      throw new Error(
+        `${label} could not start (${error.message})${settings.postgres === 'embedded' ? '' : `; or make PostgreSQL reachable at the PG* settings (now ${settings.pgServerUrl})`}`,
+      );
     });
     onStarted(host.started!);
     note(`${label}: embedded PostgreSQL at ${host.serverUrl}`);
@@ -122,7 +139,9 @@ export async function demoHosts(settings: DemoSettings, note: (line: string) => 
         return { serverUrl: settings.pgServerUrl, embedded: false };
       }
       if (settings.postgres === 'local') {
-        throw new Error(`SLUICE_DEMO_POSTGRES=local, but PostgreSQL at ${settings.pgServerUrl} (PGHOST/PGPORT/PGUSER/PGPASSWORD) cannot be used: ${why}`);
+        throw new Error(
+          `SLUICE_DEMO_POSTGRES=local, but PostgreSQL at ${settings.pgServerUrl} (PGHOST/PGPORT/PGUSER/PGPASSWORD) cannot be used: ${why}`,
+        );
       }
       note(`no usable PostgreSQL at ${settings.pgServerUrl} (${why}); starting an embedded one instead`);
     }

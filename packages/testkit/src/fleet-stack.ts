@@ -65,22 +65,34 @@ export async function startFleetStack(options: FleetStackOptions = {}): Promise<
   };
   try {
     stack.nats = await startNatsServer();
-    for (const fleetOptions of options.fleets ?? [{ count: 4 }]) stack.fleets.push(await createTenantFleet(fleetOptions));
+    for (const fleetOptions of options.fleets ?? [{ count: 4 }])
+      stack.fleets.push(await createTenantFleet(fleetOptions));
     stack.fleet = stack.fleets[0]!;
     stack.dir = await mkdtemp(path.join(tmpdir(), 'sluice-stack-'));
     stack.registry = path.join(stack.dir, 'tenants.json');
     const [first, ...others] = stack.fleets;
     const otherRows = others.flatMap((f) => f.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })));
     await first!.writeRegistry(stack.registry, [...otherRows, ...(options.extraRows ?? [])]);
-    stack.env = fleetServiceEnv({ natsUrl: stack.nats.url, registryFile: stack.registry, ...(options.migrationsDir ? { migrationsDir: options.migrationsDir } : {}) }, options.env);
+    stack.env = fleetServiceEnv(
+      {
+        natsUrl: stack.nats.url,
+        registryFile: stack.registry,
+        ...(options.migrationsDir ? { migrationsDir: options.migrationsDir } : {}),
+      },
+      options.env,
+    );
     stack.start = async (name, env = {}) => {
       const service = await startService(name, { ...stack.env, ...env });
       stack.services.push(service);
       return service;
     };
     stack.nc = await connect({ servers: stack.nats.url });
-    stack.publishRequest = (payload, msgId) => jetstream(stack.nc).publish(REQUEST_SUBJECT, JSON.stringify(payload), msgId ? { msgID: msgId } : {});
-    const services = typeof options.services === 'function' ? await options.services(stack) : (options.services ?? ['reporter', 'executor', 'planner']);
+    stack.publishRequest = (payload, msgId) =>
+      jetstream(stack.nc).publish(REQUEST_SUBJECT, JSON.stringify(payload), msgId ? { msgID: msgId } : {});
+    const services =
+      typeof options.services === 'function'
+        ? await options.services(stack)
+        : (options.services ?? ['reporter', 'executor', 'planner']);
     for (const s of services) await stack.start(typeof s === 'string' ? s : s.name, typeof s === 'string' ? {} : s.env);
     return stack;
   } catch (error) {
@@ -100,7 +112,10 @@ export interface SuiteHooks {
  * is filled in when `beforeAll` runs, so tests read it as a stack; `options` may be a function, to
  * use what earlier `beforeAll` hooks made (an OTLP receiver's URL).
  */
-export function withFleetStack(hooks: SuiteHooks, options: FleetStackOptions | (() => FleetStackOptions) = {}): FleetStack {
+export function withFleetStack(
+  hooks: SuiteHooks,
+  options: FleetStackOptions | (() => FleetStackOptions) = {},
+): FleetStack {
   const stack = {} as FleetStack;
   hooks.beforeAll(async () => {
     Object.assign(stack, await startFleetStack(typeof options === 'function' ? options() : options));

@@ -1,9 +1,21 @@
 export { peakRssBytes, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
-export { type FleetStack, type FleetStackOptions, type StackService, startFleetStack, type SuiteHooks, withFleetStack } from './fleet-stack.js';
+export {
+  type FleetStack,
+  type FleetStackOptions,
+  type StackService,
+  startFleetStack,
+  type SuiteHooks,
+  withFleetStack,
+} from './fleet-stack.js';
 export { type NatsClusterHandle, startNatsCluster } from './nats-cluster.js';
 export { type NatsServerHandle, startNatsServer } from './nats-server.js';
-export { type ConfiguredNatsServer, createTestCertificates, startNatsServerWithConfig, type TestCertificates } from './nats-server-config.js';
+export {
+  type ConfiguredNatsServer,
+  createTestCertificates,
+  startNatsServerWithConfig,
+  type TestCertificates,
+} from './nats-server-config.js';
 export { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './otlp-receiver.js';
 export { MIGRATIONS_DIR, REPO_ROOT } from './paths.js';
 export { freePort } from './ports.js';

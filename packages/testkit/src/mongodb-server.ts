@@ -31,7 +31,12 @@ export async function startMongoServer(port?: number, external = process.env.MON
   if (external) {
     const match = /^mongodb:\/\/(?:([^@/]*)@)?([^:/,?]+)(?::(\d+))?(?:\/[^?]*)?(?:\?(.*))?$/.exec(external);
     if (!match) throw new Error('MONGODB_URI for the tests must be a single-host mongodb:// URI');
-    target = { auth: match[1] ? `${match[1]}@` : '', host: match[2]!, port: Number(match[3] ?? 27017), query: match[4] ?? '' };
+    target = {
+      auth: match[1] ? `${match[1]}@` : '',
+      host: match[2]!,
+      port: Number(match[3] ?? 27017),
+      query: match[4] ?? '',
+    };
   } else {
     const listen = port ?? (await freePort());
     congo = new congodb.CongoServer({ host: '127.0.0.1', port: listen, storage: 'memory' });
@@ -51,7 +56,11 @@ export async function startMongoServer(port?: number, external = process.env.MON
     uri,
     async seed(rows, collection = `tenants_${randomBytes(4).toString('hex')}`) {
       // insertMany adds _id to the documents it is given: give it copies.
-      for (let i = 0; i < rows.length; i += 1_000) await client.db(database).collection(collection).insertMany(rows.slice(i, i + 1_000).map((r) => ({ ...r })));
+      for (let i = 0; i < rows.length; i += 1_000)
+        await client
+          .db(database)
+          .collection(collection)
+          .insertMany(rows.slice(i, i + 1_000).map((r) => ({ ...r })));
       return collection;
     },
     async stop() {

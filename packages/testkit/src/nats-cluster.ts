@@ -38,7 +38,9 @@ export async function startNatsCluster(options: { size?: number; binary?: string
   const size = options.size ?? 3;
   const binary = options.binary ?? process.env.NATS_SERVER_BIN ?? 'nats-server';
   const base = await mkdtemp(path.join(tmpdir(), 'sluice-nats-cluster-'));
-  const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort() })));
+  const ports = await Promise.all(
+    Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort() })),
+  );
   const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
   const nodes: NatsClusterNode[] = ports.map((p, i) => {
     const name = `sluice-n${i + 1}`;
@@ -51,7 +53,23 @@ export async function startNatsCluster(options: { size?: number; binary?: string
         return child?.pid;
       },
       async start() {
-        const args = ['-a', '127.0.0.1', '-p', String(p.client), '-n', name, '-js', '-sd', path.join(base, name), '--cluster_name', 'sluice-test', '-cluster', `nats://127.0.0.1:${p.route}`, '-routes', routes];
+        const args = [
+          '-a',
+          '127.0.0.1',
+          '-p',
+          String(p.client),
+          '-n',
+          name,
+          '-js',
+          '-sd',
+          path.join(base, name),
+          '--cluster_name',
+          'sluice-test',
+          '-cluster',
+          `nats://127.0.0.1:${p.route}`,
+          '-routes',
+          routes,
+        ];
         const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         proc.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
@@ -91,7 +109,11 @@ export async function startNatsCluster(options: { size?: number; binary?: string
               await nc.close();
             }
           } catch (error) {
-            if (Date.now() > deadline) throw new Error(`JetStream on ${node.name} not ready after ${timeoutMs} ms: ${(error as Error).message}`, { cause: error });
+            if (Date.now() > deadline)
+              throw new Error(
+                `JetStream on ${node.name} not ready after ${timeoutMs} ms: ${(error as Error).message}`,
+                { cause: error },
+              );
             await new Promise((resolve) => setTimeout(resolve, 250));
           }
         }

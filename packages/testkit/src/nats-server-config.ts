@@ -18,7 +18,10 @@ export interface ConfiguredNatsServer extends NatsServerHandle {
  * a configuration file, for settings that have no command-line flag: authorization, TLS,
  * operator mode. The address and store flags override whatever the file says about them.
  */
-export async function startNatsServerWithConfig(config: string, options: { binary?: string; args?: string[] } = {}): Promise<ConfiguredNatsServer> {
+export async function startNatsServerWithConfig(
+  config: string,
+  options: { binary?: string; args?: string[] } = {},
+): Promise<ConfiguredNatsServer> {
   const configDir = await mkdtemp(path.join(tmpdir(), 'sluice-nats-conf-'));
   const file = path.join(configDir, 'server.conf');
   await writeFile(file, config, { mode: 0o600 });
@@ -72,12 +75,53 @@ export async function createTestCertificates(): Promise<TestCertificates> {
     await run('openssl', args, { cwd: dir });
   };
   const ca = async (name: string): Promise<void> => {
-    await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.pem`));
+    await openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.pem`),
+    );
   };
   const leaf = async (name: string, caName: string, ext: string): Promise<void> => {
     await writeFile(f(`${name}.ext`), ext);
-    await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
-    await openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${caName}.pem`), '-CAkey', f(`${caName}.key`), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
+    await openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+    );
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f(`${caName}.pem`),
+      '-CAkey',
+      f(`${caName}.key`),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      f(`${name}.ext`),
+      '-out',
+      f(`${name}.pem`),
+    );
   };
   try {
     await ca('sluice-test-ca');

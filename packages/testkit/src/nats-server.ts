@@ -30,13 +30,19 @@ export async function startNatsServer(options: { binary?: string; args?: string[
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const proc = spawn(
+      binary,
+      ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     proc.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     const failed = new Promise<never>((_, reject) => {
-      proc.once('error', (error) => reject(new Error(`cannot start ${binary}: ${error.message} (install nats-server or set NATS_SERVER_BIN)`)));
+      proc.once('error', (error) =>
+        reject(new Error(`cannot start ${binary}: ${error.message} (install nats-server or set NATS_SERVER_BIN)`)),
+      );
       proc.once('exit', (code) => reject(new Error(`${binary} exited with ${code}: ${stderr}`)));
     });
     child = proc;

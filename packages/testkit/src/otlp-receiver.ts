@@ -67,7 +67,10 @@ interface OtlpSpan {
   status?: { code?: number; message?: string };
 }
 interface OtlpTraceRequest {
-  resourceSpans?: Array<{ resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: Array<{ scope?: { name?: string }; spans?: OtlpSpan[] }> }>;
+  resourceSpans?: Array<{
+    resource?: { attributes?: OtlpKeyValue[] };
+    scopeSpans?: Array<{ scope?: { name?: string }; spans?: OtlpSpan[] }>;
+  }>;
 }
 
 function valueOf(v: OtlpValue | undefined): unknown {
@@ -113,7 +116,11 @@ export function flattenOtlpTraces(body: OtlpTraceRequest): ReceivedSpan[] {
           serviceName,
           scope: ss.scope?.name ?? '',
           attributes: attributesOf(s.attributes),
-          links: (s.links ?? []).map((l) => ({ traceId: hexId(l.traceId), spanId: hexId(l.spanId), attributes: attributesOf(l.attributes) })),
+          links: (s.links ?? []).map((l) => ({
+            traceId: hexId(l.traceId),
+            spanId: hexId(l.spanId),
+            attributes: attributesOf(l.attributes),
+          })),
           status: { code: STATUS[s.status?.code ?? 0] ?? 'unset', ...(message ? { message } : {}) },
           startMs: nanosToMs(s.startTimeUnixNano),
           endMs: nanosToMs(s.endTimeUnixNano),
@@ -160,7 +167,9 @@ export async function startOtlpReceiver(options: { acceptProtobuf?: boolean } = 
         );
         return;
       }
-      res.writeHead(415, { 'content-type': 'text/plain' }).end('this test receiver takes OTLP/JSON only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/json\n');
+      res
+        .writeHead(415, { 'content-type': 'text/plain' })
+        .end('this test receiver takes OTLP/JSON only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/json\n');
       return;
     }
     readBody(req).then(
@@ -196,7 +205,11 @@ export async function startOtlpReceiver(options: { acceptProtobuf?: boolean } = 
         const wake = (): void => void check();
         const timer = setTimeout(() => {
           waiters.delete(wake);
-          reject(new Error(`OTLP receiver: condition not met within ${timeoutMs} ms (${spans.length} spans: ${[...new Set(spans.map((s) => `${s.serviceName}/${s.name}`))].join(', ')})`));
+          reject(
+            new Error(
+              `OTLP receiver: condition not met within ${timeoutMs} ms (${spans.length} spans: ${[...new Set(spans.map((s) => `${s.serviceName}/${s.name}`))].join(', ')})`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(wake);
         check();

@@ -24,7 +24,9 @@ export interface PostgresClusterHandle {
 /** Finds the PostgreSQL binaries: PG_BIN, or the newest Debian install. */
 function pgBin(): string {
   if (process.env.PG_BIN) return process.env.PG_BIN;
-  const out = spawnSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], { encoding: 'utf8' });
+  const out = spawnSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], {
+    encoding: 'utf8',
+  });
   const dir = out.stdout.trim();
   if (!dir) throw new Error('no PostgreSQL binaries found (install postgresql or set PG_BIN)');
   return dir;
@@ -35,7 +37,8 @@ function asPostgres(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error('running as root, but there is no postgres user to run PostgreSQL as');
+  if (!Number.isInteger(uid) || !Number.isInteger(gid))
+    throw new Error('running as root, but there is no postgres user to run PostgreSQL as');
   return { uid, gid };
 }
 
@@ -51,18 +54,41 @@ export async function startPostgresCluster(settings: Record<string, string> = {}
   const dataDir = path.join(base, 'data');
   if (owner) await chown(base, owner.uid, owner.gid);
   await chmod(base, 0o700);
-  const opts = owner ? { uid: owner.uid, gid: owner.gid, env: { PATH: process.env.PATH ?? '' } } : { env: { PATH: process.env.PATH ?? '' } };
-  await run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'], opts);
+  const opts = owner
+    ? { uid: owner.uid, gid: owner.gid, env: { PATH: process.env.PATH ?? '' } }
+    : { env: { PATH: process.env.PATH ?? '' } };
+  await run(
+    path.join(bin, 'initdb'),
+    ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'],
+    opts,
+  );
   const port = await freePort();
 
   const start = async (extra: Record<string, string> = {}): Promise<void> => {
-    const all = { listen_addresses: '127.0.0.1', port: String(port), unix_socket_directories: base, fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', ...settings, ...extra };
-    const o = Object.entries(all).map(([k, v]) => `-c ${k}=${v}`).join(' ');
-    await run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-l', path.join(base, 'log'), '-o', o, '-w', '-t', '30', 'start'], opts);
+    const all = {
+      listen_addresses: '127.0.0.1',
+      port: String(port),
+      unix_socket_directories: base,
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      ...settings,
+      ...extra,
+    };
+    const o = Object.entries(all)
+      .map(([k, v]) => `-c ${k}=${v}`)
+      .join(' ');
+    await run(
+      path.join(bin, 'pg_ctl'),
+      ['-D', dataDir, '-l', path.join(base, 'log'), '-o', o, '-w', '-t', '30', 'start'],
+      opts,
+    );
     await waitForPort(port, 10_000);
   };
   const stop = async (): Promise<void> => {
-    await run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '30', 'stop'], opts).catch(() => undefined);
+    await run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '30', 'stop'], opts).catch(
+      () => undefined,
+    );
   };
   await start();
   return {

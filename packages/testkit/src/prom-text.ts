@@ -17,7 +17,10 @@ const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const SAMPLE = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: -?\\d+)?$`);
 const LABEL = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-const SUFFIXES: Record<string, string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['', '_sum', '_count'] };
+const SUFFIXES: Record<string, string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  summary: ['', '_sum', '_count'],
+};
 
 /**
  * A parsed `/metrics` page. Parsing is strict: a line that is not a comment, a `# TYPE`/`# HELP`
@@ -46,7 +49,13 @@ export class PromScrape {
       const name = m[1]!;
       // Go's ParseFloat, which Prometheus uses, takes NaN and Inf in any case (prom-client writes `Nan`).
       const special = /^([+-]?)(inf|nan)$/i.exec(m[3]!);
-      const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(m[3]);
+      const value = special
+        ? special[2]!.toLowerCase() === 'nan'
+          ? NaN
+          : special[1] === '-'
+            ? -Infinity
+            : Infinity
+        : Number(m[3]);
       if (Number.isNaN(value) && !special) fail('has a value that is not a number');
       const labels: Record<string, string> = {};
       let rest = m[2] ?? '';
@@ -85,7 +94,9 @@ export class PromScrape {
   /** Samples named `name` whose labels include `labels`. */
   samples(name: string, labels: Record<string, string> = {}): PromSample[] {
     const family = this.familyOf(name);
-    return (family?.samples ?? []).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    return (family?.samples ?? []).filter(
+      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+    );
   }
 
   /** The sum of the matching samples' values, or undefined when none matches. */
@@ -100,6 +111,7 @@ export async function scrapeMetrics(url: string): Promise<PromScrape> {
   const res = await fetch(url);
   if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
   const type = res.headers.get('content-type') ?? '';
-  if (!type.startsWith('text/plain')) throw new Error(`GET ${url}: content-type ${type}, not the Prometheus text format`);
+  if (!type.startsWith('text/plain'))
+    throw new Error(`GET ${url}: content-type ${type}, not the Prometheus text format`);
   return new PromScrape(await res.text());
 }

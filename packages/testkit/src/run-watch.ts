@@ -19,7 +19,10 @@ export async function collectRunEvents(
   timeoutMs = 60_000,
 ): Promise<Array<{ subject: string; data: unknown }>> {
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(STREAMS.runs.name, { filter_subjects: runEventsFilter(runId), deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(STREAMS.runs.name, {
+    filter_subjects: runEventsFilter(runId),
+    deliver_policy: DeliverPolicy.All,
+  });
   const messages = await consumer.consume();
   const events: Array<{ subject: string; data: unknown }> = [];
   const timer = setTimeout(() => void messages.close(), timeoutMs);
@@ -37,11 +40,18 @@ export async function collectRunEvents(
 }
 
 /** Waits for a run's `completed` event (already published or still to come). */
-export async function waitForCompleted(nc: NatsConnection, runId: string, timeoutMs = 120_000): Promise<RunCompletedEvent> {
+export async function waitForCompleted(
+  nc: NatsConnection,
+  runId: string,
+  timeoutMs = 120_000,
+): Promise<RunCompletedEvent> {
   const isCompleted = (subject: string): boolean => parseRunEventSubject(subject)?.event === 'completed';
   const events = await collectRunEvents(nc, runId, isCompleted, timeoutMs);
   const completed = events.find((e) => isCompleted(e.subject));
-  if (!completed) throw new Error(`run ${runId} did not complete within ${timeoutMs} ms (events seen: ${events.map((e) => e.subject).join(', ')})`);
+  if (!completed)
+    throw new Error(
+      `run ${runId} did not complete within ${timeoutMs} ms (events seen: ${events.map((e) => e.subject).join(', ')})`,
+    );
   return completed.data as RunCompletedEvent;
 }
 
@@ -52,7 +62,10 @@ export async function listRejected(nc: NatsConnection): Promise<RejectedEvent[]>
   const info = await jsm.streams.info(STREAMS.runs.name, { subjects_filter: REJECTED_SUBJECT });
   const count = info.state.subjects?.[REJECTED_SUBJECT] ?? 0;
   if (count === 0) return [];
-  const consumer = await js.consumers.get(STREAMS.runs.name, { filter_subjects: REJECTED_SUBJECT, deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(STREAMS.runs.name, {
+    filter_subjects: REJECTED_SUBJECT,
+    deliver_policy: DeliverPolicy.All,
+  });
   const out: RejectedEvent[] = [];
   const messages = await consumer.consume();
   for await (const msg of messages) {
@@ -76,7 +89,10 @@ export async function listOutcomes(nc: NatsConnection, runId: string): Promise<T
   const count = await countOutcomes(nc, runId);
   if (count === 0) return [];
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(STREAMS.outcomes.name, { filter_subjects: outcomeSubject(runId), deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(STREAMS.outcomes.name, {
+    filter_subjects: outcomeSubject(runId),
+    deliver_policy: DeliverPolicy.All,
+  });
   const out: TenantOutcome[] = [];
   const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
   for await (const msg of messages) out.push(msg.json());

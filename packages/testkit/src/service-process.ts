@@ -13,7 +13,10 @@ export interface ServiceProcess {
   /** The raw text of every line so far (stdout and stderr). */
   readonly output: string[];
   /** Resolves with the first log line that matches. */
-  waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** SIGTERM; resolves with the exit code. */
   stop(timeoutMs?: number): Promise<number | null>;
   /** SIGKILL. */
@@ -37,14 +40,21 @@ export async function startService(
     nodeArgs?: string[];
   } = {},
 ): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry ?? serviceEntry(name)], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), options.entry ?? serviceEntry(name)],
+    {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: Array<Record<string, unknown>> = [];
   const output: string[] = [];
-  const waiters = new Set<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
+  const waiters = new Set<{
+    predicate: (line: Record<string, unknown>) => boolean;
+    resolve: (line: Record<string, unknown>) => void;
+  }>();
   const onLine = (text: string): void => {
     output.push(text);
     let line: Record<string, unknown>;
@@ -73,7 +83,11 @@ export async function startService(
       waiters.add(waiter);
       const timer = setTimeout(() => {
         waiters.delete(waiter);
-        reject(new Error(`${name} did not log the expected line within ${timeoutMs} ms; last lines:\n${output.slice(-15).join('\n')}`));
+        reject(
+          new Error(
+            `${name} did not log the expected line within ${timeoutMs} ms; last lines:\n${output.slice(-15).join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       const clear = (): void => clearTimeout(timer);
       void exited.then(clear);
@@ -107,7 +121,10 @@ export async function startService(
     },
   };
   if (options.waitReady ?? true) {
-    const ready = waitForLog((l) => typeof l.msg === 'string' && l.msg.endsWith(' ready'), options.readyTimeoutMs ?? 20_000);
+    const ready = waitForLog(
+      (l) => typeof l.msg === 'string' && l.msg.endsWith(' ready'),
+      options.readyTimeoutMs ?? 20_000,
+    );
     const early = exited.then((code) => {
       throw new Error(`${name} exited with ${code} before it was ready:\n${output.slice(-20).join('\n')}`);
     });
@@ -127,7 +144,10 @@ export async function startService(
  * The environment of a test fleet's services: NATS, a file registry, the migrations, a reporter
  * on any free port, and the local Postgres user. `extra` adds or overrides variables.
  */
-export function fleetServiceEnv(options: { natsUrl: string; registryFile: string; migrationsDir?: string }, extra: Record<string, string> = {}): Record<string, string> {
+export function fleetServiceEnv(
+  options: { natsUrl: string; registryFile: string; migrationsDir?: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     NATS_URL: options.natsUrl,
     SLUICE_MIGRATIONS_DIR: options.migrationsDir ?? MIGRATIONS_DIR,

@@ -33,7 +33,11 @@ export interface FleetOptions {
 }
 
 /** Runs `fn` over items with at most `limit` at once, keeping order in the result. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -54,7 +58,11 @@ export async function createTenantFleet(options: FleetOptions): Promise<TenantFl
   await admin.connect();
   const tenants: FleetTenant[] = Array.from({ length: options.count }, (_, i) => {
     const database = `${prefix}_${String(i + 1).padStart(4, '0')}`;
-    return { tenantId: `${options.tenantPrefix ?? 'tenant'}-${String(i + 1).padStart(4, '0')}`, database, databaseUrl: `${serverUrl}/${database}` };
+    return {
+      tenantId: `${options.tenantPrefix ?? 'tenant'}-${String(i + 1).padStart(4, '0')}`,
+      database,
+      databaseUrl: `${serverUrl}/${database}`,
+    };
   });
   try {
     // CREATE DATABASE cannot share a transaction; one connection runs them one by one, which is
@@ -67,7 +75,15 @@ export async function createTenantFleet(options: FleetOptions): Promise<TenantFl
     prefix,
     tenants,
     async writeRegistry(file, extraRows = []) {
-      const rows = [...tenants.map(({ tenantId, databaseUrl, tags, status }) => ({ tenantId, databaseUrl, ...(tags ? { tags } : {}), ...(status ? { status } : {}) })), ...extraRows];
+      const rows = [
+        ...tenants.map(({ tenantId, databaseUrl, tags, status }) => ({
+          tenantId,
+          databaseUrl,
+          ...(tags ? { tags } : {}),
+          ...(status ? { status } : {}),
+        })),
+        ...extraRows,
+      ];
       await writeFile(file, JSON.stringify(rows, null, 1));
     },
     async eachTenant(fn, concurrency = 8) {

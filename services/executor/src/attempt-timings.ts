@@ -74,7 +74,10 @@ export class AttemptTimings {
   }
 
   /** Called when a delivery settles the tenant: the accumulated parts, and the entry is forgotten. */
-  settle(key: string, workMs: number): Pick<Timings, 'queuedMs' | 'lockWaitMs' | 'unavailableMs' | 'retryDelayMs' | 'workMs'> {
+  settle(
+    key: string,
+    workMs: number,
+  ): Pick<Timings, 'queuedMs' | 'lockWaitMs' | 'unavailableMs' | 'retryDelayMs' | 'workMs'> {
     const entry = this.entries.get(key);
     this.entries.delete(key);
     if (!entry) return { workMs };

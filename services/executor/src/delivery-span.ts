@@ -58,7 +58,8 @@ function record(span: Span, result: DeliveryResult): void {
     span.setAttribute('sluice.error_code', code);
     if (result.error !== undefined) span.recordException(exceptionOf(result.error));
     // A task put back for another attempt failed this delivery too; its retry shows as the next span.
-    if (outcome?.status === 'failed' || result.settled === 'retry') span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+    if (outcome?.status === 'failed' || result.settled === 'retry')
+      span.setStatus({ code: SpanStatusCode.ERROR, message: code });
   }
 }
 

@@ -51,7 +51,8 @@ export interface DeliveryEvents {
 export interface DeliveryDeps {
   bus: Bus;
   logger: Logger;
-  config: Pick<ExecutorConfig, 'executorId' | 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs' | 'ackWaitMs'> & Partial<Pick<ExecutorConfig, 'concurrency'>>;
+  config: Pick<ExecutorConfig, 'executorId' | 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs' | 'ackWaitMs'> &
+    Partial<Pick<ExecutorConfig, 'concurrency'>>;
   /** The sets runs may ask for, by digest (bundles); a plain set serves only its own digest. */
   migrations: MigrationSet | MigrationSets;
   /** The tenant's work (Postgres, or a benchmark's no-op). */
@@ -68,7 +69,8 @@ export interface Delivery {
   readonly events: EventEmitter<DeliveryEvents>;
 }
 
-type Decoded = { task: TenantTask; raw: unknown } | { task?: undefined; raw: unknown; problem: string; issues?: unknown[] };
+type Decoded =
+  { task: TenantTask; raw: unknown } | { task?: undefined; raw: unknown; problem: string; issues?: unknown[] };
 
 const GATED_RESULT = (verdict: Exclude<GateVerdict, { action: 'proceed' }>): DeliveryResult => ({
   // Gated tasks were not attempted: no error, so the host's limiter is left alone.
@@ -93,7 +95,8 @@ const GATED_RESULT = (verdict: Exclude<GateVerdict, { action: 'proceed' }>): Del
  */
 export function createDelivery(deps: DeliveryDeps): Delivery {
   const { bus, logger, config, gate, breakers, tenantWork } = deps;
-  const sets = 'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
+  const sets =
+    'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
   const timings = new AttemptTimings();
   const events = new EventEmitter<DeliveryEvents>();
 
@@ -127,7 +130,12 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     const started = performance.now();
     const key = `${task.runId}:${task.tenantId}`;
     const plannedAt = Date.parse(task.plannedAt);
-    timings.begin({ key, now: Date.now(), plannedAt: Number.isFinite(plannedAt) ? plannedAt : Date.now(), breakerOpenMs: (from, to) => breakers?.openMs(task.host, from, to) ?? 0 });
+    timings.begin({
+      key,
+      now: Date.now(),
+      plannedAt: Number.isFinite(plannedAt) ? plannedAt : Date.now(),
+      breakerOpenMs: (from, to) => breakers?.openMs(task.host, from, to) ?? 0,
+    });
     let outcome: TenantOutcome;
     let failure: unknown;
     try {
@@ -137,22 +145,38 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       const transient = error instanceof SluiceError ? error.transient : false;
       if (transient && attempt < config.maxAttempts) {
         const delay = retryDelayMs(attempt, config.retryBaseMs, config.retryMaxMs);
-        logOf(task, attempt).warn({ err: error, code: (error as SluiceError).code, retryInMs: delay }, 'transient failure; task put back');
+        logOf(task, attempt).warn(
+          { err: error, code: (error as SluiceError).code, retryInMs: delay },
+          'transient failure; task put back',
+        );
         const durationMs = performance.now() - started;
         timings.retry(key, durationMs, error, Date.now());
         msg.nak(delay);
         return { settled: 'retry', error, durationMs };
       }
-      logOf(task, attempt).warn({ err: error, code: error instanceof SluiceError ? error.code : 'internal' }, 'tenant failed');
+      logOf(task, attempt).warn(
+        { err: error, code: error instanceof SluiceError ? error.code : 'internal' },
+        'tenant failed',
+      );
       outcome = failedOutcome(sourceOf(task, attempt), toOutcomeError(error));
     }
 
     const workMs = performance.now() - started;
-    outcome.timings = { ...outcome.timings, ...timings.settle(key, workMs), totalMs: outcome.timings?.totalMs ?? workMs };
+    outcome.timings = {
+      ...outcome.timings,
+      ...timings.settle(key, workMs),
+      totalMs: outcome.timings?.totalMs ?? workMs,
+    };
     await publishOutcome(bus, outcome);
     msg.ack();
-    if (logger.isLevelEnabled('debug')) logOf(task, attempt).debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
-    return { settled: 'done', ...(failure === undefined ? {} : { error: failure }), durationMs: performance.now() - started, outcome };
+    if (logger.isLevelEnabled('debug'))
+      logOf(task, attempt).debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
+    return {
+      settled: 'done',
+      ...(failure === undefined ? {} : { error: failure }),
+      durationMs: performance.now() - started,
+      outcome,
+    };
   }
 
   /** Step 1: the message as a task, or why it is none. */
@@ -164,18 +188,34 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       return { raw: undefined, problem: (error as Error).message };
     }
     const parsed = TenantTaskSchema.safeParse(raw);
-    return parsed.success ? { task: parsed.data, raw } : { raw, problem: `malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`, issues: parsed.error.issues.slice(0, 5) };
+    return parsed.success
+      ? { task: parsed.data, raw }
+      : {
+          raw,
+          problem: `malformed task: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+          issues: parsed.error.issues.slice(0, 5),
+        };
   }
 
   /** A message that is no task: reported when it names its run and tenant, then terminated (never redelivered). */
-  async function dropUnusable(msg: JsMsg, decoded: Exclude<Decoded, { task: TenantTask }>, attempt: number): Promise<DeliveryResult> {
+  async function dropUnusable(
+    msg: JsMsg,
+    decoded: Exclude<Decoded, { task: TenantTask }>,
+    attempt: number,
+  ): Promise<DeliveryResult> {
     const r = decoded.raw as Partial<TenantTask> | null | undefined;
     if (decoded.raw === undefined) {
       logger.error({ subject: msg.subject, problem: decoded.problem }, 'task is not JSON; dropped');
     } else {
       logger.error({ runId: r?.runId, tenantId: r?.tenantId, issues: decoded.issues }, 'malformed task');
       if (typeof r?.runId === 'string' && typeof r.tenantId === 'string') {
-        await publishOutcome(bus, failedOutcome(sourceOf({ runId: r.runId, tenantId: r.tenantId, host: '' }, attempt), toOutcomeError(new Error(decoded.problem))));
+        await publishOutcome(
+          bus,
+          failedOutcome(
+            sourceOf({ runId: r.runId, tenantId: r.tenantId, host: '' }, attempt),
+            toOutcomeError(new Error(decoded.problem)),
+          ),
+        );
       }
     }
     msg.term();
@@ -215,7 +255,14 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
 
   /** This executor, settling a tenant after `attempt` deliveries. */
   function sourceOf(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, attempt: number): OutcomeSource {
-    return { runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: config.executorId, ...(config.concurrency ? { executorSlots: config.concurrency } : {}), attempts: attempt };
+    return {
+      runId: task.runId,
+      tenantId: task.tenantId,
+      host: task.host,
+      executorId: config.executorId,
+      ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
+      attempts: attempt,
+    };
   }
 
   // A child logger per task costs (its bindings are redacted): made only when something is logged.

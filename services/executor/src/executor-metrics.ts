@@ -68,7 +68,8 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
     registers: [registry],
     collect() {
       this.reset();
-      for (const h of snapshot()) for (const state of BREAKER_STATES) this.set({ host: h.host, state }, h.breaker === state ? 1 : 0);
+      for (const h of snapshot())
+        for (const state of BREAKER_STATES) this.set({ host: h.host, state }, h.breaker === state ? 1 : 0);
     },
   });
   new Gauge({
@@ -128,7 +129,8 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
     results.inc({ result: result.settled, code });
     duration.observe({ result: result.settled }, result.durationMs / 1000);
     // The delivery treats anything that is not a SluiceError as permanent; so do we.
-    if (error !== undefined) errors.inc({ host, class: error instanceof SluiceError && error.transient ? 'transient' : 'permanent', code });
+    if (error !== undefined)
+      errors.inc({ host, class: error instanceof SluiceError && error.transient ? 'transient' : 'permanent', code });
     const timings = result.outcome?.timings;
     if (timings) {
       for (const [phase, field] of DB_PHASES) {

@@ -28,11 +28,20 @@ export interface ExecutorOverrides {
  * breakers and the run gate; the delivery pipeline over them (`delivery.ts`); the host scheduler
  * that feeds it; the metrics that read the scheduler and listen to the deliveries.
  */
-export async function startExecutorService(config: ExecutorConfig, logger: Logger, overrides: ExecutorOverrides = {}): Promise<ExecutorService> {
+export async function startExecutorService(
+  config: ExecutorConfig,
+  logger: Logger,
+  overrides: ExecutorOverrides = {},
+): Promise<ExecutorService> {
   const local = config.migrationsDir ? await loadMigrationDir(config.migrationsDir) : undefined;
   const bus: Bus = await connectBus(config.bus, logger);
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
-  const migrations = createMigrationSets({ bundles: await openBundleStore(bus, { replicas: config.streamReplicas }), local, logger, executorId: config.executorId });
+  const migrations = createMigrationSets({
+    bundles: await openBundleStore(bus, { replicas: config.streamReplicas }),
+    local,
+    logger,
+    executorId: config.executorId,
+  });
   const breakers = new HostBreakers(
     {
       errorThresholdPercentage: config.breakerThresholdPercent,
@@ -43,7 +52,15 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
-  const delivery = createDelivery({ bus, logger, config, migrations, gate, breakers, tenantWork: overrides.tenantWork ?? postgresTenantWork(config) });
+  const delivery = createDelivery({
+    bus,
+    logger,
+    config,
+    migrations,
+    gate,
+    breakers,
+    tenantWork: overrides.tenantWork ?? postgresTenantWork(config),
+  });
   const registry = createMetricsRegistry('executor');
   const scheduler = startHostScheduler({
     bus,
@@ -57,7 +74,15 @@ export async function startExecutorService(config: ExecutorConfig, logger: Logge
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
   registerExecutorMetrics(registry, { scheduler, slots: config.concurrency, deliveries: delivery.events });
   const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
-  logger.info({ executorId: config.executorId, localDigest: local?.digest, concurrency: config.concurrency, metricsPort: metrics.port }, 'executor ready');
+  logger.info(
+    {
+      executorId: config.executorId,
+      localDigest: local?.digest,
+      concurrency: config.concurrency,
+      metricsPort: metrics.port,
+    },
+    'executor ready',
+  );
   return {
     scheduler,
     metricsPort: metrics.port,

@@ -38,7 +38,10 @@ export class HostBreakers {
     private readonly onStateChange: (host: string, state: BreakerState) => void = () => undefined,
   ) {
     this.rotation.setMaxListeners(0);
-    this.timer = setInterval(() => this.rotation.emit('rotate'), Math.max(10, Math.floor(options.rollingWindowMs / BUCKETS)));
+    this.timer = setInterval(
+      () => this.rotation.emit('rotate'),
+      Math.max(10, Math.floor(options.rollingWindowMs / BUCKETS)),
+    );
     this.timer.unref();
   }
 
@@ -79,7 +82,12 @@ export class HostBreakers {
       return (await breaker.fire(work)) as T;
     } catch (error) {
       if ((error as { code?: string }).code === 'EOPENBREAKER') {
-        throw new HostUnavailableError(`${host}: circuit breaker is open after repeated host failures`, host, undefined, { cause: error });
+        throw new HostUnavailableError(
+          `${host}: circuit breaker is open after repeated host failures`,
+          host,
+          undefined,
+          { cause: error },
+        );
       }
       throw error;
     }

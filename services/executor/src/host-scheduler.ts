@@ -66,7 +66,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   function feedback(lane: Lane, result: DeliveryResult): void {
     const error = result.error;
     if (error instanceof LockTimeoutError) lane.limiter.onOverload('lock_timeout', now());
-    else if (error instanceof HostUnavailableError) lane.limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now());
+    else if (error instanceof HostUnavailableError)
+      lane.limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now());
     else if (result.settled === 'done' && error === undefined) lane.limiter.onSuccess(result.durationMs, now());
   }
 

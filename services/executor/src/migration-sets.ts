@@ -20,7 +20,12 @@ const CACHE_SIZE = 16;
  * digest and cached by it; the local folder (`SLUICE_MIGRATIONS_DIR`), when there is one, serves
  * its own digest without a fetch and covers runs planned before bundles were stored.
  */
-export function createMigrationSets(deps: { bundles: BundleStore; local?: MigrationSet; logger: Logger; executorId: string }): MigrationSets {
+export function createMigrationSets(deps: {
+  bundles: BundleStore;
+  local?: MigrationSet;
+  logger: Logger;
+  executorId: string;
+}): MigrationSets {
   const { bundles, local, logger, executorId } = deps;
   const cache = new Map<string, Promise<MigrationSet>>();
 
@@ -61,7 +66,9 @@ export function singleMigrationSet(set: MigrationSet, executorId: string): Migra
     forDigest(digest) {
       if (digest === set.digest) return Promise.resolve(set);
       return Promise.reject(
-        new DigestMismatchError(`executor ${executorId} has migration set ${set.digest.slice(0, 12)}, the run was planned with ${digest.slice(0, 12)}`),
+        new DigestMismatchError(
+          `executor ${executorId} has migration set ${set.digest.slice(0, 12)}, the run was planned with ${digest.slice(0, 12)}`,
+        ),
       );
     },
   };

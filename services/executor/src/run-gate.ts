@@ -1,4 +1,11 @@
-import { appendLedger, type Bus, ensureLedgerStream, publishOutcome, type RunControlView, watchRunControl } from '@sluice/bus';
+import {
+  appendLedger,
+  type Bus,
+  ensureLedgerStream,
+  publishOutcome,
+  type RunControlView,
+  watchRunControl,
+} from '@sluice/bus';
 import { gateDecision, type SkipCode, skippedOutcome, type TenantTask } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
@@ -51,10 +58,14 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
   const { bus, logger } = deps;
   const deferMs = deps.deferMs ?? 2_000;
   await ensureLedgerStream(bus.jsm, { replicas: deps.replicas ?? 1 });
-  const view = deps.view ?? (await watchRunControl(bus, { logger, ...(deps.replicas ? { replicas: deps.replicas } : {}) }));
+  const view =
+    deps.view ?? (await watchRunControl(bus, { logger, ...(deps.replicas ? { replicas: deps.replicas } : {}) }));
 
   async function skip(task: TenantTask, code: SkipCode, reason: string): Promise<void> {
-    const outcome = skippedOutcome({ runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: deps.executorId, attempts: 0 }, { code, message: reason });
+    const outcome = skippedOutcome(
+      { runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: deps.executorId, attempts: 0 },
+      { code, message: reason },
+    );
     // Under the tenant's outcome id: a repeat of an earlier outcome of the tenant is dropped.
     await publishOutcome(bus, outcome, { attempts: 3 });
   }
@@ -68,7 +79,14 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
           await appendLedger(
             bus,
             task.runId,
-            { kind: 'parked', task, taskSeq: delivery.streamSeq, reason: decision.reason, executorId: deps.executorId, at: new Date().toISOString() },
+            {
+              kind: 'parked',
+              task,
+              taskSeq: delivery.streamSeq,
+              reason: decision.reason,
+              executorId: deps.executorId,
+              at: new Date().toISOString(),
+            },
             { attempts: 3 },
           );
           logger.debug({ runId: task.runId, tenantId: task.tenantId, reason: decision.reason }, 'task parked');
@@ -78,7 +96,10 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
         logger.debug({ runId: task.runId, tenantId: task.tenantId, code: decision.code }, 'tenant skipped');
         return { action: 'skipped', code: decision.code, reason: decision.reason };
       } catch (error) {
-        logger.warn({ err: error, runId: task.runId, tenantId: task.tenantId }, 'run gate could not record its decision; task put back');
+        logger.warn(
+          { err: error, runId: task.runId, tenantId: task.tenantId },
+          'run gate could not record its decision; task put back',
+        );
         return { action: 'defer', delayMs: deferMs, error };
       }
     },

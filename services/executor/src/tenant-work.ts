@@ -8,7 +8,10 @@ import type { ExecutorConfig } from './config.js';
  * The work of one tenant: connect, migrate, disconnect. A port, so a benchmark can measure the
  * pipeline without databases.
  */
-export type TenantWork = (task: TenantTask, migrations: MigrationSet) => Promise<{ report: MigrationReport; connectMs: number }>;
+export type TenantWork = (
+  task: TenantTask,
+  migrations: MigrationSet,
+) => Promise<{ report: MigrationReport; connectMs: number }>;
 
 /** The tenant's own database through `pg`: a session named after the replica and run, the migrator, then close. */
 export function postgresTenantWork(

@@ -24,7 +24,12 @@ describe('AttemptTimings', () => {
 
   it('charges the part of the queue wait when the host breaker was open to the host', () => {
     const timings = new AttemptTimings();
-    timings.begin({ key: 'k', now: 5_000, plannedAt: 0, breakerOpenMs: (from, to) => (from === 0 && to === 5_000 ? 3_000 : -1) });
+    timings.begin({
+      key: 'k',
+      now: 5_000,
+      plannedAt: 0,
+      breakerOpenMs: (from, to) => (from === 0 && to === 5_000 ? 3_000 : -1),
+    });
     expect(timings.settle('k', 10)).toMatchObject({ queuedMs: 2_000, unavailableMs: 3_000, workMs: 10 });
   });
 

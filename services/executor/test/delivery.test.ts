@@ -29,7 +29,12 @@ describe('the delivery of a task against real NATS and Postgres', () => {
     nats = await startNatsServer();
     bus = await connectBus({ servers: nats.url, name: 'executor-test' }, logger);
     await ensureTopology(bus.jsm);
-    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'exec', filter_subject: 'sluice.tasks.>', ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: 'exec',
+      filter_subject: 'sluice.tasks.>',
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 30e9,
+    });
     const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
     await admin.connect();
     await admin.query(`CREATE DATABASE ${DB}`);
@@ -48,7 +53,16 @@ describe('the delivery of a task against real NATS and Postgres', () => {
     await admin.end();
   });
 
-  const config = { executorId: 'x1', maxAttempts: 2, retryBaseMs: 100, retryMaxMs: 200, ackWaitMs: 30_000, lockTimeoutMs: 2_000, statementTimeoutMs: 10_000, connectTimeoutMs: 2_000 };
+  const config = {
+    executorId: 'x1',
+    maxAttempts: 2,
+    retryBaseMs: 100,
+    retryMaxMs: 200,
+    ackWaitMs: 30_000,
+    lockTimeoutMs: 2_000,
+    statementTimeoutMs: 10_000,
+    connectTimeoutMs: 2_000,
+  };
 
   const task = (over: Partial<TenantTask>): TenantTask => ({
     runId: 'run1',
@@ -63,9 +77,19 @@ describe('the delivery of a task against real NATS and Postgres', () => {
   });
 
   /** Publishes one task and feeds its deliveries to the pipeline until an outcome appears. */
-  async function runTask(t: unknown, handlerSet = set, tenantId = (t as TenantTask).tenantId): Promise<{ outcome?: TenantOutcome; deliveries: number }> {
+  async function runTask(
+    t: unknown,
+    handlerSet = set,
+    tenantId = (t as TenantTask).tenantId,
+  ): Promise<{ outcome?: TenantOutcome; deliveries: number }> {
     await bus.publish('sluice.tasks.test', t);
-    const { handle } = createDelivery({ bus, migrations: handlerSet, logger, config, tenantWork: postgresTenantWork(config) });
+    const { handle } = createDelivery({
+      bus,
+      migrations: handlerSet,
+      logger,
+      config,
+      tenantWork: postgresTenantWork(config),
+    });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'exec');
     let deliveries = 0;
     for (let i = 0; i < 6; i++) {
@@ -91,21 +115,50 @@ describe('the delivery of a task against real NATS and Postgres', () => {
 
   it('migrates a tenant and reports what it applied with timings', async () => {
     const { outcome } = await runTask(task({}));
-    expect(outcome).toMatchObject({ status: 'migrated', applied: [1, 2], fromVersion: null, toVersion: 2, executorId: 'x1', attempts: 1 });
+    expect(outcome).toMatchObject({
+      status: 'migrated',
+      applied: [1, 2],
+      fromVersion: null,
+      toVersion: 2,
+      executorId: 'x1',
+      attempts: 1,
+    });
     expect(outcome?.timings?.connectMs).toBeGreaterThan(0);
     expect(outcome?.timings?.queuedMs).toBeGreaterThanOrEqual(0);
   });
 
   it('retries an unreachable host, then fails the tenant with the last error', async () => {
-    const { outcome, deliveries } = await runTask(task({ tenantId: 'down', databaseUrl: `postgres://postgres@127.0.0.1:${closedPort}/x`, host: `127.0.0.1:${closedPort}` }));
+    const { outcome, deliveries } = await runTask(
+      task({
+        tenantId: 'down',
+        databaseUrl: `postgres://postgres@127.0.0.1:${closedPort}/x`,
+        host: `127.0.0.1:${closedPort}`,
+      }),
+    );
     expect(deliveries).toBe(2);
-    expect(outcome).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'host_unavailable', transient: true } });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      error: { code: 'host_unavailable', transient: true },
+    });
   });
 
   it('fails a tenant at once on a SQL error, with the version and SQLSTATE', async () => {
-    const { outcome, deliveries } = await runTask(task({ runId: 'run2', tenantId: 'sqlerr', target: 1, digest: broken.digest, databaseUrl: `postgres://postgres@127.0.0.1:5432/${DB2}` }), broken);
+    const { outcome, deliveries } = await runTask(
+      task({
+        runId: 'run2',
+        tenantId: 'sqlerr',
+        target: 1,
+        digest: broken.digest,
+        databaseUrl: `postgres://postgres@127.0.0.1:5432/${DB2}`,
+      }),
+      broken,
+    );
     expect(deliveries).toBe(1);
-    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'sql_error', transient: false, version: 1, sqlState: '42P01' } });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: { code: 'sql_error', transient: false, version: 1, sqlState: '42P01' },
+    });
   });
 
   it('puts back a task planned with another migration set and applies nothing', async () => {
@@ -115,7 +168,11 @@ describe('the delivery of a task against real NATS and Postgres', () => {
   });
 
   it('reports a malformed task that names its run and tenant, and drops it', async () => {
-    const { outcome, deliveries } = await runTask({ runId: 'run4', tenantId: 'weird', databaseUrl: 'postgres://u:pw@h/db' }, set, 'weird');
+    const { outcome, deliveries } = await runTask(
+      { runId: 'run4', tenantId: 'weird', databaseUrl: 'postgres://u:pw@h/db' },
+      set,
+      'weird',
+    );
     expect(deliveries).toBe(1);
     expect(outcome?.status).toBe('failed');
     expect(outcome?.error?.message).toMatch(/malformed task/);

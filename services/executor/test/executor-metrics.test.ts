@@ -35,7 +35,11 @@ describe('executor metrics', () => {
       },
     };
     deliveries.emit('settled', HOST, done);
-    deliveries.emit('settled', HOST, { settled: 'retry', durationMs: 30, error: new LockTimeoutError('lock', '55P03') });
+    deliveries.emit('settled', HOST, {
+      settled: 'retry',
+      durationMs: 30,
+      error: new LockTimeoutError('lock', '55P03'),
+    });
     deliveries.emit('settled', HOST, { settled: 'done', durationMs: 10, error: new TargetError('no such version') });
     deliveries.emit('settled', 'db2:5432', { settled: 'done', durationMs: 10, error: new Error('boom') });
 
@@ -52,11 +56,21 @@ describe('executor metrics', () => {
     expect(after.value('sluice_executor_tasks_total', { result: 'done' })).toBe(3);
     expect(after.value('sluice_executor_tasks_total', { result: 'retry', code: 'lock_timeout' })).toBe(1);
     expect(after.value('sluice_executor_task_duration_seconds_count', { result: 'done' })).toBe(3);
-    expect(after.value('sluice_executor_errors_total', { host: HOST, class: 'transient', code: 'lock_timeout' })).toBe(1);
-    expect(after.value('sluice_executor_errors_total', { host: HOST, class: 'permanent', code: 'invalid_target' })).toBe(1);
-    expect(after.value('sluice_executor_errors_total', { host: 'db2:5432', class: 'permanent', code: 'internal' })).toBe(1);
+    expect(after.value('sluice_executor_errors_total', { host: HOST, class: 'transient', code: 'lock_timeout' })).toBe(
+      1,
+    );
+    expect(
+      after.value('sluice_executor_errors_total', { host: HOST, class: 'permanent', code: 'invalid_target' }),
+    ).toBe(1);
+    expect(
+      after.value('sluice_executor_errors_total', { host: 'db2:5432', class: 'permanent', code: 'internal' }),
+    ).toBe(1);
     expect(after.value('sluice_executor_errors_total')).toBe(3);
-    for (const [phase, seconds] of [['connect', 0.004], ['journal', 0.002], ['execute', 0.1]] as const) {
+    for (const [phase, seconds] of [
+      ['connect', 0.004],
+      ['journal', 0.002],
+      ['execute', 0.1],
+    ] as const) {
       expect(after.value('sluice_executor_db_seconds_count', { host: HOST, phase })).toBe(1);
       expect(after.value('sluice_executor_db_seconds_sum', { host: HOST, phase })).toBeCloseTo(seconds, 6);
     }
@@ -79,7 +93,12 @@ describe('executor metrics', () => {
     });
 
     it('serves /metrics in the Prometheus text format on a free port', async () => {
-      const config = loadExecutorConfig({ NATS_URL: nats.url, SLUICE_MIGRATIONS_DIR: dir, SLUICE_CONCURRENCY: '5', SLUICE_METRICS_PORT: '0' });
+      const config = loadExecutorConfig({
+        NATS_URL: nats.url,
+        SLUICE_MIGRATIONS_DIR: dir,
+        SLUICE_CONCURRENCY: '5',
+        SLUICE_METRICS_PORT: '0',
+      });
       const service = await startExecutorService(config, logger);
       try {
         const page = await scrapeMetrics(`http://127.0.0.1:${service.metricsPort}/metrics`);

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createMigrationSets, singleMigrationSet } from '../src/migration-sets.js';
 
 const logger = createLogger({ service: 'migration-sets-test', level: 'silent' });
-const setOf = (n: number): MigrationSet => createMigrationSet([{ file: '0001_t.sql', sql: `CREATE TABLE t${n} (id int);\n` }]);
+const setOf = (n: number): MigrationSet =>
+  createMigrationSet([{ file: '0001_t.sql', sql: `CREATE TABLE t${n} (id int);\n` }]);
 
 /** An in-memory bundle store (our own port) that counts reads and can hold a tampered entry. */
 function memoryBundles() {
@@ -21,7 +22,8 @@ function memoryBundles() {
     },
     get(digest) {
       reads.push(digest);
-      if (tampered.has(digest)) return Promise.reject(new BundleDigestMismatchError(`bundle ${digest} holds migration set x`));
+      if (tampered.has(digest))
+        return Promise.reject(new BundleDigestMismatchError(`bundle ${digest} holds migration set x`));
       return Promise.resolve(sets.get(digest));
     },
   };

@@ -43,7 +43,11 @@ const task = (runId: string, tenantId: string, stage?: 'canary' | 'fleet'): Tena
   ...(stage ? { stage } : {}),
 });
 
-const state = (runId: string, over: Partial<RunControlState>, seq: number): RunControlState => ({ ...initialControlState(runId, undefined, seq, at), ...over, seq });
+const state = (runId: string, over: Partial<RunControlState>, seq: number): RunControlState => ({
+  ...initialControlState(runId, undefined, seq, at),
+  ...over,
+  seq,
+});
 
 describe('run gate against a real nats-server', () => {
   let nats: NatsServerHandle;
@@ -68,31 +72,55 @@ describe('run gate against a real nats-server', () => {
 
   async function ledger(runId: string): Promise<TaskLedgerEntry[]> {
     const out: TaskLedgerEntry[] = [];
-    await readSubject(bus, LEDGER_STREAM.name, ledgerSubject(runId), (m) => void out.push(decodeJson(m.data) as TaskLedgerEntry));
+    await readSubject(
+      bus,
+      LEDGER_STREAM.name,
+      ledgerSubject(runId),
+      (m) => void out.push(decodeJson(m.data) as TaskLedgerEntry),
+    );
     return out;
   }
   async function outcomes(runId: string): Promise<TenantOutcome[]> {
     const out: TenantOutcome[] = [];
-    await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(runId), (m) => void out.push(decodeJson(m.data) as TenantOutcome));
+    await readSubject(
+      bus,
+      STREAMS.outcomes.name,
+      outcomeSubject(runId),
+      (m) => void out.push(decodeJson(m.data) as TenantOutcome),
+    );
     return out;
   }
   /** Waits until the gate's watch has seen a state (the KV watch is asynchronous). */
   async function saveAndSee(s: RunControlState, probe: TenantTask, expected: string): Promise<void> {
     await store.save(s);
-    await expect.poll(async () => (await gate.check(probe, { streamSeq: 999_999 })).action, { timeout: 5_000 }).toBe(expected);
+    await expect
+      .poll(async () => (await gate.check(probe, { streamSeq: 999_999 })).action, { timeout: 5_000 })
+      .toBe(expected);
   }
 
   it('lets a task of a run it knows nothing about start, unless it is a fleet task waiting for canaries', async () => {
     expect(await gate.check(task('r-none', 't1'), { streamSeq: 1 })).toEqual({ action: 'proceed' });
     expect(await gate.check(task('r-none', 't1', 'canary'), { streamSeq: 2 })).toEqual({ action: 'proceed' });
-    expect(await gate.check(task('r-none', 't2', 'fleet'), { streamSeq: 3 })).toEqual({ action: 'parked', reason: 'canary' });
+    expect(await gate.check(task('r-none', 't2', 'fleet'), { streamSeq: 3 })).toEqual({
+      action: 'parked',
+      reason: 'canary',
+    });
     const entries = await ledger('r-none');
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ kind: 'parked', reason: 'canary', taskSeq: 3, executorId: 'x1', task: { tenantId: 't2', stage: 'fleet' } });
+    expect(entries[0]).toMatchObject({
+      kind: 'parked',
+      reason: 'canary',
+      taskSeq: 3,
+      executorId: 'x1',
+      task: { tenantId: 't2', stage: 'fleet' },
+    });
   });
 
   it('loads the states stored before it started', async () => {
-    expect(await gate.check(task('paused-before-start', 't1'), { streamSeq: 10 })).toEqual({ action: 'parked', reason: 'paused' });
+    expect(await gate.check(task('paused-before-start', 't1'), { streamSeq: 10 })).toEqual({
+      action: 'parked',
+      reason: 'paused',
+    });
   });
 
   it('parks the tasks of a paused run once per delivery, and lets them start after resume', async () => {
@@ -112,19 +140,42 @@ describe('run gate against a real nats-server', () => {
 
   it('skips the tasks of a cancelled or rollout-stopped run with a skipped outcome', async () => {
     const cancel = { action: 'cancel' as const, reason: 'bad deploy', at };
-    await saveAndSee(state('r-cancel', { state: 'cancelling', stoppedBy: cancel, note: cancel }, 8), task('r-cancel', 'probe'), 'skipped');
-    expect(await gate.check(task('r-cancel', 't1'), { streamSeq: 41 })).toEqual({ action: 'skipped', code: 'cancelled', reason: 'run cancelled: bad deploy' });
+    await saveAndSee(
+      state('r-cancel', { state: 'cancelling', stoppedBy: cancel, note: cancel }, 8),
+      task('r-cancel', 'probe'),
+      'skipped',
+    );
+    expect(await gate.check(task('r-cancel', 't1'), { streamSeq: 41 })).toEqual({
+      action: 'skipped',
+      code: 'cancelled',
+      reason: 'run cancelled: bad deploy',
+    });
     const stop = { action: 'stop' as const, reason: 'canary c1 failed', at };
-    await saveAndSee(state('r-stop', { state: 'cancelling', stoppedBy: stop, note: stop }, 8), task('r-stop', 'probe'), 'skipped');
-    expect(await gate.check(task('r-stop', 't1', 'fleet'), { streamSeq: 42 })).toMatchObject({ action: 'skipped', code: 'rollout_stopped' });
+    await saveAndSee(
+      state('r-stop', { state: 'cancelling', stoppedBy: stop, note: stop }, 8),
+      task('r-stop', 'probe'),
+      'skipped',
+    );
+    expect(await gate.check(task('r-stop', 't1', 'fleet'), { streamSeq: 42 })).toMatchObject({
+      action: 'skipped',
+      code: 'rollout_stopped',
+    });
     const o = (await outcomes('r-cancel')).find((x) => x.tenantId === 't1');
-    expect(o).toMatchObject({ status: 'skipped', attempts: 0, executorId: 'x1', error: { code: 'cancelled', transient: false } });
+    expect(o).toMatchObject({
+      status: 'skipped',
+      attempts: 0,
+      executorId: 'x1',
+      error: { code: 'cancelled', transient: false },
+    });
     expect((await outcomes('r-stop')).find((x) => x.tenantId === 't1')?.error?.code).toBe('rollout_stopped');
   });
 
   it('skips leftover tasks of a finished run', async () => {
     await saveAndSee(state('r-done', { final: 'succeeded' }, 9), task('r-done', 'probe'), 'skipped');
-    expect(await gate.check(task('r-done', 't1'), { streamSeq: 51 })).toMatchObject({ action: 'skipped', code: 'run_completed' });
+    expect(await gate.check(task('r-done', 't1'), { streamSeq: 51 })).toMatchObject({
+      action: 'skipped',
+      code: 'run_completed',
+    });
   });
 
   it('never moves a run backwards: an older state written later is ignored', async () => {
@@ -135,7 +186,12 @@ describe('run gate against a real nats-server', () => {
   });
 
   it('in the delivery pipeline: acks parked and skipped tasks, naks deferred ones, migrates the rest, drops what is no task', async () => {
-    await bus.jsm.consumers.add(STREAMS.tasks.name, { durable_name: 'gate', filter_subject: 'sluice.tasks.gate', ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
+    await bus.jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: 'gate',
+      filter_subject: 'sluice.tasks.gate',
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 30e9,
+    });
     const consumer = await bus.js.consumers.get(STREAMS.tasks.name, 'gate');
     const verdicts: string[] = [];
     const worked: string[] = [];
@@ -153,7 +209,16 @@ describe('run gate against a real nats-server', () => {
       },
       tenantWork: (t) => {
         worked.push(t.tenantId);
-        return Promise.resolve({ report: { status: 'upToDate', applied: [], fromVersion: 1, toVersion: 1, timings: { journalMs: 0, executeMs: 0, serverMs: 0 } }, connectMs: 0 });
+        return Promise.resolve({
+          report: {
+            status: 'upToDate',
+            applied: [],
+            fromVersion: 1,
+            toVersion: 1,
+            timings: { journalMs: 0, executeMs: 0, serverMs: 0 },
+          },
+          connectMs: 0,
+        });
       },
     });
     await bus.publish('sluice.tasks.gate', task('r-pause', 'go'));
@@ -161,7 +226,8 @@ describe('run gate against a real nats-server', () => {
     await bus.publish('sluice.tasks.gate', task('r-none', 'wait', 'fleet'));
     await bus.publish('sluice.tasks.gate', { not: 'a task' });
     const results: string[] = [];
-    for (let i = 0; i < 4; i++) results.push((await delivery.handle((await consumer.next({ expires: 2_000 }))!)).settled);
+    for (let i = 0; i < 4; i++)
+      results.push((await delivery.handle((await consumer.next({ expires: 2_000 }))!)).settled);
     expect(results).toEqual(['done', 'dropped', 'dropped', 'dropped']);
     expect(verdicts).toEqual(['proceed', 'skipped', 'parked']);
     expect(worked).toEqual(['go']);

@@ -41,7 +41,10 @@ export interface HostLimits {
 /** Parses `db1:5432=8,db2.internal:6432=2`. */
 export function parseHostLimits(text: string | undefined, variable = 'SLUICE_HOST_LIMITS'): Map<string, number> {
   const out = new Map<string, number>();
-  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.lastIndexOf('=');
     const host = part.slice(0, eq).trim().toLowerCase();
     const limit = Number(part.slice(eq + 1));
@@ -71,7 +74,10 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     registryRetryMs: e.duration('SLUICE_REGISTRY_RETRY', 60_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
     concurrency: e.int('SLUICE_PLANNER_CONCURRENCY', 4, { min: 1, max: 64 }),
-    hostLimits: { default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }), overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')) },
+    hostLimits: {
+      default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }),
+      overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')),
+    },
     taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
     metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),

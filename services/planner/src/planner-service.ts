@@ -1,4 +1,14 @@
-import { AckPolicy, type Bus, connectBus, DeliverPolicy, ensureTopology, openBundleStore, openRunClaims, type PullLoop, startPullLoop } from '@sluice/bus';
+import {
+  AckPolicy,
+  type Bus,
+  connectBus,
+  DeliverPolicy,
+  ensureTopology,
+  openBundleStore,
+  openRunClaims,
+  type PullLoop,
+  startPullLoop,
+} from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
@@ -24,7 +34,8 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
   // Every run pins this set's digest; executors load the set from here by that digest.
   const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
-  if (bundle === 'replaced') logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
+  if (bundle === 'replaced')
+    logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
   const claims = await openRunClaims(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
@@ -45,8 +56,20 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     observer,
     maxDeliveries: config.maxDeliveries,
   });
-  const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) => planner.handleRequest(msg));
-  logger.info({ digest: migrations.digest, bundle, latest: migrations.latest, migrations: migrations.migrations.length, registry: config.registry.kind, metricsPort: metrics.port }, 'planner ready');
+  const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) =>
+    planner.handleRequest(msg),
+  );
+  logger.info(
+    {
+      digest: migrations.digest,
+      bundle,
+      latest: migrations.latest,
+      migrations: migrations.migrations.length,
+      registry: config.registry.kind,
+      metricsPort: metrics.port,
+    },
+    'planner ready',
+  );
   return {
     metricsPort: metrics.port,
     async stop() {

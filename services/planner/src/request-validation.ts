@@ -2,7 +2,8 @@ import { type MigrateRequest, MigrateRequestSchema, RunIdSchema } from '@sluice/
 import { type MigrationSet, resolveTarget } from '@sluice/core';
 import type { z } from 'zod';
 
-export type Validation = { ok: true; request: MigrateRequest; targetVersion: number } | { ok: false; runId?: string; reasons: string[] };
+export type Validation =
+  { ok: true; request: MigrateRequest; targetVersion: number } | { ok: false; runId?: string; reasons: string[] };
 
 const MAX_REASONS = 20;
 
@@ -28,5 +29,11 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
 
 /** A stable fingerprint of what a request asks for: same runId with another fingerprint is a conflict. */
 export function requestFingerprint(request: MigrateRequest, targetVersion: number): string {
-  return JSON.stringify({ t: targetVersion, s: request.tenants ?? null, d: request.dryRun ?? false, r: request.rollout ?? null, h: request.maxPerHost ?? null });
+  return JSON.stringify({
+    t: targetVersion,
+    s: request.tenants ?? null,
+    d: request.dryRun ?? false,
+    r: request.rollout ?? null,
+    h: request.maxPerHost ?? null,
+  });
 }

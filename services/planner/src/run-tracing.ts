@@ -17,7 +17,11 @@ function fail(span: Span, error: unknown): void {
 export function traceRequest(msg: JsMsg, handle: () => Promise<void>): Promise<void> {
   return tracer().startActiveSpan('sluice.run', { kind: SpanKind.CONSUMER }, traceContextOf(msg), async (span) => {
     if (span.isRecording()) {
-      span.setAttributes({ 'messaging.system': 'nats', 'messaging.destination.name': msg.subject, 'sluice.attempt': msg.info.deliveryCount });
+      span.setAttributes({
+        'messaging.system': 'nats',
+        'messaging.destination.name': msg.subject,
+        'sluice.attempt': msg.info.deliveryCount,
+      });
     }
     try {
       await handle();
@@ -31,7 +35,12 @@ export function traceRequest(msg: JsMsg, handle: () => Promise<void>): Promise<v
 }
 
 /** Names the run (and what became of the request: `new`, `resume`, `duplicate`, `conflict`, `rejected`) on the active `sluice.run` span. */
-export function annotateRun(fields: { runId: string | undefined; targetVersion?: number; dryRun?: boolean; outcome?: string }): void {
+export function annotateRun(fields: {
+  runId: string | undefined;
+  targetVersion?: number;
+  dryRun?: boolean;
+  outcome?: string;
+}): void {
   const span = trace.getActiveSpan();
   if (!span?.isRecording()) return;
   if (fields.runId !== undefined) span.setAttribute('sluice.run_id', fields.runId);

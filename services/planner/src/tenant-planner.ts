@@ -82,10 +82,11 @@ export function createPlanner(deps: PlannerDeps) {
   const { bus, logger, migrations } = deps;
   let ledgerStream: Promise<void> | undefined;
   /** The task ledger stream, created once per planner. */
-  const ledgerReady = (): Promise<void> => (ledgerStream ??= ensureLedgerStream(bus.jsm).catch((error: unknown) => {
-    ledgerStream = undefined;
-    throw error;
-  }));
+  const ledgerReady = (): Promise<void> =>
+    (ledgerStream ??= ensureLedgerStream(bus.jsm).catch((error: unknown) => {
+      ledgerStream = undefined;
+      throw error;
+    }));
 
   async function reject(runId: string | undefined, reasons: string[]): Promise<void> {
     const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
@@ -155,7 +156,13 @@ export function createPlanner(deps: PlannerDeps) {
         if (task.stage === 'canary') summary.canaries += 1;
       }
       if (!hosts.has(tenant.host)) {
-        await ensureHostConsumer(bus.jsm, tenant.host, hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost), deps.taskAckWaitMs, deps.maxDeliveries);
+        await ensureHostConsumer(
+          bus.jsm,
+          tenant.host,
+          hostLimitFor(deps.hostLimits, tenant.host, request.maxPerHost),
+          deps.taskAckWaitMs,
+          deps.maxDeliveries,
+        );
         hosts.add(tenant.host);
       }
       summary.tasks += 1;
@@ -163,14 +170,22 @@ export function createPlanner(deps: PlannerDeps) {
       const rowIndex = index;
       const subject = taskSubject(tenant.host);
       await window.submit(async () => {
-        const ack = await traceTaskPublish(task, subject, () => publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }));
+        const ack = await traceTaskPublish(task, subject, () =>
+          publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }),
+        );
         // A second row with the same tenantId lands on the first one's message id. On a resumed
         // plan every task is a repeat, so the check only holds for a first plan.
         if (ack.duplicate && !resume) {
           summary.tasks -= 1;
           if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
           // Published directly: this callback already holds a place in the window.
-          await publishOutcome(bus, invalidOutcome(`${tenantId}#${rowIndex}`, `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`));
+          await publishOutcome(
+            bus,
+            invalidOutcome(
+              `${tenantId}#${rowIndex}`,
+              `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`,
+            ),
+          );
           return;
         }
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
@@ -181,7 +196,11 @@ export function createPlanner(deps: PlannerDeps) {
     return summary;
   }
 
-  async function planWithRetry(request: MigrateRequest, targetVersion: number, resume: boolean): Promise<PlanSummary | { error: string }> {
+  async function planWithRetry(
+    request: MigrateRequest,
+    targetVersion: number,
+    resume: boolean,
+  ): Promise<PlanSummary | { error: string }> {
     const deadline = Date.now() + deps.registryRetryMs;
     let delay = 500;
     let again = resume;
@@ -249,14 +268,26 @@ export function createPlanner(deps: PlannerDeps) {
     };
     const traceId = activeTraceId();
     if (traceId) accepted.traceId = traceId;
-    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: runEventMsgId(runId, 'accepted') });
+    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, {
+      msgId: runEventMsgId(runId, 'accepted'),
+    });
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 
     const started = performance.now();
-    const result = await withInProgress(msg, deps.ackWaitMs, () => planWithRetry(request, targetVersion, claim.kind === 'resume'));
+    const result = await withInProgress(msg, deps.ackWaitMs, () =>
+      planWithRetry(request, targetVersion, claim.kind === 'resume'),
+    );
     const planned: RunPlannedEvent =
       'error' in result
-        ? { runId, total: 0, tasks: 0, skipped: 0, invalid: 0, error: result.error, plannedAt: new Date().toISOString() }
+        ? {
+            runId,
+            total: 0,
+            tasks: 0,
+            skipped: 0,
+            invalid: 0,
+            error: result.error,
+            plannedAt: new Date().toISOString(),
+          }
         : { runId, ...result, plannedAt: new Date().toISOString() };
     await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
     await deps.claims.markPlanned(runId);

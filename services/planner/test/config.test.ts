@@ -11,14 +11,27 @@ describe('planner config', () => {
 
   it('fills every default and freezes the result', () => {
     const c = loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: '/tmp/t.json' });
-    expect(c).toMatchObject({ publishWindow: 512, registryRetryMs: 60_000, taskAckWaitMs: 30_000, hostLimits: { default: 8 } });
+    expect(c).toMatchObject({
+      publishWindow: 512,
+      registryRetryMs: 60_000,
+      taskAckWaitMs: 30_000,
+      hostLimits: { default: 8 },
+    });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it('parses per-host limits and rejects malformed ones, naming the variable', () => {
-    expect(parseHostLimits('DB1:5432=8, db2.internal:6432=2')).toEqual(new Map([['db1:5432', 8], ['db2.internal:6432', 2]]));
-    for (const bad of ['db1=8', 'db1:5432=0', 'db1:5432=x', ':5432=3']) expect(() => parseHostLimits(bad)).toThrow(/SLUICE_HOST_LIMITS/);
-    expect(() => loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_HOST_LIMIT: '0' })).toThrow(/SLUICE_HOST_LIMIT must be at least 1/);
+    expect(parseHostLimits('DB1:5432=8, db2.internal:6432=2')).toEqual(
+      new Map([
+        ['db1:5432', 8],
+        ['db2.internal:6432', 2],
+      ]),
+    );
+    for (const bad of ['db1=8', 'db1:5432=0', 'db1:5432=x', ':5432=3'])
+      expect(() => parseHostLimits(bad)).toThrow(/SLUICE_HOST_LIMITS/);
+    expect(() =>
+      loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_HOST_LIMIT: '0' }),
+    ).toThrow(/SLUICE_HOST_LIMIT must be at least 1/);
   });
 
   it('lets a request lower a host limit but never raise it', () => {

@@ -59,13 +59,25 @@ describe('planner /metrics', () => {
 
       await bus.publish(REQUEST_SUBJECT, { runId: 'm1', target: 'latest' }, { msgId: 'request:m1' });
       await bus.publish(REQUEST_SUBJECT, { runId: 'm2', target: 99 }, { msgId: 'request:m2' });
-      await expect.poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'planned' }), { timeout: 15_000 }).toBe(1);
-      await expect.poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'rejected' }), { timeout: 15_000 }).toBe(1);
+      await expect
+        .poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'planned' }), {
+          timeout: 15_000,
+        })
+        .toBe(1);
+      await expect
+        .poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'rejected' }), {
+          timeout: 15_000,
+        })
+        .toBe(1);
 
       // The registry disappears: the next run fails once its retries run out.
       await rm(tenants);
       await bus.publish(REQUEST_SUBJECT, { runId: 'm3', target: 'latest' }, { msgId: 'request:m3' });
-      await expect.poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'failed' }), { timeout: 15_000 }).toBe(1);
+      await expect
+        .poll(async () => (await scrapeMetrics(url)).value('sluice_planner_runs_total', { result: 'failed' }), {
+          timeout: 15_000,
+        })
+        .toBe(1);
 
       const page = await scrapeMetrics(url);
       expect(page.value('sluice_planner_tasks_published_total')).toBe(2);

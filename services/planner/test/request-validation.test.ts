@@ -34,7 +34,10 @@ describe('validateRequest', () => {
   });
 
   it('caps the number of reasons for huge malformed payloads', () => {
-    const v = validateRequest({ runId: 'r', target: 'latest', tenants: { ids: Array.from({ length: 500 }, () => 5) } }, set);
+    const v = validateRequest(
+      { runId: 'r', target: 'latest', tenants: { ids: Array.from({ length: 500 }, () => 5) } },
+      set,
+    );
     expect(!v.ok && v.reasons.length).toBeLessThanOrEqual(20);
   });
 

@@ -1,4 +1,12 @@
-import { type Bus, connectBus, decodeJson, ensureTopology, type JsMsg, listHostConsumers, openRunClaims } from '@sluice/bus';
+import {
+  type Bus,
+  connectBus,
+  decodeJson,
+  ensureTopology,
+  type JsMsg,
+  listHostConsumers,
+  openRunClaims,
+} from '@sluice/bus';
 import { REJECTED_SUBJECT, REQUEST_SUBJECT, STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
 import { createMemoryRegistry, type RegistryRow, type TenantRegistry } from '@sluice/registry';
@@ -42,7 +50,8 @@ describe('planner against a real nats-server', () => {
     const out: Array<{ subject: string; data: T; raw: string }> = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
       const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
-      if (m && pattern.test(m.subject)) out.push({ subject: m.subject, data: decodeJson(m.data) as T, raw: m.string() });
+      if (m && pattern.test(m.subject))
+        out.push({ subject: m.subject, data: decodeJson(m.data) as T, raw: m.string() });
     }
     return out;
   }
@@ -61,7 +70,18 @@ describe('planner against a real nats-server', () => {
   }
 
   const plannerWith = async (registry: TenantRegistry, registryRetryMs = 5_000) =>
-    createPlanner({ bus, registry, claims: await openRunClaims(bus), migrations: set, logger, publishWindow: 8, registryRetryMs, ackWaitMs: 30_000, hostLimits: { default: 4, overrides: new Map([['db2.internal:6432', 2]]) }, taskAckWaitMs: 30_000 });
+    createPlanner({
+      bus,
+      registry,
+      claims: await openRunClaims(bus),
+      migrations: set,
+      logger,
+      publishWindow: 8,
+      registryRetryMs,
+      ackWaitMs: 30_000,
+      hostLimits: { default: 4, overrides: new Map([['db2.internal:6432', 2]]) },
+      taskAckWaitMs: 30_000,
+    });
 
   it('publishes a task per active tenant, settles the rest itself, and never publishes a password', async () => {
     const planner = await plannerWith(createMemoryRegistry(rows));
@@ -81,26 +101,35 @@ describe('planner against a real nats-server', () => {
     expect(byId['bad-url#5']?.error?.message).toMatch(/malformed databaseUrl/);
     expect(byId['ok-1#6']?.error?.message).toMatch(/duplicate tenantId ok-1/);
 
-    const events = await readAll<{ total: number; tasks: number; skipped: number; invalid: number }>(STREAMS.runs.name, 'sluice.runs.plan-1.>');
+    const events = await readAll<{ total: number; tasks: number; skipped: number; invalid: number }>(
+      STREAMS.runs.name,
+      'sluice.runs.plan-1.>',
+    );
     expect(events.map((e) => e.subject)).toEqual(['sluice.runs.plan-1.accepted', 'sluice.runs.plan-1.planned']);
     expect(events[1]?.data).toMatchObject({ total: 6, tasks: 2, skipped: 1, invalid: 3 });
 
     // One consumer per host, its limit from the configuration (an override for db2).
     const consumers = await listHostConsumers(bus.jsm);
-    expect(Object.fromEntries(consumers.map((c) => [c.hostKey, c.maxAckPending]))).toEqual({ 'db1.internal:5432': 4, 'db2.internal:6432': 2 });
+    expect(Object.fromEntries(consumers.map((c) => [c.hostKey, c.maxAckPending]))).toEqual({
+      'db1.internal:5432': 4,
+      'db2.internal:6432': 2,
+    });
 
     const everything = [...tasks, ...outcomes, ...events].map((m) => m.raw).join('\n');
     expect(everything).not.toContain(SECRET);
   });
 
-  it('lowers the hosts\' limits for a run that asks for less, and restores them for the next', async () => {
+  it("lowers the hosts' limits for a run that asks for less, and restores them for the next", async () => {
     const planner = await plannerWith(createMemoryRegistry(rows.slice(0, 2)));
     await planner.handleRequest(fakeMsg({ runId: 'plan-low', target: 'latest', maxPerHost: 1 }));
     let consumers = await listHostConsumers(bus.jsm);
     expect(consumers.map((c) => c.maxAckPending)).toEqual([1, 1]);
     await planner.handleRequest(fakeMsg({ runId: 'plan-normal', target: 'latest' }));
     consumers = await listHostConsumers(bus.jsm);
-    expect(Object.fromEntries(consumers.map((c) => [c.hostKey, c.maxAckPending]))).toEqual({ 'db1.internal:5432': 4, 'db2.internal:6432': 2 });
+    expect(Object.fromEntries(consumers.map((c) => [c.hostKey, c.maxAckPending]))).toEqual({
+      'db1.internal:5432': 4,
+      'db2.internal:6432': 2,
+    });
   });
 
   it('ignores a repeated runId and rejects the same runId asking for something else', async () => {

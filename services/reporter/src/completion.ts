@@ -30,7 +30,9 @@ export function createCompletion(deps: { bus: Bus; logger: Logger; book: RunBook
       completing.add(runId);
       let published: boolean;
       try {
-        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, { msgId: runEventMsgId(runId, 'completed') }));
+        ({ published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completion, {
+          msgId: runEventMsgId(runId, 'completed'),
+        }));
       } catch (error) {
         completing.delete(runId);
         throw error;
@@ -38,7 +40,10 @@ export function createCompletion(deps: { bus: Bus; logger: Logger; book: RunBook
       if (published) {
         book.onCompleted(completion);
         recordTrace(completion);
-        logger.info({ runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs }, 'run completed');
+        logger.info(
+          { runId, status: completion.status, counts: completion.counts, durationMs: completion.durationMs },
+          'run completed',
+        );
       } else {
         logger.info({ runId }, 'run already completed by another reporter');
       }

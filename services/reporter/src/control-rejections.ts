@@ -1,5 +1,11 @@
 import { type Bus, decodeJson, type JsMsg, publishReliably } from '@sluice/bus';
-import { isRunId, parseRunEventSubject, REJECTED_SUBJECT, type RejectedEvent, RunControlEventSchema } from '@sluice/contracts';
+import {
+  isRunId,
+  parseRunEventSubject,
+  REJECTED_SUBJECT,
+  type RejectedEvent,
+  RunControlEventSchema,
+} from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
 
 const MAX_REASONS = 20;
@@ -9,13 +15,22 @@ const MAX_REASONS = 20;
  * is one. A control that is well formed but does not apply (resume of a running run) is not a
  * rejection: it changes nothing, as documented.
  */
-export function controlProblems(subject: string, data: Uint8Array, isKnownRun: (runId: string) => boolean): Omit<RejectedEvent, 'rejectedAt'> | undefined {
+export function controlProblems(
+  subject: string,
+  data: Uint8Array,
+  isKnownRun: (runId: string) => boolean,
+): Omit<RejectedEvent, 'rejectedAt'> | undefined {
   const address = parseRunEventSubject(subject);
   if (address?.event !== 'control') return undefined;
   const subjectRunId = isRunId(address.runId) ? address.runId : undefined;
   const base = { ...(subjectRunId ? { runId: subjectRunId } : {}), subject: subject.slice(0, 300) };
   if (!subjectRunId) {
-    return { ...base, reasons: ['subject: does not name a run (sluice.runs.<runId>.control, runId 1-64 characters of A-Z, a-z, 0-9, "_" or "-")'] };
+    return {
+      ...base,
+      reasons: [
+        'subject: does not name a run (sluice.runs.<runId>.control, runId 1-64 characters of A-Z, a-z, 0-9, "_" or "-")',
+      ],
+    };
   }
   let raw: unknown;
   try {
@@ -25,9 +40,15 @@ export function controlProblems(subject: string, data: Uint8Array, isKnownRun: (
   }
   const parsed = RunControlEventSchema.safeParse(raw);
   if (!parsed.success) {
-    return { ...base, reasons: parsed.error.issues.slice(0, MAX_REASONS).map((i) => `${i.path.length > 0 ? i.path.join('.') : 'control'}: ${i.message}`.slice(0, 500)) };
+    return {
+      ...base,
+      reasons: parsed.error.issues
+        .slice(0, MAX_REASONS)
+        .map((i) => `${i.path.length > 0 ? i.path.join('.') : 'control'}: ${i.message}`.slice(0, 500)),
+    };
   }
-  if (parsed.data.runId !== subjectRunId) return { ...base, reasons: [`runId: ${parsed.data.runId} is not the run of the subject (${subjectRunId})`] };
+  if (parsed.data.runId !== subjectRunId)
+    return { ...base, reasons: [`runId: ${parsed.data.runId} is not the run of the subject (${subjectRunId})`] };
   if (!isKnownRun(subjectRunId)) return { ...base, reasons: [`no run ${subjectRunId}`] };
   return undefined;
 }
@@ -52,7 +73,8 @@ export function createControlRejecter(deps: { bus: Bus; logger: Logger; fromSeq:
         .then(() => publishReliably(deps.bus, REJECTED_SUBJECT, event, { msgId: `control-rejected:${msg.seq}` }))
         .then(
           () => undefined,
-          (error: unknown) => deps.logger.warn({ err: error, subject: problems.subject }, 'control rejection not published'),
+          (error: unknown) =>
+            deps.logger.warn({ err: error, subject: problems.subject }, 'control rejection not published'),
         );
       return true;
     },

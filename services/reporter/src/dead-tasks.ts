@@ -35,7 +35,14 @@ export async function followDeadTasks(deps: { bus: Bus; logger: Logger; book: Ru
     const run = book.get(task.runId);
     const tracked = run?.tenants.get(task.tenantId);
     // Only the tenant's current copy, of a run still going: a copy published again since is alive.
-    if (!run || run.completed || !tracked || tracked.copy.kind !== 'queued' || tracked.copy.taskSeq !== advisory.stream_seq) return;
+    if (
+      !run ||
+      run.completed ||
+      !tracked ||
+      tracked.copy.kind !== 'queued' ||
+      tracked.copy.taskSeq !== advisory.stream_seq
+    )
+      return;
     const deliveries = advisory.deliveries ?? 0;
     const outcome = failedOutcome(
       { runId: task.runId, tenantId: task.tenantId, host: task.host, executorId: REPORTER_ID, attempts: deliveries },
@@ -46,6 +53,15 @@ export async function followDeadTasks(deps: { bus: Bus; logger: Logger; book: Ru
       },
     );
     await publishOutcome(bus, outcome);
-    logger.warn({ runId: task.runId, tenantId: task.tenantId, deliveries, taskSeq: advisory.stream_seq, consumer: advisory.consumer }, 'task ran out of deliveries; tenant failed');
+    logger.warn(
+      {
+        runId: task.runId,
+        tenantId: task.tenantId,
+        deliveries,
+        taskSeq: advisory.stream_seq,
+        consumer: advisory.consumer,
+      },
+      'task ran out of deliveries; tenant failed',
+    );
   });
 }

@@ -49,7 +49,9 @@ class HttpError extends Error {
 }
 
 function issuesOf(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string[] {
-  return error.issues.slice(0, 20).map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : 'body'}: ${i.message}`);
+  return error.issues
+    .slice(0, 20)
+    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : 'body'}: ${i.message}`);
 }
 
 async function readJson(req: IncomingMessage, required: boolean): Promise<unknown> {
@@ -74,7 +76,8 @@ async function readJson(req: IncomingMessage, required: boolean): Promise<unknow
 
 function parseLimit(value: string | null): number {
   if (value === null) return DEFAULT_LIMIT;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT) throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT)
+    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}`);
   return Number(value);
 }
 
@@ -95,7 +98,10 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
   };
 
   const allow = (req: IncomingMessage, methods: string[]): void => {
-    if (!methods.includes(req.method ?? '')) throw new HttpError(405, `method ${req.method ?? ''} not allowed here; use ${methods.join(' or ')}`, { allow: methods });
+    if (!methods.includes(req.method ?? ''))
+      throw new HttpError(405, `method ${req.method ?? ''} not allowed here; use ${methods.join(' or ')}`, {
+        allow: methods,
+      });
   };
 
   async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
@@ -123,7 +129,11 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       allow(req, ['POST']);
       return control(req, knownRun(match[1]!), match[2] as UserControlAction);
     }
-    if (path.startsWith('/runs/')) throw new HttpError(404, `no route ${path}; a runId is 1-64 characters of A-Z, a-z, 0-9, "_" or "-", and a control one of ${USER_CONTROL_ACTIONS.join(', ')}`);
+    if (path.startsWith('/runs/'))
+      throw new HttpError(
+        404,
+        `no route ${path}; a runId is 1-64 characters of A-Z, a-z, 0-9, "_" or "-", and a control one of ${USER_CONTROL_ACTIONS.join(', ')}`,
+      );
     throw new HttpError(404, `no route ${path}`);
   }
 
@@ -146,8 +156,20 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     if (status !== undefined && status !== 'unsettled' && !(TENANT_STATUSES as readonly string[]).includes(status)) {
       throw new HttpError(400, `status must be one of ${[...TENANT_STATUSES, 'unsettled'].join(', ')}`);
     }
-    const rows = status === 'unsettled' ? unsettledTenants(run) : await settledTenants(bus, run.runId, status as TenantStatus | undefined);
-    return [200, { runId: run.runId, status: status ?? null, count: rows.length, truncated: rows.length > limit, tenants: rows.slice(0, limit) }];
+    const rows =
+      status === 'unsettled'
+        ? unsettledTenants(run)
+        : await settledTenants(bus, run.runId, status as TenantStatus | undefined);
+    return [
+      200,
+      {
+        runId: run.runId,
+        status: status ?? null,
+        count: rows.length,
+        truncated: rows.length > limit,
+        tenants: rows.slice(0, limit),
+      },
+    ];
   }
 
   async function submitRun(req: IncomingMessage): Promise<[number, unknown]> {
@@ -155,7 +177,10 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     if (!parsed.success) throw new HttpError(400, 'invalid migration request', { issues: issuesOf(parsed.error) });
     const runId = parsed.data.runId;
     const existing = book.get(runId);
-    if (existing?.accepted) throw new HttpError(409, `runId ${runId} is taken (run ${runStatusOf(existing)}); use a new runId`, { run: `/runs/${runId}` });
+    if (existing?.accepted)
+      throw new HttpError(409, `runId ${runId} is taken (run ${runStatusOf(existing)}); use a new runId`, {
+        run: `/runs/${runId}`,
+      });
     // The request as sent (not as parsed): the planner validates it again, against its migration set.
     const ack = await bus.publish(REQUEST_SUBJECT, parsed.data, { msgId: requestMsgId(runId) });
     return [202, { runId, published: true, duplicate: ack.duplicate, run: `/runs/${runId}` }];
@@ -200,7 +225,11 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       (error: unknown) => {
         if (error instanceof HttpError) {
           const allowHeader = error.details.allow as string[] | undefined;
-          send(error.status, { error: error.message, ...error.details }, allowHeader ? { allow: allowHeader.join(', ') } : {});
+          send(
+            error.status,
+            { error: error.message, ...error.details },
+            allowHeader ? { allow: allowHeader.join(', ') } : {},
+          );
         } else {
           send(500, { error: `internal error: ${(error as Error).message}` });
         }
@@ -210,7 +239,10 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
 }
 
 /** Starts the HTTP API; `port` 0 picks a free one. */
-export async function startHttpApi(deps: HttpApiDeps, options: { port: number; host: string }): Promise<{ server: Server; port: number }> {
+export async function startHttpApi(
+  deps: HttpApiDeps,
+  options: { port: number; host: string },
+): Promise<{ server: Server; port: number }> {
   const server = createServer(createHttpHandler(deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -57,7 +57,12 @@ export function startQueueSampler(options: QueueSamplerOptions): QueueSampler {
   let stopped = false;
 
   async function sampleNow(): Promise<QueueSampleSet> {
-    const hosts = (await listHostConsumers(bus.jsm)).map((c) => ({ host: c.hostKey, pending: c.pending, inFlight: c.ackPending, limit: c.maxAckPending }));
+    const hosts = (await listHostConsumers(bus.jsm)).map((c) => ({
+      host: c.hostKey,
+      pending: c.pending,
+      inFlight: c.ackPending,
+      limit: c.maxAckPending,
+    }));
     const sample = { at: now(), hosts };
     latest = sample;
     for (const listener of listeners) {

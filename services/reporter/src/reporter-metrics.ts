@@ -40,9 +40,21 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
       },
     });
   };
-  queueGauge('sluice_queue_pending', 'Tasks waiting for an executor, per database host (the host consumer\'s num_pending)', (h) => h.pending);
-  queueGauge('sluice_queue_in_flight', 'Tasks delivered and not yet acknowledged, per database host, over all executors (num_ack_pending)', (h) => h.inFlight);
-  queueGauge('sluice_queue_limit', 'Concurrency limit per database host, over all executors (max_ack_pending)', (h) => h.limit);
+  queueGauge(
+    'sluice_queue_pending',
+    "Tasks waiting for an executor, per database host (the host consumer's num_pending)",
+    (h) => h.pending,
+  );
+  queueGauge(
+    'sluice_queue_in_flight',
+    'Tasks delivered and not yet acknowledged, per database host, over all executors (num_ack_pending)',
+    (h) => h.inFlight,
+  );
+  queueGauge(
+    'sluice_queue_limit',
+    'Concurrency limit per database host, over all executors (max_ack_pending)',
+    (h) => h.limit,
+  );
   new Gauge({
     name: 'sluice_run_tenants_per_second',
     help: 'Tenants settled per second in each active run (recent rate; the series ends when the run completes)',
@@ -51,7 +63,8 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
     collect() {
       this.reset();
       const at = now();
-      for (const run of activeRuns(source.book.list())) if (run.planned) this.set({ run_id: run.runId }, rateOf(run, at));
+      for (const run of activeRuns(source.book.list()))
+        if (run.planned) this.set({ run_id: run.runId }, rateOf(run, at));
     },
   });
   new Gauge({

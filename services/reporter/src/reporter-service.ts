@@ -10,7 +10,14 @@ import {
   readSubject,
   type StreamFollower,
 } from '@sluice/bus';
-import { ALL_LEDGER_ENTRIES, ALL_OUTCOMES, LEDGER_STREAM, ledgerSubject, outcomeSubject, STREAMS } from '@sluice/contracts';
+import {
+  ALL_LEDGER_ENTRIES,
+  ALL_OUTCOMES,
+  LEDGER_STREAM,
+  ledgerSubject,
+  outcomeSubject,
+  STREAMS,
+} from '@sluice/contracts';
 import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
@@ -51,16 +58,28 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     logger,
     controls,
     book,
-    options: { reconcileAfterMs: config.reconcileAfterMs, progressIntervalMs: config.progressIntervalMs, rejectControlsFrom: runsFrom },
+    options: {
+      reconcileAfterMs: config.reconcileAfterMs,
+      progressIntervalMs: config.progressIntervalMs,
+      rejectControlsFrom: runsFrom,
+    },
   });
-  const sampler = startQueueSampler({ bus, logger, intervalMs: config.queueSampleIntervalMs, active: () => activeRuns(book.list()).length > 0 });
+  const sampler = startQueueSampler({
+    bus,
+    logger,
+    intervalMs: config.queueSampleIntervalMs,
+    active: () => activeRuns(book.list()).length > 0,
+  });
   sampler.onSample((sample) => {
     for (const h of sample.hosts) book.onQueueSample(h.host, h);
   });
   const metricsRegistry = createMetricsRegistry('reporter');
   registerReporterMetrics(metricsRegistry, { book, sampler });
   let ready = false;
-  const http = await startHttpApi({ book, bus, ready: () => ready, metrics: metricsRegistry }, { port: config.httpPort, host: config.httpHost });
+  const http = await startHttpApi(
+    { book, bus, ready: () => ready, metrics: metricsRegistry },
+    { port: config.httpPort, host: config.httpHost },
+  );
 
   const outcomesFrom = (await lastSequence(bus.jsm, STREAMS.outcomes.name)) + 1;
   const ledgerFrom = (await lastSequence(bus.jsm, LEDGER_STREAM.name)) + 1;
@@ -72,8 +91,16 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   for (let i = 0; i < unfinished.length; i += REPLAY_CONCURRENCY) {
     await Promise.all(
       unfinished.slice(i, i + REPLAY_CONCURRENCY).map(async (run) => {
-        outcomes += await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(run.runId), (m) => reporter.onOutcome(m), { untilSeq: outcomesFrom - 1 });
-        entries += await readSubject(bus, LEDGER_STREAM.name, ledgerSubject(run.runId), (m) => reporter.onLedger(m), { untilSeq: ledgerFrom - 1 });
+        outcomes += await readSubject(
+          bus,
+          STREAMS.outcomes.name,
+          outcomeSubject(run.runId),
+          (m) => reporter.onOutcome(m),
+          { untilSeq: outcomesFrom - 1 },
+        );
+        entries += await readSubject(bus, LEDGER_STREAM.name, ledgerSubject(run.runId), (m) => reporter.onLedger(m), {
+          untilSeq: ledgerFrom - 1,
+        });
       }),
     );
   }
@@ -98,7 +125,13 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation sweep failed'))
       .finally(() => (sweeping = false));
   }, config.reconcileIntervalMs);
-  const startup = { ms: Math.round(performance.now() - started), runs: book.list().length, unfinished: unfinished.length, outcomes, ledgerEntries: entries };
+  const startup = {
+    ms: Math.round(performance.now() - started),
+    runs: book.list().length,
+    unfinished: unfinished.length,
+    outcomes,
+    ledgerEntries: entries,
+  };
   logger.info({ httpPort: http.port, startup }, 'reporter ready');
   return {
     httpPort: http.port,

@@ -138,7 +138,11 @@ export function createReporter(deps: ReporterDeps) {
         const parsed = RunControlEventSchema.safeParse(data);
         if (!parsed.success || parsed.data.runId !== runId) return false;
         const control = parsed.data;
-        if (book.onControl(control, msg.seq)) logger.info({ runId, action: control.action, reason: control.reason, requestedBy: control.requestedBy }, `run ${control.action}`);
+        if (book.onControl(control, msg.seq))
+          logger.info(
+            { runId, action: control.action, reason: control.reason, requestedBy: control.requestedBy },
+            `run ${control.action}`,
+          );
         return true;
       }
     }

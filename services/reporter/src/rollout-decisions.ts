@@ -36,7 +36,10 @@ export function createRolloutDecisions(deps: { bus: Bus; logger: Logger; now: ()
         },
         { msgId: rolloutMsgId(run.runId, verdict.action) },
       );
-      logger.info({ runId: run.runId, ...verdict }, verdict.action === 'promote' ? 'canaries succeeded; fleet promoted' : 'rollout stopped the run');
+      logger.info(
+        { runId: run.runId, ...verdict },
+        verdict.action === 'promote' ? 'canaries succeeded; fleet promoted' : 'rollout stopped the run',
+      );
     },
   };
 }

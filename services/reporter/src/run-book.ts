@@ -102,7 +102,12 @@ export class RunBook {
     const run = this.run(event.runId);
     if (!run.completed) {
       run.completed = event;
-      run.control = { ...run.control, final: event.status, seq: Math.max(run.control.seq, seq), updatedAt: event.finishedAt };
+      run.control = {
+        ...run.control,
+        final: event.status,
+        seq: Math.max(run.control.seq, seq),
+        updatedAt: event.finishedAt,
+      };
       // The per-tenant detail is no longer needed: the completed event holds the result.
       run.tenants = new TenantTracker();
       run.aggregate = new RunAggregate();
@@ -150,7 +155,11 @@ export class RunBook {
       run.canaries.succeeded += 1;
     } else if (status && !run.canaries.failed) {
       const failure = run.aggregate.failures.find((f) => f.tenantId === tenantId);
-      run.canaries.failed = { tenantId, error: failure?.error ?? status, ...(failure?.code ? { code: failure.code } : {}) };
+      run.canaries.failed = {
+        tenantId,
+        error: failure?.error ?? status,
+        ...(failure?.code ? { code: failure.code } : {}),
+      };
     }
   }
 

@@ -1,4 +1,11 @@
-import { type RunAcceptedEvent, type RunCompletedEvent, type RunControlState, type RunPlannedEvent, type RunStatus, runStatus } from '@sluice/contracts';
+import {
+  type RunAcceptedEvent,
+  type RunCompletedEvent,
+  type RunControlState,
+  type RunPlannedEvent,
+  type RunStatus,
+  runStatus,
+} from '@sluice/contracts';
 import type { RunAggregate, RunTimingBook } from '@sluice/core';
 
 import type { TenantTracker } from './tenant-tracker.js';
@@ -40,4 +47,3 @@ export function runStatusOf(run: RunState): RunStatus {
 export function startedAtOf(run: RunState): number {
   return run.accepted ? Date.parse(run.accepted.acceptedAt) : run.firstSeenAt;
 }
-

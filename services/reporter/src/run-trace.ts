@@ -1,4 +1,12 @@
-import { type Context, type Link, ROOT_CONTEXT, type SpanContext, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  type Link,
+  ROOT_CONTEXT,
+  type SpanContext,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import { traceContextOf } from '@sluice/bus';
 import type { RunCompletedEvent, TenantOutcome } from '@sluice/contracts';
 
@@ -34,7 +42,10 @@ interface RunLinks {
 export class RunTraces {
   private readonly runs = new Map<string, RunLinks>();
 
-  constructor(private readonly maxLinks = MAX_RUN_LINKS, private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly maxLinks = MAX_RUN_LINKS,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   private entry(runId: string): RunLinks {
     let run = this.runs.get(runId);
@@ -57,7 +68,14 @@ export class RunTraces {
     const ctx = spanContextOf(msg);
     if (!ctx) return;
     const run = this.entry(outcome.runId);
-    const link: Link = { context: ctx, attributes: { 'sluice.tenant_id': outcome.tenantId, 'sluice.status': outcome.status, ...(outcome.error ? { 'sluice.error_code': outcome.error.code } : {}) } };
+    const link: Link = {
+      context: ctx,
+      attributes: {
+        'sluice.tenant_id': outcome.tenantId,
+        'sluice.status': outcome.status,
+        ...(outcome.error ? { 'sluice.error_code': outcome.error.code } : {}),
+      },
+    };
     if (outcome.status === 'failed') {
       run.failedSeen += 1;
       if (run.failed.length < this.maxLinks) run.failed.push(link);
@@ -111,7 +129,10 @@ export class RunTraces {
         parent,
       );
       if (completion.status === 'failed' || completion.status === 'partial') {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: completion.error ?? `${completion.counts.failed} tenants failed` });
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: completion.error ?? `${completion.counts.failed} tenants failed`,
+        });
       }
       span.end();
       this.forget(completion.runId);

@@ -24,7 +24,11 @@ export function rolloutVerdict(run: RunState): RolloutVerdict | undefined {
   const settled = run.aggregate.done;
   const total = run.aggregate.total;
   const failed = run.canaries.failed;
-  if (failed) return { action: 'stop', reason: `canary ${failed.tenantId} failed${failed.code ? ` [${failed.code}]` : ''}: ${failed.error}` };
+  if (failed)
+    return {
+      action: 'stop',
+      reason: `canary ${failed.tenantId} failed${failed.code ? ` [${failed.code}]` : ''}: ${failed.error}`,
+    };
   if (rollout.maxFailures !== undefined && counts.failed > rollout.maxFailures) {
     return { action: 'stop', reason: `${counts.failed} tenants failed, more than maxFailures ${rollout.maxFailures}` };
   }
@@ -33,7 +37,10 @@ export function rolloutVerdict(run: RunState): RolloutVerdict | undefined {
     const sample = rate > 0 ? Math.ceil(1 / rate) : 1;
     const judged = total !== null ? Math.min(total, sample) : sample;
     if ((total !== null && counts.failed > rate * total) || (settled >= judged && counts.failed / settled > rate)) {
-      return { action: 'stop', reason: `${counts.failed} of ${settled} settled tenants failed, more than maxFailureRate ${rate}` };
+      return {
+        action: 'stop',
+        reason: `${counts.failed} of ${settled} settled tenants failed, more than maxFailureRate ${rate}`,
+      };
     }
   }
   if (run.control.stage === 'canary') {
@@ -81,7 +88,9 @@ export function completionOf(run: RunState, now: number): RunCompletedEvent | un
     failuresTruncated: run.aggregate.failuresTruncated,
     ...(error !== undefined ? { error } : {}),
     ...timeReportOf(run, now),
-    ...(stop && (stop.action === 'cancel' || stop.action === 'stop') ? { stoppedBy: { ...stop, action: stop.action } } : {}),
+    ...(stop && (stop.action === 'cancel' || stop.action === 'stop')
+      ? { stoppedBy: { ...stop, action: stop.action } }
+      : {}),
   };
 }
 
@@ -155,5 +164,9 @@ export function progressOf(run: RunState, now: number): RunProgressEvent | undef
 /** Notes a progress event of the run as its last one: what it said, and a sample for the rate. */
 export function recordProgress(run: RunState, event: RunProgressEvent): void {
   const at = Date.parse(event.at);
-  run.progress = { done: event.done, status: event.status, samples: [...samplesInWindow(run, at), { at, done: event.done }] };
+  run.progress = {
+    done: event.done,
+    status: event.status,
+    samples: [...samplesInWindow(run, at), { at, done: event.done }],
+  };
 }

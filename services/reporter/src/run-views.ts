@@ -28,7 +28,8 @@ export function runSummary(run: RunState, now: number) {
     done,
     total,
     ratePerSec: Math.round(rate * 100) / 100,
-    etaMs: live && status === 'running' && rate > 0 && total !== null ? Math.round(((total - done) / rate) * 1000) : null,
+    etaMs:
+      live && status === 'running' && rate > 0 && total !== null ? Math.round(((total - done) / rate) * 1000) : null,
     parked,
     acceptedAt: run.accepted?.acceptedAt ?? null,
     plannedAt: run.planned?.plannedAt ?? null,
@@ -38,7 +39,9 @@ export function runSummary(run: RunState, now: number) {
       ...(run.control.note ? { note: run.control.note } : {}),
       ...(run.control.stoppedBy ? { stoppedBy: run.control.stoppedBy } : {}),
     },
-    ...(run.completed ? { timings: run.completed.timings ?? null, bottleneck: run.completed.bottleneck ?? null } : liveTimeReport(run, now)),
+    ...(run.completed
+      ? { timings: run.completed.timings ?? null, bottleneck: run.completed.bottleneck ?? null }
+      : liveTimeReport(run, now)),
     completed: run.completed ?? null,
   };
 }

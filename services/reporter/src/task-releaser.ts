@@ -40,17 +40,43 @@ const RELEASE_WINDOW = 256;
 export function createTaskReleaser(deps: TaskReleaserDeps) {
   const { bus, logger, book, now } = deps;
 
-  async function republish(run: RunState, tenant: TrackedTenant, task: TenantTask, cause: 'lost' | 'parked'): Promise<void> {
+  async function republish(
+    run: RunState,
+    tenant: TrackedTenant,
+    task: TenantTask,
+    cause: 'lost' | 'parked',
+  ): Promise<void> {
     if (tenant.copy.kind === 'skipping') return;
     const supersedes = tenant.copy.entrySeq;
-    const ack = await publishReliably(bus, taskSubject(task.host), task, { msgId: republishedTaskMsgId(run.runId, task.tenantId, supersedes) });
-    const entry: TaskLedgerEntry = { kind: 'republished', tenantId: task.tenantId, taskSeq: ack.seq, supersedes, cause, at: new Date(now()).toISOString() };
+    const ack = await publishReliably(bus, taskSubject(task.host), task, {
+      msgId: republishedTaskMsgId(run.runId, task.tenantId, supersedes),
+    });
+    const entry: TaskLedgerEntry = {
+      kind: 'republished',
+      tenantId: task.tenantId,
+      taskSeq: ack.seq,
+      supersedes,
+      cause,
+      at: new Date(now()).toISOString(),
+    };
     const ledgerAck = await appendLedger(bus, run.runId, entry);
     book.onLedger(run.runId, entry, ledgerAck.seq, now());
   }
 
-  async function publishSkipped(runId: string, tenant: Pick<TrackedTenant, 'tenantId' | 'host'>, code: SkipCode, reason: string): Promise<void> {
-    const source = { runId, tenantId: tenant.tenantId, host: tenant.host, executorId: REPORTER_ID, attempts: 0, finishedAt: new Date(now()).toISOString() };
+  async function publishSkipped(
+    runId: string,
+    tenant: Pick<TrackedTenant, 'tenantId' | 'host'>,
+    code: SkipCode,
+    reason: string,
+  ): Promise<void> {
+    const source = {
+      runId,
+      tenantId: tenant.tenantId,
+      host: tenant.host,
+      executorId: REPORTER_ID,
+      attempts: 0,
+      finishedAt: new Date(now()).toISOString(),
+    };
     // Under the tenant's outcome id, as the executors publish: whichever comes first counts.
     await publishOutcome(bus, skippedOutcome(source, { code, message: reason }));
   }
@@ -94,7 +120,12 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
    * before the task is acknowledged) — was lost, or its outcome was: it is published again.
    * Returns how many were.
    */
-  async function reconcile(run: RunState, afterMs: number, limit: number, graceMs = Math.min(afterMs, 5_000)): Promise<number> {
+  async function reconcile(
+    run: RunState,
+    afterMs: number,
+    limit: number,
+    graceMs = Math.min(afterMs, 5_000),
+  ): Promise<number> {
     let republished = 0;
     for (const tenant of run.tenants.overdue(now(), afterMs, limit)) {
       if (tenant.copy.kind === 'skipping') {
@@ -114,13 +145,19 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
       if (now() - run.tenants.markMissing(tenant.tenantId, now()) < graceMs) continue;
       const task = await loadTask(run.runId, tenant.payloadSeq);
       if (!task) {
-        logger.warn({ runId: run.runId, tenantId: tenant.tenantId, payloadSeq: tenant.payloadSeq }, 'lost task cannot be published again: its ledger entry is gone');
+        logger.warn(
+          { runId: run.runId, tenantId: tenant.tenantId, payloadSeq: tenant.payloadSeq },
+          'lost task cannot be published again: its ledger entry is gone',
+        );
         run.tenants.markAlive(tenant.tenantId, now());
         continue;
       }
       await republish(run, tenant, task, 'lost');
       republished += 1;
-      logger.warn({ runId: run.runId, tenantId: tenant.tenantId, host: tenant.host, lostSeq: tenant.copy.taskSeq }, 'task lost without an outcome; published again');
+      logger.warn(
+        { runId: run.runId, tenantId: tenant.tenantId, host: tenant.host, lostSeq: tenant.copy.taskSeq },
+        'task lost without an outcome; published again',
+      );
     }
     return republished;
   }

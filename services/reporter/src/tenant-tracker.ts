@@ -79,7 +79,13 @@ export class TenantTracker {
       case 'planned':
         // The first thing known of a tenant; anything else already known is later news.
         if (current) return false;
-        this.put({ tenantId, host: entry.task.host, payloadSeq: seq, copy: { kind: 'queued', taskSeq: entry.taskSeq, entrySeq: seq }, since: at });
+        this.put({
+          tenantId,
+          host: entry.task.host,
+          payloadSeq: seq,
+          copy: { kind: 'queued', taskSeq: entry.taskSeq, entrySeq: seq },
+          since: at,
+        });
         return true;
       case 'parked': {
         if (current?.copy.kind === 'skipping') return false;

@@ -26,7 +26,8 @@ describe('queue sampler against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  const byHost = (set: QueueSampleSet | undefined) => Object.fromEntries((set?.hosts ?? []).map(({ host, ...rest }) => [host, rest]));
+  const byHost = (set: QueueSampleSet | undefined) =>
+    Object.fromEntries((set?.hosts ?? []).map(({ host, ...rest }) => [host, rest]));
 
   it('samples waiting, in-flight and limit per host, and sleeps while idle after one last sample', async () => {
     let active = false;
@@ -35,7 +36,9 @@ describe('queue sampler against a real nats-server', () => {
     sampler.onSample((s) => seen.push(s));
     try {
       // Idle from the start: one sample (so the gauges exist), then none.
-      await expect.poll(() => byHost(sampler.latest())).toEqual({ [A]: { pending: 0, inFlight: 0, limit: 2 }, [B]: { pending: 0, inFlight: 0, limit: 3 } });
+      await expect
+        .poll(() => byHost(sampler.latest()))
+        .toEqual({ [A]: { pending: 0, inFlight: 0, limit: 2 }, [B]: { pending: 0, inFlight: 0, limit: 3 } });
       const idleCount = seen.length;
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(seen.length).toBe(idleCount);
@@ -60,7 +63,7 @@ describe('queue sampler against a real nats-server', () => {
       // The run ends while work is still visible: sampling goes on until the queues show none.
       active = false;
       for (const m of held) m.ack();
-      for (let got = 0; got < 3; ) {
+      for (let got = 0; got < 3;) {
         for await (const m of await consumer.fetch({ max_messages: 3 - got, expires: 1_000 })) {
           m.ack();
           got += 1;

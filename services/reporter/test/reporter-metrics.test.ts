@@ -28,7 +28,9 @@ describe('reporter /metrics against a real nats-server', () => {
     await h.accept('m1');
     for (const t of ['t1', 't2', 't3']) await h.planTask('m1', t);
     await h.plan('m1', 3);
-    await expect.poll(async () => (await scrape(reporter)).value('sluice_queue_pending', { host: HOST }), { timeout: 10_000 }).toBe(3);
+    await expect
+      .poll(async () => (await scrape(reporter)).value('sluice_queue_pending', { host: HOST }), { timeout: 10_000 })
+      .toBe(3);
     let page = await scrape(reporter);
     expect(page.value('sluice_queue_in_flight', { host: HOST })).toBe(0);
     expect(page.value('sluice_queue_limit', { host: HOST })).toBe(4);
@@ -48,11 +50,17 @@ describe('reporter /metrics against a real nats-server', () => {
     await h.bus.publish(outcomeSubject('m1'), outcome('t1', 200), { msgId: 'm1:t1' });
     // A redelivered task's second outcome (another message id) is not counted again.
     await h.bus.publish(outcomeSubject('m1'), outcome('t1', 900), { msgId: 'm1:t1:again' });
-    await expect.poll(async () => (await scrape(reporter)).value('sluice_run_tenants_per_second', { run_id: 'm1' }), { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await scrape(reporter)).value('sluice_run_tenants_per_second', { run_id: 'm1' }), {
+        timeout: 10_000,
+      })
+      .toBeGreaterThan(0);
     await h.bus.publish(outcomeSubject('m1'), outcome('t2', 400), { msgId: 'm1:t2' });
     await h.settle('m1', 't3', 'failed', 'sql_error');
 
-    await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/m1')).body.status, { timeout: 10_000 }).toBe('partial');
+    await expect
+      .poll(async () => (await h.http(reporter, 'GET', '/runs/m1')).body.status, { timeout: 10_000 })
+      .toBe('partial');
     page = await scrape(reporter);
     expect(page.value('sluice_reporter_outcomes_total', { status: 'migrated' })).toBe(2);
     expect(page.value('sluice_reporter_outcomes_total', { status: 'failed' })).toBe(1);

@@ -2,7 +2,7 @@ import { openRunControlStore } from '@sluice/bus';
 import { runEventSubject, STREAMS } from '@sluice/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type ReporterHarness,reporterHarness } from './support.js';
+import { type ReporterHarness, reporterHarness } from './support.js';
 
 describe('reporter service against a real nats-server', () => {
   let h: ReporterHarness;
@@ -47,13 +47,19 @@ describe('reporter service against a real nats-server', () => {
     const t1copy = republished.find((e) => e.kind === 'republished' && e.tenantId === 't1');
     await h.park('p1', 't1', t1copy!.kind === 'republished' ? t1copy!.taskSeq : 0);
     await h.control('p1', 'cancel', 'wrong target');
-    await expect.poll(async () => (await h.outcomes('p1')).find((o) => o.tenantId === 't1')?.error?.code).toBe('cancelled');
+    await expect
+      .poll(async () => (await h.outcomes('p1')).find((o) => o.tenantId === 't1')?.error?.code)
+      .toBe('cancelled');
     // The executors skip the others; then the run completes cancelled.
     await h.settle('p1', 't2', 'skipped', 'cancelled');
     await h.settle('p1', 't3', 'skipped', 'cancelled');
     await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/p1')).body.status).toBe('cancelled');
     const [completed] = await h.events('p1', 'completed');
-    expect(completed?.data).toMatchObject({ status: 'cancelled', counts: { total: 3, skipped: 3 }, stoppedBy: { action: 'cancel', reason: 'wrong target' } });
+    expect(completed?.data).toMatchObject({
+      status: 'cancelled',
+      counts: { total: 3, skipped: 3 },
+      stoppedBy: { action: 'cancel', reason: 'wrong target' },
+    });
     await expect.poll(async () => (await controls.get('p1'))?.final).toBe('cancelled');
     await reporter.stop();
   });
@@ -65,7 +71,9 @@ describe('reporter service against a real nats-server', () => {
     await h.planTask('lost1', 'queued');
     await h.plan('lost1', 2);
     await h.bus.jsm.streams.deleteMessage(STREAMS.tasks.name, lost);
-    await expect.poll(async () => (await h.ledger('lost1')).filter((e) => e.kind === 'republished'), { timeout: 10_000 }).toHaveLength(1);
+    await expect
+      .poll(async () => (await h.ledger('lost1')).filter((e) => e.kind === 'republished'), { timeout: 10_000 })
+      .toHaveLength(1);
     const [entry] = (await h.ledger('lost1')).filter((e) => e.kind === 'republished');
     expect(entry).toMatchObject({ tenantId: 'gone', cause: 'lost' });
     // The task still in the queue is left alone.
@@ -87,15 +95,20 @@ describe('reporter service against a real nats-server', () => {
       await h.settle('dup1', `t${i}`);
       await new Promise((resolve) => setTimeout(resolve, 60));
     }
-    for (const r of [a, b]) await expect.poll(async () => (await h.http(r, 'GET', '/runs/dup1')).body.status).toBe('succeeded');
-    const info = await h.bus.jsm.streams.info(STREAMS.runs.name, { subjects_filter: runEventSubject('dup1', 'completed') });
+    for (const r of [a, b])
+      await expect.poll(async () => (await h.http(r, 'GET', '/runs/dup1')).body.status).toBe('succeeded');
+    const info = await h.bus.jsm.streams.info(STREAMS.runs.name, {
+      subjects_filter: runEventSubject('dup1', 'completed'),
+    });
     expect(info.state.subjects?.[runEventSubject('dup1', 'completed')]).toBe(1);
     expect(await h.events('dup1', 'control')).toHaveLength(1);
     const progress = await h.events('dup1', 'progress');
     expect(progress.length).toBeGreaterThanOrEqual(3);
     const gaps = progress.slice(1).map((p, i) => p.time - progress[i]!.time);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(300);
-    expect((await h.http(a, 'GET', '/runs/dup1')).body.counts).toEqual((await h.http(b, 'GET', '/runs/dup1')).body.counts);
+    expect((await h.http(a, 'GET', '/runs/dup1')).body.counts).toEqual(
+      (await h.http(b, 'GET', '/runs/dup1')).body.counts,
+    );
     await a.stop();
     await b.stop();
   });
@@ -108,18 +121,33 @@ describe('reporter service against a real nats-server', () => {
     await expect.poll(async () => (await h.http(first, 'GET', '/runs/old1')).body.status).toBe('succeeded');
     await h.accept('open1');
     await h.plan('open1', 10);
-    for (let i = 0; i < 6; i++) await h.settle('open1', `t${i}`, i === 0 ? 'failed' : 'migrated', i === 0 ? 'sql_error' : undefined);
+    for (let i = 0; i < 6; i++)
+      await h.settle('open1', `t${i}`, i === 0 ? 'failed' : 'migrated', i === 0 ? 'sql_error' : undefined);
     await h.settle('open1', 't1');
     await expect.poll(async () => (await h.http(first, 'GET', '/runs/open1')).body.done).toBe(6);
     await first.stop();
 
     // While no reporter runs, more outcomes arrive (one a repeat).
     await h.settle('open1', 't6');
-    await h.bus.publish('sluice.outcomes.open1', { runId: 'open1', tenantId: 't2', status: 'failed', applied: [], attempts: 2, finishedAt: new Date().toISOString() });
+    await h.bus.publish('sluice.outcomes.open1', {
+      runId: 'open1',
+      tenantId: 't2',
+      status: 'failed',
+      applied: [],
+      attempts: 2,
+      finishedAt: new Date().toISOString(),
+    });
     const second = await h.startReporter();
     expect(second.startup.outcomes).toBe(8);
-    expect((await h.http(second, 'GET', '/runs/open1')).body).toMatchObject({ status: 'running', done: 7, counts: { migrated: 6, failed: 1 } });
-    expect((await h.http(second, 'GET', '/runs/old1')).body).toMatchObject({ status: 'succeeded', counts: { migrated: 20 } });
+    expect((await h.http(second, 'GET', '/runs/open1')).body).toMatchObject({
+      status: 'running',
+      done: 7,
+      counts: { migrated: 6, failed: 1 },
+    });
+    expect((await h.http(second, 'GET', '/runs/old1')).body).toMatchObject({
+      status: 'succeeded',
+      counts: { migrated: 20 },
+    });
     for (let i = 7; i < 10; i++) await h.settle('open1', `t${i}`);
     await expect.poll(async () => (await h.http(second, 'GET', '/runs/open1')).body.status).toBe('partial');
     const completed = await h.events('open1', 'completed');

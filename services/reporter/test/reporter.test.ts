@@ -22,11 +22,32 @@ describe('reporter against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  const outcome = (tenantId: string): TenantOutcome => ({ runId: 'rx', tenantId, status: 'migrated', applied: [1], attempts: 1, finishedAt: new Date().toISOString() });
+  const outcome = (tenantId: string): TenantOutcome => ({
+    runId: 'rx',
+    tenantId,
+    status: 'migrated',
+    applied: [1],
+    attempts: 1,
+    finishedAt: new Date().toISOString(),
+  });
 
   it('publishes completed once, even when two reporters replay the same streams', async () => {
-    await bus.publish(runEventSubject('rx', 'accepted'), { runId: 'rx', target: 'latest', targetVersion: 1, digest: 'a'.repeat(64), dryRun: false, acceptedAt: new Date().toISOString() });
-    await bus.publish(runEventSubject('rx', 'planned'), { runId: 'rx', total: 3, tasks: 3, skipped: 0, invalid: 0, plannedAt: new Date().toISOString() });
+    await bus.publish(runEventSubject('rx', 'accepted'), {
+      runId: 'rx',
+      target: 'latest',
+      targetVersion: 1,
+      digest: 'a'.repeat(64),
+      dryRun: false,
+      acceptedAt: new Date().toISOString(),
+    });
+    await bus.publish(runEventSubject('rx', 'planned'), {
+      runId: 'rx',
+      total: 3,
+      tasks: 3,
+      skipped: 0,
+      invalid: 0,
+      plannedAt: new Date().toISOString(),
+    });
     for (const t of ['a', 'b', 'c', 'a']) await bus.publish(outcomeSubject('rx'), outcome(t));
     const reporters = [createReporter({ bus, logger }), createReporter({ bus, logger })];
     for (const reporter of reporters) {

@@ -24,7 +24,12 @@ const planned = (runId: string, total: number, error?: string): RunPlannedEvent 
   plannedAt: new Date(clock).toISOString(),
   ...(error ? { error } : {}),
 });
-const outcome = (runId: string, tenantId: string, status: TenantOutcome['status'], message?: string): TenantOutcome => ({
+const outcome = (
+  runId: string,
+  tenantId: string,
+  status: TenantOutcome['status'],
+  message?: string,
+): TenantOutcome => ({
   runId,
   tenantId,
   status,
@@ -46,7 +51,12 @@ describe('RunBook', () => {
     clock += 1500;
     book.onOutcome(outcome('r1', 't2', 'upToDate'));
     const done = book.completionDue('r1');
-    expect(done).toMatchObject({ status: 'succeeded', counts: { total: 2, migrated: 1, upToDate: 1, failed: 0 }, durationMs: 1500, targetVersion: 6 });
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      counts: { total: 2, migrated: 1, upToDate: 1, failed: 0 },
+      durationMs: 1500,
+      targetVersion: 6,
+    });
     book.onCompleted(done!);
     expect(book.completionDue('r1')).toBeUndefined();
     expect(runStatusOf(book.get('r1')!)).toBe('succeeded');
@@ -111,7 +121,12 @@ describe('RunBook', () => {
     const start = clock;
     book.onAccepted(accepted('rw'));
     book.onPlanned(planned('rw', 2));
-    const timed = (tenantId: string): TenantOutcome => ({ ...outcome('rw', tenantId, 'migrated'), executorId: 'x1', executorSlots: 2, timings: { workMs: 400, totalMs: 400 } });
+    const timed = (tenantId: string): TenantOutcome => ({
+      ...outcome('rw', tenantId, 'migrated'),
+      executorId: 'x1',
+      executorSlots: 2,
+      timings: { workMs: 400, totalMs: 400 },
+    });
     clock = start + 1_000;
     book.onOutcome(timed('t1'));
     clock = start + 2_000;

@@ -1,4 +1,11 @@
-import type { RunAcceptedEvent, RunControlEvent, RunPlannedEvent, TaskLedgerEntry, TenantOutcome, TenantTask } from '@sluice/contracts';
+import type {
+  RunAcceptedEvent,
+  RunControlEvent,
+  RunPlannedEvent,
+  TaskLedgerEntry,
+  TenantOutcome,
+  TenantTask,
+} from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
 import { RunBook, runStatusOf } from '../src/run-book.js';
@@ -36,7 +43,12 @@ const outcome = (runId: string, tenantId: string, status: TenantOutcome['status'
   finishedAt: iso(),
   ...(code ? { error: { code, message: `${code} happened`, transient: false } } : {}),
 });
-const control = (runId: string, action: RunControlEvent['action'], reason?: string): RunControlEvent => ({ runId, action, at: iso(), ...(reason ? { reason } : {}) });
+const control = (runId: string, action: RunControlEvent['action'], reason?: string): RunControlEvent => ({
+  runId,
+  action,
+  at: iso(),
+  ...(reason ? { reason } : {}),
+});
 const task = (runId: string, tenantId: string, stage?: 'canary' | 'fleet'): TenantTask => ({
   runId,
   tenantId,
@@ -48,7 +60,12 @@ const task = (runId: string, tenantId: string, stage?: 'canary' | 'fleet'): Tena
   plannedAt: iso(),
   ...(stage ? { stage } : {}),
 });
-const plannedEntry = (runId: string, tenantId: string, taskSeq: number, stage?: 'canary' | 'fleet'): TaskLedgerEntry => ({ kind: 'planned', task: task(runId, tenantId, stage), taskSeq });
+const plannedEntry = (
+  runId: string,
+  tenantId: string,
+  taskSeq: number,
+  stage?: 'canary' | 'fleet',
+): TaskLedgerEntry => ({ kind: 'planned', task: task(runId, tenantId, stage), taskSeq });
 
 describe('run states and controls', () => {
   it('goes planning -> running -> paused -> running -> cancelling -> cancelled, refusing what does not apply', () => {
@@ -73,7 +90,11 @@ describe('run states and controls', () => {
     book.onOutcome(outcome('c1', 'b', 'skipped', 'cancelled'));
     book.onOutcome(outcome('c1', 'c', 'skipped', 'cancelled'));
     const done = book.completionDue('c1')!;
-    expect(done).toMatchObject({ status: 'cancelled', counts: { migrated: 1, skipped: 2 }, stoppedBy: { action: 'cancel', reason: 'wrong target' } });
+    expect(done).toMatchObject({
+      status: 'cancelled',
+      counts: { migrated: 1, skipped: 2 },
+      stoppedBy: { action: 'cancel', reason: 'wrong target' },
+    });
     book.onCompleted(done, 9);
     expect(run.control).toMatchObject({ final: 'cancelled', seq: 9 });
     expect(book.onControl(control('c1', 'pause'), 10)).toBe(false);
@@ -157,7 +178,11 @@ describe('staged rollout', () => {
     book.onControl(control('s3', 'stop', 'canary c1 failed'), 4);
     expect(runStatusOf(run)).toBe('cancelling');
     for (const t of ['c2', 'f1', 'f2']) book.onOutcome(outcome('s3', t, 'skipped', 'rollout_stopped'));
-    expect(book.completionDue('s3')).toMatchObject({ status: 'failed', error: 'rollout stopped the run: canary c1 failed', stoppedBy: { action: 'stop' } });
+    expect(book.completionDue('s3')).toMatchObject({
+      status: 'failed',
+      error: 'rollout stopped the run: canary c1 failed',
+      stoppedBy: { action: 'stop' },
+    });
   });
 
   it('stops on maxFailures', () => {
@@ -167,7 +192,10 @@ describe('staged rollout', () => {
     book.onOutcome(outcome('s4', 'a', 'failed', 'x'));
     expect(rolloutVerdict(book.get('s4')!)).toBeUndefined();
     book.onOutcome(outcome('s4', 'b', 'failed', 'x'));
-    expect(rolloutVerdict(book.get('s4')!)).toMatchObject({ action: 'stop', reason: expect.stringContaining('maxFailures 1') as string });
+    expect(rolloutVerdict(book.get('s4')!)).toMatchObject({
+      action: 'stop',
+      reason: expect.stringContaining('maxFailures 1') as string,
+    });
   });
 
   it('judges maxFailureRate on a sample of ceil(1/rate) settled tenants, or at once when the total can no longer meet it', () => {
@@ -200,7 +228,10 @@ describe('staged rollout', () => {
     book.onPlanned(planned('s7', 2));
     book.onOutcome(outcome('s7', 'a', 'migrated'));
     book.onOutcome(outcome('s7', 'b', 'failed', 'x'));
-    expect(book.completionDue('s7')).toMatchObject({ status: 'failed', error: expect.stringContaining('maxFailures 0') as string });
+    expect(book.completionDue('s7')).toMatchObject({
+      status: 'failed',
+      error: expect.stringContaining('maxFailures 0') as string,
+    });
   });
 });
 
@@ -215,14 +246,26 @@ describe('task ledger tracking', () => {
     book.onLedger('l1', { kind: 'parked', task: task('l1', 'a'), taskSeq: 11, reason: 'paused', at: iso() }, 5, clock);
     expect(tenants.get('a')?.copy).toMatchObject({ kind: 'parked', reason: 'paused', taskSeq: 11, entrySeq: 5 });
     expect(tenants.parked().map((t) => t.tenantId)).toEqual(['a']);
-    book.onLedger('l1', { kind: 'republished', tenantId: 'a', taskSeq: 20, supersedes: 5, cause: 'parked', at: iso() }, 7, clock);
+    book.onLedger(
+      'l1',
+      { kind: 'republished', tenantId: 'a', taskSeq: 20, supersedes: 5, cause: 'parked', at: iso() },
+      7,
+      clock,
+    );
     // A stale entry arriving late (replay and live overlap) is ignored.
     book.onLedger('l1', { kind: 'parked', task: task('l1', 'a'), taskSeq: 11, reason: 'paused', at: iso() }, 5, clock);
     expect(tenants.get('a')).toMatchObject({ payloadSeq: 5, copy: { kind: 'queued', taskSeq: 20, entrySeq: 7 } });
     book.onOutcome(outcome('l1', 'a', 'migrated'));
     expect(tenants.get('a')).toBeUndefined();
     // Nothing brings a settled tenant back.
-    expect(book.onLedger('l1', { kind: 'parked', task: task('l1', 'a'), taskSeq: 21, reason: 'paused', at: iso() }, 9, clock)).toBe(false);
+    expect(
+      book.onLedger(
+        'l1',
+        { kind: 'parked', task: task('l1', 'a'), taskSeq: 21, reason: 'paused', at: iso() },
+        9,
+        clock,
+      ),
+    ).toBe(false);
   });
 
   it('matches entries by the copy they name when writers race: a copy parked before it was announced stays parked', () => {
@@ -230,20 +273,49 @@ describe('task ledger tracking', () => {
     book.onAccepted(accepted('l3'));
     const tenants = book.get('l3')!.tenants;
     // An executor parked task 4 before the planner wrote the entry announcing it.
-    book.onLedger('l3', { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 4, reason: 'canary', at: iso() }, 8, clock);
+    book.onLedger(
+      'l3',
+      { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 4, reason: 'canary', at: iso() },
+      8,
+      clock,
+    );
     expect(book.onLedger('l3', plannedEntry('l3', 'a', 4, 'fleet'), 10, clock)).toBe(false);
     expect(tenants.get('a')?.copy).toMatchObject({ kind: 'parked', taskSeq: 4, entrySeq: 8 });
     // The reporter publishes it again as task 20 and folds its own entry (seq 12) ...
-    const republished: TaskLedgerEntry = { kind: 'republished', tenantId: 'a', taskSeq: 20, supersedes: 8, cause: 'parked', at: iso() };
+    const republished: TaskLedgerEntry = {
+      kind: 'republished',
+      tenantId: 'a',
+      taskSeq: 20,
+      supersedes: 8,
+      cause: 'parked',
+      at: iso(),
+    };
     book.onLedger('l3', republished, 12, clock);
     // ... but an executor had already parked task 20 (seq 11, written before 12): the copy is parked.
-    expect(book.onLedger('l3', { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 20, reason: 'canary', at: iso() }, 11, clock)).toBe(true);
+    expect(
+      book.onLedger(
+        'l3',
+        { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 20, reason: 'canary', at: iso() },
+        11,
+        clock,
+      ),
+    ).toBe(true);
     expect(tenants.get('a')?.copy).toMatchObject({ kind: 'parked', taskSeq: 20, entrySeq: 11 });
     // The same entries in the other order end the same way.
     const other = new RunBook(now);
     other.onAccepted(accepted('l3'));
-    other.onLedger('l3', { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 4, reason: 'canary', at: iso() }, 8, clock);
-    other.onLedger('l3', { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 20, reason: 'canary', at: iso() }, 11, clock);
+    other.onLedger(
+      'l3',
+      { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 4, reason: 'canary', at: iso() },
+      8,
+      clock,
+    );
+    other.onLedger(
+      'l3',
+      { kind: 'parked', task: task('l3', 'a', 'fleet'), taskSeq: 20, reason: 'canary', at: iso() },
+      11,
+      clock,
+    );
     other.onLedger('l3', republished, 12, clock);
     expect(other.get('l3')!.tenants.get('a')?.copy).toEqual(tenants.get('a')?.copy);
   });

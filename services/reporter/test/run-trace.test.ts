@@ -9,7 +9,9 @@ import { RunTraces } from '../src/run-trace.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const hex16 = (n: number) => n.toString(16).padStart(16, '0');
-const msgWith = (spanId: string) => ({ headers: traceHeaders(trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE, spanId, traceFlags: 1 })) });
+const msgWith = (spanId: string) => ({
+  headers: traceHeaders(trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE, spanId, traceFlags: 1 })),
+});
 
 function completion(runId: string, failed: number, total: number): RunCompletedEvent {
   return {
@@ -47,12 +49,27 @@ describe('RunTraces', () => {
   it('links failures first, then a bounded sample, and records the completion under the run root', async () => {
     const traces = new RunTraces(10);
     traces.onAccepted('r1', msgWith(hex16(1)));
-    for (let i = 0; i < 1_000; i++) traces.onOutcome({ runId: 'r1', tenantId: `t${i}`, status: 'migrated' }, msgWith(hex16(1_000 + i)));
-    for (let i = 0; i < 4; i++) traces.onOutcome({ runId: 'r1', tenantId: `f${i}`, status: 'failed', error: { code: 'sql_error', message: 'x', transient: false } }, msgWith(hex16(5_000 + i)));
+    for (let i = 0; i < 1_000; i++)
+      traces.onOutcome({ runId: 'r1', tenantId: `t${i}`, status: 'migrated' }, msgWith(hex16(1_000 + i)));
+    for (let i = 0; i < 4; i++)
+      traces.onOutcome(
+        {
+          runId: 'r1',
+          tenantId: `f${i}`,
+          status: 'failed',
+          error: { code: 'sql_error', message: 'x', transient: false },
+        },
+        msgWith(hex16(5_000 + i)),
+      );
     const { links, omitted } = traces.linksOf('r1');
     expect(links).toHaveLength(10);
     expect(omitted).toBe(994);
-    expect(links.slice(0, 4).map((l) => l.attributes?.['sluice.status'])).toEqual(['failed', 'failed', 'failed', 'failed']);
+    expect(links.slice(0, 4).map((l) => l.attributes?.['sluice.status'])).toEqual([
+      'failed',
+      'failed',
+      'failed',
+      'failed',
+    ]);
     // The sample reaches past the first tenants (a reservoir, not the first ten).
     expect(links.slice(4).some((l) => Number.parseInt(l.context.spanId, 16) >= 1_010)).toBe(true);
 

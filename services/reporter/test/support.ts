@@ -55,16 +55,37 @@ export async function reporterHarness() {
     task,
     async startReporter(env: Record<string, string> = {}): Promise<ReporterService> {
       const reporter = await startReporterService(
-        loadReporterConfig({ NATS_URL: nats.url, SLUICE_REPORTER_PORT: '0', SLUICE_PROGRESS_INTERVAL: '300ms', ...env }),
+        loadReporterConfig({
+          NATS_URL: nats.url,
+          SLUICE_REPORTER_PORT: '0',
+          SLUICE_PROGRESS_INTERVAL: '300ms',
+          ...env,
+        }),
         logger,
       );
       reporters.push(reporter);
       return reporter;
     },
     accept: (runId: string, extra: Record<string, unknown> = {}) =>
-      bus.publish(runEventSubject(runId, 'accepted'), { runId, target: 'latest', targetVersion: 2, digest: 'a'.repeat(64), dryRun: false, acceptedAt: iso(), ...extra }, { msgId: `${runId}:accepted` }),
+      bus.publish(
+        runEventSubject(runId, 'accepted'),
+        {
+          runId,
+          target: 'latest',
+          targetVersion: 2,
+          digest: 'a'.repeat(64),
+          dryRun: false,
+          acceptedAt: iso(),
+          ...extra,
+        },
+        { msgId: `${runId}:accepted` },
+      ),
     plan: (runId: string, total: number, extra: Record<string, unknown> = {}) =>
-      bus.publish(runEventSubject(runId, 'planned'), { runId, total, tasks: total, skipped: 0, invalid: 0, plannedAt: iso(), ...extra }, { msgId: `${runId}:planned` }),
+      bus.publish(
+        runEventSubject(runId, 'planned'),
+        { runId, total, tasks: total, skipped: 0, invalid: 0, plannedAt: iso(), ...extra },
+        { msgId: `${runId}:planned` },
+      ),
     control: (runId: string, action: RunControlEvent['action'], reason?: string) =>
       bus.publish(runEventSubject(runId, 'control'), { runId, action, at: iso(), ...(reason ? { reason } : {}) }),
     /** Publishes a task as the planner does, with its ledger entry; resolves with the task's sequence. */
@@ -80,30 +101,61 @@ export async function reporterHarness() {
     settle: (runId: string, tenantId: string, status: TenantOutcome['status'] = 'migrated', code?: string) =>
       bus.publish(
         outcomeSubject(runId),
-        { runId, tenantId, status, applied: [], attempts: 1, finishedAt: iso(), ...(code ? { error: { code, message: code, transient: false } } : {}) },
+        {
+          runId,
+          tenantId,
+          status,
+          applied: [],
+          attempts: 1,
+          finishedAt: iso(),
+          ...(code ? { error: { code, message: code, transient: false } } : {}),
+        },
         { msgId: `${runId}:${tenantId}` },
       ),
     async ledger(runId: string): Promise<Array<TaskLedgerEntry & { seq: number }>> {
       const out: Array<TaskLedgerEntry & { seq: number }> = [];
-      await readSubject(bus, LEDGER_STREAM.name, ledgerSubject(runId), (m) => void out.push({ ...(decodeJson(m.data) as TaskLedgerEntry), seq: m.seq }));
+      await readSubject(
+        bus,
+        LEDGER_STREAM.name,
+        ledgerSubject(runId),
+        (m) => void out.push({ ...(decodeJson(m.data) as TaskLedgerEntry), seq: m.seq }),
+      );
       return out;
     },
     async outcomes(runId: string): Promise<TenantOutcome[]> {
       const out: TenantOutcome[] = [];
-      await readSubject(bus, STREAMS.outcomes.name, outcomeSubject(runId), (m) => void out.push(decodeJson(m.data) as TenantOutcome));
+      await readSubject(
+        bus,
+        STREAMS.outcomes.name,
+        outcomeSubject(runId),
+        (m) => void out.push(decodeJson(m.data) as TenantOutcome),
+      );
       return out;
     },
     async events(runId: string, event: string): Promise<Array<{ data: unknown; time: number; seq: number }>> {
       const out: Array<{ data: unknown; time: number; seq: number }> = [];
-      await readSubject(bus, STREAMS.runs.name, runEventSubject(runId, event as 'progress'), (m) =>
-        void out.push({ data: decodeJson(m.data), time: Math.floor(m.info.timestampNanos / 1e6), seq: m.seq }),
+      await readSubject(
+        bus,
+        STREAMS.runs.name,
+        runEventSubject(runId, event as 'progress'),
+        (m) => void out.push({ data: decodeJson(m.data), time: Math.floor(m.info.timestampNanos / 1e6), seq: m.seq }),
       );
       return out;
     },
-    async http(reporter: ReporterService, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+    async http(
+      reporter: ReporterService,
+      method: string,
+      path: string,
+      body?: unknown,
+    ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
       const res = await fetch(`http://127.0.0.1:${reporter.httpPort}${path}`, {
         method,
-        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        ...(body === undefined
+          ? {}
+          : {
+              body: typeof body === 'string' ? body : JSON.stringify(body),
+              headers: { 'content-type': 'application/json' },
+            }),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
     },

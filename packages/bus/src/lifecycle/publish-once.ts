@@ -43,6 +43,11 @@ export async function publishIfLast(
 }
 
 /** Publishes the first and only message of a subject (a run's `completed`): exactly once, whoever tries. */
-export function publishOnce(bus: Bus, subject: string, payload: unknown, options: { msgId?: string; attempts?: number } = {}): Promise<{ published: boolean; ack?: PubAck }> {
+export function publishOnce(
+  bus: Bus,
+  subject: string,
+  payload: unknown,
+  options: { msgId?: string; attempts?: number } = {},
+): Promise<{ published: boolean; ack?: PubAck }> {
   return publishIfLast(bus, subject, payload, 0, options);
 }

@@ -58,7 +58,9 @@ export async function followFrom(
 ): Promise<LiveFollower> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: subject,
-    ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+    ...(fromSeq > 1
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+      : { deliver_policy: DeliverPolicy.All }),
   });
   const messages = await consumer.consume({ max_messages: 1_000 });
   const done = handleInOrder(messages, stream, logger, handler);

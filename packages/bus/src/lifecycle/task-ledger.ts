@@ -11,7 +11,10 @@ const MINUTE_NS = 60 * 1e9;
  * Creates the task ledger stream if it is missing (idempotent, safe to race). Limits retention
  * like the outcomes: a run's ledger lives as long as its outcomes do.
  */
-export async function ensureLedgerStream(jsm: JetStreamManager, options: { replicas?: number; retentionDays?: number } = {}): Promise<void> {
+export async function ensureLedgerStream(
+  jsm: JetStreamManager,
+  options: { replicas?: number; retentionDays?: number } = {},
+): Promise<void> {
   try {
     await jsm.streams.info(LEDGER_STREAM.name);
     return;
@@ -39,6 +42,11 @@ export async function ensureLedgerStream(jsm: JetStreamManager, options: { repli
  * Appends an entry to a run's task ledger, under the message id its content gives it
  * (`ledgerEntryMsgId`), so a repeat (another replica, a retry) is a no-op.
  */
-export function appendLedger(bus: Bus, runId: string, entry: TaskLedgerEntry, options: { attempts?: number } = {}): Promise<PubAck> {
+export function appendLedger(
+  bus: Bus,
+  runId: string,
+  entry: TaskLedgerEntry,
+  options: { attempts?: number } = {},
+): Promise<PubAck> {
   return publishReliably(bus, ledgerSubject(runId), entry, { msgId: ledgerEntryMsgId(runId, entry), ...options });
 }

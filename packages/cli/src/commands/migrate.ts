@@ -28,7 +28,8 @@ function wholeNumber(flag: string, value: string | undefined): number | undefine
 function rate(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = value.endsWith('%') ? Number(value.slice(0, -1)) / 100 : Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new CliError(`--max-failure-rate takes a share from 0 to 1 (or 0% to 100%), got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
+    throw new CliError(`--max-failure-rate takes a share from 0 to 1 (or 0% to 100%), got "${value}"`);
   return n;
 }
 
@@ -52,7 +53,12 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     strict: true,
     allowPositionals: false,
   });
-  const runId = values['run-id'] ?? `run-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${Math.random().toString(36).slice(2, 8)}`;
+  const runId =
+    values['run-id'] ??
+    `run-${new Date()
+      .toISOString()
+      .replace(/[-:.TZ]/g, '')
+      .slice(0, 14)}-${Math.random().toString(36).slice(2, 8)}`;
   if (values.tenants && values.tag) throw new CliError('use either --tenants or --tag, not both');
   const tags = values.tag?.map((t) => {
     const eq = t.indexOf('=');
@@ -61,13 +67,24 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
   });
   const rollout = {
     ...(values.canary !== undefined ? { canary: wholeNumber('--canary', values.canary) } : {}),
-    ...(values['max-failures'] !== undefined ? { maxFailures: wholeNumber('--max-failures', values['max-failures']) } : {}),
+    ...(values['max-failures'] !== undefined
+      ? { maxFailures: wholeNumber('--max-failures', values['max-failures']) }
+      : {}),
     ...(values['max-failure-rate'] !== undefined ? { maxFailureRate: rate(values['max-failure-rate']) } : {}),
   };
   const input: MigrateRequestInput = {
     runId,
     target: /^\d+$/.test(values.target) ? Number(values.target) : values.target,
-    ...(values.tenants ? { tenants: { ids: values.tenants.split(',').map((s) => s.trim()).filter(Boolean) } } : {}),
+    ...(values.tenants
+      ? {
+          tenants: {
+            ids: values.tenants
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+          },
+        }
+      : {}),
     ...(tags ? { tenants: { tags: Object.fromEntries(tags) } } : {}),
     ...(values['dry-run'] ? { dryRun: true } : {}),
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
@@ -75,16 +92,21 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
   };
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {
-    throw new CliError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`);
+    throw new CliError(
+      `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`,
+    );
   }
   const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
-  if (values.timeout !== undefined && timeoutMs === undefined) throw new CliError(`--timeout takes a duration such as 30s or 10min`);
+  if (values.timeout !== undefined && timeoutMs === undefined)
+    throw new CliError(`--timeout takes a duration such as 30s or 10min`);
 
   const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
   try {
     await ensureTopology(bus.jsm);
     // Watch before publishing, so neither a rejection nor a fast completion can be missed.
-    const watching = values.wait ? await watchRun(bus, runId, { output, json: values.json, ...(timeoutMs ? { timeoutMs } : {}) }) : undefined;
+    const watching = values.wait
+      ? await watchRun(bus, runId, { output, json: values.json, ...(timeoutMs ? { timeoutMs } : {}) })
+      : undefined;
     await bus.publish(REQUEST_SUBJECT, input, { msgId: requestMsgId(runId) });
     if (!watching) {
       output.out(values.json ? JSON.stringify({ runId, published: true }) : `published request ${runId}`);

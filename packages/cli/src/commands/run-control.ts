@@ -27,7 +27,11 @@ export function controlCommand(action: UserControlAction) {
   return async function (argv: string[], env: Env, output: Output): Promise<number> {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { reason: { type: 'string' }, 'requested-by': { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: {
+        reason: { type: 'string' },
+        'requested-by': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -48,7 +52,11 @@ export function controlCommand(action: UserControlAction) {
         at: new Date().toISOString(),
       };
       await bus.publish(runEventSubject(runId, 'control'), event, { msgId: `${runId}:control:${randomUUID()}` });
-      output.out(values.json ? JSON.stringify({ ...event, published: true }) : `${action} requested for run ${runId} (was ${view.status}); see 'sluice status ${runId}'`);
+      output.out(
+        values.json
+          ? JSON.stringify({ ...event, published: true })
+          : `${action} requested for run ${runId} (was ${view.status}); see 'sluice status ${runId}'`,
+      );
       return EXIT.ok;
     } finally {
       await bus.close();

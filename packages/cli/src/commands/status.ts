@@ -15,10 +15,20 @@ events (works while the run goes and long after). Exits 1 when the run ended wit
 
 /** The lines `sluice status` prints for a run that has not completed. */
 export function formatRunView(view: RunView): string[] {
-  const lines = [`run ${view.runId}: ${view.status.toUpperCase()}${view.accepted?.rollout?.canary ? ` (${view.control.stage === 'canary' ? 'canaries first' : 'fleet promoted'})` : ''}`];
+  const lines = [
+    `run ${view.runId}: ${view.status.toUpperCase()}${view.accepted?.rollout?.canary ? ` (${view.control.stage === 'canary' ? 'canaries first' : 'fleet promoted'})` : ''}`,
+  ];
   const a = view.accepted;
-  if (a) lines.push(`  target    ${String(a.target)} (version ${a.targetVersion}), accepted ${a.acceptedAt}${a.requestedBy ? ` for ${a.requestedBy}` : ''}`);
-  if (a?.rollout) lines.push(`  rollout   ${Object.entries(a.rollout).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
+  if (a)
+    lines.push(
+      `  target    ${String(a.target)} (version ${a.targetVersion}), accepted ${a.acceptedAt}${a.requestedBy ? ` for ${a.requestedBy}` : ''}`,
+    );
+  if (a?.rollout)
+    lines.push(
+      `  rollout   ${Object.entries(a.rollout)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', ')}`,
+    );
   const p = view.planned;
   if (p) lines.push(`  planned   ${p.total} tenants (${p.tasks} tasks, ${p.skipped} skipped, ${p.invalid} invalid)`);
   if (view.progress) {
@@ -31,7 +41,12 @@ export function formatRunView(view: RunView): string[] {
 }
 
 export async function statusCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new CliError(`usage: ${STATUS_USAGE}`);
   const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);

@@ -45,7 +45,11 @@ async function resolveTenant(env: Env, tenantId: string | undefined, databaseUrl
   throw new CliError(`tenant ${tenantId} is not in the registry`, EXIT.failure);
 }
 
-async function withMigrator<T>(env: Env, values: { tenant?: string; 'database-url'?: string; migrations?: string }, work: (m: TenantMigrator, t: Tenant) => Promise<T>): Promise<T> {
+async function withMigrator<T>(
+  env: Env,
+  values: { tenant?: string; 'database-url'?: string; migrations?: string },
+  work: (m: TenantMigrator, t: Tenant) => Promise<T>,
+): Promise<T> {
   const e = envReader(env);
   const tenant = await resolveTenant(env, values.tenant, values['database-url']);
   const set = await loadMigrationDir(values.migrations ?? e.string('SLUICE_MIGRATIONS_DIR', 'migrations'));
@@ -92,7 +96,11 @@ export async function baselineCommand(argv: string[], env: Env, output: Output):
   const version = versionOf(values.version);
   await withMigrator(env, values, async (migrator, tenant) => {
     const versions = await migrator.baseline(version, 'sluice-cli');
-    output.out(values.json ? JSON.stringify({ tenantId: tenant.tenantId, baseline: versions }) : `${tenant.tenantId}: baselined versions ${versions.join(', ')}`);
+    output.out(
+      values.json
+        ? JSON.stringify({ tenantId: tenant.tenantId, baseline: versions })
+        : `${tenant.tenantId}: baselined versions ${versions.join(', ')}`,
+    );
   });
   return EXIT.ok;
 }

@@ -45,13 +45,16 @@ export function startChildMigrator(config: ChildConfig): ChildMigrator {
     for (const listener of listeners) listener();
   });
   createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    running.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
 
   function next<K extends ChildEvent['event']>(kinds: K[]): Promise<Extract<ChildEvent, { event: K }>> {
-    const find = () => events.find((e): e is Extract<ChildEvent, { event: K }> => (kinds as string[]).includes(e.event));
+    const find = () =>
+      events.find((e): e is Extract<ChildEvent, { event: K }> => (kinds as string[]).includes(e.event));
     return new Promise((resolve, reject) => {
       const check = (): void => {
         const found = find();
@@ -92,9 +95,14 @@ export function startChildMigrator(config: ChildConfig): ChildMigrator {
 
 /** For afterEach: no child outlives its test. */
 export async function killChildMigrators(): Promise<void> {
-  const exits = [...running].filter((child) => child.exitCode === null && child.signalCode === null).map((child) => new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  }));
+  const exits = [...running]
+    .filter((child) => child.exitCode === null && child.signalCode === null)
+    .map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    );
   await Promise.all(exits);
 }

@@ -52,7 +52,11 @@ async function main(): Promise<void> {
       lines.close();
     }
     try {
-      const report = await new TenantMigrator(client, set, '127.0.0.1:5432').migrate({ targetVersion: set.latest, runId: config.runId, executorId: config.applicationName });
+      const report = await new TenantMigrator(client, set, '127.0.0.1:5432').migrate({
+        targetVersion: set.latest,
+        runId: config.runId,
+        executorId: config.applicationName,
+      });
       emit({ event: 'done', status: report.status, applied: report.applied });
     } catch (error) {
       if (!(error instanceof SluiceError)) throw error;

@@ -64,7 +64,14 @@ export function testDatabases(label: string): TestDatabases {
           return client;
         },
         async connectTenant(options = {}) {
-          const client = await connectTenant({ databaseUrl: url, host: HOST, connectTimeoutMs: 5_000, lockTimeoutMs: 30_000, statementTimeoutMs: 60_000, ...options });
+          const client = await connectTenant({
+            databaseUrl: url,
+            host: HOST,
+            connectTimeoutMs: 5_000,
+            lockTimeoutMs: 30_000,
+            statementTimeoutMs: 60_000,
+            ...options,
+          });
           clients.push(client);
           return client;
         },
@@ -106,7 +113,10 @@ export interface JournalRowView {
 }
 
 /** The journal as a test reads it (the current shape). */
-export async function journalRows(client: pg.ClientBase, table = 'public.sluice_migrations'): Promise<JournalRowView[]> {
+export async function journalRows(
+  client: pg.ClientBase,
+  table = 'public.sluice_migrations',
+): Promise<JournalRowView[]> {
   const result = await client.query<JournalRowView & { version: string }>(
     `SELECT version::text AS version, status, checksum, run_id, executor_id, baseline, duration_ms FROM ${table} ORDER BY version`,
   );
@@ -119,7 +129,11 @@ export async function appliedVersions(client: pg.ClientBase, table?: string): Pr
 
 /** How often each version ran, for sets whose files each insert their version into an `effects` table. */
 export async function effectCounts(client: pg.ClientBase): Promise<Array<{ version: number; n: number }>> {
-  return (await client.query<{ version: number; n: number }>('SELECT version, count(*)::int AS n FROM effects GROUP BY version ORDER BY version')).rows;
+  return (
+    await client.query<{ version: number; n: number }>(
+      'SELECT version, count(*)::int AS n FROM effects GROUP BY version ORDER BY version',
+    )
+  ).rows;
 }
 
 export async function relationExists(client: pg.ClientBase, name: string): Promise<boolean> {

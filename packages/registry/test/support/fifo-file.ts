@@ -36,7 +36,7 @@ export async function serveThroughFifo(path: string, content: string): Promise<F
       // next reader never share one.
       await rename(spare, path);
       try {
-        for (let i = 0; i < bytes.length; ) {
+        for (let i = 0; i < bytes.length;) {
           const { bytesWritten } = await handle.write(bytes, i, Math.min(CHUNK, bytes.length - i));
           served += bytesWritten;
           i += bytesWritten;

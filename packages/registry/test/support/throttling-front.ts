@@ -2,7 +2,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** What the front does with one request: pass it on, answer with a throttling error, or pass it on and hold back keys. */
-export type FrontAction = 'pass' | 'unprocess-half' | 'unprocess-all' | { throttle: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'RequestLimitExceeded' };
+export type FrontAction =
+  | 'pass'
+  | 'unprocess-half'
+  | 'unprocess-all'
+  | { throttle: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'RequestLimitExceeded' };
 
 export interface ThrottlingFront {
   endpoint: string;
@@ -24,7 +28,10 @@ const ERROR_TYPES = {
  * way DynamoDB does when it throttles: HTTP 400 with the error type, or a BatchGetItem response with
  * half of the keys moved to `UnprocessedKeys`. The SDK parses these as it would from AWS.
  */
-export async function startThrottlingFront(target: string, decide: (operation: string, nth: number) => FrontAction): Promise<ThrottlingFront> {
+export async function startThrottlingFront(
+  target: string,
+  decide: (operation: string, nth: number) => FrontAction,
+): Promise<ThrottlingFront> {
   const seen = new Map<string, number>();
   let throttled = 0;
   const server = http.createServer((req, res) => {
@@ -39,21 +46,31 @@ export async function startThrottlingFront(target: string, decide: (operation: s
       if (typeof action === 'object') {
         throttled += 1;
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
-        res.end(JSON.stringify({ __type: ERROR_TYPES[action.throttle], message: 'The level of configured provisioned throughput for the table was exceeded.' }));
+        res.end(
+          JSON.stringify({
+            __type: ERROR_TYPES[action.throttle],
+            message: 'The level of configured provisioned throughput for the table was exceeded.',
+          }),
+        );
         return;
       }
-      const upstream = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers }, (answer) => {
-        const parts: Buffer[] = [];
-        answer.on('data', (c: Buffer) => parts.push(c));
-        answer.on('end', () => {
-          let out: Buffer = Buffer.concat(parts);
-          if (action !== 'pass' && operation === 'BatchGetItem' && answer.statusCode === 200) out = holdBack(body, out, action === 'unprocess-all' ? () => true : (i) => i % 2 === 1);
-          const headers: http.OutgoingHttpHeaders = { ...answer.headers, 'content-length': String(out.length) };
-          delete headers['x-amz-crc32'];
-          res.writeHead(answer.statusCode ?? 500, headers);
-          res.end(out);
-        });
-      });
+      const upstream = http.request(
+        new URL(req.url ?? '/', target),
+        { method: req.method, headers: req.headers },
+        (answer) => {
+          const parts: Buffer[] = [];
+          answer.on('data', (c: Buffer) => parts.push(c));
+          answer.on('end', () => {
+            let out: Buffer = Buffer.concat(parts);
+            if (action !== 'pass' && operation === 'BatchGetItem' && answer.statusCode === 200)
+              out = holdBack(body, out, action === 'unprocess-all' ? () => true : (i) => i % 2 === 1);
+            const headers: http.OutgoingHttpHeaders = { ...answer.headers, 'content-length': String(out.length) };
+            delete headers['x-amz-crc32'];
+            res.writeHead(answer.statusCode ?? 500, headers);
+            res.end(out);
+          });
+        },
+      );
       upstream.on('error', (error) => res.destroy(error));
       upstream.end(body);
     });
@@ -76,13 +93,22 @@ type Wire = Record<string, unknown>;
 /** Moves the chosen items of a BatchGetItem answer back to `UnprocessedKeys`. */
 function holdBack(request: Buffer, response: Buffer, back: (index: number) => boolean): Buffer {
   const asked = JSON.parse(request.toString()) as { RequestItems: Record<string, Wire> };
-  const answer = JSON.parse(response.toString()) as { Responses: Record<string, Wire[]>; UnprocessedKeys?: Record<string, { Keys: Wire[] }> };
+  const answer = JSON.parse(response.toString()) as {
+    Responses: Record<string, Wire[]>;
+    UnprocessedKeys?: Record<string, { Keys: Wire[] }>;
+  };
   for (const [table, items] of Object.entries(answer.Responses)) {
     const held = items.filter((_, i) => back(i));
     if (held.length === 0) continue;
     answer.Responses[table] = items.filter((_, i) => !back(i));
     const previous = answer.UnprocessedKeys?.[table]?.Keys ?? [];
-    answer.UnprocessedKeys = { ...answer.UnprocessedKeys, [table]: { ...asked.RequestItems[table], Keys: [...previous, ...held.map((item) => ({ tenantId: item.tenantId }))] } };
+    answer.UnprocessedKeys = {
+      ...answer.UnprocessedKeys,
+      [table]: {
+        ...asked.RequestItems[table],
+        Keys: [...previous, ...held.map((item) => ({ tenantId: item.tenantId }))],
+      },
+    };
   }
   return Buffer.from(JSON.stringify(answer));
 }
