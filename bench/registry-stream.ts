@@ -24,7 +24,6 @@ import { connect } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, type RunPlannedEvent } from '@sluice/contracts';
 import { createRegistry, loadRegistryConfig } from '@sluice/registry';
 import { collectRunEvents, MIGRATIONS_DIR, startNatsServer, startService } from '@sluice/testkit';
-
 import { startDynamoServer } from '@sluice/testkit/dynamodb-server';
 
 const MB = 1024 * 1024;

@@ -11,12 +11,11 @@ import {
   type TenantFleet,
   waitForCompleted,
 } from '@sluice/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
+import { startTcpMeter, type TcpMeter } from '@sluice/testkit';
 // The registry package's own test servers: dynalite and a Mongo wire server (or mongod at MONGODB_URI).
 import { type DynamoServer, startDynamoServer } from '@sluice/testkit/dynamodb-server';
 import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
-import { startTcpMeter, type TcpMeter } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TENANTS = 12;
 const VERSIONS = [1, 2, 3, 4, 5, 6];

@@ -1,10 +1,10 @@
 import { NumberValue } from '@aws-sdk/lib-dynamodb';
+import { startTcpMeter } from '@sluice/testkit';
+import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createDynamoRegistry, type DynamoRegistrySettings } from '../src/dynamodb.js';
 import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
-import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
-import { startTcpMeter } from '@sluice/testkit';
 import { type FrontAction, startThrottlingFront, type ThrottlingFront } from './support/throttling-front.js';
 
 const ROWS = 1_000;

@@ -1,9 +1,9 @@
+import { startTcpMeter, type TcpMeter } from '@sluice/testkit';
+import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createMongoRegistry } from '../src/mongodb.js';
 import { type RegistryRow, RegistryUnavailableError, type TenantRegistry } from '../src/registry.js';
-import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
-import { startTcpMeter, type TcpMeter } from '@sluice/testkit';
 
 const ROWS = 2_000;
 const rows = Array.from({ length: ROWS }, (_, i) => ({

@@ -2,6 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { freePort, startTcpMeter } from '@sluice/testkit';
+import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
+import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
 import { afterAll, beforeAll } from 'vitest';
 
 import { createDynamoRegistry } from '../src/dynamodb.js';
@@ -9,10 +12,7 @@ import { createFileRegistry } from '../src/file.js';
 import { createMemoryRegistry } from '../src/memory.js';
 import { createMongoRegistry } from '../src/mongodb.js';
 import { type ContractSubject, describeRegistryContract, PAGE } from './registry-contract.js';
-import { type DynamoServer, localClientConfig, startDynamoServer } from '@sluice/testkit/dynamodb-server';
 import { serveThroughFifo } from './support/fifo-file.js';
-import { type MongoServer, startMongoServer } from '@sluice/testkit/mongodb-server';
-import { freePort, startTcpMeter } from '@sluice/testkit';
 
 let dir: string;
 let mongo: MongoServer;
