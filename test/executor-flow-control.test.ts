@@ -324,7 +324,8 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const code = await first!.stop(15_000);
     expect(code).toBe(0);
     // It stopped by itself within its grace (not killed by stop()'s fallback), saying what it put back.
-    const stopped = first!.logs.find((l) => l.msg === 'executor stopped');
+    // (Its last lines may be read after the process has exited: waited for, not looked up.)
+    const stopped = await first!.waitForLog((l) => l.msg === 'executor stopped', 10_000);
     expect(stopped).toMatchObject({ putBack: expect.any(Number) as number });
     services.push(await startService('executor', { ...e, SLUICE_EXECUTOR_ID: 'x-after' }));
     const done = await waitForCompleted(nc, 'term');
