@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -91,7 +92,8 @@ describe('the bottleneck report names the injected constraint', () => {
       count,
       tenantPrefix,
       ...(serverUrl ? { serverUrl } : {}),
-      prefix: `sluice_bn_${tenantPrefix.replace(/-/g, '_')}`,
+      // A random part keeps two checkouts' runs on the shared server apart.
+      prefix: `sluice_bn_${tenantPrefix.replace(/-/g, '_')}_${randomBytes(3).toString('hex')}`,
     });
     cleanups.push(() => fleet.drop());
     return fleet;
