@@ -31,6 +31,17 @@ export {
   RunProgressEventSchema,
   type RunStatus,
 } from './events.js';
+export {
+  LINT_SEVERITIES,
+  type LintFinding,
+  LintFindingSchema,
+  type LintMode,
+  LintModeSchema,
+  type LintReport,
+  LintReportSchema,
+  type LintSeverity,
+  MAX_EVENT_FINDINGS,
+} from './lint.js';
 export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
   failedOutcome,

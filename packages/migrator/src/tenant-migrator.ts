@@ -5,7 +5,6 @@ import {
   type MigrationSet,
   MigrationSqlError,
   planTenant,
-  splitSqlStatements,
   TargetError,
 } from '@sluice/core';
 import type pg from 'pg';
@@ -314,7 +313,7 @@ export class TenantMigrator {
 
   /** Applies a `no-transaction` file statement by statement; returns the statements' time in ms (network included). */
   private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<number> {
-    const statements = splitSqlStatements(m.sql);
+    const statements = m.statements;
     const invalidBefore = await this.invalidIndexes();
     await this.query(this.journalInsert(m, 'dirty', options));
     const settings = this.timeoutSettings(m, 'SESSION');

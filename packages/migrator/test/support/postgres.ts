@@ -5,11 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { createMigrationSet, type MigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import pg from 'pg';
 
 import { type ConnectOptions, connectTenant } from '../../src/connect.js';
 import { type JournalLocation } from '../../src/journal.js';
 import { TenantMigrator } from '../../src/tenant-migrator.js';
+
+const parser = await loadSqlParser();
 
 /** The machine's Postgres: trust auth, user postgres. Tests only ever create and drop their own databases on it. */
 export const SERVER_URL = 'postgres://postgres@127.0.0.1:5432';
@@ -88,7 +91,7 @@ export function testDatabases(label: string): TestDatabases {
 
 /** An in-memory migration set from `{ '0001_name.sql': sql }`. */
 export function migrationSet(files: Record<string, string>): MigrationSet {
-  return createMigrationSet(Object.entries(files).map(([file, sql]) => ({ file, sql })));
+  return createMigrationSet(Object.entries(files).map(([file, sql]) => ({ file, sql })), parser);
 }
 
 export function migrator(client: pg.ClientBase, set: MigrationSet, journal?: JournalLocation): TenantMigrator {
