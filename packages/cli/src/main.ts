@@ -2,6 +2,7 @@
 import { ConfigError } from '@sluice/core';
 
 import { CliError, EXIT } from './cli-error.js';
+import { LINT_USAGE, lintCommand } from './commands/lint.js';
 import { MIGRATE_USAGE, migrateCommand } from './commands/migrate.js';
 import { CONTROL_USAGE, controlCommand } from './commands/run-control.js';
 import { RUNS_USAGE, runsCommand } from './commands/runs.js';
@@ -22,6 +23,7 @@ Commands:
   ${CONTROL_USAGE.cancel.split('\n')[0]}
   ${REPAIR_USAGE.split('\n')[0]}
   ${BASELINE_USAGE.split('\n')[0]}
+  ${LINT_USAGE.split('\n')[0]}
 
 Settings come from the environment: NATS_URL, SLUICE_REGISTRY, SLUICE_TENANTS_FILE,
 SLUICE_MIGRATIONS_DIR, PG* (see the README); NATS credentials and TLS from NATS_USER/NATS_PASS,
@@ -38,6 +40,7 @@ const COMMANDS = {
   cancel: [controlCommand('cancel'), CONTROL_USAGE.cancel],
   repair: [repairCommand, REPAIR_USAGE],
   baseline: [baselineCommand, BASELINE_USAGE],
+  lint: [lintCommand, LINT_USAGE],
 } as const;
 
 /** Runs the CLI and returns its exit code (tests call this directly). */

@@ -44,8 +44,11 @@ export class SqlSyntaxError extends MigrationSetError {
   readonly file: string;
   readonly line: number;
   readonly column: number;
+  /** The parser's own message, without the place. */
+  readonly parserMessage: string;
   constructor(file: string, message: string, line: number, column: number) {
     super(`${file}:${line}:${column}: ${message}`);
+    this.parserMessage = message;
     this.file = file;
     this.line = line;
     this.column = column;
