@@ -14,16 +14,20 @@ const parser = await loadSqlParser();
 
 const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 
-const setA = createMigrationSet([
-  { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
-  {
-    file: '0002_projects.sql',
-    sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n',
-  },
-], parser);
-const setB = createMigrationSet([
-  { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' },
-], parser);
+const setA = createMigrationSet(
+  [
+    { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
+    {
+      file: '0002_projects.sql',
+      sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n',
+    },
+  ],
+  parser,
+);
+const setB = createMigrationSet(
+  [{ file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' }],
+  parser,
+);
 
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
@@ -67,7 +71,9 @@ describe('bundle encoding', () => {
         sql: m.version === 2 ? m.sql.replace('account_id int', 'account_id text') : m.sql,
       })),
     });
-    expect(() => decodeBundle(setA.digest, tampered, parser)).toThrow(/holds migration set [0-9a-f]{64}: it was altered/);
+    expect(() => decodeBundle(setA.digest, tampered, parser)).toThrow(
+      /holds migration set [0-9a-f]{64}: it was altered/,
+    );
   });
 
   it.each([

@@ -12,9 +12,11 @@ import {
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
 import type { PlannerConfig } from './config.js';
+import { createLintGate } from './lint-gate.js';
 import { registerPlannerMetrics } from './planner-metrics.js';
 import { createPlanner } from './tenant-planner.js';
 
@@ -55,6 +57,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     taskAckWaitMs: config.taskAckWaitMs,
     observer,
     maxDeliveries: config.maxDeliveries,
+    lint: createLintGate(await loadSqlParser(), { sessionLockTimeoutMs: config.sessionLockTimeoutMs }),
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) =>
     planner.handleRequest(msg),

@@ -6,10 +6,13 @@ import { requestFingerprint, validateRequest } from '../src/request-validation.j
 
 const parser = await loadSqlParser();
 
-const set = createMigrationSet([
-  { file: '0001_a.sql', sql: 'SELECT 1;' },
-  { file: '0002_b.sql', sql: 'SELECT 2;' },
-], parser);
+const set = createMigrationSet(
+  [
+    { file: '0001_a.sql', sql: 'SELECT 1;' },
+    { file: '0002_b.sql', sql: 'SELECT 2;' },
+  ],
+  parser,
+);
 
 describe('validateRequest', () => {
   it('accepts a request and resolves latest', () => {

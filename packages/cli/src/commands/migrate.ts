@@ -11,11 +11,13 @@ import { watchRun } from '../run-watcher.js';
 
 export const MIGRATE_USAGE = `sluice migrate [--target latest|VERSION] [--run-id ID] [--tenants ID,ID...] [--tag KEY=VALUE]...
                [--canary N] [--max-failures N] [--max-failure-rate R]
-               [--dry-run] [--wait] [--timeout 30m] [--json]
+               [--dry-run] [--lint warn] [--wait] [--timeout 30m] [--json]
 
 Publishes a migration request. --canary N migrates N tenants first and the rest only once all of
 them succeeded; --max-failures / --max-failure-rate stop the run (the rest skipped, status failed)
-when failures pass them. With --wait, follows the run — a live bar on a terminal, plain lines
+when failures pass them. The planner lints the migration set first and rejects the request when it
+finds errors (sluice lint shows them); --lint warn runs it anyway, with the findings in the run's
+report. With --wait, follows the run — a live bar on a terminal, plain lines
 elsewhere — and exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected,
 4 on --timeout.`;
 
@@ -49,6 +51,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
       canary: { type: 'string' },
       'max-failures': { type: 'string' },
       'max-failure-rate': { type: 'string' },
+      lint: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -89,6 +92,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(values['dry-run'] ? { dryRun: true } : {}),
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
+    ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
   };
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 
 import { connectBus, loadBusConfig } from '@sluice/bus';
+import type { LintReport } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
@@ -12,6 +13,22 @@ export const STATUS_USAGE = `sluice status RUN_ID [--json]
 
 Shows where a run stands — planning, running, paused, cancelling, or how it ended — from its
 events (works while the run goes and long after). Exits 1 when the run ended without succeeding.`;
+
+/** The lint report of a run's migration set, as the planner found it (ignored findings included). */
+export function formatLint(report: LintReport | undefined): string[] {
+  if (!report) return [];
+  const lines = [
+    `  lint      ${report.errors} errors, ${report.warnings} warnings, ${report.ignored} ignored (lint: ${report.mode})`,
+  ];
+  for (const f of report.findings) {
+    const level = f.ignored !== undefined ? 'ignored' : f.severity;
+    lines.push(
+      `    ${f.file}:${f.line}:${f.column} ${level} ${f.rule}: ${f.message}${f.ignored ? ` (${f.ignored})` : ''}`,
+    );
+  }
+  if (report.truncated) lines.push('    … (more in sluice lint)');
+  return lines;
+}
 
 /** The lines `sluice status` prints for a run that has not completed. */
 export function formatRunView(view: RunView): string[] {
@@ -54,8 +71,10 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
     const view = await readRun(bus, runId);
     if (!view) throw new CliError(`no run ${runId}`, EXIT.failure);
     if (values.json) output.out(JSON.stringify(view));
-    else if (view.completed) for (const line of formatCompleted(view.completed)) output.out(line);
-    else for (const line of formatRunView(view)) output.out(line);
+    else {
+      const lines = view.completed ? formatCompleted(view.completed) : formatRunView(view);
+      for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
+    }
     if (!view.completed) return EXIT.ok;
     return view.completed.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
   } finally {

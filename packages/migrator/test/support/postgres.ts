@@ -91,7 +91,10 @@ export function testDatabases(label: string): TestDatabases {
 
 /** An in-memory migration set from `{ '0001_name.sql': sql }`. */
 export function migrationSet(files: Record<string, string>): MigrationSet {
-  return createMigrationSet(Object.entries(files).map(([file, sql]) => ({ file, sql })), parser);
+  return createMigrationSet(
+    Object.entries(files).map(([file, sql]) => ({ file, sql })),
+    parser,
+  );
 }
 
 export function migrator(client: pg.ClientBase, set: MigrationSet, journal?: JournalLocation): TenantMigrator {
