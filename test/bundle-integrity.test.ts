@@ -22,7 +22,8 @@ const parser = await loadSqlParser();
 async function readSet(dir: string): Promise<MigrationSet> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.sql'));
   return createMigrationSet(
-    await Promise.all(names.map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') }))), parser,
+    await Promise.all(names.map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') }))),
+    parser,
   );
 }
 
@@ -107,7 +108,8 @@ describe('migration bundles: executors apply the planned set, and refuse an alte
       planned.migrations.map((m) => ({
         file: m.file,
         sql: m.version === 1 ? `${m.sql}\nCREATE TABLE backdoor (secret text);\n` : m.sql,
-      })), parser,
+      })),
+      parser,
     );
     const os = await new Objm(jetstream(stack.nc)).open(BUCKETS.bundles);
     await os.putBlob({ name: planned.digest }, encodeBundle(altered));

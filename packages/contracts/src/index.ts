@@ -31,6 +31,7 @@ export {
   RunProgressEventSchema,
   type RunStatus,
 } from './events.js';
+export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
   LINT_SEVERITIES,
   type LintFinding,
@@ -42,7 +43,6 @@ export {
   type LintSeverity,
   MAX_EVENT_FINDINGS,
 } from './lint.js';
-export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
   failedOutcome,
   type OutcomeError,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { parseDuration } from './duration.js';
 import { MigrationSetError } from './errors.js';
-import { type PgNode, parseStatements, type SqlParser, type SqlStatement } from './sql-parser.js';
+import { parseStatements, type PgNode, type SqlParser, type SqlStatement } from './sql-parser.js';
 
 /** A migration file as read from disk (or from a bundle): its base name and its text. */
 export interface MigrationSource {

@@ -17,11 +17,17 @@ const parser = await loadSqlParser();
 const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const DB = `sluice_exec_${randomBytes(3).toString('hex')}`;
 const DB2 = `${DB}_b`;
-const set = createMigrationSet([
-  { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
-  { file: '0002_u.sql', sql: 'CREATE TABLE u (id int);' },
-], parser);
-const broken = createMigrationSet([{ file: '0001_bad.sql', sql: 'CREATE TABLE t (id int REFERENCES nowhere (id));' }], parser);
+const set = createMigrationSet(
+  [
+    { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
+    { file: '0002_u.sql', sql: 'CREATE TABLE u (id int);' },
+  ],
+  parser,
+);
+const broken = createMigrationSet(
+  [{ file: '0001_bad.sql', sql: 'CREATE TABLE t (id int REFERENCES nowhere (id));' }],
+  parser,
+);
 
 describe('the delivery of a task against real NATS and Postgres', () => {
   let nats: NatsServerHandle;

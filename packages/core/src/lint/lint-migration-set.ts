@@ -3,7 +3,7 @@ import { type LintFinding, type LintMode, type LintReport, MAX_EVENT_FINDINGS } 
 import type { Migration, MigrationSet } from '../migration-set.js';
 import { parseStatements, type SqlParser, type SqlStatement } from '../sql-parser.js';
 import { isLintRuleName, LINT_RULES, type LintRuleName } from './lint-rules.js';
-import { nodeOf } from './pg-tree.js';
+import { nodeOf } from './parse-tree.js';
 import {
   checkStatement,
   type FileState,

@@ -11,7 +11,7 @@ import {
   stringValue,
   text,
   typeOf,
-} from './pg-tree.js';
+} from './parse-tree.js';
 
 /** What a check found, before the engine adds the file, the place and the severity. */
 export interface Hit {
