@@ -3,15 +3,9 @@ import { type LintFinding, type LintMode, type LintReport, MAX_EVENT_FINDINGS } 
 import type { Migration, MigrationSet } from '../migration-set.js';
 import { parseStatements, type SqlParser, type SqlStatement } from '../sql-parser.js';
 import { isLintRuleName, LINT_RULES, type LintRuleName } from './lint-rules.js';
+import { lockTimeoutSet, takesStrongLock } from './lock-checks.js';
 import { nodeOf } from './parse-tree.js';
-import {
-  checkStatement,
-  type FileState,
-  type Hit,
-  lockTimeoutSet,
-  type SetState,
-  takesStrongLock,
-} from './statement-checks.js';
+import { checkStatement, type FileState, type Hit, type SetState } from './statement-checks.js';
 
 export interface LintOptions {
   /**

@@ -172,6 +172,7 @@ const CASES: Record<string, { fails: string[]; passes: string[] }> = {
       '-- sluice:lock-timeout 2s\nALTER TABLE orders ADD COLUMN note text;',
       "SET LOCAL lock_timeout = '1s';\nALTER TABLE orders ADD COLUMN note text;",
       'CREATE TABLE refunds (id bigint PRIMARY KEY, amount bigint);',
+      'CREATE TABLE scratch (id bigint);\nDROP TABLE scratch;',
       `${NO_TX}CREATE INDEX CONCURRENTLY orders_status_idx ON orders (status);`,
     ],
   },
