@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import {
@@ -10,11 +12,13 @@ import {
   runEventSubject,
   STREAMS,
 } from '@sluice/contracts';
-import { collectRunEvents, waitForCompleted, withFleetStack } from '@sluice/testkit';
+import { collectRunEvents, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TENANTS = 3;
+const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
+const run = promisify(execFile);
 
 /** A set whose second file builds an index on an existing table without CONCURRENTLY: a lint error. */
 const dir = mkdtempSync(path.join(tmpdir(), 'sluice-lint-e2e-'));
@@ -108,5 +112,15 @@ describe('the planner lints the migration set before a run', () => {
       errors: 1,
       findings: [{ rule: 'index-without-concurrently', file: '0002_orders_by_status.sql', line: 3 }],
     });
+    // The run's report shows them: sluice status, and the reporter's GET /runs/:id.
+    const { stdout } = await run(process.execPath, [CLI, 'status', 'lint-warned'], { env: stack.env });
+    expect(stdout).toContain('  lint      1 errors, 0 warnings, 0 ignored (lint: warn)');
+    expect(stdout).toContain(
+      '    0002_orders_by_status.sql:3:1 error index-without-concurrently: CREATE INDEX on existing table orders',
+    );
+    const reporter = stack.services.find((s) => s.name === 'reporter')!;
+    const port = (await reporter.waitForLog((l) => l.msg === 'reporter ready')).httpPort as number;
+    const view = (await (await fetch(`http://127.0.0.1:${port}/runs/lint-warned`)).json()) as { lint?: unknown };
+    expect(view.lint).toMatchObject({ mode: 'warn', errors: 1 });
   });
 });
