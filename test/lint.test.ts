@@ -100,6 +100,15 @@ describe('the planner lints the migration set before a run', () => {
     }
   });
 
+  it('never rejects a dry run for lint: it reports the findings', async () => {
+    await stack.publishRequest({ runId: 'lint-dry', target: 'latest', dryRun: true });
+    const completed = await waitForCompleted(stack.nc, 'lint-dry');
+    expect(completed).toMatchObject({ status: 'succeeded', dryRun: true });
+    const events = await collectRunEvents(stack.nc, 'lint-dry', (subject) => subject.endsWith('.accepted'));
+    const accepted = events.find((e) => e.subject.endsWith('.accepted'))!.data as RunAcceptedEvent;
+    expect(accepted.lint).toMatchObject({ mode: 'error', errors: 1 });
+  });
+
   it('runs the same set when the request says lint: "warn", with the findings in accepted', async () => {
     await stack.publishRequest({ runId: 'lint-warned', target: 'latest', lint: 'warn' });
     const completed = await waitForCompleted(stack.nc, 'lint-warned');
