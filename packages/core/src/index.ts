@@ -33,9 +33,7 @@ export {
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export {
-  lineColumnAt,
   type ParsedStatement,
-  parseStatements,
   type PgNode,
   type SqlParser,
   type SqlParseResult,

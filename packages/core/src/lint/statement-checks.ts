@@ -202,10 +202,7 @@ function alterTable(
         if (!existing) break;
         if ((constraint.contype === 'CONSTR_FOREIGN' || constraint.contype === 'CONSTR_CHECK') && validated) {
           const kind = constraint.contype === 'CONSTR_FOREIGN' ? 'FOREIGN KEY' : 'CHECK';
-          hit(
-            'constraint-without-not-valid',
-            `ADD ${kind} ${name ?? ''} on ${table} without NOT VALID`.replace('  ', ' '),
-          );
+          hit('constraint-without-not-valid', `ADD ${kind}${name ? ` ${name}` : ''} on ${table} without NOT VALID`);
         }
         if (
           (constraint.contype === 'CONSTR_UNIQUE' || constraint.contype === 'CONSTR_PRIMARY') &&
