@@ -119,6 +119,12 @@ describe('a file that does not parse', () => {
     expect(error.message).toMatch(/^0001_a\.sql:2:8: unterminated quoted string/);
   });
 
+  it('accepts an empty file, and one of only comments, as no statements', () => {
+    expect(one('').statements).toEqual([]);
+    expect(one('  \n').statements).toEqual([]);
+    expect(one('-- nothing yet\n').statements).toEqual([]);
+  });
+
   it('counts a byte-order mark as no column', () => {
     expect(one('\uFEFFSELECT 1;').statements).toEqual(['SELECT 1']);
   });

@@ -42,6 +42,8 @@ export function loadSqlParser(): Promise<PgSqlParser> {
 }
 
 function parse(sql: string): PgParseResult {
+  // libpg-query refuses an empty string ("Query cannot be empty"); PostgreSQL runs it as nothing.
+  if (sql === '') return { ok: true, statements: [] };
   let result;
   try {
     result = parseSync(sql);
