@@ -5,6 +5,8 @@ import { countFindings, lintMigrationSet, lintReportOf, type MigrationSet, type 
 export type LintVerdict = { ok: true; report?: LintReport } | { ok: false; report: LintReport; reasons: string[] };
 
 export interface LintGate {
+  /** The findings of `set`, linted on the first call for its digest. */
+  findings(set: MigrationSet): readonly LintFinding[];
   /**
    * Lints `set` (once per digest) and judges `request`: errors reject it unless it says
    * `lint: "warn"` or is a dry run; any finding travels as `report`.
@@ -27,6 +29,7 @@ export function createLintGate(parser: SqlParser, options: { sessionLockTimeoutM
     return findings;
   };
   return {
+    findings: findingsOf,
     judge(request, set) {
       const findings = findingsOf(set);
       if (findings.length === 0) return { ok: true };

@@ -10,6 +10,7 @@ import {
   startPullLoop,
 } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { countFindings } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
 import { loadSqlParser } from '@sluice/sql-parser';
@@ -44,6 +45,9 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const metricsRegistry = createMetricsRegistry('planner');
   const observer = registerPlannerMetrics(metricsRegistry);
   const metrics = await startMetricsServer(metricsRegistry, { port: config.metricsPort, host: config.metricsHost });
+  // Linted now, so the first request does not wait for it and the log says what requests will meet.
+  const lint = createLintGate(await loadSqlParser(), { sessionLockTimeoutMs: config.sessionLockTimeoutMs });
+  const lintCounts = countFindings(lint.findings(migrations));
   const planner = createPlanner({
     bus,
     registry,
@@ -57,7 +61,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     taskAckWaitMs: config.taskAckWaitMs,
     observer,
     maxDeliveries: config.maxDeliveries,
-    lint: createLintGate(await loadSqlParser(), { sessionLockTimeoutMs: config.sessionLockTimeoutMs }),
+    lint,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) =>
     planner.handleRequest(msg),
@@ -69,6 +73,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
       latest: migrations.latest,
       migrations: migrations.migrations.length,
       registry: config.registry.kind,
+      lint: lintCounts,
       metricsPort: metrics.port,
     },
     'planner ready',
