@@ -28,10 +28,26 @@ export function advisoryLockKey(loc: JournalLocation): string {
 /**
  * Creates the journal, or brings an older one to the current shape. Each step is idempotent:
  * the first shape is created, later columns are added, so every journal ever created converges.
+ * `present`: the table is known to exist (an old shape), so only the later columns are added; a
+ * new journal is created in its current shape at once (five ADD COLUMNs on a new table are five
+ * catalog rewrites the server does for nothing).
  */
-export function ensureJournalSql(loc: JournalLocation): string {
+export function ensureJournalSql(loc: JournalLocation, present = true): string {
   const table = journalTable(loc);
   const createSchema = loc.schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(loc.schema)};\n`;
+  if (!present) {
+    return `${createSchema}CREATE TABLE IF NOT EXISTS ${table} (
+  version bigint PRIMARY KEY,
+  name text NOT NULL,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  status text NOT NULL DEFAULT 'applied',
+  duration_ms integer,
+  run_id text,
+  executor_id text,
+  baseline boolean NOT NULL DEFAULT false
+)`;
+  }
   return `${createSchema}CREATE TABLE IF NOT EXISTS ${table} (
   version bigint PRIMARY KEY,
   name text NOT NULL,

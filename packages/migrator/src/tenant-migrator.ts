@@ -134,7 +134,7 @@ export class TenantMigrator {
       };
     }
     if (plan?.pending[0]?.transactional) return this.migrateBatched(plan, state, options, t0);
-    return this.withLock(!(state.present && state.current), (entries) =>
+    return this.withLock(state, (entries) =>
       this.applyPlan(planTenant(this.set, entries, options.targetVersion, options.runId), options, t0),
     );
   }
@@ -186,7 +186,7 @@ export class TenantMigrator {
           index === 0
             ? state.present && state.current
               ? [lockGuardSql(this.journal)]
-              : ['BEGIN', lockGuardSql(this.journal), ensureJournalSql(this.journal), 'COMMIT']
+              : ['BEGIN', lockGuardSql(this.journal), ensureJournalSql(this.journal, state.present), 'COMMIT']
             : [];
         const unlock = last ? [`SELECT pg_advisory_unlock(${this.lockKey}) AS sluice_unlocked`] : [];
         const outcome = await inSpan('sluice.migration', batchAttributes(segment), () =>
@@ -204,7 +204,7 @@ export class TenantMigrator {
         // Nothing of the batch ran (the message did not parse, or its first file failed): the
         // files go one by one, the path that names the failing file and keeps earlier ones.
         if (!this.lockHeld) {
-          return await this.withLock(!(state.present && state.current), (locked) =>
+          return await this.withLock(state, (locked) =>
             this.applyPlan(planTenant(this.set, locked, options.targetVersion, options.runId), options, t0),
           );
         }
@@ -360,7 +360,7 @@ export class TenantMigrator {
     if (!this.set.migrations.some((m) => m.version === version)) {
       throw new TargetError(`baseline version ${version} is not in the migration set`);
     }
-    return this.withLock(false, async (entries) => {
+    return this.withLock(undefined, async (entries) => {
       if (entries.length > 0) {
         throw new TargetError(
           `cannot baseline: the journal already holds versions up to ${Math.max(...entries.map((e) => e.version))}`,
@@ -388,7 +388,7 @@ export class TenantMigrator {
    * `applied` records it as done (the person finished it by hand).
    */
   async repair(version: number, resolution: 'retry' | 'applied'): Promise<void> {
-    await this.withLock(false, async (entries) => {
+    await this.withLock(undefined, async (entries) => {
       const entry = entries.find((e) => e.version === version);
       if (!entry || entry.status !== 'dirty') {
         const dirty = entries.find((e) => e.status === 'dirty');
@@ -410,11 +410,14 @@ export class TenantMigrator {
 
   /**
    * Takes the database's migration lock (never waiting), reads the journal, runs `work`, unlocks.
-   * `createJournal`: the lockless read found no journal (or an old shape), so the lock, the
-   * journal's creation and its read go in one message; otherwise they follow only if needed.
+   * `known`: what the lockless read found. No journal (or an old shape): the lock, the journal's
+   * creation and its read go in one message; otherwise the creation follows only if needed.
    */
-  private async withLock<T>(createJournal: boolean, work: (entries: JournalEntry[]) => Promise<T>): Promise<T> {
-    const entries = await inSpan('sluice.lock', {}, () => this.lockAndRead(createJournal));
+  private async withLock<T>(
+    known: Pick<JournalState, 'present' | 'current'> | undefined,
+    work: (entries: JournalEntry[]) => Promise<T>,
+  ): Promise<T> {
+    const entries = await inSpan('sluice.lock', {}, () => this.lockAndRead(known));
     try {
       return await work(entries);
     } finally {
@@ -422,12 +425,12 @@ export class TenantMigrator {
     }
   }
 
-  private async lockAndRead(createJournal: boolean): Promise<JournalEntry[]> {
-    if (createJournal) {
+  private async lockAndRead(known: Pick<JournalState, 'present' | 'current'> | undefined): Promise<JournalEntry[]> {
+    if (known && !(known.present && known.current)) {
       // The guard raises when the lock is taken elsewhere, so the creation never runs without it.
       try {
         const created = await this.readJournalState(
-          `${lockGuardSql(this.journal)};\n${ensureJournalSql(this.journal)};\n`,
+          `${lockGuardSql(this.journal)};\n${ensureJournalSql(this.journal, known.present)};\n`,
         );
         this.lockHeld = true;
         return created.entries;
@@ -444,7 +447,7 @@ export class TenantMigrator {
     this.lockHeld = true;
     if (state.present && state.current) return state.entries;
     try {
-      return (await this.readJournalState(`${ensureJournalSql(this.journal)};\n`)).entries;
+      return (await this.readJournalState(`${ensureJournalSql(this.journal, state.present)};\n`)).entries;
     } catch (error) {
       await this.unlock();
       throw error;
