@@ -142,6 +142,22 @@ describe('transactional files in one message', () => {
     expect((await migrator(client, set).migrate({ targetVersion: 3 })).applied).toEqual([2, 3]);
   });
 
+  it('sends a long run of files in messages of at most 64 files', async () => {
+    const tenant = await dbs.create();
+    const client = await tenant.connectTenant({});
+    const files = Object.fromEntries(
+      Array.from({ length: 70 }, (_, i) => [
+        `${String(i + 1).padStart(4, '0')}_t${i + 1}.sql`,
+        `CREATE TABLE t${i + 1} (id int);`,
+      ]),
+    );
+    const roundTrips = countRoundTrips(client);
+    expect((await migrator(client, migrationSet(files)).migrate({ targetVersion: 70 })).applied).toHaveLength(70);
+    // Read; files 1-64 with the lock; files 65-70 with the unlock.
+    expect(roundTrips()).toBe(3);
+    expect(await advisoryLocks(client)).toBe(0);
+  });
+
   it('batches the files on each side of a no-transaction file', async () => {
     const tenant = await dbs.create();
     const client = await tenant.connectTenant({});
