@@ -11,6 +11,7 @@ export {
   DriftError,
   HostUnavailableError,
   InvalidTenantError,
+  JournalMovedError,
   LockedError,
   LockTimeoutError,
   MigrationSetError,
@@ -22,7 +23,7 @@ export {
 } from './errors.js';
 export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
 export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
-export { type JournalEntry, planTenant } from './migration-plan.js';
+export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
 export {
   createMigrationSet,
   type Migration,
