@@ -36,6 +36,8 @@ export const REDACT_PATHS = [
   '*.PGPASSWORD',
   'NATS_PASS',
   '*.NATS_PASS',
+  'NATS_PASSWORD',
+  '*.NATS_PASSWORD',
   'NATS_TOKEN',
   '*.NATS_TOKEN',
   'authorization',

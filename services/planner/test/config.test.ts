@@ -34,6 +34,15 @@ describe('planner config', () => {
     ).toThrow(/SLUICE_HOST_LIMIT must be at least 1/);
   });
 
+  it('refuses a duration without a unit, showing the fix', () => {
+    expect(() =>
+      loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_ACK_WAIT: '30' }),
+    ).toThrow('SLUICE_ACK_WAIT must be a duration with a unit: "30" has no unit: write 30s for seconds or 30ms');
+    expect(
+      loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_ACK_WAIT: '2m' }).taskAckWaitMs,
+    ).toBe(120_000);
+  });
+
   it('lets a request lower a host limit but never raise it', () => {
     const limits = { default: 4, overrides: new Map([['big:5432', 16]]) };
     expect(hostLimitFor(limits, 'a:5432')).toBe(4);
