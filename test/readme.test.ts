@@ -81,7 +81,10 @@ describe('README sluice command lines', () => {
   });
 
   it('every example parses with the CLI (it gets as far as connecting; a bad flag would exit 2)', async () => {
-    const lines = shellLines().filter((l) => l.startsWith('sluice '));
+    // The README writes `npx sluice …` (the workspace bin); what follows `sluice` is what the CLI parses.
+    const lines = shellLines()
+      .filter((l) => /^(npx )?sluice /.test(l))
+      .filter((l) => !/^(npx )?sluice --version$/.test(l));
     expect(lines.length).toBeGreaterThanOrEqual(8);
     // Nothing listens there: a command that parsed fails to connect (exit 5), one that did not parse exits 2.
     const port = await freePort();
@@ -98,7 +101,8 @@ describe('README sluice command lines', () => {
     };
     const results = await Promise.all(
       lines.map(async (line) => {
-        const result = await run(process.execPath, [CLI, ...argv(line).slice(1)], { env, timeout: 20_000 }).then(
+        const args = argv(line).slice(line.startsWith('npx ') ? 2 : 1);
+        const result = await run(process.execPath, [CLI, ...args], { env, timeout: 20_000 }).then(
           () => ({ code: 0, stderr: '' }),
           (error: { code?: number; stderr?: string }) => ({ code: error.code ?? -1, stderr: error.stderr ?? '' }),
         );
