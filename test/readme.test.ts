@@ -10,6 +10,7 @@ import {
   type ServiceProcess,
   startNatsServer,
   startService,
+  testApiToken,
 } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -142,7 +143,21 @@ describe('README curl examples against a running reporter', () => {
       const url = args.find((a) => a.startsWith('http://localhost:8080'))!;
       const method = args.includes('-X') ? args[args.indexOf('-X') + 1]! : args.includes('-d') ? 'POST' : 'GET';
       const body = args.includes('-d') ? args[args.indexOf('-d') + 1] : undefined;
-      const response = await fetch(url.replace('http://localhost:8080', base), { method, ...(body ? { body } : {}) });
+      // -H headers as written, with the README's $SLUICE_API_TOKEN standing for the test token.
+      const headers = Object.fromEntries(
+        args
+          .flatMap((a, i) => (a === '-H' ? [args[i + 1]!] : []))
+          .map((h) => h.replace('$SLUICE_API_TOKEN', testApiToken()).split(/:\s*/, 2) as [string, string]),
+      );
+      // A call the README makes to a route that needs a token must show the token.
+      const open = ['/healthz', '/readyz', '/metrics'].includes(new URL(url).pathname);
+      if (!open) expect(headers.Authorization, call).toBe(`Bearer ${testApiToken()}`);
+      if (method === 'POST') expect(headers['Content-Type'], call).toBe('application/json');
+      const response = await fetch(url.replace('http://localhost:8080', base), {
+        method,
+        headers,
+        ...(body ? { body } : {}),
+      });
       const text = await response.text();
       expect(response.status, `${call}: ${text}`).not.toBe(405);
       expect(text, call).not.toMatch(/no route/);
@@ -154,6 +169,7 @@ describe('README curl examples against a running reporter', () => {
     expect(new Set(seen)).toEqual(
       new Set([
         'GET /healthz',
+        'GET /readyz',
         'GET /runs',
         'GET /runs/:id',
         'GET /runs/:id/tenants',

@@ -1,3 +1,4 @@
+export { apiAuthEnv, apiHeaders, testApiToken } from './api-token.js';
 export { peakRssBytes, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
 export {

@@ -16,6 +16,8 @@ describe('planner config', () => {
       registryRetryMs: 60_000,
       taskAckWaitMs: 30_000,
       hostLimits: { default: 8 },
+      // A fixed, documented port for /metrics, /healthz and /readyz, so probes can name it.
+      metricsPort: 9464,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
