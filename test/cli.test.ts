@@ -102,6 +102,21 @@ describe('the sluice command against running services', () => {
     expect((await sluice('status')).code).toBe(2);
   });
 
+  it('a tenant id the registry does not hold fails as not_found, counted in the run', async () => {
+    const r = await sluice('migrate', '--run-id', 'cli-unknown', '--tenants', 'tenant-0003,no-such-tenant', '--wait');
+    // One tenant succeeded, one failed: the run is partial, never a silent success.
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('run cli-unknown: PARTIAL');
+    expect(r.stdout).toMatch(/1 failed, 0 skipped \(of 2\)/);
+    expect(r.stdout).toContain('no-such-tenant: [not_found] tenant no-such-tenant is not in the registry');
+    const failed = await sluice('tenants', 'cli-unknown', '--failed', '--json');
+    expect(JSON.parse(failed.stdout.trim())).toMatchObject({
+      tenantId: 'no-such-tenant',
+      status: 'failed',
+      error: { code: 'not_found', transient: false },
+    });
+  });
+
   it('status of an unknown run says so', async () => {
     const r = await sluice('status', 'never-ran');
     expect(r.code).toBe(5);

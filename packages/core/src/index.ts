@@ -17,6 +17,7 @@ export {
   MigrationSqlError,
   SluiceError,
   TargetError,
+  TenantNotFoundError,
   toOutcomeError,
   TransientError,
 } from './errors.js';
