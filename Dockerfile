@@ -1,6 +1,6 @@
 # One image for every Sluice process; its command picks which (see deploy/docker/entrypoint.sh):
 #   docker run IMAGE planner | executor | reporter | sluice migrate --wait ...
-# The build stage runs exactly what CI runs (npm ci, npm run build); the runtime stage holds
+# The build stage runs what CI runs (npm ci --ignore-scripts, npm run build); the runtime stage holds
 # production dependencies, the compiled dist folders and the migrations, and runs as `node`.
 # Your own migrations: FROM this image, COPY them over /app/migrations (or mount them and set
 # SLUICE_MIGRATIONS_DIR).
@@ -14,7 +14,9 @@ COPY packages ./packages
 COPY services ./services
 COPY test/package.json ./test/package.json
 COPY bench/package.json ./bench/package.json
-RUN npm ci && npm run build
+# No install scripts here: tsc needs none of them (they fetch or link binaries for tests and the
+# demo), and a compromised dependency's postinstall then never runs in the image build.
+RUN npm ci --ignore-scripts && npm run build
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 WORKDIR /app
