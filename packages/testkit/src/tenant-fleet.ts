@@ -18,6 +18,8 @@ export interface TenantFleet {
   writeRegistry(file: string, extraRows?: unknown[]): Promise<void>;
   /** Runs a query in each tenant database, `concurrency` at a time. */
   eachTenant<T>(fn: (client: pg.Client, tenant: FleetTenant) => Promise<T>, concurrency?: number): Promise<T[]>;
+  /** Sluice executor sessions open in this fleet's databases now (other fleets on the server are not counted). */
+  migrationSessions(): Promise<number>;
   /** Drops every database of the fleet. */
   drop(): Promise<void>;
 }
@@ -97,14 +99,34 @@ export async function createTenantFleet(options: FleetOptions): Promise<TenantFl
         }
       });
     },
-    async drop() {
+    async migrationSessions() {
       const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
       await client.connect();
       try {
-        for (const t of tenants) await client.query(`DROP DATABASE IF EXISTS "${t.database}" WITH (FORCE)`);
+        const r = await client.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%' AND datname = ANY($1)",
+          [tenants.map((t) => t.database)],
+        );
+        return r.rows[0]!.n;
       } finally {
         await client.end();
       }
+    },
+    async drop() {
+      // A few at once: each DROP waits for its own files to go, and a loaded machine makes that slow.
+      const lanes = Array.from({ length: Math.min(4, tenants.length) }, () => [] as FleetTenant[]);
+      tenants.forEach((t, i) => lanes[i % lanes.length]!.push(t));
+      await Promise.all(
+        lanes.map(async (lane) => {
+          const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+          await client.connect();
+          try {
+            for (const t of lane) await client.query(`DROP DATABASE IF EXISTS "${t.database}" WITH (FORCE)`);
+          } finally {
+            await client.end();
+          }
+        }),
+      );
     },
   };
   return fleet;
