@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
 import type { LintFinding } from '@sluice/contracts';
 import { countFindings, type Env, envReader, lintMigrationSet, MigrationSetError, SqlSyntaxError } from '@sluice/core';
@@ -7,34 +6,40 @@ import { loadMigrationDir } from '@sluice/migrator';
 import { loadSqlParser } from '@sluice/sql-parser';
 
 import { CliError, EXIT } from '../cli-error.js';
+import { type CommandSpec, parseCommand } from '../command-spec.js';
 import type { Output } from '../output.js';
 
-export const LINT_USAGE = `sluice lint [DIR] [--format text|json|github] [--session-lock-timeout 5s]
-
-Checks the migrations in DIR (default: SLUICE_MIGRATIONS_DIR, else ./migrations) with PostgreSQL's
-own parser for statements that lock or rewrite big tables, break the running application or
-cannot run (the rules and their safe alternatives: docs/lint.md). Needs no NATS and no database.
---format github prints GitHub Actions annotations. --session-lock-timeout is the executors'
-SLUICE_LOCK_TIMEOUT (default: that variable, else 5s). Silence a rule for one statement with
+export const LINT: CommandSpec = {
+  name: 'lint',
+  args: '[DIR]',
+  summary: 'Checks migrations for locks, rewrites and breaking changes before a rollout (no NATS, no database).',
+  description: `Reads DIR (default: SLUICE_MIGRATIONS_DIR, else ./migrations) with PostgreSQL's own parser; the
+rules and their safe alternatives are in docs/lint.md. Silence a rule for one statement with
 '-- sluice:lint-ignore RULE reason' right above it, or for a file with
-'-- sluice:lint-ignore-file RULE reason' at its top. Exits 1 when there are errors, else 0.`;
+'-- sluice:lint-ignore-file RULE reason' at its top. Exits 1 when there are errors, else 0.`,
+  flags: {
+    format: { type: 'string', default: 'text', value: 'text|json|github', help: 'github: GitHub Actions annotations' },
+    'session-lock-timeout': {
+      type: 'string',
+      value: 'DURATION',
+      help: "the executors' session lock_timeout (default: SLUICE_LOCK_TIMEOUT, else 5s)",
+    },
+  },
+  positionals: { min: 0, max: 1 },
+};
+
+interface LintValues extends Record<string, string | boolean | string[] | undefined> {
+  format: string;
+  'session-lock-timeout'?: string;
+}
 
 const FORMATS = ['text', 'json', 'github'] as const;
 type Format = (typeof FORMATS)[number];
 
 export async function lintCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      format: { type: 'string', default: 'text' },
-      'session-lock-timeout': { type: 'string' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseCommand<LintValues>(LINT, argv);
   const format = values.format as Format;
   if (!FORMATS.includes(format)) throw new CliError(`--format takes ${FORMATS.join(', ')}, got "${values.format}"`);
-  if (positionals.length > 1) throw new CliError(`usage: ${LINT_USAGE}`);
   const e = envReader({ ...env, ...lockTimeoutOverride(values['session-lock-timeout']) });
   const sessionLockTimeoutMs = e.duration('SLUICE_LOCK_TIMEOUT', 5_000);
   const dir = positionals[0] ?? e.string('SLUICE_MIGRATIONS_DIR', 'migrations');
