@@ -12,7 +12,7 @@ import {
   runEventSubject,
   STREAMS,
 } from '@sluice/contracts';
-import { collectRunEvents, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
+import { apiHeaders, collectRunEvents, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -129,7 +129,9 @@ describe('the planner lints the migration set before a run', () => {
     );
     const reporter = stack.services.find((s) => s.name === 'reporter')!;
     const port = (await reporter.waitForLog((l) => l.msg === 'reporter ready')).httpPort as number;
-    const view = (await (await fetch(`http://127.0.0.1:${port}/runs/lint-warned`)).json()) as { lint?: unknown };
+    const view = (await (
+      await fetch(`http://127.0.0.1:${port}/runs/lint-warned`, { headers: apiHeaders() })
+    ).json()) as { lint?: unknown };
     expect(view.lint).toMatchObject({ mode: 'warn', errors: 1 });
   });
 });
