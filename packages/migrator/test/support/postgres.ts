@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { createMigrationSet, type MigrationSet } from '@sluice/core';
+import { createMigrationSet, type MigrationSet, type SqlParser } from '@sluice/core';
 import { loadSqlParser } from '@sluice/sql-parser';
 import pg from 'pg';
 
@@ -89,12 +89,28 @@ export function testDatabases(label: string): TestDatabases {
   };
 }
 
-/** An in-memory migration set from `{ '0001_name.sql': sql }`. */
-export function migrationSet(files: Record<string, string>): MigrationSet {
+/** An in-memory migration set from `{ '0001_name.sql': sql }`, read by PostgreSQL's parser (or another grammar). */
+export function migrationSet(files: Record<string, string>, grammar: SqlParser = parser): MigrationSet {
   return createMigrationSet(
     Object.entries(files).map(([file, sql]) => ({ file, sql })),
-    parser,
+    grammar,
   );
+}
+
+/**
+ * The grammar of a newer PostgreSQL than the server's: files holding `marker` parse as one
+ * statement, so the server is the first to refuse them (a set linted with a newer parser, version skew).
+ */
+export function newerGrammar(marker: string): SqlParser {
+  return {
+    parse: (sql) =>
+      sql.includes(marker)
+        ? {
+            ok: true,
+            statements: [{ tree: { SelectStmt: {} }, start: 0, end: sql.trimEnd().replace(/;$/, '').length }],
+          }
+        : parser.parse(sql),
+  };
 }
 
 export function migrator(client: pg.ClientBase, set: MigrationSet, journal?: JournalLocation): TenantMigrator {
