@@ -123,10 +123,12 @@ describe('the bottleneck report names the injected constraint', () => {
 
   it('a host behind a slow network: waiting on I/O', async () => {
     const fleet = await fleetOf(6, 'bn-io');
-    const proxy: DelayProxyHandle = await startDelayProxy({ port: 5432 }, 40);
+    const proxy: DelayProxyHandle = await startDelayProxy({ port: 5432 }, 200);
     cleanups.push(() => proxy.close());
     const via = `127.0.0.1:${proxy.port}`;
-    // Every tenant in flight at once: the run is all work, and the work is round trips.
+    // Every tenant in flight at once: the run is all work, and the work is round trips. 200 ms per
+    // exchange: a tenant's pending files travel in one message, so a shorter delay leaves the SQL's
+    // own time comparable to the network's (issue 15 is about telling those apart on their own signals).
     await startStack('io', rowsOf(fleet, via), { SLUICE_CONCURRENCY: '8', SLUICE_HOST_START_LIMIT: '8' });
 
     const completed = await runTo('bn-io');
@@ -134,8 +136,8 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.status).toBe('succeeded');
     expect(completed.bottleneck).toMatchObject({ kind: 'io', mode: 'working', label: 'waiting on I/O' });
     expect(completed.bottleneck?.lever).toMatch(/concurrency/i);
-    // 40 ms per exchange: connecting costs at least one delayed round trip.
-    expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(40);
+    // Connecting costs at least one delayed round trip.
+    expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(200);
     expect(completed.timings!.hosts.map((h) => h.host)).toEqual([via]);
 
     // The same report is served live over HTTP while the reporter holds the run.

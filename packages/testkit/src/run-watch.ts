@@ -11,6 +11,21 @@ import {
   type TenantOutcome,
 } from '@sluice/contracts';
 
+/**
+ * Asks until JetStream answers or the deadline passes: a server that has just restarted (or a
+ * cluster electing leaders) times out or has no responders for a while, which a watcher must outlast.
+ */
+async function untilAnswered<T>(deadline: number, ask: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await ask();
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 /** Every event of a run published so far and until `until` returns true (replayed from the stream). */
 export async function collectRunEvents(
   nc: NatsConnection,
@@ -19,13 +34,16 @@ export async function collectRunEvents(
   timeoutMs = 60_000,
 ): Promise<Array<{ subject: string; data: unknown }>> {
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(STREAMS.runs.name, {
-    filter_subjects: runEventsFilter(runId),
-    deliver_policy: DeliverPolicy.All,
-  });
+  const deadline = Date.now() + timeoutMs;
+  const consumer = await untilAnswered(deadline, () =>
+    js.consumers.get(STREAMS.runs.name, {
+      filter_subjects: runEventsFilter(runId),
+      deliver_policy: DeliverPolicy.All,
+    }),
+  );
   const messages = await consumer.consume();
   const events: Array<{ subject: string; data: unknown }> = [];
-  const timer = setTimeout(() => void messages.close(), timeoutMs);
+  const timer = setTimeout(() => void messages.close(), Math.max(0, deadline - Date.now()));
   try {
     for await (const msg of messages) {
       const data = msg.json();
