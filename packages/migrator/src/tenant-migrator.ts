@@ -18,6 +18,7 @@ import {
   journalTable,
   selectJournalSql,
 } from './journal.js';
+import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
 
@@ -72,6 +73,8 @@ export class TenantMigrator {
     private readonly set: MigrationSet,
     private readonly host: string,
     private readonly journal: JournalLocation = DEFAULT_JOURNAL,
+    /** Lets this session take the lock from a holder whose lease expired (a frozen executor). */
+    private readonly fence?: LockFence,
   ) {
     this.lockKey = advisoryLockKey(journal);
     this.table = journalTable(journal);
@@ -250,8 +253,11 @@ export class TenantMigrator {
       const results = (await this.client.query(
         `${lockSql}; ${selectJournalSql(this.journal)}`,
       )) as unknown as pg.QueryResult[];
-      if (!(results[0]?.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
-      return (results[1]?.rows as JournalRow[]).map(toEntry);
+      if ((results[0]?.rows[0] as { locked: boolean } | undefined)?.locked)
+        return (results[1]?.rows as JournalRow[]).map(toEntry);
+      await this.takeOverOrThrow();
+      // The holder's rolled-back transaction left the journal as it was committed: read it again.
+      return (await this.client.query<JournalRow>(selectJournalSql(this.journal))).rows.map(toEntry);
     } catch (error) {
       if (!isJournalShapeError(error)) throw classifyPgError(error, this.host);
     }
@@ -264,7 +270,7 @@ export class TenantMigrator {
   /** Two round trips: the lock, then (holding it) create or upgrade the journal and read it. */
   private async lockAndCreate(lockSql: string): Promise<JournalEntry[]> {
     const locked = await this.query(lockSql);
-    if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
+    if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) await this.takeOverOrThrow();
     try {
       const results = (await this.query(
         `${ensureJournalSql(this.journal)};\n${selectJournalSql(this.journal)}`,
@@ -275,6 +281,12 @@ export class TenantMigrator {
       await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
       throw error;
     }
+  }
+
+  /** The lock is held by another session: take it from a stale holder (see lock-fencing.ts), or fail `locked`. */
+  private async takeOverOrThrow(): Promise<void> {
+    if (this.fence && (await takeOverExpiredLock(this.client, this.lockKey, this.fence))) return;
+    throw this.lockedError();
   }
 
   private lockedError(): LockedError {
