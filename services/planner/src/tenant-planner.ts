@@ -6,6 +6,7 @@ import {
   ensureLedgerStream,
   type JsMsg,
   MalformedMessageError,
+  publishOnce,
   publishOutcome,
   publishReliably,
   PublishWindow,
@@ -268,9 +269,9 @@ export function createPlanner(deps: PlannerDeps) {
     };
     const traceId = activeTraceId();
     if (traceId) accepted.traceId = traceId;
-    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, {
-      msgId: runEventMsgId(runId, 'accepted'),
-    });
+    // Once per run, like `completed`: a resumed plan (a planner died mid-plan) finds the subject
+    // taken and publishes nothing — a stream-level check, not the duplicate window.
+    await publishOnce(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: runEventMsgId(runId, 'accepted') });
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 
     const started = performance.now();
@@ -289,7 +290,7 @@ export function createPlanner(deps: PlannerDeps) {
             plannedAt: new Date().toISOString(),
           }
         : { runId, ...result, plannedAt: new Date().toISOString() };
-    await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
+    await publishOnce(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
     await deps.claims.markPlanned(runId);
     msg.ack();
     deps.observer?.planned(result, performance.now() - started);
