@@ -48,6 +48,7 @@ export {
 } from './outcome.js';
 export {
   isRunId,
+  isTenantId,
   type MigrateRequest,
   type MigrateRequestInput,
   MigrateRequestSchema,
@@ -55,6 +56,7 @@ export {
   RejectedEventSchema,
   requestMsgId,
   RunIdSchema,
+  TenantIdSchema,
   type TenantSelector,
 } from './request.js';
 export {

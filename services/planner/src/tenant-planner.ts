@@ -15,6 +15,7 @@ import {
 } from '@sluice/bus';
 import {
   failedOutcome,
+  isTenantId,
   type MigrateRequest,
   REJECTED_SUBJECT,
   type RejectedEvent,
@@ -305,5 +306,6 @@ export type Planner = ReturnType<typeof createPlanner>;
 /** The outcome key of a registry row that cannot be a tenant: its tenantId if usable, else its position. */
 function rowKeyOf(row: RegistryRow, index: number): string {
   const id = (row as RegistryRow | null)?.tenantId;
-  return typeof id === 'string' && id.trim() !== '' ? `${id.slice(0, 200)}#${index}` : `#${index}`;
+  // An id that breaks the tenantId rule (CR/LF, wildcards, 2,000 characters) never becomes part of a key.
+  return isTenantId(id) ? `${id}#${index}` : `#${index}`;
 }
