@@ -107,13 +107,14 @@ export async function injectFaults(
           const paused = await retryCli(stack, ['pause', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
           if (paused.code !== 0) {
             // Exit 5: the control does not apply (the run completed already).
-            r.note = `pause exit ${paused.code}`;
+            r.note = `pause exit ${paused.code}: ${paused.output.replace(/\s+/g, ' ').slice(0, 120)}`;
             r.healedMs = now();
             return;
           }
           await sleep(r.durationMs);
           const resumed = await retryCli(stack, ['resume', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
-          if (resumed.code !== 0) r.note = `resume exit ${resumed.code}: ${resumed.output.slice(0, 200)}`;
+          if (resumed.code !== 0)
+            r.note = `resume exit ${resumed.code}: ${resumed.output.replace(/\s+/g, ' ').slice(0, 200)}`;
           r.healedMs = now();
         });
         return;
@@ -136,7 +137,7 @@ async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: numb
   for (let i = 0; i < 10; i++) {
     last = await stack.cli(args);
     if (last.code === 0) return last;
-    if (!/timeout|connect|no responders|TIMEOUT|503/i.test(last.output)) return last;
+    if (!/timeout|connect|no responders|503|leader/i.test(last.output)) return last;
     await sleep(1_000);
   }
   return last;
