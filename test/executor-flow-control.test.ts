@@ -110,16 +110,20 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
 
   const publish = (payload: unknown) => jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload));
 
-  /** Samples the migration sessions per host until stopped: the highest count seen. */
-  function sampleConcurrency(servers: Record<string, string>): { stop: () => Promise<Record<string, number>> } {
-    const peaks: Record<string, number> = Object.fromEntries(Object.keys(servers).map((k) => [k, 0]));
+  /** Samples the migration sessions in each host's fleet until stopped: the highest count seen. */
+  function sampleConcurrency(hosts: Record<string, { url: string; fleet: TenantFleet }>): {
+    stop: () => Promise<Record<string, number>>;
+  } {
+    const peaks: Record<string, number> = Object.fromEntries(Object.keys(hosts).map((k) => [k, 0]));
     let running = true;
-    const loops = Object.entries(servers).map(async ([key, url]) => {
+    const loops = Object.entries(hosts).map(async ([key, { url, fleet }]) => {
       const client = new pg.Client({ connectionString: `${url}/postgres` });
       await client.connect();
+      const databases = fleet.tenants.map((t) => t.database);
       while (running) {
         const r = await client.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'",
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%' AND datname = ANY($1)",
+          [databases],
         );
         peaks[key] = Math.max(peaks[key]!, r.rows[0]!.n);
         await new Promise((resolve) => setTimeout(resolve, 15));
@@ -159,8 +163,8 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const { registry, a, b } = await twoHostFleet('lim', 24);
     const executors = await startAll(env(registry), 3);
     const sampler = sampleConcurrency({
-      [HOST_A]: 'postgres://postgres@127.0.0.1:5432',
-      [hostBKey()]: hostB.serverUrl,
+      [HOST_A]: { url: 'postgres://postgres@127.0.0.1:5432', fleet: a },
+      [hostBKey()]: { url: hostB.serverUrl, fleet: b },
     });
     await publish({ runId: 'limits', target: 'latest' });
     const done = await waitForCompleted(nc, 'limits');
@@ -217,8 +221,10 @@ describe('executor flow control: per-host limits, breakers, retries, shutdown', 
     const adminB = new pg.Client({ connectionString: `${hostB.serverUrl}/postgres` });
     await adminB.connect();
     const victimSessions = async (): Promise<number> => {
-      const q = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor:x1:%'";
-      const [x, y] = await Promise.all([admin.query<{ n: number }>(q), adminB.query<{ n: number }>(q)]);
+      const q =
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor:x1:%' AND datname = ANY($1)";
+      const dbs = (f: TenantFleet) => [f.tenants.map((t) => t.database)];
+      const [x, y] = await Promise.all([admin.query<{ n: number }>(q, dbs(a)), adminB.query<{ n: number }>(q, dbs(b))]);
       return x.rows[0]!.n + y.rows[0]!.n;
     };
     await expect.poll(victimSessions, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);

@@ -68,6 +68,10 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
       control: { state: 'paused', note: { reason: 'database maintenance' } },
     });
     expect(await h.http(reporter, 'POST', '/runs/pause-1/pause')).toMatchObject({ status: 409 });
+    // Subscribers learn of the pause from a progress event (published on the reporter's next tick).
+    const progressStatuses = async () =>
+      (await h.events<{ status: string }>('pause-1', 'progress')).map((p) => p.data.status);
+    await expect.poll(progressStatuses, { timeout: 30_000, interval: 200 }).toContain('paused');
 
     expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({ status: 202 });
     const completed = await waitForCompleted(h.nc, 'pause-1', 60_000);
@@ -84,8 +88,6 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     expect(parked.length).toBeGreaterThan(0);
     expect(ledger.filter((e) => e.kind === 'republished' && e.cause === 'parked')).toHaveLength(parked.length);
     expect(await h.journalled(fleet)).toHaveLength(40);
-    const statuses = (await h.events<{ status: string }>('pause-1', 'progress')).map((p) => p.data.status);
-    expect(statuses).toContain('paused');
     expect(await h.http(reporter, 'POST', '/runs/pause-1/resume')).toMatchObject({
       status: 409,
       body: { error: 'run pause-1 has already completed (succeeded)' },

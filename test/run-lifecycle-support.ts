@@ -24,7 +24,6 @@ import {
   startService,
   type TenantFleet,
 } from '@sluice/testkit';
-import pg from 'pg';
 
 /**
  * Every tenant spends ~120 ms in migration 2, so a run lasts long enough to steer it; and waits
@@ -170,19 +169,10 @@ export async function lifecycleHarness() {
       (await h.read<TenantOutcome>(STREAMS.outcomes.name, `sluice.outcomes.${runId}`)).map((m) => m.data),
     ledger: async (runId: string) =>
       (await h.read<TaskLedgerEntry>(LEDGER_STREAM.name, ledgerSubject(runId))).map((m) => m.data),
-    /** Migration sessions open on the local Postgres right now. */
+    /** Migration sessions open in this file's fleets right now (other tests' sessions on the server are not counted). */
     async activeMigrations(): Promise<number> {
-      const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-      await client.connect();
-      try {
-        return (
-          await client.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%'",
-          )
-        ).rows[0]!.n;
-      } finally {
-        await client.end();
-      }
+      const counts = await Promise.all(fleets.map((f) => f.migrationSessions()));
+      return counts.reduce((a, b) => a + b, 0);
     },
     /** The control state executors obey for a run (`running`, `paused`, …), as the KV bucket holds it now. */
     async controlState(runId: string): Promise<string | undefined> {

@@ -18,6 +18,8 @@ export interface TenantFleet {
   writeRegistry(file: string, extraRows?: unknown[]): Promise<void>;
   /** Runs a query in each tenant database, `concurrency` at a time. */
   eachTenant<T>(fn: (client: pg.Client, tenant: FleetTenant) => Promise<T>, concurrency?: number): Promise<T[]>;
+  /** Sluice executor sessions open in this fleet's databases now (other fleets on the server are not counted). */
+  migrationSessions(): Promise<number>;
   /** Drops every database of the fleet. */
   drop(): Promise<void>;
 }
@@ -96,6 +98,19 @@ export async function createTenantFleet(options: FleetOptions): Promise<TenantFl
           await client.end();
         }
       });
+    },
+    async migrationSessions() {
+      const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+      await client.connect();
+      try {
+        const r = await client.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'sluice-executor%' AND datname = ANY($1)",
+          [tenants.map((t) => t.database)],
+        );
+        return r.rows[0]!.n;
+      } finally {
+        await client.end();
+      }
     },
     async drop() {
       const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
