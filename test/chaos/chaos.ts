@@ -168,9 +168,17 @@ function printSummary(results: RunResult[]): void {
 function printLogs(processes: ServiceProcess[], since: number): void {
   for (const s of processes) {
     const lines = s.logs.filter((l) => typeof l.time !== 'number' || l.time >= since - 1_000);
-    const interesting = lines.filter((l) => l.level !== 'info' && l.level !== 'debug');
-    console.log(`--- ${s.name} ${s.pid}: ${interesting.length} warnings/errors`);
-    for (const l of interesting.slice(-40)) console.log(JSON.stringify(l).slice(0, 400));
+    // Warnings, and the info lines that tell the story of controls, parking and fencing.
+    const story = /park|releas|control|resum|paus|lost|stale|planning|planned|complet/i;
+    const interesting = lines.filter(
+      (l) => (l.level !== 'info' && l.level !== 'debug') || (typeof l.msg === 'string' && story.test(l.msg)),
+    );
+    const byMsg = new Map<string, number>();
+    for (const l of interesting) byMsg.set(String(l.msg), (byMsg.get(String(l.msg)) ?? 0) + 1);
+    console.log(
+      `--- ${s.name} ${s.pid}: ${[...byMsg].map(([m, n]) => `${n}x "${m.slice(0, 60)}"`).join(', ') || 'nothing of note'}`,
+    );
+    for (const l of interesting.slice(-25)) console.log(JSON.stringify(l).slice(0, 400));
   }
 }
 
