@@ -30,7 +30,7 @@ export interface LockFence {
 export interface FencedHolder {
   pid: number;
   applicationName: string;
-  /** `redelivered`: the holder works on an older delivery of this task; `idle`: idle longer than the ack wait. */
+  /** Both idle longer than the ack wait; `redelivered`: an older delivery of this task, `idle`: another task's session. */
   reason: 'redelivered' | 'idle';
   idleMs: number;
 }
@@ -39,11 +39,6 @@ const PREFIX = 'sluice-executor:';
 /** Postgres keeps 63 bytes of application_name. */
 const MAX_NAME = 63;
 const LEASE_SUFFIX = /:([0-9a-f]{10})\.(\d+)\.(\d+)$/;
-/**
- * A live executor sends its next statement within milliseconds of the last answer; a session of
- * an older delivery idle for this long belongs to a process that stopped (frozen, or partitioned).
- */
-const STALE_IDLE_MS = 1_000;
 
 /** The task key in a session name: 40 bits of sha256 over run and tenant. */
 export function taskLeaseKey(runId: string, tenantId: string): string {
@@ -76,17 +71,17 @@ export function staleHolderReason(
   const theirs = parseLeaseApplicationName(holder.applicationName);
   // Only an executor's migration session is ever terminated; anything else holding the lock is a person or a tool.
   if (!theirs) return undefined;
-  const idle = holder.state !== 'active';
+  // An active statement is left to finish (its transaction commits or fails on its own). A live
+  // executor sends its next statement within milliseconds, so a session waiting on its client for
+  // a whole ack wait belongs to a process that stopped (frozen, partitioned) — never to a slow one
+  // (a starved CPU delays it by seconds: a shorter bound fenced live executors under load).
+  if (holder.state === 'active' || holder.idleMs < fence.ackWaitMs) return undefined;
   const ours = fence.lease;
   const older =
     theirs.taskKey === ours.taskKey &&
     (theirs.streamSeq < ours.streamSeq ||
       (theirs.streamSeq === ours.streamSeq && theirs.deliveryCount < ours.deliveryCount));
-  // An active statement is left to finish (its transaction commits or fails on its own); the
-  // holder is terminated once it waits on its client, so a live executor between two statements is never hit.
-  if (older && idle && holder.idleMs >= STALE_IDLE_MS) return 'redelivered';
-  if (idle && holder.idleMs >= fence.ackWaitMs) return 'idle';
-  return undefined;
+  return older ? 'redelivered' : 'idle';
 }
 
 /**
