@@ -175,12 +175,21 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       );
       return made;
     };
+    // As a client would: a publish that times out (a node down, a starved machine) is sent again.
     stack.publishRequest = async (runId, msgId = true) => {
-      await jetstream(stack.nc).publish(
-        REQUEST_SUBJECT,
-        JSON.stringify({ runId, target: 'latest' }),
-        msgId ? { msgID: `request:${runId}` } : {},
-      );
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await jetstream(stack.nc).publish(
+            REQUEST_SUBJECT,
+            JSON.stringify({ runId, target: 'latest' }),
+            msgId ? { msgID: `request:${runId}` } : {},
+          );
+          return;
+        } catch (error) {
+          if (attempt >= 10) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
     };
     stack.cli = (args) =>
       new Promise((resolve) => {
