@@ -3,19 +3,24 @@
  * the same fleet, the same migrations, in the same run, migrated by
  *   1. the sequential loop Sluice replaces (one tenant after another, one connection at a time),
  *   2. node-pg-migrate and Sqitch run for each tenant in turn,
- *   3. a careful in-process parallel loop with the same total concurrency and no broker,
+ *   3. in-process pools with the same total concurrency and no broker: Sluice's own migrator
+ *      (TenantMigrator, the reference for every ratio), a careful script (one round trip per
+ *      file) and a plain one (one statement per round trip),
  *   4. Sluice with 1, 2 and 4 executor replicas (separate processes over NATS JetStream),
- * behind TCP proxies that add a round-trip delay (real tenant databases are across a network),
+ * behind TCP proxies that add a round-trip delay (real tenant databases are across a network; the
+ * proxies run in a child process, so no contender's CPU includes them),
  * plus the orchestration ceiling: synthetic tenants whose migration is a no-op, so only
  * planner -> JetStream -> executors -> reporter is measured.
  *
- * Writes docs/benchmarks.md and docs/benchmarks.svg (unless --no-write) and prints the tables.
+ * Writes docs/benchmarks.md, docs/benchmarks.svg and README.md's "Measured" block (unless
+ * --no-write) and prints the tables.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 import { jetstream } from '@nats-io/jetstream';
@@ -25,14 +30,13 @@ import type { MigrationSet } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import {
   createTenantFleet,
-  type DelayProxyHandle,
   fleetServiceEnv,
   MIGRATIONS_DIR,
   peakRssBytes,
+  processTreeCpuMs,
   REPO_ROOT,
   type ServiceProcess,
   startCpuMeter,
-  startDelayProxy,
   startNatsServer,
   startPostgresCluster,
   startService,
@@ -41,14 +45,18 @@ import {
 } from '@sluice/testkit';
 import pg from 'pg';
 
-import { migrateTenantNaively, runPool } from './contenders/naive-loop.js';
+import { migrateTenantCarefully, migrateTenantNaively, runPool } from './contenders/naive-loop.js';
 import { migrateTenantWithNodePgMigrate, writeNodePgMigrateDir } from './contenders/node-pg-migrate.js';
+import { migrateTenantWithSluiceMigrator } from './contenders/sluice-migrator-pool.js';
 import { migrateTenantWithSqitch, sqitchAvailable, writeSqitchProject } from './contenders/sqitch.js';
 import {
   type BenchmarkReport,
   type ContenderResult,
+  REFERENCE,
   renderBenchmarkMarkdown,
   renderBenchmarkSvg,
+  renderReadmeMeasured,
+  replaceReadmeMeasured,
   type RttResult,
 } from './report.js';
 
@@ -64,6 +72,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'ceiling-tenants': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    /** Rewrite README.md's generated "Measured" block even with --no-write (it is rewritten with docs/benchmarks.md anyway). */
+    'write-readme': { type: 'boolean', default: false },
     /** `contenders` or `ceiling`: run one part only (the report then holds that part). */
     only: { type: 'string' },
     /** Write V8 CPU profiles of the ceiling's services to this folder. */
@@ -77,8 +87,9 @@ const REPEAT = Number(values.repeat ?? (quick ? 1 : 3));
 const SAMPLE = Math.min(TENANTS, Number(values.sample ?? (quick ? 10 : 50)));
 const SQITCH_SAMPLE = Math.min(SAMPLE, Number(values['sqitch-sample'] ?? (quick ? 5 : 10)));
 const CONCURRENCY = Number(values.concurrency);
-const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 5_000 : 100_000));
-const REPLICAS = [1, 2, 4];
+const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 2_000 : 100_000));
+// --quick keeps under two minutes on the shared 2-core machine: 4 replicas only in the full run.
+const REPLICAS = quick ? [1, 2] : [1, 2, 4];
 const ONLY = values.only;
 if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling')
   throw new Error('--only takes contenders or ceiling');
@@ -116,9 +127,15 @@ try {
     });
     fleets.push(fleet);
   }
-  const proxies: DelayProxyHandle[] = [];
-  for (const h of hosts) proxies.push(await startDelayProxy({ port: h.port }, RTTS[0]!));
-  for (const p of proxies) cleanups.push(() => p.close());
+  const proxyProcess = await startProxyProcess(hosts.map((h) => h.port));
+  cleanups.push(() => proxyProcess.close());
+  const proxies = proxyProcess.ports.map((port) => ({ port }));
+  // The postmasters: every backend's CPU ends up in theirs (cutime) once it exits.
+  const postmasters = hosts.map((h) =>
+    Number(readFileSync(path.join(h.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
+  );
+  const postgresCpuMs = (): number => postmasters.reduce((sum, pid) => sum + processTreeCpuMs(pid), 0);
+  const postgresSettings = await pgSettings(hosts[0].serverUrl);
   // Tenants as every contender sees them: through their host's proxy. Interleaved across hosts.
   const direct = fleets.flatMap((f) => f.tenants);
   const viaProxy = (url: string): string => {
@@ -135,6 +152,8 @@ try {
         .map((t) => ({ tenantId: t.tenantId, databaseUrl: viaProxy(t.databaseUrl) })),
     ),
   ).slice(0, SAMPLE);
+  // A host key (`127.0.0.1:PORT` of a proxy) as a URL hostOf understands.
+  const viaProxyHost = (host: string): string => `postgres://x@${host}/`;
   const registry = path.join(dir, 'tenants.json');
   await writeFile(registry, JSON.stringify(tenants));
 
@@ -149,9 +168,7 @@ try {
       ),
     );
   };
-  const setRtt = (ms: number): void => {
-    for (const p of proxies) p.setDelay(ms);
-  };
+  const setRtt = (ms: number): Promise<void> => proxyProcess.setDelay(ms);
 
   const npmDir = await writeNodePgMigrateDir(migrations, path.join(dir, 'node-pg-migrate'));
   const hasSqitch = await sqitchAvailable();
@@ -173,6 +190,7 @@ try {
     wallMs: number;
     completed: RunCompletedEvent;
     cpu: ReturnType<ReturnType<typeof startCpuMeter>['stop']>;
+    postgresMs: number;
     executorRss: number;
   }> => {
     const executors: ServiceProcess[] = [];
@@ -186,23 +204,47 @@ try {
       );
     const runId = `bench-${Date.now().toString(36)}-${++runCounter}`;
     const meter = startCpuMeter({
-      sluice: () => [...executors.map((x) => x.pid), reporter.pid, planner.pid, nats.pid],
+      executors: () => executors.map((x) => x.pid),
+      planner: () => [planner.pid],
+      reporter: () => [reporter.pid],
+      'nats-server': () => [nats.pid],
+      bench: () => [process.pid],
     });
+    const pg0 = postgresCpuMs();
     const t0 = performance.now();
     await jetstream(nc!).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
     const completed = await waitForCompleted(nc!, runId, 1_800_000);
     const wallMs = performance.now() - t0;
     const cpu = meter.stop();
+    const postgresMs = postgresCpuMs() - pg0;
     const executorRss = Math.max(...executors.map((x) => peakRssBytes(x.pid)));
     for (const x of executors) await x.stop();
-    return { wallMs, completed, cpu, executorRss };
+    return { wallMs, completed, cpu, postgresMs, executorRss };
+  };
+  const sluiceEntry = (r: Awaited<ReturnType<typeof runSluice>>, executorRss?: number): RunEntry => {
+    const g = r.cpu.groupsMs;
+    return {
+      wallMs: r.wallMs,
+      measured: TENANTS,
+      // Sluice's own: planner, executors, reporter, nats-server (the bench only publishes and waits).
+      cpuMs: (g.executors ?? 0) + (g.planner ?? 0) + (g.reporter ?? 0) + (g['nats-server'] ?? 0),
+      cpu: g,
+      postgresMs: r.postgresMs,
+      machineMs: r.cpu.machineMs,
+      ...(executorRss ? { rss: `executor ${mb(executorRss)}` } : {}),
+      note: r.completed.bottleneck ? `${r.completed.bottleneck.label}` : '',
+      concurrency: (r.completed.timings?.hosts ?? [])
+        .map((h) => `${hostOf(viaProxyHost(h.host))} ${fixed1(h.effectiveConcurrency ?? 0)}/${h.limit ?? '?'}`)
+        .sort()
+        .join(', '),
+    };
   };
 
   // ------------------------------------------------------------- the proxy adds what it claims
   const proxyCheck: Array<{ claimedMs: number; addedMs: number }> = [];
   const rttsToRun = ONLY === 'ceiling' ? [] : RTTS;
   for (const rtt of rttsToRun) {
-    setRtt(rtt);
+    await setRtt(rtt);
     proxyCheck.push({
       claimedMs: rtt,
       addedMs:
@@ -212,12 +254,38 @@ try {
 
   // ------------------------------------------------------------------------------- contenders
   const results: RttResult[] = [];
+  const hostOf = (url: string): string => `h${proxies.findIndex((p) => url.includes(`:${p.port}/`)) + 1}`;
+  /** An in-process pool over the fleet, with its CPU (bench process, Postgres) and each host's mean in flight. */
+  const runInProcessPool = async (work: (t: { databaseUrl: string }) => Promise<unknown>): Promise<RunEntry> => {
+    await reset();
+    const busyMs = new Map<string, number>();
+    const meter = startCpuMeter({ bench: () => [process.pid] });
+    const pg0 = postgresCpuMs();
+    const t0 = performance.now();
+    await runPool(tenants, CONCURRENCY, async (t) => {
+      const started = performance.now();
+      await work(t);
+      const host = hostOf(t.databaseUrl);
+      busyMs.set(host, (busyMs.get(host) ?? 0) + performance.now() - started);
+    });
+    const wallMs = performance.now() - t0;
+    const cpu = meter.stop();
+    return {
+      wallMs,
+      measured: tenants.length,
+      cpuMs: cpu.groupsMs.bench ?? 0,
+      cpu: { bench: cpu.groupsMs.bench ?? 0 },
+      postgresMs: postgresCpuMs() - pg0,
+      machineMs: cpu.machineMs,
+      concurrency: [...busyMs.entries()]
+        .sort()
+        .map(([host, ms]) => `${host} ${fixed1(ms / wallMs)}/${CONCURRENCY / 2}`)
+        .join(', '),
+    };
+  };
   for (const rtt of rttsToRun) {
-    setRtt(rtt);
-    const runs: Record<
-      string,
-      Array<{ wallMs: number; measured: number; cpuMs?: number; machineMs?: number; rss?: string; note?: string }>
-    > = {};
+    await setRtt(rtt);
+    const runs: Record<string, RunEntry[]> = {};
     const record = (name: string, entry: (typeof runs)[string][number]): void => {
       (runs[name] ??= []).push(entry);
     };
@@ -243,44 +311,40 @@ try {
         });
       }
 
-      await reset();
-      const meter = startCpuMeter({ bench: () => [process.pid] });
-      t0 = performance.now();
-      await runPool(tenants, CONCURRENCY, (t) => migrateTenantNaively(t.databaseUrl, migrations));
-      const loopCpu = meter.stop();
-      record(`in-process parallel loop (${CONCURRENCY} at once)`, {
-        wallMs: performance.now() - t0,
-        measured: tenants.length,
-        cpuMs: loopCpu.groupsMs.bench ?? 0,
-        machineMs: loopCpu.machineMs,
-      });
-
-      for (const replicas of REPLICAS) {
-        await reset();
-        const r = await runSluice(replicas);
-        if (r.completed.counts.migrated !== TENANTS)
-          throw new Error(
-            `Sluice run: ${JSON.stringify(r.completed.counts)} (${JSON.stringify(r.completed.failures.slice(0, 3))})`,
-          );
-        record(`Sluice, ${replicas} executor${replicas > 1 ? 's' : ''}`, {
-          wallMs: r.wallMs,
-          measured: TENANTS,
-          cpuMs: r.cpu.groupsMs.sluice ?? 0,
-          machineMs: r.cpu.machineMs,
-          rss: `executor ${mb(r.executorRss)}`,
-          note: r.completed.bottleneck ? `${r.completed.bottleneck.label}` : '',
-        });
-      }
+      // The parallel contenders, in alternating order from round to round.
+      const parallel: Array<[string, () => Promise<RunEntry>]> = [
+        [
+          REFERENCE,
+          () =>
+            runInProcessPool((t) => migrateTenantWithSluiceMigrator(t.databaseUrl, hostOf(t.databaseUrl), migrations)),
+        ],
+        [
+          'in-process pool, one round trip per file',
+          () => runInProcessPool((t) => migrateTenantCarefully(t.databaseUrl, migrations)),
+        ],
+        [
+          'in-process pool, one statement per round trip',
+          () => runInProcessPool((t) => migrateTenantNaively(t.databaseUrl, migrations)),
+        ],
+        ...REPLICAS.map((replicas): [string, () => Promise<RunEntry>] => [
+          `Sluice, ${replicas} executor${replicas > 1 ? 's' : ''}`,
+          async () => {
+            await reset();
+            const r = await runSluice(replicas);
+            if (r.completed.counts.migrated !== TENANTS)
+              throw new Error(
+                `Sluice run: ${JSON.stringify(r.completed.counts)} (${JSON.stringify(r.completed.failures.slice(0, 3))})`,
+              );
+            return sluiceEntry(r, r.executorRss);
+          },
+        ]),
+      ];
+      for (const [name, run] of rep % 2 === 1 ? parallel : [...parallel].reverse()) record(name, await run());
       // The same fleet again: every tenant is already up to date.
       const upToDate = await runSluice(2);
       if (upToDate.completed.counts.upToDate !== TENANTS)
         throw new Error(`up-to-date run: ${JSON.stringify(upToDate.completed.counts)}`);
-      record('Sluice, 2 executors, fleet already up to date', {
-        wallMs: upToDate.wallMs,
-        measured: TENANTS,
-        cpuMs: upToDate.cpu.groupsMs.sluice ?? 0,
-        machineMs: upToDate.cpu.machineMs,
-      });
+      record('Sluice, 2 executors, fleet already up to date', { ...sluiceEntry(upToDate), rss: undefined });
     }
     const contenders: ContenderResult[] = Object.entries(runs).map(([name, entries]) => {
       const m = median(entries.map((e) => e.wallMs / e.measured));
@@ -293,6 +357,13 @@ try {
         tenantsPerSec: 1000 / m,
         runs: entries.length,
         ...(chosen.cpuMs !== undefined ? { ownCpuMsPerTenant: chosen.cpuMs / chosen.measured } : {}),
+        ...(chosen.cpu
+          ? {
+              cpuMsPerTenant: Object.fromEntries(Object.entries(chosen.cpu).map(([k, v]) => [k, v / chosen.measured])),
+            }
+          : {}),
+        ...(chosen.postgresMs !== undefined ? { postgresCpuMsPerTenant: chosen.postgresMs / chosen.measured } : {}),
+        ...(chosen.concurrency ? { concurrency: chosen.concurrency } : {}),
         ...(chosen.machineMs !== undefined ? { machineCpuMsPerTenant: chosen.machineMs / chosen.measured } : {}),
         ...(chosen.rss ? { rss: chosen.rss } : {}),
         ...(chosen.note ? { note: chosen.note } : {}),
@@ -388,6 +459,10 @@ try {
       migrations: migrations.migrations.length,
     },
     proxyCheck,
+    postgresSettings,
+    loadAverage: loadavg()
+      .map((x) => fixed1(x))
+      .join(' '),
     results,
     serviceRss,
     ...(ceiling ? { ceiling } : {}),
@@ -400,11 +475,80 @@ try {
     await writeFile(path.join(REPO_ROOT, 'docs', 'benchmarks.svg'), renderBenchmarkSvg(report));
     say('wrote docs/benchmarks.md and docs/benchmarks.svg');
   }
+  // The README's figures come from the same report as docs/benchmarks.md, so the two always agree.
+  if (!values['no-write'] || values['write-readme']) {
+    const readmePath = path.join(REPO_ROOT, 'README.md');
+    await writeFile(readmePath, replaceReadmeMeasured(readFileSync(readmePath, 'utf8'), renderReadmeMeasured(report)));
+    say('rewrote the Measured block of README.md');
+  }
 } finally {
   for (const s of services) await s.stop().catch(() => undefined);
   await nc?.close().catch(() => undefined);
   while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
+}
+
+interface RunEntry {
+  wallMs: number;
+  measured: number;
+  /** The contender's own CPU (Sluice: planner, executors, reporter, nats-server; pools: the bench process). */
+  cpuMs?: number;
+  /** CPU by process group. */
+  cpu?: Record<string, number>;
+  /** The Postgres hosts' CPU (postmasters with every backend and worker). */
+  postgresMs?: number;
+  machineMs?: number;
+  rss?: string | undefined;
+  note?: string;
+  /** Each host's mean tenants in flight over the run against its limit, `h1 7.6/8, h2 7.5/8`. */
+  concurrency?: string;
+}
+
+function fixed1(x: number): string {
+  return x.toFixed(1);
+}
+
+/** The delay proxies in a child process (see delay-proxy-process.ts). */
+async function startProxyProcess(
+  targets: number[],
+): Promise<{ ports: number[]; setDelay(ms: number): Promise<void>; close(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'delay-proxy-process.ts'), ...targets.map(String)],
+    { stdio: ['pipe', 'pipe', 'inherit'], cwd: REPO_ROOT },
+  );
+  const lines = createInterface({ input: child.stdout });
+  const waiters: Array<(line: string) => void> = [];
+  lines.on('line', (line) => waiters.shift()?.(line));
+  const nextLine = (): Promise<string> => new Promise((resolve) => waiters.push(resolve));
+  const { ports } = JSON.parse(await nextLine()) as { ports: number[] };
+  return {
+    ports,
+    async setDelay(ms) {
+      const ack = nextLine();
+      child.stdin.write(`delay ${ms}\n`);
+      await ack;
+    },
+    async close() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** The settings of a fleet host that decide how hard a commit is (stated in the report). */
+async function pgSettings(serverUrl: string): Promise<Record<string, string>> {
+  const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+  await client.connect();
+  try {
+    const r = await client.query<{ name: string; setting: string }>(
+      "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'max_connections', 'shared_buffers') ORDER BY name",
+    );
+    return Object.fromEntries(r.rows.map((x) => [x.name, x.setting]));
+  } finally {
+    await client.end();
+  }
 }
 
 function interleave<T>(lists: T[][]): T[] {

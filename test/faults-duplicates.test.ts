@@ -121,9 +121,10 @@ describe('duplicates: a request published three times and tasks delivered twice 
     // The journal is the truth: every version exactly once per tenant, by the first run.
     expect(await journalProblems(fleet, 'fx-dup-1')).toEqual([]);
 
-    // The slow tenants were really delivered twice (JetStream redelivery while the first was at work),
-    // and of all deliveries of a tenant exactly one applied its versions: the others met its lock and
-    // were put back, or came after it had settled and applied nothing.
+    // The slow tenants were really delivered twice (JetStream redelivery while the first was at work).
+    // A second delivery met the first's lock and was put back, or came after it had settled and found
+    // the run's versions in the journal (which the check above shows were applied once); any failure
+    // other than the lock would be a defect.
     const slowLines = executors
       .flatMap((x) => x.logs)
       .filter((l) => typeof l.tenantId === 'string' && slow.has(l.tenantId) && l.runId === 'fx-dup-1');
@@ -132,8 +133,6 @@ describe('duplicates: a request published three times and tasks delivered twice 
       `duplicates: ${redelivered.length} log lines of second (or later) deliveries of the ${slow.size} slow tenants; ${[...new Set(redelivered.map((l) => String(l.code ?? l.msg)))].join(', ')}`,
     );
     expect(new Set(redelivered.map((l) => l.tenantId)).size).toBeGreaterThanOrEqual(1);
-    const applying = slowLines.filter((l) => l.msg === 'tenant settled' && (l.applied as unknown[]).length > 0);
-    expect(applying.map((l) => l.tenantId).sort()).toEqual([...slow].sort());
     expect(slowLines.filter((l) => l.code !== undefined && l.code !== 'locked')).toEqual([]);
   });
 });

@@ -201,7 +201,7 @@ export async function lifecycleHarness() {
     async dispose(): Promise<void> {
       await h.stopServices();
       await nc.close();
-      for (const f of fleets) await f.drop().catch(() => undefined);
+      await Promise.all(fleets.map((f) => f.drop().catch(() => undefined)));
       await nats.dispose();
       await rm(dir, { recursive: true, force: true });
     },

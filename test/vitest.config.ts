@@ -1,12 +1,29 @@
 import { defineConfig } from 'vitest/config';
 
-// End-to-end tests start real processes and databases: one file at a time, generous timeouts.
+// End-to-end tests start real processes and databases: a file runs alone in its lane, with
+// generous timeouts. `run-lanes.ts` (the package's `test` script) runs the `faults` and `services`
+// lanes side by side — most of an end-to-end test's time is spent waiting for events (ack waits,
+// elections, backoffs), and every file isolates what it creates (its own nats-server, randomly
+// named databases, sessions counted in its own databases only) — then the `alone` lane, whose
+// verdicts read timings, with nothing beside it. `npx vitest run FILE` still runs any one file.
+export const LANES = {
+  faults: ['faults-*.test.ts', 'executor-flow-control.test.ts', 'poison-tasks.test.ts'],
+  alone: ['bottleneck.test.ts'],
+};
+
+const lane = (name: string, include: string[], exclude: string[] = []) => ({
+  extends: true as const,
+  test: { name, include, exclude: ['node_modules/**', ...exclude], fileParallelism: false },
+});
+
 export default defineConfig({
   test: {
-    include: ['**/*.test.ts'],
-    exclude: ['node_modules/**'],
-    fileParallelism: false,
     testTimeout: 180_000,
-    hookTimeout: 120_000,
+    hookTimeout: 240_000,
+    projects: [
+      lane('faults', LANES.faults),
+      lane('services', ['**/*.test.ts'], [...LANES.faults, ...LANES.alone]),
+      lane('alone', LANES.alone),
+    ],
   },
 });

@@ -61,3 +61,40 @@ export async function runPool<T>(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
+
+/**
+ * The careful script: the same procedure with one round trip per step that can share one —
+ * lock, journal creation and read together, each file with its journal row as one
+ * `BEGIN; file; INSERT; COMMIT` message, then the unlock.
+ */
+export async function migrateTenantCarefully(databaseUrl: string, set: MigrationSet): Promise<number[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const results = (await client.query(
+      `SELECT pg_advisory_lock(${LOCK_KEY}); CREATE TABLE IF NOT EXISTS careful_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); SELECT version FROM careful_migrations`,
+    )) as unknown as Array<pg.QueryResult<{ version: number }>>;
+    const done = new Set(results[2]!.rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of set.migrations) {
+      if (done.has(m.version)) continue;
+      const row = `INSERT INTO careful_migrations (version, name) VALUES (${m.version}, ${client.escapeLiteral(m.name)})`;
+      if (m.transactional) {
+        try {
+          await client.query(`BEGIN;\n${m.sql}\n;\n${row};\nCOMMIT`);
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw error;
+        }
+      } else {
+        for (const statement of splitSqlStatements(m.sql)) await client.query(statement);
+        await client.query(row);
+      }
+      applied.push(m.version);
+    }
+    await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
+    return applied;
+  } finally {
+    await client.end();
+  }
+}

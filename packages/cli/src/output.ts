@@ -99,8 +99,12 @@ export function formatTimeReport(
   ];
   for (const h of timings.hosts.slice(0, 3)) {
     const limit = h.atLimitShare === null ? '' : `, at its limit ${Math.round(h.atLimitShare * 100)}% of the time`;
+    const inFlight =
+      h.effectiveConcurrency === undefined
+        ? ''
+        : `, ${h.effectiveConcurrency.toFixed(1)} in flight on average${h.limit ? ` (limit ${h.limit})` : ''}`;
     lines.push(
-      `  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${limit}`,
+      `  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${inFlight}${limit}`,
     );
   }
   if (bottleneck) {

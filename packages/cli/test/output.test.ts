@@ -101,19 +101,20 @@ describe('CLI output for run lifecycles', () => {
 });
 
 describe('CLI output: where the time went', () => {
+  const totals = {
+    tenants: 4,
+    queuedMs: 4_000,
+    connectMs: 40,
+    journalMs: 8,
+    executeMs: 400,
+    serverMs: 300,
+    lockWaitMs: 0,
+    unavailableMs: 0,
+    retryDelayMs: 0,
+    workMs: 448,
+  };
+
   it('prints per-tenant averages, the slowest hosts and the bottleneck with its lever', () => {
-    const totals = {
-      tenants: 4,
-      queuedMs: 4_000,
-      connectMs: 40,
-      journalMs: 8,
-      executeMs: 400,
-      serverMs: 300,
-      lockWaitMs: 0,
-      unavailableMs: 0,
-      retryDelayMs: 0,
-      workMs: 448,
-    };
     const text = formatCompleted({
       ...completed,
       traceId: '0af7651916cd43dd8448eb211c80319c',
@@ -143,6 +144,24 @@ describe('CLI output: where the time went', () => {
     );
     expect(text).toContain('bottleneck coordination (waiting)');
     expect(text).toContain('lever: Add executor replicas.');
+  });
+
+  it("prints each host's effective concurrency next to its limit", () => {
+    const text = formatCompleted({
+      ...completed,
+      timings: {
+        wallMs: 2_500,
+        planningMs: null,
+        totals,
+        executors: 1,
+        executorSlots: 16,
+        executorBusyShare: 0.9,
+        hosts: [{ host: 'db1:5432', ...totals, atLimitShare: 0.5, effectiveConcurrency: 7.44, limit: 8 }],
+      },
+    }).join('\n');
+    expect(text).toContain(
+      'host      db1:5432: 4 tenants, queued 1.0 s, SQL 100 ms per tenant, 7.4 in flight on average (limit 8), at its limit 50% of the time',
+    );
   });
 
   it('prints no time report for a run without timings', () => {

@@ -31,6 +31,13 @@ export const RunTimingsSchema = z.object({
       host: z.string(),
       /** Share of queue samples in which the host had work waiting and its whole limit in flight. */
       atLimitShare: z.number().min(0).max(1).nullable(),
+      /**
+       * Effective concurrency: the host's mean tenants in flight over the run (its tenants' slot
+       * time over the run's wall time), to read against `limit`.
+       */
+      effectiveConcurrency: z.number().nonnegative().optional(),
+      /** The host's limit (the highest sampled while the run was active), when sampled. */
+      limit: z.number().int().nonnegative().nullable().optional(),
     }),
   ),
 });

@@ -2,7 +2,11 @@
 export type OverloadSignal = 'lock_timeout' | 'too_many_connections' | 'connection_error' | 'latency';
 
 export interface AimdOptions {
-  /** Where a host starts (low: a host earns concurrency). */
+  /**
+   * Where a host starts. The executor starts at the host's configured limit: the operator's
+   * limit already says what the host can take, and a ramp (even TCP's doubling) leaves slots
+   * idle for the first windows of every run on every replica.
+   */
   initial: number;
   /** The configured ceiling; never exceeded. */
   max: number;
@@ -12,16 +16,25 @@ export interface AimdOptions {
   decrease?: number;
   /** After a cut, further signals are ignored this long, so one burst of errors is one cut. */
   cooldownMs?: number;
-  /** Latency above `latencyFactor` × the best recent latency counts as overload. */
+  /** A probe slower than `latencyFactor` × the host's baseline counts as overload... */
   latencyFactor?: number;
+  /** ...when it is also this many ms above it (below, scheduling noise dominates). */
+  latencyMarginMs?: number;
+  /** Probes needed before latency is judged at all (the first ones set the baseline). */
+  warmupProbes?: number;
 }
 
 /**
  * Additive-increase / multiplicative-decrease concurrency limit for one database host, as TCP
- * does for a flow: every clean completion adds 1/limit (so the limit grows by about one per
- * window of completions), an overload signal cuts it by `decrease`. Each executor replica runs
- * its own limiter per host; like TCP flows sharing a link, their sum backs off together, and the
- * host's hard cap (the consumer's max_ack_pending) bounds them all. Pure: the caller passes time.
+ * does for a flow: every clean completion adds 1/limit (so after a cut the limit grows back by
+ * about one per window of completions), an overload signal cuts it by `decrease`. Each executor
+ * replica runs its own limiter per host; like TCP flows sharing a link, their sum backs off
+ * together, and the host's hard cap (the consumer's max_ack_pending) bounds them all.
+ *
+ * Latency is judged on a probe, a fixed cheap statement every task makes (the journal read),
+ * never on a task's whole duration: a slow migration file or a cold connection says nothing
+ * about the host, while the same small query taking several times its usual time means the
+ * host is queueing work. Pure: the caller passes time.
  */
 export class AimdLimiter {
   private value: number;
@@ -30,10 +43,13 @@ export class AimdLimiter {
   private readonly decrease: number;
   private readonly cooldownMs: number;
   private readonly latencyFactor: number;
+  private readonly latencyMarginMs: number;
+  private readonly warmupProbes: number;
   private lastCutAt = Number.NEGATIVE_INFINITY;
-  /** Exponentially weighted latency, and the lowest it has been (the host's unloaded pace). */
+  private probes = 0;
+  /** Exponentially weighted probe latency, and the lowest it has been (the host's unloaded pace). */
   private ewmaMs: number | null = null;
-  private bestMs: number | null = null;
+  private baselineMs: number | null = null;
   cuts = 0;
   lastSignal: OverloadSignal | null = null;
 
@@ -44,6 +60,8 @@ export class AimdLimiter {
     this.decrease = options.decrease ?? 0.5;
     this.cooldownMs = options.cooldownMs ?? 2_000;
     this.latencyFactor = options.latencyFactor ?? 3;
+    this.latencyMarginMs = options.latencyMarginMs ?? 50;
+    this.warmupProbes = options.warmupProbes ?? 5;
   }
 
   /** The whole number of tasks that may run now. */
@@ -51,13 +69,12 @@ export class AimdLimiter {
     return Math.floor(this.value);
   }
 
-  /** A clean completion that took `latencyMs`. */
-  onSuccess(latencyMs: number, now: number): void {
-    this.ewmaMs = this.ewmaMs === null ? latencyMs : this.ewmaMs * 0.8 + latencyMs * 0.2;
-    this.bestMs = this.bestMs === null ? this.ewmaMs : Math.min(this.bestMs, this.ewmaMs);
-    // Rising latency with no error: the host is queueing work. Ignore small absolute values,
-    // where scheduling noise dominates.
-    if (this.ewmaMs > this.bestMs * this.latencyFactor && this.ewmaMs - this.bestMs > 50) {
+  /**
+   * A clean completion. `probeMs`: how long its probe (the journal read) took, or undefined
+   * when it made none (nothing is judged then).
+   */
+  onSuccess(probeMs: number | undefined, now: number): void {
+    if (probeMs !== undefined && this.probeShowsOverload(probeMs)) {
       this.onOverload('latency', now);
       return;
     }
@@ -72,12 +89,20 @@ export class AimdLimiter {
     this.cuts += 1;
     this.value = Math.max(this.min, this.value * this.decrease);
     // The queueing that raised latency drains after a cut; measure afresh.
-    if (signal === 'latency') this.ewmaMs = this.bestMs;
+    if (signal === 'latency') this.ewmaMs = this.baselineMs;
   }
 
   /** Lowers or raises the ceiling (the configured host limit changed). */
   setMax(max: number): void {
     this.max = Math.max(this.min, max);
     this.value = Math.min(this.value, this.max);
+  }
+
+  private probeShowsOverload(probeMs: number): boolean {
+    this.probes += 1;
+    this.ewmaMs = this.ewmaMs === null ? probeMs : this.ewmaMs * 0.8 + probeMs * 0.2;
+    this.baselineMs = this.baselineMs === null ? this.ewmaMs : Math.min(this.baselineMs, this.ewmaMs);
+    if (this.probes <= this.warmupProbes) return false;
+    return this.ewmaMs > this.baselineMs * this.latencyFactor && this.ewmaMs - this.baselineMs > this.latencyMarginMs;
   }
 }

@@ -47,6 +47,15 @@ export class LockedError extends TransientError {
   readonly code = 'locked';
 }
 
+/**
+ * The journal changed between the read a plan was made from and the moment its files were to
+ * run (another runner migrated the database in between). Nothing of the plan was applied; a
+ * retry reads the journal again.
+ */
+export class JournalMovedError extends TransientError {
+  readonly code = 'journal_moved';
+}
+
 /** A migration waited longer than `lock_timeout` for a table lock. */
 export class LockTimeoutError extends TransientError {
   readonly code = 'lock_timeout';

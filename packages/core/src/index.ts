@@ -11,6 +11,7 @@ export {
   DriftError,
   HostUnavailableError,
   InvalidTenantError,
+  JournalMovedError,
   LockedError,
   LockTimeoutError,
   MigrationSetError,
@@ -20,7 +21,7 @@ export {
   toOutcomeError,
   TransientError,
 } from './errors.js';
-export { type JournalEntry, planTenant } from './migration-plan.js';
+export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
 export {
   createMigrationSet,
   type Migration,

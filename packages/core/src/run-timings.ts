@@ -36,6 +36,7 @@ interface HostBook {
   totals: TimingTotals;
   samples: number;
   atLimit: number;
+  limit: number | null;
 }
 
 /** One queue sample of a host: tasks waiting, in flight, and the host's limit. */
@@ -70,6 +71,7 @@ export class RunTimingBook {
     if (!this.hosts.has(host) && sample.pending === 0 && sample.inFlight === 0) return;
     const book = this.host(host);
     book.samples += 1;
+    book.limit = Math.max(book.limit ?? 0, sample.limit);
     if (sample.pending > 0 && sample.limit > 0 && sample.inFlight >= sample.limit) book.atLimit += 1;
   }
 
@@ -81,6 +83,9 @@ export class RunTimingBook {
         host,
         ...book.totals,
         atLimitShare: book.samples > 0 ? book.atLimit / book.samples : null,
+        // Little's law: slot time spent on the host's tenants over the run's time is the mean in flight.
+        effectiveConcurrency: clock.wallMs > 0 ? book.totals.workMs / clock.wallMs : 0,
+        limit: book.limit,
       }))
       .sort((a, b) => hostTime(b) - hostTime(a))
       .slice(0, MAX_TIMING_HOSTS);
@@ -98,7 +103,7 @@ export class RunTimingBook {
   private host(host: string): HostBook {
     let book = this.hosts.get(host);
     if (!book) {
-      book = { totals: emptyTimingTotals(), samples: 0, atLimit: 0 };
+      book = { totals: emptyTimingTotals(), samples: 0, atLimit: 0, limit: null };
       this.hosts.set(host, book);
     }
     return book;

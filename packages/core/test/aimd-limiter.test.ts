@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { AimdLimiter } from '../src/aimd-limiter.js';
 
 describe('AimdLimiter', () => {
-  it('starts low and grows by about one per window of clean completions, up to the max', () => {
+  it('runs at its initial limit from the first task (the executor starts at the host limit)', () => {
+    const l = new AimdLimiter({ initial: 8, max: 8 });
+    expect(l.limit).toBe(8);
+    for (let i = 0; i < 100; i++) l.onSuccess(2, i);
+    expect(l.limit).toBe(8);
+    expect(l.cuts).toBe(0);
+  });
+
+  it('after a cut, grows back by about one per window of clean completions, up to the max', () => {
     const l = new AimdLimiter({ initial: 2, max: 6 });
     expect(l.limit).toBe(2);
     for (let i = 0; i < 2; i++) l.onSuccess(20, i);
@@ -23,13 +31,37 @@ describe('AimdLimiter', () => {
     expect(l.lastSignal).toBe('lock_timeout');
   });
 
-  it('treats latency well above the best seen as overload', () => {
-    const l = new AimdLimiter({ initial: 6, max: 10, cooldownMs: 0 });
+  it('treats a probe well above the host baseline as overload', () => {
+    const l = new AimdLimiter({ initial: 10, max: 10, cooldownMs: 0 });
     for (let i = 0; i < 10; i++) l.onSuccess(30, i);
-    const before = l.limit;
     for (let i = 0; i < 10; i++) l.onSuccess(400, 100 + i);
-    expect(l.limit).toBeLessThan(before);
+    expect(l.limit).toBeLessThan(10);
     expect(l.lastSignal).toBe('latency');
+  });
+
+  it('does not judge a task without a probe, however long it took', () => {
+    const l = new AimdLimiter({ initial: 8, max: 8, cooldownMs: 0 });
+    for (let i = 0; i < 10; i++) l.onSuccess(2, i);
+    // Slow migration files: the task took seconds, its probe (the journal read) did not.
+    for (let i = 0; i < 10; i++) l.onSuccess(2, 100 + i);
+    for (let i = 0; i < 10; i++) l.onSuccess(undefined, 200 + i);
+    expect(l.limit).toBe(8);
+    expect(l.cuts).toBe(0);
+  });
+
+  it('ignores a slow first probe (a cold connection or cache) while it learns the baseline', () => {
+    const l = new AimdLimiter({ initial: 8, max: 8, cooldownMs: 0 });
+    l.onSuccess(900, 0);
+    for (let i = 1; i < 20; i++) l.onSuccess(3, i);
+    expect(l.limit).toBe(8);
+    expect(l.cuts).toBe(0);
+  });
+
+  it('ignores probes that are slower by less than the margin (noise at small latencies)', () => {
+    const l = new AimdLimiter({ initial: 8, max: 8, cooldownMs: 0 });
+    for (let i = 0; i < 10; i++) l.onSuccess(1, i);
+    for (let i = 0; i < 50; i++) l.onSuccess(20, 100 + i);
+    expect(l.cuts).toBe(0);
   });
 
   it('respects a lowered ceiling', () => {

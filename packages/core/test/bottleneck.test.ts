@@ -79,6 +79,20 @@ describe('where the time went', () => {
     expect(t.hosts.map((h) => [h.host, h.atLimitShare])).toEqual([['a:1', 0.5]]);
   });
 
+  it("gives each host's effective concurrency (mean tenants in flight over the run) next to its limit", () => {
+    const book = new RunTimingBook();
+    // Three tenants on a:1 busy 400 ms each over a 200 ms run: 6 in flight on average.
+    for (let i = 0; i < 3; i++) book.add({ host: 'a:1', timings: { ...localWork, workMs: 400 } });
+    book.add({ host: 'b:1', timings: { ...localWork, workMs: 100 } });
+    book.addQueueSample('a:1', { pending: 3, inFlight: 6, limit: 4 });
+    book.addQueueSample('a:1', { pending: 3, inFlight: 8, limit: 8 });
+    const t = book.snapshot({ wallMs: 200, planningMs: null });
+    expect(t.hosts.map((h) => [h.host, h.effectiveConcurrency, h.limit])).toEqual([
+      ['a:1', 6, 8],
+      ['b:1', 0.5, null],
+    ]);
+  });
+
   it('splits execute time into network and database time', () => {
     const split = splitTime({
       tenants: 1,

@@ -1,12 +1,15 @@
 import {
   type JournalEntry,
+  JournalMovedError,
   LockedError,
   type Migration,
   type MigrationSet,
   MigrationSqlError,
   planTenant,
+  type SluiceError,
   splitSqlStatements,
   TargetError,
+  type TenantPlan,
 } from '@sluice/core';
 import type pg from 'pg';
 
@@ -14,13 +17,17 @@ import {
   advisoryLockKey,
   DEFAULT_JOURNAL,
   ensureJournalSql,
+  GUARD_SQLSTATE,
   type JournalLocation,
   journalTable,
-  selectJournalSql,
+  lockGuardSql,
+  lockHeldSql,
+  readJournalStateSql,
 } from './journal.js';
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
+import { committedVersions, transactionBatchSql } from './transaction-batch.js';
 
 export interface MigrateOptions {
   /** Resolved target version. */
@@ -49,24 +56,36 @@ interface JournalRow {
   version: string;
   name: string;
   checksum: string;
-  status: 'applied' | 'dirty';
+  /** NULL in a journal from before the column existed: its rows are all applied ones. */
+  status: 'applied' | 'dirty' | null;
   run_id: string | null;
 }
 
-const JOURNAL_SHAPE_ERRORS = new Set(['42P01', '42703', '3F000']);
+/** The journal as one error-free read finds it. */
+interface JournalState {
+  /** The table exists. */
+  present: boolean;
+  /** It has every column of the current shape (else `ensureJournalSql` must run first). */
+  current: boolean;
+  entries: JournalEntry[];
+}
 
 /**
  * Applies a migration set to one tenant database over an open connection. One runner per
  * database (a session advisory try-lock), each migration in its own transaction with its
  * journal row, `no-transaction` files tracked as dirty until they finish.
  *
- * An up-to-date tenant costs one round trip for lock and journal read, and one to unlock.
+ * Round trips: an up-to-date tenant costs one (the journal read, no lock). A tenant with pending
+ * files costs one more when they are all transactional: the lock, the journal's creation if it is
+ * new, every file in its own transaction behind a guard, and the unlock travel in one message.
+ * Nothing in the common path makes the server raise an error (each one is an aborted
+ * transaction and a line in its log).
  */
 export class TenantMigrator {
   private readonly lockKey: string;
   private readonly table: string;
-  /** Set when the lockless read found no journal (or an old shape): the locked read goes straight to creating it. */
-  private journalMissing = false;
+  /** Whether this session holds the migration lock now (so an unlock never warns on the server). */
+  private lockHeld = false;
 
   constructor(
     private readonly client: pg.ClientBase,
@@ -80,16 +99,35 @@ export class TenantMigrator {
     this.table = journalTable(journal);
   }
 
+  /**
+   * Migrates the tenant. Met by the lock of a stale holder (see lock-fencing.ts), it terminates
+   * that session — PostgreSQL rolls its open transaction back — and starts again from a fresh read
+   * of the journal; any other holder leaves it `locked`.
+   */
   async migrate(options: MigrateOptions): Promise<MigrationReport> {
+    try {
+      return await this.migrateOnce(options);
+    } catch (error) {
+      if (!(error instanceof LockedError) || !this.fence) throw error;
+      if (!(await takeOverExpiredLock(this.client, this.lockKey, this.fence).catch(() => false))) throw error;
+      // The lock was taken to be sure the holder is gone; the next attempt takes it its own way.
+      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+      return this.migrateOnce(options);
+    }
+  }
+
+  private async migrateOnce(options: MigrateOptions): Promise<MigrationReport> {
     if (options.targetVersion !== 0 && !this.set.migrations.some((m) => m.version === options.targetVersion)) {
       throw new TargetError(
         `target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`,
       );
     }
     const t0 = performance.now();
+    // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
+    // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
+    const state = await inSpan('sluice.journal', {}, () => this.readJournalState());
     if (options.dryRun) {
-      const entries = await inSpan('sluice.journal', {}, () => this.readJournal());
-      const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
+      const plan = planTenant(this.set, state.entries, options.targetVersion, options.runId);
       const pending = plan.pending.map((m) => m.version);
       return {
         status: pending.length > 0 ? 'pending' : 'upToDate',
@@ -99,83 +137,238 @@ export class TenantMigrator {
         timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
       };
     }
-    // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
-    // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
-    // Anything else is decided again under the lock.
-    const unlocked = await inSpan('sluice.journal', {}, () => this.readJournalIfClean(options));
-    if (unlocked) {
-      return { ...unlocked, timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 } };
+    let plan: TenantPlan | undefined;
+    try {
+      plan = planTenant(this.set, state.entries, options.targetVersion, options.runId);
+    } catch {
+      // Dirty, drifted or behind: decided again under the lock, where the error is final.
+      plan = undefined;
     }
-    return this.withLock(async (entries) => {
-      const plan = planTenant(this.set, entries, options.targetVersion, options.runId);
-      const journalMs = performance.now() - t0;
-      const t1 = performance.now();
-      const applied: number[] = [];
-      let serverMs = 0;
-      for (const migration of plan.pending) {
-        serverMs += await inSpan('sluice.migration', migrationAttributes(migration), () =>
-          migration.transactional
-            ? this.applyInTransaction(migration, options)
-            : this.applyWithoutTransaction(migration, options),
-        );
-        applied.push(migration.version);
-      }
-      // A redelivered task: what this run applied on earlier deliveries counts too.
-      const reported = [...new Set([...plan.appliedByRun, ...applied])].sort((a, b) => a - b);
-      const toVersion = plan.pending.at(-1)?.version ?? plan.current;
+    if (plan && plan.pending.length === 0) {
       return {
-        status: reported.length > 0 ? 'migrated' : 'upToDate',
-        applied: reported,
+        status: plan.appliedByRun.length > 0 ? 'migrated' : 'upToDate',
+        applied: plan.appliedByRun,
         fromVersion: plan.current,
-        toVersion,
-        timings: { journalMs, executeMs: performance.now() - t1, serverMs },
+        toVersion: plan.current,
+        timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
       };
-    });
+    }
+    if (plan?.pending[0]?.transactional) return this.migrateBatched(plan, state, options, t0);
+    return this.withLock(state, (entries) =>
+      this.applyPlan(planTenant(this.set, entries, options.targetVersion, options.runId), options, t0),
+    );
   }
 
   /** Reads the journal without taking the lock (dry runs, status); an old-shape journal is read as it is. */
   async readJournal(): Promise<JournalEntry[]> {
-    try {
-      const result = await this.client.query<JournalRow>(selectJournalSql(this.journal));
-      return result.rows.map(toEntry);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === '42703') {
-        // A journal from before the current shape: its rows are all applied ones.
-        const legacy = await this.query(
-          `SELECT version::text AS version, name, checksum, 'applied' AS status, NULL::text AS run_id FROM ${this.table} ORDER BY version`,
-        );
-        return (legacy.rows as JournalRow[]).map(toEntry);
-      }
-      if (isJournalShapeError(error)) return [];
-      throw classifyPgError(error, this.host);
-    }
+    return (await this.readJournalState()).entries;
   }
 
-  /** The report of a tenant with nothing to do, read without the lock; undefined when the lock is needed. */
-  private async readJournalIfClean(options: MigrateOptions): Promise<Omit<MigrationReport, 'timings'> | undefined> {
-    let entries: JournalEntry[];
+  /** The journal's existence, shape and rows in one round trip that raises no error on the server. */
+  private async readJournalState(prefix = ''): Promise<JournalState & { extra: pg.QueryResult[] }> {
+    const results = asResults(await this.query(`${prefix}${readJournalStateSql(this.journal)}`));
+    const [flags, rows] = results.slice(-2) as [pg.QueryResult, pg.QueryResult];
+    const { present, current } = flags.rows[0] as { present: boolean; current: boolean };
+    return { present, current, entries: (rows.rows as JournalRow[]).map(toEntry), extra: results.slice(0, -2) };
+  }
+
+  /**
+   * The plan's files under the lock. The leading transactional files travel in one message with
+   * the lock guard (and the journal's creation when it is new): guards make it safe to act on a
+   * plan made from the lockless read. Later files go one by one (a `no-transaction` file cannot
+   * share a message, which runs as one transaction block), then the rest in one more batch.
+   */
+  private async migrateBatched(
+    plan: TenantPlan,
+    state: JournalState,
+    options: MigrateOptions,
+    t0: number,
+  ): Promise<MigrationReport> {
+    const journalMs = performance.now() - t0;
+    const t1 = performance.now();
+    const segments = splitTransactional(plan.pending);
+    const entries = [...state.entries];
+    const applied: number[] = [];
+    let serverMs = 0;
     try {
-      entries = (await this.client.query<JournalRow>(selectJournalSql(this.journal))).rows.map(toEntry);
-    } catch (error) {
-      if (isJournalShapeError(error)) {
-        this.journalMissing = true;
-        return undefined;
+      for (const [index, segment] of segments.entries()) {
+        const last = index === segments.length - 1;
+        if (!segment[0]!.transactional) {
+          serverMs += await inSpan('sluice.migration', migrationAttributes(segment[0]!), () =>
+            this.applyWithoutTransaction(segment[0]!, options),
+          );
+          applied.push(segment[0]!.version);
+          entries.push(appliedEntry(segment[0]!, options));
+          continue;
+        }
+        // Its own transaction: statements before a BEGIN in one message would join the first file's.
+        const prelude =
+          index === 0
+            ? state.present && state.current
+              ? [lockGuardSql(this.journal)]
+              : ['BEGIN', lockGuardSql(this.journal), ensureJournalSql(this.journal, state.present), 'COMMIT']
+            : [];
+        const unlock = last ? [`SELECT pg_advisory_unlock(${this.lockKey}) AS sluice_unlocked`] : [];
+        const outcome = await inSpan('sluice.migration', batchAttributes(segment), () =>
+          this.applyBatch(segment, entries, prelude, unlock, options),
+        );
+        if (outcome.kind === 'committed') {
+          this.lockHeld = !last;
+          serverMs += outcome.serverMs;
+          for (const m of segment) {
+            applied.push(m.version);
+            entries.push(appliedEntry(m, options));
+          }
+          continue;
+        }
+        // Nothing of the batch ran (the message did not parse, or its first file failed): the
+        // files go one by one, the path that names the failing file and keeps earlier ones.
+        if (!this.lockHeld) {
+          return await this.withLock(state, (locked) =>
+            this.applyPlan(planTenant(this.set, locked, options.targetVersion, options.runId), options, t0),
+          );
+        }
+        const rest = plan.pending.slice(applied.length);
+        serverMs += await this.applyEach(rest, options, applied);
+        break;
       }
-      throw classifyPgError(error, this.host);
+    } finally {
+      await this.unlock();
     }
-    let plan;
+    return this.report(plan, applied, { journalMs, executeMs: performance.now() - t1, serverMs });
+  }
+
+  /**
+   * Sends one batch. On an error, reads back (in one round trip, after a ROLLBACK if a
+   * transaction is open) whether the lock is held and what the journal holds, and maps the error
+   * to the file that failed: the first file of the batch not in the journal.
+   */
+  private async applyBatch(
+    files: Migration[],
+    before: JournalEntry[],
+    prelude: string[],
+    postlude: string[],
+    options: MigrateOptions,
+  ): Promise<{ kind: 'committed'; serverMs: number } | { kind: 'nothingRan' }> {
+    const text = transactionBatchSql(
+      files,
+      before,
+      {
+        journal: this.journal,
+        timeoutSettings: (m) => this.timeoutSettings(m, 'LOCAL'),
+        journalInsert: (m) => this.journalInsert(m, 'applied', options),
+      },
+      prelude,
+      postlude,
+    );
+    let failure: unknown;
     try {
-      plan = planTenant(this.set, entries, options.targetVersion, options.runId);
-    } catch {
-      return undefined;
+      const results = asResults(await this.client.query(text));
+      const committed = committedVersions(results);
+      if (committed.length === files.length)
+        return { kind: 'committed', serverMs: sum(committed.map((c) => c.serverMs)) };
+      // A file swallowed what followed it (an unterminated string, comment or dollar quote).
+      const culprit = files[committed.length]!;
+      await this.recover();
+      throw new MigrationSqlError(
+        `version ${culprit.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: culprit.version },
+      );
+    } catch (error) {
+      if (error instanceof MigrationSqlError) throw error;
+      failure = error;
     }
-    if (plan.pending.length > 0) return undefined;
+    const code = (failure as { code?: unknown }).code;
+    if (code === GUARD_SQLSTATE.locked) {
+      // The guard may have raised inside the journal's creation transaction.
+      if (await this.transactionOpen().catch(() => false)) await this.client.query('ROLLBACK').catch(() => undefined);
+      throw this.lockedError();
+    }
+    let after: JournalState;
+    try {
+      after = await this.recover();
+    } catch {
+      throw classifyPgError(failure, this.host, files[0]!.version);
+    }
+    // The lock guard opens the first batch: without the lock, the message did not even parse.
+    if (!this.lockHeld) return { kind: 'nothingRan' };
+    // The journal's creation failed (a permission?): no file is to blame.
+    if (!after.present || !after.current) throw classifyPgError(failure, this.host);
+    const inJournal = new Set(after.entries.map((e) => e.version));
+    if (code === GUARD_SQLSTATE.journalMoved) {
+      const guardOf = files.findIndex((m) => m.version === Number((failure as { detail?: unknown }).detail));
+      const previous = files[guardOf - 1];
+      // The file before the guard did not commit, yet the guard ran: that file swallowed its own COMMIT.
+      if (previous && !inJournal.has(previous.version)) {
+        throw new MigrationSqlError(
+          `version ${previous.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+          undefined,
+          { version: previous.version, cause: failure },
+        );
+      }
+      throw new JournalMovedError(
+        `version ${files[Math.max(0, guardOf)]!.version} not applied: the journal changed since it was read (another runner migrated this database); a retry reads it again`,
+        { cause: failure },
+      );
+    }
+    const failedAt = files.findIndex((m) => !inJournal.has(m.version));
+    const failed = files[Math.max(0, failedAt)]!;
+    const classified = classifyPgError(failure, this.host, failed.version);
+    if (failedAt === 0 && !classified.transient) return { kind: 'nothingRan' };
+    throw classified;
+  }
+
+  /** After a failed batch: ends its transaction, then learns whether the lock is held and what the journal holds. */
+  private async recover(): Promise<JournalState> {
+    const open = await this.transactionOpen();
+    const state = await this.readJournalState(`${open ? 'ROLLBACK;\n' : ''}${lockHeldSql(this.journal)};\n`);
+    this.lockHeld = (state.extra.at(-1)?.rows[0] as { held: boolean } | undefined)?.held ?? false;
+    return state;
+  }
+
+  /**
+   * Whether the session is inside a transaction after a failed message. pg rejects at the error;
+   * the status comes with the ReadyForQuery after it, which an empty query (accepted even
+   * in an aborted transaction) waits for. A ROLLBACK outside a transaction would be a warning in the server's log.
+   */
+  private async transactionOpen(): Promise<boolean> {
+    await this.client.query('');
+    return this.client.getTransactionStatus() !== 'I';
+  }
+
+  /** Applies `plan` file by file (the lock held), the path for sets that start with a `no-transaction` file. */
+  private async applyPlan(plan: TenantPlan, options: MigrateOptions, t0: number): Promise<MigrationReport> {
+    const journalMs = performance.now() - t0;
+    const t1 = performance.now();
+    const applied: number[] = [];
+    const serverMs = await this.applyEach(plan.pending, options, applied);
+    return this.report(plan, applied, { journalMs, executeMs: performance.now() - t1, serverMs });
+  }
+
+  /** One round trip per transactional file, the statements of a `no-transaction` one each on their own. */
+  private async applyEach(files: readonly Migration[], options: MigrateOptions, applied: number[]): Promise<number> {
+    let serverMs = 0;
+    for (const migration of files) {
+      serverMs += await inSpan('sluice.migration', migrationAttributes(migration), () =>
+        migration.transactional
+          ? this.applyInTransaction(migration, options)
+          : this.applyWithoutTransaction(migration, options),
+      );
+      applied.push(migration.version);
+    }
+    return serverMs;
+  }
+
+  private report(plan: TenantPlan, applied: number[], timings: MigrationReport['timings']): MigrationReport {
+    // A redelivered task: what this run applied on earlier deliveries counts too.
+    const reported = [...new Set([...plan.appliedByRun, ...applied])].sort((a, b) => a - b);
     return {
-      status: plan.appliedByRun.length > 0 ? 'migrated' : 'upToDate',
-      applied: plan.appliedByRun,
+      status: reported.length > 0 ? 'migrated' : 'upToDate',
+      applied: reported,
       fromVersion: plan.current,
-      toVersion: plan.current,
+      toVersion: plan.pending.at(-1)?.version ?? plan.current,
+      timings,
     };
   }
 
@@ -187,7 +380,7 @@ export class TenantMigrator {
     if (!this.set.migrations.some((m) => m.version === version)) {
       throw new TargetError(`baseline version ${version} is not in the migration set`);
     }
-    return this.withLock(async (entries) => {
+    return this.withLock(undefined, async (entries) => {
       if (entries.length > 0) {
         throw new TargetError(
           `cannot baseline: the journal already holds versions up to ${Math.max(...entries.map((e) => e.version))}`,
@@ -215,7 +408,7 @@ export class TenantMigrator {
    * `applied` records it as done (the person finished it by hand).
    */
   async repair(version: number, resolution: 'retry' | 'applied'): Promise<void> {
-    await this.withLock(async (entries) => {
+    await this.withLock(undefined, async (entries) => {
       const entry = entries.find((e) => e.version === version);
       if (!entry || entry.status !== 'dirty') {
         const dirty = entries.find((e) => e.status === 'dirty');
@@ -235,58 +428,56 @@ export class TenantMigrator {
     });
   }
 
-  /** Takes the database's migration lock (never waiting), reads the journal, runs `work`, unlocks. */
-  private async withLock<T>(work: (entries: JournalEntry[]) => Promise<T>): Promise<T> {
-    const entries = await inSpan('sluice.lock', {}, () => this.lockAndRead());
+  /**
+   * Takes the database's migration lock (never waiting), reads the journal, runs `work`, unlocks.
+   * `known`: what the lockless read found. No journal (or an old shape): the lock, the journal's
+   * creation and its read go in one message; otherwise the creation follows only if needed.
+   */
+  private async withLock<T>(
+    known: Pick<JournalState, 'present' | 'current'> | undefined,
+    work: (entries: JournalEntry[]) => Promise<T>,
+  ): Promise<T> {
+    const entries = await inSpan('sluice.lock', {}, () => this.lockAndRead(known));
     try {
       return await work(entries);
     } finally {
-      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+      await this.unlock();
     }
   }
 
-  private async lockAndRead(): Promise<JournalEntry[]> {
-    const lockSql = `SELECT pg_try_advisory_lock(${this.lockKey}) AS locked`;
-    if (this.journalMissing) return this.lockAndCreate(lockSql);
-    try {
-      // One round trip: lock and journal read in one simple query.
-      const results = (await this.client.query(
-        `${lockSql}; ${selectJournalSql(this.journal)}`,
-      )) as unknown as pg.QueryResult[];
-      if ((results[0]?.rows[0] as { locked: boolean } | undefined)?.locked)
-        return (results[1]?.rows as JournalRow[]).map(toEntry);
-      await this.takeOverOrThrow();
-      // The holder's rolled-back transaction left the journal as it was committed: read it again.
-      return (await this.client.query<JournalRow>(selectJournalSql(this.journal))).rows.map(toEntry);
-    } catch (error) {
-      if (!isJournalShapeError(error)) throw classifyPgError(error, this.host);
+  private async lockAndRead(known: Pick<JournalState, 'present' | 'current'> | undefined): Promise<JournalEntry[]> {
+    if (known && !(known.present && known.current)) {
+      // The guard raises when the lock is taken elsewhere, so the creation never runs without it.
+      try {
+        const created = await this.readJournalState(
+          `${lockGuardSql(this.journal)};\n${ensureJournalSql(this.journal, known.present)};\n`,
+        );
+        this.lockHeld = true;
+        return created.entries;
+      } catch (error) {
+        if ((error as SluiceError).sqlState === GUARD_SQLSTATE.locked) throw this.lockedError();
+        // The message is one implicit transaction: the lock taken in it is a session lock and stays.
+        this.lockHeld = true;
+        await this.unlock();
+        throw error;
+      }
     }
-    // First run on this database, or a journal of an older shape. A session lock survives the
-    // failed statement that followed it, so start from a clean slate, then lock and create.
-    await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
-    return this.lockAndCreate(lockSql);
-  }
-
-  /** Two round trips: the lock, then (holding it) create or upgrade the journal and read it. */
-  private async lockAndCreate(lockSql: string): Promise<JournalEntry[]> {
-    const locked = await this.query(lockSql);
-    if (!(locked.rows[0] as { locked: boolean } | undefined)?.locked) await this.takeOverOrThrow();
+    const state = await this.readJournalState(`SELECT pg_try_advisory_lock(${this.lockKey}) AS locked;\n`);
+    if (!(state.extra[0]?.rows[0] as { locked: boolean } | undefined)?.locked) throw this.lockedError();
+    this.lockHeld = true;
+    if (state.present && state.current) return state.entries;
     try {
-      const results = (await this.query(
-        `${ensureJournalSql(this.journal)};\n${selectJournalSql(this.journal)}`,
-      )) as unknown as pg.QueryResult | pg.QueryResult[];
-      const last = Array.isArray(results) ? results.at(-1) : results;
-      return ((last?.rows ?? []) as JournalRow[]).map(toEntry);
+      return (await this.readJournalState(`${ensureJournalSql(this.journal, state.present)};\n`)).entries;
     } catch (error) {
-      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+      await this.unlock();
       throw error;
     }
   }
 
-  /** The lock is held by another session: take it from a stale holder (see lock-fencing.ts), or fail `locked`. */
-  private async takeOverOrThrow(): Promise<void> {
-    if (this.fence && (await takeOverExpiredLock(this.client, this.lockKey, this.fence))) return;
-    throw this.lockedError();
+  private async unlock(): Promise<void> {
+    if (!this.lockHeld) return;
+    this.lockHeld = false;
+    await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
   }
 
   private lockedError(): LockedError {
@@ -324,13 +515,18 @@ export class TenantMigrator {
     return Number.isFinite(serverMs) ? serverMs : 0;
   }
 
-  /** Applies a `no-transaction` file statement by statement; returns the statements' time in ms (network included). */
+  /**
+   * Applies a `no-transaction` file statement by statement; returns the statements' time in ms
+   * (network included). Its dirty row goes with the file's session settings, its completion with
+   * their reset: two round trips around the statements, no more.
+   */
   private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<number> {
     const statements = splitSqlStatements(m.sql);
-    const invalidBefore = await this.invalidIndexes();
-    await this.query(this.journalInsert(m, 'dirty', options));
+    // Only a concurrent index build can leave an invalid index behind: no catalog scan otherwise.
+    const buildsConcurrently = /\bconcurrently\b/i.test(m.sql);
+    const invalidBefore = buildsConcurrently ? await this.invalidIndexes() : [];
     const settings = this.timeoutSettings(m, 'SESSION');
-    if (settings.length > 0) await this.query(settings.join('; '));
+    await this.query([this.journalInsert(m, 'dirty', options), ...settings].join(';\n'));
     const started = Date.now();
     try {
       for (const [index, statement] of statements.entries()) {
@@ -340,9 +536,9 @@ export class TenantMigrator {
           const classified = classifyPgError(error, this.host, m.version);
           // CREATE INDEX CONCURRENTLY commits its catalog entry before it waits: a failed build
           // leaves an invalid index behind, which IF NOT EXISTS would later skip. Then it is dirty.
-          const leftovers = (await this.invalidIndexes().catch(() => [])).filter(
-            (name) => !invalidBefore.includes(name),
-          );
+          const leftovers = buildsConcurrently
+            ? (await this.invalidIndexes().catch(() => [])).filter((name) => !invalidBefore.includes(name))
+            : [];
           if (leftovers.length > 0) {
             throw new MigrationSqlError(
               `version ${m.version} (no-transaction) failed and left invalid index ${leftovers.join(', ')}; the tenant is marked dirty (drop the index, then sluice repair): ${classified.message}`,
@@ -364,23 +560,27 @@ export class TenantMigrator {
           );
         }
       }
-    } finally {
+    } catch (error) {
       if (settings.length > 0)
         await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
+      throw error;
     }
     const durationMs = Date.now() - started;
     await this.query(
-      `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`,
+      [
+        `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`,
+        ...(settings.length > 0 ? ['RESET lock_timeout', 'RESET statement_timeout'] : []),
+      ].join(';\n'),
     );
     return durationMs;
   }
 
   /** Names of the invalid indexes in the database (left by failed concurrent builds). */
   private async invalidIndexes(): Promise<string[]> {
-    const result = await this.query(
-      'SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1',
+    const [result] = asResults(
+      await this.query('SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1'),
     );
-    return (result.rows as Array<{ name: string }>).map((r) => r.name);
+    return (result!.rows as Array<{ name: string }>).map((r) => r.name);
   }
 
   private timeoutSettings(m: Migration, scope: 'LOCAL' | 'SESSION'): string[] {
@@ -399,7 +599,7 @@ export class TenantMigrator {
     return value === null ? 'NULL' : this.client.escapeLiteral(value);
   }
 
-  private async query(text: string): Promise<pg.QueryResult> {
+  private async query(text: string): Promise<pg.QueryResult | pg.QueryResult[]> {
     try {
       return await this.client.query(text);
     } catch (error) {
@@ -416,17 +616,63 @@ function migrationAttributes(m: Migration) {
   };
 }
 
+/** A batch's span: the versions it carries (the first as `sluice.version`, like a single file's). */
+function batchAttributes(files: readonly Migration[]) {
+  return {
+    'sluice.version': files[0]!.version,
+    'sluice.versions': files.map((m) => m.version),
+    'sluice.migration.name': files.map((m) => m.name).join(', '),
+    'sluice.migration.transactional': true,
+  };
+}
+
+/** A batch's bounds: the server parses a whole message before running any of it. */
+const BATCH_MAX_FILES = 64;
+const BATCH_MAX_SQL_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Splits pending files into runs of transactional ones (at most BATCH_MAX_FILES files and
+ * BATCH_MAX_SQL_CHARS of SQL each) and single `no-transaction` ones, in order.
+ */
+function splitTransactional(files: readonly Migration[]): Migration[][] {
+  const out: Migration[][] = [];
+  let chars = 0;
+  for (const m of files) {
+    const last = out.at(-1);
+    if (
+      m.transactional &&
+      last?.[0]?.transactional &&
+      last.length < BATCH_MAX_FILES &&
+      chars + m.sql.length <= BATCH_MAX_SQL_CHARS
+    ) {
+      last.push(m);
+      chars += m.sql.length;
+    } else {
+      out.push([m]);
+      chars = m.sql.length;
+    }
+  }
+  return out;
+}
+
+function appliedEntry(m: Migration, options: MigrateOptions): JournalEntry {
+  return { version: m.version, name: m.name, checksum: m.checksum, status: 'applied', runId: options.runId ?? null };
+}
+
+function asResults(r: pg.QueryResult | pg.QueryResult[]): pg.QueryResult[] {
+  return Array.isArray(r) ? r : [r];
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
 function toEntry(row: JournalRow): JournalEntry {
   return {
     version: Number(row.version),
     name: row.name,
     checksum: row.checksum,
-    status: row.status,
+    status: row.status ?? 'applied',
     runId: row.run_id,
   };
-}
-
-function isJournalShapeError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && JOURNAL_SHAPE_ERRORS.has(code);
 }

@@ -1,7 +1,7 @@
 import { LockedError, MigrationSqlError, TargetError } from '@sluice/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { advisoryLockKey, DEFAULT_JOURNAL } from '../src/journal.js';
+import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql } from '../src/journal.js';
 import { killChildMigrators, startChildMigrator } from './support/child-migrator.js';
 import {
   advisoryLocks,
@@ -61,8 +61,7 @@ describe('two processes migrating one database at once', () => {
     it(`applies every version exactly once on ${on}; the loser gets the transient locked error`, async () => {
       const tenant = await dbs.create();
       const client = await tenant.connect();
-      // Target 0 applies nothing but creates the journal.
-      if (journalFirst) await migrator(client, migrationSet(FILES)).migrate({ targetVersion: 0 });
+      if (journalFirst) await client.query(ensureJournalSql(DEFAULT_JOURNAL));
 
       const results = await race(tenant.url);
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
@@ -51,4 +51,31 @@ export function peakRssBytes(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU of a process and all its children, living or reaped (Linux /proc): its own time, the time
+ * of the children it has waited for (cutime + cstime: a postmaster reaps every backend), and
+ * its live children's. For Postgres, pass the postmaster: every backend and worker is in it.
+ */
+export function processTreeCpuMs(pid: number): number {
+  const own = (() => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    } catch {
+      return 0;
+    }
+  })();
+  let children = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) children += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      continue;
+    }
+  }
+  return (own + children) * TICK_MS;
 }

@@ -1,4 +1,4 @@
-export { peakRssBytes, startCpuMeter } from './cpu-meter.js';
+export { peakRssBytes, processTreeCpuMs, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
 export {
   type FleetStack,

@@ -34,8 +34,11 @@ export interface ExecutorConfig {
   shutdownGraceMs: number;
   /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
   streamReplicas: number;
-  /** Where each host's adaptive limit starts in this replica (`SLUICE_HOST_START_LIMIT`). */
-  hostStartLimit: number;
+  /**
+   * Where each host's adaptive limit starts in this replica (`SLUICE_HOST_START_LIMIT`); unset,
+   * at the host's limit (the consumer's max_ack_pending), so a run uses it from the first task.
+   */
+  hostStartLimit: number | undefined;
   /** How often host queues are listed to find work (`SLUICE_DISCOVERY_INTERVAL`). */
   discoveryIntervalMs: number;
   /** Circuit breaker per host: failure percentage that opens it (`SLUICE_BREAKER_THRESHOLD`). */
@@ -71,7 +74,10 @@ export function loadExecutorConfig(env: Env): ExecutorConfig {
     connectTimeoutMs: e.duration('SLUICE_CONNECT_TIMEOUT', 10_000),
     shutdownGraceMs: e.duration('SLUICE_SHUTDOWN_GRACE', 30_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
-    hostStartLimit: e.int('SLUICE_HOST_START_LIMIT', 2, { min: 1, max: 1024 }),
+    hostStartLimit:
+      e.optional('SLUICE_HOST_START_LIMIT') === undefined
+        ? undefined
+        : e.int('SLUICE_HOST_START_LIMIT', 1, { min: 1, max: 1024 }),
     discoveryIntervalMs: e.duration('SLUICE_DISCOVERY_INTERVAL', 1_000),
     breakerThresholdPercent: e.int('SLUICE_BREAKER_THRESHOLD', 50, { min: 1, max: 100 }),
     breakerVolume: e.int('SLUICE_BREAKER_VOLUME', 3, { min: 1, max: 10_000 }),

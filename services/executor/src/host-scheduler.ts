@@ -16,8 +16,8 @@ export interface HostSchedulerOptions {
   handleTask: (msg: JsMsg) => Promise<DeliveryResult>;
   /** Tenants this replica migrates at once, over all hosts. */
   concurrency: number;
-  /** Where each host's adaptive limit starts. */
-  initialHostLimit: number;
+  /** Where each host's adaptive limit starts; undefined: at the host's limit. */
+  initialHostLimit?: number | undefined;
   /** How often the host consumers are listed to find hosts with work. */
   discoveryIntervalMs: number;
   now?: () => number;
@@ -48,6 +48,20 @@ export interface HostSnapshot {
 }
 
 /**
+ * What one delivery tells its host's limiter: lock timeouts and refused or broken connections
+ * are overload; a clean completion grows the limit, and its journal read (one small query every
+ * task makes) is the latency probe — never the whole task, so a slow file or a cold connection
+ * cannot cut the limit.
+ */
+export function feedHostLimiter(limiter: AimdLimiter, result: DeliveryResult, now: number): void {
+  const error = result.error;
+  if (error instanceof LockTimeoutError) limiter.onOverload('lock_timeout', now);
+  else if (error instanceof HostUnavailableError)
+    limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now);
+  else if (result.settled === 'done' && error === undefined) limiter.onSuccess(result.outcome?.timings?.journalMs, now);
+}
+
+/**
  * Schedules tasks per database host. Each host with work gets a lane that pulls from the host's
  * own consumer only as many tasks as (a) this replica has free global slots, (b) the host's
  * adaptive limit allows, and (c) the host's breaker lets through — so a slow, saturated or broken
@@ -64,11 +78,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   let discovering: Promise<void> = Promise.resolve();
 
   function feedback(lane: Lane, result: DeliveryResult): void {
-    const error = result.error;
-    if (error instanceof LockTimeoutError) lane.limiter.onOverload('lock_timeout', now());
-    else if (error instanceof HostUnavailableError)
-      lane.limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now());
-    else if (result.settled === 'done' && error === undefined) lane.limiter.onSuccess(result.durationMs, now());
+    feedHostLimiter(lane.limiter, result, now());
   }
 
   function start(lane: Lane, msg: JsMsg): void {
@@ -144,7 +154,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
         lane = {
           hostKey: h.hostKey,
           consumerName: h.name,
-          limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit, max), max }),
+          limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit ?? max, max), max }),
           inFlight: 0,
           running: false,
           pendingHint: 0,

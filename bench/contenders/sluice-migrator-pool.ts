@@ -1,0 +1,26 @@
+import type { MigrationSet } from '@sluice/core';
+import { connectTenant, TenantMigrator } from '@sluice/migrator';
+
+/**
+ * One tenant the way a Sluice executor does it — the same connect and the same TenantMigrator,
+ * so the same round trips and the same SQL — without the broker: the reference every ratio is
+ * taken against.
+ */
+export async function migrateTenantWithSluiceMigrator(
+  databaseUrl: string,
+  host: string,
+  set: MigrationSet,
+): Promise<number[]> {
+  const client = await connectTenant({
+    databaseUrl,
+    host,
+    connectTimeoutMs: 10_000,
+    lockTimeoutMs: 30_000,
+    statementTimeoutMs: 600_000,
+  });
+  try {
+    return (await new TenantMigrator(client, set, host).migrate({ targetVersion: set.latest })).applied;
+  } finally {
+    await client.end();
+  }
+}

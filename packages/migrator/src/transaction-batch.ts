@@ -1,0 +1,70 @@
+import type { JournalEntry, Migration } from '@sluice/core';
+
+import { journalDigest, journalGuardSql, type JournalLocation } from './journal.js';
+
+/** The statements a batch wraps around each file, built by the migrator (journal row, timeouts). */
+export interface BatchParts {
+  journal: JournalLocation;
+  /** `SET LOCAL` statements of a file's own timeouts. */
+  timeoutSettings: (m: Migration) => string[];
+  /** The file's journal row; the batch appends a `RETURNING` that names the version it committed. */
+  journalInsert: (m: Migration) => string;
+}
+
+/**
+ * One simple-query message that applies `files` in order, each in its own transaction with its
+ * journal row: `BEGIN; <journal guard>; <file>; <journal row>; COMMIT; BEGIN; …`. The server stops
+ * at the first error, so the files before a failing one stay committed and none after it runs.
+ * Each guard raises `SL002` unless the journal holds exactly what the plan expects before that
+ * file: the rows read (`before`) plus the files committed ahead of it in the batch.
+ * `prelude` (lock guard, journal creation) goes first, `postlude` (unlock) last.
+ */
+export function transactionBatchSql(
+  files: readonly Migration[],
+  before: readonly JournalEntry[],
+  parts: BatchParts,
+  prelude: readonly string[],
+  postlude: readonly string[],
+): string {
+  const expected = before.map((e) => ({ version: e.version, status: e.status, checksum: e.checksum }));
+  const statements = [...prelude];
+  for (const m of files) {
+    statements.push(
+      'BEGIN',
+      journalGuardSql(parts.journal, journalDigest(expected), m.version),
+      ...parts.timeoutSettings(m),
+      // The newline guards against a file that ends in a -- comment.
+      `${m.sql}\n`,
+      `${parts.journalInsert(m)} RETURNING version::text AS sluice_version, duration_ms AS sluice_duration_ms`,
+      'COMMIT',
+    );
+    expected.push({ version: m.version, status: 'applied', checksum: m.checksum });
+  }
+  statements.push(...postlude);
+  return statements.join(';\n');
+}
+
+interface ResultLike {
+  command: string;
+  fields: Array<{ name: string }>;
+  rows: unknown[];
+}
+
+/**
+ * What a batch committed, from its results: every journal row it wrote must be followed by its
+ * COMMIT. A file with an unterminated string or comment could swallow the statements after it;
+ * then the versions returned stop short of the files sent. Returns the server's time per version.
+ */
+export function committedVersions(results: readonly ResultLike[]): Array<{ version: number; serverMs: number }> {
+  const out: Array<{ version: number; serverMs: number }> = [];
+  for (const [i, r] of results.entries()) {
+    if (r.fields.length !== 2 || r.fields[0]?.name !== 'sluice_version' || r.fields[1]?.name !== 'sluice_duration_ms')
+      continue;
+    if (results[i + 1]?.command !== 'COMMIT') break;
+    const row = r.rows[0] as { sluice_version: string; sluice_duration_ms: number | null } | undefined;
+    if (!row) break;
+    const serverMs = Number(row.sluice_duration_ms);
+    out.push({ version: Number(row.sluice_version), serverMs: Number.isFinite(serverMs) ? serverMs : 0 });
+  }
+  return out;
+}

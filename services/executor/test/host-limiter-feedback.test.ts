@@ -1,0 +1,63 @@
+import type { TenantOutcome, TenantTask } from '@sluice/contracts';
+import { AimdLimiter, createMigrationSet } from '@sluice/core';
+import { createTenantFleet, type TenantFleet } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { DeliveryResult } from '../src/delivery.js';
+import { feedHostLimiter } from '../src/host-scheduler.js';
+import { postgresTenantWork } from '../src/tenant-work.js';
+
+const files = [
+  { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
+  // A slow file: the host is not overloaded, the migration is just long.
+  { file: '0002_slow.sql', sql: 'CREATE TABLE slow (id int);\nSELECT pg_sleep(0.3);' },
+];
+const set = createMigrationSet(files);
+const work = postgresTenantWork({
+  executorId: 'limiter-test',
+  lockTimeoutMs: 5_000,
+  statementTimeoutMs: 30_000,
+  connectTimeoutMs: 5_000,
+});
+
+let fleet: TenantFleet;
+beforeAll(async () => {
+  fleet = await createTenantFleet({ count: 6 });
+});
+afterAll(() => fleet?.drop());
+
+/** Migrates one real tenant to `target` and returns what the delivery would report. */
+async function deliver(index: number, target: number): Promise<DeliveryResult> {
+  const tenant = fleet.tenants[index]!;
+  const task = {
+    runId: 'limiter-run',
+    tenantId: tenant.tenantId,
+    databaseUrl: tenant.databaseUrl,
+    host: '127.0.0.1:5432',
+    target,
+  } as TenantTask;
+  const started = performance.now();
+  const { report, connectMs } = await work(task, set);
+  const totalMs = performance.now() - started;
+  return {
+    settled: 'done',
+    durationMs: totalMs,
+    outcome: { status: report.status, timings: { connectMs, ...report.timings, totalMs } } as TenantOutcome,
+  };
+}
+
+describe("a host's limit under slow migration files", () => {
+  it('holds at the host limit: latency is judged on the journal read, not on how long the files took', async () => {
+    const results: DeliveryResult[] = [];
+    // Quick tasks first (the limiter learns the host's pace), then every tenant runs the slow file.
+    for (let i = 0; i < fleet.tenants.length; i++) results.push(await deliver(i, 1));
+    for (let i = 0; i < fleet.tenants.length; i++) results.push(await deliver(i, 2));
+    const slow = results.slice(fleet.tenants.length);
+    expect(Math.min(...slow.map((r) => r.durationMs))).toBeGreaterThanOrEqual(300);
+
+    const limiter = new AimdLimiter({ initial: 4, max: 4, cooldownMs: 0 });
+    results.forEach((r, i) => feedHostLimiter(limiter, r, i));
+    expect(limiter.limit).toBe(4);
+    expect(limiter.cuts).toBe(0);
+  });
+});
