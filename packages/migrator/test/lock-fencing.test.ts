@@ -83,6 +83,25 @@ describe('a stale holder of the migration lock', () => {
     expect(await rejection(stale.query('SELECT 1'))).toBeInstanceOf(Error);
   });
 
+  it('is fenced as well when the journal exists and the lock is taken by the first batch', async () => {
+    const db = await dbs.create();
+    const setup = await db.connectTenant();
+    await new TenantMigrator(setup, set, HOST).migrate({ targetVersion: 1, runId: 'run-0' });
+    const stale = await db.connectTenant({ applicationName: leaseApplicationName('x1', lease(10, 1)) });
+    await stale.query(`SELECT pg_advisory_lock(${lockKey})`);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const fenced: FencedHolder[] = [];
+    const fence: LockFence = { lease: lease(10, 2), ackWaitMs: 1_000, onFenced: (h) => fenced.push(h) };
+    const fresh = await db.connectTenant();
+    const report = await new TenantMigrator(fresh, set, HOST, undefined, fence).migrate({
+      targetVersion: 2,
+      runId: 'run-1',
+    });
+    expect(report).toMatchObject({ status: 'migrated', applied: [2] });
+    expect(fenced).toHaveLength(1);
+    expect(await appliedVersions(fresh)).toEqual([1, 2]);
+  });
+
   it('is left alone without a fence, or while its statement runs: the newcomer is `locked`', async () => {
     const db = await dbs.create();
     const holder = await db.connectTenant({ applicationName: leaseApplicationName('x1', lease(10, 1)) });
