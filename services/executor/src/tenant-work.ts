@@ -4,6 +4,7 @@ import {
   connectTenant,
   type FencedHolder,
   leaseApplicationName,
+  type LockFence,
   type MigrationReport,
   taskLeaseKey,
   TenantMigrator,
@@ -36,10 +37,9 @@ export type TenantWork = (
  * partitioned executor — see `@sluice/migrator` lock-fencing.
  */
 export function postgresTenantWork(
-  config: Pick<
-    ExecutorConfig,
-    'executorId' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs' | 'ackWaitMs'
-  >,
+  /** Without `ackWaitMs` sessions are still named, but never fence a stale holder. */
+  config: Pick<ExecutorConfig, 'executorId' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'> &
+    Partial<Pick<ExecutorConfig, 'ackWaitMs'>>,
   onFenced?: (task: TenantTask, holder: FencedHolder) => void,
 ): TenantWork {
   return async (task, migrations, delivery) => {
@@ -62,11 +62,14 @@ export function postgresTenantWork(
     });
     const connectMs = performance.now() - t0;
     try {
-      const fence = lease && {
-        lease,
-        ackWaitMs: config.ackWaitMs,
-        ...(onFenced ? { onFenced: (holder: FencedHolder) => onFenced(task, holder) } : {}),
-      };
+      const fence: LockFence | undefined =
+        lease && config.ackWaitMs !== undefined
+          ? {
+              lease,
+              ackWaitMs: config.ackWaitMs,
+              ...(onFenced ? { onFenced: (holder: FencedHolder) => onFenced(task, holder) } : {}),
+            }
+          : undefined;
       const report = await new TenantMigrator(client, migrations, task.host, undefined, fence).migrate({
         targetVersion: task.target,
         runId: task.runId,
