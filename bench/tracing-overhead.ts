@@ -61,7 +61,7 @@ interface Sample {
 }
 
 const nats = await startNatsServer();
-const receiver = await startOtlpReceiver({ acceptProtobuf: true });
+const receiver = await startOtlpReceiver();
 const dir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-trace-'));
 const fleet = await createTenantFleet({ count: tenants, prefix: `sluice_trace_bench_${process.pid}` });
 const registry = path.join(dir, 'tenants.json');

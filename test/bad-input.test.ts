@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { REJECTED_SUBJECT, type RejectedEvent, REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import { listRejected, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
+import { apiHeaders, listRejected, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type BadCase, generateBadControls, generateBadRequests } from './bad-input-cases.js';
@@ -67,6 +67,7 @@ describe(`bad input is rejected with its reason and changes nothing (seed ${SEED
   ): Promise<{ status: number; body: Record<string, unknown> }> {
     const res = await fetch(`http://127.0.0.1:${reporterPort}${urlPath}`, {
       method,
+      headers: apiHeaders(),
       ...(body === undefined ? {} : { body }),
     });
     const text = await res.text();

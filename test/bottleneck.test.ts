@@ -9,6 +9,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, type RunCompletedEvent } from '@sluice/contracts';
 import {
+  apiHeaders,
   countOutcomes,
   createTenantFleet,
   type DelayProxyHandle,
@@ -137,7 +138,9 @@ describe('the bottleneck report names the injected constraint', () => {
 
     // The same report is served live over HTTP while the reporter holds the run.
     const ready = services[0]!.logs.find((l) => l.msg === 'reporter ready') as { httpPort: number };
-    const summary = (await (await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-io`)).json()) as {
+    const summary = (await (
+      await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-io`, { headers: apiHeaders() })
+    ).json()) as {
       bottleneck: { kind: string };
       timings: { totals: { tenants: number } };
     };

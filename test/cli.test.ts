@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -7,6 +8,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
+
+describe('the sluice command on the PATH of the checkout', () => {
+  it('the bin is a file in git (linked at npm ci, before any build) that loads the built CLI', async () => {
+    const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'packages/cli/package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    expect(pkg.bin.sluice).toBe('./bin/sluice.js');
+    await access(path.join(REPO_ROOT, 'packages/cli/bin/sluice.js'), constants.X_OK);
+    const lock = JSON.parse(await readFile(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { bin?: Record<string, string> }>;
+    };
+    expect(lock.packages['packages/cli']?.bin).toEqual({ sluice: 'bin/sluice.js' });
+  });
+
+  it('npx sluice --version works from the repository root', async () => {
+    const { stdout } = await run('npx', ['--no-install', 'sluice', '--version'], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      timeout: 60_000,
+    });
+    const { version } = JSON.parse(await readFile(path.join(REPO_ROOT, 'packages/cli/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(stdout.trim()).toBe(`sluice ${version}`);
+  });
+});
 
 describe('the sluice command against running services', () => {
   const stack = withFleetStack(
@@ -73,6 +100,21 @@ describe('the sluice command against running services', () => {
     expect((await sluice('migrate', '--bogus')).code).toBe(2);
     expect((await sluice('frobnicate')).stderr).toMatch(/unknown command/);
     expect((await sluice('status')).code).toBe(2);
+  });
+
+  it('a tenant id the registry does not hold fails as not_found, counted in the run', async () => {
+    const r = await sluice('migrate', '--run-id', 'cli-unknown', '--tenants', 'tenant-0003,no-such-tenant', '--wait');
+    // One tenant succeeded, one failed: the run is partial, never a silent success.
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('run cli-unknown: PARTIAL');
+    expect(r.stdout).toMatch(/1 failed, 0 skipped \(of 2\)/);
+    expect(r.stdout).toContain('no-such-tenant: [not_found] tenant no-such-tenant is not in the registry');
+    const failed = await sluice('tenants', 'cli-unknown', '--failed', '--json');
+    expect(JSON.parse(failed.stdout.trim())).toMatchObject({
+      tenantId: 'no-such-tenant',
+      status: 'failed',
+      error: { code: 'not_found', transient: false },
+    });
   });
 
   it('status of an unknown run says so', async () => {

@@ -240,17 +240,40 @@ describe('docker-compose.yml', () => {
     expect(mounted).toBeDefined();
   });
 
-  it('passes `docker-compose config` when the binary is here (the YAML checks above run regardless)', async () => {
-    const binary = spawnSync('sh', ['-c', 'command -v docker-compose'], { encoding: 'utf8' }).stdout.trim();
-    if (!binary) {
-      // Nothing to run; the structure tests above are the check on machines without it.
-      expect(binary).toBe('');
-      return;
+  it('needs an API token for the reporter, publishes its API on loopback only, and health-checks /readyz', () => {
+    expect(env('reporter', 'SLUICE_API_TOKENS')).toMatch(/^operator:operate:\$\{SLUICE_API_TOKEN:\?.+\}$/);
+    expect(compose.services.reporter!.ports).toEqual(['127.0.0.1:8080:8080']);
+    for (const name of ['planner', 'executor', 'reporter']) {
+      const check = compose.services[name]!.healthcheck!.test.join(' ');
+      expect(check, name).toMatch(/\/readyz'/);
     }
-    await run(binary, ['-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: REPO_ROOT });
+  });
+
+  // `docker compose` (v2) or `docker-compose` (v1), whichever exists; the YAML checks above run regardless.
+  const composeCommand = ((): string[] | undefined => {
+    if (spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0) return ['docker', 'compose'];
+    if (spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0) return ['docker-compose'];
+    return undefined;
+  })();
+  const composeEnv = { ...process.env, SLUICE_API_TOKEN: 'compose-config-check-token-0123456789' };
+
+  it('passes `docker compose config` (or `docker-compose config`)', async (ctx) => {
+    if (!composeCommand) ctx.skip('neither `docker compose` nor `docker-compose` is installed here');
+    const [binary, ...pre] = composeCommand!;
+    await run(binary!, [...pre, '-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: REPO_ROOT, env: composeEnv });
+    // Without the token, compose refuses to start the stack and says what to set.
+    const refused = await run(binary!, [...pre, '-f', 'docker-compose.yml', 'config', '--quiet'], {
+      cwd: REPO_ROOT,
+      env: { ...composeEnv, SLUICE_API_TOKEN: '' },
+    }).then(
+      () => '',
+      (error: { stderr: string }) => error.stderr,
+    );
+    expect(refused).toMatch(/SLUICE_API_TOKEN/);
     const { stdout } = await run(
-      binary,
+      binary!,
       [
+        ...pre,
         '-f',
         'docker-compose.yml',
         '--profile',
@@ -262,7 +285,7 @@ describe('docker-compose.yml', () => {
         'config',
         '--services',
       ],
-      { cwd: REPO_ROOT },
+      { cwd: REPO_ROOT, env: composeEnv },
     );
     expect(stdout.trim().split('\n').sort()).toEqual(Object.keys(compose.services).sort());
   });
@@ -283,13 +306,16 @@ describe('Dockerfile', () => {
     // CI (.ci/run) installs with `npm ci`; `npm test` builds through turbo (test depends on build).
     const ci = await text('.ci/run');
     expect(ci).toMatch(/^npm ci\b/m);
-    expect(build).toMatch(/^RUN npm ci && npm run build$/m);
+    // Without install scripts: tsc needs none, and no dependency's postinstall runs in the build.
+    expect(build).toMatch(/^RUN npm ci --ignore-scripts && npm run build$/m);
     const turbo = JSON.parse(await text('turbo.json')) as { tasks: Record<string, { dependsOn?: string[] }> };
     expect(turbo.tasks.test!.dependsOn).toContain('build');
     expect(runtime).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(runtime).toMatch(/^USER node$/m);
     expect(runtime).toMatch(/^ENTRYPOINT \["sluice-entrypoint"\]$/m);
     expect(runtime).toContain('COPY deploy/docker/entrypoint.sh /usr/local/bin/sluice-entrypoint');
+    // `sluice` is a command in the image, the CLI's own bin script.
+    expect(runtime).toContain('ln -s /app/packages/cli/bin/sluice.js /usr/local/bin/sluice');
   });
 
   it('copies every workspace manifest (npm ci needs them to match the lockfile), and .dockerignore keeps what it copies', async () => {
@@ -380,6 +406,9 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     spec?: Json;
   }
   let docs: Doc[];
+  /** The example Secret, deliberately outside the kustomization. */
+  let exampleSecret: Doc;
+  let kustomizationText: string;
   const byKind = (kind: string): Doc[] => docs.filter((d) => d.kind === kind);
   interface Container {
     name: string;
@@ -395,13 +424,15 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       selector: { matchLabels: Record<string, string> };
       template: {
         metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
-        spec: { containers: Container[] };
+        spec: { containers: Container[]; serviceAccountName?: string };
       };
     };
   };
 
   beforeAll(async () => {
-    const kustomization = parse(await text('deploy/k8s/kustomization.yaml')) as { resources: string[] };
+    kustomizationText = await text('deploy/k8s/kustomization.yaml');
+    exampleSecret = parse(await text('deploy/k8s/secret.example.yaml')) as Doc;
+    const kustomization = parse(kustomizationText) as { resources: string[] };
     docs = [];
     for (const resource of kustomization.resources) {
       for (const doc of parseAllDocuments(await text('deploy/k8s', resource))) {
@@ -411,7 +442,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     }
   });
 
-  it('has Deployments and Services for the three services, a ConfigMap, an example Secret and the ScaledObject', () => {
+  it('has Deployments and Services for the three services, a ConfigMap, a ServiceAccount, a NetworkPolicy and the ScaledObject', () => {
     expect(
       byKind('Deployment')
         .map((d) => d.metadata.name)
@@ -423,8 +454,67 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         .sort(),
     ).toEqual(['sluice-executor', 'sluice-planner', 'sluice-reporter']);
     expect(byKind('ConfigMap')).toHaveLength(1);
-    expect(byKind('Secret')).toHaveLength(1);
     expect(byKind('ScaledObject')).toHaveLength(1);
+    expect(byKind('ServiceAccount').map((d) => d.metadata.name)).toEqual(['sluice']);
+    for (const d of byKind('Deployment') as Deployment[])
+      expect(d.spec.template.spec.serviceAccountName, d.metadata.name).toBe('sluice');
+  });
+
+  it('keeps the example Secret out of the kustomization, and says how to create the real one', () => {
+    // `kubectl apply -k` would otherwise overwrite the real Secret with placeholders.
+    expect(byKind('Secret')).toEqual([]);
+    expect(kustomizationText).not.toMatch(/^\s*-\s*secret\.example\.yaml/m);
+    expect(kustomizationText).toMatch(/kubectl -n sluice create secret generic sluice-credentials/);
+    expect(exampleSecret).toMatchObject({ kind: 'Secret', metadata: { name: 'sluice-credentials' } });
+    expect(Object.keys(exampleSecret.stringData!)).toEqual(
+      expect.arrayContaining(['PGUSER', 'PGPASSWORD', 'NATS_USER', 'NATS_PASSWORD', 'SLUICE_API_TOKENS']),
+    );
+  });
+
+  it('gives every service the Secret (the reporter too: NATS credentials and API tokens)', () => {
+    for (const d of byKind('Deployment') as Deployment[]) {
+      const refs = d.spec.template.spec.containers[0]!.envFrom!.map((f) => f.secretRef?.name).filter(Boolean);
+      expect(refs, d.metadata.name).toEqual(['sluice-credentials']);
+    }
+  });
+
+  it('admits the reporter API only from pods and namespaces labelled as its clients (and the scraper)', () => {
+    const [policy] = byKind('NetworkPolicy') as Array<
+      Doc & {
+        spec: {
+          podSelector: { matchLabels: Record<string, string> };
+          policyTypes: string[];
+          ingress: Array<{
+            from: Array<{
+              podSelector?: { matchLabels: Record<string, string> };
+              namespaceSelector?: { matchLabels: Record<string, string> };
+            }>;
+            ports: Array<{ port: string }>;
+          }>;
+        };
+      }
+    >;
+    expect(policy).toBeDefined();
+    const reporter = (byKind('Deployment') as Deployment[]).find((d) => d.metadata.name === 'sluice-reporter')!;
+    expect(reporter.spec.template.metadata.labels).toMatchObject(policy!.spec.podSelector.matchLabels);
+    expect(policy!.spec.policyTypes).toEqual(['Ingress']);
+    const sources = policy!.spec.ingress.flatMap((rule) => rule.from);
+    expect(sources.length).toBeGreaterThan(0);
+    // Every source is a label selector: nothing admits "everyone".
+    for (const source of sources) {
+      const labels = { ...source.podSelector?.matchLabels, ...source.namespaceSelector?.matchLabels };
+      expect(Object.keys(labels).length, JSON.stringify(source)).toBeGreaterThan(0);
+    }
+    expect(sources).toContainEqual({ podSelector: { matchLabels: { 'sluice.io/api-client': 'true' } } });
+    expect(policy!.spec.ingress.flatMap((r) => r.ports.map((p) => p.port))).toEqual(['http']);
+  });
+
+  it('probes readiness on /readyz and liveness on /healthz', () => {
+    for (const d of byKind('Deployment') as Deployment[]) {
+      const c = d.spec.template.spec.containers[0]!;
+      expect(c.readinessProbe?.httpGet.path, d.metadata.name).toBe('/readyz');
+      expect(c.livenessProbe?.httpGet.path, d.metadata.name).toBe('/healthz');
+    }
   });
 
   it('keeps labels, selectors, ports and probes consistent', () => {
@@ -462,8 +552,8 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
 
   it('sets only variables the code (or its drivers) reads, from a ConfigMap and Secret that exist', () => {
     const configMaps = new Set(byKind('ConfigMap').map((d) => d.metadata.name));
-    const secrets = new Set(byKind('Secret').map((d) => d.metadata.name));
-    const variables = [...Object.keys(byKind('ConfigMap')[0]!.data!), ...Object.keys(byKind('Secret')[0]!.stringData!)];
+    const secrets = new Set([exampleSecret.metadata.name]);
+    const variables = [...Object.keys(byKind('ConfigMap')[0]!.data!), ...Object.keys(exampleSecret.stringData!)];
     for (const d of byKind('Deployment') as Deployment[]) {
       for (const c of d.spec.template.spec.containers) {
         for (const from of c.envFrom ?? []) {

@@ -79,3 +79,45 @@ export async function envReadByDemo(): Promise<Map<string, string[]>> {
   for (const shell of ['USER', 'PATH', 'HOME']) found.delete(shell);
   return found;
 }
+
+/** A `process.env` property read (not assigned) in test code, by name or by string key. */
+const TEST_READS = /\bprocess\.env(?:\.([A-Z][A-Z0-9_]*)(?![A-Z0-9_])|\[['"]([A-Z][A-Z0-9_]*)['"]\])(?!\s*=[^=])/g;
+
+/**
+ * Every variable the tests read from their own environment: the e2e tests (`test/`), every
+ * package's and service's `test/`, testkit (which starts servers for them) and the demo's settings.
+ * Variables a test assigns itself (an `OTEL_…` set before tracing starts) are not reads. `PATH` and `HOME`
+ * are the shell's, passed by every runner.
+ */
+export async function envReadByTests(): Promise<Map<string, string[]>> {
+  const roots = [
+    path.join(REPO_ROOT, 'test'),
+    path.join(REPO_ROOT, 'packages/testkit/src'),
+    ...(await readdir(path.join(REPO_ROOT, 'packages'))).map((p) => path.join(REPO_ROOT, 'packages', p, 'test')),
+    ...(await readdir(path.join(REPO_ROOT, 'services'))).map((s) => path.join(REPO_ROOT, 'services', s, 'test')),
+  ];
+  const files = (
+    await Promise.all(
+      roots.map(async (dir) => {
+        const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+        return entries
+          .filter((e) => e.isFile() && /\.(ts|mts|js|mjs)$/.test(e.name) && !e.parentPath.includes('node_modules'))
+          .map((e) => path.join(e.parentPath, e.name));
+      }),
+    )
+  ).flat();
+  const found = new Map<string, string[]>();
+  for (const file of files) {
+    const text = await readFile(file, 'utf8');
+    for (const match of text.matchAll(TEST_READS)) {
+      const name = (match[1] ?? match[2])!;
+      const where = found.get(name) ?? [];
+      const rel = path.relative(REPO_ROOT, file);
+      if (!where.includes(rel)) where.push(rel);
+      found.set(name, where);
+    }
+  }
+  for (const [name, where] of await envReadByDemo()) found.set(name, where);
+  for (const shell of ['PATH', 'HOME']) found.delete(shell);
+  return found;
+}

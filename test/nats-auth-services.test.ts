@@ -45,8 +45,16 @@ describe('services and the CLI with wrong or missing NATS credentials', () => {
   });
 
   const cases: Array<[string, Record<string, string>, RegExp]> = [
-    ['a wrong password', { NATS_USER: 'sluice', NATS_PASS: wrong }, /refused user "sluice" \(NATS_USER\/NATS_PASS\)/],
-    ['no credentials', {}, /refused no credentials \(set NATS_USER\/NATS_PASS, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/],
+    [
+      'a wrong password',
+      { NATS_USER: 'sluice', NATS_PASS: wrong },
+      /refused user "sluice" \(NATS_USER\/NATS_PASSWORD\)/,
+    ],
+    [
+      'no credentials',
+      {},
+      /refused no credentials \(set NATS_USER\/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/,
+    ],
   ];
 
   for (const name of ['planner', 'executor', 'reporter'] as ServiceName[]) {
@@ -82,12 +90,12 @@ describe('services and the CLI with wrong or missing NATS credentials', () => {
       result = error as { code: number; stdout: string; stderr: string };
     }
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/refused user "sluice" \(NATS_USER\/NATS_PASS\)/);
+    expect(result.stderr).toMatch(/refused user "sluice" \(NATS_USER\/NATS_PASSWORD\)/);
     expectAbsent(`${result.stdout}\n${result.stderr}`, wrong);
   });
 
   it('the same services start with the right password', async () => {
-    const reporter = await startService('reporter', { ...baseEnv, NATS_USER: 'sluice', NATS_PASS: pass });
+    const reporter = await startService('reporter', { ...baseEnv, NATS_USER: 'sluice', NATS_PASSWORD: pass });
     try {
       expectAbsent(reporter.output.join('\n'), pass);
     } finally {

@@ -10,6 +10,7 @@ import {
   type ServiceProcess,
   startNatsServer,
   startService,
+  testApiToken,
 } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -81,7 +82,10 @@ describe('README sluice command lines', () => {
   });
 
   it('every example parses with the CLI (it gets as far as connecting; a bad flag would exit 2)', async () => {
-    const lines = shellLines().filter((l) => l.startsWith('sluice '));
+    // The README writes `npx sluice …` (the workspace bin); what follows `sluice` is what the CLI parses.
+    const lines = shellLines()
+      .filter((l) => /^(npx )?sluice /.test(l))
+      .filter((l) => !/^(npx )?sluice --version$/.test(l));
     expect(lines.length).toBeGreaterThanOrEqual(8);
     // Nothing listens there: a command that parsed fails to connect (exit 5), one that did not parse exits 2.
     const port = await freePort();
@@ -98,7 +102,8 @@ describe('README sluice command lines', () => {
     };
     const results = await Promise.all(
       lines.map(async (line) => {
-        const result = await run(process.execPath, [CLI, ...argv(line).slice(1)], { env, timeout: 20_000 }).then(
+        const args = argv(line).slice(line.startsWith('npx ') ? 2 : 1);
+        const result = await run(process.execPath, [CLI, ...args], { env, timeout: 20_000 }).then(
           () => ({ code: 0, stderr: '' }),
           (error: { code?: number; stderr?: string }) => ({ code: error.code ?? -1, stderr: error.stderr ?? '' }),
         );
@@ -138,7 +143,21 @@ describe('README curl examples against a running reporter', () => {
       const url = args.find((a) => a.startsWith('http://localhost:8080'))!;
       const method = args.includes('-X') ? args[args.indexOf('-X') + 1]! : args.includes('-d') ? 'POST' : 'GET';
       const body = args.includes('-d') ? args[args.indexOf('-d') + 1] : undefined;
-      const response = await fetch(url.replace('http://localhost:8080', base), { method, ...(body ? { body } : {}) });
+      // -H headers as written, with the README's $SLUICE_API_TOKEN standing for the test token.
+      const headers = Object.fromEntries(
+        args
+          .flatMap((a, i) => (a === '-H' ? [args[i + 1]!] : []))
+          .map((h) => h.replace('$SLUICE_API_TOKEN', testApiToken()).split(/:\s*/, 2) as [string, string]),
+      );
+      // A call the README makes to a route that needs a token must show the token.
+      const open = ['/healthz', '/readyz', '/metrics'].includes(new URL(url).pathname);
+      if (!open) expect(headers.Authorization, call).toBe(`Bearer ${testApiToken()}`);
+      if (method === 'POST') expect(headers['Content-Type'], call).toBe('application/json');
+      const response = await fetch(url.replace('http://localhost:8080', base), {
+        method,
+        headers,
+        ...(body ? { body } : {}),
+      });
       const text = await response.text();
       expect(response.status, `${call}: ${text}`).not.toBe(405);
       expect(text, call).not.toMatch(/no route/);
@@ -150,6 +169,7 @@ describe('README curl examples against a running reporter', () => {
     expect(new Set(seen)).toEqual(
       new Set([
         'GET /healthz',
+        'GET /readyz',
         'GET /runs',
         'GET /runs/:id',
         'GET /runs/:id/tenants',

@@ -16,6 +16,7 @@ import {
   type TenantOutcome,
 } from '@sluice/contracts';
 import {
+  apiHeaders,
   createTenantFleet,
   type NatsServerHandle,
   type ServiceName,
@@ -142,6 +143,7 @@ export async function lifecycleHarness() {
     ): Promise<{ status: number; body: Record<string, unknown> }> {
       const res = await fetch(`http://127.0.0.1:${reporter.port}${urlPath}`, {
         method,
+        headers: apiHeaders(),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };

@@ -156,7 +156,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
       { natsUrl: nats.url, registryFile: registry },
       {
         NATS_USER: 'sluice',
-        NATS_PASS: natsPassword,
+        NATS_PASSWORD: natsPassword,
         LOG_LEVEL: 'debug',
         SLUICE_MAX_ATTEMPTS: '2',
         SLUICE_RETRY_BASE: '100ms',

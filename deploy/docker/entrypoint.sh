@@ -12,7 +12,7 @@ case "${1:-}" in
     ;;
   sluice)
     shift
-    exec node /app/packages/cli/dist/main.js "$@"
+    exec sluice "$@"
     ;;
   "")
     echo "usage: planner | executor | reporter | sluice ARGS... | COMMAND" >&2

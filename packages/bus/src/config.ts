@@ -5,7 +5,7 @@ import { natsAuthMethods, parseNatsServers } from './nats-security.js';
 
 /**
  * Reads `NATS_URL` (default nats://127.0.0.1:4222; `tls://` URLs require TLS), one of
- * `NATS_USER`/`NATS_PASS`, `NATS_TOKEN`, `NATS_NKEY` (seed file) or `NATS_CREDS` (creds file),
+ * `NATS_USER`/`NATS_PASSWORD` (`NATS_PASS` is an older alias), `NATS_TOKEN`, `NATS_NKEY` (seed file) or `NATS_CREDS` (creds file),
  * and TLS settings `NATS_CA`, `NATS_CERT`/`NATS_KEY`, `NATS_TLS`. Names follow the `nats` CLI.
  * See docs/security.md.
  */
@@ -14,11 +14,11 @@ export function loadBusConfig(env: Env, name: string): BusConfig {
   const servers = e.string('NATS_URL', 'nats://127.0.0.1:4222');
   const { tlsUrl } = parseNatsServers(servers);
   const user = e.optional('NATS_USER');
-  const pass = e.optional('NATS_PASS');
+  const pass = natsPassword(e.optional('NATS_PASSWORD'), e.optional('NATS_PASS'));
   const token = e.optional('NATS_TOKEN');
   const nkeyFile = e.optional('NATS_NKEY');
   const credsFile = e.optional('NATS_CREDS');
-  if (pass !== undefined && user === undefined) throw new ConfigError('NATS_PASS is set without NATS_USER');
+  if (pass !== undefined && user === undefined) throw new ConfigError('NATS_PASSWORD is set without NATS_USER');
   const methods = natsAuthMethods({ user, token, nkeyFile, credsFile });
   if (methods.length > 1) throw new ConfigError(`set only one way to authenticate to NATS, got ${methods.join(', ')}`);
 
@@ -48,4 +48,14 @@ export function loadBusConfig(env: Env, name: string): BusConfig {
         }
       : {}),
   });
+}
+
+/**
+ * `NATS_PASSWORD` is the nats CLI's name; `NATS_PASS`, Sluice's first name for it, stays an alias.
+ * Both set to different values is a mistake that would otherwise pick one silently.
+ */
+function natsPassword(password: string | undefined, alias: string | undefined): string | undefined {
+  if (password !== undefined && alias !== undefined && password !== alias)
+    throw new ConfigError('NATS_PASSWORD and NATS_PASS (its older alias) are both set, to different values: keep one');
+  return password ?? alias;
 }

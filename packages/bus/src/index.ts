@@ -17,7 +17,7 @@ export { publishReliably, PublishWindow } from './publish.js';
 export { type PullLoop, startPullLoop, withInProgress } from './pull-loop.js';
 export { openRunClaims, type RunClaims } from './run-claims.js';
 export { followStream, type StreamFollower } from './stream-follower.js';
-export { ensureTopology } from './topology.js';
+export { type BusReadiness, busReadiness, ensureTopology } from './topology.js';
 export { traceContextOf, traceHeaders } from './trace-context.js';
 export type { Consumer, JsMsg } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';

@@ -17,7 +17,7 @@ import { probeNatsTls } from './nats-tls-probe.js';
  * never put into a message, an error or a log line.
  */
 export interface NatsSecurity {
-  /** `NATS_USER`, with `pass` (`NATS_PASS`). */
+  /** `NATS_USER`, with `pass` (`NATS_PASSWORD`, alias `NATS_PASS`). */
   user?: string;
   pass?: string;
   /** `NATS_TOKEN`. */
@@ -62,7 +62,7 @@ export function parseNatsServers(servers: string): { urls: string[]; tlsUrl: boo
     }
     if (url.username !== '' || url.password !== '') {
       throw new ConfigError(
-        `NATS_URL: server ${i + 1} carries credentials; use NATS_USER/NATS_PASS or NATS_TOKEN instead`,
+        `NATS_URL: server ${i + 1} carries credentials; use NATS_USER/NATS_PASSWORD or NATS_TOKEN instead`,
       );
     }
     if (!SCHEMES.has(url.protocol))
@@ -84,11 +84,11 @@ export function natsAuthMethods(security: Pick<NatsSecurity, 'user' | 'token' | 
 
 /** How the client authenticates, for messages: names the variable, never a secret. */
 export function describeNatsAuth(security: NatsSecurity): string {
-  if (security.user) return `user "${security.user}" (NATS_USER/NATS_PASS)`;
+  if (security.user) return `user "${security.user}" (NATS_USER/NATS_PASSWORD)`;
   if (security.token) return 'the token in NATS_TOKEN';
   if (security.nkeyFile) return `the NKey seed in ${security.nkeyFile} (NATS_NKEY)`;
   if (security.credsFile) return `the creds file ${security.credsFile} (NATS_CREDS)`;
-  return 'no credentials (set NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY or NATS_CREDS)';
+  return 'no credentials (set NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY or NATS_CREDS)';
 }
 
 async function readSecretFile(variable: string, file: string): Promise<string> {

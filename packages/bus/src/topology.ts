@@ -1,7 +1,8 @@
 import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
-import { ADVISORY_STREAM, STREAMS } from '@sluice/contracts';
+import { ADVISORY_STREAM, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 
 import { ensureBundleBucket } from './bundle-store.js';
+import type { Bus } from './bus.js';
 import { ensureLedgerStream } from './lifecycle/task-ledger.js';
 
 const DAY_NS = 24 * 3600 * 1e9;
@@ -87,4 +88,36 @@ export async function ensureTopology(jsm: JetStreamManager, options: TopologyOpt
       }
     }
   }
+}
+
+/** What `/readyz` reports about the bus: each check and whether it passed. */
+export interface BusReadiness {
+  /** The connection is open (a closed one never comes back). */
+  connected: boolean;
+  /**
+   * Every Sluice stream answered `STREAM.INFO` in time: the server is reachable now (while the
+   * client reconnects the requests fail) and nobody deleted a stream.
+   */
+  topology: boolean;
+}
+
+/**
+ * Checks the connection and the streams, for readiness probes: one `STREAM.INFO` per stream,
+ * bounded by `timeoutMs` so a probe never hangs on a server that stopped answering.
+ */
+export async function busReadiness(bus: Bus, timeoutMs = 2_000): Promise<BusReadiness> {
+  const connected = !bus.nc.isClosed();
+  if (!connected) return { connected, topology: false };
+  const names = [...Object.values(STREAMS).map((s) => s.name), LEDGER_STREAM.name];
+  const checks = Promise.all(names.map((name) => bus.jsm.streams.info(name))).then(
+    () => true,
+    () => false,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const topology = await Promise.race([checks, timeout]);
+  clearTimeout(timer);
+  return { connected, topology };
 }

@@ -89,7 +89,8 @@ describe('user and password', () => {
   });
   afterAll(async () => nats?.dispose());
 
-  it('connects with NATS_USER/NATS_PASS and uses JetStream', async () => {
+  it('connects with NATS_USER/NATS_PASSWORD (or its alias NATS_PASS) and uses JetStream', async () => {
+    await connectAndUse({ NATS_URL: nats.url, NATS_USER: 'sluice', NATS_PASSWORD: pass });
     await connectAndUse({ NATS_URL: nats.url, NATS_USER: 'sluice', NATS_PASS: pass });
   });
 
@@ -97,7 +98,7 @@ describe('user and password', () => {
     const wrong = secret();
     await expectRefused(
       { NATS_URL: nats.url, NATS_USER: 'sluice', NATS_PASS: wrong },
-      /refused user "sluice" \(NATS_USER\/NATS_PASS\)/,
+      /refused user "sluice" \(NATS_USER\/NATS_PASSWORD\)/,
       [wrong, pass],
     );
   });
@@ -105,7 +106,7 @@ describe('user and password', () => {
   it('refuses a client without credentials and says which variables to set', async () => {
     await expectRefused(
       { NATS_URL: nats.url },
-      /refused no credentials \(set NATS_USER\/NATS_PASS, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/,
+      /refused no credentials \(set NATS_USER\/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY or NATS_CREDS\)/,
     );
   });
 });
@@ -346,11 +347,16 @@ describe('settings refused before connecting', () => {
   it.each([
     [
       { NATS_URL: 'nats://sluice:hunter2-secret@127.0.0.1:4222' },
-      /NATS_URL: server 1 carries credentials; use NATS_USER\/NATS_PASS or NATS_TOKEN/,
+      /NATS_URL: server 1 carries credentials; use NATS_USER\/NATS_PASSWORD or NATS_TOKEN/,
     ],
     [{ NATS_URL: 'nats://127.0.0.1:4222,nats://:tok-secret@10.0.0.1:4222' }, /NATS_URL: server 2 carries credentials/],
     [{ NATS_URL: 'ws://127.0.0.1:8080' }, /NATS_URL: server 1 uses ws:\/\//],
-    [{ ...base, NATS_PASS: 'p-secret' }, /NATS_PASS is set without NATS_USER/],
+    [{ ...base, NATS_PASS: 'p-secret' }, /NATS_PASSWORD is set without NATS_USER/],
+    [{ ...base, NATS_PASSWORD: 'p-secret' }, /NATS_PASSWORD is set without NATS_USER/],
+    [
+      { ...base, NATS_USER: 'u', NATS_PASSWORD: 'p-secret', NATS_PASS: 'q-secret' },
+      /NATS_PASSWORD and NATS_PASS .* both set/,
+    ],
     [
       { ...base, NATS_USER: 'u', NATS_PASS: 'p-secret', NATS_TOKEN: 't-secret' },
       /only one way to authenticate to NATS, got NATS_USER, NATS_TOKEN/,

@@ -58,6 +58,7 @@ export const RunPlannedEventSchema = z.object({
   tasks: z.number().int().nonnegative(),
   /** Tenants settled by the planner itself (suspended, or invalid registry rows). */
   skipped: z.number().int().nonnegative(),
+  /** Failed by the planner: invalid registry rows, and ids the request named that the registry lacks. */
   invalid: z.number().int().nonnegative(),
   /** Staged rollouts: how many of the tasks are canaries (`stage: "canary"`). */
   canaries: z.number().int().nonnegative().optional(),

@@ -1,4 +1,4 @@
-import { parseDuration } from './duration.js';
+import { durationProblem, parseDuration } from './duration.js';
 
 /** A setting that is missing or malformed; the message names the variable. */
 export class ConfigError extends Error {
@@ -36,13 +36,12 @@ export function envReader(env: Env) {
         throw new ConfigError(`${name} must be at most ${range.max}, got ${n}`);
       return n;
     },
-    /** Durations like `5s`, `500ms`, `2min`; returns milliseconds. */
+    /** Durations like `5s`, `500ms`, `2min` (a unit is required); returns milliseconds. */
     duration(name: string, fallbackMs: number): number {
       const value = raw(name);
       if (value === undefined) return fallbackMs;
       const ms = parseDuration(value);
-      if (ms === undefined)
-        throw new ConfigError(`${name} must be a duration such as 5s, 500ms or 2min, got "${value}"`);
+      if (ms === undefined) throw new ConfigError(`${name} must be a duration with a unit: ${durationProblem(value)}`);
       return ms;
     },
     oneOf<T extends string>(name: string, values: readonly T[], fallback?: T): T {

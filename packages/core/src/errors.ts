@@ -167,6 +167,11 @@ export class InvalidTenantError extends PermanentError {
   readonly code = 'invalid_tenant';
 }
 
+/** A tenant id a request named that the registry does not hold (a typo must never pass silently). */
+export class TenantNotFoundError extends PermanentError {
+  readonly code = 'not_found';
+}
+
 /** Turns anything thrown into outcome data, without leaking stack traces. */
 export function toOutcomeError(error: unknown): OutcomeError {
   if (error instanceof SluiceError) return error.toOutcomeError();

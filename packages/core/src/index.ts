@@ -1,6 +1,6 @@
 export { AimdLimiter } from './aimd-limiter.js';
 export { classifyBottleneck } from './bottleneck.js';
-export { parseDuration } from './duration.js';
+export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
 export {
   BundleDigestMismatchError,
@@ -18,6 +18,7 @@ export {
   MigrationSqlError,
   SluiceError,
   TargetError,
+  TenantNotFoundError,
   toOutcomeError,
   TransientError,
 } from './errors.js';

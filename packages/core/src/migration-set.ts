@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { parseDuration } from './duration.js';
+import { durationProblem, parseDuration } from './duration.js';
 import { MigrationSetError } from './errors.js';
 import { splitSqlStatements } from './sql-splitter.js';
 
@@ -76,7 +76,7 @@ function parseDirectives(
         const ms = arg === undefined ? undefined : parseDuration(arg);
         if (ms === undefined) {
           throw new MigrationSetError(
-            `${source.file}: -- sluice:${name} needs a duration such as 5s or 500ms, got "${arg ?? ''}"`,
+            `${source.file}: -- sluice:${name} needs a duration with a unit: ${durationProblem(arg ?? '')}`,
           );
         }
         if (name === 'lock-timeout') result.lockTimeoutMs = ms;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseDuration } from '../src/duration.js';
+import { durationProblem, parseDuration } from '../src/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -9,8 +9,6 @@ describe('parseDuration', () => {
     ['2m', 120_000],
     ['2min', 120_000],
     ['1h', 3_600_000],
-    ['250', 250],
-    ['0', 0],
     ['0s', 0],
     ['1.5s', 1500],
     ['0.25h', 900_000],
@@ -39,7 +37,18 @@ describe('parseDuration', () => {
     '5s ms',
     'soon',
     '1_000',
+    '250',
+    '0',
+    '30',
+    '1.5',
   ])('refuses %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
+  });
+
+  it('says how to fix a bare number: the same number with a unit', () => {
+    expect(durationProblem('30')).toBe(
+      '"30" has no unit: write 30s for seconds or 30ms for milliseconds (units: ms, s, m or min, h)',
+    );
+    expect(durationProblem('soon')).toMatch(/not a duration: write a number and a unit, such as 500ms, 30s/);
   });
 });

@@ -157,6 +157,7 @@ describe('createMigrationSet', () => {
       '-- sluice:lock-timeout soon',
       '-- sluice:statement-timeout 5 days',
       '-- sluice:statement-timeout -1s',
+      '-- sluice:lock-timeout 5000',
     ])('rejects a timeout without a valid duration: %s', (line) => {
       expect(setError([{ file: '0001_x.sql', sql: `${line}\nSELECT 1;` }]).message).toMatch(/needs a duration/);
     });

@@ -36,6 +36,21 @@ describe('createLogger', () => {
     expect(lines[0]).toMatchObject({ conn: { user: 'u', password: '[redacted]' } });
   });
 
+  it("redacts the reporter API's tokens and Authorization headers", () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ service: 'x', destination });
+    log.info(
+      {
+        SLUICE_API_TOKENS: 'a:operate:tok-1-secret',
+        req: { headers: { authorization: 'Bearer tok-2-secret' } },
+        env: { SLUICE_API_TOKENS: 'tok-3-secret' },
+      },
+      'request',
+    );
+    const text = JSON.stringify(lines);
+    for (const secret of ['tok-1-secret', 'tok-2-secret', 'tok-3-secret']) expect(text).not.toContain(secret);
+  });
+
   it('honours the level', () => {
     const { lines, destination } = capture();
     const log = createLogger({ service: 'x', level: 'warn', destination });

@@ -1,5 +1,14 @@
+export { apiAuthEnv, apiHeaders, testApiToken } from './api-token.js';
 export { peakRssBytes, processTreeCpuMs, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
+export {
+  embeddedBinaries,
+  EmbeddedPostgresError,
+  type EmbeddedPostgresHandle,
+  type PostgresBinaries,
+  stagePostgresBinaries,
+  startEmbeddedPostgres,
+} from './embedded-postgres.js';
 export {
   type FleetStack,
   type FleetStackOptions,

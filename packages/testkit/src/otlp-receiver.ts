@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 
+import { decodeOtlpTraceProtobuf } from './otlp-protobuf.js';
+
 export type SpanKindName = 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'unspecified';
 
 /** One span as an OTLP exporter sent it, flattened out of its resource and scope. */
@@ -33,7 +35,7 @@ export interface OtlpReceiver {
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   /** Raw JSON request bodies received (secrets tests search them as text). */
   bodies(): string[];
-  /** Protobuf export requests acknowledged (with `acceptProtobuf`), and their bytes. */
+  /** OTLP/protobuf export requests received (decoded like JSON ones), and their bytes. */
   protobuf(): { requests: number; bytes: number };
   close(): Promise<void>;
 }
@@ -140,45 +142,50 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 /**
  * A stand-in for a collector (Jaeger cannot run here): an OTLP/HTTP receiver on a free loopback
- * port that accepts `POST /v1/traces` with JSON bodies (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`)
- * and keeps the spans. Protobuf bodies are refused with 415, so a test that forgot the protocol
- * fails loudly instead of waiting for spans that never come — unless `acceptProtobuf` (benchmarks
- * of the default protocol): then they are acknowledged and counted, not decoded.
+ * port that accepts `POST /v1/traces` as OTLP/protobuf (the exporters' default, what Jaeger
+ * ingests) or OTLP/JSON (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`), decodes both into the same
+ * spans and keeps them. Any other body type is refused with 415.
  */
-export async function startOtlpReceiver(options: { acceptProtobuf?: boolean } = {}): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const protobuf = { requests: 0, bytes: 0 };
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
   const waiters = new Set<() => void>();
+  const received = (request: OtlpTraceRequest): void => {
+    spans.push(...flattenOtlpTraces(request));
+    for (const wake of waiters) wake();
+  };
   const server = createServer((req, res) => {
     if (req.method !== 'POST' || req.url?.split('?')[0] !== '/v1/traces') {
       res.writeHead(404).end();
       return;
     }
-    if (!(req.headers['content-type'] ?? '').includes('json')) {
-      if (options.acceptProtobuf && (req.headers['content-type'] ?? '').includes('protobuf')) {
-        readBody(req).then(
-          (body) => {
-            protobuf.requests += 1;
-            protobuf.bytes += body.length;
-            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-          },
-          (error: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(error.message),
-        );
-        return;
-      }
+    const type = req.headers['content-type'] ?? '';
+    if (type.includes('protobuf')) {
+      readBody(req).then(
+        (body) => {
+          protobuf.requests += 1;
+          protobuf.bytes += body.length;
+          received(decodeOtlpTraceProtobuf(body) as OtlpTraceRequest);
+          // An empty ExportTraceServiceResponse: no partial success to report.
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        },
+        (error: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(error.message),
+      );
+      return;
+    }
+    if (!type.includes('json')) {
       res
         .writeHead(415, { 'content-type': 'text/plain' })
-        .end('this test receiver takes OTLP/JSON only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/json\n');
+        .end('this test receiver takes OTLP/protobuf or OTLP/JSON on /v1/traces\n');
       return;
     }
     readBody(req).then(
       (body) => {
         const text = body.toString('utf8');
         bodies.push(text);
-        spans.push(...flattenOtlpTraces(JSON.parse(text) as OtlpTraceRequest));
+        received(JSON.parse(text) as OtlpTraceRequest);
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-        for (const wake of waiters) wake();
       },
       (error: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(error.message),
     );

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
+import { apiAuthEnv, choosesApiAuth } from './api-token.js';
 import { MIGRATIONS_DIR, REPO_ROOT, serviceEntry } from './paths.js';
 
 export type ServiceName = 'planner' | 'executor' | 'reporter';
@@ -45,7 +46,18 @@ export async function startService(
     [...(options.nodeArgs ?? []), options.entry ?? serviceEntry(name)],
     {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env },
+      // Any free port unless the test names one: services default to fixed ports (9464, 8080)
+      // that two services, or two tests, on one machine would fight over.
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        LOG_LEVEL: 'info',
+        SLUICE_METRICS_PORT: '0',
+        SLUICE_REPORTER_PORT: '0',
+        // The reporter refuses to start without API tokens: the test token, unless the test chose.
+        ...(name === 'reporter' && !choosesApiAuth(env) ? apiAuthEnv() : {}),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

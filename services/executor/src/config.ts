@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 
 import { type BusConfig, loadBusConfig } from '@sluice/bus';
 import { type Env, envReader } from '@sluice/core';
+import { DEFAULT_METRICS_PORT } from '@sluice/telemetry';
 
 export interface ExecutorConfig {
   bus: BusConfig;
@@ -49,7 +50,10 @@ export interface ExecutorConfig {
   breakerResetMs: number;
   /** The breaker's rolling window (`SLUICE_BREAKER_WINDOW`). */
   breakerWindowMs: number;
-  /** Port of `GET /metrics` (`SLUICE_METRICS_PORT`; 0 = any free port, logged at start). */
+  /**
+   * Port of `GET /metrics`, `/healthz` and `/readyz` (`SLUICE_METRICS_PORT`, default 9464, fixed so
+   * probes and scrape configs can name it; 0 = any free port, logged at start).
+   */
   metricsPort: number;
   /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
   metricsHost: string;
@@ -83,7 +87,7 @@ export function loadExecutorConfig(env: Env): ExecutorConfig {
     breakerVolume: e.int('SLUICE_BREAKER_VOLUME', 3, { min: 1, max: 10_000 }),
     breakerResetMs: e.duration('SLUICE_BREAKER_RESET', 5_000),
     breakerWindowMs: e.duration('SLUICE_BREAKER_WINDOW', 10_000),
-    metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
+    metricsPort: e.int('SLUICE_METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
   });
 }

@@ -1,4 +1,4 @@
-import { type Bus, connectBus, ensureTopology, openBundleStore } from '@sluice/bus';
+import { type Bus, busReadiness, connectBus, ensureTopology, openBundleStore } from '@sluice/bus';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
@@ -80,7 +80,11 @@ export async function startExecutorService(
   });
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
   registerExecutorMetrics(registry, { scheduler, slots: config.concurrency, deliveries: delivery.events });
-  const metrics = await startMetricsServer(registry, { port: config.metricsPort, host: config.metricsHost });
+  const metrics = await startMetricsServer(registry, {
+    port: config.metricsPort,
+    host: config.metricsHost,
+    readiness: async () => ({ ...(await busReadiness(bus)), replayed: true }),
+  });
   logger.info(
     {
       executorId: config.executorId,

@@ -1,6 +1,7 @@
 import { type BusConfig, loadBusConfig } from '@sluice/bus';
 import { ConfigError, type Env, envReader } from '@sluice/core';
 import { loadRegistryConfig, type RegistryConfig } from '@sluice/registry';
+import { DEFAULT_METRICS_PORT } from '@sluice/telemetry';
 
 export interface PlannerConfig {
   bus: BusConfig;
@@ -21,7 +22,10 @@ export interface PlannerConfig {
   hostLimits: HostLimits;
   /** A task with no sign of life for this long is redelivered (`SLUICE_ACK_WAIT`, as the executors). */
   taskAckWaitMs: number;
-  /** Port of `GET /metrics` (`SLUICE_METRICS_PORT`; 0 = any free port, logged at start). */
+  /**
+   * Port of `GET /metrics`, `/healthz` and `/readyz` (`SLUICE_METRICS_PORT`, default 9464, fixed so
+   * probes and scrape configs can name it; 0 = any free port, logged at start).
+   */
   metricsPort: number;
   /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
   metricsHost: string;
@@ -79,7 +83,7 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
       overrides: parseHostLimits(e.optional('SLUICE_HOST_LIMITS')),
     },
     taskAckWaitMs: e.duration('SLUICE_ACK_WAIT', 30_000),
-    metricsPort: e.int('SLUICE_METRICS_PORT', 0, { min: 0, max: 65_535 }),
+    metricsPort: e.int('SLUICE_METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
     maxDeliveries: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),
   });

@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   type Bus,
+  busReadiness,
   connectBus,
   DeliverPolicy,
   ensureTopology,
@@ -41,7 +42,12 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
   const metricsRegistry = createMetricsRegistry('planner');
   const observer = registerPlannerMetrics(metricsRegistry);
-  const metrics = await startMetricsServer(metricsRegistry, { port: config.metricsPort, host: config.metricsHost });
+  const metrics = await startMetricsServer(metricsRegistry, {
+    port: config.metricsPort,
+    host: config.metricsHost,
+    // Serving starts after the topology and the bundle are in place: nothing to replay.
+    readiness: async () => ({ ...(await busReadiness(bus)), replayed: true }),
+  });
   const planner = createPlanner({
     bus,
     registry,

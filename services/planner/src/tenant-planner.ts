@@ -29,7 +29,7 @@ import {
   type TenantOutcome,
   type TenantTask,
 } from '@sluice/contracts';
-import { InvalidTenantError, type MigrationSet, parseTenantRow } from '@sluice/core';
+import { InvalidTenantError, type MigrationSet, parseTenantRow, TenantNotFoundError } from '@sluice/core';
 import type { RegistryRow, TenantRegistry } from '@sluice/registry';
 import type { Logger } from '@sluice/telemetry';
 
@@ -117,11 +117,14 @@ export function createPlanner(deps: PlannerDeps) {
 
     // Each host's consumer (and its limit) is set up before the host's first task of the run.
     const hosts = new Set<string>();
+    // Ids the request named and the registry has not shown yet: each left at the end fails.
+    const unseen = new Set(request.tenants && 'ids' in request.tenants ? request.tenants.ids : []);
     let index = 0;
     for await (const row of deps.registry.list(request.tenants)) {
       index += 1;
       summary.total += 1;
       const rowKey = rowKeyOf(row, index);
+      if (typeof row === 'object' && row !== null && typeof row.tenantId === 'string') unseen.delete(row.tenantId);
       // A port may hand over anything; a non-object is one bad row, not a crashed plan.
       if (typeof row !== 'object' || row === null) {
         await invalid(rowKey, 'registry row is not an object');
@@ -193,6 +196,12 @@ export function createPlanner(deps: PlannerDeps) {
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
         await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq });
       });
+    }
+    for (const tenantId of unseen) {
+      summary.total += 1;
+      summary.invalid += 1;
+      const error = new TenantNotFoundError(`tenant ${tenantId} is not in the registry`);
+      await settle(failedOutcome({ runId, tenantId, attempts: 0 }, error.toOutcomeError()));
     }
     await window.drain();
     return summary;

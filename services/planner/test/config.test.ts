@@ -16,6 +16,8 @@ describe('planner config', () => {
       registryRetryMs: 60_000,
       taskAckWaitMs: 30_000,
       hostLimits: { default: 8 },
+      // A fixed, documented port for /metrics, /healthz and /readyz, so probes can name it.
+      metricsPort: 9464,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -32,6 +34,15 @@ describe('planner config', () => {
     expect(() =>
       loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_HOST_LIMIT: '0' }),
     ).toThrow(/SLUICE_HOST_LIMIT must be at least 1/);
+  });
+
+  it('refuses a duration without a unit, showing the fix', () => {
+    expect(() =>
+      loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_ACK_WAIT: '30' }),
+    ).toThrow('SLUICE_ACK_WAIT must be a duration with a unit: "30" has no unit: write 30s for seconds or 30ms');
+    expect(
+      loadPlannerConfig({ SLUICE_REGISTRY: 'file', SLUICE_TENANTS_FILE: 'x', SLUICE_ACK_WAIT: '2m' }).taskAckWaitMs,
+    ).toBe(120_000);
   });
 
   it('lets a request lower a host limit but never raise it', () => {

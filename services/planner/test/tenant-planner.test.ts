@@ -119,6 +119,23 @@ describe('planner against a real nats-server', () => {
     expect(everything).not.toContain(SECRET);
   });
 
+  it('fails each requested id the registry does not hold as not_found, counted in the plan', async () => {
+    const planner = await plannerWith(createMemoryRegistry(rows.slice(0, 2)));
+    await planner.handleRequest(
+      fakeMsg({ runId: 'plan-ids', target: 'latest', tenants: { ids: ['ok-2', 'no-such-tenant', 'typo-1'] } }),
+    );
+    const outcomes = await readAll<TenantOutcome>(STREAMS.outcomes.name, 'sluice.outcomes.plan-ids');
+    expect(outcomes.map((o) => [o.data.tenantId, o.data.status, o.data.error?.code]).sort()).toEqual([
+      ['no-such-tenant', 'failed', 'not_found'],
+      ['typo-1', 'failed', 'not_found'],
+    ]);
+    const events = await readAll<{ total: number; tasks: number; invalid: number }>(
+      STREAMS.runs.name,
+      'sluice.runs.plan-ids.planned',
+    );
+    expect(events[0]?.data).toMatchObject({ total: 3, tasks: 1, invalid: 2 });
+  });
+
   it("lowers the hosts' limits for a run that asks for less, and restores them for the next", async () => {
     const planner = await plannerWith(createMemoryRegistry(rows.slice(0, 2)));
     await planner.handleRequest(fakeMsg({ runId: 'plan-low', target: 'latest', maxPerHost: 1 }));

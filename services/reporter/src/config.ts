@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+
 import { type BusConfig, loadBusConfig } from '@sluice/bus';
-import { type Env, envReader } from '@sluice/core';
+import { ConfigError, type Env, envReader } from '@sluice/core';
+
+import { type ApiAuth, parseApiTokens } from './api-auth.js';
 
 export interface ReporterConfig {
   bus: BusConfig;
@@ -19,6 +23,11 @@ export interface ReporterConfig {
   reconcileAfterMs: number;
   /** How often unfinished runs are swept for lost tasks (`SLUICE_RECONCILE_INTERVAL`). */
   reconcileIntervalMs: number;
+  /**
+   * Who may call the HTTP API: named bearer tokens with a role (`SLUICE_API_TOKENS` or
+   * `SLUICE_API_TOKENS_FILE`), or nobody checked at all when `SLUICE_API_AUTH=off`.
+   */
+  apiAuth: ApiAuth;
   /** How often every host's queue is sampled from its consumer while runs are active (`SLUICE_QUEUE_SAMPLE_INTERVAL`). */
   queueSampleIntervalMs: number;
 }
@@ -35,5 +44,41 @@ export function loadReporterConfig(env: Env): ReporterConfig {
     reconcileAfterMs: e.duration('SLUICE_RECONCILE_AFTER', 120_000),
     reconcileIntervalMs: e.duration('SLUICE_RECONCILE_INTERVAL', 10_000),
     queueSampleIntervalMs: e.duration('SLUICE_QUEUE_SAMPLE_INTERVAL', 1_000),
+    apiAuth: loadApiAuth(env),
   });
+}
+
+/**
+ * `SLUICE_API_AUTH` (`on` unless set to `off`) with the tokens of `SLUICE_API_TOKENS` or the file
+ * named by `SLUICE_API_TOKENS_FILE` (one of the two). Auth on without tokens stops the reporter:
+ * an API that can migrate every database is never open by accident.
+ */
+export function loadApiAuth(env: Env): ApiAuth {
+  const e = envReader(env);
+  const mode = e.oneOf('SLUICE_API_AUTH', ['on', 'off'], 'on');
+  const inline = e.optional('SLUICE_API_TOKENS');
+  const file = e.optional('SLUICE_API_TOKENS_FILE');
+  if (mode === 'off') {
+    if (inline !== undefined || file !== undefined)
+      throw new ConfigError('SLUICE_API_AUTH=off and API tokens are both set: remove one');
+    return Object.freeze({ mode: 'off' });
+  }
+  if (inline !== undefined && file !== undefined)
+    throw new ConfigError('set SLUICE_API_TOKENS or SLUICE_API_TOKENS_FILE, not both');
+  if (inline !== undefined)
+    return Object.freeze({ mode: 'tokens', tokens: parseApiTokens(inline, 'SLUICE_API_TOKENS') });
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `SLUICE_API_TOKENS_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    return Object.freeze({ mode: 'tokens', tokens: parseApiTokens(text, 'SLUICE_API_TOKENS_FILE') });
+  }
+  throw new ConfigError(
+    'the HTTP API needs tokens: set SLUICE_API_TOKENS=name:operate|read:TOKEN,... (or SLUICE_API_TOKENS_FILE), or SLUICE_API_AUTH=off for a local demo',
+  );
 }

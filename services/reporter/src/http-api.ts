@@ -15,7 +15,9 @@ import {
   USER_CONTROL_ACTIONS,
   type UserControlAction,
 } from '@sluice/contracts';
+import { serveHealth } from '@sluice/telemetry';
 
+import { allows, type ApiAuth, type ApiRole, type Caller, callerOf } from './api-auth.js';
 import type { RunBook } from './run-book.js';
 import { type RunState, runStatusOf } from './run-state.js';
 import { runSummary, settledTenants, unsettledTenants } from './run-views.js';
@@ -26,6 +28,10 @@ export interface HttpApiDeps {
   bus: Bus;
   /** False while the reporter replays its streams. */
   ready: () => boolean;
+  /** The connection and stream checks of `/readyz` (the replay is added here). */
+  busReadiness: () => Promise<Record<string, boolean>>;
+  /** Bearer tokens and their roles; `{ mode: 'off' }` only when `SLUICE_API_AUTH=off`. */
+  auth: ApiAuth;
   /** Served on `GET /metrics` in the Prometheus text format. */
   metrics?: { metrics(): Promise<string>; contentType: string };
   now?: () => number;
@@ -74,6 +80,35 @@ async function readJson(req: IncomingMessage, required: boolean): Promise<unknow
   }
 }
 
+/** Routes anyone may call: probes and the Prometheus scrape. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * Who is calling and whether they may: 401 without a known token, 403 when the token's role does
+ * not cover the route (a POST needs `operate`), 415 for a POST that is not `application/json` —
+ * which is also what refuses a browser's cross-site form or `text/plain` request, since those are
+ * the only POSTs a page can send without a preflight (and no CORS header is ever sent).
+ */
+function authorize(req: IncomingMessage, auth: ApiAuth): Caller {
+  const caller = callerOf(auth, req.headers.authorization);
+  if (!caller)
+    throw new HttpError(
+      401,
+      req.headers.authorization
+        ? 'unknown token'
+        : 'authentication required: send Authorization: Bearer TOKEN (a token from SLUICE_API_TOKENS)',
+    );
+  const needs: ApiRole = req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'operate';
+  if (!allows(caller, needs))
+    throw new HttpError(403, `token ${caller.name ?? ''} has the ${caller.role} role; this needs ${needs}`);
+  if (req.method === 'POST') {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json')
+      throw new HttpError(415, `send the body as Content-Type: application/json, got ${type || 'none'}`);
+  }
+  return caller;
+}
+
 function parseLimit(value: string | null): number {
   if (value === null) return DEFAULT_LIMIT;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT)
@@ -83,7 +118,7 @@ function parseLimit(value: string | null): number {
 
 /**
  * The reporter's HTTP API (JSON in and out, but `GET /metrics` in the Prometheus text format):
- * `GET /healthz`, `GET /runs[?status=S&limit=N]`, `GET /runs/:id`,
+ * `GET /healthz`, `GET /readyz`, `GET /runs[?status=S&limit=N]`, `GET /runs/:id`,
  * `GET /runs/:id/tenants[?status=failed|…|unsettled&limit=N]`, `POST /runs` (validates a migration
  * request and publishes it), `POST /runs/:id/pause|resume|cancel` (publishes a control event).
  */
@@ -106,13 +141,11 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
 
   async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
     const path = url.pathname.replace(/\/+$/, '') || '/';
-    if (path === '/healthz') {
-      allow(req, ['GET']);
-      return deps.ready() ? [200, { status: 'ok', runs: book.list().length }] : [503, { status: 'replaying' }];
-    }
+    if (OPEN_PATHS.has(path)) allow(req, ['GET']);
+    const caller = authorize(req, deps.auth);
     if (path === '/runs') {
       allow(req, ['GET', 'POST']);
-      return req.method === 'POST' ? submitRun(req) : listRuns(url);
+      return req.method === 'POST' ? submitRun(req, caller) : listRuns(url);
     }
     let match = new RegExp(`^/runs/${RUN_ID}$`).exec(path);
     if (match) {
@@ -127,7 +160,7 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     match = new RegExp(`^/runs/${RUN_ID}/(pause|resume|cancel)$`).exec(path);
     if (match) {
       allow(req, ['POST']);
-      return control(req, knownRun(match[1]!), match[2] as UserControlAction);
+      return control(req, knownRun(match[1]!), match[2] as UserControlAction, caller);
     }
     if (path.startsWith('/runs/'))
       throw new HttpError(
@@ -172,7 +205,7 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     ];
   }
 
-  async function submitRun(req: IncomingMessage): Promise<[number, unknown]> {
+  async function submitRun(req: IncomingMessage, caller: Caller): Promise<[number, unknown]> {
     const parsed = MigrateRequestSchema.safeParse(await readJson(req, true));
     if (!parsed.success) throw new HttpError(400, 'invalid migration request', { issues: issuesOf(parsed.error) });
     const runId = parsed.data.runId;
@@ -181,17 +214,30 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       throw new HttpError(409, `runId ${runId} is taken (run ${runStatusOf(existing)}); use a new runId`, {
         run: `/runs/${runId}`,
       });
-    // The request as sent (not as parsed): the planner validates it again, against its migration set.
-    const ack = await bus.publish(REQUEST_SUBJECT, parsed.data, { msgId: requestMsgId(runId) });
+    // The planner validates it again, against its migration set. Who asked is the token's name,
+    // whatever the body says (without auth, the body's word is all there is).
+    const request = caller.name ? { ...parsed.data, requestedBy: caller.name } : parsed.data;
+    const ack = await bus.publish(REQUEST_SUBJECT, request, { msgId: requestMsgId(runId) });
     return [202, { runId, published: true, duplicate: ack.duplicate, run: `/runs/${runId}` }];
   }
 
-  async function control(req: IncomingMessage, run: RunState, action: UserControlAction): Promise<[number, unknown]> {
+  async function control(
+    req: IncomingMessage,
+    run: RunState,
+    action: UserControlAction,
+    caller: Caller,
+  ): Promise<[number, unknown]> {
     const body = ControlRequestSchema.safeParse(await readJson(req, false));
     if (!body.success) throw new HttpError(400, 'invalid control body', { issues: issuesOf(body.error) });
     const refusal = controlRefusal(run.control, action);
     if (refusal) throw new HttpError(409, refusal, { status: runStatusOf(run) });
-    const event = { runId: run.runId, action, ...body.data, at: new Date(now()).toISOString() };
+    const event = {
+      runId: run.runId,
+      action,
+      ...body.data,
+      ...(caller.name ? { requestedBy: caller.name } : {}),
+      at: new Date(now()).toISOString(),
+    };
     await bus.publish(runEventSubject(run.runId, 'control'), event, { msgId: `${run.runId}:control:${randomUUID()}` });
     return [202, { runId: run.runId, action, accepted: true, status: runStatusOf(run) }];
   }
@@ -209,6 +255,8 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
       send(400, { error: `malformed request path ${JSON.stringify((req.url ?? '').slice(0, 200))}` });
       return;
     }
+    // Probes: /healthz (alive), /readyz (connected, streams present, replay done), open to all.
+    if (serveHealth(req, res, async () => ({ ...(await deps.busReadiness()), replayed: deps.ready() }))) return;
     const metrics = deps.metrics;
     if (metrics && url.pathname === '/metrics' && req.method === 'GET') {
       metrics.metrics().then(

@@ -1,4 +1,5 @@
 import {
+  busReadiness,
   connectBus,
   ensureLedgerStream,
   ensureTopology,
@@ -75,9 +76,21 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   });
   const metricsRegistry = createMetricsRegistry('reporter');
   registerReporterMetrics(metricsRegistry, { book, sampler });
+  if (config.apiAuth.mode === 'off')
+    logger.warn(
+      { apiAuth: 'off' },
+      'SLUICE_API_AUTH=off: the HTTP API accepts anyone who can reach it, including requests to migrate every tenant; use it for a local demo only',
+    );
   let ready = false;
   const http = await startHttpApi(
-    { book, bus, ready: () => ready, metrics: metricsRegistry },
+    {
+      book,
+      bus,
+      ready: () => ready,
+      busReadiness: async () => ({ ...(await busReadiness(bus)) }),
+      metrics: metricsRegistry,
+      auth: config.apiAuth,
+    },
     { port: config.httpPort, host: config.httpHost },
   );
 

@@ -106,9 +106,11 @@ describe('reporter HTTP API', () => {
     expect(ok).toMatchObject({ status: 202, body: { runId: 'api-new', published: true, run: '/runs/api-new' } });
     const requests: unknown[] = [];
     await readSubject(h.bus, STREAMS.requests.name, REQUEST_SUBJECT, (m) => void requests.push(decodeJson(m.data)));
+    // Who asked is the token's name (the test token is called testkit), not the body's word.
     expect(requests).toContainEqual({
       runId: 'api-new',
       target: 'latest',
+      requestedBy: 'testkit',
       rollout: { canary: 5, maxFailureRate: 0.05 },
     });
   });
@@ -130,7 +132,8 @@ describe('reporter HTTP API', () => {
     await expect.poll(async () => (await call('GET', '/runs/api1')).body.status).toBe('paused');
     expect((await call('GET', '/runs/api1')).body.control).toMatchObject({
       state: 'paused',
-      note: { action: 'pause', reason: 'db maintenance', requestedBy: 'ops' },
+      // The token's name wins over the body's requestedBy.
+      note: { action: 'pause', reason: 'db maintenance', requestedBy: 'testkit' },
     });
     expect(await call('POST', '/runs/api1/pause')).toMatchObject({
       status: 409,

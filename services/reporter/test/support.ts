@@ -20,7 +20,7 @@ import {
   type TenantTask,
 } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { apiAuthEnv, apiHeaders, type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 
 import { loadReporterConfig } from '../src/config.js';
 import { type ReporterService, startReporterService } from '../src/reporter-service.js';
@@ -59,6 +59,7 @@ export async function reporterHarness() {
           NATS_URL: nats.url,
           SLUICE_REPORTER_PORT: '0',
           SLUICE_PROGRESS_INTERVAL: '300ms',
+          ...apiAuthEnv(),
           ...env,
         }),
         logger,
@@ -150,12 +151,8 @@ export async function reporterHarness() {
     ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
       const res = await fetch(`http://127.0.0.1:${reporter.httpPort}${path}`, {
         method,
-        ...(body === undefined
-          ? {}
-          : {
-              body: typeof body === 'string' ? body : JSON.stringify(body),
-              headers: { 'content-type': 'application/json' },
-            }),
+        headers: apiHeaders(),
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
     },

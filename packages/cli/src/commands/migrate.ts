@@ -1,23 +1,38 @@
-import { parseArgs } from 'node:util';
-
-import { connectBus, ensureTopology, loadBusConfig } from '@sluice/bus';
+import { connectBus, ensureTopology } from '@sluice/bus';
 import { type MigrateRequestInput, MigrateRequestSchema, REQUEST_SUBJECT, requestMsgId } from '@sluice/contracts';
-import { type Env, parseDuration } from '@sluice/core';
+import { durationProblem, type Env, parseDuration } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 
 import { CliError, EXIT } from '../cli-error.js';
+import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import type { Output } from '../output.js';
 import { watchRun } from '../run-watcher.js';
 
-export const MIGRATE_USAGE = `sluice migrate [--target latest|VERSION] [--run-id ID] [--tenants ID,ID...] [--tag KEY=VALUE]...
-               [--canary N] [--max-failures N] [--max-failure-rate R]
-               [--dry-run] [--wait] [--timeout 30m] [--json]
-
-Publishes a migration request. --canary N migrates N tenants first and the rest only once all of
-them succeeded; --max-failures / --max-failure-rate stop the run (the rest skipped, status failed)
-when failures pass them. With --wait, follows the run — a live bar on a terminal, plain lines
-elsewhere — and exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected,
-4 on --timeout.`;
+export const MIGRATE: CommandSpec = {
+  name: 'migrate',
+  args: '',
+  summary: 'Publishes a migration request, and with --wait follows the run to its end.',
+  description: `--canary N migrates N tenants first and the rest only once all of them succeeded;
+--max-failures / --max-failure-rate stop the run (the rest skipped, status failed) when failures
+pass them. With --wait, follows the run — a live bar on a terminal, plain lines elsewhere — and
+exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`,
+  flags: {
+    target: { type: 'string', default: 'latest', value: 'latest|VERSION', help: 'the version to migrate to' },
+    'run-id': { type: 'string', value: 'ID', help: 'the run id (default: run-<time>-<random>); a repeat is one run' },
+    tenants: { type: 'string', value: 'ID,ID...', help: 'only these tenants (an unknown id fails as not_found)' },
+    tag: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'only tenants with this tag' },
+    canary: { type: 'string', value: 'N', help: 'migrate N tenants first, the fleet once they succeeded' },
+    'max-failures': { type: 'string', value: 'N', help: 'stop the run after more than N failures' },
+    'max-failure-rate': { type: 'string', value: 'R', help: 'stop the run when failures pass this share (0.05 or 5%)' },
+    'dry-run': { type: 'boolean', default: false, help: 'plan and check every tenant, apply nothing' },
+    'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
+    wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
+    timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
+    ...JSON_FLAG,
+    ...SERVER_FLAG,
+  },
+  positionals: { min: 0, max: 0 },
+};
 
 function wholeNumber(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -33,26 +48,24 @@ function rate(value: string | undefined): number | undefined {
   return n;
 }
 
+interface MigrateValues extends Record<string, string | boolean | string[] | undefined> {
+  target: string;
+  'run-id'?: string;
+  tenants?: string;
+  tag?: string[];
+  'dry-run': boolean;
+  wait: boolean;
+  timeout?: string;
+  json: boolean;
+  'requested-by'?: string;
+  canary?: string;
+  'max-failures'?: string;
+  'max-failure-rate'?: string;
+  server?: string;
+}
+
 export async function migrateCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      target: { type: 'string', default: 'latest' },
-      'run-id': { type: 'string' },
-      tenants: { type: 'string' },
-      tag: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean', default: false },
-      wait: { type: 'boolean', default: false },
-      timeout: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'requested-by': { type: 'string' },
-      canary: { type: 'string' },
-      'max-failures': { type: 'string' },
-      'max-failure-rate': { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const { values } = parseCommand<MigrateValues>(MIGRATE, argv);
   const runId =
     values['run-id'] ??
     `run-${new Date()
@@ -98,9 +111,9 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
   }
   const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
   if (values.timeout !== undefined && timeoutMs === undefined)
-    throw new CliError(`--timeout takes a duration such as 30s or 10min`);
+    throw new CliError(`--timeout takes a duration with a unit: ${durationProblem(values.timeout)}`);
 
-  const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
+  const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     await ensureTopology(bus.jsm);
     // Watch before publishing, so neither a rejection nor a fast completion can be missed.

@@ -1,17 +1,26 @@
-import { parseArgs } from 'node:util';
-
-import { connectBus, loadBusConfig } from '@sluice/bus';
+import { connectBus } from '@sluice/bus';
 import { RUN_STATUSES } from '@sluice/contracts';
 import { type Env, settledCount } from '@sluice/core';
 
 import { CliError } from '../cli-error.js';
+import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatDuration, formatTable, type Output } from '../output.js';
 import { listRuns, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
-export const RUNS_USAGE = `sluice runs [--status STATUS] [--limit N] [--json]
-
-Lists the runs the event stream holds (7 days), newest first.`;
+export const RUNS: CommandSpec = {
+  name: 'runs',
+  args: '',
+  summary: 'Lists the runs the event stream holds (7 days), newest first.',
+  description: '',
+  flags: {
+    status: { type: 'string', value: 'STATUS', help: 'only runs in this state (running, succeeded, ...)' },
+    limit: { type: 'string', default: '50', value: 'N', help: 'at most N runs' },
+    ...JSON_FLAG,
+    ...SERVER_FLAG,
+  },
+  positionals: { min: 0, max: 0 },
+};
 
 function row(v: RunView): string[] {
   const counts = v.completed?.counts ?? v.progress?.counts;
@@ -37,22 +46,12 @@ function row(v: RunView): string[] {
 }
 
 export async function runsCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      status: { type: 'string' },
-      limit: { type: 'string', default: '50' },
-      json: { type: 'boolean', default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (positionals.length > 0) throw new CliError(`usage: ${RUNS_USAGE}`);
+  const { values } = parseCommand<{ status?: string; limit: string; json: boolean; server?: string }>(RUNS, argv);
   if (values.status && !(RUN_STATUSES as readonly string[]).includes(values.status))
     throw new CliError(`--status takes one of ${RUN_STATUSES.join(', ')}`);
   if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1)
     throw new CliError('--limit takes a whole number from 1');
-  const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
+  const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     const runs = (await listRuns(bus))
       .filter((r) => !values.status || r.status === values.status)

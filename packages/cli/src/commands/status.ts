@@ -1,17 +1,21 @@
-import { parseArgs } from 'node:util';
-
-import { connectBus, loadBusConfig } from '@sluice/bus';
+import { connectBus } from '@sluice/bus';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
+import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatCompleted, formatControl, formatCounts, formatProgress, type Output } from '../output.js';
 import { readRun, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
-export const STATUS_USAGE = `sluice status RUN_ID [--json]
-
-Shows where a run stands — planning, running, paused, cancelling, or how it ended — from its
-events (works while the run goes and long after). Exits 1 when the run ended without succeeding.`;
+export const STATUS: CommandSpec = {
+  name: 'status',
+  args: 'RUN_ID',
+  summary: 'Shows where a run stands, or how it ended.',
+  description: `Planning, running, paused, cancelling, or how it ended, from its events (works while the
+run goes and long after). Exits 1 when the run ended without succeeding.`,
+  flags: { ...JSON_FLAG, ...SERVER_FLAG },
+  positionals: { min: 1, max: 1 },
+};
 
 /** The lines `sluice status` prints for a run that has not completed. */
 export function formatRunView(view: RunView): string[] {
@@ -41,15 +45,9 @@ export function formatRunView(view: RunView): string[] {
 }
 
 export async function statusCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
-  const runId = positionals[0];
-  if (!runId || positionals.length > 1) throw new CliError(`usage: ${STATUS_USAGE}`);
-  const bus = await connectBus(loadBusConfig(env, 'sluice-cli'), silentLogger);
+  const { values, positionals } = parseCommand(STATUS, argv);
+  const runId = positionals[0]!;
+  const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     const view = await readRun(bus, runId);
     if (!view) throw new CliError(`no run ${runId}`, EXIT.failure);
