@@ -1,4 +1,6 @@
--- Projects belong to an account.
+-- sluice:lock-timeout 2s
+-- Projects belong to an account. The foreign key locks accounts briefly (SHARE ROW EXCLUSIVE),
+-- hence the short lock timeout: a busy tenant is retried later rather than blocked.
 CREATE TABLE projects (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   account_id  bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,

@@ -1,4 +1,6 @@
+-- sluice:lock-timeout 2s
 -- Invoices: money as integer cents, a status machine enforced by a check constraint.
+-- sluice:lint-ignore prefer-text currency holds ISO 4217 codes, always exactly three letters
 CREATE TABLE invoices (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   account_id   bigint NOT NULL REFERENCES accounts (id),

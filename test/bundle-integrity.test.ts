@@ -6,6 +6,7 @@ import { Objm } from '@nats-io/obj';
 import { encodeBundle } from '@sluice/bus';
 import { BUCKETS } from '@sluice/contracts';
 import { createMigrationSet, type MigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import {
   listOutcomes,
   MIGRATIONS_DIR,
@@ -16,10 +17,13 @@ import {
 } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+const parser = await loadSqlParser();
+
 async function readSet(dir: string): Promise<MigrationSet> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.sql'));
   return createMigrationSet(
     await Promise.all(names.map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') }))),
+    parser,
   );
 }
 
@@ -105,6 +109,7 @@ describe('migration bundles: executors apply the planned set, and refuse an alte
         file: m.file,
         sql: m.version === 1 ? `${m.sql}\nCREATE TABLE backdoor (secret text);\n` : m.sql,
       })),
+      parser,
     );
     const os = await new Objm(jetstream(stack.nc)).open(BUCKETS.bundles);
     await os.putBlob({ name: planned.digest }, encodeBundle(altered));

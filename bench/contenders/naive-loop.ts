@@ -1,4 +1,4 @@
-import { type MigrationSet, splitSqlStatements } from '@sluice/core';
+import type { MigrationSet } from '@sluice/core';
 import pg from 'pg';
 
 const LOCK_KEY = 424_242;
@@ -34,7 +34,7 @@ export async function migrateTenantNaively(databaseUrl: string, set: MigrationSe
           throw error;
         }
       } else {
-        for (const statement of splitSqlStatements(m.sql)) await client.query(statement);
+        for (const statement of m.statements) await client.query(statement);
         await client.query('INSERT INTO naive_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       }
       applied.push(m.version);
@@ -87,7 +87,7 @@ export async function migrateTenantCarefully(databaseUrl: string, set: Migration
           throw error;
         }
       } else {
-        for (const statement of splitSqlStatements(m.sql)) await client.query(statement);
+        for (const statement of m.statements) await client.query(statement);
         await client.query(row);
       }
       applied.push(m.version);

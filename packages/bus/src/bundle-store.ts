@@ -7,7 +7,9 @@ import {
   createMigrationSet,
   type MigrationSet,
   type MigrationSource,
+  type SqlParser,
 } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 
 /** The Object Store bucket holding migration sets, one object per set, named by its digest. */
 const BUNDLE_BUCKET = BUCKETS.bundles;
@@ -39,7 +41,7 @@ export function encodeBundle(set: MigrationSet): Uint8Array {
  * Rebuilds the set stored under `digest` with core's own parser and checks that it is that set.
  * The `digest` field inside the bundle is not trusted: only the recomputed one counts.
  */
-export function decodeBundle(digest: string, data: Uint8Array): MigrationSet {
+export function decodeBundle(digest: string, data: Uint8Array, parser: SqlParser): MigrationSet {
   let files: MigrationSource[];
   try {
     const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data)) as {
@@ -60,7 +62,7 @@ export function decodeBundle(digest: string, data: Uint8Array): MigrationSet {
   }
   let set: MigrationSet;
   try {
-    set = createMigrationSet(files);
+    set = createMigrationSet(files, parser);
   } catch (error) {
     throw new BundleDigestMismatchError(
       `bundle ${digest} is not a valid migration set (${(error as Error).message}); nothing from it is applied`,
@@ -101,13 +103,13 @@ export async function openBundleStore(
   options: { replicas?: number } = {},
 ): Promise<BundleStore> {
   const os = await ensureBundleBucket('js' in bus ? bus.js : bus.jsm.jetstream(), options);
-  return bundleStoreOver(os);
+  return bundleStoreOver(os, await loadSqlParser());
 }
 
 /** The corruption the Object Store itself detects (chunks that do not hash to the object's info). */
 const CORRUPT = /corrupt object|digests do not match/i;
 
-function bundleStoreOver(os: ObjectStore): BundleStore {
+function bundleStoreOver(os: ObjectStore, parser: SqlParser): BundleStore {
   async function read(digest: string): Promise<Uint8Array | null> {
     try {
       return await os.getBlob(digest);
@@ -131,7 +133,7 @@ function bundleStoreOver(os: ObjectStore): BundleStore {
       let damaged = false;
       try {
         existing = await read(set.digest);
-        if (existing) decodeBundle(set.digest, existing);
+        if (existing) decodeBundle(set.digest, existing, parser);
       } catch (error) {
         if (!(error instanceof BundleDigestMismatchError)) throw error;
         damaged = true;
@@ -145,7 +147,7 @@ function bundleStoreOver(os: ObjectStore): BundleStore {
     },
     async get(digest) {
       const data = await read(digest);
-      return data ? decodeBundle(digest, data) : undefined;
+      return data ? decodeBundle(digest, data, parser) : undefined;
     },
   };
 }

@@ -1,6 +1,7 @@
 import { Objm } from '@nats-io/obj';
 import { BUCKETS } from '@sluice/contracts';
 import { BundleDigestMismatchError, BundleUnavailableError, createMigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,24 +10,30 @@ import { type BundleStore, decodeBundle, encodeBundle, openBundleStore } from '.
 import { type Bus, connectBus } from '../src/bus.js';
 import { ensureTopology } from '../src/topology.js';
 
+const parser = await loadSqlParser();
+
 const logger = createLogger({ service: 'bundle-test', level: 'silent' });
 
-const setA = createMigrationSet([
-  { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
-  {
-    file: '0002_projects.sql',
-    sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n',
-  },
-]);
-const setB = createMigrationSet([
-  { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' },
-]);
+const setA = createMigrationSet(
+  [
+    { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
+    {
+      file: '0002_projects.sql',
+      sql: '-- sluice:lock-timeout 2s\nCREATE TABLE projects (id int primary key, account_id int references accounts);\n',
+    },
+  ],
+  parser,
+);
+const setB = createMigrationSet(
+  [{ file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id bigint primary key);\n' }],
+  parser,
+);
 
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
 describe('bundle encoding', () => {
   it('round-trips a set: same digest, files, directives and versions', () => {
-    const back = decodeBundle(setA.digest, encodeBundle(setA));
+    const back = decodeBundle(setA.digest, encodeBundle(setA), parser);
     expect(back.digest).toBe(setA.digest);
     expect(back.migrations).toEqual(setA.migrations);
   });
@@ -34,7 +41,7 @@ describe('bundle encoding', () => {
   it('refuses content whose recomputed digest is not its name, naming both digests', () => {
     const error = (() => {
       try {
-        decodeBundle(setA.digest, encodeBundle(setB));
+        decodeBundle(setA.digest, encodeBundle(setB), parser);
       } catch (e) {
         return e;
       }
@@ -52,7 +59,7 @@ describe('bundle encoding', () => {
       digest: setA.digest,
       files: setB.migrations.map((m) => ({ file: m.file, sql: m.sql })),
     });
-    expect(() => decodeBundle(setA.digest, lying)).toThrow(BundleDigestMismatchError);
+    expect(() => decodeBundle(setA.digest, lying, parser)).toThrow(BundleDigestMismatchError);
   });
 
   it('refuses one changed byte of SQL', () => {
@@ -64,7 +71,9 @@ describe('bundle encoding', () => {
         sql: m.version === 2 ? m.sql.replace('account_id int', 'account_id text') : m.sql,
       })),
     });
-    expect(() => decodeBundle(setA.digest, tampered)).toThrow(/holds migration set [0-9a-f]{64}: it was altered/);
+    expect(() => decodeBundle(setA.digest, tampered, parser)).toThrow(
+      /holds migration set [0-9a-f]{64}: it was altered/,
+    );
   });
 
   it.each([
@@ -74,7 +83,7 @@ describe('bundle encoding', () => {
     ['a file without text', bytes({ format: 'sluice-migration-bundle/1', files: [{ file: '0001_a.sql' }] })],
     ['an invalid set', bytes({ format: 'sluice-migration-bundle/1', files: [{ file: '0001_a.sql', sql: 'COMMIT;' }] })],
   ])('refuses %s as a permanent mismatch', (_what, data) => {
-    expect(() => decodeBundle(setA.digest, data)).toThrow(BundleDigestMismatchError);
+    expect(() => decodeBundle(setA.digest, data, parser)).toThrow(BundleDigestMismatchError);
   });
 });
 

@@ -4,6 +4,7 @@ import { ConfigError } from '@sluice/core';
 
 import { CliError, EXIT } from './cli-error.js';
 import { type CommandSpec, usageOf } from './command-spec.js';
+import { LINT, lintCommand } from './commands/lint.js';
 import { MIGRATE, migrateCommand } from './commands/migrate.js';
 import { controlCommand, CONTROLS } from './commands/run-control.js';
 import { RUNS, runsCommand } from './commands/runs.js';
@@ -25,6 +26,7 @@ export const COMMANDS: ReadonlyArray<[CommandSpec, Command]> = [
   [CONTROLS.cancel, controlCommand('cancel')],
   [REPAIR, repairCommand],
   [BASELINE, baselineCommand],
+  [LINT, lintCommand],
 ];
 
 /** The version of this package, read from its package.json (one folder above `src/` and `dist/`). */

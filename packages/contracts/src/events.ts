@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { LintReportSchema } from './lint.js';
 import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
 import { RolloutSchema, RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
 import { BottleneckSchema, RunTimingsSchema } from './timings.js';
@@ -41,6 +42,8 @@ export const RunAcceptedEventSchema = z.object({
   requestedBy: z.string().optional(),
   /** The request's staged rollout, when it has one. */
   rollout: RolloutSchema.optional(),
+  /** The migration set's lint report, when the linter found anything (ignored findings included). */
+  lint: LintReportSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
   traceId: z
     .string()

@@ -33,6 +33,17 @@ export {
 } from './events.js';
 export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
+  LINT_SEVERITIES,
+  type LintFinding,
+  LintFindingSchema,
+  type LintMode,
+  LintModeSchema,
+  type LintReport,
+  LintReportSchema,
+  type LintSeverity,
+  MAX_EVENT_FINDINGS,
+} from './lint.js';
+export {
   failedOutcome,
   type OutcomeError,
   OutcomeErrorSchema,

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { LintModeSchema, LintReportSchema } from './lint.js';
+
 /** A run id: the idempotency key of a request (the same runId twice is one run). */
 export const RunIdSchema = z
   .string()
@@ -123,6 +125,11 @@ export const MigrateRequestSchema = z.strictObject({
   maxPerHost: z.number().int().min(1).max(1024).optional(),
   /** Staged rollout: canaries first, failure thresholds that stop the run. */
   rollout: RolloutSchema.optional(),
+  /**
+   * What lint errors in the migration set do: `error` (default) rejects the request, `warn` runs it
+   * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
+   */
+  lint: LintModeSchema.optional(),
 });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
@@ -137,6 +144,10 @@ export const RejectedEventSchema = z.object({
    */
   subject: z.string().optional(),
   reasons: z.array(z.string()).min(1),
+  /** Why, as a code, when it is one a program acts on: `lint` (the migration set has lint errors). */
+  reason: z.enum(['lint']).optional(),
+  /** With `reason: "lint"`: the set's lint report (the errors that blocked the run among its findings). */
+  lint: LintReportSchema.optional(),
   rejectedAt: z.string(),
 });
 export type RejectedEvent = z.infer<typeof RejectedEventSchema>;

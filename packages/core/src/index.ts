@@ -22,6 +22,8 @@ export {
   toOutcomeError,
   TransientError,
 } from './errors.js';
+export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
+export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
 export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
 export {
   createMigrationSet,
@@ -32,5 +34,12 @@ export {
 } from './migration-set.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
-export { splitSqlStatements } from './sql-splitter.js';
+export {
+  type ParsedStatement,
+  type PgNode,
+  type SqlParser,
+  type SqlParseResult,
+  type SqlStatement,
+  SqlSyntaxError,
+} from './sql-parser.js';
 export { parseTenantRow, type Tenant } from './tenant.js';

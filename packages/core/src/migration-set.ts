@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { durationProblem, parseDuration } from './duration.js';
 import { MigrationSetError } from './errors.js';
-import { splitSqlStatements } from './sql-splitter.js';
+import { parseStatements, type PgNode, type SqlParser, type SqlStatement } from './sql-parser.js';
 
 /** A migration file as read from disk (or from a bundle): its base name and its text. */
 export interface MigrationSource {
@@ -22,6 +22,11 @@ export interface Migration {
   checksum: string;
   /** False for files starting with `-- sluice:no-transaction`. */
   transactional: boolean;
+  /**
+   * The file's statements as PostgreSQL's parser splits them (comments before each and the
+   * semicolon left out): a `no-transaction` file runs them one by one.
+   */
+  statements: readonly string[];
   /** Per-file `-- sluice:lock-timeout` override, in ms. */
   lockTimeoutMs?: number;
   /** Per-file `-- sluice:statement-timeout` override, in ms. */
@@ -68,6 +73,10 @@ function parseDirectives(
     }
     const [, name, arg] = match;
     switch (name) {
+      // Read by the linter (`lintMigrationSet`), which checks the rule and the reason.
+      case 'lint-ignore':
+      case 'lint-ignore-file':
+        break;
       case 'no-transaction':
         result.transactional = false;
         break;
@@ -90,18 +99,31 @@ function parseDirectives(
   return result;
 }
 
-const TRANSACTION_CONTROL = /^(BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|ABORT)\b/i;
+/**
+ * Transaction control that ends or replaces the file's transaction. SAVEPOINT, RELEASE and
+ * ROLLBACK TO stay inside it and are allowed.
+ */
+const ENDS_TRANSACTION = new Set([
+  'TRANS_STMT_BEGIN',
+  'TRANS_STMT_START',
+  'TRANS_STMT_COMMIT',
+  'TRANS_STMT_ROLLBACK',
+  'TRANS_STMT_PREPARE',
+  'TRANS_STMT_COMMIT_PREPARED',
+  'TRANS_STMT_ROLLBACK_PREPARED',
+]);
 
 /**
  * Sluice wraps each transactional file in its own transaction together with its journal row;
  * a COMMIT inside the file would end that transaction early and break the guarantee.
  */
-function assertNoTransactionControl(source: MigrationSource): void {
-  for (const statement of splitSqlStatements(source.sql)) {
-    const body = statement.replace(/^(\s*(--[^\n]*\n|\/\*[\s\S]*?\*\/))*\s*/, '');
-    if (TRANSACTION_CONTROL.test(body)) {
+function assertNoTransactionControl(file: string, statements: readonly SqlStatement[]): void {
+  for (const statement of statements) {
+    const kind = (statement.tree.TransactionStmt as PgNode | undefined)?.kind;
+    if (typeof kind === 'string' && ENDS_TRANSACTION.has(kind)) {
+      const keyword = statement.text.split(/\s/)[0]!.toUpperCase();
       throw new MigrationSetError(
-        `${source.file}: transaction control (${body.split(/\s/)[0]}) is not allowed; each file runs in its own transaction (use -- sluice:no-transaction for statements that cannot)`,
+        `${file}:${statement.line}:${statement.column}: transaction control (${keyword}) is not allowed; each file runs in its own transaction (use -- sluice:no-transaction for statements that cannot)`,
       );
     }
   }
@@ -109,9 +131,11 @@ function assertNoTransactionControl(source: MigrationSource): void {
 
 /**
  * Builds an ordered, checksummed migration set. Files that do not end in `.sql` are ignored;
- * a `.sql` file with a malformed name, or two files with one version, is an error.
+ * a `.sql` file with a malformed name, two files with one version, a file PostgreSQL's parser
+ * refuses ({@link SqlSyntaxError}: message, file, line, column) or transaction control in a
+ * transactional file is an error.
  */
-export function createMigrationSet(sources: readonly MigrationSource[]): MigrationSet {
+export function createMigrationSet(sources: readonly MigrationSource[], parser: SqlParser): MigrationSet {
   const byVersion = new Map<number, Migration>();
   for (const source of sources) {
     if (!source.file.endsWith('.sql')) continue;
@@ -128,7 +152,9 @@ export function createMigrationSet(sources: readonly MigrationSource[]): Migrati
       throw new MigrationSetError(`${source.file} and ${existing.file} have the same version ${version}`);
     }
     const directives = parseDirectives(source);
-    if (directives.transactional) assertNoTransactionControl(source);
+    // A byte-order mark is no SQL; a space keeps every offset (and so every line and column) in place.
+    const statements = parseStatements(source.file, source.sql.replace(/^\uFEFF/, ' '), parser);
+    if (directives.transactional) assertNoTransactionControl(source.file, statements);
     byVersion.set(version, {
       version,
       name: match[2]!,
@@ -136,6 +162,7 @@ export function createMigrationSet(sources: readonly MigrationSource[]): Migrati
       sql: source.sql,
       checksum: checksumOf(source.sql),
       ...directives,
+      statements: Object.freeze(statements.map((st) => st.text)),
     });
   }
   const migrations = [...byVersion.values()].sort((a, b) => a.version - b.version);

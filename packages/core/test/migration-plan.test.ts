@@ -1,15 +1,21 @@
+import { loadSqlParser } from '@sluice/sql-parser';
 import { describe, expect, it } from 'vitest';
 
 import { DirtyError, DriftError, TargetError } from '../src/errors.js';
 import { type JournalEntry, planTenant } from '../src/migration-plan.js';
 import { createMigrationSet, type MigrationSet } from '../src/migration-set.js';
 
-const set: MigrationSet = createMigrationSet([
-  { file: '0001_users.sql', sql: 'CREATE TABLE users (id int);' },
-  { file: '0002_orders.sql', sql: 'CREATE TABLE orders (id int);' },
-  { file: '0003_index.sql', sql: '-- sluice:no-transaction\nCREATE INDEX CONCURRENTLY i ON orders (id);' },
-  { file: '0004_audit.sql', sql: 'CREATE TABLE audit (id int);' },
-]);
+const parser = await loadSqlParser();
+
+const set: MigrationSet = createMigrationSet(
+  [
+    { file: '0001_users.sql', sql: 'CREATE TABLE users (id int);' },
+    { file: '0002_orders.sql', sql: 'CREATE TABLE orders (id int);' },
+    { file: '0003_index.sql', sql: '-- sluice:no-transaction\nCREATE INDEX CONCURRENTLY i ON orders (id);' },
+    { file: '0004_audit.sql', sql: 'CREATE TABLE audit (id int);' },
+  ],
+  parser,
+);
 
 const migration = (version: number) => set.migrations.find((m) => m.version === version)!;
 

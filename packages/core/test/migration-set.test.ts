@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
 
+import { loadSqlParser } from '@sluice/sql-parser';
 import { describe, expect, it } from 'vitest';
 
 import { MigrationSetError } from '../src/errors.js';
 import { checksumOf, createMigrationSet, type MigrationSource, resolveTarget } from '../src/migration-set.js';
 
+const parser = await loadSqlParser();
+
 const src = (file: string, sql = `-- ${file}\nSELECT 1;`): MigrationSource => ({ file, sql });
 
 function setError(sources: MigrationSource[]): MigrationSetError {
   try {
-    createMigrationSet(sources);
+    createMigrationSet(sources, parser);
   } catch (error) {
     expect(error).toBeInstanceOf(MigrationSetError);
     return error as MigrationSetError;
@@ -42,7 +45,10 @@ describe('checksumOf', () => {
 
 describe('createMigrationSet', () => {
   it('orders migrations by numeric version, not by name or input order', () => {
-    const set = createMigrationSet([src('10_ten.sql'), src('0002_two.sql'), src('1_one.sql'), src('9_nine.sql')]);
+    const set = createMigrationSet(
+      [src('10_ten.sql'), src('0002_two.sql'), src('1_one.sql'), src('9_nine.sql')],
+      parser,
+    );
     expect(set.migrations.map((m) => m.version)).toEqual([1, 2, 9, 10]);
     expect(set.migrations.map((m) => m.name)).toEqual(['one', 'two', 'nine', 'ten']);
     expect(set.latest).toBe(10);
@@ -50,7 +56,7 @@ describe('createMigrationSet', () => {
 
   it('fills every field of a migration', () => {
     const sql = 'CREATE TABLE users (id bigint);\n';
-    const [m] = createMigrationSet([{ file: '0001_create-users_table.sql', sql }]).migrations;
+    const [m] = createMigrationSet([{ file: '0001_create-users_table.sql', sql }], parser).migrations;
     expect(m).toEqual({
       version: 1,
       name: 'create-users_table',
@@ -58,22 +64,20 @@ describe('createMigrationSet', () => {
       sql,
       checksum: checksumOf(sql),
       transactional: true,
+      statements: ['CREATE TABLE users (id bigint)'],
     });
   });
 
   it('ignores files that do not end in .sql', () => {
-    const set = createMigrationSet([
-      src('0001_a.sql'),
-      src('README.md'),
-      src('0002_b.sql.bak'),
-      src('0003_c.txt'),
-      src('.gitkeep'),
-    ]);
+    const set = createMigrationSet(
+      [src('0001_a.sql'), src('README.md'), src('0002_b.sql.bak'), src('0003_c.txt'), src('.gitkeep')],
+      parser,
+    );
     expect(set.migrations.map((m) => m.file)).toEqual(['0001_a.sql']);
   });
 
   it('is empty with latest 0 for no sources', () => {
-    const set = createMigrationSet([]);
+    const set = createMigrationSet([], parser);
     expect(set.migrations).toEqual([]);
     expect(set.latest).toBe(0);
     expect(set.digest).toMatch(/^[0-9a-f]{64}$/);
@@ -106,13 +110,13 @@ describe('createMigrationSet', () => {
   });
 
   it('freezes the set and its migration list', () => {
-    const set = createMigrationSet([src('0001_a.sql')]);
+    const set = createMigrationSet([src('0001_a.sql')], parser);
     expect(Object.isFrozen(set)).toBe(true);
     expect(Object.isFrozen(set.migrations)).toBe(true);
   });
 
   describe('directives', () => {
-    const one = (sql: string) => createMigrationSet([{ file: '0001_x.sql', sql }]).migrations[0]!;
+    const one = (sql: string) => createMigrationSet([{ file: '0001_x.sql', sql }], parser).migrations[0]!;
 
     it('marks -- sluice:no-transaction files as not transactional', () => {
       expect(one('-- sluice:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);').transactional).toBe(false);
@@ -167,40 +171,40 @@ describe('createMigrationSet', () => {
     const base = [src('0001_a.sql', 'SELECT 1;'), src('0002_b.sql', 'SELECT 2;'), src('0003_c.sql', 'SELECT 3;')];
 
     it('does not depend on input order or on non-.sql files', () => {
-      const a = createMigrationSet(base);
-      const b = createMigrationSet([base[2]!, src('notes.md'), base[0]!, base[1]!]);
+      const a = createMigrationSet(base, parser);
+      const b = createMigrationSet([base[2]!, src('notes.md'), base[0]!, base[1]!], parser);
       expect(b.digest).toBe(a.digest);
     });
 
     it('does not depend on line endings or a BOM', () => {
       const crlf = base.map((s) => ({ file: s.file, sql: `\uFEFF${s.sql}\r\n` }));
       const lf = base.map((s) => ({ file: s.file, sql: `${s.sql}\n` }));
-      expect(createMigrationSet(crlf).digest).toBe(createMigrationSet(lf).digest);
+      expect(createMigrationSet(crlf, parser).digest).toBe(createMigrationSet(lf, parser).digest);
     });
 
     it('changes when any file changes, is added or is removed', () => {
-      const digest = createMigrationSet(base).digest;
+      const digest = createMigrationSet(base, parser).digest;
       for (let i = 0; i < base.length; i++) {
         const changed = base.map((s, j) => (j === i ? { file: s.file, sql: `${s.sql} ` } : s));
-        expect(createMigrationSet(changed).digest).not.toBe(digest);
+        expect(createMigrationSet(changed, parser).digest).not.toBe(digest);
       }
-      expect(createMigrationSet([...base, src('0004_d.sql')]).digest).not.toBe(digest);
-      expect(createMigrationSet(base.slice(0, 2)).digest).not.toBe(digest);
+      expect(createMigrationSet([...base, src('0004_d.sql')], parser).digest).not.toBe(digest);
+      expect(createMigrationSet(base.slice(0, 2), parser).digest).not.toBe(digest);
     });
 
     it('changes when a file is renumbered', () => {
       const renumbered = [base[0]!, base[1]!, { file: '0004_c.sql', sql: base[2]!.sql }];
-      expect(createMigrationSet(renumbered).digest).not.toBe(createMigrationSet(base).digest);
+      expect(createMigrationSet(renumbered, parser).digest).not.toBe(createMigrationSet(base, parser).digest);
     });
   });
 });
 
 describe('resolveTarget', () => {
-  const set = createMigrationSet([src('0001_a.sql'), src('0002_b.sql'), src('0005_e.sql')]);
+  const set = createMigrationSet([src('0001_a.sql'), src('0002_b.sql'), src('0005_e.sql')], parser);
 
   it('resolves latest to the highest version', () => {
     expect(resolveTarget(set, 'latest')).toBe(5);
-    expect(resolveTarget(createMigrationSet([]), 'latest')).toBe(0);
+    expect(resolveTarget(createMigrationSet([], parser), 'latest')).toBe(0);
   });
 
   it('accepts a version in the set, and 0', () => {
@@ -226,7 +230,7 @@ describe('strictness found by review', () => {
   });
 
   it('reads directives from files with CR-only line endings', () => {
-    const set = createMigrationSet([src('0001_a.sql', '-- sluice:lock-timeout 5s\rSELECT 1;')]);
+    const set = createMigrationSet([src('0001_a.sql', '-- sluice:lock-timeout 5s\rSELECT 1;')], parser);
     expect(set.migrations[0]?.lockTimeoutMs).toBe(5_000);
   });
 
@@ -238,7 +242,7 @@ describe('strictness found by review', () => {
     expect(
       setError([src('0001_a.sql', 'CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);')]).message,
     ).toMatch(/transaction control/);
-    expect(() => createMigrationSet([src('0001_a.sql', 'DO $$ BEGIN PERFORM 1; END $$;')])).not.toThrow();
-    expect(() => createMigrationSet([src('0001_a.sql', '-- sluice:no-transaction\nCOMMIT;')])).not.toThrow();
+    expect(() => createMigrationSet([src('0001_a.sql', 'DO $$ BEGIN PERFORM 1; END $$;')], parser)).not.toThrow();
+    expect(() => createMigrationSet([src('0001_a.sql', '-- sluice:no-transaction\nCOMMIT;')], parser)).not.toThrow();
   });
 });

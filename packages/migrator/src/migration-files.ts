@@ -2,8 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { createMigrationSet, type MigrationSet, MigrationSetError } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 
-/** Reads every `NNNN_name.sql` in a folder into a checksummed migration set. */
+/** Reads every `NNNN_name.sql` in a folder into a checksummed migration set, parsed with PostgreSQL's parser. */
 export async function loadMigrationDir(dir: string): Promise<MigrationSet> {
   let names: string[];
   try {
@@ -19,5 +20,5 @@ export async function loadMigrationDir(dir: string): Promise<MigrationSet> {
       .filter((n) => n.endsWith('.sql'))
       .map(async (file) => ({ file, sql: await readFile(path.join(dir, file), 'utf8') })),
   );
-  return createMigrationSet(files);
+  return createMigrationSet(files, await loadSqlParser());
 }

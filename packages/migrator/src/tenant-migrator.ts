@@ -7,7 +7,6 @@ import {
   MigrationSqlError,
   planTenant,
   type SluiceError,
-  splitSqlStatements,
   TargetError,
   type TenantPlan,
 } from '@sluice/core';
@@ -521,7 +520,7 @@ export class TenantMigrator {
    * their reset: two round trips around the statements, no more.
    */
   private async applyWithoutTransaction(m: Migration, options: MigrateOptions): Promise<number> {
-    const statements = splitSqlStatements(m.sql);
+    const statements = m.statements;
     // Only a concurrent index build can leave an invalid index behind: no catalog scan otherwise.
     const buildsConcurrently = /\bconcurrently\b/i.test(m.sql);
     const invalidBefore = buildsConcurrently ? await this.invalidIndexes() : [];

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { AckPolicy, type Bus, connectBus, decodeJson, ensureTopology } from '@sluice/bus';
 import { STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
 import { freePort, type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import pg from 'pg';
@@ -11,14 +12,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDelivery } from '../src/delivery.js';
 import { postgresTenantWork } from '../src/tenant-work.js';
 
+const parser = await loadSqlParser();
+
 const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const DB = `sluice_exec_${randomBytes(3).toString('hex')}`;
 const DB2 = `${DB}_b`;
-const set = createMigrationSet([
-  { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
-  { file: '0002_u.sql', sql: 'CREATE TABLE u (id int);' },
-]);
-const broken = createMigrationSet([{ file: '0001_bad.sql', sql: 'CREATE TABLE t (id int REFERENCES nowhere (id));' }]);
+const set = createMigrationSet(
+  [
+    { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
+    { file: '0002_u.sql', sql: 'CREATE TABLE u (id int);' },
+  ],
+  parser,
+);
+const broken = createMigrationSet(
+  [{ file: '0001_bad.sql', sql: 'CREATE TABLE t (id int REFERENCES nowhere (id));' }],
+  parser,
+);
 
 describe('the delivery of a task against real NATS and Postgres', () => {
   let nats: NatsServerHandle;

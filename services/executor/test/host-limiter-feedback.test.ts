@@ -1,5 +1,6 @@
 import type { TenantOutcome, TenantTask } from '@sluice/contracts';
 import { AimdLimiter, createMigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createTenantFleet, type TenantFleet } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -7,12 +8,14 @@ import type { DeliveryResult } from '../src/delivery.js';
 import { feedHostLimiter } from '../src/host-scheduler.js';
 import { postgresTenantWork } from '../src/tenant-work.js';
 
+const parser = await loadSqlParser();
+
 const files = [
   { file: '0001_t.sql', sql: 'CREATE TABLE t (id int);' },
   // A slow file: the host is not overloaded, the migration is just long.
   { file: '0002_slow.sql', sql: 'CREATE TABLE slow (id int);\nSELECT pg_sleep(0.3);' },
 ];
-const set = createMigrationSet(files);
+const set = createMigrationSet(files, parser);
 const work = postgresTenantWork({
   executorId: 'limiter-test',
   lockTimeoutMs: 5_000,

@@ -1,13 +1,16 @@
 import type { BundleStore } from '@sluice/bus';
 import { BundleDigestMismatchError, createMigrationSet, DigestMismatchError, type MigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
 import { describe, expect, it } from 'vitest';
 
 import { createMigrationSets, singleMigrationSet } from '../src/migration-sets.js';
 
+const parser = await loadSqlParser();
+
 const logger = createLogger({ service: 'migration-sets-test', level: 'silent' });
 const setOf = (n: number): MigrationSet =>
-  createMigrationSet([{ file: '0001_t.sql', sql: `CREATE TABLE t${n} (id int);\n` }]);
+  createMigrationSet([{ file: '0001_t.sql', sql: `CREATE TABLE t${n} (id int);\n` }], parser);
 
 /** An in-memory bundle store (our own port) that counts reads and can hold a tampered entry. */
 function memoryBundles() {

@@ -20,6 +20,7 @@ import {
   type TenantTask,
 } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,9 +28,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDelivery } from '../src/delivery.js';
 import { createRunGate, type RunGate } from '../src/run-gate.js';
 
+const parser = await loadSqlParser();
+
 const logger = createLogger({ service: 'run-gate-test', level: 'silent' });
 const at = new Date().toISOString();
-const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }]);
+const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }], parser);
 
 const task = (runId: string, tenantId: string, stage?: 'canary' | 'fleet'): TenantTask => ({
   runId,

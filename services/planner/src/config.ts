@@ -34,6 +34,11 @@ export interface PlannerConfig {
    * executors'): bounds a task whose executor dies every time; the reporter then fails the tenant.
    */
   maxDeliveries: number;
+  /**
+   * The executors' session `lock_timeout` (`SLUICE_LOCK_TIMEOUT`, as theirs): the lint rule
+   * `missing-lock-timeout` asks files that take strong locks for a lower one.
+   */
+  sessionLockTimeoutMs: number;
 }
 
 export interface HostLimits {
@@ -86,5 +91,6 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     metricsPort: e.int('SLUICE_METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
     maxDeliveries: e.int('SLUICE_MAX_ATTEMPTS', 5, { min: 1, max: 100 }),
+    sessionLockTimeoutMs: e.duration('SLUICE_LOCK_TIMEOUT', 5_000),
   });
 }

@@ -11,11 +11,14 @@ import {
   startPullLoop,
 } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { countFindings } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
 import type { PlannerConfig } from './config.js';
+import { createLintGate } from './lint-gate.js';
 import { registerPlannerMetrics } from './planner-metrics.js';
 import { createPlanner } from './tenant-planner.js';
 
@@ -48,6 +51,9 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     // Serving starts after the topology and the bundle are in place: nothing to replay.
     readiness: async () => ({ ...(await busReadiness(bus)), replayed: true }),
   });
+  // Linted now, so the first request does not wait for it and the log says what requests will meet.
+  const lint = createLintGate(await loadSqlParser(), { sessionLockTimeoutMs: config.sessionLockTimeoutMs });
+  const lintCounts = countFindings(lint.findings(migrations));
   const planner = createPlanner({
     bus,
     registry,
@@ -61,6 +67,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     taskAckWaitMs: config.taskAckWaitMs,
     observer,
     maxDeliveries: config.maxDeliveries,
+    lint,
   });
   const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) =>
     planner.handleRequest(msg),
@@ -72,6 +79,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
       latest: migrations.latest,
       migrations: migrations.migrations.length,
       registry: config.registry.kind,
+      lint: lintCounts,
       metricsPort: metrics.port,
     },
     'planner ready',

@@ -34,6 +34,7 @@ import type { RegistryRow, TenantRegistry } from '@sluice/registry';
 import type { Logger } from '@sluice/telemetry';
 
 import { hostLimitFor, type HostLimits } from './config.js';
+import type { LintGate } from './lint-gate.js';
 import { requestFingerprint, validateRequest } from './request-validation.js';
 import { activeTraceId, annotateRun, traceRequest, traceTaskPublish } from './run-tracing.js';
 
@@ -56,6 +57,8 @@ export interface PlannerDeps {
   maxDeliveries?: number;
   /** Told how each request ended (metrics). */
   observer?: PlannerObserver;
+  /** Lints the set before a run is claimed (absent: no gate, as in tests of planning alone). */
+  lint?: LintGate;
 }
 
 /** What the planner tells about each request it handles. */
@@ -90,8 +93,17 @@ export function createPlanner(deps: PlannerDeps) {
       throw error;
     }));
 
-  async function reject(runId: string | undefined, reasons: string[]): Promise<void> {
-    const event: RejectedEvent = { ...(runId ? { runId } : {}), reasons, rejectedAt: new Date().toISOString() };
+  async function reject(
+    runId: string | undefined,
+    reasons: string[],
+    code?: Pick<RejectedEvent, 'reason' | 'lint'>,
+  ): Promise<void> {
+    const event: RejectedEvent = {
+      ...(runId ? { runId } : {}),
+      reasons,
+      ...code,
+      rejectedAt: new Date().toISOString(),
+    };
     logger.warn({ runId, reasons }, 'request rejected');
     deps.observer?.rejected();
     annotateRun({ runId, outcome: 'rejected' });
@@ -254,6 +266,13 @@ export function createPlanner(deps: PlannerDeps) {
     }
     const { request, targetVersion } = validation;
     const runId = request.runId;
+    // Before the claim: a request rejected for lint leaves its runId free for a fixed set or `lint: "warn"`.
+    const lint = deps.lint?.judge(request, migrations);
+    if (lint && !lint.ok) {
+      await reject(runId, lint.reasons, { reason: 'lint', lint: lint.report });
+      msg.ack();
+      return;
+    }
     const claim = await deps.claims.claim(runId, requestFingerprint(request, targetVersion));
     annotateRun({ runId, targetVersion, dryRun: request.dryRun ?? false, outcome: claim.kind });
     if (claim.kind === 'duplicate') {
@@ -275,6 +294,7 @@ export function createPlanner(deps: PlannerDeps) {
       ...(request.tenants ? { tenants: request.tenants } : {}),
       ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
       ...(request.rollout ? { rollout: request.rollout } : {}),
+      ...(lint?.report ? { lint: lint.report } : {}),
       acceptedAt: new Date().toISOString(),
     };
     const traceId = activeTraceId();

@@ -1,12 +1,18 @@
 import { createMigrationSet } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { describe, expect, it } from 'vitest';
 
 import { requestFingerprint, validateRequest } from '../src/request-validation.js';
 
-const set = createMigrationSet([
-  { file: '0001_a.sql', sql: 'SELECT 1;' },
-  { file: '0002_b.sql', sql: 'SELECT 2;' },
-]);
+const parser = await loadSqlParser();
+
+const set = createMigrationSet(
+  [
+    { file: '0001_a.sql', sql: 'SELECT 1;' },
+    { file: '0002_b.sql', sql: 'SELECT 2;' },
+  ],
+  parser,
+);
 
 describe('validateRequest', () => {
   it('accepts a request and resolves latest', () => {

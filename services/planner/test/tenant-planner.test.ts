@@ -10,14 +10,17 @@ import {
 import { REJECTED_SUBJECT, REQUEST_SUBJECT, STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
 import { createMemoryRegistry, type RegistryRow, type TenantRegistry } from '@sluice/registry';
+import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createPlanner } from '../src/tenant-planner.js';
 
+const parser = await loadSqlParser();
+
 const logger = createLogger({ service: 'planner-test', level: 'silent' });
-const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }]);
+const set = createMigrationSet([{ file: '0001_a.sql', sql: 'SELECT 1;' }], parser);
 const SECRET = 'hunter2-secret';
 
 const rows: RegistryRow[] = [

@@ -24,6 +24,7 @@ export function runSummary(run: RunState, now: number) {
     tenants: run.accepted?.tenants ?? null,
     requestedBy: run.accepted?.requestedBy ?? null,
     rollout: run.accepted?.rollout ?? null,
+    lint: run.accepted?.lint ?? null,
     counts,
     done,
     total,

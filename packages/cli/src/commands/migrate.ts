@@ -14,7 +14,9 @@ export const MIGRATE: CommandSpec = {
   summary: 'Publishes a migration request, and with --wait follows the run to its end.',
   description: `--canary N migrates N tenants first and the rest only once all of them succeeded;
 --max-failures / --max-failure-rate stop the run (the rest skipped, status failed) when failures
-pass them. With --wait, follows the run — a live bar on a terminal, plain lines elsewhere — and
+pass them. The planner lints the migration set first and rejects the request when it finds errors
+(sluice lint shows them); --lint warn runs it anyway, with the findings in the run's report. With
+--wait, follows the run — a live bar on a terminal, plain lines elsewhere — and
 exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`,
   flags: {
     target: { type: 'string', default: 'latest', value: 'latest|VERSION', help: 'the version to migrate to' },
@@ -25,6 +27,7 @@ exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4
     'max-failures': { type: 'string', value: 'N', help: 'stop the run after more than N failures' },
     'max-failure-rate': { type: 'string', value: 'R', help: 'stop the run when failures pass this share (0.05 or 5%)' },
     'dry-run': { type: 'boolean', default: false, help: 'plan and check every tenant, apply nothing' },
+    lint: { type: 'string', value: 'error|warn', help: 'warn: run even when the set has lint errors (default error)' },
     'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
     wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
     timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
@@ -61,6 +64,7 @@ interface MigrateValues extends Record<string, string | boolean | string[] | und
   canary?: string;
   'max-failures'?: string;
   'max-failure-rate'?: string;
+  lint?: string;
   server?: string;
 }
 
@@ -102,6 +106,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(values['dry-run'] ? { dryRun: true } : {}),
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
+    ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
   };
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {

@@ -1,4 +1,5 @@
 import { connectBus } from '@sluice/bus';
+import type { LintReport } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
@@ -16,6 +17,22 @@ run goes and long after). Exits 1 when the run ended without succeeding.`,
   flags: { ...JSON_FLAG, ...SERVER_FLAG },
   positionals: { min: 1, max: 1 },
 };
+
+/** The lint report of a run's migration set, as the planner found it (ignored findings included). */
+export function formatLint(report: LintReport | undefined): string[] {
+  if (!report) return [];
+  const lines = [
+    `  lint      ${report.errors} errors, ${report.warnings} warnings, ${report.ignored} ignored (lint: ${report.mode})`,
+  ];
+  for (const f of report.findings) {
+    const level = f.ignored !== undefined ? 'ignored' : f.severity;
+    lines.push(
+      `    ${f.file}:${f.line}:${f.column} ${level} ${f.rule}: ${f.message}${f.ignored ? ` (${f.ignored})` : ''}`,
+    );
+  }
+  if (report.truncated) lines.push('    … (more in sluice lint)');
+  return lines;
+}
 
 /** The lines `sluice status` prints for a run that has not completed. */
 export function formatRunView(view: RunView): string[] {
@@ -52,8 +69,10 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
     const view = await readRun(bus, runId);
     if (!view) throw new CliError(`no run ${runId}`, EXIT.failure);
     if (values.json) output.out(JSON.stringify(view));
-    else if (view.completed) for (const line of formatCompleted(view.completed)) output.out(line);
-    else for (const line of formatRunView(view)) output.out(line);
+    else {
+      const lines = view.completed ? formatCompleted(view.completed) : formatRunView(view);
+      for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
+    }
     if (!view.completed) return EXIT.ok;
     return view.completed.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
   } finally {

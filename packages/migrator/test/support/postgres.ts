@@ -4,12 +4,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { createMigrationSet, type MigrationSet } from '@sluice/core';
+import { createMigrationSet, type MigrationSet, type SqlParser } from '@sluice/core';
+import { loadSqlParser } from '@sluice/sql-parser';
 import pg from 'pg';
 
 import { type ConnectOptions, connectTenant } from '../../src/connect.js';
 import { type JournalLocation } from '../../src/journal.js';
 import { TenantMigrator } from '../../src/tenant-migrator.js';
+
+const parser = await loadSqlParser();
 
 /** The machine's Postgres: trust auth, user postgres. Tests only ever create and drop their own databases on it. */
 export const SERVER_URL = 'postgres://postgres@127.0.0.1:5432';
@@ -86,9 +89,28 @@ export function testDatabases(label: string): TestDatabases {
   };
 }
 
-/** An in-memory migration set from `{ '0001_name.sql': sql }`. */
-export function migrationSet(files: Record<string, string>): MigrationSet {
-  return createMigrationSet(Object.entries(files).map(([file, sql]) => ({ file, sql })));
+/** An in-memory migration set from `{ '0001_name.sql': sql }`, read by PostgreSQL's parser (or another grammar). */
+export function migrationSet(files: Record<string, string>, grammar: SqlParser = parser): MigrationSet {
+  return createMigrationSet(
+    Object.entries(files).map(([file, sql]) => ({ file, sql })),
+    grammar,
+  );
+}
+
+/**
+ * The grammar of a newer PostgreSQL than the server's: files holding `marker` parse as one
+ * statement, so the server is the first to refuse them (a set linted with a newer parser, version skew).
+ */
+export function newerGrammar(marker: string): SqlParser {
+  return {
+    parse: (sql) =>
+      sql.includes(marker)
+        ? {
+            ok: true,
+            statements: [{ tree: { SelectStmt: {} }, start: 0, end: sql.trimEnd().replace(/;$/, '').length }],
+          }
+        : parser.parse(sql),
+  };
 }
 
 export function migrator(client: pg.ClientBase, set: MigrationSet, journal?: JournalLocation): TenantMigrator {
