@@ -43,9 +43,11 @@ export async function faultWorkspace(name: string) {
     dir,
     migrationsDir,
     services,
-    async fleet(prefix: string, count: number): Promise<{ fleet: TenantFleet; registry: string }> {
+    /** `serverUrl`: the Postgres to create the databases on (default: the local one). */
+    async fleet(prefix: string, count: number, serverUrl?: string): Promise<{ fleet: TenantFleet; registry: string }> {
       const fleet = await createTenantFleet({
         count,
+        ...(serverUrl ? { serverUrl } : {}),
         prefix: `${prefix}_${process.pid}`,
         tenantPrefix: prefix.replace(/_/g, '-'),
       });

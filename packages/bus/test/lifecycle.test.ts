@@ -109,3 +109,29 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     expect(await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('r1'), () => undefined)).toBe(1);
   });
 });
+
+describe('readSubject while the server cannot answer', () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, name: 'bus-reader-outage-test' }, logger);
+    await bus.jsm.streams.add({ name: 'R', subjects: ['r.>'] });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.dispose();
+  });
+
+  // Replays chaos seed 2: `sluice resume` said "no run" for a paused run while a NATS node
+  // restarted, because a failed read counted as an empty subject; the run stayed paused.
+  it('never reads an outage as an empty subject: it asks again, and finds the message', async () => {
+    await bus.publish('r.run', { n: 1 });
+    await nats.stop();
+    const reading = readSubject(bus, 'R', 'r.run', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await nats.restart();
+    expect(await reading).toBe(1);
+  });
+});

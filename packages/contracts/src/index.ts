@@ -59,6 +59,7 @@ export {
 } from './outcome.js';
 export {
   isRunId,
+  isTenantId,
   type MigrateRequest,
   type MigrateRequestInput,
   MigrateRequestSchema,
@@ -66,6 +67,7 @@ export {
   RejectedEventSchema,
   requestMsgId,
   RunIdSchema,
+  TenantIdSchema,
   type TenantSelector,
 } from './request.js';
 export {

@@ -25,10 +25,23 @@ export const TargetSchema = z.union(
 );
 export type Target = 'latest' | number;
 
+/**
+ * A tenantId: 1–200 printable ASCII characters (`!` to `~`), no whitespace or control characters,
+ * no `*` or `>`. It travels in message ids (`Nats-Msg-Id` headers, where CR/LF are refused) and
+ * must never look like a subject wildcard; a registry row whose id breaks the rule is that row's
+ * `invalid_tenant` outcome.
+ */
 export const TenantIdSchema = z
   .string()
   .min(1, 'tenantId must not be empty')
-  .max(200, 'tenantId must be at most 200 characters');
+  .max(200, 'tenantId must be at most 200 characters')
+  .regex(/^[\x21-\x7e]*$/, 'tenantId must be printable ASCII without spaces or control characters')
+  .regex(/^[^*>]*$/, 'tenantId must not contain * or >');
+
+/** Whether a value is a usable tenantId (see {@link TenantIdSchema}). */
+export function isTenantId(value: unknown): value is string {
+  return TenantIdSchema.safeParse(value).success;
+}
 
 const TagMapSchema = z
   .record(z.string().min(1).max(100), z.string().max(200))

@@ -1,3 +1,5 @@
+import { TenantIdSchema } from '@sluice/contracts';
+
 import { InvalidTenantError } from './errors.js';
 
 /** A tenant as the planner publishes it: never with a password. */
@@ -43,7 +45,10 @@ export function parseTenantRow(row: unknown): Tenant {
   if (typeof tenantId !== 'string' || tenantId.trim() === '') {
     throw new InvalidTenantError('registry row has no tenantId');
   }
-  if (tenantId.length > 200) throw new InvalidTenantError(`tenantId is longer than 200 characters`);
+  // The id travels in NATS message ids: a bad one is this row's problem, never the run's. The reason
+  // names the rule, not the id (it may hold CR/LF or be 2,000 characters long).
+  const idCheck = TenantIdSchema.safeParse(tenantId);
+  if (!idCheck.success) throw new InvalidTenantError(idCheck.error.issues[0]?.message ?? 'tenantId is not usable');
   const raw = r.databaseUrl;
   if (typeof raw !== 'string' || raw === '') throw new InvalidTenantError(`tenant ${tenantId} has no databaseUrl`);
   let url: URL;
@@ -60,6 +65,10 @@ export function parseTenantRow(row: unknown): Tenant {
     database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   } catch {
     throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl with a malformed database name`);
+  }
+  // A host name goes into subjects (escaped) and consumer names: letters, digits, `.-_`, or an IPv6 literal.
+  if (url.hostname !== '' && !/^([a-zA-Z0-9._-]+|\[[0-9a-fA-F:.]+\])$/.test(url.hostname)) {
+    throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl whose host is not a host name or address`);
   }
   if (url.hostname === '' || database === '' || database.includes('/')) {
     throw new InvalidTenantError(`tenant ${tenantId} has a databaseUrl without a host or a database name`);

@@ -86,6 +86,31 @@ describe('parseTenantRow', () => {
     expect(parseTenantRow({ tenantId: 'x'.repeat(200), databaseUrl: 'postgres://h/d' }).tenantId).toHaveLength(200);
   });
 
+  it.each([
+    ['CR/LF', 'evil\r\nNats-Msg-Id: x', /printable ASCII/],
+    ['a space', 'two words', /printable ASCII/],
+    ['non-ASCII', 'tenant-ü', /printable ASCII/],
+    ['wildcards', 'tenant.*.>', /\* or >/],
+    ['2,000 characters', 'x'.repeat(2_000), /200/],
+  ])('rejects a tenantId with %s, without echoing it', (_, tenantId, reason) => {
+    const message = invalid({ tenantId, databaseUrl: 'postgres://h/d' }).message;
+    expect(message).toMatch(reason);
+    expect(message).not.toContain(tenantId);
+  });
+
+  it.each(['postgres://u@h>st:5432/d', 'postgres://u@h%3Est:5432/d', 'postgres://u@h*st/d'])(
+    'rejects a host that is not a host name or address: %s',
+    (databaseUrl) => {
+      expect(invalid({ tenantId: 'a', databaseUrl }).message).toMatch(/malformed|host/);
+    },
+  );
+
+  it('accepts punctuation that is neither whitespace nor a wildcard, and IPv6 hosts', () => {
+    expect(parseTenantRow({ tenantId: 'acme:eu/1#x', databaseUrl: 'postgres://u@[::1]:5432/d' }).host).toBe(
+      '[::1]:5432',
+    );
+  });
+
   it('rejects a missing databaseUrl', () => {
     expect(invalid({ tenantId: 'a' }).message).toBe('tenant a has no databaseUrl');
     expect(invalid({ tenantId: 'a', databaseUrl: '' }).message).toBe('tenant a has no databaseUrl');

@@ -1,3 +1,12 @@
 export { connectTenant } from './connect.js';
+export {
+  type FencedHolder,
+  leaseApplicationName,
+  type LockFence,
+  type MigrationLease,
+  parseLeaseApplicationName,
+  staleHolderReason,
+  taskLeaseKey,
+} from './lock-fencing.js';
 export { loadMigrationDir } from './migration-files.js';
 export { type MigrationReport, TenantMigrator } from './tenant-migrator.js';

@@ -23,6 +23,7 @@ import {
   lockHeldSql,
   readJournalStateSql,
 } from './journal.js';
+import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
 import { committedVersions, transactionBatchSql } from './transaction-batch.js';
@@ -90,12 +91,31 @@ export class TenantMigrator {
     private readonly set: MigrationSet,
     private readonly host: string,
     private readonly journal: JournalLocation = DEFAULT_JOURNAL,
+    /** Lets this session take the lock from a holder whose lease expired (a frozen executor). */
+    private readonly fence?: LockFence,
   ) {
     this.lockKey = advisoryLockKey(journal);
     this.table = journalTable(journal);
   }
 
+  /**
+   * Migrates the tenant. Met by the lock of a stale holder (see lock-fencing.ts), it terminates
+   * that session — PostgreSQL rolls its open transaction back — and starts again from a fresh read
+   * of the journal; any other holder leaves it `locked`.
+   */
   async migrate(options: MigrateOptions): Promise<MigrationReport> {
+    try {
+      return await this.migrateOnce(options);
+    } catch (error) {
+      if (!(error instanceof LockedError) || !this.fence) throw error;
+      if (!(await takeOverExpiredLock(this.client, this.lockKey, this.fence).catch(() => false))) throw error;
+      // The lock was taken to be sure the holder is gone; the next attempt takes it its own way.
+      await this.client.query(`SELECT pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
+      return this.migrateOnce(options);
+    }
+  }
+
+  private async migrateOnce(options: MigrateOptions): Promise<MigrationReport> {
     if (options.targetVersion !== 0 && !this.set.migrations.some((m) => m.version === options.targetVersion)) {
       throw new TargetError(
         `target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`,

@@ -8,6 +8,11 @@ export interface DelayProxyHandle {
   readonly delayMs: number;
   /** Changes the delay for bytes sent from now on. */
   setDelay(ms: number): void;
+  /**
+   * `true`: the host behind the proxy becomes unreachable — open connections are cut and new
+   * ones are closed as soon as they are accepted — until called again with `false`.
+   */
+  setUnreachable(unreachable: boolean): void;
   /** Connections open through the proxy. */
   readonly connections: number;
   /**
@@ -31,10 +36,15 @@ export async function startDelayProxy(
   delayMs: number,
 ): Promise<DelayProxyHandle> {
   let delay = delayMs;
+  let unreachable = false;
   const sockets = new Set<Socket>();
   const held: Array<{ arrivedAt: number; due: number; releasedAt: number }> = [];
 
   const server: Server = createServer((client) => {
+    if (unreachable) {
+      client.destroy();
+      return;
+    }
     const upstream = new Socket();
     sockets.add(client);
     sockets.add(upstream);
@@ -102,6 +112,13 @@ export async function startDelayProxy(
     },
     setDelay(ms: number) {
       delay = ms;
+    },
+    setUnreachable(value: boolean) {
+      unreachable = value;
+      if (value) {
+        for (const s of sockets) s.destroy();
+        sockets.clear();
+      }
     },
     get connections() {
       return [...sockets].length / 2;

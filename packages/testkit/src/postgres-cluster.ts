@@ -13,8 +13,8 @@ export interface PostgresClusterHandle {
   /** `postgres://postgres@127.0.0.1:PORT` (trust auth). */
   serverUrl: string;
   dataDir: string;
-  /** Fast shutdown (connections are cut). */
-  stop(): Promise<void>;
+  /** Fast shutdown (connections are cut); `immediate`: no checkpoint, as if the machine died. */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Starts it again, optionally with other settings (`{ max_connections: '5' }`). */
   start(settings?: Record<string, string>): Promise<void>;
   /** Stops it and removes its data. */
@@ -85,8 +85,8 @@ export async function startPostgresCluster(settings: Record<string, string> = {}
     );
     await waitForPort(port, 10_000);
   };
-  const stop = async (): Promise<void> => {
-    await run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '30', 'stop'], opts).catch(
+  const stop = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
+    await run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', mode, '-w', '-t', '30', 'stop'], opts).catch(
       () => undefined,
     );
   };

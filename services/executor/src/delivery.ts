@@ -228,7 +228,10 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     return withInProgress(msg, config.ackWaitMs, () =>
       throughBreaker(task.host, async () => {
         const started = performance.now();
-        const { report, connectMs } = await tenantWork(task, migrations);
+        const { report, connectMs } = await tenantWork(task, migrations, {
+          streamSeq: msg.seq,
+          deliveryCount: attempt,
+        });
         return tenantOutcome(sourceOf(task, attempt), {
           status: report.status,
           applied: report.applied,

@@ -59,7 +59,14 @@ export async function startExecutorService(
     migrations,
     gate,
     breakers,
-    tenantWork: overrides.tenantWork ?? postgresTenantWork(config),
+    tenantWork:
+      overrides.tenantWork ??
+      postgresTenantWork(config, (task, holder) =>
+        logger.warn(
+          { runId: task.runId, tenantId: task.tenantId, host: task.host, holder },
+          'stale holder of the migration lock terminated; lock taken over',
+        ),
+      ),
   });
   const registry = createMetricsRegistry('executor');
   const scheduler = startHostScheduler({

@@ -1,8 +1,24 @@
 import type { TenantTask } from '@sluice/contracts';
 import type { MigrationSet } from '@sluice/core';
-import { connectTenant, type MigrationReport, TenantMigrator } from '@sluice/migrator';
+import {
+  connectTenant,
+  type FencedHolder,
+  leaseApplicationName,
+  type LockFence,
+  type MigrationReport,
+  taskLeaseKey,
+  TenantMigrator,
+} from '@sluice/migrator';
 
 import type { ExecutorConfig } from './config.js';
+
+/** Which delivery of its task a tenant's work runs under (its lease on the tenant). */
+export interface DeliveryLease {
+  /** The task message's stream sequence. */
+  streamSeq: number;
+  /** Its delivery count. */
+  deliveryCount: number;
+}
 
 /**
  * The work of one tenant: connect, migrate, disconnect. A port, so a benchmark can measure the
@@ -11,26 +27,50 @@ import type { ExecutorConfig } from './config.js';
 export type TenantWork = (
   task: TenantTask,
   migrations: MigrationSet,
+  lease?: DeliveryLease,
 ) => Promise<{ report: MigrationReport; connectMs: number }>;
 
-/** The tenant's own database through `pg`: a session named after the replica and run, the migrator, then close. */
+/**
+ * The tenant's own database through `pg`: a session named after the replica and its lease on the
+ * task, the migrator, then close. The session's name lets a later delivery of the same task fence
+ * this one (terminate it and take the migration lock) when its lease has expired — a frozen or
+ * partitioned executor — see `@sluice/migrator` lock-fencing.
+ */
 export function postgresTenantWork(
-  config: Pick<ExecutorConfig, 'executorId' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'>,
+  /** Without `ackWaitMs` sessions are still named, but never fence a stale holder. */
+  config: Pick<ExecutorConfig, 'executorId' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'> &
+    Partial<Pick<ExecutorConfig, 'ackWaitMs'>>,
+  onFenced?: (task: TenantTask, holder: FencedHolder) => void,
 ): TenantWork {
-  return async (task, migrations) => {
+  return async (task, migrations, delivery) => {
     const t0 = performance.now();
+    const lease = delivery && {
+      taskKey: taskLeaseKey(task.runId, task.tenantId),
+      streamSeq: delivery.streamSeq,
+      deliveryCount: delivery.deliveryCount,
+    };
     const client = await connectTenant({
       databaseUrl: task.databaseUrl,
       host: task.host,
       connectTimeoutMs: config.connectTimeoutMs,
       lockTimeoutMs: config.lockTimeoutMs,
       statementTimeoutMs: config.statementTimeoutMs,
-      // Names the replica and run in pg_stat_activity (63 characters at most).
-      applicationName: `sluice-executor:${config.executorId}:${task.runId}`.slice(0, 63),
+      // Names the replica and its lease in pg_stat_activity (63 characters at most).
+      applicationName: lease
+        ? leaseApplicationName(config.executorId, lease)
+        : `sluice-executor:${config.executorId}`.slice(0, 63),
     });
     const connectMs = performance.now() - t0;
     try {
-      const report = await new TenantMigrator(client, migrations, task.host).migrate({
+      const fence: LockFence | undefined =
+        lease && config.ackWaitMs !== undefined
+          ? {
+              lease,
+              ackWaitMs: config.ackWaitMs,
+              ...(onFenced ? { onFenced: (holder: FencedHolder) => onFenced(task, holder) } : {}),
+            }
+          : undefined;
+      const report = await new TenantMigrator(client, migrations, task.host, undefined, fence).migrate({
         targetVersion: task.target,
         runId: task.runId,
         executorId: config.executorId,

@@ -6,6 +6,7 @@ import {
   ensureLedgerStream,
   type JsMsg,
   MalformedMessageError,
+  publishOnce,
   publishOutcome,
   publishReliably,
   PublishWindow,
@@ -14,6 +15,7 @@ import {
 } from '@sluice/bus';
 import {
   failedOutcome,
+  isTenantId,
   type MigrateRequest,
   REJECTED_SUBJECT,
   type RejectedEvent,
@@ -297,9 +299,9 @@ export function createPlanner(deps: PlannerDeps) {
     };
     const traceId = activeTraceId();
     if (traceId) accepted.traceId = traceId;
-    await publishReliably(bus, runEventSubject(runId, 'accepted'), accepted, {
-      msgId: runEventMsgId(runId, 'accepted'),
-    });
+    // Once per run, like `completed`: a resumed plan (a planner died mid-plan) finds the subject
+    // taken and publishes nothing — a stream-level check, not the duplicate window.
+    await publishOnce(bus, runEventSubject(runId, 'accepted'), accepted, { msgId: runEventMsgId(runId, 'accepted') });
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 
     const started = performance.now();
@@ -318,7 +320,7 @@ export function createPlanner(deps: PlannerDeps) {
             plannedAt: new Date().toISOString(),
           }
         : { runId, ...result, plannedAt: new Date().toISOString() };
-    await publishReliably(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
+    await publishOnce(bus, runEventSubject(runId, 'planned'), planned, { msgId: runEventMsgId(runId, 'planned') });
     await deps.claims.markPlanned(runId);
     msg.ack();
     deps.observer?.planned(result, performance.now() - started);
@@ -333,5 +335,6 @@ export type Planner = ReturnType<typeof createPlanner>;
 /** The outcome key of a registry row that cannot be a tenant: its tenantId if usable, else its position. */
 function rowKeyOf(row: RegistryRow, index: number): string {
   const id = (row as RegistryRow | null)?.tenantId;
-  return typeof id === 'string' && id.trim() !== '' ? `${id.slice(0, 200)}#${index}` : `#${index}`;
+  // An id that breaks the tenantId rule (CR/LF, wildcards, 2,000 characters) never becomes part of a key.
+  return isTenantId(id) ? `${id}#${index}` : `#${index}`;
 }

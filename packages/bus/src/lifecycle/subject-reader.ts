@@ -10,6 +10,25 @@ export async function lastSequence(jsm: JetStreamManager, stream: string): Promi
 }
 
 /**
+ * The subject's last message, or null when it has none. Only "no message" means none: a timeout
+ * or a stream without a leader (a NATS node restarting) is asked again, then thrown — read as
+ * "empty", it made `sluice resume` answer "no run" for a paused run, and would make a restarted
+ * reporter replay a run without its outcomes.
+ */
+async function lastMessageOf(jsm: JetStreamManager, stream: string, subject: string) {
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await jsm.streams.getMessage(stream, { last_by_subj: subject });
+    } catch (error) {
+      if (attempt >= 6) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 2_000);
+    }
+  }
+}
+
+/**
  * Reads every message of one subject (or filter) from the start of the stream up to `untilSeq`
  * (inclusive; default: what is there now), in order, with an ordered consumer, then stops.
  * Resolves with the number of messages handled. Cost: the subject's messages, not the stream's.
@@ -21,7 +40,7 @@ export async function readSubject(
   handler: (msg: JsMsg) => Promise<void> | void,
   options: { untilSeq?: number } = {},
 ): Promise<number> {
-  const last = await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+  const last = await lastMessageOf(bus.jsm, stream, subject);
   if (!last) return 0;
   const stopAt = Math.min(last.seq, options.untilSeq ?? Number.MAX_SAFE_INTEGER);
   const consumer = await bus.js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });

@@ -1,0 +1,166 @@
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { type RunCompletedEvent, STREAMS } from '@sluice/contracts';
+
+import { subjectCount } from '../faults-support.js';
+import { type PlannedFault, type ServiceTarget } from './chaos-faults.js';
+import { alive, type ChaosStack, tryKill } from './chaos-stack.js';
+
+/** A fault as it happened: when it started and when it was healed (ms after the request). */
+export interface FaultRecord extends PlannedFault {
+  startedMs?: number;
+  healedMs?: number;
+  note?: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Injects the planned faults into a running stack, each at its moment; resolves once every fault
+ * is healed. Faults on the same NATS node set or the same database host wait for each other (one
+ * NATS node down at a time keeps the cluster's quorum, so an outage always heals).
+ */
+export async function injectFaults(
+  stack: ChaosStack,
+  runId: string,
+  faults: PlannedFault[],
+  t0: number,
+  killed: Set<ServiceTarget>,
+): Promise<FaultRecord[]> {
+  const records: FaultRecord[] = faults.map((f) => ({ ...f }));
+  const locks = new Map<string, Promise<void>>();
+  const serial = async (key: string, fn: () => Promise<void>) => {
+    const before = locks.get(key) ?? Promise.resolve();
+    const mine = before.then(fn, fn);
+    locks.set(
+      key,
+      mine.catch(() => undefined),
+    );
+    await mine;
+  };
+  const now = () => Date.now() - t0;
+
+  const one = async (r: FaultRecord): Promise<void> => {
+    await sleep(Math.max(0, r.atMs - now()));
+    switch (r.kind) {
+      // One fault at a time per service: a kill never meets a half-restarted process.
+      case 'kill':
+        await serial(`svc-${r.target}`, async () => {
+          const target = r.target as ServiceTarget;
+          const s = stack.services.get(target)!;
+          killed.add(target);
+          r.startedMs = now();
+          await s.kill();
+          await sleep(r.durationMs);
+          await stack.startTarget(target);
+          r.healedMs = now();
+        });
+        return;
+      case 'freeze':
+        await serial(`svc-${r.target}`, async () => {
+          const s = stack.services.get(r.target as ServiceTarget)!;
+          r.startedMs = now();
+          tryKill(s.pid, 'SIGSTOP');
+          await sleep(r.durationMs);
+          if (!tryKill(s.pid, 'SIGCONT') || !alive(s)) r.note = 'exited while frozen';
+          r.healedMs = now();
+        });
+        return;
+      case 'nats-kill':
+        await serial('nats', async () => {
+          const node = stack.cluster.nodes.find((n) => n.name.endsWith(r.target!))!;
+          r.startedMs = now();
+          await node.kill();
+          await sleep(r.durationMs);
+          await node.start();
+          await stack.cluster.waitReady(60_000);
+          r.healedMs = now();
+        });
+        return;
+      case 'pg-stop':
+        await serial(`pg-${r.target}`, async () => {
+          const host = stack.hosts[r.target as 'a' | 'b'];
+          r.startedMs = now();
+          await host.stop('immediate');
+          await sleep(r.durationMs);
+          await host.start();
+          r.healedMs = now();
+        });
+        return;
+      case 'host-cut':
+        await serial('proxy', async () => {
+          r.startedMs = now();
+          stack.proxy.setUnreachable(true);
+          await sleep(r.durationMs);
+          stack.proxy.setUnreachable(false);
+          r.healedMs = now();
+        });
+        return;
+      case 'duplicate-request':
+        r.startedMs = now();
+        await stack.publishRequest(runId, true);
+        await stack.publishRequest(runId, false);
+        r.healedMs = now();
+        return;
+      case 'pause-resume':
+        await serial('control', async () => {
+          r.startedMs = now();
+          const paused = await retryCli(stack, ['pause', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
+          if (paused.code !== 0) {
+            // Exit 5: the control does not apply (the run completed already).
+            r.note = `pause exit ${paused.code}: ${paused.output.replace(/\s+/g, ' ').slice(0, 120)}`;
+            r.healedMs = now();
+            return;
+          }
+          await sleep(r.durationMs);
+          const resumed = await retryCli(stack, ['resume', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
+          if (resumed.code !== 0)
+            r.note = `resume exit ${resumed.code}: ${resumed.output.replace(/\s+/g, ' ').slice(0, 200)}`;
+          r.healedMs = now();
+        });
+        return;
+    }
+  };
+  await Promise.all(
+    records.map((r) =>
+      one(r).catch((error: unknown) => {
+        r.note = `fault failed: ${(error as Error).message.slice(0, 200)}`;
+        r.healedMs ??= now();
+      }),
+    ),
+  );
+  return records;
+}
+
+/** The CLI through NATS faults: retried while it cannot reach the cluster (exit 5 with a connection error). */
+async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: number | null; output: string }> {
+  let last = { code: null as number | null, output: '' };
+  for (let i = 0; i < 10; i++) {
+    last = await stack.cli(args);
+    if (last.code === 0) return last;
+    if (!/timeout|connect|no responders|503|leader/i.test(last.output)) return last;
+    await sleep(1_000);
+  }
+  return last;
+}
+
+/** Waits for the run's `completed` event by asking the stream, which survives a NATS node going away. */
+export async function waitForRunCompleted(
+  jsm: JetStreamManager,
+  runId: string,
+  timeoutMs: number,
+): Promise<RunCompletedEvent | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  const subject = `sluice.runs.${runId}.completed`;
+  while (Date.now() < deadline) {
+    try {
+      if ((await subjectCount(jsm, STREAMS.runs.name, subject)) > 0) {
+        const msg = await jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: subject });
+        return msg?.json<RunCompletedEvent>();
+      }
+    } catch {
+      // A node is down or a leader is being elected: ask again.
+    }
+    await sleep(500);
+  }
+  return undefined;
+}

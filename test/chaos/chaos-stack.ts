@@ -1,0 +1,227 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { REQUEST_SUBJECT } from '@sluice/contracts';
+import {
+  createTenantFleet,
+  type DelayProxyHandle,
+  MIGRATIONS_DIR,
+  type NatsClusterHandle,
+  type PostgresClusterHandle,
+  REPO_ROOT,
+  type ServiceName,
+  type ServiceProcess,
+  startDelayProxy,
+  startNatsCluster,
+  startPostgresCluster,
+  startService,
+  type TenantFleet,
+} from '@sluice/testkit';
+
+import { natsClient } from '../faults-support.js';
+import { SERVICE_TARGETS, type ServiceTarget } from './chaos-faults.js';
+
+/** The slow file added to the repository's migrations; its `chaos_effects` row shows each application. */
+export const SLOW_VERSION = 7;
+const SLOW_FILE = `-- sluice:lock-timeout 5s
+CREATE TABLE IF NOT EXISTS chaos_effects (version int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+SELECT pg_sleep(0.5);
+INSERT INTO chaos_effects (version) VALUES (${SLOW_VERSION});
+`;
+
+/** The lease: short, so a 5–15 s freeze outlives it and its tasks are delivered again. */
+export const ACK_WAIT_MS = 5_000;
+export const RECONCILE_AFTER_MS = 15_000;
+export const RECONCILE_INTERVAL_MS = 3_000;
+
+export interface ChaosStack {
+  cluster: NatsClusterHandle;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  hosts: { a: PostgresClusterHandle; b: PostgresClusterHandle };
+  /** Host b is reached through this proxy (the `host-cut` fault). */
+  proxy: DelayProxyHandle;
+  /** The database password the services are given (trust auth ignores it): no log may show it. */
+  password: string;
+  services: Map<ServiceTarget, ServiceProcess>;
+  /** Every process ever started, killed ones included (their logs are checked too). */
+  allProcesses: ServiceProcess[];
+  /** Starts (or starts again) one service. */
+  startTarget(target: ServiceTarget): Promise<ServiceProcess>;
+  /** Starts every service that is not running. */
+  ensureServices(): Promise<void>;
+  /** Two fleets (one per host) for a run, and the registry naming them. */
+  createFleets(tag: string, perHost: number): Promise<TenantFleet[]>;
+  publishRequest(runId: string, msgId?: boolean): Promise<void>;
+  /** Runs the CLI; resolves with its exit code and output. */
+  cli(args: string[]): Promise<{ code: number | null; output: string }>;
+  dispose(): Promise<void>;
+}
+
+function serviceOf(target: ServiceTarget): ServiceName {
+  return target.split('-')[0] as ServiceName;
+}
+
+/**
+ * A 3-node NATS cluster (streams with 3 replicas), two private PostgreSQL hosts (host b behind a
+ * proxy), and the services as processes: two planners, three executors, two reporters.
+ * `dispose()` stops everything it started, by pid, and removes its files.
+ */
+export async function startChaosStack(log: (line: string) => void): Promise<ChaosStack> {
+  const stack = {
+    services: new Map(),
+    allProcesses: [] as ServiceProcess[],
+    password: `chaos-pw-${randomBytes(6).toString('hex')}`,
+  } as unknown as ChaosStack & { dir?: string };
+  const disposers: Array<() => Promise<void>> = [];
+  stack.dispose = async () => {
+    for (const s of stack.allProcesses) {
+      // A frozen process cannot handle SIGTERM.
+      if (alive(s)) tryKill(s.pid, 'SIGCONT');
+      await s.stop(10_000);
+    }
+    for (const d of disposers.reverse()) await d().catch(() => undefined);
+  };
+  try {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-chaos-'));
+    disposers.push(() => rm(dir, { recursive: true, force: true }));
+    const migrationsDir = path.join(dir, 'migrations');
+    await cp(MIGRATIONS_DIR, migrationsDir, { recursive: true });
+    await writeFile(path.join(migrationsDir, `${String(SLOW_VERSION).padStart(4, '0')}_chaos_slow.sql`), SLOW_FILE);
+    const registry = path.join(dir, 'tenants.json');
+    await writeFile(registry, '[]');
+
+    stack.cluster = await startNatsCluster({ size: 3 });
+    disposers.push(() => stack.cluster.dispose());
+    log(`nats cluster: ${stack.cluster.nodes.map((n) => `${n.name}=${n.pid}`).join(' ')}`);
+    ({ nc: stack.nc, jsm: stack.jsm } = await natsClient(stack.cluster.url));
+    disposers.push(() => stack.nc.close());
+    const [a, b] = await Promise.all([startPostgresCluster(), startPostgresCluster()]);
+    stack.hosts = { a: a, b: b };
+    disposers.push(
+      () => a.dispose(),
+      () => b.dispose(),
+    );
+    stack.proxy = await startDelayProxy({ port: b.port }, 0);
+    disposers.push(() => stack.proxy.close());
+    log(`postgres: host a 127.0.0.1:${a.port}, host b 127.0.0.1:${b.port} behind proxy :${stack.proxy.port}`);
+
+    const env: Record<string, string> = {
+      NATS_URL: stack.cluster.url,
+      SLUICE_STREAM_REPLICAS: '3',
+      SLUICE_MIGRATIONS_DIR: migrationsDir,
+      SLUICE_REGISTRY: 'file',
+      SLUICE_TENANTS_FILE: registry,
+      SLUICE_REPORTER_PORT: '0',
+      PGUSER: 'postgres',
+      PGPASSWORD: stack.password,
+      SLUICE_ACK_WAIT: `${ACK_WAIT_MS}ms`,
+      SLUICE_DISCOVERY_INTERVAL: '250ms',
+      SLUICE_RETRY_BASE: '500ms',
+      SLUICE_RETRY_MAX: '4s',
+      SLUICE_MAX_ATTEMPTS: '12',
+      SLUICE_RECONCILE_AFTER: `${RECONCILE_AFTER_MS}ms`,
+      SLUICE_RECONCILE_INTERVAL: `${RECONCILE_INTERVAL_MS}ms`,
+      SLUICE_BREAKER_RESET: '2s',
+      SLUICE_CONNECT_TIMEOUT: '3s',
+      SLUICE_HOST_LIMIT: '8',
+      SLUICE_CONCURRENCY: '6',
+    };
+    stack.startTarget = async (target) => {
+      const s = await startService(serviceOf(target), { ...env, SLUICE_EXECUTOR_ID: `chaos-${target}` });
+      void s.exited.then(() => exited.add(s));
+      stack.services.set(target, s);
+      stack.allProcesses.push(s);
+      return s;
+    };
+    stack.ensureServices = async () => {
+      for (const target of SERVICE_TARGETS) {
+        const s = stack.services.get(target);
+        if (!s || !alive(s)) await stack.startTarget(target);
+      }
+    };
+    await stack.ensureServices();
+    log(`services: ${[...stack.services].map(([t, s]) => `${t}=${s.pid}`).join(' ')}`);
+
+    const fleets: TenantFleet[] = [];
+    disposers.push(async () => {
+      for (const f of fleets) await f.drop().catch(() => undefined);
+    });
+    stack.createFleets = async (tag, perHost) => {
+      const made = [
+        await createTenantFleet({
+          count: perHost,
+          serverUrl: a.serverUrl,
+          prefix: `chaos_${tag}_a`,
+          tenantPrefix: `${tag}-a`,
+        }),
+        await createTenantFleet({
+          count: perHost,
+          serverUrl: `postgres://postgres@127.0.0.1:${stack.proxy.port}`,
+          prefix: `chaos_${tag}_b`,
+          tenantPrefix: `${tag}-b`,
+        }),
+      ];
+      fleets.push(...made);
+      const [first, second] = made;
+      await first!.writeRegistry(
+        registry,
+        second!.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })),
+      );
+      return made;
+    };
+    // As a client would: a publish that times out (a node down, a starved machine) is sent again.
+    stack.publishRequest = async (runId, msgId = true) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await jetstream(stack.nc).publish(
+            REQUEST_SUBJECT,
+            JSON.stringify({ runId, target: 'latest' }),
+            msgId ? { msgID: `request:${runId}` } : {},
+          );
+          return;
+        } catch (error) {
+          if (attempt >= 10) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+    };
+    stack.cli = (args) =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], {
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NATS_URL: stack.cluster.url },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+        child.once('exit', (code) => resolve({ code, output }));
+      });
+    return stack;
+  } catch (error) {
+    await stack.dispose();
+    throw error;
+  }
+}
+
+const exited = new WeakSet<ServiceProcess>();
+
+/** Whether a service process is still running (frozen counts as running). */
+export function alive(s: ServiceProcess): boolean {
+  return !exited.has(s);
+}
+
+/** Sends a signal by pid; false when the process is gone. */
+export function tryKill(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
