@@ -3,6 +3,8 @@
  * `npm run chaos -- --seed S --runs 1`.
  */
 
+import { seededRandom } from '../bad-input-cases.js';
+
 export const FAULT_KINDS = [
   'kill',
   'freeze',
@@ -33,18 +35,6 @@ export interface PlannedFault {
   durationMs: number;
   /** What it hits: a service, a NATS node (`n1`…`n3`) or a database host (`a`, `b`); none for request faults. */
   target?: string;
-}
-
-/** mulberry32: a small, fast PRNG whose whole state is the seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const between = (rand: () => number, lo: number, hi: number): number => Math.round(lo + rand() * (hi - lo));
