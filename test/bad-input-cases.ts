@@ -216,7 +216,8 @@ export function generateBadRequests(seed: number, count: number): BadCase[] {
     } else if (r < 0.38) {
       const value = randomJson(rand);
       const parsed = MigrateRequestSchema.safeParse(value);
-      if (parsed.success && (parsed.data.target === 'latest' || parsed.data.target <= LATEST)) continue; // valid by chance
+      const target = parsed.success ? parsed.data.target : undefined;
+      if (parsed.success && (target === undefined || target === 'latest' || target <= LATEST)) continue; // valid by chance
       cases.push(json('random JSON', value, /.+/, usableRunId(value)));
     } else if (r < 0.48) {
       const target = pick(rand, [

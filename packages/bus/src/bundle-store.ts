@@ -33,7 +33,11 @@ export interface BundleStore {
 
 /** The bytes stored for a set: its files as they are, so that any executor can rebuild the same set. */
 export function encodeBundle(set: MigrationSet): Uint8Array {
-  const files: MigrationSource[] = set.migrations.map((m) => ({ file: m.file, sql: m.sql }));
+  // Down files travel with their up files: they are part of the set and its digest.
+  const files: MigrationSource[] = set.migrations.flatMap((m) => [
+    { file: m.file, sql: m.sql },
+    ...(m.down ? [{ file: m.down.file, sql: m.down.sql }] : []),
+  ]);
   return new TextEncoder().encode(JSON.stringify({ format: FORMAT, digest: set.digest, files }));
 }
 

@@ -38,6 +38,19 @@ describe('bundle encoding', () => {
     expect(back.migrations).toEqual(setA.migrations);
   });
 
+  it('carries down files, so the set rebuilt has the same way back and digest', () => {
+    const withDown = createMigrationSet(
+      [
+        { file: '0001_accounts.sql', sql: 'CREATE TABLE accounts (id int primary key);\n' },
+        { file: '0001_accounts.down.sql', sql: '-- sluice:lock-timeout 2s\nDROP TABLE accounts;\n' },
+      ],
+      parser,
+    );
+    const back = decodeBundle(withDown.digest, encodeBundle(withDown), parser);
+    expect(back.digest).toBe(withDown.digest);
+    expect(back.migrations[0]!.down).toEqual(withDown.migrations[0]!.down);
+  });
+
   it('refuses content whose recomputed digest is not its name, naming both digests', () => {
     const error = (() => {
       try {

@@ -25,6 +25,8 @@ export const RunCountsSchema = z.object({
   pending: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
   skipped: z.number().int().nonnegative(),
+  /** Tenants whose versions were undone (a rollback). Absent (0) in events from before rollbacks. */
+  rolledBack: z.number().int().nonnegative().optional(),
 });
 export type RunCounts = z.infer<typeof RunCountsSchema>;
 export { TENANT_STATUSES, TenantStatusSchema };
@@ -42,6 +44,11 @@ export const RunAcceptedEventSchema = z.object({
   requestedBy: z.string().optional(),
   /** The request's staged rollout, when it has one. */
   rollout: RolloutSchema.optional(),
+  /**
+   * A rollback: the run it undoes (`target` and `targetVersion` are then 0: each tenant goes back
+   * to the version that run found), and whether it was forced.
+   */
+  rollbackOf: z.object({ runId: RunIdSchema, force: z.boolean() }).optional(),
   /** The migration set's lint report, when the linter found anything (ignored findings included). */
   lint: LintReportSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
@@ -109,6 +116,8 @@ export const RunCompletedEventSchema = z.object({
   failuresTruncated: z.boolean(),
   /** Why the run failed as a whole (the registry could not be read, its rollout stopped it). */
   error: z.string().optional(),
+  /** A rollback: the run it undid (see the `accepted` event). */
+  rollbackOf: z.object({ runId: RunIdSchema, force: z.boolean() }).optional(),
   /** The control that ended the run early: a `cancel`, or a `stop` by its rollout. */
   stoppedBy: z
     .object({

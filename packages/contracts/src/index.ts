@@ -66,6 +66,8 @@ export {
   type RejectedEvent,
   RejectedEventSchema,
   requestMsgId,
+  type Rollback,
+  RollbackSchema,
   RunIdSchema,
   TenantIdSchema,
   type TenantSelector,

@@ -5,10 +5,11 @@ import { RunIdSchema, VersionSchema } from './request.js';
 /**
  * A tenant's final state in a run.
  * - `migrated`: versions were applied; `upToDate`: nothing was pending;
+ * - `rolledBack`: versions were undone by their down files (a lower target, or a rollback of a run);
  * - `pending`: a dry run found versions to apply (nothing was applied);
  * - `failed`: the tenant could not be migrated (see `error`); `skipped`: not attempted (suspended, cancelled).
  */
-export const TENANT_STATUSES = ['migrated', 'upToDate', 'pending', 'failed', 'skipped'] as const;
+export const TENANT_STATUSES = ['migrated', 'upToDate', 'pending', 'failed', 'skipped', 'rolledBack'] as const;
 export const TenantStatusSchema = z.enum(TENANT_STATUSES);
 export type TenantStatus = z.infer<typeof TenantStatusSchema>;
 
@@ -63,6 +64,8 @@ export const TenantOutcomeSchema = z.object({
   status: TenantStatusSchema,
   /** Versions applied by this run (for `migrated`), or that would be (for `pending`). */
   applied: z.array(VersionSchema),
+  /** Versions undone by this run, newest first (for `rolledBack`), or that would be (for `pending`). */
+  rolledBack: z.array(VersionSchema).optional(),
   /** Highest applied version before and after, when the journal was read. */
   fromVersion: VersionSchema.nullable().optional(),
   toVersion: VersionSchema.nullable().optional(),
@@ -102,6 +105,8 @@ export interface OutcomeSource {
 export interface OutcomeResult {
   status: TenantStatus;
   applied?: number[];
+  /** Versions undone (or, in a dry run, that would be), newest first. */
+  rolledBack?: number[];
   fromVersion?: number | null;
   toVersion?: number | null;
   error?: OutcomeError;
@@ -115,6 +120,7 @@ export function tenantOutcome(source: OutcomeSource, result: OutcomeResult): Ten
     tenantId: source.tenantId,
     status: result.status,
     applied: result.applied ?? [],
+    ...(result.rolledBack && result.rolledBack.length > 0 ? { rolledBack: result.rolledBack } : {}),
     ...(result.fromVersion !== undefined ? { fromVersion: result.fromVersion } : {}),
     ...(result.toVersion !== undefined ? { toVersion: result.toVersion } : {}),
     ...(source.host !== undefined ? { host: source.host } : {}),

@@ -113,24 +113,59 @@ export const RolloutSchema = z.strictObject({
 });
 export type Rollout = z.infer<typeof RolloutSchema>;
 
-/** The payload on `sluice.requests.migrate`. */
-export const MigrateRequestSchema = z.strictObject({
+/**
+ * Undo one run: each tenant it changed goes back to the version it found there (its down files,
+ * newest first). Tenants changed again by a later run are reported and left alone unless `force`.
+ */
+export const RollbackSchema = z.strictObject({
+  /** The run to undo. */
   runId: RunIdSchema,
-  target: TargetSchema,
-  tenants: RequestTenantSelectorSchema.optional(),
-  dryRun: z.boolean().optional(),
-  /** Who asked (free text, shown in reports). */
-  requestedBy: z.string().max(200).optional(),
-  /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
-  maxPerHost: z.number().int().min(1).max(1024).optional(),
-  /** Staged rollout: canaries first, failure thresholds that stop the run. */
-  rollout: RolloutSchema.optional(),
-  /**
-   * What lint errors in the migration set do: `error` (default) rejects the request, `warn` runs it
-   * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
-   */
-  lint: LintModeSchema.optional(),
+  /** Also undo versions a later run applied on top of the run's. */
+  force: z.boolean().optional(),
 });
+export type Rollback = z.infer<typeof RollbackSchema>;
+
+/** The payload on `sluice.requests.migrate`: a `target`, or a `rollback` of an earlier run. */
+export const MigrateRequestSchema = z
+  .strictObject({
+    runId: RunIdSchema,
+    /** Required unless the request is a `rollback`. A target below a tenant's version rolls it back. */
+    target: TargetSchema.optional(),
+    /** Undo what an earlier run did, tenant by tenant, instead of going to a target. */
+    rollback: RollbackSchema.optional(),
+    /** Run down files that changed since their up file ran (refused as drift otherwise). */
+    allowChangedDown: z.boolean().optional(),
+    tenants: RequestTenantSelectorSchema.optional(),
+    dryRun: z.boolean().optional(),
+    /** Who asked (free text, shown in reports). */
+    requestedBy: z.string().max(200).optional(),
+    /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
+    maxPerHost: z.number().int().min(1).max(1024).optional(),
+    /** Staged rollout: canaries first, failure thresholds that stop the run. */
+    rollout: RolloutSchema.optional(),
+    /**
+     * What lint errors in the migration set do: `error` (default) rejects the request, `warn` runs it
+     * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
+     */
+    lint: LintModeSchema.optional(),
+  })
+  .check((ctx) => {
+    const { target, rollback } = ctx.value;
+    if (target === undefined && rollback === undefined)
+      ctx.issues.push({
+        code: 'custom',
+        path: ['target'],
+        message: 'target is required (or a rollback)',
+        input: ctx.value,
+      });
+    if (target !== undefined && rollback !== undefined)
+      ctx.issues.push({
+        code: 'custom',
+        path: ['rollback'],
+        message: 'a rollback takes no target: each tenant goes back to the version the run found',
+        input: ctx.value,
+      });
+  });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
 

@@ -37,6 +37,15 @@ export const TenantTaskSchema = z.object({
    * the run is promoted. Absent: no staging.
    */
   stage: z.enum(['canary', 'fleet']).optional(),
+  /**
+   * A rollback: undo what this run did to the tenant (the tenant's target is the version that run
+   * found, from its journal; `target` is then 0 and ignored).
+   */
+  rollbackOf: RunIdSchema.optional(),
+  /** With `rollbackOf`: undo versions a later run applied on top too. */
+  force: z.boolean().optional(),
+  /** Run down files that changed since their up file ran. */
+  allowChangedDown: z.boolean().optional(),
 });
 export type TenantTask = z.infer<typeof TenantTaskSchema>;
 

@@ -133,8 +133,11 @@ export class DirtyError extends PermanentError {
   readonly code = 'dirty';
 }
 
-/** What kind of drift: the journal and the migration files disagree. */
-export type DriftKind = 'checksum_mismatch' | 'missing_file' | 'out_of_order';
+/**
+ * What kind of drift: the journal and the migration files disagree. `down_checksum_mismatch`: the
+ * down file of an applied version is not the one that was beside its up file when it ran.
+ */
+export type DriftKind = 'checksum_mismatch' | 'missing_file' | 'out_of_order' | 'down_checksum_mismatch';
 
 export interface DriftItem {
   kind: DriftKind;
@@ -149,6 +152,40 @@ export class DriftError extends PermanentError {
   }
   override toOutcomeError(): OutcomeError {
     return { ...super.toOutcomeError(), versions: this.drift.map((d) => d.version) };
+  }
+}
+
+/**
+ * A tenant would have to go below a version that has no down file: nothing is undone.
+ * `versions`: the applied versions above the target without one.
+ */
+export class IrreversibleError extends PermanentError {
+  readonly code = 'irreversible';
+  constructor(
+    readonly versions: readonly number[],
+    message: string,
+  ) {
+    super(message, { version: versions[0]! });
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), versions: [...this.versions] };
+  }
+}
+
+/**
+ * Rolling back a run: versions above the run's own were applied by a later run (or by hand), so
+ * going back to what the run found would undo them too. Left alone unless the rollback is forced.
+ */
+export class ChangedByLaterRunError extends PermanentError {
+  readonly code = 'changed_by_later_run';
+  constructor(
+    readonly versions: readonly number[],
+    message: string,
+  ) {
+    super(message, { version: versions[0]! });
+  }
+  override toOutcomeError(): OutcomeError {
+    return { ...super.toOutcomeError(), versions: [...this.versions] };
   }
 }
 

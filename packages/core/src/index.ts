@@ -5,12 +5,14 @@ export { ConfigError, type Env, envReader } from './env.js';
 export {
   BundleDigestMismatchError,
   BundleUnavailableError,
+  ChangedByLaterRunError,
   DatabaseError,
   DigestMismatchError,
   DirtyError,
   DriftError,
   HostUnavailableError,
   InvalidTenantError,
+  IrreversibleError,
   JournalMovedError,
   LockedError,
   LockTimeoutError,
@@ -24,10 +26,18 @@ export {
 } from './errors.js';
 export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
 export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
-export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
+export {
+  type JournalEntry,
+  type PlanOptions,
+  planTenant,
+  rollbackTargetOf,
+  type TenantPlan,
+} from './migration-plan.js';
 export {
   createMigrationSet,
+  describeWithoutDown,
   type Migration,
+  type MigrationFile,
   type MigrationSet,
   type MigrationSource,
   resolveTarget,

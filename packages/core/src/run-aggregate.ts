@@ -13,12 +13,13 @@ export interface RunFailure {
 }
 
 export function emptyCounts(total = 0): RunCounts {
+  // `rolledBack` appears once a tenant is rolled back: the counts of other runs keep their shape.
   return { total, migrated: 0, upToDate: 0, pending: 0, failed: 0, skipped: 0 };
 }
 
 /** Tenants with a terminal outcome. */
 export function settledCount(counts: RunCounts): number {
-  return counts.migrated + counts.upToDate + counts.pending + counts.failed + counts.skipped;
+  return counts.migrated + counts.upToDate + counts.pending + counts.failed + counts.skipped + (counts.rolledBack ?? 0);
 }
 
 /**
@@ -26,7 +27,7 @@ export function settledCount(counts: RunCounts): number {
  * nothing succeeded, `partial` in between. Skipped tenants neither succeed nor fail.
  */
 export function finalStatusOf(counts: RunCounts): Exclude<FinalRunStatus, 'cancelled'> {
-  const succeeded = counts.migrated + counts.upToDate + counts.pending;
+  const succeeded = counts.migrated + counts.upToDate + counts.pending + (counts.rolledBack ?? 0);
   if (counts.failed === 0) return 'succeeded';
   return succeeded === 0 ? 'failed' : 'partial';
 }
@@ -47,7 +48,7 @@ export class RunAggregate {
   record(outcome: Pick<TenantOutcome, 'tenantId' | 'status' | 'error'>): boolean {
     if (this.settled.has(outcome.tenantId)) return false;
     this.settled.set(outcome.tenantId, outcome.status);
-    this.counts[outcome.status] += 1;
+    this.counts[outcome.status] = (this.counts[outcome.status] ?? 0) + 1;
     if (outcome.status === 'failed') {
       if (this.failureList.length < MAX_REPORTED_FAILURES) {
         this.failureList.push({

@@ -1,8 +1,8 @@
 import { loadSqlParser } from '@sluice/sql-parser';
 import { describe, expect, it } from 'vitest';
 
-import { DirtyError, DriftError, TargetError } from '../src/errors.js';
-import { type JournalEntry, planTenant } from '../src/migration-plan.js';
+import { ChangedByLaterRunError, DirtyError, DriftError, IrreversibleError } from '../src/errors.js';
+import { type JournalEntry, planTenant, rollbackTargetOf } from '../src/migration-plan.js';
 import { createMigrationSet, type MigrationSet } from '../src/migration-set.js';
 
 const parser = await loadSqlParser();
@@ -74,12 +74,14 @@ describe('planTenant', () => {
     expect(versions(plan)).toEqual([3, 4]);
   });
 
-  it('refuses a target behind the applied version', () => {
+  it('refuses a target behind the applied version when the versions above it have no down file', () => {
     const error = thrown(() => planTenant(set, [entry(1), entry(2), entry(3)], 2));
-    expect(error).toBeInstanceOf(TargetError);
-    expect((error as TargetError).code).toBe('invalid_target');
-    expect((error as TargetError).message).toMatch(/target 2 is behind the applied version 3/);
-    expect(() => planTenant(set, [entry(1)], 0)).toThrow(TargetError);
+    expect(error).toBeInstanceOf(IrreversibleError);
+    expect((error as IrreversibleError).code).toBe('irreversible');
+    expect((error as IrreversibleError).message).toMatch(
+      /cannot go back to 2: version 3 \(0003_index.sql\) has no down file/,
+    );
+    expect(() => planTenant(set, [entry(1)], 0)).toThrow(IrreversibleError);
   });
 
   it('accepts a target equal to the applied version', () => {
@@ -182,5 +184,102 @@ describe('planTenant', () => {
       expect(planTenant(set, journal, 4).appliedByRun).toEqual([]);
       expect(planTenant(set, journal, 4, 'run-other').appliedByRun).toEqual([]);
     });
+  });
+});
+
+describe('planTenant below the tenant (down files)', () => {
+  const reversible: MigrationSet = createMigrationSet(
+    [
+      { file: '0001_users.sql', sql: 'CREATE TABLE users (id int);' },
+      { file: '0002_orders.sql', sql: 'CREATE TABLE orders (id int);' },
+      { file: '0002_orders.down.sql', sql: 'DROP TABLE orders;' },
+      { file: '0003_index.sql', sql: '-- sluice:no-transaction\nCREATE INDEX CONCURRENTLY i ON orders (id);' },
+      { file: '0003_index.down.sql', sql: '-- sluice:no-transaction\nDROP INDEX CONCURRENTLY i;' },
+      { file: '0004_audit.sql', sql: 'CREATE TABLE audit (id int);' },
+      { file: '0004_audit.down.sql', sql: 'DROP TABLE audit;' },
+    ],
+    parser,
+  );
+  const row = (version: number, overrides: Partial<JournalEntry> = {}): JournalEntry => {
+    const m = reversible.migrations.find((x) => x.version === version)!;
+    return {
+      version,
+      name: m.name,
+      checksum: m.checksum,
+      status: 'applied',
+      runId: 'run-1',
+      downChecksum: m.down?.checksum ?? null,
+      ...overrides,
+    };
+  };
+  const all = [row(1), row(2), row(3), row(4)];
+
+  it('plans the down files above the target, newest first, and nothing to apply', () => {
+    const plan = planTenant(reversible, all, 1);
+    expect(plan.undo.map((m) => m.version)).toEqual([4, 3, 2]);
+    expect(plan.undo[1]!.down!.transactional).toBe(false);
+    expect(plan.pending).toEqual([]);
+    expect(plan.current).toBe(4);
+  });
+
+  it('refuses the whole way back when one version on it has no down file, naming it', () => {
+    const error = thrown(() => planTenant(reversible, all, 0)) as IrreversibleError;
+    expect(error).toBeInstanceOf(IrreversibleError);
+    expect(error.versions).toEqual([1]);
+    expect(error.toOutcomeError()).toMatchObject({ code: 'irreversible', transient: false, versions: [1] });
+    expect(error.message).toContain('nothing was undone');
+  });
+
+  it('refuses a down file changed since its up file ran, unless the request allows it', () => {
+    const journal = [row(1), row(2), row(3, { downChecksum: 'older' }), row(4)];
+    const error = thrown(() => planTenant(reversible, journal, 1)) as DriftError;
+    expect(error).toBeInstanceOf(DriftError);
+    expect(error.drift).toEqual([{ kind: 'down_checksum_mismatch', version: 3 }]);
+    expect(planTenant(reversible, journal, 1, undefined, { allowChangedDown: true }).undo).toHaveLength(3);
+  });
+
+  it('accepts a down file written after its up file ran (nothing recorded to compare with)', () => {
+    const journal = [row(1), row(2, { downChecksum: null }), row(3), row(4, { downChecksum: undefined })];
+    expect(planTenant(reversible, journal, 1).undo.map((m) => m.version)).toEqual([4, 3, 2]);
+  });
+
+  it('checks the up files for drift before going down', () => {
+    expect(() => planTenant(reversible, [row(1), row(2, { checksum: 'edited' }), row(3)], 1)).toThrow(DriftError);
+  });
+});
+
+describe('rollbackTargetOf', () => {
+  const row = (version: number, runId: string | null): JournalEntry => ({
+    version,
+    name: `v${version}`,
+    checksum: 'c',
+    status: 'applied',
+    runId,
+  });
+
+  it('is the version the run found: the newest below its own rows', () => {
+    expect(rollbackTargetOf([row(1, 'a'), row(2, 'a'), row(3, 'r'), row(4, 'r')], 'r')).toBe(2);
+  });
+
+  it('is 0 when the run found a fresh database', () => {
+    expect(rollbackTargetOf([row(1, 'r'), row(2, 'r')], 'r')).toBe(0);
+  });
+
+  it('is null for a tenant the run did not change', () => {
+    expect(rollbackTargetOf([row(1, 'a'), row(2, 'a')], 'r')).toBeNull();
+    expect(rollbackTargetOf([], 'r')).toBeNull();
+  });
+
+  it('refuses a tenant a later run changed, naming the run and versions, unless forced', () => {
+    const journal = [row(1, 'a'), row(2, 'r'), row(3, 'later'), row(4, null)];
+    const error = thrown(() => rollbackTargetOf(journal, 'r')) as ChangedByLaterRunError;
+    expect(error).toBeInstanceOf(ChangedByLaterRunError);
+    expect(error.toOutcomeError()).toMatchObject({ code: 'changed_by_later_run', transient: false, versions: [3, 4] });
+    expect(error.message).toMatch(/versions 3, 4 by later, no run/);
+    expect(rollbackTargetOf(journal, 'r', { force: true })).toBe(1);
+  });
+
+  it('takes back what is left of a run partly undone already', () => {
+    expect(rollbackTargetOf([row(1, 'a'), row(2, 'r')], 'r')).toBe(1);
   });
 });

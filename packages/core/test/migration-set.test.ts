@@ -4,7 +4,13 @@ import { loadSqlParser } from '@sluice/sql-parser';
 import { describe, expect, it } from 'vitest';
 
 import { MigrationSetError } from '../src/errors.js';
-import { checksumOf, createMigrationSet, type MigrationSource, resolveTarget } from '../src/migration-set.js';
+import {
+  checksumOf,
+  createMigrationSet,
+  describeWithoutDown,
+  type MigrationSource,
+  resolveTarget,
+} from '../src/migration-set.js';
 
 const parser = await loadSqlParser();
 
@@ -244,5 +250,70 @@ describe('strictness found by review', () => {
     ).toMatch(/transaction control/);
     expect(() => createMigrationSet([src('0001_a.sql', 'DO $$ BEGIN PERFORM 1; END $$;')], parser)).not.toThrow();
     expect(() => createMigrationSet([src('0001_a.sql', '-- sluice:no-transaction\nCOMMIT;')], parser)).not.toThrow();
+  });
+});
+
+describe('down files', () => {
+  const base = [src('0001_a.sql'), src('0002_b.sql'), src('0003_c.sql')];
+
+  it('attaches NNNN_name.down.sql to its up file, checksummed, with its own directives', () => {
+    const set = createMigrationSet(
+      [
+        ...base,
+        src('0002_b.down.sql', '-- sluice:no-transaction\n-- sluice:lock-timeout 2s\nDROP INDEX CONCURRENTLY i;'),
+        src('0003_c.down.sql', 'DROP TABLE c;'),
+      ],
+      parser,
+    );
+    expect(set.migrations.map((m) => m.version)).toEqual([1, 2, 3]);
+    const down = set.migrations[1]!.down!;
+    expect(down).toMatchObject({ file: '0002_b.down.sql', transactional: false, lockTimeoutMs: 2000 });
+    expect(down.checksum).toBe(checksumOf(down.sql));
+    expect(down.statements).toEqual(['DROP INDEX CONCURRENTLY i']);
+    expect(set.migrations[2]!.down!.transactional).toBe(true);
+    expect(set.migrations[0]!.down).toBeUndefined();
+    expect(set.withoutDown).toEqual([1]);
+    expect(describeWithoutDown(set)).toBe('1 of 3 versions have no down file (no way back below: 1)');
+  });
+
+  it('states which versions have no way back, as ranges', () => {
+    const set = createMigrationSet([...base, src('0004_d.sql'), src('0003_c.down.sql', 'DROP TABLE c;')], parser);
+    expect(set.withoutDown).toEqual([1, 2, 4]);
+    expect(describeWithoutDown(set)).toBe('3 of 4 versions have no down file (no way back below: 1-2, 4)');
+    expect(describeWithoutDown(createMigrationSet(base, parser))).toBe(
+      'no version has a down file (no way back below: 1-3)',
+    );
+    const full = createMigrationSet([src('0001_a.sql'), src('0001_a.down.sql', 'SELECT 1;')], parser);
+    expect(describeWithoutDown(full)).toBeNull();
+  });
+
+  it('refuses a down file without its up file, naming the file it needs', () => {
+    expect(setError([...base, src('0007_x.down.sql')]).message).toBe(
+      '0007_x.down.sql: a down file needs its up file 0007_x.sql',
+    );
+    expect(setError([...base, src('0002_other.down.sql')]).message).toBe(
+      '0002_other.down.sql: a down file needs its up file 0002_other.sql (version 2 is 0002_b.sql)',
+    );
+  });
+
+  it('checks a down file like an up file (transaction control, directives, syntax)', () => {
+    expect(setError([...base, src('0001_a.down.sql', 'COMMIT;')]).message).toMatch(
+      /0001_a.down.sql:1:1: transaction control \(COMMIT\)/,
+    );
+    expect(setError([...base, src('0001_a.down.sql', '-- sluice:no-transactions\nSELECT 1;')]).message).toMatch(
+      /0001_a.down.sql: unknown directive/,
+    );
+  });
+
+  it('puts down files in the digest, and leaves the digest of a set without them as it was', () => {
+    const plain = createMigrationSet(base, parser);
+    const expected = createHash('sha256')
+      .update(plain.migrations.map((m) => `${m.version}:${m.checksum}`).join('\n'), 'utf8')
+      .digest('hex');
+    expect(plain.digest).toBe(expected);
+    const withDown = createMigrationSet([...base, src('0003_c.down.sql', 'DROP TABLE c;')], parser);
+    expect(withDown.digest).not.toBe(plain.digest);
+    const changedDown = createMigrationSet([...base, src('0003_c.down.sql', 'DROP TABLE c CASCADE;')], parser);
+    expect(changedDown.digest).not.toBe(withDown.digest);
   });
 });

@@ -137,3 +137,23 @@ describe('RunAggregate', () => {
     expect(finalStatusOf(agg.counts)).toBe('partial');
   });
 });
+
+describe('rolled back tenants', () => {
+  it('count as settled successes, and appear in the counts once there is one', () => {
+    const agg = new RunAggregate();
+    agg.setTotal(3);
+    agg.record({ tenantId: 'a', status: 'rolledBack' });
+    agg.record({ tenantId: 'a', status: 'failed' });
+    agg.record({ tenantId: 'b', status: 'upToDate' });
+    expect(agg.counts).toMatchObject({ rolledBack: 1, upToDate: 1, failed: 0 });
+    expect(agg.complete).toBe(false);
+    agg.record({
+      tenantId: 'c',
+      status: 'failed',
+      error: { code: 'irreversible', message: 'no down file', transient: false },
+    });
+    expect(agg.complete).toBe(true);
+    expect(finalStatusOf(agg.counts)).toBe('partial');
+    expect(emptyCounts()).not.toHaveProperty('rolledBack');
+  });
+});

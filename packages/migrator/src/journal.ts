@@ -45,7 +45,8 @@ export function ensureJournalSql(loc: JournalLocation, present = true): string {
   duration_ms integer,
   run_id text,
   executor_id text,
-  baseline boolean NOT NULL DEFAULT false
+  baseline boolean NOT NULL DEFAULT false,
+  down_checksum text
 )`;
   }
   return `${createSchema}CREATE TABLE IF NOT EXISTS ${table} (
@@ -59,11 +60,12 @@ ALTER TABLE ${table}
   ADD COLUMN IF NOT EXISTS duration_ms integer,
   ADD COLUMN IF NOT EXISTS run_id text,
   ADD COLUMN IF NOT EXISTS executor_id text,
-  ADD COLUMN IF NOT EXISTS baseline boolean NOT NULL DEFAULT false;`;
+  ADD COLUMN IF NOT EXISTS baseline boolean NOT NULL DEFAULT false,
+  ADD COLUMN IF NOT EXISTS down_checksum text;`;
 }
 
 /** The columns `ensureJournalSql` adds to the first shape: a journal with all of them is current. */
-const LATER_COLUMNS = ['status', 'duration_ms', 'run_id', 'executor_id', 'baseline'];
+const LATER_COLUMNS = ['status', 'duration_ms', 'run_id', 'executor_id', 'baseline', 'down_checksum'];
 
 /**
  * Reads the journal without ever raising an error, whether or not it exists and whatever its
@@ -77,7 +79,7 @@ export function readJournalStateSql(loc: JournalLocation): string {
   const rel = `to_regclass(${literal(journalTable(loc))})`;
   const columns = LATER_COLUMNS.map(literal).join(', ');
   return `SELECT ${rel} IS NOT NULL AS present, (SELECT count(*)::int FROM pg_catalog.pg_attribute WHERE attrelid = ${rel} AND attname IN (${columns}) AND NOT attisdropped) = ${LATER_COLUMNS.length} AS current;
-SELECT version, name, checksum, status, run_id FROM xmltable('/*/row' PASSING table_to_xml(${rel}, false, false, '') COLUMNS version bigint, name text, checksum text, status text, run_id text) ORDER BY version`;
+SELECT version, name, checksum, status, run_id, down_checksum FROM xmltable('/*/row' PASSING table_to_xml(${rel}, false, false, '') COLUMNS version bigint, name text, checksum text, status text, run_id text, down_checksum text) ORDER BY version`;
 }
 
 /** True when this session holds the journal's advisory lock (read from pg_locks, which raises nothing). */

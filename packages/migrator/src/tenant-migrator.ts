@@ -6,6 +6,7 @@ import {
   type MigrationSet,
   MigrationSqlError,
   planTenant,
+  rollbackTargetOf,
   type SluiceError,
   TargetError,
   type TenantPlan,
@@ -23,10 +24,11 @@ import {
   lockHeldSql,
   readJournalStateSql,
 } from './journal.js';
+import { downAttributes, downError, downStep, versionAfterUndo } from './down-steps.js';
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
-import { committedVersions, transactionBatchSql } from './transaction-batch.js';
+import { committedVersions, transactionBatchSql, undoBatchSql } from './transaction-batch.js';
 
 export interface MigrateOptions {
   /** Resolved target version. */
@@ -36,12 +38,24 @@ export interface MigrateOptions {
   executorId?: string;
   /** Report what would be applied; apply nothing. */
   dryRun?: boolean;
+  /**
+   * Roll back what this run did to the tenant: the target becomes the version the run found here
+   * (`targetVersion` is ignored). A tenant the run did not change is left as it is.
+   */
+  rollbackOf?: string;
+  /** With `rollbackOf`: undo versions a later run applied above the run's too (else the tenant is refused). */
+  force?: boolean;
+  /** Run a down file even when it changed since its up file ran (drift otherwise). */
+  allowChangedDown?: boolean;
 }
 
 export interface MigrationReport {
-  status: 'migrated' | 'upToDate' | 'pending';
+  /** `rolledBack`: versions were undone (a target below the tenant, or a rollback of a run). */
+  status: 'migrated' | 'upToDate' | 'pending' | 'rolledBack';
   /** Versions applied (or, for a dry run, that would be). */
   applied: number[];
+  /** Versions undone, newest first (or, for a dry run, that would be). */
+  rolledBack?: number[];
   fromVersion: number | null;
   toVersion: number | null;
   /**
@@ -58,7 +72,11 @@ interface JournalRow {
   /** NULL in a journal from before the column existed: its rows are all applied ones. */
   status: 'applied' | 'dirty' | null;
   run_id: string | null;
+  down_checksum: string | null;
 }
+
+/** What a journal read decides: nothing to do for this run, or a plan (up or down). */
+type Decision = { kind: 'untouched'; current: number | null } | { kind: 'plan'; plan: TenantPlan };
 
 /** The journal as one error-free read finds it. */
 interface JournalState {
@@ -116,7 +134,11 @@ export class TenantMigrator {
   }
 
   private async migrateOnce(options: MigrateOptions): Promise<MigrationReport> {
-    if (options.targetVersion !== 0 && !this.set.migrations.some((m) => m.version === options.targetVersion)) {
+    if (
+      options.rollbackOf === undefined &&
+      options.targetVersion !== 0 &&
+      !this.set.migrations.some((m) => m.version === options.targetVersion)
+    ) {
       throw new TargetError(
         `target ${options.targetVersion} is not in the migration set (latest is ${this.set.latest})`,
       );
@@ -126,24 +148,31 @@ export class TenantMigrator {
     // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
     const state = await inSpan('sluice.journal', {}, () => this.readJournalState());
     if (options.dryRun) {
-      const plan = planTenant(this.set, state.entries, options.targetVersion, options.runId);
+      const decision = this.decide(state.entries, options);
+      if (decision.kind === 'untouched') return untouchedReport(decision.current, t0);
+      const { plan } = decision;
       const pending = plan.pending.map((m) => m.version);
+      const undo = plan.undo.map((m) => m.version);
       return {
-        status: pending.length > 0 ? 'pending' : 'upToDate',
+        status: pending.length > 0 || undo.length > 0 ? 'pending' : 'upToDate',
         applied: pending,
+        ...(undo.length > 0 ? { rolledBack: undo } : {}),
         fromVersion: plan.current,
-        toVersion: plan.pending.at(-1)?.version ?? plan.current,
+        toVersion:
+          undo.length > 0 ? versionAfterUndo(state.entries, undo) : (plan.pending.at(-1)?.version ?? plan.current),
         timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
       };
     }
-    let plan: TenantPlan | undefined;
+    let decision: Decision | undefined;
     try {
-      plan = planTenant(this.set, state.entries, options.targetVersion, options.runId);
+      decision = this.decide(state.entries, options);
     } catch {
-      // Dirty, drifted or behind: decided again under the lock, where the error is final.
-      plan = undefined;
+      // Dirty, drifted, irreversible, changed by a later run: decided again under the lock, where the error is final.
+      decision = undefined;
     }
-    if (plan && plan.pending.length === 0) {
+    if (decision?.kind === 'untouched') return untouchedReport(decision.current, t0);
+    const plan = decision?.plan;
+    if (plan && plan.pending.length === 0 && plan.undo.length === 0) {
       return {
         status: plan.appliedByRun.length > 0 ? 'migrated' : 'upToDate',
         applied: plan.appliedByRun,
@@ -152,10 +181,41 @@ export class TenantMigrator {
         timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
       };
     }
+    if (plan?.undo[0]?.down?.transactional) return this.undoBatched(plan, state, options, t0);
     if (plan?.pending[0]?.transactional) return this.migrateBatched(plan, state, options, t0);
-    return this.withLock(state, (entries) =>
-      this.applyPlan(planTenant(this.set, entries, options.targetVersion, options.runId), options, t0),
-    );
+    return this.withLock(state, (entries) => this.applyLocked(entries, options, t0));
+  }
+
+  /**
+   * The target for this journal — the request's, or for a rollback of a run the version that run
+   * found — and the plan to reach it. Throws the tenant's refusal (dirty, drift, irreversible,
+   * changed by a later run).
+   */
+  private decide(entries: readonly JournalEntry[], options: MigrateOptions): Decision {
+    const target =
+      options.rollbackOf === undefined
+        ? options.targetVersion
+        : rollbackTargetOf(entries, options.rollbackOf, { force: options.force ?? false });
+    if (target === null) {
+      const current = entries.length === 0 ? null : Math.max(...entries.map((e) => e.version));
+      return { kind: 'untouched', current };
+    }
+    const plan = planTenant(this.set, entries, target, options.runId, {
+      allowChangedDown: options.allowChangedDown ?? false,
+    });
+    return { kind: 'plan', plan };
+  }
+
+  /** Under the lock, from the journal it read: the plan decided again and carried out file by file. */
+  private async applyLocked(
+    entries: readonly JournalEntry[],
+    options: MigrateOptions,
+    t0: number,
+  ): Promise<MigrationReport> {
+    const decision = this.decide(entries, options);
+    if (decision.kind === 'untouched') return untouchedReport(decision.current, t0);
+    if (decision.plan.undo.length > 0) return this.undoEach(decision.plan, entries, t0);
+    return this.applyPlan(decision.plan, options, t0);
   }
 
   /** Reads the journal without taking the lock (dry runs, status); an old-shape journal is read as it is. */
@@ -222,11 +282,7 @@ export class TenantMigrator {
         }
         // Nothing of the batch ran (the message did not parse, or its first file failed): the
         // files go one by one, the path that names the failing file and keeps earlier ones.
-        if (!this.lockHeld) {
-          return await this.withLock(state, (locked) =>
-            this.applyPlan(planTenant(this.set, locked, options.targetVersion, options.runId), options, t0),
-          );
-        }
+        if (!this.lockHeld) return await this.withLock(state, (locked) => this.applyLocked(locked, options, t0));
         const rest = plan.pending.slice(applied.length);
         serverMs += await this.applyEach(rest, options, applied);
         break;
@@ -372,6 +428,207 @@ export class TenantMigrator {
   }
 
   /**
+   * The way back, batched like the way forward: the lock guard and every transactional down file
+   * (newest version first, each in its own transaction with the deletion of its journal row) in one
+   * message; a `no-transaction` down file on its own, its row `dirty` until it finishes.
+   */
+  private async undoBatched(
+    plan: TenantPlan,
+    state: JournalState,
+    options: MigrateOptions,
+    t0: number,
+  ): Promise<MigrationReport> {
+    const journalMs = performance.now() - t0;
+    const t1 = performance.now();
+    const segments = splitTransactional(plan.undo.map(downStep));
+    let entries = [...state.entries];
+    const undone: number[] = [];
+    let serverMs = 0;
+    try {
+      for (const [index, segment] of segments.entries()) {
+        const last = index === segments.length - 1;
+        if (!segment[0]!.transactional) {
+          const step = segment[0]!;
+          serverMs += await inSpan('sluice.migration', downAttributes(step), () => this.undoWithoutTransaction(step));
+          undone.push(step.version);
+          entries = entries.filter((e) => e.version !== step.version);
+          continue;
+        }
+        const prelude =
+          index === 0
+            ? state.current
+              ? [lockGuardSql(this.journal)]
+              : ['BEGIN', lockGuardSql(this.journal), ensureJournalSql(this.journal, true), 'COMMIT']
+            : [];
+        const unlock = last ? [`SELECT pg_advisory_unlock(${this.lockKey}) AS sluice_unlocked`] : [];
+        const outcome = await inSpan(
+          'sluice.migration',
+          { ...batchAttributes(segment), 'sluice.migration.direction': 'down' },
+          () => this.undoBatch(segment, entries, prelude, unlock),
+        );
+        if (outcome.kind === 'committed') {
+          this.lockHeld = !last;
+          serverMs += outcome.serverMs;
+          for (const step of segment) undone.push(step.version);
+          entries = entries.filter((e) => !undone.includes(e.version));
+          continue;
+        }
+        // The message never ran (it did not even take the lock): file by file under the lock.
+        return await this.withLock(state, (locked) => this.applyLocked(locked, options, t0));
+      }
+    } finally {
+      await this.unlock();
+    }
+    return undoReport(plan, state.entries, undone, { journalMs, executeMs: performance.now() - t1, serverMs });
+  }
+
+  /** Sends one batch of down files; on an error names the version whose down file failed (the first still in the journal). */
+  private async undoBatch(
+    steps: Migration[],
+    before: JournalEntry[],
+    prelude: string[],
+    postlude: string[],
+  ): Promise<{ kind: 'committed'; serverMs: number } | { kind: 'nothingRan' }> {
+    const text = undoBatchSql(
+      steps,
+      before,
+      {
+        journal: this.journal,
+        timeoutSettings: (m) => this.timeoutSettings(m, 'LOCAL'),
+        journalDelete: (m) => `DELETE FROM ${this.table} WHERE version = ${m.version}`,
+      },
+      prelude,
+      postlude,
+    );
+    let failure: unknown;
+    try {
+      const committed = committedVersions(asResults(await this.client.query(text)));
+      if (committed.length === steps.length)
+        return { kind: 'committed', serverMs: sum(committed.map((c) => c.serverMs)) };
+      const culprit = steps[committed.length]!;
+      await this.recover();
+      throw new MigrationSqlError(
+        `version ${culprit.version} (down file ${culprit.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: culprit.version },
+      );
+    } catch (error) {
+      if (error instanceof MigrationSqlError) throw error;
+      failure = error;
+    }
+    const code = (failure as { code?: unknown }).code;
+    if (code === GUARD_SQLSTATE.locked) {
+      if (await this.transactionOpen().catch(() => false)) await this.client.query('ROLLBACK').catch(() => undefined);
+      throw this.lockedError();
+    }
+    let after: JournalState;
+    try {
+      after = await this.recover();
+    } catch {
+      throw downError(classifyPgError(failure, this.host, steps[0]!.version), steps[0]!);
+    }
+    if (!this.lockHeld) return { kind: 'nothingRan' };
+    if (code === GUARD_SQLSTATE.journalMoved) {
+      throw new JournalMovedError(
+        `version ${String((failure as { detail?: unknown }).detail)} not undone: the journal changed since it was read (another runner migrated this database); a retry reads it again`,
+        { cause: failure },
+      );
+    }
+    const inJournal = new Set(after.entries.map((e) => e.version));
+    const failed = steps.find((m) => inJournal.has(m.version)) ?? steps[0]!;
+    throw downError(classifyPgError(failure, this.host, failed.version), failed);
+  }
+
+  /** The plan's down files one by one, the lock held (a first down file that is `no-transaction`, or a fallback). */
+  private async undoEach(plan: TenantPlan, entries: readonly JournalEntry[], t0: number): Promise<MigrationReport> {
+    const journalMs = performance.now() - t0;
+    const t1 = performance.now();
+    const undone: number[] = [];
+    let serverMs = 0;
+    for (const step of plan.undo.map(downStep)) {
+      serverMs += await inSpan('sluice.migration', downAttributes(step), () =>
+        step.transactional ? this.undoInTransaction(step) : this.undoWithoutTransaction(step),
+      );
+      undone.push(step.version);
+    }
+    return undoReport(plan, entries, undone, { journalMs, executeMs: performance.now() - t1, serverMs });
+  }
+
+  /** One down file with the deletion of its journal row, in one transaction and one round trip. */
+  private async undoInTransaction(step: Migration): Promise<number> {
+    const text = [
+      'BEGIN',
+      ...this.timeoutSettings(step, 'LOCAL'),
+      `${step.sql}\n`,
+      `DELETE FROM ${this.table} WHERE version = ${step.version} RETURNING (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer AS duration_ms`,
+      'COMMIT',
+    ].join(';\n');
+    let results: pg.QueryResult[];
+    try {
+      results = asResults(await this.client.query(text));
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw downError(classifyPgError(error, this.host, step.version), step);
+    }
+    if (results.at(-1)?.command !== 'COMMIT') {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw new MigrationSqlError(
+        `version ${step.version} (down file ${step.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: step.version },
+      );
+    }
+    const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
+    return Number.isFinite(serverMs) ? serverMs : 0;
+  }
+
+  /**
+   * A `no-transaction` down file, statement by statement, tracked like its up file: the version's
+   * row is `dirty` from before its first statement until its last one has run, then deleted. A
+   * failure after the first statement leaves it dirty (the tenant is refused until `sluice repair`).
+   */
+  private async undoWithoutTransaction(step: Migration): Promise<number> {
+    const settings = this.timeoutSettings(step, 'SESSION');
+    await this.query(
+      [`UPDATE ${this.table} SET status = 'dirty' WHERE version = ${step.version}`, ...settings].join(';\n'),
+    );
+    const started = Date.now();
+    try {
+      for (const [index, statement] of step.statements.entries()) {
+        try {
+          await this.client.query(statement);
+        } catch (error) {
+          const classified = classifyPgError(error, this.host, step.version);
+          if (index === 0 && classified.transient) {
+            // Nothing ran: the version stands as it was, so a retry starts clean.
+            await this.client
+              .query(`UPDATE ${this.table} SET status = 'applied' WHERE version = ${step.version}`)
+              .catch(() => undefined);
+            throw classified;
+          }
+          throw new MigrationSqlError(
+            `version ${step.version} (down file ${step.file}, no-transaction) failed at statement ${index + 1} of ${step.statements.length}; the tenant is marked dirty: ${classified.message}`,
+            (classified as { sqlState?: string }).sqlState,
+            { version: step.version, cause: error },
+          );
+        }
+      }
+    } catch (error) {
+      if (settings.length > 0)
+        await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
+      throw error;
+    }
+    const durationMs = Date.now() - started;
+    await this.query(
+      [
+        `DELETE FROM ${this.table} WHERE version = ${step.version}`,
+        ...(settings.length > 0 ? ['RESET lock_timeout', 'RESET statement_timeout'] : []),
+      ].join(';\n'),
+    );
+    return durationMs;
+  }
+
+  /**
    * Marks every version up to `version` as applied without running it, for databases that
    * already have the schema. Refused when the journal already holds anything.
    */
@@ -390,11 +647,11 @@ export class TenantMigrator {
         const values = rows
           .map(
             (m) =>
-              `(${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, 'applied', true, ${this.lit(executorId ?? null)})`,
+              `(${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, 'applied', true, ${this.lit(executorId ?? null)}, ${this.lit(m.down?.checksum ?? null)})`,
           )
           .join(', ');
         await this.query(
-          `INSERT INTO ${this.table} (version, name, checksum, status, baseline, executor_id) VALUES ${values}`,
+          `INSERT INTO ${this.table} (version, name, checksum, status, baseline, executor_id, down_checksum) VALUES ${values}`,
         );
       }
       return rows.map((m) => m.version);
@@ -591,7 +848,8 @@ export class TenantMigrator {
 
   private journalInsert(m: Migration, status: 'applied' | 'dirty', options: MigrateOptions): string {
     // duration_ms: time since the transaction began (now() is the transaction start).
-    return `INSERT INTO ${this.table} (version, name, checksum, status, duration_ms, run_id, executor_id) VALUES (${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, '${status}', (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, ${this.lit(options.runId ?? null)}, ${this.lit(options.executorId ?? null)})`;
+    // down_checksum: the down file beside it now, so a rollback can tell whether it changed since.
+    return `INSERT INTO ${this.table} (version, name, checksum, status, duration_ms, run_id, executor_id, down_checksum) VALUES (${m.version}, ${this.lit(m.name)}, ${this.lit(m.checksum)}, '${status}', (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, ${this.lit(options.runId ?? null)}, ${this.lit(options.executorId ?? null)}, ${this.lit(m.down?.checksum ?? null)})`;
   }
 
   private lit(value: string | null): string {
@@ -673,5 +931,33 @@ function toEntry(row: JournalRow): JournalEntry {
     checksum: row.checksum,
     status: row.status ?? 'applied',
     runId: row.run_id,
+    downChecksum: row.down_checksum,
+  };
+}
+
+/** A rollback of a run that changed nothing in this tenant: nothing to undo, nothing touched. */
+function untouchedReport(current: number | null, t0: number): MigrationReport {
+  return {
+    status: 'upToDate',
+    applied: [],
+    fromVersion: current,
+    toVersion: current,
+    timings: { journalMs: performance.now() - t0, executeMs: 0, serverMs: 0 },
+  };
+}
+
+function undoReport(
+  plan: TenantPlan,
+  entries: readonly JournalEntry[],
+  undone: number[],
+  timings: MigrationReport['timings'],
+): MigrationReport {
+  return {
+    status: undone.length > 0 ? 'rolledBack' : 'upToDate',
+    applied: [],
+    rolledBack: undone,
+    fromVersion: plan.current,
+    toVersion: versionAfterUndo(entries, undone),
+    timings,
   };
 }

@@ -68,3 +68,45 @@ export function committedVersions(results: readonly ResultLike[]): Array<{ versi
   }
   return out;
 }
+
+/** What a batch of down files wraps around each one: the version's journal row is deleted with it. */
+export interface UndoBatchParts {
+  journal: JournalLocation;
+  /** `SET LOCAL` statements of the down file's own timeouts. */
+  timeoutSettings: (step: Migration) => string[];
+  /** Deletes the version's journal row; the batch appends the same `RETURNING` as an apply's. */
+  journalDelete: (step: Migration) => string;
+}
+
+/**
+ * The way back, in one message: for each step (a version's down file, newest version first),
+ * `BEGIN; <journal guard>; <down file>; DELETE <its journal row>; COMMIT`. The same guarantees as
+ * {@link transactionBatchSql}: the server stops at the first error, so versions undone before a
+ * failing down file stay undone and none after it runs, and each guard proves the journal holds
+ * exactly what the plan expects at that point (the rows read, less the versions undone ahead).
+ * Each step is a {@link Migration} whose file, SQL and directives are the down file's.
+ */
+export function undoBatchSql(
+  steps: readonly Migration[],
+  before: readonly JournalEntry[],
+  parts: UndoBatchParts,
+  prelude: readonly string[],
+  postlude: readonly string[],
+): string {
+  let expected = before.map((e) => ({ version: e.version, status: e.status, checksum: e.checksum }));
+  const statements = [...prelude];
+  for (const step of steps) {
+    statements.push(
+      'BEGIN',
+      journalGuardSql(parts.journal, journalDigest(expected), step.version),
+      ...parts.timeoutSettings(step),
+      // The newline guards against a file that ends in a -- comment.
+      `${step.sql}\n`,
+      `${parts.journalDelete(step)} RETURNING version::text AS sluice_version, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer AS sluice_duration_ms`,
+      'COMMIT',
+    );
+    expected = expected.filter((e) => e.version !== step.version);
+  }
+  statements.push(...postlude);
+  return statements.join(';\n');
+}

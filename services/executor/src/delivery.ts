@@ -235,6 +235,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
         return tenantOutcome(sourceOf(task, attempt), {
           status: report.status,
           applied: report.applied,
+          ...(report.rolledBack ? { rolledBack: report.rolledBack } : {}),
           fromVersion: report.fromVersion,
           toVersion: report.toVersion,
           timings: { connectMs, ...report.timings, totalMs: performance.now() - started },

@@ -75,6 +75,8 @@ export function postgresTenantWork(
         runId: task.runId,
         executorId: config.executorId,
         dryRun: task.dryRun,
+        ...(task.rollbackOf !== undefined ? { rollbackOf: task.rollbackOf, force: task.force ?? false } : {}),
+        ...(task.allowChangedDown ? { allowChangedDown: true } : {}),
       });
       return { report, connectMs };
     } finally {

@@ -21,7 +21,9 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
   const runId = RunIdSchema.safeParse(candidateRunId).success ? (candidateRunId as string) : undefined;
   if (!parsed.success) return { ok: false, ...(runId ? { runId } : {}), reasons: describeIssues(parsed.error) };
   try {
-    return { ok: true, request: parsed.data, targetVersion: resolveTarget(set, parsed.data.target) };
+    // A rollback's target is per tenant (the version the undone run found there): 0 on the bus.
+    const { target } = parsed.data;
+    return { ok: true, request: parsed.data, targetVersion: target === undefined ? 0 : resolveTarget(set, target) };
   } catch (error) {
     return { ok: false, runId: parsed.data.runId, reasons: [(error as Error).message] };
   }
@@ -35,5 +37,7 @@ export function requestFingerprint(request: MigrateRequest, targetVersion: numbe
     d: request.dryRun ?? false,
     r: request.rollout ?? null,
     h: request.maxPerHost ?? null,
+    ...(request.rollback ? { b: request.rollback } : {}),
+    ...(request.allowChangedDown ? { c: true } : {}),
   });
 }

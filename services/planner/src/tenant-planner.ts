@@ -36,6 +36,7 @@ import type { Logger } from '@sluice/telemetry';
 import { hostLimitFor, type HostLimits } from './config.js';
 import type { LintGate } from './lint-gate.js';
 import { requestFingerprint, validateRequest } from './request-validation.js';
+import { busRunEventLookup, type RunEventLookup, rollbackScope } from './rollback-request.js';
 import { activeTraceId, annotateRun, traceRequest, traceTaskPublish } from './run-tracing.js';
 
 export interface PlannerDeps {
@@ -59,6 +60,8 @@ export interface PlannerDeps {
   observer?: PlannerObserver;
   /** Lints the set before a run is claimed (absent: no gate, as in tests of planning alone). */
   lint?: LintGate;
+  /** Where a rollback reads the run it undoes (default: the run events on the bus). */
+  runEvents?: RunEventLookup;
 }
 
 /** What the planner tells about each request it handles. */
@@ -85,6 +88,7 @@ export interface PlanSummary {
  */
 export function createPlanner(deps: PlannerDeps) {
   const { bus, logger, migrations } = deps;
+  const runEvents = deps.runEvents ?? busRunEventLookup(bus);
   let ledgerStream: Promise<void> | undefined;
   /** The task ledger stream, created once per planner. */
   const ledgerReady = (): Promise<void> =>
@@ -167,6 +171,10 @@ export function createPlanner(deps: PlannerDeps) {
         digest: migrations.digest,
         dryRun: request.dryRun ?? false,
         plannedAt,
+        ...(request.rollback
+          ? { rollbackOf: request.rollback.runId, ...(request.rollback.force ? { force: true } : {}) }
+          : {}),
+        ...(request.allowChangedDown ? { allowChangedDown: true } : {}),
       };
       if (summary.canaries !== undefined) {
         task.stage = summary.canaries < canaryCount ? 'canary' : 'fleet';
@@ -264,8 +272,20 @@ export function createPlanner(deps: PlannerDeps) {
       msg.ack();
       return;
     }
-    const { request, targetVersion } = validation;
+    const { targetVersion } = validation;
+    let { request } = validation;
     const runId = request.runId;
+    if (request.rollback) {
+      const scope = await rollbackScope(request, runEvents);
+      if (!scope.ok) {
+        await reject(runId, scope.reasons);
+        msg.ack();
+        return;
+      }
+      // The undone run's tenants, unless the request narrows them: planned like any selector.
+      const { tenants: _asked, ...rest } = request;
+      request = { ...rest, ...(scope.tenants ? { tenants: scope.tenants } : {}) };
+    }
     // Before the claim: a request rejected for lint leaves its runId free for a fixed set or `lint: "warn"`.
     const lint = deps.lint?.judge(request, migrations);
     if (lint && !lint.ok) {
@@ -273,7 +293,7 @@ export function createPlanner(deps: PlannerDeps) {
       msg.ack();
       return;
     }
-    const claim = await deps.claims.claim(runId, requestFingerprint(request, targetVersion));
+    const claim = await deps.claims.claim(runId, requestFingerprint(validation.request, targetVersion));
     annotateRun({ runId, targetVersion, dryRun: request.dryRun ?? false, outcome: claim.kind });
     if (claim.kind === 'duplicate') {
       logger.info({ runId }, 'request repeats an existing run; nothing to do');
@@ -287,8 +307,11 @@ export function createPlanner(deps: PlannerDeps) {
     }
     const accepted: RunAcceptedEvent = {
       runId,
-      target: request.target,
+      target: request.target ?? 0,
       targetVersion,
+      ...(request.rollback
+        ? { rollbackOf: { runId: request.rollback.runId, force: request.rollback.force ?? false } }
+        : {}),
       digest: migrations.digest,
       dryRun: request.dryRun ?? false,
       ...(request.tenants ? { tenants: request.tenants } : {}),

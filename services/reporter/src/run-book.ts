@@ -19,7 +19,7 @@ import { TenantTracker } from './tenant-tracker.js';
 
 export { type CanaryTally, type RunState, runStatusOf, startedAtOf } from './run-state.js';
 
-const SUCCESS = new Set(['migrated', 'upToDate', 'pending']);
+const SUCCESS = new Set(['migrated', 'upToDate', 'pending', 'rolledBack']);
 
 /** What the book tells listeners (metrics) as it folds. */
 export interface RunBookEvents {

@@ -28,6 +28,12 @@ async function lastMessageOf(jsm: JetStreamManager, stream: string, subject: str
   }
 }
 
+/** The JSON of a subject's last message, or null when it has none (a rollback reads the run it undoes). */
+export async function readLastJson(bus: Bus, stream: string, subject: string): Promise<unknown> {
+  const msg = await lastMessageOf(bus.jsm, stream, subject);
+  return msg ? msg.json() : null;
+}
+
 /**
  * Reads every message of one subject (or filter) from the start of the stream up to `untilSeq`
  * (inclusive; default: what is there now), in order, with an ordered consumer, then stops.

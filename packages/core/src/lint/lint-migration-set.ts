@@ -1,6 +1,6 @@
 import { type LintFinding, type LintMode, type LintReport, MAX_EVENT_FINDINGS } from '@sluice/contracts';
 
-import type { Migration, MigrationSet } from '../migration-set.js';
+import type { MigrationFile, MigrationSet } from '../migration-set.js';
 import { parseStatements, type SqlParser, type SqlStatement } from '../sql-parser.js';
 import { isLintRuleName, LINT_RULES, type LintRuleName } from './lint-rules.js';
 import { lockTimeoutSet, takesStrongLock } from './lock-checks.js';
@@ -27,16 +27,39 @@ const PLAIN_DML = new Set([
 ]);
 
 /**
+ * Rules a down file is exempt from: taking back what its up file added means dropping or renaming
+ * it, so these are what a down file is for. Locks, rewrites and timeouts still count: a down file
+ * runs on live tenants too.
+ */
+const EXPECTED_IN_DOWN_FILES: ReadonlySet<LintRuleName> = new Set([
+  'drop-column',
+  'drop-table',
+  'rename-column',
+  'rename-table',
+]);
+
+/**
  * Lints a migration set with PostgreSQL's own parse trees: files in version order, so a table
- * created or a constraint validated in an earlier file is known to later ones. Findings come in
- * file order; those silenced by a `-- sluice:lint-ignore` comment carry its reason in `ignored`.
+ * created or a constraint validated in an earlier file is known to later ones, then the down
+ * files, newest version first (the order a rollback runs them in). Findings come in that order;
+ * those silenced by a `-- sluice:lint-ignore` comment carry its reason in `ignored`.
  */
 export function lintMigrationSet(set: MigrationSet, parser: SqlParser, options: LintOptions = {}): LintFinding[] {
   const state: SetState = { columnTypes: new Map(), notNullChecks: new Map() };
-  return set.migrations.flatMap((m) => lintFile(m, parser, state, options));
+  const up = set.migrations.flatMap((m) => lintFile(m, parser, state, options));
+  const down = [...set.migrations]
+    .reverse()
+    .flatMap((m) => (m.down ? lintFile(m.down, parser, state, options, true) : []));
+  return [...up, ...down];
 }
 
-function lintFile(m: Migration, parser: SqlParser, set: SetState, options: LintOptions): LintFinding[] {
+function lintFile(
+  m: MigrationFile,
+  parser: SqlParser,
+  set: SetState,
+  options: LintOptions,
+  downFile = false,
+): LintFinding[] {
   const statements = parseStatements(m.file, m.sql.replace(/^\uFEFF/, ' '), parser);
   const findings: LintFinding[] = [];
   const at = (s: { line: number; column: number }) => ({ file: m.file, line: s.line, column: s.column });
@@ -57,7 +80,9 @@ function lintFile(m: Migration, parser: SqlParser, set: SetState, options: LintO
   let lockTimeoutMs = m.lockTimeoutMs;
   let lockTimeoutReported = false;
   for (const statement of statements) {
-    const hits: Hit[] = checkStatement(statement.tree, file, set);
+    const hits: Hit[] = checkStatement(statement.tree, file, set).filter(
+      (hit) => !downFile || !EXPECTED_IN_DOWN_FILES.has(hit.rule),
+    );
     const timeout = lockTimeoutSet(statement.tree);
     if (timeout !== undefined) lockTimeoutMs = timeout;
     const bounded = lockTimeoutMs !== undefined && lockTimeoutMs > 0 && lockTimeoutMs < sessionDefault;
