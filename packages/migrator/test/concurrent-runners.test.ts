@@ -1,4 +1,4 @@
-import { LockedError, MigrationSqlError, TargetError } from '@sluice/core';
+import { IrreversibleError, LockedError, MigrationSqlError, TargetError } from '@sluice/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql } from '../src/journal.js';
@@ -117,7 +117,7 @@ describe('the migration lock', () => {
     expect(await advisoryLocks(observer)).toBe(0);
     expect(await rejection(migrator(client, broken).migrate({ targetVersion: 4 }))).toBeInstanceOf(MigrationSqlError);
     expect(await advisoryLocks(observer)).toBe(0);
-    expect(await rejection(migrator(client, broken).migrate({ targetVersion: 1 }))).toBeInstanceOf(TargetError);
+    expect(await rejection(migrator(client, broken).migrate({ targetVersion: 1 }))).toBeInstanceOf(IrreversibleError);
     expect(await advisoryLocks(observer)).toBe(0);
     await migrator(client, broken).migrate({ targetVersion: 4, dryRun: true });
     expect(await advisoryLocks(observer)).toBe(0);

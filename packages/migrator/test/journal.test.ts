@@ -105,6 +105,7 @@ describe('the journal itself', () => {
       'run_id',
       'executor_id',
       'baseline',
+      'down_checksum',
     ]);
     const rows = await client.query<{ version: string; status: string; applied_at: Date; run_id: string | null }>(
       'SELECT version, status, applied_at, run_id FROM sluice_migrations ORDER BY version',
