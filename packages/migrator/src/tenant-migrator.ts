@@ -13,6 +13,7 @@ import {
 } from '@sluice/core';
 import type pg from 'pg';
 
+import { downAttributes, downError, downStep, versionAfterUndo } from './down-steps.js';
 import {
   advisoryLockKey,
   DEFAULT_JOURNAL,
@@ -24,7 +25,6 @@ import {
   lockHeldSql,
   readJournalStateSql,
 } from './journal.js';
-import { downAttributes, downError, downStep, versionAfterUndo } from './down-steps.js';
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';

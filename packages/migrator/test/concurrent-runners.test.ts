@@ -1,4 +1,4 @@
-import { IrreversibleError, LockedError, MigrationSqlError, TargetError } from '@sluice/core';
+import { IrreversibleError, LockedError, MigrationSqlError } from '@sluice/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { advisoryLockKey, DEFAULT_JOURNAL, ensureJournalSql } from '../src/journal.js';
