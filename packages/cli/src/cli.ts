@@ -6,6 +6,7 @@ import { CliError, EXIT } from './cli-error.js';
 import { type CommandSpec, usageOf } from './command-spec.js';
 import { LINT, lintCommand } from './commands/lint.js';
 import { MIGRATE, migrateCommand } from './commands/migrate.js';
+import { ROLLBACK, rollbackCommand } from './commands/rollback.js';
 import { controlCommand, CONTROLS } from './commands/run-control.js';
 import { RUNS, runsCommand } from './commands/runs.js';
 import { STATUS, statusCommand } from './commands/status.js';
@@ -18,6 +19,7 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv, output: Output) => Promi
 /** Every command with the spec its flags and its help come from. */
 export const COMMANDS: ReadonlyArray<[CommandSpec, Command]> = [
   [MIGRATE, migrateCommand],
+  [ROLLBACK, rollbackCommand],
   [STATUS, statusCommand],
   [RUNS, runsCommand],
   [TENANTS, tenantsCommand],

@@ -37,6 +37,7 @@ export function formatDuration(ms: number): string {
 
 export function formatCounts(c: RunCounts): string {
   const parts = [`${c.migrated} migrated`, `${c.upToDate} up to date`];
+  if (c.rolledBack !== undefined) parts.unshift(`${c.rolledBack} rolled back`);
   if (c.pending > 0) parts.push(`${c.pending} pending`);
   parts.push(`${c.failed} failed`, `${c.skipped} skipped`);
   return `${parts.join(', ')} (of ${c.total})`;
@@ -61,7 +62,9 @@ export function formatProgress(p: RunProgressEvent, tty: boolean): string {
 export function formatCompleted(c: RunCompletedEvent): string[] {
   const lines = [
     `run ${c.runId}: ${c.status.toUpperCase()}${c.dryRun ? ' (dry run)' : ''}`,
-    `  target    ${String(c.target)}${c.targetVersion !== null ? ` (version ${c.targetVersion})` : ''}`,
+    c.rollbackOf
+      ? `  rollback  of run ${c.rollbackOf.runId}${c.rollbackOf.force ? ' (forced)' : ''}: each tenant back to the version that run found`
+      : `  target    ${String(c.target)}${c.targetVersion !== null ? ` (version ${c.targetVersion})` : ''}`,
     `  tenants   ${formatCounts(c.counts)}`,
     `  duration  ${formatDuration(c.durationMs)} (${c.startedAt} -> ${c.finishedAt})`,
   ];
@@ -144,8 +147,11 @@ export function formatTable(header: string[], rows: string[][]): string[] {
 export function tenantRow(o: TenantOutcome): string[] {
   const what = o.error
     ? `${o.error.version !== undefined ? `version ${o.error.version}: ` : ''}${o.error.message}`
-    : o.applied.length > 0
-      ? `applied ${o.applied.join(', ')}`
-      : '';
+    : o.rolledBack && o.rolledBack.length > 0
+      ? // A dry run's `pending` tenant lists what would be undone.
+        `${o.status === 'pending' ? 'would undo' : 'undid'} ${o.rolledBack.join(', ')} (${o.fromVersion ?? 'none'} -> ${o.toVersion ?? 'none'})`
+      : o.applied.length > 0
+        ? `applied ${o.applied.join(', ')}`
+        : '';
   return [o.tenantId, o.status, o.error?.code ?? '', what.replace(/\s+/g, ' ').slice(0, 200)];
 }

@@ -36,7 +36,7 @@ import type { Logger } from '@sluice/telemetry';
 import { hostLimitFor, type HostLimits } from './config.js';
 import type { LintGate } from './lint-gate.js';
 import { requestFingerprint, validateRequest } from './request-validation.js';
-import { busRunEventLookup, rollbackScope,type RunEventLookup } from './rollback-request.js';
+import { busRunEventLookup, rollbackScope, type RunEventLookup } from './rollback-request.js';
 import { activeTraceId, annotateRun, traceRequest, traceTaskPublish } from './run-tracing.js';
 
 export interface PlannerDeps {

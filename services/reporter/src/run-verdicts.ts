@@ -80,7 +80,9 @@ export function completionOf(run: RunState, now: number): RunCompletedEvent | un
     target: run.accepted?.target ?? 'latest',
     targetVersion: run.accepted?.targetVersion ?? null,
     dryRun: run.accepted?.dryRun ?? false,
-    counts: { ...run.aggregate.counts },
+    ...(run.accepted?.rollbackOf ? { rollbackOf: run.accepted.rollbackOf } : {}),
+    // A rollback always says how many tenants it took back, 0 included.
+    counts: { ...(run.accepted?.rollbackOf ? { rolledBack: 0 } : {}), ...run.aggregate.counts },
     startedAt: new Date(startedAtMs).toISOString(),
     finishedAt: new Date(now).toISOString(),
     durationMs: Math.max(0, now - startedAtMs),

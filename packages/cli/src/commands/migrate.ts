@@ -28,6 +28,11 @@ exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4
     'max-failure-rate': { type: 'string', value: 'R', help: 'stop the run when failures pass this share (0.05 or 5%)' },
     'dry-run': { type: 'boolean', default: false, help: 'plan and check every tenant, apply nothing' },
     lint: { type: 'string', value: 'error|warn', help: 'warn: run even when the set has lint errors (default error)' },
+    'allow-changed-down': {
+      type: 'boolean',
+      default: false,
+      help: 'a target below a tenant: run down files changed since their up file ran',
+    },
     'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
     wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
     timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
@@ -37,13 +42,13 @@ exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4
   positionals: { min: 0, max: 0 },
 };
 
-function wholeNumber(flag: string, value: string | undefined): number | undefined {
+export function wholeNumber(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new CliError(`${flag} takes a whole number, got "${value}"`);
   return Number(value);
 }
 
-function rate(value: string | undefined): number | undefined {
+export function rate(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = value.endsWith('%') ? Number(value.slice(0, -1)) / 100 : Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
@@ -65,6 +70,7 @@ interface MigrateValues extends Record<string, string | boolean | string[] | und
   'max-failures'?: string;
   'max-failure-rate'?: string;
   lint?: string;
+  'allow-changed-down'?: boolean;
   server?: string;
 }
 
@@ -107,7 +113,22 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
+    ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
   };
+  return sendRequest(input, values, env, output);
+}
+
+/**
+ * Checks a request against the contract, publishes it and, with --wait, follows its run: the path
+ * every command that starts a run takes (migrate, rollback).
+ */
+export async function sendRequest(
+  input: MigrateRequestInput,
+  values: { wait: boolean; json: boolean; timeout?: string | undefined; server?: string | undefined },
+  env: Env,
+  output: Output,
+): Promise<number> {
+  const { runId } = input;
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {
     throw new CliError(
