@@ -63,6 +63,7 @@ describe('sluice lint', () => {
       `${risky}/0002_users_by_email.sql:3:1  error  index-without-concurrently  CREATE INDEX on existing table users without CONCURRENTLY blocks its writes`,
       `${risky}/0003_nickname.sql:2:1  warning  prefer-text  users.nickname is varchar(40)`,
       '3 files: 1 errors, 1 warnings, 0 ignored with a reason',
+      'way back: no version has a down file (no way back below: 1-3)',
       '',
     ]);
   });

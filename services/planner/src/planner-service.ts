@@ -11,7 +11,7 @@ import {
   startPullLoop,
 } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import { countFindings } from '@sluice/core';
+import { countFindings, describeWithoutDown } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createRegistry } from '@sluice/registry';
 import { loadSqlParser } from '@sluice/sql-parser';
@@ -78,6 +78,8 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
       bundle,
       latest: migrations.latest,
       migrations: migrations.migrations.length,
+      // Which versions a rollback cannot take a tenant below (no down file).
+      withoutDown: describeWithoutDown(migrations) ?? 'every version has a down file',
       registry: config.registry.kind,
       lint: lintCounts,
       metricsPort: metrics.port,

@@ -1,7 +1,7 @@
 import path from 'node:path';
 
 import type { LintFinding } from '@sluice/contracts';
-import { countFindings, type Env, envReader, lintMigrationSet, MigrationSetError, SqlSyntaxError } from '@sluice/core';
+import { countFindings, describeWithoutDown, type Env, envReader, lintMigrationSet, MigrationSetError, SqlSyntaxError } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { loadSqlParser } from '@sluice/sql-parser';
 
@@ -46,9 +46,11 @@ export async function lintCommand(argv: string[], env: Env, output: Output): Pro
 
   let findings: LintFinding[];
   let files: number | undefined;
+  let wayBack: string | null = null;
   try {
     const set = await loadMigrationDir(dir);
     files = set.migrations.length;
+    wayBack = describeWithoutDown(set);
     findings = lintMigrationSet(set, await loadSqlParser(), { sessionLockTimeoutMs });
   } catch (error) {
     if (!(error instanceof MigrationSetError)) throw error;
@@ -64,6 +66,7 @@ export async function lintCommand(argv: string[], env: Env, output: Output): Pro
     if (format === 'text') {
       const summary = `${counts.errors} errors, ${counts.warnings} warnings, ${counts.ignored} ignored with a reason`;
       output.out(files === undefined ? `the migration set is refused: ${summary}` : `${files} files: ${summary}`);
+      if (wayBack) output.out(`way back: ${wayBack}`);
     }
   }
   return counts.errors > 0 ? EXIT.runNotSucceeded : EXIT.ok;
