@@ -1,7 +1,15 @@
 import path from 'node:path';
 
 import type { LintFinding } from '@sluice/contracts';
-import { countFindings, describeWithoutDown, type Env, envReader, lintMigrationSet, MigrationSetError, SqlSyntaxError } from '@sluice/core';
+import {
+  countFindings,
+  describeWithoutDown,
+  type Env,
+  envReader,
+  lintMigrationSet,
+  MigrationSetError,
+  SqlSyntaxError,
+} from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { loadSqlParser } from '@sluice/sql-parser';
 

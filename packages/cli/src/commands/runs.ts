@@ -35,7 +35,9 @@ function row(v: RunView): string[] {
     v.runId,
     v.status,
     v.accepted
-      ? `${String(v.accepted.target)}${v.accepted.target === 'latest' ? ` (${v.accepted.targetVersion})` : ''}`
+      ? v.accepted.rollbackOf
+        ? `undo ${v.accepted.rollbackOf.runId}`
+        : `${String(v.accepted.target)}${v.accepted.target === 'latest' ? ` (${v.accepted.targetVersion})` : ''}`
       : '?',
     `${done}/${total ?? '?'}`,
     String(counts?.failed ?? 0),

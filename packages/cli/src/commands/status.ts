@@ -42,7 +42,7 @@ export function formatRunView(view: RunView): string[] {
   const a = view.accepted;
   if (a)
     lines.push(
-      `  target    ${String(a.target)} (version ${a.targetVersion}), accepted ${a.acceptedAt}${a.requestedBy ? ` for ${a.requestedBy}` : ''}`,
+      `  ${a.rollbackOf ? `rollback  of run ${a.rollbackOf.runId}${a.rollbackOf.force ? ' (forced)' : ''}` : `target    ${String(a.target)} (version ${a.targetVersion})`}, accepted ${a.acceptedAt}${a.requestedBy ? ` for ${a.requestedBy}` : ''}`,
     );
   if (a?.rollout)
     lines.push(
