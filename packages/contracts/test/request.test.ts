@@ -167,3 +167,35 @@ describe('MigrateRequestSchema', () => {
     expect(MigrateRequestSchema.safeParse(payload).success).toBe(false);
   });
 });
+
+describe('a rollback request', () => {
+  const issues = (input: unknown) =>
+    MigrateRequestSchema.safeParse(input).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
+
+  it('takes rollback instead of target', () => {
+    expect(MigrateRequestSchema.parse({ runId: 'undo', rollback: { runId: 'r1' } })).toEqual({
+      runId: 'undo',
+      rollback: { runId: 'r1' },
+    });
+    expect(
+      MigrateRequestSchema.parse({ runId: 'undo', rollback: { runId: 'r1', force: true }, dryRun: true }),
+    ).toMatchObject({ rollback: { force: true }, dryRun: true });
+  });
+
+  it('refuses both, neither, and a malformed run id or field', () => {
+    expect(issues({ runId: 'undo', target: 3, rollback: { runId: 'r1' } })).toEqual([
+      'rollback: a rollback takes no target: each tenant goes back to the version the run found',
+    ]);
+    expect(issues({ runId: 'undo' })).toEqual(['target: target is required (or a rollback)']);
+    expect(issues({ runId: 'undo', rollback: { runId: 'r 1' } })[0]).toMatch(/^rollback.runId: runId must be/);
+    expect(issues({ runId: 'undo', rollback: { runId: 'r1', forced: true } })[0]).toMatch(
+      /^rollback: Unrecognized key/,
+    );
+  });
+
+  it('lets any request run changed down files when it says so', () => {
+    expect(MigrateRequestSchema.parse({ runId: 'down', target: 2, allowChangedDown: true }).allowChangedDown).toBe(
+      true,
+    );
+  });
+});
