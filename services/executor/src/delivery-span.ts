@@ -11,6 +11,7 @@ interface TaskFields {
   host?: unknown;
   target?: unknown;
   dryRun?: unknown;
+  rollbackOf?: unknown;
 }
 
 /** One delivery's span, and the context to run the delivery in so its work nests under it. */
@@ -42,6 +43,8 @@ function attributesOf(msg: JsMsg, fields: TaskFields | undefined): Record<string
   if (typeof fields?.host === 'string') out['sluice.host'] = fields.host;
   if (typeof fields?.target === 'number') out['sluice.target_version'] = fields.target;
   if (fields?.dryRun === true) out['sluice.dry_run'] = true;
+  // A rollback: the run it undoes (the tenant's target comes from its journal).
+  if (typeof fields?.rollbackOf === 'string') out['sluice.rollback_of'] = fields.rollbackOf;
   return out;
 }
 
@@ -51,6 +54,7 @@ function record(span: Span, result: DeliveryResult): void {
   if (outcome) {
     span.setAttribute('sluice.status', outcome.status);
     span.setAttribute('sluice.applied', outcome.applied);
+    if (outcome.rolledBack) span.setAttribute('sluice.rolled_back', outcome.rolledBack);
     if (outcome.executorId) span.setAttribute('sluice.executor_id', outcome.executorId);
   }
   const code = outcome?.error?.code ?? (result.error === undefined ? undefined : errorCode(result.error));

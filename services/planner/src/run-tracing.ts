@@ -66,6 +66,7 @@ export function traceTaskPublish<T>(task: TenantTask, subject: string, publish: 
     'sluice.tenant_id': task.tenantId,
     'sluice.host': task.host,
     'sluice.target_version': task.target,
+    ...(task.rollbackOf !== undefined ? { 'sluice.rollback_of': task.rollbackOf } : {}),
     'messaging.system': 'nats',
     'messaging.operation.type': 'send',
     'messaging.destination.name': subject,
