@@ -123,9 +123,11 @@ describe('fleet rollback', () => {
     ]);
 
     // The rollback itself, through the CLI, as an operator would.
-    const cli = await sluice('rollback', 'two-versions', '--run-id', 'undo-1', '--wait');
+    // Canaries first, like any run: the first two tenants of the registry go back before the fleet.
+    const cli = await sluice('rollback', 'two-versions', '--run-id', 'undo-1', '--canary', '2', '--wait');
     expect(cli.code).toBe(1);
     expect(cli.stdout).toContain('rollback  of run two-versions');
+    expect(cli.stderr + cli.stdout).toContain('run undo-1 canaries succeeded; fleet promoted');
     expect(cli.stdout).toMatch(/6 rolled back, 0 migrated, 1 up to date, 1 failed/);
     expect(cli.stdout).toMatch(/tenant-0007: \[changed_by_later_run\] .*version 4 by later/);
     const completed = await waitForCompleted(stack.nc, 'undo-1');
