@@ -72,7 +72,7 @@ try {
   cleanups.push(() => nats.dispose());
   nc = await connect({ servers: nats.url });
   const fleet = await createTenantFleet({ count: TENANTS, serverUrl: host.serverUrl, prefix: 'bench_rb' });
-  cleanups.push(() => fleet.drop());
+  // No fleet.drop(): the private cluster goes with its databases, at once.
   const registry = path.join(dir, 'tenants.json');
   await fleet.writeRegistry(registry);
   const env = fleetServiceEnv(
