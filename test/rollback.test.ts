@@ -41,7 +41,6 @@ const stack = withFleetStack({ beforeAll, afterAll }, () => ({
 }));
 
 const ids = (...n: number[]) => n.map((i) => `tenant-${String(i).padStart(4, '0')}`);
-const ALL = [1, 2, 3, 4, 5, 6, 7, 8];
 
 /** Publishes a request and waits for its run to complete. */
 async function runToEnd(request: Record<string, unknown>) {
