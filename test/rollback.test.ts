@@ -107,7 +107,13 @@ describe('fleet rollback', () => {
     expect((await runToEnd({ runId: 'later', target: 4, tenants: { ids: ids(7) } })).status).toBe('succeeded');
 
     // The dry run lists per tenant what would be undone, and undoes nothing.
-    const dry = await runToEnd({ runId: 'undo-dry', rollback: { runId: 'two-versions' }, dryRun: true });
+    const dryCli = await sluice('rollback', 'two-versions', '--run-id', 'undo-dry', '--dry-run', '--wait');
+    expect(dryCli.code).toBe(1); // tenant 7 cannot go back: the dry run says so
+    expect(dryCli.stdout).toMatch(/tenant-0001 +pending +would undo 3 \(3 -> 2\)/);
+    expect(dryCli.stdout).toMatch(/tenant-0004 +pending +would undo 3, 2 \(3 -> 1\)/);
+    expect(dryCli.stdout).toMatch(/tenant-0007 +failed +changed_by_later_run/);
+    expect(dryCli.stdout).not.toMatch(/tenant-0008/);
+    const dry = await waitForCompleted(stack.nc, 'undo-dry');
     expect(dry).toMatchObject({ dryRun: true, rollbackOf: { runId: 'two-versions', force: false } });
     const planned = byTenant(await listOutcomes(stack.nc, 'undo-dry'));
     for (const t of ids(1, 2, 3)) expect(planned.get(t)).toMatchObject({ status: 'pending', rolledBack: [3] });

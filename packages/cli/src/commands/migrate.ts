@@ -1,4 +1,4 @@
-import { connectBus, ensureTopology } from '@sluice/bus';
+import { type Bus, connectBus, ensureTopology } from '@sluice/bus';
 import { type MigrateRequestInput, MigrateRequestSchema, REQUEST_SUBJECT, requestMsgId } from '@sluice/contracts';
 import { durationProblem, type Env, parseDuration } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
@@ -127,6 +127,8 @@ export async function sendRequest(
   values: { wait: boolean; json: boolean; timeout?: string | undefined; server?: string | undefined },
   env: Env,
   output: Output,
+  /** With --wait, once the run has completed (exit 0 or 1): more to print from the bus. */
+  afterCompleted?: (bus: Bus) => Promise<void>,
 ): Promise<number> {
   const { runId } = input;
   const parsed = MigrateRequestSchema.safeParse(input);
@@ -152,7 +154,9 @@ export async function sendRequest(
       return EXIT.ok;
     }
     if (!values.json) output.err(`published request ${runId}; waiting for it to complete`);
-    return await watching.result;
+    const code = await watching.result;
+    if (afterCompleted && (code === EXIT.ok || code === EXIT.runNotSucceeded)) await afterCompleted(bus);
+    return code;
   } finally {
     await bus.close();
   }

@@ -1,9 +1,10 @@
+import { type Bus, readCountedOutcomes } from '@sluice/bus';
 import type { MigrateRequestInput } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
 import { CliError } from '../cli-error.js';
 import { type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
-import type { Output } from '../output.js';
+import { formatTable, type Output, tenantRow } from '../output.js';
 import { rate, sendRequest, wholeNumber } from './migrate.js';
 
 export const ROLLBACK: CommandSpec = {
@@ -97,5 +98,20 @@ export async function rollbackCommand(argv: string[], env: Env, output: Output):
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
   };
-  return sendRequest(input, values, env, output);
+  // A dry run with --wait ends with what it found per tenant: the versions each would undo.
+  const listTenants =
+    values['dry-run'] && values.wait && !values.json
+      ? async (bus: Bus): Promise<void> => {
+          const outcomes = (await readCountedOutcomes(bus, runId))
+            .filter((o) => o.status !== 'upToDate')
+            .sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
+          if (outcomes.length === 0) {
+            output.out(`run ${runId}: nothing to undo (${undone} changed none of these tenants)`);
+            return;
+          }
+          for (const line of formatTable(['TENANT', 'STATUS', 'CODE', 'DETAIL'], outcomes.map(tenantRow)))
+            output.out(line);
+        }
+      : undefined;
+  return sendRequest(input, values, env, output, listTenants);
 }
