@@ -123,6 +123,8 @@ export class RunTraces {
             'sluice.tenants.up_to_date': completion.counts.upToDate,
             'sluice.tenants.failed': completion.counts.failed,
             'sluice.tenants.skipped': completion.counts.skipped,
+            'sluice.tenants.rolled_back': completion.counts.rolledBack,
+            'sluice.rollback_of': completion.rollbackOf?.runId,
             'sluice.links.omitted': omitted,
           },
         },
