@@ -10,7 +10,14 @@ export {
   type RunControlView,
   watchRunControl,
 } from './lifecycle/run-control-store.js';
-export { followFrom, lastSequence, type LiveFollower, readSubject } from './lifecycle/subject-reader.js';
+export {
+  followFrom,
+  lastSequence,
+  type LiveFollower,
+  readSubject,
+  type SubjectReadLimits,
+  SubjectReadTimeoutError,
+} from './lifecycle/subject-reader.js';
 export { appendLedger, ensureLedgerStream } from './lifecycle/task-ledger.js';
 export { publishOutcome, readCountedOutcomes } from './outcomes.js';
 export { publishReliably, PublishWindow } from './publish.js';
