@@ -7,12 +7,7 @@ import { type Bus, connectBus } from '../src/bus.js';
 import { decodeJson } from '../src/codec.js';
 import { publishIfLast, publishOnce } from '../src/lifecycle/publish-once.js';
 import { openRunControlStore, watchRunControl } from '../src/lifecycle/run-control-store.js';
-import {
-  followFrom,
-  lastSequence,
-  readSubject,
-  SubjectReadTimeoutError,
-} from '../src/lifecycle/subject-reader.js';
+import { followFrom, lastSequence, readSubject, SubjectReadTimeoutError } from '../src/lifecycle/subject-reader.js';
 import { appendLedger, ensureLedgerStream } from '../src/lifecycle/task-ledger.js';
 
 const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
@@ -131,7 +126,16 @@ describe('readSubject while the server cannot answer', () => {
 
   /** Once the client is back after a restart. */
   async function answered(): Promise<void> {
-    await expect.poll(() => bus.jsm.streams.info('R').then(() => true, () => false), { timeout: 30_000 }).toBe(true);
+    await expect
+      .poll(
+        () =>
+          bus.jsm.streams.info('R').then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
   }
 
   async function publishMany(subject: string, n: number): Promise<void> {
