@@ -1,13 +1,13 @@
 /**
  * The rollback benchmark (`npm run bench:rollback`; `-- --tenants 200 --rounds 1` for a smoke
  * check): what taking a fleet back costs next to taking it forward. The demo migrations
- * (`migrations/`, six files, one of them `no-transaction`) with a down file for each, over N tenant
+ * (`migrations/`, six files, one of them `no-transaction`, each with its down file), over N tenant
  * databases on a private PostgreSQL cluster, one executor process (SLUICE_CONCURRENCY 16): each
  * round migrates the fleet to the latest version, then runs `rollback` of that run, which takes
  * every tenant back through the six down files to an empty journal. Measured from the request's
  * publication to its `completed` event. Target: the rollback costs no more than the forward run.
  */
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,20 +37,6 @@ const TENANTS = Number(values.tenants);
 const ROUNDS = Number(values.rounds);
 const CONCURRENCY = Number(values.concurrency);
 
-/** The way back of each demo migration, written as the docs advise (short lock timeouts, concurrent index drops). */
-const DOWN_FILES: Record<string, string> = {
-  '0001_create_accounts.down.sql': '-- sluice:lock-timeout 2s\nDROP TABLE accounts;\n',
-  '0002_create_projects.down.sql': '-- sluice:lock-timeout 2s\nDROP TABLE projects;\n',
-  '0003_add_project_slug.down.sql':
-    '-- sluice:lock-timeout 2s\nALTER TABLE projects DROP CONSTRAINT projects_slug_key;\nALTER TABLE projects DROP COLUMN slug;\n',
-  '0004_create_invoices.down.sql':
-    '-- sluice:lock-timeout 2s\nDROP TABLE invoices;\nDROP FUNCTION invoices_set_issued_at();\n',
-  '0005_index_invoices_by_status.down.sql':
-    '-- sluice:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS invoices_account_status_idx;\n',
-  '0006_add_plans.down.sql':
-    '-- sluice:lock-timeout 2s\nALTER TABLE accounts DROP COLUMN plan_code;\nDROP TABLE plans;\n',
-};
-
 const say = (line: string): void => console.log(`[bench:rollback] ${line}`);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -59,12 +45,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 const services: ServiceProcess[] = [];
 let nc: NatsConnection | undefined;
 try {
-  const migrationsDir = path.join(dir, 'migrations');
-  await mkdir(migrationsDir);
-  for (const file of (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')))
-    await copyFile(path.join(MIGRATIONS_DIR, file), path.join(migrationsDir, file));
-  for (const [file, sql] of Object.entries(DOWN_FILES)) await writeFile(path.join(migrationsDir, file), sql);
-
   say(`starting a PostgreSQL cluster, NATS and ${TENANTS} tenant databases`);
   const host = await startPostgresCluster({ max_connections: '200' });
   cleanups.push(() => host.dispose());
@@ -76,7 +56,7 @@ try {
   const registry = path.join(dir, 'tenants.json');
   await fleet.writeRegistry(registry);
   const env = fleetServiceEnv(
-    { natsUrl: nats.url, registryFile: registry, migrationsDir },
+    { natsUrl: nats.url, registryFile: registry, migrationsDir: MIGRATIONS_DIR },
     { SLUICE_HOST_LIMIT: String(CONCURRENCY), SLUICE_DISCOVERY_INTERVAL: '250ms' },
   );
   for (const name of ['reporter', 'planner'] as const) services.push(await startService(name, env));
