@@ -125,47 +125,48 @@ export const RollbackSchema = z.strictObject({
 });
 export type Rollback = z.infer<typeof RollbackSchema>;
 
+/** The fields of a request on `sluice.requests.migrate`; {@link MigrateRequestSchema} adds the rules across them. */
+const MigrateRequestFields = z.strictObject({
+  runId: RunIdSchema,
+  /** Required unless the request is a `rollback`. A target below a tenant's version rolls it back. */
+  target: TargetSchema.optional(),
+  /** Undo what an earlier run did, tenant by tenant, instead of going to a target. */
+  rollback: RollbackSchema.optional(),
+  /** Run down files that changed since their up file ran (refused as drift otherwise). */
+  allowChangedDown: z.boolean().optional(),
+  tenants: RequestTenantSelectorSchema.optional(),
+  dryRun: z.boolean().optional(),
+  /** Who asked (free text, shown in reports). */
+  requestedBy: z.string().max(200).optional(),
+  /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
+  maxPerHost: z.number().int().min(1).max(1024).optional(),
+  /** Staged rollout: canaries first, failure thresholds that stop the run. */
+  rollout: RolloutSchema.optional(),
+  /**
+   * What lint errors in the migration set do: `error` (default) rejects the request, `warn` runs it
+   * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
+   */
+  lint: LintModeSchema.optional(),
+});
+
 /** The payload on `sluice.requests.migrate`: a `target`, or a `rollback` of an earlier run. */
-export const MigrateRequestSchema = z
-  .strictObject({
-    runId: RunIdSchema,
-    /** Required unless the request is a `rollback`. A target below a tenant's version rolls it back. */
-    target: TargetSchema.optional(),
-    /** Undo what an earlier run did, tenant by tenant, instead of going to a target. */
-    rollback: RollbackSchema.optional(),
-    /** Run down files that changed since their up file ran (refused as drift otherwise). */
-    allowChangedDown: z.boolean().optional(),
-    tenants: RequestTenantSelectorSchema.optional(),
-    dryRun: z.boolean().optional(),
-    /** Who asked (free text, shown in reports). */
-    requestedBy: z.string().max(200).optional(),
-    /** Lowers the concurrency limit of every host this run touches (never raises it above the configured one). */
-    maxPerHost: z.number().int().min(1).max(1024).optional(),
-    /** Staged rollout: canaries first, failure thresholds that stop the run. */
-    rollout: RolloutSchema.optional(),
-    /**
-     * What lint errors in the migration set do: `error` (default) rejects the request, `warn` runs it
-     * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
-     */
-    lint: LintModeSchema.optional(),
-  })
-  .check((ctx) => {
-    const { target, rollback } = ctx.value;
-    if (target === undefined && rollback === undefined)
-      ctx.issues.push({
-        code: 'custom',
-        path: ['target'],
-        message: 'target is required (or a rollback)',
-        input: ctx.value,
-      });
-    if (target !== undefined && rollback !== undefined)
-      ctx.issues.push({
-        code: 'custom',
-        path: ['rollback'],
-        message: 'a rollback takes no target: each tenant goes back to the version the run found',
-        input: ctx.value,
-      });
-  });
+export const MigrateRequestSchema = MigrateRequestFields.check((ctx) => {
+  const { target, rollback } = ctx.value;
+  if (target === undefined && rollback === undefined)
+    ctx.issues.push({
+      code: 'custom',
+      path: ['target'],
+      message: 'target is required (or a rollback)',
+      input: ctx.value,
+    });
+  if (target !== undefined && rollback !== undefined)
+    ctx.issues.push({
+      code: 'custom',
+      path: ['rollback'],
+      message: 'a rollback takes no target: each tenant goes back to the version the run found',
+      input: ctx.value,
+    });
+});
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;
 
