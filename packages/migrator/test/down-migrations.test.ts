@@ -177,4 +177,22 @@ describe('down files', () => {
       toVersion: 2,
     });
   });
+
+  it('goes back in a journal from before down files (no down_checksum column), upgrading it on the way', async () => {
+    const client = await (await dbs.create()).connect();
+    await migrator(client, set).migrate({ targetVersion: 2, runId: 'old' });
+    await client.query('ALTER TABLE sluice_migrations DROP COLUMN down_checksum');
+
+    expect(await migrator(client, set).migrate({ targetVersion: 1 })).toMatchObject({
+      status: 'rolledBack',
+      rolledBack: [2],
+      toVersion: 1,
+    });
+    expect(await appliedVersions(client)).toEqual([1]);
+    expect(await relationExists(client, 'two')).toBe(false);
+    const column = await client.query(
+      "SELECT 1 FROM information_schema.columns WHERE table_name = 'sluice_migrations' AND column_name = 'down_checksum'",
+    );
+    expect(column.rowCount).toBe(1);
+  });
 });
