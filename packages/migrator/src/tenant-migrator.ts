@@ -13,7 +13,7 @@ import {
 } from '@sluice/core';
 import type pg from 'pg';
 
-import { downAttributes, downError, downStep, versionAfterUndo } from './down-steps.js';
+import { downAttributes, downStep, versionAfterUndo } from './down-steps.js';
 import {
   advisoryLockKey,
   DEFAULT_JOURNAL,
@@ -28,7 +28,8 @@ import {
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
-import { committedVersions, transactionBatchSql, undoBatchSql } from './transaction-batch.js';
+import { committedVersions, transactionBatchSql } from './transaction-batch.js';
+import { undoBatch, undoInTransaction, type UndoSession, undoWithoutTransaction } from './undo-path.js';
 
 export interface MigrateOptions {
   /** Resolved target version. */
@@ -449,7 +450,9 @@ export class TenantMigrator {
         const last = index === segments.length - 1;
         if (!segment[0]!.transactional) {
           const step = segment[0]!;
-          serverMs += await inSpan('sluice.migration', downAttributes(step), () => this.undoWithoutTransaction(step));
+          serverMs += await inSpan('sluice.migration', downAttributes(step), () =>
+            undoWithoutTransaction(this.undoSession(), step),
+          );
           undone.push(step.version);
           entries = entries.filter((e) => e.version !== step.version);
           continue;
@@ -464,7 +467,7 @@ export class TenantMigrator {
         const outcome = await inSpan(
           'sluice.migration',
           { ...batchAttributes(segment), 'sluice.migration.direction': 'down' },
-          () => this.undoBatch(segment, entries, prelude, unlock),
+          () => undoBatch(this.undoSession(), segment, entries, prelude, unlock),
         );
         if (outcome.kind === 'committed') {
           this.lockHeld = !last;
@@ -482,61 +485,24 @@ export class TenantMigrator {
     return undoReport(plan, state.entries, undone, { journalMs, executeMs: performance.now() - t1, serverMs });
   }
 
-  /** Sends one batch of down files; on an error names the version whose down file failed (the first still in the journal). */
-  private async undoBatch(
-    steps: Migration[],
-    before: JournalEntry[],
-    prelude: string[],
-    postlude: string[],
-  ): Promise<{ kind: 'committed'; serverMs: number } | { kind: 'nothingRan' }> {
-    const text = undoBatchSql(
-      steps,
-      before,
-      {
-        journal: this.journal,
-        timeoutSettings: (m) => this.timeoutSettings(m, 'LOCAL'),
-        journalDelete: (m) => `DELETE FROM ${this.table} WHERE version = ${m.version}`,
+  /** This session as the way back sees it (undo-path.ts): the lock's state read live. */
+  private undoSession(): UndoSession {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below reads the live lock state
+    const migrator = this;
+    return {
+      client: this.client,
+      host: this.host,
+      journal: this.journal,
+      table: this.table,
+      get lockHeld() {
+        return migrator.lockHeld;
       },
-      prelude,
-      postlude,
-    );
-    let failure: unknown;
-    try {
-      const committed = committedVersions(asResults(await this.client.query(text)));
-      if (committed.length === steps.length)
-        return { kind: 'committed', serverMs: sum(committed.map((c) => c.serverMs)) };
-      const culprit = steps[committed.length]!;
-      await this.recover();
-      throw new MigrationSqlError(
-        `version ${culprit.version} (down file ${culprit.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-        undefined,
-        { version: culprit.version },
-      );
-    } catch (error) {
-      if (error instanceof MigrationSqlError) throw error;
-      failure = error;
-    }
-    const code = (failure as { code?: unknown }).code;
-    if (code === GUARD_SQLSTATE.locked) {
-      if (await this.transactionOpen().catch(() => false)) await this.client.query('ROLLBACK').catch(() => undefined);
-      throw this.lockedError();
-    }
-    let after: JournalState;
-    try {
-      after = await this.recover();
-    } catch {
-      throw downError(classifyPgError(failure, this.host, steps[0]!.version), steps[0]!);
-    }
-    if (!this.lockHeld) return { kind: 'nothingRan' };
-    if (code === GUARD_SQLSTATE.journalMoved) {
-      throw new JournalMovedError(
-        `version ${String((failure as { detail?: unknown }).detail)} not undone: the journal changed since it was read (another runner migrated this database); a retry reads it again`,
-        { cause: failure },
-      );
-    }
-    const inJournal = new Set(after.entries.map((e) => e.version));
-    const failed = steps.find((m) => inJournal.has(m.version)) ?? steps[0]!;
-    throw downError(classifyPgError(failure, this.host, failed.version), failed);
+      recover: () => this.recover(),
+      transactionOpen: () => this.transactionOpen(),
+      lockedError: () => this.lockedError(),
+      query: (text) => this.query(text),
+      timeoutSettings: (m, scope) => this.timeoutSettings(m, scope),
+    };
   }
 
   /** The plan's down files one by one, the lock held (a first down file that is `no-transaction`, or a fallback). */
@@ -547,85 +513,13 @@ export class TenantMigrator {
     let serverMs = 0;
     for (const step of plan.undo.map(downStep)) {
       serverMs += await inSpan('sluice.migration', downAttributes(step), () =>
-        step.transactional ? this.undoInTransaction(step) : this.undoWithoutTransaction(step),
+        step.transactional
+          ? undoInTransaction(this.undoSession(), step)
+          : undoWithoutTransaction(this.undoSession(), step),
       );
       undone.push(step.version);
     }
     return undoReport(plan, entries, undone, { journalMs, executeMs: performance.now() - t1, serverMs });
-  }
-
-  /** One down file with the deletion of its journal row, in one transaction and one round trip. */
-  private async undoInTransaction(step: Migration): Promise<number> {
-    const text = [
-      'BEGIN',
-      ...this.timeoutSettings(step, 'LOCAL'),
-      `${step.sql}\n`,
-      `DELETE FROM ${this.table} WHERE version = ${step.version} RETURNING (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer AS duration_ms`,
-      'COMMIT',
-    ].join(';\n');
-    let results: pg.QueryResult[];
-    try {
-      results = asResults(await this.client.query(text));
-    } catch (error) {
-      await this.client.query('ROLLBACK').catch(() => undefined);
-      throw downError(classifyPgError(error, this.host, step.version), step);
-    }
-    if (results.at(-1)?.command !== 'COMMIT') {
-      await this.client.query('ROLLBACK').catch(() => undefined);
-      throw new MigrationSqlError(
-        `version ${step.version} (down file ${step.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-        undefined,
-        { version: step.version },
-      );
-    }
-    const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
-    return Number.isFinite(serverMs) ? serverMs : 0;
-  }
-
-  /**
-   * A `no-transaction` down file, statement by statement, tracked like its up file: the version's
-   * row is `dirty` from before its first statement until its last one has run, then deleted. A
-   * failure after the first statement leaves it dirty (the tenant is refused until `sluice repair`).
-   */
-  private async undoWithoutTransaction(step: Migration): Promise<number> {
-    const settings = this.timeoutSettings(step, 'SESSION');
-    await this.query(
-      [`UPDATE ${this.table} SET status = 'dirty' WHERE version = ${step.version}`, ...settings].join(';\n'),
-    );
-    const started = Date.now();
-    try {
-      for (const [index, statement] of step.statements.entries()) {
-        try {
-          await this.client.query(statement);
-        } catch (error) {
-          const classified = classifyPgError(error, this.host, step.version);
-          if (index === 0 && classified.transient) {
-            // Nothing ran: the version stands as it was, so a retry starts clean.
-            await this.client
-              .query(`UPDATE ${this.table} SET status = 'applied' WHERE version = ${step.version}`)
-              .catch(() => undefined);
-            throw classified;
-          }
-          throw new MigrationSqlError(
-            `version ${step.version} (down file ${step.file}, no-transaction) failed at statement ${index + 1} of ${step.statements.length}; the tenant is marked dirty: ${classified.message}`,
-            (classified as { sqlState?: string }).sqlState,
-            { version: step.version, cause: error },
-          );
-        }
-      }
-    } catch (error) {
-      if (settings.length > 0)
-        await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
-      throw error;
-    }
-    const durationMs = Date.now() - started;
-    await this.query(
-      [
-        `DELETE FROM ${this.table} WHERE version = ${step.version}`,
-        ...(settings.length > 0 ? ['RESET lock_timeout', 'RESET statement_timeout'] : []),
-      ].join(';\n'),
-    );
-    return durationMs;
   }
 
   /**
