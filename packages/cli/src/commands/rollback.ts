@@ -36,6 +36,7 @@ Exit codes as for migrate --wait.`,
     'max-failures': { type: 'string', value: 'N', help: 'stop the run after more than N failures' },
     'max-failure-rate': { type: 'string', value: 'R', help: 'stop the run when failures pass this share (0.05 or 5%)' },
     'dry-run': { type: 'boolean', default: false, help: 'list per tenant what would be undone; undo nothing' },
+    lint: { type: 'string', value: 'error|warn', help: 'warn: run even when the set has lint errors (default error)' },
     'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
     wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
     timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
@@ -55,6 +56,7 @@ interface RollbackValues extends Record<string, string | boolean | string[] | un
   'max-failures'?: string;
   'max-failure-rate'?: string;
   'dry-run': boolean;
+  lint?: string;
   'requested-by'?: string;
   wait: boolean;
   timeout?: string;
@@ -97,6 +99,7 @@ export async function rollbackCommand(argv: string[], env: Env, output: Output):
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
+    ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
   };
   // A dry run with --wait ends with what it found per tenant: the versions each would undo.
   const listTenants =
