@@ -44,6 +44,8 @@ export const RunAcceptedEventSchema = z.object({
   rollout: RolloutSchema.optional(),
   /** The migration set's lint report, when the linter found anything (ignored findings included). */
   lint: LintReportSchema.optional(),
+  /** `fleet-state` when the request trusted the fleet state (absent: verified, every journal read). */
+  trust: z.literal('fleet-state').optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
   traceId: z
     .string()
@@ -65,6 +67,8 @@ export const RunPlannedEventSchema = z.object({
   invalid: z.number().int().nonnegative(),
   /** Staged rollouts: how many of the tasks are canaries (`stage: "canary"`). */
   canaries: z.number().int().nonnegative().optional(),
+  /** `trust: "fleet-state"` runs: tenants settled `upToDate` from their fleet record, with no task. */
+  fromFleetState: z.number().int().nonnegative().optional(),
   /** Set when planning itself failed (registry unavailable); the run then fails. */
   error: z.string().optional(),
   plannedAt: z.string(),
@@ -127,6 +131,10 @@ export const RunCompletedEventSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{32}$/)
     .optional(),
+  /** Of `counts.upToDate`, the tenants taken as current from the fleet state (`trust: "fleet-state"`), journals unread. */
+  fromFleetState: z.number().int().nonnegative().optional(),
+  /** Set by `sluice runs recover`: computed from the tenants' journals after the run's events were lost. */
+  recovered: z.boolean().optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 

@@ -31,6 +31,21 @@ export {
   RunProgressEventSchema,
   type RunStatus,
 } from './events.js';
+export {
+  ALL_FLEET_KEYS,
+  FLEET_ERROR_MAX,
+  FLEET_STATUSES,
+  FLEET_SUMMARY_KEY,
+  fleetKey,
+  type FleetRecord,
+  FleetRecordSchema,
+  type FleetStatus,
+  type FleetStatusCounts,
+  FleetStatusSchema,
+  type FleetSummary,
+  FleetSummarySchema,
+  parseFleetKey,
+} from './fleet.js';
 export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
   LINT_SEVERITIES,
@@ -69,6 +84,9 @@ export {
   RunIdSchema,
   TenantIdSchema,
   type TenantSelector,
+  TRUST_MODES,
+  type TrustMode,
+  TrustModeSchema,
 } from './request.js';
 export {
   ADVISORY_STREAM,

@@ -32,6 +32,18 @@ export {
   type MigrationSource,
   resolveTarget,
 } from './migration-set.js';
+export {
+  emptyFleetSummary,
+  type FleetFilter,
+  fleetFilterIsEmpty,
+  type FleetRunContext,
+  FleetSummaryBuilder,
+  FleetSummaryDelta,
+  matchesFleetFilter,
+  nextFleetRecord,
+  trustsFleetRecord,
+  versionKey,
+} from './fleet-state.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export {
