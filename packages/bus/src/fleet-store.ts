@@ -10,7 +10,7 @@ import {
   type FleetSummary,
   FleetSummarySchema,
 } from '@sluice/contracts';
-import { emptyFleetSummary, type FleetSummaryDelta } from '@sluice/core';
+import { emptyFleetSummary, type FleetQuery, type FleetSummaryDelta, matchesFleetQuery } from '@sluice/core';
 
 import type { Bus } from './bus.js';
 import { decodeJson, encodeJson } from './codec.js';
@@ -41,7 +41,10 @@ export interface FleetStore {
    * Replaces a tenant's record with what `change` makes of it (undefined: leave it), compare-and-set,
    * trying again on a race. Resolves with the change made, or undefined when none was.
    */
-  update(tenantId: string, change: (prev: FleetRecord | undefined) => FleetRecord | undefined): Promise<FleetChange | undefined>;
+  update(
+    tenantId: string,
+    change: (prev: FleetRecord | undefined) => FleetRecord | undefined,
+  ): Promise<FleetChange | undefined>;
   /** The maintained summary (empty for a new bucket). */
   summary(): Promise<FleetSummary>;
   /** Adds a delta to the summary (compare-and-set), or replaces it (`set`: a recount). */
@@ -156,5 +159,38 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       }
       return { scanned, ...(nextSeq !== undefined ? { nextSeq } : {}) };
     },
+  };
+}
+
+/** One page of a fleet listing. */
+export interface FleetPage {
+  tenants: FleetRecord[];
+  /** Pass it back as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
+  /** Records read to fill this page. */
+  scanned: number;
+}
+
+/**
+ * One page of the tenants a query shows, scanning the records from `cursor` on and holding only the
+ * page: memory stays flat whatever the fleet's size. The cursor is a stream position, so a page
+ * never repeats a tenant written before the first page was read.
+ */
+export async function pageFleet(
+  store: FleetStore,
+  query: FleetQuery,
+  page: { cursor?: string; limit: number },
+): Promise<FleetPage> {
+  const from = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Math.max(1, Number(page.cursor)) : 1;
+  const tenants: FleetRecord[] = [];
+  const result = await store.scan(from, (record) => {
+    if (!matchesFleetQuery(record, query)) return true;
+    tenants.push(record);
+    return tenants.length < page.limit;
+  });
+  return {
+    tenants,
+    scanned: result.scanned,
+    ...(result.nextSeq !== undefined ? { nextCursor: String(result.nextSeq) } : {}),
   };
 }

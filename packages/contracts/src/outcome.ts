@@ -112,6 +112,8 @@ export interface OutcomeResult {
   toVersion?: number | null;
   error?: OutcomeError;
   timings?: Timings;
+  /** `fleet-state`: taken from the tenant's fleet record, its journal unread. */
+  from?: 'fleet-state';
 }
 
 /** Builds an outcome (`applied` defaults to none, `finishedAt` to now): the one shape every settler uses. */
@@ -131,6 +133,7 @@ export function tenantOutcome(source: OutcomeSource, result: OutcomeResult): Ten
     ...(result.timings ? { timings: result.timings } : {}),
     finishedAt: source.finishedAt ?? new Date().toISOString(),
     ...(source.tags && Object.keys(source.tags).length > 0 ? { tags: source.tags } : {}),
+    ...(result.from ? { from: result.from } : {}),
   };
 }
 

@@ -140,6 +140,19 @@ export class FleetSummaryDelta {
     return this;
   }
 
+  /** Adds another delta's counts to this one (a flush that failed goes back into the next). */
+  merge(other: FleetSummaryDelta): this {
+    this.total += other.total;
+    for (const [s, n] of other.statuses) add(this.statuses, s, n);
+    for (const [v, n] of other.versions) add(this.versions, v, n);
+    for (const [h, byStatus] of other.hosts) {
+      let mine = this.hosts.get(h);
+      if (!mine) this.hosts.set(h, (mine = new Map<FleetStatus, number>()));
+      for (const [s, n] of byStatus) add(mine, s, n);
+    }
+    return this;
+  }
+
   get empty(): boolean {
     return this.total === 0 && [...this.statuses.values(), ...this.versions.values()].every((n) => n === 0);
   }
@@ -150,7 +163,7 @@ export class FleetSummaryDelta {
     add(this.versions, versionKey(record.version), sign);
     const host = record.host ?? 'unknown';
     let byStatus = this.hosts.get(host);
-    if (!byStatus) this.hosts.set(host, (byStatus = new Map()));
+    if (!byStatus) this.hosts.set(host, (byStatus = new Map<FleetStatus, number>()));
     add(byStatus, record.status, sign);
   }
 
@@ -179,33 +192,41 @@ function add<K>(map: Map<K, number>, key: K, n: number): void {
   map.set(key, (map.get(key) ?? 0) + n);
 }
 
-/** Filters of a fleet listing; every given one must hold. */
-export interface FleetFilter {
+/**
+ * Which tenants a fleet listing shows. Host and tags narrow it. With `statuses`, tenants in those
+ * statuses (and below `target` when one is given); without, the tenants that need a look: not
+ * `current`, or below `target` when one is given.
+ */
+export interface FleetQuery {
   host?: string;
   /** `name=value` pairs the tenant's tags must all hold. */
   tags?: Record<string, string>;
   statuses?: readonly FleetStatus[];
-  /** Only tenants below this version (or without one), whatever their status. */
-  behind?: number;
+  /** The version tenants should hold: those below it (or with none) are behind it. */
+  target?: number;
 }
 
-/** Whether a record passes a listing's filters. */
-export function matchesFleetFilter(record: FleetRecord, filter: FleetFilter): boolean {
-  if (filter.host !== undefined && record.host !== filter.host) return false;
-  if (filter.statuses && filter.statuses.length > 0 && !filter.statuses.includes(record.status)) return false;
-  if (filter.behind !== undefined && record.version !== null && record.version >= filter.behind) return false;
-  if (filter.tags) for (const [k, v] of Object.entries(filter.tags)) if (record.tags?.[k] !== v) return false;
-  return true;
+/** Whether a record is below a version (no version at all is below every one). */
+export function isBelow(record: FleetRecord, target: number): boolean {
+  return record.version === null || record.version < target;
 }
 
-/** True when the filter needs a scan of the records (the summary holds only statuses, versions and hosts). */
-export function fleetFilterIsEmpty(filter: FleetFilter): boolean {
-  return (
-    filter.host === undefined &&
-    filter.behind === undefined &&
-    (!filter.statuses || filter.statuses.length === 0) &&
-    (!filter.tags || Object.keys(filter.tags).length === 0)
-  );
+/** Whether a listing shows a record (see {@link FleetQuery}). */
+export function matchesFleetQuery(record: FleetRecord, query: FleetQuery): boolean {
+  if (query.host !== undefined && record.host !== query.host) return false;
+  if (query.tags) for (const [k, v] of Object.entries(query.tags)) if (record.tags?.[k] !== v) return false;
+  const below = query.target !== undefined && isBelow(record, query.target);
+  if (query.statuses && query.statuses.length > 0)
+    return query.statuses.includes(record.status) && (query.target === undefined || below);
+  return record.status !== 'current' || below;
+}
+
+/** Tenants below `target` by the summary's version histogram (no version counts as below). */
+export function countBelow(summary: FleetSummary, target: number): number {
+  let n = 0;
+  for (const [version, count] of Object.entries(summary.versions))
+    if (version === 'none' || Number(version) < target) n += count;
+  return n;
 }
 
 /** A summary folded from records one at a time (a recount, or a filtered view). */

@@ -22,6 +22,19 @@ export {
   toOutcomeError,
   TransientError,
 } from './errors.js';
+export {
+  countBelow,
+  emptyFleetSummary,
+  type FleetQuery,
+  type FleetRunContext,
+  FleetSummaryBuilder,
+  FleetSummaryDelta,
+  isBelow,
+  matchesFleetQuery,
+  nextFleetRecord,
+  trustsFleetRecord,
+  versionKey,
+} from './fleet-state.js';
 export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
 export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
 export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
@@ -32,18 +45,6 @@ export {
   type MigrationSource,
   resolveTarget,
 } from './migration-set.js';
-export {
-  emptyFleetSummary,
-  type FleetFilter,
-  fleetFilterIsEmpty,
-  type FleetRunContext,
-  FleetSummaryBuilder,
-  FleetSummaryDelta,
-  matchesFleetFilter,
-  nextFleetRecord,
-  trustsFleetRecord,
-  versionKey,
-} from './fleet-state.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export {

@@ -2,10 +2,11 @@ import { fleetKey, type FleetRecord, parseFleetKey, type TenantOutcome, tenantOu
 import { describe, expect, it } from 'vitest';
 
 import {
+  countBelow,
   emptyFleetSummary,
   FleetSummaryBuilder,
   FleetSummaryDelta,
-  matchesFleetFilter,
+  matchesFleetQuery,
   nextFleetRecord,
   trustsFleetRecord,
 } from '../src/fleet-state.js';
@@ -154,18 +155,35 @@ describe('FleetSummaryDelta', () => {
   });
 });
 
-describe('matchesFleetFilter', () => {
+describe('matchesFleetQuery', () => {
   const r = record({ tags: { tier: 'gold', region: 'eu' }, version: 4, status: 'behind' });
-  it('holds when every given filter holds', () => {
-    expect(matchesFleetFilter(r, {})).toBe(true);
-    expect(matchesFleetFilter(r, { host: 'db1:5432', tags: { tier: 'gold' }, statuses: ['behind'], behind: 6 })).toBe(
-      true,
-    );
-    expect(matchesFleetFilter(r, { host: 'db2:5432' })).toBe(false);
-    expect(matchesFleetFilter(r, { tags: { tier: 'free' } })).toBe(false);
-    expect(matchesFleetFilter(r, { statuses: ['failed', 'dirty'] })).toBe(false);
-    expect(matchesFleetFilter(r, { behind: 4 })).toBe(false);
-    expect(matchesFleetFilter(record({ version: null }), { behind: 1 })).toBe(true);
+  it('narrows by host and tags', () => {
+    expect(matchesFleetQuery(r, { host: 'db1:5432', tags: { tier: 'gold' } })).toBe(true);
+    expect(matchesFleetQuery(r, { host: 'db2:5432' })).toBe(false);
+    expect(matchesFleetQuery(r, { tags: { tier: 'free' } })).toBe(false);
+  });
+
+  it('shows by default what needs a look: not current, or below the target', () => {
+    expect(matchesFleetQuery(r, {})).toBe(true);
+    expect(matchesFleetQuery(record(), {})).toBe(false);
+    expect(matchesFleetQuery(record(), { target: 7 })).toBe(true);
+    expect(matchesFleetQuery(record({ version: null, status: 'failed' }), { target: 1 })).toBe(true);
+  });
+
+  it('shows the statuses asked for, below the target when one is given', () => {
+    expect(matchesFleetQuery(r, { statuses: ['behind'] })).toBe(true);
+    expect(matchesFleetQuery(r, { statuses: ['failed', 'dirty'] })).toBe(false);
+    expect(matchesFleetQuery(record(), { statuses: ['current'] })).toBe(true);
+    expect(matchesFleetQuery(record(), { statuses: ['current'], target: 6 })).toBe(false);
+    expect(matchesFleetQuery(r, { statuses: ['behind'], target: 5 })).toBe(true);
+  });
+});
+
+describe('countBelow', () => {
+  it('sums the histogram below a version, counting tenants without one', () => {
+    const summary = { ...emptyFleetSummary(), versions: { none: 2, '3': 5, '6': 10 } };
+    expect(countBelow(summary, 6)).toBe(7);
+    expect(countBelow(summary, 3)).toBe(2);
   });
 });
 

@@ -35,5 +35,7 @@ export function requestFingerprint(request: MigrateRequest, targetVersion: numbe
     d: request.dryRun ?? false,
     r: request.rollout ?? null,
     h: request.maxPerHost ?? null,
+    // Only when asked, so the fingerprints of runs claimed before the field existed stay the same.
+    ...(request.trust === 'fleet-state' ? { tr: request.trust } : {}),
   });
 }

@@ -7,6 +7,7 @@ import {
   followStream,
   lastSequence,
   type LiveFollower,
+  openFleetStore,
   openRunControlStore,
   readSubject,
   type StreamFollower,
@@ -23,6 +24,7 @@ import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
 import { followDeadTasks } from './dead-tasks.js';
+import { createFleetWriter } from './fleet-writer.js';
 import { startHttpApi } from './http-api.js';
 import { startQueueSampler } from './queue-sampler.js';
 import { createReporter } from './reporter.js';
@@ -53,12 +55,15 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
   const book = new RunBook();
+  const fleetStore = await openFleetStore(bus, { replicas: config.streamReplicas });
+  const fleet = createFleetWriter({ store: fleetStore, logger });
   const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
   const reporter = createReporter({
     bus,
     logger,
     controls,
     book,
+    fleet,
     options: {
       reconcileAfterMs: config.reconcileAfterMs,
       progressIntervalMs: config.progressIntervalMs,
@@ -90,6 +95,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       busReadiness: async () => ({ ...(await busReadiness(bus)) }),
       metrics: metricsRegistry,
       auth: config.apiAuth,
+      fleet: fleetStore,
     },
     { port: config.httpPort, host: config.httpHost },
   );

@@ -19,6 +19,7 @@ import type { Logger } from '@sluice/telemetry';
 import { createCompletion } from './completion.js';
 import { createControlRejecter } from './control-rejections.js';
 import { createControlSync } from './control-sync.js';
+import type { FleetWriter } from './fleet-writer.js';
 import { createFlushQueue } from './flush-queue.js';
 import { createParkedRelease } from './parked-release.js';
 import { createRolloutDecisions } from './rollout-decisions.js';
@@ -44,6 +45,8 @@ export interface ReporterDeps {
   /** Where run control states are written for executors (none: executors are not told). */
   controls?: RunControlStore;
   book?: RunBook;
+  /** Where tenants' fleet records are written as outcomes arrive (none: no fleet state). */
+  fleet?: FleetWriter;
   options?: ReporterOptions;
   now?: () => number;
 }
@@ -117,6 +120,7 @@ export function createReporter(deps: ReporterDeps) {
         const parsed = RunAcceptedEventSchema.safeParse(data);
         if (!parsed.success || parsed.data.runId !== runId) return false;
         book.onAccepted(parsed.data, msg.seq);
+        deps.fleet?.onAccepted(parsed.data);
         traces.onAccepted(runId, msg);
         return true;
       }
@@ -157,6 +161,7 @@ export function createReporter(deps: ReporterDeps) {
       return;
     }
     traces.onOutcome(parsed.data, msg);
+    deps.fleet?.onOutcome(parsed.data);
     if (book.onOutcome(parsed.data)) queue.mark(parsed.data.runId);
   }
 
@@ -220,6 +225,7 @@ export function createReporter(deps: ReporterDeps) {
   async function idle(): Promise<void> {
     await queue.idle();
     await controlRejecter.idle();
+    await deps.fleet?.idle();
   }
 
   return { book, onRunEvent, onOutcome, onLedger, goLive, publishProgress, reconcile, idle };

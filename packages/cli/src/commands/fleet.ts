@@ -1,0 +1,162 @@
+import { connectBus, type FleetPage, type FleetStore, openFleetStore, pageFleet } from '@sluice/bus';
+import { FLEET_STATUSES, type FleetRecord, type FleetStatus, type FleetSummary } from '@sluice/contracts';
+import { countBelow, type Env, type FleetQuery, FleetSummaryBuilder } from '@sluice/core';
+
+import { CliError } from '../cli-error.js';
+import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
+import { formatTable, type Output } from '../output.js';
+import { silentLogger } from './migrate.js';
+
+export const FLEET: CommandSpec = {
+  name: 'fleet',
+  args: '',
+  summary: 'Where the fleet stands: tenants by version, status and host, and those that need a look.',
+  description: `Reads the fleet state (the sluice_fleet bucket the reporter writes as outcomes arrive),
+never a database. Prints the version histogram, counts by status and by host, and one page of the
+tenants that need a look: not current (behind, failed, dirty, drift), or below --target. --status
+lists the tenants in those statuses instead; --host and --tag narrow the list. --cursor takes the
+cursor a page prints, for the next one. --recount counts every record again and replaces the
+summary (after a reporter died between a record and the summary's next write).`,
+  flags: {
+    target: { type: 'string', value: 'VERSION', help: 'also list tenants below this version, and count them' },
+    status: { type: 'string', value: 'S[,S]', help: `only tenants in these statuses (${FLEET_STATUSES.join(', ')})` },
+    host: { type: 'string', value: 'HOST:PORT', help: 'only tenants on this database host' },
+    tag: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'only tenants with this tag' },
+    limit: { type: 'string', default: '20', value: 'N', help: 'tenants per page (at most 1000)' },
+    cursor: { type: 'string', value: 'CURSOR', help: 'the page that starts here (printed by the page before)' },
+    recount: { type: 'boolean', default: false, help: 'count every record again and replace the summary' },
+    ...JSON_FLAG,
+    ...SERVER_FLAG,
+  },
+  positionals: { min: 0, max: 0 },
+};
+
+interface FleetValues extends Record<string, string | boolean | string[] | undefined> {
+  target?: string;
+  status?: string;
+  host?: string;
+  tag?: string[];
+  limit: string;
+  cursor?: string;
+  recount: boolean;
+  json: boolean;
+  server?: string;
+}
+
+function queryOf(values: FleetValues): FleetQuery {
+  const query: FleetQuery = {};
+  if (values.target !== undefined) {
+    if (!/^\d{1,15}$/.test(values.target))
+      throw new CliError(`--target takes a version number, got "${values.target}"`);
+    query.target = Number(values.target);
+  }
+  if (values.status !== undefined) {
+    const statuses = values.status.split(',').filter(Boolean);
+    if (statuses.length === 0 || statuses.some((s) => !(FLEET_STATUSES as readonly string[]).includes(s)))
+      throw new CliError(`--status takes one or more of ${FLEET_STATUSES.join(', ')}`);
+    query.statuses = statuses as FleetStatus[];
+  }
+  if (values.host !== undefined) query.host = values.host;
+  if (values.tag) {
+    query.tags = Object.fromEntries(
+      values.tag.map((t) => {
+        const eq = t.indexOf('=');
+        if (eq <= 0) throw new CliError(`--tag takes KEY=VALUE, got "${t}"`);
+        return [t.slice(0, eq), t.slice(eq + 1)];
+      }),
+    );
+  }
+  return query;
+}
+
+/** Counts every record and writes the summary they add up to. */
+async function recount(store: FleetStore): Promise<FleetSummary> {
+  const builder = new FleetSummaryBuilder();
+  await store.scan(1, (record) => builder.add(record));
+  const summary = builder.build();
+  await store.adjustSummary({ set: summary });
+  return summary;
+}
+
+export async function fleetCommand(argv: string[], env: Env, output: Output): Promise<number> {
+  const { values } = parseCommand<FleetValues>(FLEET, argv);
+  const query = queryOf(values);
+  if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 1_000)
+    throw new CliError('--limit takes a whole number from 1 to 1000');
+  if (values.cursor !== undefined && !/^\d{1,15}$/.test(values.cursor))
+    throw new CliError('--cursor takes the cursor a page printed');
+  const bus = await connectBus(busConfigOf(values, env), silentLogger);
+  try {
+    const store = await openFleetStore(bus);
+    const summary = values.recount ? await recount(store) : await store.summary();
+    const page = await pageFleet(store, query, {
+      limit: Number(values.limit),
+      ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
+    });
+    const behindTarget = query.target === undefined ? undefined : countBelow(summary, query.target);
+    if (values.json) {
+      output.out(
+        JSON.stringify({
+          summary,
+          ...(query.target !== undefined ? { target: query.target, behindTarget } : {}),
+          ...page,
+        }),
+      );
+    } else {
+      for (const line of formatFleet(summary, query, page, behindTarget)) output.out(line);
+    }
+    return 0;
+  } finally {
+    await bus.close();
+  }
+}
+
+function formatFleet(summary: FleetSummary, query: FleetQuery, page: FleetPage, behindTarget?: number): string[] {
+  const lines = [`fleet: ${summary.total} tenants (summary as of ${summary.updatedAt})`];
+  lines.push(`  status    ${FLEET_STATUSES.map((s) => `${summary.statuses[s]} ${s}`).join(', ')}`);
+  const versions = Object.entries(summary.versions).sort(([a], [b]) =>
+    a === 'none' ? 1 : b === 'none' ? -1 : Number(b) - Number(a),
+  );
+  const most = Math.max(1, ...versions.map(([, n]) => n));
+  lines.push('  versions');
+  for (const [version, n] of versions)
+    lines.push(`    ${version.padStart(6)}  ${String(n).padStart(9)}  ${'#'.repeat(Math.ceil((n / most) * 30))}`);
+  const hosts = Object.entries(summary.hosts).sort(([a], [b]) => a.localeCompare(b));
+  if (hosts.length > 0) {
+    lines.push('  hosts');
+    for (const [host, counts] of hosts.slice(0, 50)) {
+      const total = FLEET_STATUSES.reduce((n, s) => n + counts[s], 0);
+      const parts = FLEET_STATUSES.filter((s) => counts[s] > 0).map((s) => `${counts[s]} ${s}`);
+      lines.push(`    ${host}: ${total} tenants (${parts.join(', ')})`);
+    }
+    if (hosts.length > 50) lines.push(`    … and ${hosts.length - 50} more hosts (--json lists them all)`);
+  }
+  if (query.target !== undefined) lines.push(`  below version ${query.target}: ${behindTarget} tenants`);
+  const what = query.statuses ? `tenants ${query.statuses.join(' or ')}` : 'tenants that need a look';
+  const narrowed = [
+    query.host ? `on ${query.host}` : '',
+    ...Object.entries(query.tags ?? {}).map(([k, v]) => `${k}=${v}`),
+  ]
+    .filter(Boolean)
+    .join(' ');
+  lines.push('');
+  if (page.tenants.length === 0) {
+    lines.push(`no ${what}${narrowed ? ` ${narrowed}` : ''}`);
+  } else {
+    lines.push(`${what}${narrowed ? ` ${narrowed}` : ''}:`);
+    lines.push(...formatTable(['TENANT', 'STATUS', 'VERSION', 'HOST', 'LAST RUN', 'ERROR'], page.tenants.map(row)));
+  }
+  if (page.nextCursor !== undefined) lines.push(`more: sluice fleet … --cursor ${page.nextCursor}`);
+  return lines;
+}
+
+function row(r: FleetRecord): string[] {
+  return [
+    r.tenantId,
+    r.status,
+    r.version === null ? '-' : String(r.version),
+    r.host ?? '',
+    r.run ?? (r.by ? `(${r.by})` : ''),
+    r.error ? `[${r.error.code}] ${r.error.message}` : '',
+  ];
+}
