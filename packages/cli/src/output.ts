@@ -67,7 +67,10 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
   ];
   if (c.fromFleetState !== undefined)
     lines.push(`  trusted   ${c.fromFleetState} up to date from the fleet state (journals not read)`);
-  if (c.recovered) lines.push("  recovered from the tenants' journals after the run's events were lost");
+  if (c.recovered)
+    lines.push(
+      `  recovered from the journals after the run's events were lost: ${c.recovered.notReached} not reached, ${c.recovered.unreadable} unreadable (both counted skipped)`,
+    );
   if (c.stoppedBy) {
     const by = c.stoppedBy.requestedBy ? ` by ${c.stoppedBy.requestedBy}` : '';
     lines.push(

@@ -2,7 +2,14 @@ import { z } from 'zod';
 
 import { LintReportSchema } from './lint.js';
 import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
-import { RolloutSchema, RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
+import {
+  AuditKindSchema,
+  RolloutSchema,
+  RunIdSchema,
+  TargetSchema,
+  TenantSelectorSchema,
+  VersionSchema,
+} from './request.js';
 import { BottleneckSchema, RunTimingsSchema } from './timings.js';
 
 /** Final statuses of a run. `partial`: some tenants failed and the others succeeded. */
@@ -46,6 +53,8 @@ export const RunAcceptedEventSchema = z.object({
   lint: LintReportSchema.optional(),
   /** `fleet-state` when the request trusted the fleet state (absent: verified, every journal read). */
   trust: z.literal('fleet-state').optional(),
+  /** A fleet-state audit run (`verify` or `rebuild`): its outcomes correct or rebuild the fleet records. */
+  audit: AuditKindSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
   traceId: z
     .string()
@@ -133,8 +142,18 @@ export const RunCompletedEventSchema = z.object({
     .optional(),
   /** Of `counts.upToDate`, the tenants taken as current from the fleet state (`trust: "fleet-state"`), journals unread. */
   fromFleetState: z.number().int().nonnegative().optional(),
-  /** Set by `sluice runs recover`: computed from the tenants' journals after the run's events were lost. */
-  recovered: z.boolean().optional(),
+  /**
+   * Set by `sluice runs recover`: computed from the journal rows carrying the runId after the run's
+   * events were lost. `notReached`: tenants without such rows (never reached, or found up to date,
+   * or failed in a rolled-back file: a journal cannot tell them apart), counted as `skipped`;
+   * `unreadable`: tenants whose journal could not be read (also counted as `skipped`).
+   */
+  recovered: z
+    .object({
+      notReached: z.number().int().nonnegative(),
+      unreadable: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 

@@ -38,8 +38,10 @@ export const FleetRecordSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().max(FLEET_ERROR_MAX) }).optional(),
   /** When that journal read finished (the outcome's `finishedAt`): newer news wins. */
   at: z.string(),
-  /** Who wrote it: a run's outcome (absent), `verify` or `rebuild`. */
+  /** Who wrote it: a run's outcome (absent), or an audit run, `verify` or `rebuild`. */
   by: z.enum(['verify', 'rebuild']).optional(),
+  /** Set by a `verify` run that found the tenant elsewhere than its record said: what the record said. */
+  was: z.object({ status: FleetStatusSchema, version: VersionSchema.nullable() }).optional(),
 });
 export type FleetRecord = z.infer<typeof FleetRecordSchema>;
 

@@ -73,6 +73,9 @@ export {
   type Timings,
 } from './outcome.js';
 export {
+  AUDIT_KINDS,
+  type AuditKind,
+  AuditKindSchema,
   isRunId,
   isTenantId,
   type MigrateRequest,

@@ -118,6 +118,11 @@ export const TRUST_MODES = ['verified', 'fleet-state'] as const;
 export const TrustModeSchema = z.enum(TRUST_MODES);
 export type TrustMode = z.infer<typeof TrustModeSchema>;
 
+/** What a fleet-state audit run does with the journals it reads. */
+export const AUDIT_KINDS = ['verify', 'rebuild'] as const;
+export const AuditKindSchema = z.enum(AUDIT_KINDS);
+export type AuditKind = z.infer<typeof AuditKindSchema>;
+
 /** The payload on `sluice.requests.migrate`. */
 export const MigrateRequestSchema = z.strictObject({
   runId: RunIdSchema,
@@ -142,6 +147,12 @@ export const MigrateRequestSchema = z.strictObject({
    * caught only then).
    */
   trust: TrustModeSchema.optional(),
+  /**
+   * A fleet-state audit (a dry run; never trusted): `verify` compares every journal with the
+   * tenant's fleet record and corrects the record, `rebuild` writes records afresh after the
+   * fleet state was lost. `sluice fleet verify|rebuild` sends these.
+   */
+  audit: AuditKindSchema.optional(),
 });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;

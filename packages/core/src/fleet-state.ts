@@ -16,6 +16,8 @@ export interface FleetRunContext {
   digest: string;
   /** The version the run was taking tenants to. */
   targetVersion: number;
+  /** An audit run (`verify`, `rebuild`): its records say so, and `verify` keeps what a changed record said. */
+  audit?: 'verify' | 'rebuild';
 }
 
 /** Error codes that name a registry row or a request, not a tenant with a database: no record. */
@@ -34,6 +36,26 @@ const NOT_A_TENANT = new Set(['invalid_tenant', 'not_found']);
  *   in order and stop at the first failure). The digest stays the last one verified.
  */
 export function nextFleetRecord(
+  prev: FleetRecord | undefined,
+  outcome: TenantOutcome,
+  run: FleetRunContext,
+): FleetRecord | undefined {
+  const next = recordAfter(prev, outcome, run);
+  if (!next || !run.audit) return next;
+  const moved = prev !== undefined && (prev.status !== next.status || prev.version !== next.version);
+  return {
+    ...next,
+    by: run.audit,
+    ...(moved && run.audit === 'verify' ? { was: { status: prev.status, version: prev.version } } : {}),
+  };
+}
+
+/** Whether a record says a `verify` run found the tenant elsewhere than the record before it. */
+export function isVerifyDifference(record: FleetRecord, runId: string): boolean {
+  return record.run === runId && record.was !== undefined;
+}
+
+function recordAfter(
   prev: FleetRecord | undefined,
   outcome: TenantOutcome,
   run: FleetRunContext,

@@ -30,6 +30,7 @@ export {
   FleetSummaryBuilder,
   FleetSummaryDelta,
   isBelow,
+  isVerifyDifference,
   matchesFleetQuery,
   nextFleetRecord,
   trustsFleetRecord,
@@ -46,6 +47,7 @@ export {
   resolveTarget,
 } from './migration-set.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
+export { type JournalRowsOfRun, recoveredCompletion } from './run-recovery.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export {
   type ParsedStatement,

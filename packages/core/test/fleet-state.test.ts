@@ -6,6 +6,7 @@ import {
   emptyFleetSummary,
   FleetSummaryBuilder,
   FleetSummaryDelta,
+  isVerifyDifference,
   matchesFleetQuery,
   nextFleetRecord,
   trustsFleetRecord,
@@ -106,6 +107,29 @@ describe('nextFleetRecord', () => {
     expect(next).toMatchObject({ host: 'db1:5432', tags: { tier: 'gold' } });
     const retagged = nextFleetRecord(prev, outcome({ status: 'upToDate', toVersion: 6, tags: { tier: 'free' } }), run);
     expect(retagged?.tags).toEqual({ tier: 'free' });
+  });
+});
+
+describe('audit runs', () => {
+  it('verify keeps what a record said when the journal says otherwise, and marks every record it writes', () => {
+    const moved = nextFleetRecord(record(), outcome({ status: 'pending', fromVersion: 3, toVersion: 3 }), {
+      ...run,
+      audit: 'verify',
+    });
+    expect(moved).toMatchObject({ status: 'behind', version: 3, by: 'verify', was: { status: 'current', version: 6 } });
+    expect(isVerifyDifference(moved!, 'r1')).toBe(true);
+    const same = nextFleetRecord(record(), outcome({ status: 'upToDate', toVersion: 6 }), { ...run, audit: 'verify' });
+    expect(same).toMatchObject({ status: 'current', by: 'verify' });
+    expect(same?.was).toBeUndefined();
+  });
+
+  it('rebuild writes records afresh, with no difference to report', () => {
+    const fresh = nextFleetRecord(undefined, outcome({ status: 'upToDate', toVersion: 6 }), {
+      ...run,
+      audit: 'rebuild',
+    });
+    expect(fresh).toMatchObject({ status: 'current', version: 6, by: 'rebuild' });
+    expect(fresh?.was).toBeUndefined();
   });
 });
 

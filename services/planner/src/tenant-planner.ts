@@ -356,6 +356,7 @@ export function createPlanner(deps: PlannerDeps) {
       ...(request.rollout ? { rollout: request.rollout } : {}),
       ...(lint?.report ? { lint: lint.report } : {}),
       ...(request.trust === 'fleet-state' ? { trust: 'fleet-state' as const } : {}),
+      ...(request.audit ? { audit: request.audit } : {}),
       acceptedAt: new Date().toISOString(),
     };
     const traceId = activeTraceId();

@@ -26,6 +26,8 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
   const runs = new Map<string, FleetRunContext>();
   const waiting = new Map<string, TenantOutcome[]>();
   const queue: Array<{ outcome: TenantOutcome; run: FleetRunContext }> = [];
+  /** Outcomes of each run queued or being written. */
+  const perRun = new Map<string, number>();
   let inFlight = 0;
   let pending = new FleetSummaryDelta();
   let flushTimer: NodeJS.Timeout | undefined;
@@ -34,9 +36,13 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
 
   function onAccepted(event: RunAcceptedEvent): void {
     if (runs.has(event.runId)) return;
-    const run = { digest: event.digest, targetVersion: event.targetVersion };
+    const run: FleetRunContext = {
+      digest: event.digest,
+      targetVersion: event.targetVersion,
+      ...(event.audit ? { audit: event.audit } : {}),
+    };
     runs.set(event.runId, run);
-    for (const outcome of waiting.get(event.runId) ?? []) queue.push({ outcome, run });
+    for (const outcome of waiting.get(event.runId) ?? []) enqueue(outcome, run);
     waiting.delete(event.runId);
     pump();
   }
@@ -51,8 +57,13 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
       waiting.set(outcome.runId, list);
       return;
     }
-    queue.push({ outcome, run });
+    enqueue(outcome, run);
     pump();
+  }
+
+  function enqueue(outcome: TenantOutcome, run: FleetRunContext): void {
+    queue.push({ outcome, run });
+    perRun.set(outcome.runId, (perRun.get(outcome.runId) ?? 0) + 1);
   }
 
   function pump(): void {
@@ -74,6 +85,9 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
         )
         .finally(() => {
           inFlight -= 1;
+          const left = (perRun.get(item.outcome.runId) ?? 1) - 1;
+          if (left > 0) perRun.set(item.outcome.runId, left);
+          else perRun.delete(item.outcome.runId);
           pump();
           settleIdle();
         });
@@ -110,8 +124,8 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
     return inFlight > 0 || queue.length > 0 || flushing !== undefined || !pending.empty;
   }
 
+  /** Wakes every waiter to look at its condition again (a write or a flush ended). */
   function settleIdle(): void {
-    if (busy()) return;
     for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
@@ -128,7 +142,25 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
     }
   }
 
-  return { onAccepted, onOutcome, idle };
+  /**
+   * Resolves once every outcome of the run seen so far is in the fleet state and the summary holds
+   * it: the reporter waits for this before it publishes the run's `completed`, so a reader of the
+   * fleet state after `completed` sees the run.
+   */
+  async function settled(runId: string): Promise<void> {
+    while (perRun.has(runId) || waiting.has(runId)) {
+      if (waiting.has(runId) && !perRun.has(runId)) return; // its accepted event never came: nothing to write with
+      await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    }
+    if (flushing) await flushing;
+    if (!pending.empty) {
+      clearTimeout(flushTimer);
+      flushTimer = undefined;
+      await flush();
+    }
+  }
+
+  return { onAccepted, onOutcome, idle, settled };
 }
 
 export type FleetWriter = ReturnType<typeof createFleetWriter>;

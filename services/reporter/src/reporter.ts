@@ -83,6 +83,8 @@ export function createReporter(deps: ReporterDeps) {
     if (!run) return;
     await controlSync.sync(run);
     if (completion.isClosing(runId)) return;
+    // A run's fleet records are written before its completion: `completed` means the state shows it.
+    if (deps.fleet && book.completionDue(runId)) await deps.fleet.settled(runId);
     if (await completion.completeIfDue(runId)) return;
     await rollout.decide(run);
     await parked.release(run);

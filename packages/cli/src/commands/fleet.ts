@@ -1,22 +1,29 @@
-import { connectBus, type FleetPage, type FleetStore, openFleetStore, pageFleet } from '@sluice/bus';
+import { connectBus, type FleetPage, openFleetStore, pageFleet } from '@sluice/bus';
 import { FLEET_STATUSES, type FleetRecord, type FleetStatus, type FleetSummary } from '@sluice/contracts';
-import { countBelow, type Env, type FleetQuery, FleetSummaryBuilder } from '@sluice/core';
+import { countBelow, durationProblem, type Env, type FleetQuery, parseDuration } from '@sluice/core';
 
 import { CliError } from '../cli-error.js';
 import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatTable, type Output } from '../output.js';
+import { auditFleet, recountFleet } from './fleet-audit.js';
 import { silentLogger } from './migrate.js';
 
 export const FLEET: CommandSpec = {
   name: 'fleet',
-  args: '',
+  args: '[verify|rebuild]',
   summary: 'Where the fleet stands: tenants by version, status and host, and those that need a look.',
   description: `Reads the fleet state (the sluice_fleet bucket the reporter writes as outcomes arrive),
 never a database. Prints the version histogram, counts by status and by host, and one page of the
 tenants that need a look: not current (behind, failed, dirty, drift), or below --target. --status
 lists the tenants in those statuses instead; --host and --tag narrow the list. --cursor takes the
 cursor a page prints, for the next one. --recount counts every record again and replaces the
-summary (after a reporter died between a record and the summary's next write).`,
+summary (after a reporter died between a record and the summary's next write).
+
+sluice fleet verify reads every tenant's journal (a dry run through the executors, at each host's
+limit), corrects the records that differ and lists those tenants; exit 0 when none differed, 1 when
+some did. sluice fleet rebuild does the same after the fleet state was lost (the JetStream store
+deleted: start the services again first, they create the streams) and counts the records afresh.
+Both take --tag to audit part of the fleet, --run-id and --timeout.`,
   flags: {
     target: { type: 'string', value: 'VERSION', help: 'also list tenants below this version, and count them' },
     status: { type: 'string', value: 'S[,S]', help: `only tenants in these statuses (${FLEET_STATUSES.join(', ')})` },
@@ -25,10 +32,12 @@ summary (after a reporter died between a record and the summary's next write).`,
     limit: { type: 'string', default: '20', value: 'N', help: 'tenants per page (at most 1000)' },
     cursor: { type: 'string', value: 'CURSOR', help: 'the page that starts here (printed by the page before)' },
     recount: { type: 'boolean', default: false, help: 'count every record again and replace the summary' },
+    'run-id': { type: 'string', value: 'ID', help: 'verify, rebuild: the audit run id (default: verify-<time>)' },
+    timeout: { type: 'string', value: 'DURATION', help: 'verify, rebuild: stop waiting after this (30s, 10m)' },
     ...JSON_FLAG,
     ...SERVER_FLAG,
   },
-  positionals: { min: 0, max: 0 },
+  positionals: { min: 0, max: 1 },
 };
 
 interface FleetValues extends Record<string, string | boolean | string[] | undefined> {
@@ -39,6 +48,8 @@ interface FleetValues extends Record<string, string | boolean | string[] | undef
   limit: string;
   cursor?: string;
   recount: boolean;
+  'run-id'?: string;
+  timeout?: string;
   json: boolean;
   server?: string;
 }
@@ -69,18 +80,33 @@ function queryOf(values: FleetValues): FleetQuery {
   return query;
 }
 
-/** Counts every record and writes the summary they add up to. */
-async function recount(store: FleetStore): Promise<FleetSummary> {
-  const builder = new FleetSummaryBuilder();
-  await store.scan(1, (record) => builder.add(record));
-  const summary = builder.build();
-  await store.adjustSummary({ set: summary });
-  return summary;
-}
-
 export async function fleetCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values } = parseCommand<FleetValues>(FLEET, argv);
+  const { values, positionals } = parseCommand<FleetValues>(FLEET, argv);
+  const action = positionals[0];
+  if (action !== undefined && action !== 'verify' && action !== 'rebuild')
+    throw new CliError(`unknown action "${action}": sluice fleet, sluice fleet verify or sluice fleet rebuild`);
   const query = queryOf(values);
+  const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
+  if (values.timeout !== undefined && timeoutMs === undefined)
+    throw new CliError(`--timeout takes a duration with a unit: ${durationProblem(values.timeout)}`);
+  if (action) {
+    const bus = await connectBus(busConfigOf(values, env), silentLogger);
+    try {
+      return await auditFleet(
+        bus,
+        action,
+        {
+          json: values.json,
+          ...(values['run-id'] ? { runId: values['run-id'] } : {}),
+          ...(query.tags ? { tags: query.tags } : {}),
+          ...(timeoutMs ? { timeoutMs } : {}),
+        },
+        output,
+      );
+    } finally {
+      await bus.close();
+    }
+  }
   if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 1_000)
     throw new CliError('--limit takes a whole number from 1 to 1000');
   if (values.cursor !== undefined && !/^\d{1,15}$/.test(values.cursor))
@@ -88,7 +114,7 @@ export async function fleetCommand(argv: string[], env: Env, output: Output): Pr
   const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     const store = await openFleetStore(bus);
-    const summary = values.recount ? await recount(store) : await store.summary();
+    const summary = values.recount ? await recountFleet(store) : await store.summary();
     const page = await pageFleet(store, query, {
       limit: Number(values.limit),
       ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
