@@ -1,5 +1,5 @@
 import { connectBus, publishOnce } from '@sluice/bus';
-import { isRunId, runEventMsgId, runEventSubject } from '@sluice/contracts';
+import { isRunId, runEventMsgId, runEventSubject, STREAMS } from '@sluice/contracts';
 import { type Env, envReader, type JournalRowsOfRun, parseTenantRow, recoveredCompletion } from '@sluice/core';
 import { connectTenant } from '@sluice/migrator';
 import { createRegistry, loadRegistryConfig } from '@sluice/registry';
@@ -58,6 +58,34 @@ async function rowsOfRun(
 export async function recoverRun(runId: string, values: { json: boolean; server?: string }, env: Env, output: Output) {
   if (!isRunId(runId)) throw new CliError(`"${runId}" is not a run id`);
   const connectTimeoutMs = envReader(env).duration('SLUICE_CONNECT_TIMEOUT', 10_000);
+  const bus = await connectBus(busConfigOf(values, env), silentLogger);
+  try {
+    // A run that still has its completion needs nothing: checked before thousands of journals are read.
+    const subject = runEventSubject(runId, 'completed');
+    if (await bus.jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: subject }).catch(() => null)) {
+      output.err(`run ${runId} already has a completed event (sluice status ${runId}); nothing to recover`);
+      return EXIT.failure;
+    }
+    const journals = await readJournals(runId, env, connectTimeoutMs);
+    const completed = recoveredCompletion(runId, journals);
+    const { published } = await publishOnce(bus, subject, completed, { msgId: runEventMsgId(runId, 'completed') });
+    if (values.json) output.out(JSON.stringify({ published, completed }));
+    else {
+      output.out(
+        published
+          ? `published a recovered completion for ${runId}`
+          : `run ${runId} already has a completed event; nothing published`,
+      );
+      for (const line of formatCompleted(completed)) output.out(line);
+    }
+    return published ? EXIT.ok : EXIT.failure;
+  } finally {
+    await bus.close();
+  }
+}
+
+/** Every registry tenant's journal rows of the run, `READ_CONCURRENCY` journals at a time. */
+async function readJournals(runId: string, env: Env, connectTimeoutMs: number): Promise<JournalRowsOfRun[]> {
   const registry = await createRegistry(loadRegistryConfig(env));
   const journals: JournalRowsOfRun[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -78,23 +106,5 @@ export async function recoverRun(runId: string, values: { json: boolean; server?
   } finally {
     await registry.close();
   }
-  const completed = recoveredCompletion(runId, journals);
-  const bus = await connectBus(busConfigOf(values, env), silentLogger);
-  try {
-    const { published } = await publishOnce(bus, runEventSubject(runId, 'completed'), completed, {
-      msgId: runEventMsgId(runId, 'completed'),
-    });
-    if (values.json) output.out(JSON.stringify({ published, completed }));
-    else {
-      output.out(
-        published
-          ? `published a recovered completion for ${runId}`
-          : `run ${runId} already has a completed event; nothing published`,
-      );
-      for (const line of formatCompleted(completed)) output.out(line);
-    }
-    return published ? EXIT.ok : EXIT.failure;
-  } finally {
-    await bus.close();
-  }
+  return journals;
 }
