@@ -20,8 +20,11 @@ export interface FleetRunContext {
   audit?: 'verify' | 'rebuild';
 }
 
-/** Error codes that name a registry row or a request, not a tenant with a database: no record. */
-const NOT_A_TENANT = new Set(['invalid_tenant', 'not_found']);
+/**
+ * Error codes that say nothing new about the tenant: a registry row or a requested id that is no
+ * tenant, and a target behind what the tenant holds (its journal is fine; the run asked too little).
+ */
+const NO_NEWS = new Set(['invalid_tenant', 'not_found', 'invalid_target']);
 
 /**
  * The tenant's next fleet record after an outcome, or undefined when the outcome changes nothing:
@@ -31,7 +34,8 @@ const NOT_A_TENANT = new Set(['invalid_tenant', 'not_found']);
  * - `migrated`/`upToDate`: the version the journal holds now; `current` at or past the run's
  *   target, `behind` below it; the run's digest (the journal was checked against that set).
  * - `pending` (dry run): the version it holds, `behind`, the run's digest.
- * - `failed`: `dirty` or `drift` by the error's code, else `failed`. The version stays the known
+ * - `failed`: `dirty` or `drift` by the error's code, else `failed` (`invalid_target`, a target
+ *   behind the tenant, changes nothing). The version stays the known
  *   one, except after a SQL error at version v: every version below v is applied then (files run
  *   in order and stop at the first failure). The digest stays the last one verified.
  */
@@ -62,7 +66,7 @@ function recordAfter(
 ): FleetRecord | undefined {
   if (outcome.status === 'skipped' || outcome.from === 'fleet-state') return undefined;
   if (!isTenantId(outcome.tenantId)) return undefined;
-  if (outcome.error && NOT_A_TENANT.has(outcome.error.code)) return undefined;
+  if (outcome.error && NO_NEWS.has(outcome.error.code)) return undefined;
   if (prev && isOlderNews(prev, outcome)) return undefined;
   const base = {
     tenantId: outcome.tenantId,

@@ -95,6 +95,8 @@ describe('nextFleetRecord', () => {
     expect(nextFleetRecord(record(), outcome({ status: 'upToDate', from: 'fleet-state' }), run)).toBeUndefined();
     const invalid = outcome({ status: 'failed', error: { code: 'invalid_tenant', message: 'x', transient: false } });
     expect(nextFleetRecord(undefined, { ...invalid, tenantId: 't1#3' }, run)).toBeUndefined();
+    const older = outcome({ status: 'failed', error: { code: 'invalid_target', message: 'x', transient: false } });
+    expect(nextFleetRecord(record(), older, run)).toBeUndefined();
     const late = record({ at: '2026-11-30T02:00:00.000Z' });
     expect(nextFleetRecord(late, outcome({ status: 'migrated', toVersion: 6 }), run)).toBeUndefined();
     const same = record({ run: 'r1', at: '2026-11-30T01:00:00.000Z' });

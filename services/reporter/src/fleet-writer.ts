@@ -120,26 +120,21 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
     return flushing;
   }
 
-  function busy(): boolean {
-    return inFlight > 0 || queue.length > 0 || flushing !== undefined || !pending.empty;
-  }
-
   /** Wakes every waiter to look at its condition again (a write or a flush ended). */
   function settleIdle(): void {
     for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
-  /** Resolves once every queued outcome is written and the summary holds it (tests, shutdown). */
+  /**
+   * Resolves once every queued outcome has been written (or failed to be) and the summary has been
+   * written once more (tests, shutdown). One summary attempt: with NATS gone, shutdown must not spin.
+   */
   async function idle(): Promise<void> {
-    while (busy()) {
-      if (!pending.empty && inFlight === 0 && queue.length === 0 && !flushing) {
-        clearTimeout(flushTimer);
-        flushTimer = undefined;
-        await flush();
-        continue;
-      }
-      await new Promise<void>((resolve) => idleWaiters.push(resolve));
-    }
+    while (inFlight > 0 || queue.length > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    if (flushing) await flushing;
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    await flush();
   }
 
   /**
