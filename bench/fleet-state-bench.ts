@@ -15,16 +15,24 @@
  * from publish to its `completed` event, `--repeat` times (median). Goal: < 1 s. The tenants'
  * databases are not created: a trusted tenant is never connected to (planned.tasks is checked 0).
  *
- * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]`
- * and `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]`.
+ * `--part verify`: `--tenants` (500) real tenant databases on the local Postgres, migrated once; then
+ * timed, each from request to the end: a default (verified) run with every tenant up to date,
+ * `sluice fleet verify`, `sluice fleet rebuild` after the bucket's records were purged (with its
+ * recount), a `trust: "fleet-state"` run, and an in-process pool that connects to each tenant and
+ * reads its journal at the host's limit (8, as the executors). Goals: verified ≤ 1.1× the pool,
+ * rebuild ≤ 1.2× verify.
+ *
+ * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]`,
+ * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
+ * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -42,12 +50,15 @@ import { loadMigrationDir } from '@sluice/migrator';
 import { createLogger } from '@sluice/telemetry';
 import {
   collectRunEvents,
+  createTenantFleet,
   fleetServiceEnv,
   MIGRATIONS_DIR,
+  REPO_ROOT,
   startNatsServer,
   startService,
   waitForCompleted,
 } from '@sluice/testkit';
+import pg from 'pg';
 
 const MB = 1024 * 1024;
 const logger = createLogger({ service: 'fleet-bench', level: 'silent' });
@@ -250,5 +261,84 @@ async function trustPart(): Promise<void> {
   }
 }
 
+async function verifyPart(): Promise<void> {
+  const count = Number(values.tenants);
+  const nats = await startNatsServer();
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-fleet-bench-'));
+  const services: Array<Awaited<ReturnType<typeof startService>>> = [];
+  const fleetStarted = performance.now();
+  const fleet = await createTenantFleet({ count, prefix: `sluice_fb_${process.pid}` });
+  console.log(`created ${count} tenant databases in ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s`);
+  try {
+    const registry = path.join(dir, 'tenants.json');
+    await fleet.writeRegistry(registry);
+    const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
+    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+    const nc = await connect({ servers: nats.url });
+    const js = jetstream(nc);
+    const run = async (runId: string, extra: Record<string, unknown> = {}) => {
+      const started = performance.now();
+      const completed = waitForCompleted(nc, runId, 600_000);
+      await js.publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest', ...extra }));
+      const event = await completed;
+      return { ms: performance.now() - started, event };
+    };
+    const cli = promisify(execFile);
+    const sluice = async (...args: string[]) => {
+      const started = performance.now();
+      await cli(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], {
+        env: { ...process.env, ...env },
+        maxBuffer: 64 * MB,
+      }).catch((error: { code?: number }) => {
+        if (error.code !== 0 && error.code !== 1) throw error as Error;
+      });
+      return performance.now() - started;
+    };
+    const first = await run('bench-migrate');
+    console.log(
+      `first run (migrates every tenant): ${(first.ms / 1000).toFixed(1)} s, ${first.event.counts.migrated} migrated`,
+    );
+    const verified = await run('bench-verified');
+    if (verified.event.counts.upToDate !== count) throw new Error('the verified run found tenants not up to date');
+    const verify = await sluice('fleet', 'verify', '--run-id', 'bench-verify', '--json');
+    const jsm = await js.jetstreamManager();
+    await jsm.streams.purge(`KV_${BUCKETS.fleet}`);
+    const rebuild = await sluice('fleet', 'rebuild', '--run-id', 'bench-rebuild', '--json');
+    const trusted = await run('bench-trust', { trust: 'fleet-state' });
+    if (trusted.event.fromFleetState !== count) throw new Error(`trusted ${trusted.event.fromFleetState} of ${count}`);
+    // The reference: connect to each tenant and read its journal, at the host's limit.
+    const poolStarted = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < fleet.tenants.length) {
+          const client = new pg.Client({ connectionString: fleet.tenants[next++]!.databaseUrl });
+          await client.connect();
+          await client.query('SELECT version, checksum, status FROM sluice_migrations ORDER BY version');
+          await client.end();
+        }
+      }),
+    );
+    const pool = performance.now() - poolStarted;
+    await nc.close();
+    const row = (label: string, ms: number, ref?: number) =>
+      console.log(`| ${label} | ${(ms / 1000).toFixed(2)} s | ${ref ? (ms / ref).toFixed(2) : ''} |`);
+    console.log(`\n| ${count} tenants, all at the latest version | request to end | ÷ pool |`);
+    console.log('|---|---:|---:|');
+    row('in-process pool: connect + read each journal, 8 at once', pool, pool);
+    row('default (verified) run', verified.ms, pool);
+    row('sluice fleet verify (process start to exit)', verify, pool);
+    row('sluice fleet rebuild after the records were purged (with recount)', rebuild, pool);
+    row('trust: "fleet-state" run', trusted.ms, pool);
+    console.log(`rebuild ÷ verify: ${(rebuild / verify).toFixed(2)}`);
+  } finally {
+    for (const s of services.reverse()) await s.stop();
+    await nats.dispose();
+    await fleet.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 if (values.part === 'trust') await trustPart();
+else if (values.part === 'verify') await verifyPart();
 else await queryPart();
