@@ -39,6 +39,7 @@ import { connect } from '@nats-io/transport-node';
 import { connectBus, openFleetStore, pageFleet } from '@sluice/bus';
 import {
   BUCKETS,
+  fleetAttentionKey,
   fleetKey,
   type FleetRecord,
   type FleetStatus,
@@ -86,18 +87,22 @@ if (process.argv[2] === '--query-child') {
   const started = performance.now();
   let scanned: number;
   let listed = 0;
-  if (kind === 'overview') {
+  if (kind === 'overview' || kind === 'attention') {
     await store.summary();
-    const page = await pageFleet(store, { target: 6 }, { limit: 20 });
+    const page = await pageFleet(store, kind === 'overview' ? { target: 6 } : {}, { limit: 20 });
+    scanned = page.scanned;
+    listed = page.tenants.length;
+  } else if (kind === 'rare') {
+    const page = await pageFleet(store, { statuses: ['drift'], host: 'db-099.internal:5432' }, { limit: 20 });
     scanned = page.scanned;
     listed = page.tenants.length;
   } else if (kind === 'no-match') {
-    const page = await pageFleet(store, { host: 'no-such-host:5432' }, { limit: 20 });
+    const page = await pageFleet(store, { statuses: ['current'], host: 'no-such-host:5432' }, { limit: 20 });
     scanned = page.scanned;
   } else {
-    const builder = new FleetSummaryBuilder();
-    scanned = (await store.scan(1, (r) => builder.add(r))).scanned;
-    listed = builder.build().total;
+    const summary = await store.recount();
+    scanned = summary.total;
+    listed = summary.total;
   }
   const ms = performance.now() - started;
   const result: QueryMeasurement = { ms, readyRss: ready.rss, peakRss: (await memoryOf('self')).hwm, scanned, listed };
@@ -147,6 +152,12 @@ async function seed(url: string, count: number, digest: string, make = recordOf)
     const p = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetKey(record.tenantId)}`, JSON.stringify(record));
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
+    // The attention index, as the reporter keeps it: a copy of every record that is not current.
+    if (record.status !== 'current') {
+      const a = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetAttentionKey(record.tenantId)}`, JSON.stringify(record));
+      inFlight.add(a);
+      void a.finally(() => inFlight.delete(a));
+    }
     if (inFlight.size >= 2_000) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
@@ -189,8 +200,10 @@ async function queryPart(): Promise<void> {
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const [kind, label] of [
       ['overview', 'sluice fleet --target 6 (summary + first page)'],
-      ['no-match', 'a page that matches nothing (scan of all)'],
-      ['recount', 'sluice fleet --recount (scan + fold of all)'],
+      ['attention', 'sluice fleet (summary + first page of the attention index)'],
+      ['rare', 'sluice fleet --status drift --host one-of-100 (attention index)'],
+      ['no-match', 'sluice fleet --status current --host nowhere (scan of all)'],
+      ['recount', 'sluice fleet --recount (scan of all, summary and index rebuilt)'],
     ] as const) {
       const m = await measureQuery(nats.url, kind);
       console.log(

@@ -1,17 +1,25 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import {
+  ALL_FLEET_ATTENTION_KEYS,
   ALL_FLEET_KEYS,
   BUCKETS,
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
+  fleetAttentionKey,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,
   type FleetSummary,
   FleetSummarySchema,
 } from '@sluice/contracts';
-import { emptyFleetSummary, type FleetQuery, type FleetSummaryDelta, matchesFleetQuery } from '@sluice/core';
+import {
+  emptyFleetSummary,
+  type FleetQuery,
+  FleetSummaryBuilder,
+  type FleetSummaryDelta,
+  matchesFleetQuery,
+} from '@sluice/core';
 
 import type { Bus } from './bus.js';
 import { decodeJson, encodeJson } from './codec.js';
@@ -31,9 +39,11 @@ export interface FleetScanResult {
 }
 
 /**
- * The fleet state in the `sluice_fleet` KV bucket: one key per tenant and a summary key. Every
- * write is compare-and-set, so replicas racing on one tenant (two reporters folding the same
- * outcome) make one change between them.
+ * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, and an
+ * attention index (a copy of each record that is not `current`). Every record write is
+ * compare-and-set, so replicas racing on one tenant (two reporters folding the same outcome) make
+ * one change between them. The index and the summary follow the records and are put right by a
+ * recount (`recount`), the one operation that reads every record.
  */
 export interface FleetStore {
   /** A tenant's record, or undefined when it has none. */
@@ -54,7 +64,13 @@ export interface FleetStore {
    * Streams the records from stream sequence `fromSeq` (1: the start) up to what the bucket holds
    * now, in key-write order, without holding them: `onRecord` returns false to stop (a full page).
    */
-  scan(fromSeq: number, onRecord: (record: FleetRecord, seq: number) => boolean | void): Promise<FleetScanResult>;
+  scan(
+    fromSeq: number,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void,
+    options?: { attention?: boolean },
+  ): Promise<FleetScanResult>;
+  /** Counts every record into a fresh summary, and rebuilds the attention index from the records. */
+  recount(): Promise<FleetSummary>;
 }
 
 const CAS_ATTEMPTS = 20;
@@ -63,7 +79,25 @@ const CAS_ATTEMPTS = 20;
 export async function openFleetStore(bus: Bus, options: { replicas?: number } = {}): Promise<FleetStore> {
   const kv: KV = await new Kvm(bus.nc).create(BUCKETS.fleet, { history: 1, replicas: options.replicas ?? 1 });
   const stream = `KV_${BUCKETS.fleet}`;
-  const keysFilter = `$KV.${BUCKETS.fleet}.${ALL_FLEET_KEYS}`;
+  const subjectOf = (key: string): string => `$KV.${BUCKETS.fleet}.${key}`;
+  const keysFilter = subjectOf(ALL_FLEET_KEYS);
+  const attentionFilter = subjectOf(ALL_FLEET_ATTENTION_KEYS);
+
+  /**
+   * Keeps the attention index in step with a record change: a copy while the tenant is not
+   * current, nothing once it is. Removed by purging the key's subject (no tombstone left behind
+   * to scan). Two writers racing on one tenant may leave a stale copy: readers check each copy
+   * against the record (`pageFleet`), and a recount rebuilds the index.
+   */
+  async function syncAttention(change: FleetChange): Promise<void> {
+    const key = fleetAttentionKey(change.next.tenantId);
+    if (change.next.status !== 'current') await kv.put(key, encodeJson(change.next));
+    else if (change.prev && change.prev.status !== 'current') await forget(key);
+  }
+
+  async function forget(key: string): Promise<void> {
+    await bus.jsm.streams.purge(stream, { filter: subjectOf(key) });
+  }
 
   /** The key's value and revision (revision 0: no key; a deleted key keeps its tombstone's revision). */
   async function read(key: string): Promise<{ value?: unknown; revision: number }> {
@@ -115,6 +149,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
         made = next ? { ...(prev ? { prev } : {}), next } : undefined;
         return next;
       });
+      if (made) await syncAttention(made);
       return made;
     },
     async summary() {
@@ -126,41 +161,60 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
         'set' in change ? change.set : change.delta.applyTo(summaryOf(value), at),
       );
     },
-    async scan(fromSeq, onRecord) {
-      const info = await bus.jsm.streams.info(stream);
-      const stopAt = info.state.last_seq;
-      if (info.state.messages === 0 || fromSeq > stopAt) return { scanned: 0 };
-      const consumer = await bus.js.consumers.get(stream, {
-        filter_subjects: keysFilter,
-        ...(fromSeq > 1
-          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
-          : { deliver_policy: DeliverPolicy.All }),
+    async recount() {
+      const builder = new FleetSummaryBuilder();
+      const attention: FleetRecord[] = [];
+      await bus.jsm.streams.purge(stream, { filter: attentionFilter });
+      await scan(1, (record) => {
+        builder.add(record);
+        if (record.status !== 'current') attention.push(record);
       });
-      // Nothing under the filter from there on: a consume would wait for new writes.
-      if ((await consumer.info()).num_pending === 0) return { scanned: 0 };
-      const messages = await consumer.consume({ max_messages: 10_000 });
-      let scanned = 0;
-      let nextSeq: number | undefined;
-      try {
-        for await (const msg of messages) {
-          if (msg.seq > stopAt) break;
-          const deleted = msg.headers?.get('KV-Operation');
-          const record = deleted ? undefined : scannedRecordOf(msg.data);
-          if (record) {
-            scanned += 1;
-            if (onRecord(record, msg.seq) === false) {
-              if (msg.info.pending > 0 && msg.seq < stopAt) nextSeq = msg.seq + 1;
-              break;
-            }
-          }
-          if (msg.seq >= stopAt || msg.info.pending === 0) break;
-        }
-      } finally {
-        await messages.close();
-      }
-      return { scanned, ...(nextSeq !== undefined ? { nextSeq } : {}) };
+      for (const record of attention) await kv.put(fleetAttentionKey(record.tenantId), encodeJson(record));
+      const summary = builder.build();
+      await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
+      return summary;
     },
+    scan,
   };
+
+  async function scan(
+    fromSeq: number,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void,
+    options: { attention?: boolean } = {},
+  ): Promise<FleetScanResult> {
+    const info = await bus.jsm.streams.info(stream);
+    const stopAt = info.state.last_seq;
+    if (info.state.messages === 0 || fromSeq > stopAt) return { scanned: 0 };
+    const consumer = await bus.js.consumers.get(stream, {
+      filter_subjects: options.attention ? attentionFilter : keysFilter,
+      ...(fromSeq > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    // Nothing under the filter from there on: a consume would wait for new writes.
+    if ((await consumer.info()).num_pending === 0) return { scanned: 0 };
+    const messages = await consumer.consume({ max_messages: 10_000 });
+    let scanned = 0;
+    let nextSeq: number | undefined;
+    try {
+      for await (const msg of messages) {
+        if (msg.seq > stopAt) break;
+        const deleted = msg.headers?.get('KV-Operation');
+        const record = deleted ? undefined : scannedRecordOf(msg.data);
+        if (record) {
+          scanned += 1;
+          if (onRecord(record, msg.seq) === false) {
+            if (msg.info.pending > 0 && msg.seq < stopAt) nextSeq = msg.seq + 1;
+            break;
+          }
+        }
+        if (msg.seq >= stopAt || msg.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return { scanned, ...(nextSeq !== undefined ? { nextSeq } : {}) };
+  }
 }
 
 const textDecoder = new TextDecoder();
@@ -205,14 +259,28 @@ export async function pageFleet(
   page: { cursor?: string; limit: number },
 ): Promise<FleetPage> {
   const from = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Math.max(1, Number(page.cursor)) : 1;
+  // Tenants that are not current are all in the attention index: a query for those (no target,
+  // which also wants current tenants below it) reads the index, not the whole fleet.
+  const attention = query.target === undefined && !(query.statuses ?? []).includes('current');
   const tenants: FleetRecord[] = [];
-  const result = await store.scan(from, (record) => {
-    if (!matchesFleetQuery(record, query)) return true;
-    tenants.push(record);
-    return tenants.length < page.limit;
-  });
+  const result = await store.scan(
+    from,
+    (record) => {
+      if (!matchesFleetQuery(record, query)) return true;
+      tenants.push(record);
+      return tenants.length < page.limit;
+    },
+    { attention },
+  );
+  // An index entry is a copy: each listed one is checked against its record (a race between two
+  // writers can leave a stale copy), and shown as the record says.
+  const listed = attention
+    ? (await Promise.all(tenants.map((t) => store.get(t.tenantId)))).filter(
+        (r): r is FleetRecord => r !== undefined && matchesFleetQuery(r, query),
+      )
+    : tenants;
   return {
-    tenants,
+    tenants: listed,
     scanned: result.scanned,
     ...(result.nextSeq !== undefined ? { nextCursor: String(result.nextSeq) } : {}),
   };

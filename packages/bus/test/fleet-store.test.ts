@@ -5,7 +5,7 @@ import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
-import { type FleetStore, openFleetStore } from '../src/fleet-store.js';
+import { type FleetStore, openFleetStore, pageFleet } from '../src/fleet-store.js';
 
 const logger = createLogger({ service: 'fleet-store-test', level: 'silent' });
 
@@ -82,5 +82,27 @@ describe('the fleet store on a real nats-server', () => {
     }
     expect(new Set(seen).size).toBe(26);
     expect(pages).toBe(3);
+  });
+
+  it('keeps an attention index of the tenants that are not current, and lists them from it', async () => {
+    const fresh = await openFleetStore(bus);
+    await fresh.update('x1', () => record('x1', { status: 'failed', version: 5 }));
+    await fresh.update('x2', () => record('x2', { status: 'drift' }));
+    const ids = async (query = {}) =>
+      (await pageFleet(fresh, query, { limit: 100 })).tenants.map((t) => t.tenantId).sort();
+    expect(await ids()).toEqual(['x1', 'x2']);
+    expect(await ids({ statuses: ['drift'] })).toEqual(['x2']);
+    // Back to current: out of the index (purged, no tombstone to read).
+    await fresh.update('x1', () => record('x1'));
+    expect(await ids()).toEqual(['x2']);
+    const scanned = await fresh.scan(1, () => true, { attention: true });
+    expect(scanned.scanned).toBe(1);
+    // A stale copy (a race left it behind) is checked against the record and not shown.
+    await bus.js.publish('$KV.sluice_fleet.a.x1', JSON.stringify(record('x1', { status: 'failed' })));
+    expect(await ids()).toEqual(['x2']);
+    // A recount rebuilds the index from the records.
+    const summary = await fresh.recount();
+    expect(summary.statuses.drift).toBe(1);
+    expect((await fresh.scan(1, () => true, { attention: true })).scanned).toBe(1);
   });
 });

@@ -77,15 +77,33 @@ const FLEET_TENANT_PREFIX = 't.';
 // anything else is escaped as `=xx` (hex bytes); `=` itself is escaped, so the mapping reverses.
 const SAFE_KEY_CHAR = /[A-Za-z0-9_-]/;
 
-/** The key of a tenant's record in the `sluice_fleet` bucket (`t.<escaped tenantId>`). */
-export function fleetKey(tenantId: string): string {
-  let out = FLEET_TENANT_PREFIX;
+function escapeKey(tenantId: string): string {
+  let out = '';
   for (const ch of tenantId) {
     if (SAFE_KEY_CHAR.test(ch)) out += ch;
     else for (const byte of new TextEncoder().encode(ch)) out += `=${byte.toString(16).padStart(2, '0')}`;
   }
   return out;
 }
+
+/** The key of a tenant's record in the `sluice_fleet` bucket (`t.<escaped tenantId>`). */
+export function fleetKey(tenantId: string): string {
+  return `${FLEET_TENANT_PREFIX}${escapeKey(tenantId)}`;
+}
+
+const FLEET_ATTENTION_PREFIX = 'a.';
+
+/**
+ * The key of a tenant's entry in the attention index (`a.<escaped tenantId>`): a copy of the
+ * record of every tenant that is not `current`, so the tenants that need a look are listed
+ * without scanning a fleet of healthy ones.
+ */
+export function fleetAttentionKey(tenantId: string): string {
+  return `${FLEET_ATTENTION_PREFIX}${escapeKey(tenantId)}`;
+}
+
+/** Every attention index key of the bucket. */
+export const ALL_FLEET_ATTENTION_KEYS = `${FLEET_ATTENTION_PREFIX}>`;
 
 /** The tenantId of a fleet key, or undefined for another key. */
 export function parseFleetKey(key: string): string | undefined {

@@ -32,10 +32,12 @@ export {
   type RunStatus,
 } from './events.js';
 export {
+  ALL_FLEET_ATTENTION_KEYS,
   ALL_FLEET_KEYS,
   FLEET_ERROR_MAX,
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
+  fleetAttentionKey,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,

@@ -39,6 +39,7 @@ function memoryFleetStore(): FleetStore & { records: Map<string, FleetRecord>; w
       summary = 'set' in change ? change.set : change.delta.applyTo(summary, 'now');
       return Promise.resolve();
     },
+    recount: () => Promise.resolve(summary),
     scan(_from: number, onRecord: (r: FleetRecord, seq: number) => boolean | void) {
       let scanned = 0;
       for (const r of records.values()) {

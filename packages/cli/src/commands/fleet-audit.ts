@@ -7,7 +7,7 @@ import {
   REQUEST_SUBJECT,
   requestMsgId,
 } from '@sluice/contracts';
-import { FleetSummaryBuilder, isVerifyDifference } from '@sluice/core';
+import { isVerifyDifference } from '@sluice/core';
 
 import { EXIT } from '../cli-error.js';
 import { formatTable, type Output } from '../output.js';
@@ -21,13 +21,9 @@ export interface AuditOptions {
   json: boolean;
 }
 
-/** Counts every record and writes the summary they add up to (after a rebuild, or with `--recount`). */
-export async function recountFleet(store: FleetStore): Promise<FleetSummary> {
-  const builder = new FleetSummaryBuilder();
-  await store.scan(1, (record) => builder.add(record));
-  const summary = builder.build();
-  await store.adjustSummary({ set: summary });
-  return summary;
+/** Counts every record into a fresh summary and rebuilds the attention index (after a rebuild, or with `--recount`). */
+export function recountFleet(store: FleetStore): Promise<FleetSummary> {
+  return store.recount();
 }
 
 /**
