@@ -62,11 +62,12 @@ export interface FleetStore {
   adjustSummary(change: { delta: FleetSummaryDelta } | { set: FleetSummary }): Promise<void>;
   /**
    * Streams the records from stream sequence `fromSeq` (1: the start) up to what the bucket holds
-   * now, in key-write order, without holding them: `onRecord` returns false to stop (a full page).
+   * now, in key-write order, without holding them: `onRecord` returns false to stop (a full page),
+   * or a promise to hold the scan until it settles. `attention`: only the attention index.
    */
   scan(
     fromSeq: number,
-    onRecord: (record: FleetRecord, seq: number) => boolean | void,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
     options?: { attention?: boolean },
   ): Promise<FleetScanResult>;
   /** Counts every record into a fresh summary, and rebuilds the attention index from the records. */
@@ -163,13 +164,23 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     },
     async recount() {
       const builder = new FleetSummaryBuilder();
-      const attention: FleetRecord[] = [];
       await bus.jsm.streams.purge(stream, { filter: attentionFilter });
-      await scan(1, (record) => {
+      // The index is written as the scan goes, 256 puts in flight at most: nothing is held.
+      const inFlight = new Set<Promise<void>>();
+      let failure: Error | undefined;
+      await scan(1, async (record) => {
         builder.add(record);
-        if (record.status !== 'current') attention.push(record);
+        if (record.status === 'current') return;
+        const put = kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
+          () => undefined,
+          (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
+        );
+        inFlight.add(put);
+        void put.then(() => inFlight.delete(put));
+        if (inFlight.size >= 256) await Promise.race(inFlight);
       });
-      for (const record of attention) await kv.put(fleetAttentionKey(record.tenantId), encodeJson(record));
+      await Promise.all(inFlight);
+      if (failure) throw failure;
       const summary = builder.build();
       await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
       return summary;
@@ -179,7 +190,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
 
   async function scan(
     fromSeq: number,
-    onRecord: (record: FleetRecord, seq: number) => boolean | void,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
     options: { attention?: boolean } = {},
   ): Promise<FleetScanResult> {
     const info = await bus.jsm.streams.info(stream);
