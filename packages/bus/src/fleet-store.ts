@@ -165,21 +165,25 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     async recount() {
       const builder = new FleetSummaryBuilder();
       await bus.jsm.streams.purge(stream, { filter: attentionFilter });
-      // The index is written as the scan goes, 256 puts in flight at most: nothing is held.
-      const inFlight = new Set<Promise<void>>();
+      // The index is written as the scan goes, in batches of 256 puts: nothing is held. Only a
+      // full batch holds the scan back; other records cost no await.
+      let batch: Array<Promise<void>> = [];
       let failure: Error | undefined;
-      await scan(1, async (record) => {
-        builder.add(record);
-        if (record.status === 'current') return;
-        const put = kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
+      const put = (record: FleetRecord): Promise<void> =>
+        kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
           () => undefined,
           (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
         );
-        inFlight.add(put);
-        void put.then(() => inFlight.delete(put));
-        if (inFlight.size >= 256) await Promise.race(inFlight);
+      await scan(1, (record) => {
+        builder.add(record);
+        if (record.status === 'current') return true;
+        batch.push(put(record));
+        if (batch.length < 256) return true;
+        const full = batch;
+        batch = [];
+        return Promise.all(full).then(() => true);
       });
-      await Promise.all(inFlight);
+      await Promise.all(batch);
       if (failure) throw failure;
       const summary = builder.build();
       await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
