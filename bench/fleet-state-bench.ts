@@ -22,7 +22,8 @@
  * reads its journal at the host's limit (8, as the executors). Goals: verified ≤ 1.1× the pool,
  * rebuild ≤ 1.2× verify.
  *
- * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]`,
+ * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]
+ * [--child-node-options=--max-old-space-size=64]`,
  * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
  * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
  */
@@ -117,6 +118,8 @@ const { values } = parseArgs({
     records: { type: 'string', default: '1000000' },
     tenants: { type: 'string', default: '1000' },
     repeat: { type: 'string', default: '3' },
+    /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
+    'child-node-options': { type: 'string', default: '' },
   },
 });
 
