@@ -224,4 +224,18 @@ describe('fleet state', () => {
     const records = await recordsAfter('fleet-verified', [restored.tenantId]);
     expect(records.get(restored.tenantId)).toMatchObject({ status: 'current', version: 6 });
   });
+
+  it('survives a restart of NATS: the records and the summary are read back as they were', async () => {
+    const before = await summaryOf();
+    const record = await store.get(tenant(0).tenantId);
+    await stack.nats.stop();
+    await stack.nats.restart();
+    await expect.poll(() => store.get(tenant(0).tenantId).catch(() => undefined), { timeout: 30_000 }).toEqual(record);
+    expect(await summaryOf()).toEqual(before);
+    // The services go on writing it: one more run lands in the same records.
+    await stack.publishRequest({ runId: 'fleet-after-restart', target: 'latest' });
+    await waitForCompleted(stack.nc, 'fleet-after-restart', 90_000);
+    const records = await recordsAfter('fleet-after-restart', allIds());
+    expect(records.get(tenant(0).tenantId)).toMatchObject({ status: 'current', version: 6 });
+  });
 });
