@@ -176,6 +176,9 @@ describe('fleet state', () => {
     expect(cursor).toBeUndefined();
     expect(paged.sort()).toEqual([tenant(2).tenantId, 'tenant-gone'].sort());
     expect((await call('/fleet/tenants?status=nope')).status).toBe(400);
+    const metrics = await (await fetch(`${api}/metrics`)).text();
+    expect(metrics).toMatch(/^sluice_fleet_tenants\{status="drift"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^sluice_fleet_tenants\{status="current"[^}]*\} 5$/m);
   });
 
   it('a tenant restored from an old backup: a trust run skips it as its record says, a default run catches it', async () => {

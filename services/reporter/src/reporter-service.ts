@@ -78,7 +78,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     for (const h of sample.hosts) book.onQueueSample(h.host, h);
   });
   const metricsRegistry = createMetricsRegistry('reporter');
-  registerReporterMetrics(metricsRegistry, { book, sampler });
+  registerReporterMetrics(metricsRegistry, { book, sampler, fleet: fleetStore });
   if (config.apiAuth.mode === 'off')
     logger.warn(
       { apiAuth: 'off' },
