@@ -183,6 +183,13 @@ export function createPlanner(deps: PlannerDeps) {
         plannedAt,
         ...(Object.keys(tenant.tags).length > 0 ? { tags: tenant.tags } : {}),
       };
+      // A canary must be a tenant that runs: while canaries are still being chosen, the fleet state
+      // is asked first (one tenant at a time), so a trusted tenant never takes a canary's place.
+      const trustChecked = trusting && summary.canaries !== undefined && summary.canaries < canaryCount;
+      if (trustChecked && (await settledFromFleetState(task))) {
+        summary.fromFleetState = (summary.fromFleetState ?? 0) + 1;
+        continue;
+      }
       if (summary.canaries !== undefined) {
         task.stage = summary.canaries < canaryCount ? 'canary' : 'fleet';
         if (task.stage === 'canary') summary.canaries += 1;
@@ -202,7 +209,7 @@ export function createPlanner(deps: PlannerDeps) {
       const rowIndex = index;
       const subject = taskSubject(tenant.host);
       await window.submit(async () => {
-        if (trusting && (await settledFromFleetState(task))) {
+        if (trusting && !trustChecked && (await settledFromFleetState(task))) {
           summary.tasks -= 1;
           summary.fromFleetState = (summary.fromFleetState ?? 0) + 1;
           if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
