@@ -17,7 +17,8 @@ never a database. Prints the version histogram, counts by status and by host, an
 tenants that need a look: not current (behind, failed, dirty, drift), or below --target. --status
 lists the tenants in those statuses instead; --host and --tag narrow the list. --cursor takes the
 cursor a page prints, for the next one. --recount counts every record again and replaces the
-summary (after a reporter died between a record and the summary's next write).
+summary and the attention index (after a reporter died between a record and the summary's next
+write).
 
 sluice fleet verify reads every tenant's journal (a dry run through the executors, at each host's
 limit), corrects the records that differ and lists those tenants; exit 0 when none differed, 1 when
@@ -31,7 +32,7 @@ Both take --tag to audit part of the fleet, --run-id and --timeout.`,
     tag: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'only tenants with this tag' },
     limit: { type: 'string', default: '20', value: 'N', help: 'tenants per page (at most 1000)' },
     cursor: { type: 'string', value: 'CURSOR', help: 'the page that starts here (printed by the page before)' },
-    recount: { type: 'boolean', default: false, help: 'count every record again and replace the summary' },
+    recount: { type: 'boolean', default: false, help: 'count every record again; rebuild the summary and index' },
     'run-id': { type: 'string', value: 'ID', help: 'verify, rebuild: the audit run id (default: verify-<time>)' },
     timeout: { type: 'string', value: 'DURATION', help: 'verify, rebuild: stop waiting after this (30s, 10m)' },
     ...JSON_FLAG,
