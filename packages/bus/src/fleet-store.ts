@@ -75,6 +75,8 @@ export interface FleetStore {
 }
 
 const CAS_ATTEMPTS = 20;
+/** Records fetched per round trip by a scan. */
+const SCAN_BATCH = 5_000;
 
 /** Opens (creating it if needed) the fleet state bucket. Works on nats-server 2.9 (plain KV, history 1). */
 export async function openFleetStore(bus: Bus, options: { replicas?: number } = {}): Promise<FleetStore> {
@@ -208,25 +210,38 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     });
     // Nothing under the filter from there on: a consume would wait for new writes.
     if ((await consumer.info()).num_pending === 0) return { scanned: 0 };
-    const messages = await consumer.consume({ max_messages: 10_000 });
+    // Batches fetched one after the other, not a running consume: a handler that holds the scan
+    // back (a recount writing the index) would otherwise let the client buffer the stream.
     let scanned = 0;
     let nextSeq: number | undefined;
-    try {
-      for await (const msg of messages) {
-        if (msg.seq > stopAt) break;
+    let done = false;
+    while (!done) {
+      const batch = await consumer.fetch({ max_messages: SCAN_BATCH, expires: 10_000 });
+      let received = 0;
+      for await (const msg of batch) {
+        received += 1;
+        if (msg.seq > stopAt) {
+          done = true;
+          break;
+        }
         const deleted = msg.headers?.get('KV-Operation');
         const record = deleted ? undefined : scannedRecordOf(msg.data);
         if (record) {
           scanned += 1;
-          if (onRecord(record, msg.seq) === false) {
+          const verdict = onRecord(record, msg.seq);
+          // A handler may hold the scan back (a full write batch): awaited only then, not per record.
+          if ((verdict instanceof Promise ? await verdict : verdict) === false) {
             if (msg.info.pending > 0 && msg.seq < stopAt) nextSeq = msg.seq + 1;
+            done = true;
             break;
           }
         }
-        if (msg.seq >= stopAt || msg.info.pending === 0) break;
+        if (msg.seq >= stopAt || msg.info.pending === 0) {
+          done = true;
+          break;
+        }
       }
-    } finally {
-      await messages.close();
+      if (received === 0) done = true;
     }
     return { scanned, ...(nextSeq !== undefined ? { nextSeq } : {}) };
   }
