@@ -75,6 +75,18 @@ export interface FleetStore {
 }
 
 const CAS_ATTEMPTS = 20;
+
+/** A fleet key changed under every one of a writer's compare-and-set attempts. Transient: the next outcome tries again. */
+export class FleetContentionError extends Error {
+  override readonly name = 'FleetContentionError';
+  readonly transient = true;
+  constructor(
+    readonly key: string,
+    attempts: number,
+  ) {
+    super(`fleet state: ${key} changed under each of ${attempts} compare-and-set writes`);
+  }
+}
 /** Records fetched per round trip by a scan. */
 const SCAN_BATCH = 5_000;
 
@@ -127,7 +139,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       const next = step(value);
       if (next === undefined) return undefined;
       if (await compareAndSet(key, next, revision)) return next;
-      if (attempt >= CAS_ATTEMPTS) throw new Error(`fleet state: ${key} kept changing under ${attempt} writes`);
+      if (attempt >= CAS_ATTEMPTS) throw new FleetContentionError(key, attempt);
     }
   }
 

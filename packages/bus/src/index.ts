@@ -4,6 +4,7 @@ export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
 export {
   type FleetChange,
+  FleetContentionError,
   type FleetPage,
   type FleetScanResult,
   type FleetStore,
