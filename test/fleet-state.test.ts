@@ -144,6 +144,9 @@ describe('fleet state', () => {
     expect(text.out.join('\n')).toMatch(/7 tenants/);
     expect(text.out.join('\n')).toMatch(new RegExp(`${tenant(2).tenantId}\\s+drift\\s+6`));
     expect(text.out.join('\n')).toMatch(/tenant-gone\s+failed\s+-/);
+    // Two tenants need a look, so a page of one always has a next page.
+    const firstPage = await sluice('fleet', '--limit', '1', '--host', '127.0.0.1:5432');
+    expect(firstPage.out.at(-1)).toMatch(/^more: sluice fleet --limit 1 --host 127\.0\.0\.1:5432 --cursor \d+$/);
 
     const listing = await sluice('fleet', '--json', '--status', 'drift', '--tag', 'tier=gold');
     expect((JSON.parse(listing.out[0]!) as { tenants: FleetRecord[] }).tenants.map((t) => t.tenantId)).toEqual([

@@ -131,6 +131,7 @@ export async function fleetCommand(argv: string[], env: Env, output: Output): Pr
       );
     } else {
       for (const line of formatFleet(summary, query, page, behindTarget)) output.out(line);
+      if (page.nextCursor !== undefined) output.out(`more: sluice fleet ${nextPageArgs(argv, page.nextCursor)}`);
     }
     return 0;
   } finally {
@@ -173,8 +174,21 @@ function formatFleet(summary: FleetSummary, query: FleetQuery, page: FleetPage, 
     lines.push(`${what}${narrowed ? ` ${narrowed}` : ''}:`);
     lines.push(...formatTable(['TENANT', 'STATUS', 'VERSION', 'HOST', 'LAST RUN', 'ERROR'], page.tenants.map(row)));
   }
-  if (page.nextCursor !== undefined) lines.push(`more: sluice fleet … --cursor ${page.nextCursor}`);
   return lines;
+}
+
+/** The same command line for the next page: the flags as given, `--recount` dropped, the new cursor. */
+function nextPageArgs(argv: string[], cursor: string): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--cursor') {
+      i += 1;
+      continue;
+    }
+    if (argv[i]!.startsWith('--cursor=') || argv[i] === '--recount') continue;
+    kept.push(/^[\w@%+=:,./-]+$/.test(argv[i]!) ? argv[i]! : `'${argv[i]!.replace(/'/g, `'\\''`)}'`);
+  }
+  return [...kept, '--cursor', cursor].join(' ');
 }
 
 function row(r: FleetRecord): string[] {
