@@ -3,6 +3,9 @@ import type { RunAcceptedEvent, TenantOutcome } from '@sluice/contracts';
 import { type FleetRunContext, FleetSummaryDelta, nextFleetRecord } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
 
+/** Outcomes held for runs whose `accepted` event has not been seen, at most. */
+const MAX_WAITING = 100_000;
+
 export interface FleetWriterOptions {
   /** Record updates in flight at once. */
   concurrency?: number;
@@ -25,6 +28,7 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
   /** Runs' contexts by runId (from `accepted`); outcomes of a run not seen yet wait for it. */
   const runs = new Map<string, FleetRunContext>();
   const waiting = new Map<string, TenantOutcome[]>();
+  let waitingCount = 0;
   const queue: Array<{ outcome: TenantOutcome; run: FleetRunContext }> = [];
   /** Outcomes of each run queued or being written. */
   const perRun = new Map<string, number>();
@@ -42,8 +46,10 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
       ...(event.audit ? { audit: event.audit } : {}),
     };
     runs.set(event.runId, run);
-    for (const outcome of waiting.get(event.runId) ?? []) enqueue(outcome, run);
+    const early = waiting.get(event.runId) ?? [];
+    for (const outcome of early) enqueue(outcome, run);
     waiting.delete(event.runId);
+    waitingCount -= early.length;
     pump();
   }
 
@@ -52,9 +58,18 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
     if (outcome.status === 'skipped' || outcome.from === 'fleet-state') return;
     const run = runs.get(outcome.runId);
     if (!run) {
+      // Outcomes of a run whose `accepted` never comes (a malformed one) must not pile up forever.
+      if (waitingCount >= MAX_WAITING) {
+        logger.warn(
+          { runId: outcome.runId, tenantId: outcome.tenantId },
+          'fleet state: outcome of an unknown run dropped',
+        );
+        return;
+      }
       const list = waiting.get(outcome.runId) ?? [];
       list.push(outcome);
       waiting.set(outcome.runId, list);
+      waitingCount += 1;
       return;
     }
     enqueue(outcome, run);
