@@ -46,6 +46,8 @@ export const TenantTaskSchema = z.object({
   force: z.boolean().optional(),
   /** Run down files that changed since their up file ran. */
   allowChangedDown: z.boolean().optional(),
+  /** The tenant's registry tags, carried into its outcome for the fleet state (absent: none). */
+  tags: z.record(z.string(), z.string()).optional(),
 });
 export type TenantTask = z.infer<typeof TenantTaskSchema>;
 

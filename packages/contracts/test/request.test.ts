@@ -193,6 +193,13 @@ describe('a rollback request', () => {
     );
   });
 
+  it('reads every journal: no trust in the fleet state, no audit', () => {
+    expect(issues({ runId: 'undo', rollback: { runId: 'r1' }, trust: 'fleet-state' })).toEqual([
+      'rollback: a rollback reads every journal: it takes neither trust "fleet-state" nor an audit',
+    ]);
+    expect(issues({ runId: 'undo', rollback: { runId: 'r1' }, audit: 'verify', dryRun: true })).toHaveLength(1);
+  });
+
   it('lets any request run changed down files when it says so', () => {
     expect(MigrateRequestSchema.parse({ runId: 'down', target: 2, allowChangedDown: true }).allowChangedDown).toBe(
       true,

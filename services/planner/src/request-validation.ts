@@ -20,6 +20,13 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
   const candidateRunId = (raw as { runId?: unknown } | null)?.runId;
   const runId = RunIdSchema.safeParse(candidateRunId).success ? (candidateRunId as string) : undefined;
   if (!parsed.success) return { ok: false, ...(runId ? { runId } : {}), reasons: describeIssues(parsed.error) };
+  // An audit reads journals to check the fleet state: it applies nothing and trusts nothing.
+  if (parsed.data.audit && (parsed.data.dryRun !== true || parsed.data.trust === 'fleet-state'))
+    return {
+      ok: false,
+      runId: parsed.data.runId,
+      reasons: ['audit: an audit run is a dry run ("dryRun": true) and cannot trust the fleet state'],
+    };
   try {
     // A rollback's target is per tenant (the version the undone run found there): 0 on the bus.
     const { target } = parsed.data;
@@ -39,5 +46,8 @@ export function requestFingerprint(request: MigrateRequest, targetVersion: numbe
     h: request.maxPerHost ?? null,
     ...(request.rollback ? { b: request.rollback } : {}),
     ...(request.allowChangedDown ? { c: true } : {}),
+    // Only when asked, so the fingerprints of runs claimed before the field existed stay the same.
+    ...(request.trust === 'fleet-state' ? { tr: request.trust } : {}),
+    ...(request.audit ? { au: request.audit } : {}),
   });
 }

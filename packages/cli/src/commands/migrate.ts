@@ -33,6 +33,11 @@ exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4
       default: false,
       help: 'a target below a tenant: run down files changed since their up file ran',
     },
+    trust: {
+      type: 'string',
+      value: 'verified|fleet-state',
+      help: 'fleet-state: settle tenants the fleet state shows current at the target without reading them (default verified)',
+    },
     'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
     wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
     timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
@@ -71,6 +76,7 @@ interface MigrateValues extends Record<string, string | boolean | string[] | und
   'max-failure-rate'?: string;
   lint?: string;
   'allow-changed-down'?: boolean;
+  trust?: string;
   server?: string;
 }
 
@@ -114,6 +120,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
     ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
+    ...(values.trust !== undefined ? { trust: values.trust as 'verified' | 'fleet-state' } : {}),
   };
   return sendRequest(input, values, env, output);
 }
