@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { connectBus, openFleetStore } from '@sluice/bus';
 import type { TenantOutcome } from '@sluice/contracts';
+import { createLogger } from '@sluice/telemetry';
 import { listOutcomes, listRejected, REPO_ROOT, waitForCompleted, withFleetStack } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
+const logger = createLogger({ service: 'rollback-test', level: 'silent' });
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
 
 /** Every version has a way back but 4. */
@@ -169,6 +172,17 @@ describe('fleet rollback', () => {
     expect(await hasColumn(ids(1)[0]!, 'projects', 'account_id')).toBe(true);
     expect(await hasColumn(ids(4)[0]!, 'projects', 'account_id')).toBe(false);
     expect(await stack.fleet.migrationSessions()).toBe(0);
+
+    // The fleet state follows: a tenant taken back is recorded at the version it went back to.
+    const bus = await connectBus({ servers: stack.nats.url, name: 'rollback-test' }, logger);
+    try {
+      const store = await openFleetStore(bus);
+      await expect.poll(async () => (await store.get(ids(4)[0]!))?.run, { timeout: 30_000 }).toBe('undo-1');
+      expect(await store.get(ids(4)[0]!)).toMatchObject({ version: 1, status: 'current' });
+      expect(await store.get(ids(1)[0]!)).toMatchObject({ version: 2, status: 'current' });
+    } finally {
+      await bus.close();
+    }
   });
 
   it('a version without a down file fails only the tenants whose way back crosses it', async () => {
