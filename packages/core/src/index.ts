@@ -1,5 +1,13 @@
 export { AimdLimiter } from './aimd-limiter.js';
-export { classifyBottleneck } from './bottleneck.js';
+export { classifyBottleneck, workSignals, type WorkSignals } from './bottleneck.js';
+export {
+  type ConcurrencyPoint,
+  fitUsl,
+  hostWhatIf,
+  throughputByConcurrency,
+  uslThroughput,
+  type WorkInterval,
+} from './limit-what-if.js';
 export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
 export {

@@ -129,7 +129,7 @@ describe('classifyBottleneck', () => {
     const b = classifyBottleneck(runOf({ tenants: 8, timings: remote }, { wallMs: 600 }))!;
     expect(b.kind).toBe('io');
     expect(b.mode).toBe('working');
-    expect(b.label).toBe('waiting on I/O');
+    expect(b.label).toBe('network I/O');
     expect(b.lever).toMatch(/concurrency/i);
     expect(b.figures.ioShareOfWork).toBeGreaterThan(0.9);
   });

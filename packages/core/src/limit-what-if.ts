@@ -1,0 +1,234 @@
+import type { HostWhatIf } from '@sluice/contracts';
+
+/** One tenant's work on a host: connect to unlock, in ms on one clock. */
+export interface WorkInterval {
+  startMs: number;
+  endMs: number;
+}
+
+/** Throughput at one concurrency level (Little's law over the tenants that ran at about that level). */
+export interface ConcurrencyPoint {
+  concurrency: number;
+  /** Tenants per second. */
+  throughput: number;
+  tenants: number;
+}
+
+/** The fewest tenants that make a level a point, and the fewest levels that make a USL fit. */
+const MIN_TENANTS_PER_POINT = 3;
+const MIN_POINTS_FOR_FIT = 3;
+/** Share of the best throughput a limit must reach to count as the peak. */
+const KNEE = 0.95;
+
+const range = (cap: number): number[] => Array.from({ length: Math.max(1, Math.floor(cap)) }, (_, i) => i + 1);
+
+/**
+ * Each tenant's mean concurrency over its own interval (the host's tenants in flight, it included,
+ * averaged over its life), from the step function of all intervals. O(n log n).
+ */
+export function concurrencyOfEach(intervals: readonly WorkInterval[]): number[] {
+  const events: Array<[number, number]> = [];
+  for (const i of intervals) {
+    events.push([i.startMs, 1], [Math.max(i.startMs, i.endMs), -1]);
+  }
+  // Ends before starts at the same instant: a tenant that ends does not overlap one that begins.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const times: number[] = [];
+  const cumulative: number[] = []; // ∫ in-flight dt from the first event to times[k]
+  const level: number[] = []; // in flight just after times[k]
+  let inFlight = 0;
+  let area = 0;
+  let last = events[0]?.[0] ?? 0;
+  for (const [t, delta] of events) {
+    area += inFlight * (t - last);
+    last = t;
+    inFlight += delta;
+    if (times.length > 0 && times[times.length - 1] === t) {
+      cumulative[cumulative.length - 1] = area;
+      level[level.length - 1] = inFlight;
+    } else {
+      times.push(t);
+      cumulative.push(area);
+      level.push(inFlight);
+    }
+  }
+  const integralAt = (t: number): number => {
+    // The last event at or before t.
+    let lo = 0;
+    let hi = times.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (times[mid]! <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return cumulative[lo]! + level[lo]! * (t - times[lo]!);
+  };
+  return intervals.map((i) => {
+    const span = i.endMs - i.startMs;
+    if (span <= 0) return 1;
+    return Math.max(1, (integralAt(i.endMs) - integralAt(i.startMs)) / span);
+  });
+}
+
+/** Throughput per concurrency level: tenants grouped by their mean concurrency, X = N / R (Little). */
+export function throughputByConcurrency(intervals: readonly WorkInterval[]): ConcurrencyPoint[] {
+  const levels = concurrencyOfEach(intervals);
+  const buckets = new Map<number, { n: number; r: number; count: number }>();
+  intervals.forEach((interval, k) => {
+    const n = levels[k]!;
+    // Whole levels up to 12, then coarser steps (an eighth of the level) so each holds tenants.
+    const step = n <= 12 ? 1 : Math.max(1, Math.round(n / 8));
+    const key = Math.round(n / step) * step;
+    const b = buckets.get(key) ?? { n: 0, r: 0, count: 0 };
+    b.n += n;
+    b.r += Math.max(0.01, interval.endMs - interval.startMs);
+    b.count += 1;
+    buckets.set(key, b);
+  });
+  return [...buckets.values()]
+    .filter((b) => b.count >= MIN_TENANTS_PER_POINT)
+    .map((b) => ({
+      concurrency: round(b.n / b.count),
+      throughput: round(b.n / b.count / (b.r / b.count / 1_000)),
+      tenants: b.count,
+    }))
+    .sort((a, b) => a.concurrency - b.concurrency);
+}
+
+/**
+ * The Universal Scalability Law fitted to the points: X(N) = λN / (1 + σ(N−1) + κN(N−1)), as the
+ * linear least squares of N/X = a + b(N−1) + cN(N−1) weighted by tenants (λ = 1/a, σ = b/a,
+ * κ = c/a), with σ and κ kept non-negative. Undefined with too few distinct levels.
+ */
+export function fitUsl(
+  points: readonly ConcurrencyPoint[],
+): { lambda: number; sigma: number; kappa: number } | undefined {
+  if (points.length < MIN_POINTS_FOR_FIT) return undefined;
+  const ns = points.map((p) => p.concurrency);
+  if (Math.max(...ns) < 1.5 * Math.min(...ns)) return undefined;
+  const rows = points.map((p) => ({
+    x: [1, p.concurrency - 1, p.concurrency * (p.concurrency - 1)],
+    y: p.concurrency / Math.max(1e-9, p.throughput),
+    w: p.tenants,
+  }));
+  // Try the full model, then drop whichever coefficient came out negative.
+  for (const keep of [[0, 1, 2], [0, 2], [0, 1], [0]]) {
+    const beta = weightedLeastSquares(
+      rows.map((r) => ({ x: keep.map((k) => r.x[k]!), y: r.y, w: r.w })),
+      keep.length,
+    );
+    if (!beta || beta.some((v, i) => (keep[i] === 0 ? v <= 0 : v < 0))) continue;
+    const coef = [0, 0, 0];
+    keep.forEach((k, i) => (coef[k] = beta[i]!));
+    const [a, b, c] = coef as [number, number, number];
+    return { lambda: 1 / a, sigma: b / a, kappa: c / a };
+  }
+  return undefined;
+}
+
+/** Throughput the USL predicts at concurrency n. */
+export function uslThroughput(model: { lambda: number; sigma: number; kappa: number }, n: number): number {
+  return (model.lambda * n) / (1 + model.sigma * (n - 1) + model.kappa * n * (n - 1));
+}
+
+export interface WhatIfInput {
+  host: string;
+  intervals: readonly WorkInterval[];
+  /** The run's wall time. */
+  wallMs: number;
+  /** No limit above this helps (the executors' slots over all replicas); 0 or none: no cap. */
+  slotCap?: number;
+}
+
+/**
+ * What a different limit would do to one host: its points, the USL when it fits, the limit at which
+ * throughput peaks, and the run's wall time predicted with the host at that limit. The prediction
+ * scales the host's busy span by the throughput ratio (the model's, at the mean concurrency seen
+ * and at the same share of the new limit), so what the model gets wrong in absolute terms
+ * cancels; the rest of the run's time (planning, start-up) is kept as it was.
+ */
+export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
+  const { intervals } = input;
+  if (intervals.length < MIN_TENANTS_PER_POINT) return undefined;
+  const points = throughputByConcurrency(intervals);
+  if (points.length === 0) return undefined;
+  const firstStart = Math.min(...intervals.map((i) => i.startMs));
+  const lastEnd = Math.max(...intervals.map((i) => i.endMs));
+  const span = Math.max(1, lastEnd - firstStart);
+  const busy = intervals.reduce((sum, i) => sum + Math.max(0, i.endMs - i.startMs), 0);
+  const observedConcurrency = busy / span;
+  const levels = concurrencyOfEach(intervals);
+  const highest = Math.max(...levels);
+  const cap = Math.max(
+    1,
+    Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length, 2 * Math.ceil(highest)),
+  );
+
+  const usl = fitUsl(points);
+  const throughputAt = usl ? (n: number) => uslThroughput(usl, n) : (n: number) => interpolate(points, n);
+  // The knee: the smallest limit that reaches 95% of the best throughput up to the cap. Past it a
+  // higher limit buys little and loads the host; a flat curve (a saturated host) puts it low.
+  const best = Math.max(...range(cap).map(throughputAt));
+  const peakLimit = range(cap).find((n) => throughputAt(n) >= KNEE * best) ?? cap;
+  const stillRising = peakLimit >= Math.ceil(highest);
+  // The share of its limit the host kept in flight (ramp and drain), assumed the same at the new one.
+  const utilisation = Math.min(1, observedConcurrency / Math.max(1, Math.ceil(highest)));
+  const atPeak = Math.max(1, utilisation * peakLimit);
+  const ratio = throughputAt(observedConcurrency) / Math.max(1e-9, throughputAt(atPeak));
+  const predictedWallMs = Math.max(0, input.wallMs - span) + span * ratio;
+  return {
+    host: input.host,
+    model: usl ? 'usl' : 'observed',
+    points,
+    ...(usl ? { sigma: round(usl.sigma), kappa: round(usl.kappa) } : {}),
+    observedConcurrency: round(observedConcurrency),
+    peakLimit,
+    stillRising,
+    peakThroughput: round(throughputAt(peakLimit)),
+    wallMs: Math.round(input.wallMs),
+    predictedWallMs: Math.round(predictedWallMs),
+  };
+}
+
+/** Throughput between the points seen (Little's law below the lowest, flat above the highest). */
+function interpolate(points: readonly ConcurrencyPoint[], n: number): number {
+  const first = points[0]!;
+  if (n <= first.concurrency) return (first.throughput * n) / first.concurrency;
+  for (let k = 1; k < points.length; k++) {
+    const a = points[k - 1]!;
+    const b = points[k]!;
+    if (n <= b.concurrency)
+      return a.throughput + ((b.throughput - a.throughput) * (n - a.concurrency)) / (b.concurrency - a.concurrency);
+  }
+  return points[points.length - 1]!.throughput;
+}
+
+/** Solves the weighted normal equations (size ≤ 3) by Gaussian elimination; undefined when singular. */
+function weightedLeastSquares(
+  rows: ReadonlyArray<{ x: number[]; y: number; w: number }>,
+  size: number,
+): number[] | undefined {
+  const m = Array.from({ length: size }, () => new Array<number>(size + 1).fill(0));
+  for (const r of rows) {
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) m[i]![j]! += r.w * r.x[i]! * r.x[j]!;
+      m[i]![size]! += r.w * r.x[i]! * r.y;
+    }
+  }
+  for (let col = 0; col < size; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < size; r++) if (Math.abs(m[r]![col]!) > Math.abs(m[pivot]![col]!)) pivot = r;
+    if (Math.abs(m[pivot]![col]!) < 1e-12) return undefined;
+    [m[col], m[pivot]] = [m[pivot]!, m[col]!];
+    for (let r = 0; r < size; r++) {
+      if (r === col) continue;
+      const f = m[r]![col]! / m[col]![col]!;
+      for (let c = col; c <= size; c++) m[r]![c]! -= f * m[col]![c]!;
+    }
+  }
+  return m.map((row, i) => row[size]! / row[i]!);
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
