@@ -111,19 +111,26 @@ export function fitUsl(
     y: p.concurrency / Math.max(1e-9, p.throughput),
     w: p.tenants,
   }));
-  // Try the full model, then drop whichever coefficient came out negative.
-  for (const keep of [[0, 1, 2], [0, 2], [0, 1], [0]]) {
+  // The full model, and the models with σ or κ (or both) held at 0: the valid one that fits best.
+  let best: { coef: number[]; residual: number } | undefined;
+  for (const keep of [[0], [0, 1], [0, 2], [0, 1, 2]]) {
     const beta = weightedLeastSquares(
       rows.map((r) => ({ x: keep.map((k) => r.x[k]!), y: r.y, w: r.w })),
       keep.length,
     );
-    if (!beta || beta.some((v, i) => (keep[i] === 0 ? v <= 0 : v < 0))) continue;
+    if (!beta || beta.some((v, i) => (keep[i] === 0 ? v <= 0 : v < -1e-12))) continue;
     const coef = [0, 0, 0];
-    keep.forEach((k, i) => (coef[k] = beta[i]!));
-    const [a, b, c] = coef as [number, number, number];
-    return { lambda: 1 / a, sigma: b / a, kappa: c / a };
+    keep.forEach((k, i) => (coef[k] = Math.max(0, beta[i]!)));
+    const residual = rows.reduce((sum, r) => {
+      const e = r.y - (coef[0]! * r.x[0]! + coef[1]! * r.x[1]! + coef[2]! * r.x[2]!);
+      return sum + r.w * e * e;
+    }, 0);
+    // Simplest first: a model with more coefficients must fit strictly better to win.
+    if (!best || residual < best.residual * (1 - 1e-6)) best = { coef, residual };
   }
-  return undefined;
+  if (!best) return undefined;
+  const [a, b, c] = best.coef as [number, number, number];
+  return { lambda: 1 / a, sigma: b / a, kappa: c / a };
 }
 
 /** Throughput the USL predicts at concurrency n. */
