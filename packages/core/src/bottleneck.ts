@@ -220,7 +220,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     const w = peakOf(host.host);
     const advice =
       w && !w.stillRising
-        ? ` Throughput peaked at about ${w.peakLimit} in flight (${w.model === 'usl' ? 'USL fit' : 'best level seen'}, ${w.observedConcurrency.toFixed(1)} on average this run): a limit of ${w.peakLimit} predicts ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`
+        ? ` What-if (${w.model === 'usl' ? 'USL fit' : 'best level seen'} over the levels this run passed through, ${w.observedConcurrency.toFixed(1)} in flight on average): a limit of ${w.peakLimit} is within 5% of the best throughput, predicted run time ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`
         : '';
     return verdict(
       'hostSaturated',
@@ -234,8 +234,8 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     const w = peakOf(host);
     if (!w) return '';
     return w.stillRising
-      ? ` Throughput was still rising at ${w.observedConcurrency.toFixed(1)} in flight: try a limit of ${w.peakLimit} (predicted ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}).`
-      : ` Throughput peaks at about ${w.peakLimit} in flight (predicted ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}).`;
+      ? ` What-if: throughput was still rising at ${w.observedConcurrency.toFixed(1)} in flight; a limit of ${w.peakLimit} predicts ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`
+      : ` What-if: a limit of ${w.peakLimit} is within 5% of the best throughput, predicted ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`;
   };
   const networkLine = `${pct(networkShareOfWork)} of each tenant's work was network round trips${ws.known ? ' at their baseline' : ''}`;
 

@@ -5,6 +5,7 @@ export {
   fitUsl,
   hostWhatIf,
   throughputByConcurrency,
+  throughputByWindow,
   uslThroughput,
   type WorkInterval,
 } from './limit-what-if.js';

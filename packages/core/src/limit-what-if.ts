@@ -76,9 +76,7 @@ export function throughputByConcurrency(intervals: readonly WorkInterval[]): Con
   const buckets = new Map<number, { n: number; r: number; count: number }>();
   intervals.forEach((interval, k) => {
     const n = levels[k]!;
-    // Whole levels up to 12, then coarser steps (an eighth of the level) so each holds tenants.
-    const step = n <= 12 ? 1 : Math.max(1, Math.round(n / 8));
-    const key = Math.round(n / step) * step;
+    const key = levelKey(n);
     const b = buckets.get(key) ?? { n: 0, r: 0, count: 0 };
     b.n += n;
     b.r += Math.max(0.01, interval.endMs - interval.startMs);
@@ -93,6 +91,54 @@ export function throughputByConcurrency(intervals: readonly WorkInterval[]): Con
       tenants: b.count,
     }))
     .sort((a, b) => a.concurrency - b.concurrency);
+}
+
+/**
+ * Throughput per concurrency level over time windows: the host's busy span cut into windows at
+ * least twice as long as a typical tenant, each giving its mean tenants in flight and its
+ * completions per second, grouped by level. Catches what per-tenant means blur: the drain at the
+ * end of a run (levels falling to 1) and the levels an adaptive limit passed through.
+ */
+export function throughputByWindow(intervals: readonly WorkInterval[]): ConcurrencyPoint[] {
+  if (intervals.length === 0) return [];
+  const first = Math.min(...intervals.map((i) => i.startMs));
+  const last = Math.max(...intervals.map((i) => i.endMs));
+  const durations = intervals.map((i) => Math.max(0, i.endMs - i.startMs)).sort((a, b) => a - b);
+  const median = durations[Math.floor(durations.length / 2)]!;
+  const width = Math.max(2 * median, (last - first) / 40, 1);
+  const count = Math.max(1, Math.ceil((last - first) / width));
+  const area = new Array<number>(count).fill(0);
+  const done = new Array<number>(count).fill(0);
+  for (const i of intervals) {
+    const end = Math.max(i.startMs, i.endMs);
+    done[Math.min(count - 1, Math.floor((end - first) / width))]! += 1;
+    for (let w = Math.floor((i.startMs - first) / width); w < count && first + w * width < end; w++) {
+      const lo = Math.max(i.startMs, first + w * width);
+      const hi = Math.min(end, first + (w + 1) * width);
+      if (hi > lo) area[w]! += hi - lo;
+    }
+  }
+  const buckets = new Map<number, { n: number; x: number; weight: number }>();
+  for (let w = 0; w < count; w++) {
+    const n = area[w]! / width;
+    if (n < 0.5 || done[w]! === 0) continue;
+    const key = levelKey(n);
+    const b = buckets.get(key) ?? { n: 0, x: 0, weight: 0 };
+    b.n += n * done[w]!;
+    b.x += (done[w]! / width) * 1_000 * done[w]!;
+    b.weight += done[w]!;
+    buckets.set(key, b);
+  }
+  return [...buckets.values()]
+    .filter((b) => b.weight >= MIN_TENANTS_PER_POINT)
+    .map((b) => ({ concurrency: round(b.n / b.weight), throughput: round(b.x / b.weight), tenants: b.weight }))
+    .sort((a, b) => a.concurrency - b.concurrency);
+}
+
+/** Whole levels up to 12, then coarser steps (an eighth of the level) so each holds tenants. */
+function levelKey(n: number): number {
+  const step = n <= 12 ? 1 : Math.max(1, Math.round(n / 8));
+  return Math.round(n / step) * step;
 }
 
 /**
@@ -148,40 +194,47 @@ export interface WhatIfInput {
 }
 
 /**
- * What a different limit would do to one host: its points, the USL when it fits, the limit at which
- * throughput peaks, and the run's wall time predicted with the host at that limit. The prediction
- * scales the host's busy span by the throughput ratio (the model's, at the mean concurrency seen
- * and at the same share of the new limit), so what the model gets wrong in absolute terms
- * cancels; the rest of the run's time (planning, start-up) is kept as it was.
+ * What a different limit would do to one host: its points (per tenant and per time window), the
+ * USL when it fits, the limit at which throughput peaks, and the run's wall time predicted with the
+ * host at that limit. A limit L is taken to keep the same share of itself in flight as this run
+ * kept of its highest level (ramp, drain and cuts included); the prediction scales the host's busy
+ * span by the model's throughput ratio (at the mean concurrency seen, and at that share of L), so
+ * what the model gets wrong in absolute terms cancels, and keeps the rest of the run's time
+ * (planning, start-up). The peak is the smallest limit within 5% of the best predicted throughput,
+ * searched from a little below the lowest level seen (no extrapolation far below the data) to
+ * twice the highest.
  */
 export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   const { intervals } = input;
   if (intervals.length < MIN_TENANTS_PER_POINT) return undefined;
-  const points = throughputByConcurrency(intervals);
+  // Per-tenant points first; windows only add the levels below them (the drain), where per-tenant
+  // means never reach: a window that straddles a change of level is the rougher estimate.
+  const perTenant = throughputByConcurrency(intervals);
+  const floor = perTenant[0]?.concurrency ?? Number.POSITIVE_INFINITY;
+  const points = [...throughputByWindow(intervals).filter((p) => p.concurrency < 0.75 * floor), ...perTenant].sort(
+    (a, b) => a.concurrency - b.concurrency,
+  );
   if (points.length === 0) return undefined;
   const firstStart = Math.min(...intervals.map((i) => i.startMs));
   const lastEnd = Math.max(...intervals.map((i) => i.endMs));
   const span = Math.max(1, lastEnd - firstStart);
   const busy = intervals.reduce((sum, i) => sum + Math.max(0, i.endMs - i.startMs), 0);
   const observedConcurrency = busy / span;
-  const levels = concurrencyOfEach(intervals);
-  const highest = Math.max(...levels);
-  const cap = Math.max(
-    1,
-    Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length, 2 * Math.ceil(highest)),
-  );
+  const highest = Math.ceil(Math.max(...concurrencyOfEach(intervals)));
+  const lowestSeen = Math.max(1, points[0]!.concurrency);
+  const cap = Math.max(1, Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length, 2 * highest));
 
   const usl = fitUsl(points);
   const throughputAt = usl ? (n: number) => uslThroughput(usl, n) : (n: number) => interpolate(points, n);
-  // The knee: the smallest limit that reaches 95% of the best throughput up to the cap. Past it a
-  // higher limit buys little and loads the host; a flat curve (a saturated host) puts it low.
-  const best = Math.max(...range(cap).map(throughputAt));
-  const peakLimit = range(cap).find((n) => throughputAt(n) >= KNEE * best) ?? cap;
-  const stillRising = peakLimit >= Math.ceil(highest);
-  // The share of its limit the host kept in flight (ramp and drain), assumed the same at the new one.
-  const utilisation = Math.min(1, observedConcurrency / Math.max(1, Math.ceil(highest)));
-  const atPeak = Math.max(1, utilisation * peakLimit);
-  const ratio = throughputAt(observedConcurrency) / Math.max(1e-9, throughputAt(atPeak));
+  // The share of its limit the host kept in flight (ramp, drain, cuts), assumed the same at another.
+  const utilisation = Math.min(1, observedConcurrency / Math.max(1, highest));
+  const inFlightAt = (limit: number): number => Math.max(1, utilisation * limit);
+  const lowestLimit = Math.max(1, Math.min(cap, Math.floor((0.75 * lowestSeen) / utilisation)));
+  const candidates = range(cap).filter((l) => l >= lowestLimit);
+  const best = Math.max(...candidates.map((l) => throughputAt(inFlightAt(l))));
+  const peakLimit = candidates.find((l) => throughputAt(inFlightAt(l)) >= KNEE * best) ?? cap;
+  const stillRising = peakLimit > highest;
+  const ratio = throughputAt(observedConcurrency) / Math.max(1e-9, throughputAt(inFlightAt(peakLimit)));
   const predictedWallMs = Math.max(0, input.wallMs - span) + span * ratio;
   return {
     host: input.host,
@@ -191,7 +244,7 @@ export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
     observedConcurrency: round(observedConcurrency),
     peakLimit,
     stillRising,
-    peakThroughput: round(throughputAt(peakLimit)),
+    peakThroughput: round(throughputAt(inFlightAt(peakLimit))),
     wallMs: Math.round(input.wallMs),
     predictedWallMs: Math.round(predictedWallMs),
   };
