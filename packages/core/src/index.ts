@@ -1,14 +1,5 @@
 export { AimdLimiter } from './aimd-limiter.js';
-export { classifyBottleneck, workSignals, type WorkSignals } from './bottleneck.js';
-export {
-  type ConcurrencyPoint,
-  fitUsl,
-  hostWhatIf,
-  throughputByConcurrency,
-  throughputByWindow,
-  uslThroughput,
-  type WorkInterval,
-} from './limit-what-if.js';
+export { classifyBottleneck, type WorkSignals,workSignals } from './bottleneck.js';
 export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
 export {
@@ -31,6 +22,15 @@ export {
   toOutcomeError,
   TransientError,
 } from './errors.js';
+export {
+  type ConcurrencyPoint,
+  fitUsl,
+  hostWhatIf,
+  throughputByConcurrency,
+  throughputByWindow,
+  uslThroughput,
+  type WorkInterval,
+} from './limit-what-if.js';
 export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
 export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
 export { type JournalEntry, planTenant, type TenantPlan } from './migration-plan.js';
