@@ -89,7 +89,12 @@ export async function startExecutorService(
   });
   hostLimit = (host) => scheduler.limitOf(host);
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
-  registerExecutorMetrics(registry, { scheduler, slots: config.concurrency, deliveries: delivery.events });
+  registerExecutorMetrics(registry, {
+    scheduler,
+    slots: config.concurrency,
+    deliveries: delivery.events,
+    ...(load ? { load: () => load.current() } : {}),
+  });
   const metrics = await startMetricsServer(registry, {
     port: config.metricsPort,
     host: config.metricsHost,
