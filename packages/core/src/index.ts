@@ -1,5 +1,5 @@
 export { AimdLimiter } from './aimd-limiter.js';
-export { classifyBottleneck, type WorkSignals,workSignals } from './bottleneck.js';
+export { classifyBottleneck, type WorkSignals, workSignals } from './bottleneck.js';
 export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
 export {

@@ -191,6 +191,11 @@ export interface WhatIfInput {
   wallMs: number;
   /** No limit above this helps (the executors' slots over all replicas); 0 or none: no cap. */
   slotCap?: number;
+  /**
+   * Each interval stands for this many tenants (a huge host's intervals are thinned to every
+   * n-th tenant, evenly over the run): levels and throughputs are scaled back up by it.
+   */
+  scale?: number;
 }
 
 /**
@@ -206,23 +211,28 @@ export interface WhatIfInput {
  */
 export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   const { intervals } = input;
+  const scale = Math.max(1, input.scale ?? 1);
   if (intervals.length < MIN_TENANTS_PER_POINT) return undefined;
+  const scaled = (p: ConcurrencyPoint): ConcurrencyPoint =>
+    scale === 1
+      ? p
+      : { concurrency: round(p.concurrency * scale), throughput: round(p.throughput * scale), tenants: p.tenants };
   // Per-tenant points first; windows only add the levels below them (the drain), where per-tenant
   // means never reach: a window that straddles a change of level is the rougher estimate.
   const perTenant = throughputByConcurrency(intervals);
   const floor = perTenant[0]?.concurrency ?? Number.POSITIVE_INFINITY;
-  const points = [...throughputByWindow(intervals).filter((p) => p.concurrency < 0.75 * floor), ...perTenant].sort(
-    (a, b) => a.concurrency - b.concurrency,
-  );
+  const points = [...throughputByWindow(intervals).filter((p) => p.concurrency < 0.75 * floor), ...perTenant]
+    .map(scaled)
+    .sort((a, b) => a.concurrency - b.concurrency);
   if (points.length === 0) return undefined;
   const firstStart = Math.min(...intervals.map((i) => i.startMs));
   const lastEnd = Math.max(...intervals.map((i) => i.endMs));
   const span = Math.max(1, lastEnd - firstStart);
   const busy = intervals.reduce((sum, i) => sum + Math.max(0, i.endMs - i.startMs), 0);
-  const observedConcurrency = busy / span;
-  const highest = Math.ceil(Math.max(...concurrencyOfEach(intervals)));
+  const observedConcurrency = (busy / span) * scale;
+  const highest = Math.ceil(Math.max(...concurrencyOfEach(intervals)) * scale);
   const lowestSeen = Math.max(1, points[0]!.concurrency);
-  const cap = Math.max(1, Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length, 2 * highest));
+  const cap = Math.max(1, Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length * scale, 2 * highest));
 
   const usl = fitUsl(points);
   const throughputAt = usl ? (n: number) => uslThroughput(usl, n) : (n: number) => interpolate(points, n);

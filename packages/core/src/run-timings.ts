@@ -40,8 +40,11 @@ interface HostBook {
   atLimit: number;
   limit: number | null;
   signals: SignalBook;
-  /** Each tenant's work on the host (connect to unlock), for the what-if; capped. */
+  /** Every `stride`-th tenant's work on the host (connect to unlock), for the what-if. */
   intervals: WorkInterval[];
+  /** Tenants seen with an interval, and how many each kept interval stands for. */
+  seen: number;
+  stride: number;
 }
 
 /** Sums of the signals of a host's tenants that sent them (see `HostSignals`). */
@@ -66,7 +69,10 @@ interface SignalBook {
   limitMax: number | null;
 }
 
-/** Intervals kept per host for the what-if: enough levels, bounded memory on huge runs. */
+/**
+ * Intervals kept per host for the what-if: enough levels, bounded memory on huge runs. Past it,
+ * every other one is dropped and the stride doubles, so what is kept stays spread over the run.
+ */
 const MAX_INTERVALS_PER_HOST = 20_000;
 
 /** One queue sample of a host: tasks waiting, in flight, and the host's limit. */
@@ -110,8 +116,14 @@ export class RunTimingBook {
     addTimings(book.totals, outcome.timings);
     const t = outcome.timings;
     const end = outcome.finishedAt ? Date.parse(outcome.finishedAt) : Number.NaN;
-    if (Number.isFinite(end) && t.totalMs !== undefined && book.intervals.length < MAX_INTERVALS_PER_HOST)
-      book.intervals.push({ startMs: end - t.totalMs, endMs: end });
+    if (Number.isFinite(end) && t.totalMs !== undefined) {
+      if (book.seen % book.stride === 0) book.intervals.push({ startMs: end - t.totalMs, endMs: end });
+      book.seen += 1;
+      if (book.intervals.length >= MAX_INTERVALS_PER_HOST) {
+        book.intervals = book.intervals.filter((_, i) => i % 2 === 0);
+        book.stride *= 2;
+      }
+    }
     if (signals) addSignals(book.signals, t, signals);
   }
 
@@ -170,7 +182,9 @@ export class RunTimingBook {
     return [...this.hosts.entries()]
       .sort(([, a], [, b]) => hostTime(b.totals) - hostTime(a.totals))
       .slice(0, maxHosts)
-      .map(([host, book]) => hostWhatIf({ host, intervals: book.intervals, wallMs, slotCap: slots }))
+      .map(([host, book]) =>
+        hostWhatIf({ host, intervals: book.intervals, wallMs, slotCap: slots, scale: book.stride }),
+      )
       .filter((w): w is HostWhatIf => w !== undefined);
   }
 
@@ -184,6 +198,8 @@ export class RunTimingBook {
         limit: null,
         signals: emptySignals(),
         intervals: [],
+        seen: 0,
+        stride: 1,
       };
       this.hosts.set(host, book);
     }

@@ -113,3 +113,23 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
     expect(s.networkFloorMs).toBe(18);
   });
 });
+
+describe('the what-if of a huge host', () => {
+  it('keeps a bounded, evenly thinned sample and scales it back', () => {
+    const book = new RunTimingBook();
+    // 50,000 tenants, 10 at a time, 100 ms each: 100 per second over 500 s.
+    for (let i = 0; i < 50_000; i++) {
+      const end = 1_000_000 + Math.floor(i / 10) * 100 + 100;
+      book.add({
+        host: 'big:5432',
+        executorId: 'x1',
+        executorSlots: 10,
+        timings: { connectMs: 5, journalMs: 1, executeMs: 94, serverMs: 90, totalMs: 100, workMs: 100 },
+        finishedAt: new Date(end).toISOString(),
+      });
+    }
+    const [w] = book.whatIf(500_000);
+    expect(w!.observedConcurrency).toBeCloseTo(10, 0);
+    expect(Math.max(...w!.points.map((p) => p.throughput))).toBeGreaterThan(90);
+  });
+});

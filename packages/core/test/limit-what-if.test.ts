@@ -81,3 +81,17 @@ describe('what a different limit would do', () => {
     expect(hostWhatIf({ host: 'db:1', intervals: [{ startMs: 0, endMs: 1 }], wallMs: 1 })).toBeUndefined();
   });
 });
+
+describe('what-if on a thinned sample', () => {
+  it('scales levels and throughput back up by the stride', () => {
+    const all = rampOf([4, 8], 10, () => 100);
+    const every2nd = all.filter((_, i) => i % 2 === 0);
+    const full = hostWhatIf({ host: 'db:1', intervals: all, wallMs: 2_000 })!;
+    const thinned = hostWhatIf({ host: 'db:1', intervals: every2nd, wallMs: 2_000, scale: 2 })!;
+    expect(thinned.observedConcurrency).toBeCloseTo(full.observedConcurrency, 0);
+    expect(Math.max(...thinned.points.map((p) => p.throughput))).toBeCloseTo(
+      Math.max(...full.points.map((p) => p.throughput)),
+      -1,
+    );
+  });
+});
