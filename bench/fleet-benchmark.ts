@@ -76,7 +76,7 @@ const { values } = parseArgs({
     'write-readme': { type: 'boolean', default: false },
     /** `contenders` or `ceiling`: run one part only (the report then holds that part). */
     only: { type: 'string' },
-    /** Write V8 CPU profiles of the ceiling's services to this folder. */
+    /** Write V8 CPU profiles of the executors (real path) and of the ceiling's services to this folder. */
     profile: { type: 'string' },
   },
 });
@@ -196,11 +196,11 @@ try {
     const executors: ServiceProcess[] = [];
     for (let r = 1; r <= replicas; r++)
       executors.push(
-        await startService('executor', {
-          ...env,
-          SLUICE_EXECUTOR_ID: `bench-x${r}`,
-          SLUICE_CONCURRENCY: String(CONCURRENCY),
-        }),
+        await startService(
+          'executor',
+          { ...env, SLUICE_EXECUTOR_ID: `bench-x${r}`, SLUICE_CONCURRENCY: String(CONCURRENCY) },
+          { nodeArgs: PROFILE_ARGS },
+        ),
       );
     const runId = `bench-${Date.now().toString(36)}-${++runCounter}`;
     const meter = startCpuMeter({

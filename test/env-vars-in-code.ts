@@ -22,7 +22,7 @@ export const readByLibrary = (name: string): boolean => LIBRARY_ENV.some((l) => 
 
 /** The patterns by which code reads a variable: the config reader (`e.int('X', …)`) or `env.X`. */
 const READS = [
-  /\be\.(?:string|int|duration|optional|oneOf|bool|boolean|list|url)\(\s*'([A-Z][A-Z0-9_]+)'/g,
+  /\be\.(?:string|int|duration|bytes|optional|oneOf|bool|boolean|list|url)\(\s*'([A-Z][A-Z0-9_]+)'/g,
   /\benv\.([A-Z][A-Z0-9_]+)\b/g,
   /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g,
 ];

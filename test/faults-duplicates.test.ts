@@ -1,20 +1,13 @@
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import {
-  fleetServiceEnv,
-  type NatsServerHandle,
-  startNatsServer,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
-  faultWorkspace,
+  type FaultStack,
+  faultStack,
   journalProblems,
   markTenants,
-  natsClient,
   outcomesByTenant,
   subjectCount,
 } from './faults-support.js';
@@ -22,40 +15,26 @@ import {
 const TENANTS = 60;
 
 describe('duplicates: a request published three times and tasks delivered twice are one run, each version applied once', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let ws: Awaited<ReturnType<typeof faultWorkspace>>;
-  let fleet: TenantFleet;
-  let registry: string;
+  let stack: FaultStack;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    ({ nc, jsm } = await natsClient(nats.url));
-    ws = await faultWorkspace('fx-dup');
-    ({ fleet, registry } = await ws.fleet('sluice_fx_dup', TENANTS));
+    stack = await faultStack('fx-dup', TENANTS);
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await ws?.dispose();
-    await nats?.dispose();
-  });
+  afterAll(() => stack?.dispose());
 
   it('the same request three times (with and without a message id, at once): one run, one outcome per tenant', async () => {
+    const { nc, jsm, ws, fleet } = stack;
     // The ack wait (set by the planner on the host consumer) is shorter than the slow tenants'
     // migration, and the executors' in-progress heartbeats come too late (every 10 s), so those
     // tasks really are redelivered by JetStream while their first delivery is still at work.
-    const env = fleetServiceEnv(
-      { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      {
-        SLUICE_DISCOVERY_INTERVAL: '200ms',
-        SLUICE_RETRY_BASE: '300ms',
-        SLUICE_RETRY_MAX: '1s',
-        SLUICE_MAX_ATTEMPTS: '30',
-        SLUICE_HOST_LIMIT: '6',
-      },
-    );
+    const env = stack.env({
+      SLUICE_DISCOVERY_INTERVAL: '200ms',
+      SLUICE_RETRY_BASE: '300ms',
+      SLUICE_RETRY_MAX: '1s',
+      SLUICE_MAX_ATTEMPTS: '30',
+      SLUICE_HOST_LIMIT: '6',
+    });
     const slow = new Set(fleet.tenants.slice(0, 4).map((t) => t.tenantId));
     await markTenants(fleet, slow, { slowSeconds: 6 });
     await ws.start('reporter', env);

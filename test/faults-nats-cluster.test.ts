@@ -1,21 +1,14 @@
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import {
-  countOutcomes,
-  fleetServiceEnv,
-  type NatsClusterHandle,
-  startNatsCluster,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { countOutcomes, type NatsClusterHandle, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
-  faultWorkspace,
+  type FaultStack,
+  faultStack,
   journalProblems,
   markTenants,
-  natsClient,
   outcomesByTenant,
   subjectCount,
 } from './faults-support.js';
@@ -26,43 +19,29 @@ const TENANTS = 200;
 const outcomesSoFar = (nc: NatsConnection, runId: string): Promise<number> => countOutcomes(nc, runId).catch(() => -1);
 
 describe('a three-node NATS cluster loses a node in the middle of a run', () => {
-  let cluster: NatsClusterHandle;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let ws: Awaited<ReturnType<typeof faultWorkspace>>;
-  let fleet: TenantFleet;
-  let registry: string;
+  let stack: FaultStack<NatsClusterHandle>;
 
   beforeAll(async () => {
-    cluster = await startNatsCluster({ size: 3 });
-    ({ nc, jsm } = await natsClient(cluster.url));
-    ws = await faultWorkspace('fx-cluster');
-    ({ fleet, registry } = await ws.fleet('sluice_fx_cluster', TENANTS));
-    await markTenants(fleet, new Set(fleet.tenants.map((t) => t.tenantId)), { slowSeconds: 0.05 });
+    stack = await faultStack<NatsClusterHandle>('fx-cluster', TENANTS, { clusterSize: 3 });
+    await markTenants(stack.fleet, new Set(stack.fleet.tenants.map((t) => t.tenantId)), { slowSeconds: 0.05 });
   });
 
   // Stopping four services against the cluster and dropping 200 databases outlasts the default hook timeout on a busy machine.
-  afterAll(async () => {
-    await nc?.close();
-    await ws?.dispose();
-    await cluster?.dispose();
-  }, 300_000);
+  afterAll(() => stack?.dispose(), 300_000);
 
   it('streams with 3 replicas: a node SIGKILLed and restarted mid-run, every tenant exactly once', async () => {
-    const env = fleetServiceEnv(
-      { natsUrl: cluster.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      {
-        SLUICE_STREAM_REPLICAS: '3',
-        SLUICE_DISCOVERY_INTERVAL: '200ms',
-        SLUICE_HOST_LIMIT: '6',
-        SLUICE_ACK_WAIT: '5s',
-        SLUICE_RETRY_BASE: '300ms',
-        SLUICE_RETRY_MAX: '2s',
-        SLUICE_MAX_ATTEMPTS: '20',
-        SLUICE_RECONCILE_AFTER: '10s',
-        SLUICE_RECONCILE_INTERVAL: '2s',
-      },
-    );
+    const { nats: cluster, nc, jsm, ws, fleet } = stack;
+    const env = stack.env({
+      SLUICE_STREAM_REPLICAS: '3',
+      SLUICE_DISCOVERY_INTERVAL: '200ms',
+      SLUICE_HOST_LIMIT: '6',
+      SLUICE_ACK_WAIT: '5s',
+      SLUICE_RETRY_BASE: '300ms',
+      SLUICE_RETRY_MAX: '2s',
+      SLUICE_MAX_ATTEMPTS: '20',
+      SLUICE_RECONCILE_AFTER: '10s',
+      SLUICE_RECONCILE_INTERVAL: '2s',
+    });
     const services = [
       await ws.start('reporter', env),
       await ws.start('executor', { ...env, SLUICE_EXECUTOR_ID: 'cl-x1', SLUICE_CONCURRENCY: '3' }),

@@ -1,22 +1,13 @@
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import {
-  countOutcomes,
-  fleetServiceEnv,
-  type NatsServerHandle,
-  type ServiceProcess,
-  startNatsServer,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { countOutcomes, type ServiceProcess, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
-  faultWorkspace,
+  type FaultStack,
+  faultStack,
   journalProblems,
   markTenants,
-  natsClient,
   outcomesByTenant,
   subjectCount,
 } from './faults-support.js';
@@ -24,43 +15,29 @@ import {
 const TENANTS = 50;
 
 describe('a NATS server restarted in the middle of a run', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let ws: Awaited<ReturnType<typeof faultWorkspace>>;
-  let fleet: TenantFleet;
-  let registry: string;
+  let stack: FaultStack;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    ({ nc, jsm } = await natsClient(nats.url));
-    ws = await faultWorkspace('fx-restart');
-    ({ fleet, registry } = await ws.fleet('sluice_fx_restart', TENANTS));
+    stack = await faultStack('fx-restart', TENANTS);
     // Every tenant spends a moment in migration 2, so the run is still going when NATS goes away.
-    await markTenants(fleet, new Set(fleet.tenants.map((t) => t.tenantId)), { slowSeconds: 0.25 });
+    await markTenants(stack.fleet, new Set(stack.fleet.tenants.map((t) => t.tenantId)), { slowSeconds: 0.25 });
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await ws?.dispose();
-    await nats?.dispose();
-  });
+  afterAll(() => stack?.dispose());
 
   it('services reconnect by themselves (same processes), the run completes, nothing is lost or doubled', async () => {
+    const { nats, nc, jsm, ws, fleet } = stack;
     // A short ack wait: a task whose ack was lost in the outage comes back in seconds, not 30.
-    const env = fleetServiceEnv(
-      { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      {
-        SLUICE_DISCOVERY_INTERVAL: '200ms',
-        SLUICE_HOST_LIMIT: '4',
-        SLUICE_RETRY_BASE: '300ms',
-        SLUICE_RETRY_MAX: '2s',
-        SLUICE_MAX_ATTEMPTS: '20',
-        SLUICE_RECONCILE_AFTER: '5s',
-        SLUICE_RECONCILE_INTERVAL: '1s',
-        SLUICE_ACK_WAIT: '5s',
-      },
-    );
+    const env = stack.env({
+      SLUICE_DISCOVERY_INTERVAL: '200ms',
+      SLUICE_HOST_LIMIT: '4',
+      SLUICE_RETRY_BASE: '300ms',
+      SLUICE_RETRY_MAX: '2s',
+      SLUICE_MAX_ATTEMPTS: '20',
+      SLUICE_RECONCILE_AFTER: '5s',
+      SLUICE_RECONCILE_INTERVAL: '1s',
+      SLUICE_ACK_WAIT: '5s',
+    });
     const services: ServiceProcess[] = [
       await ws.start('reporter', env),
       await ws.start('executor', { ...env, SLUICE_EXECUTOR_ID: 'rs-x1', SLUICE_CONCURRENCY: '2' }),

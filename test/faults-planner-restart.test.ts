@@ -1,56 +1,34 @@
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
-import {
-  countOutcomes,
-  fleetServiceEnv,
-  type NatsServerHandle,
-  startNatsServer,
-  type TenantFleet,
-  waitForCompleted,
-} from '@sluice/testkit';
+import { countOutcomes, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { faultWorkspace, journalProblems, natsClient, subjectCount } from './faults-support.js';
+import { type FaultStack, faultStack, journalProblems, subjectCount } from './faults-support.js';
 
 const TENANTS = 20;
 const SUSPENDED = 2_000;
 const RUN = 'fx-planner-kill-1';
 
 describe('a planner killed in the middle of planning, then a new one', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let ws: Awaited<ReturnType<typeof faultWorkspace>>;
-  let fleet: TenantFleet;
-  let registry: string;
+  let stack: FaultStack;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    ({ nc, jsm } = await natsClient(nats.url));
-    ws = await faultWorkspace('fx-planner');
-    ({ fleet, registry } = await ws.fleet('sluice_fx_planner', TENANTS));
+    stack = await faultStack('fx-planner', TENANTS);
     // Many suspended rows (planner-made `skipped` outcomes, no database) make planning take a while.
     const suspended = Array.from({ length: SUSPENDED }, (_, i) => ({
       tenantId: `sleeper-${i}`,
       databaseUrl: `postgres://postgres@127.0.0.1:5432/sleeper_${i}`,
       status: 'suspended',
     }));
-    await fleet.writeRegistry(registry, suspended);
+    await stack.fleet.writeRegistry(stack.registry, suspended);
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await ws?.dispose();
-    await nats?.dispose();
-  });
+  afterAll(() => stack?.dispose());
 
   it('publishes `accepted` and `planned` once each, and the run completes with exact counts', async () => {
-    const env = fleetServiceEnv(
-      { natsUrl: nats.url, registryFile: registry, migrationsDir: ws.migrationsDir },
-      // One publish at a time: planning takes seconds, so the kill lands in the middle of it.
-      { SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_PUBLISH_WINDOW: '1' },
-    );
+    const { nc, jsm, ws, fleet } = stack;
+    // One publish at a time: planning takes seconds, so the kill lands in the middle of it.
+    const env = stack.env({ SLUICE_DISCOVERY_INTERVAL: '200ms', SLUICE_PUBLISH_WINDOW: '1' });
     await ws.start('reporter', env);
     await ws.start('executor', env);
     const first = await ws.start('planner', env);

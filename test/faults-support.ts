@@ -7,9 +7,14 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, type TenantOutcome } from '@sluice/contracts';
 import {
   createTenantFleet,
+  fleetServiceEnv,
   listOutcomes,
+  type NatsClusterHandle,
+  type NatsServerHandle,
   type ServiceName,
   type ServiceProcess,
+  startNatsCluster,
+  startNatsServer,
   startService,
   type TenantFleet,
 } from '@sluice/testkit';
@@ -68,6 +73,57 @@ export async function faultWorkspace(name: string) {
     },
   };
 }
+
+export type FaultWorkspace = Awaited<ReturnType<typeof faultWorkspace>>;
+
+/**
+ * What most fault tests start with: a private NATS (one server, or a cluster of `clusterSize`),
+ * a client on it, a fault workspace and one fleet of `tenants` databases named after `name`.
+ * `env()` gives the services' environment for it; `dispose()` stops all of it, services first.
+ */
+export async function faultStack<N extends NatsServerHandle | NatsClusterHandle = NatsServerHandle>(
+  name: string,
+  tenants: number,
+  options: { clusterSize?: number } = {},
+) {
+  const nats = (
+    options.clusterSize ? await startNatsCluster({ size: options.clusterSize }) : await startNatsServer()
+  ) as N;
+  let client: Awaited<ReturnType<typeof natsClient>> | undefined;
+  let ws: FaultWorkspace | undefined;
+  const dispose = async (): Promise<void> => {
+    await client?.nc.close();
+    await ws?.dispose();
+    await nats.dispose();
+  };
+  try {
+    client = await natsClient(nats.url);
+    ws = await faultWorkspace(name);
+    const { fleet, registry } = await ws.fleet(`sluice_${name.replace(/-/g, '_')}`, tenants);
+    const workspace = ws;
+    return {
+      nats,
+      ...client,
+      ws: workspace,
+      fleet,
+      registry,
+      /** The services' environment for this stack, with the test's own settings on top. */
+      env: (overrides: Record<string, string> = {}) =>
+        fleetServiceEnv(
+          { natsUrl: nats.url, registryFile: registry, migrationsDir: workspace.migrationsDir },
+          overrides,
+        ),
+      dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+export type FaultStack<N extends NatsServerHandle | NatsClusterHandle = NatsServerHandle> = Awaited<
+  ReturnType<typeof faultStack<N>>
+>;
 
 /** Marks tenants slow (`seconds` in migration 2) or poisonous, through their own databases. */
 export async function markTenants(

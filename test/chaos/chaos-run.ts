@@ -137,7 +137,7 @@ async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: numb
   for (let i = 0; i < 10; i++) {
     last = await stack.cli(args);
     if (last.code === 0) return last;
-    if (!/timeout|connect|no responders|503|leader/i.test(last.output)) return last;
+    if (!/timeout|timed out|no progress|connect|no responders|503|leader/i.test(last.output)) return last;
     await sleep(1_000);
   }
   return last;

@@ -198,9 +198,18 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let output = '';
+        // The harness never waits on a command for ever: one that has not answered in 2 minutes
+        // is a finding (recorded with its output), not a hung chaos run.
+        const killer = setTimeout(() => {
+          output += '\n[chaos] the CLI did not exit within 120 s: killed';
+          child.kill('SIGKILL');
+        }, 120_000);
         child.stdout.on('data', (c: Buffer) => (output += c.toString()));
         child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-        child.once('exit', (code) => resolve({ code, output }));
+        child.once('exit', (code) => {
+          clearTimeout(killer);
+          resolve({ code, output });
+        });
       });
     return stack;
   } catch (error) {

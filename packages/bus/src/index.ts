@@ -10,14 +10,28 @@ export {
   type RunControlView,
   watchRunControl,
 } from './lifecycle/run-control-store.js';
-export { followFrom, lastSequence, type LiveFollower, readSubject } from './lifecycle/subject-reader.js';
+export {
+  followFrom,
+  lastSequence,
+  type LiveFollower,
+  readSubject,
+  type SubjectReadLimits,
+  SubjectReadTimeoutError,
+} from './lifecycle/subject-reader.js';
 export { appendLedger, ensureLedgerStream } from './lifecycle/task-ledger.js';
 export { publishOutcome, readCountedOutcomes } from './outcomes.js';
-export { publishReliably, PublishWindow } from './publish.js';
+export { isStreamFull, publishReliably, PublishWindow, StreamFullError } from './publish.js';
 export { type PullLoop, startPullLoop, withInProgress } from './pull-loop.js';
 export { openRunClaims, type RunClaims } from './run-claims.js';
 export { followStream, type StreamFollower } from './stream-follower.js';
-export { type BusReadiness, busReadiness, ensureTopology } from './topology.js';
+export {
+  DEFAULT_RETENTION_MS,
+  loadStreamLimits,
+  StreamLimitError,
+  type StreamLimits,
+  type TopologyOptions,
+} from './stream-settings.js';
+export { type BusReadiness, busReadiness, ensureTopology, streamConfigs } from './topology.js';
 export { traceContextOf, traceHeaders } from './trace-context.js';
 export type { Consumer, JsMsg } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';

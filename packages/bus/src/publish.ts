@@ -4,9 +4,36 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import type { Bus } from './bus.js';
 
 /**
+ * A stream refused a message because it is at its `max_bytes` or `max_msgs` (`discard: new`, see
+ * `SLUICE_STREAM_MAX_BYTES`). Nothing stored is lost, but nothing new goes in until the limit is
+ * raised or old messages age out: trying again at once is pointless, holding the message is not.
+ */
+export class StreamFullError extends Error {
+  override readonly name = 'StreamFullError';
+  readonly transient = true;
+  constructor(
+    readonly subject: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `the stream for ${subject} is full (${(options.cause as Error).message}): raise SLUICE_STREAM_MAX_BYTES on the planner and reporter (or lower SLUICE_RETENTION) and restart one of them`,
+      options,
+    );
+  }
+}
+
+/** JetStream's "maximum bytes exceeded" / "maximum messages exceeded" (API error 10077). */
+export function isStreamFull(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const api = (error as { code?: unknown }).code;
+  return api === 10077 || /maximum (bytes|messages) exceeded/i.test(error.message);
+}
+
+/**
  * Publishes with retries: a publish that timed out may or may not have been stored, and the
  * `msgId` makes trying again safe (a repeat inside the duplicate window is dropped by the server).
- * The message carries the caller's active trace context (see `Bus.publish`).
+ * The message carries the caller's active trace context (see `Bus.publish`). A full stream is
+ * not retried: it throws {@link StreamFullError} at once.
  */
 export async function publishReliably(
   bus: Bus,
@@ -23,6 +50,7 @@ export async function publishReliably(
         ...(options.headers ? { headers: options.headers } : {}),
       });
     } catch (error) {
+      if (isStreamFull(error)) throw new StreamFullError(subject, { cause: error });
       if (attempt >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 5_000);

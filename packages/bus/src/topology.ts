@@ -1,33 +1,22 @@
-import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import { DiscardPolicy, type JetStreamManager, RetentionPolicy, type StreamConfig } from '@nats-io/jetstream';
 import { ADVISORY_STREAM, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 
 import { ensureBundleBucket } from './bundle-store.js';
 import type { Bus } from './bus.js';
-import { ensureLedgerStream } from './lifecycle/task-ledger.js';
-
-const DAY_NS = 24 * 3600 * 1e9;
+import { ledgerStreamConfig } from './lifecycle/task-ledger.js';
+import { ensureStream, statesLimits, streamCommon, type TopologyOptions } from './stream-settings.js';
 
 const MINUTE_NS = 60 * 1e9;
-
-export interface TopologyOptions {
-  /** Stream replicas (3 on a NATS cluster). */
-  replicas?: number;
-  /** How long run events, requests and outcomes are kept. */
-  retentionDays?: number;
-}
-
 /** The streams Sluice needs, with their settings. */
 export function streamConfigs(options: TopologyOptions = {}): Array<Partial<StreamConfig> & { name: string }> {
-  const num_replicas = options.replicas ?? 1;
-  const max_age = (options.retentionDays ?? 7) * DAY_NS;
-  const common = { storage: StorageType.File, num_replicas };
+  const common = streamCommon(options);
   return [
+    ledgerStreamConfig(options),
     {
       ...common,
       ...STREAMS.requests,
       subjects: [...STREAMS.requests.subjects],
       retention: RetentionPolicy.Limits,
-      max_age,
       duplicate_window: 2 * MINUTE_NS,
     },
     {
@@ -35,7 +24,6 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
       ...STREAMS.runs,
       subjects: [...STREAMS.runs.subjects],
       retention: RetentionPolicy.Limits,
-      max_age,
       duplicate_window: 10 * MINUTE_NS,
     },
     // Work queue: a task is removed once acked. A long duplicate window absorbs a planner that replans after a crash.
@@ -44,7 +32,6 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
       ...STREAMS.tasks,
       subjects: [...STREAMS.tasks.subjects],
       retention: RetentionPolicy.Workqueue,
-      max_age,
       duplicate_window: 10 * MINUTE_NS,
     },
     {
@@ -52,7 +39,6 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
       ...STREAMS.outcomes,
       subjects: [...STREAMS.outcomes.subjects],
       retention: RetentionPolicy.Limits,
-      max_age,
       duplicate_window: 10 * MINUTE_NS,
     },
     // The server's advisories are not stored anywhere else: kept here so a reporter that was down
@@ -62,32 +48,21 @@ export function streamConfigs(options: TopologyOptions = {}): Array<Partial<Stre
       ...ADVISORY_STREAM,
       subjects: [...ADVISORY_STREAM.subjects],
       retention: RetentionPolicy.Limits,
-      max_age,
+      // The server publishes these itself and cannot be refused: a full stream drops the oldest.
+      discard: DiscardPolicy.Old,
     },
   ];
 }
 
 /**
- * Creates the streams that do not exist yet (the four above and the task ledger) and the bundle
- * bucket; leaves existing ones as they are. Idempotent, safe to race.
+ * Creates the streams that do not exist yet (the five above, the task ledger among them) and the
+ * bundle bucket. With limits in `options`, an existing stream keeps its other settings but takes
+ * those limits (retention, max bytes, discard) when they differ, so raising `SLUICE_STREAM_MAX_BYTES` and
+ * restarting a planner or reporter is how an operator frees a full stream. Idempotent, safe to race.
  */
 export async function ensureTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
-  await ensureLedgerStream(jsm, options);
   await ensureBundleBucket(jsm.jetstream(), options);
-  for (const config of streamConfigs(options)) {
-    try {
-      await jsm.streams.info(config.name);
-    } catch {
-      try {
-        await jsm.streams.add(config);
-      } catch (error) {
-        // Another service may have created it in between.
-        await jsm.streams.info(config.name).catch(() => {
-          throw error;
-        });
-      }
-    }
-  }
+  for (const config of streamConfigs(options)) await ensureStream(jsm, config, statesLimits(options));
 }
 
 /** What `/readyz` reports about the bus: each check and whether it passed. */

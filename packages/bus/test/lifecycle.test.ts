@@ -7,7 +7,7 @@ import { type Bus, connectBus } from '../src/bus.js';
 import { decodeJson } from '../src/codec.js';
 import { publishIfLast, publishOnce } from '../src/lifecycle/publish-once.js';
 import { openRunControlStore, watchRunControl } from '../src/lifecycle/run-control-store.js';
-import { followFrom, lastSequence, readSubject } from '../src/lifecycle/subject-reader.js';
+import { followFrom, lastSequence, readSubject, SubjectReadTimeoutError } from '../src/lifecycle/subject-reader.js';
 import { appendLedger, ensureLedgerStream } from '../src/lifecycle/task-ledger.js';
 
 const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
@@ -124,6 +124,24 @@ describe('readSubject while the server cannot answer', () => {
     await nats?.dispose();
   });
 
+  /** Once the client is back after a restart. */
+  async function answered(): Promise<void> {
+    await expect
+      .poll(
+        () =>
+          bus.jsm.streams.info('R').then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
+  }
+
+  async function publishMany(subject: string, n: number): Promise<void> {
+    await Promise.all(Array.from({ length: n }, (_, i) => bus.publish(subject, { i })));
+  }
+
   // Replays chaos seed 2: `sluice resume` said "no run" for a paused run while a NATS node
   // restarted, because a failed read counted as an empty subject; the run stayed paused.
   it('never reads an outage as an empty subject: it asks again, and finds the message', async () => {
@@ -133,5 +151,60 @@ describe('readSubject while the server cannot answer', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await nats.restart();
     expect(await reading).toBe(1);
+  });
+
+  it("a handler's own error is the caller's, not asked again", async () => {
+    for (let i = 0; i < 3; i++) await bus.publish('r.bad', { i });
+    let calls = 0;
+    await expect(
+      readSubject(bus, 'R', 'r.bad', () => {
+        calls += 1;
+        if (calls === 2) throw new Error('handler refused message 2');
+      }),
+    ).rejects.toThrow('handler refused message 2');
+    expect(calls).toBe(2);
+  });
+
+  // Replays chaos seed 2's hang: `sluice resume` never returned when a node went away after the
+  // read's consumer was open. The read resumes after the last message it handled.
+  it('resumes a read whose server went away mid-read, handling each message once, in order', async () => {
+    // More than one pull batch (1,000), so the stop lands with messages not yet delivered.
+    const total = 2_500;
+    await publishMany('r.mid', total);
+    const seen: number[] = [];
+    let restarted: Promise<void> | undefined;
+    const count = await readSubject(
+      bus,
+      'R',
+      'r.mid',
+      async (m) => {
+        const { i } = decodeJson(m.data) as { i: number };
+        seen.push(i);
+        if (i === 3) {
+          await nats.stop();
+          restarted = new Promise((resolve) => setTimeout(resolve, 1_000)).then(() => nats.restart());
+        }
+      },
+      { stallMs: 500, timeoutMs: 60_000 },
+    );
+    await restarted;
+    expect(count).toBe(total);
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+
+  it('gives up with a typed error when the server stays away, instead of waiting for ever', async () => {
+    await answered();
+    await publishMany('r.gone', 2_500);
+    const reading = readSubject(
+      bus,
+      'R',
+      'r.gone',
+      async (m) => {
+        if ((decodeJson(m.data) as { i: number }).i === 1) await nats.stop();
+      },
+      { stallMs: 300, timeoutMs: 3_000 },
+    );
+    await expect(reading).rejects.toBeInstanceOf(SubjectReadTimeoutError);
+    await nats.restart();
   });
 });

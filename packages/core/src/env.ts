@@ -1,3 +1,4 @@
+import { parseByteSize } from './byte-size.js';
 import { durationProblem, parseDuration } from './duration.js';
 
 /** A setting that is missing or malformed; the message names the variable. */
@@ -43,6 +44,17 @@ export function envReader(env: Env) {
       const ms = parseDuration(value);
       if (ms === undefined) throw new ConfigError(`${name} must be a duration with a unit: ${durationProblem(value)}`);
       return ms;
+    },
+    /** Sizes like `512MiB`, `20GB` (a unit is required), or `unlimited` (-1); returns bytes. */
+    bytes(name: string, fallback: number): number {
+      const value = raw(name);
+      if (value === undefined) return fallback;
+      const bytes = parseByteSize(value);
+      if (bytes === undefined)
+        throw new ConfigError(
+          `${name} must be a size with a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB) or "unlimited", got "${value}"`,
+        );
+      return bytes;
     },
     oneOf<T extends string>(name: string, values: readonly T[], fallback?: T): T {
       const value = raw(name) ?? fallback;

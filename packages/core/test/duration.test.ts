@@ -9,6 +9,7 @@ describe('parseDuration', () => {
     ['2m', 120_000],
     ['2min', 120_000],
     ['1h', 3_600_000],
+    ['7d', 604_800_000],
     ['0s', 0],
     ['1.5s', 1500],
     ['0.25h', 900_000],
@@ -26,7 +27,7 @@ describe('parseDuration', () => {
     's',
     '5sec',
     '5 seconds',
-    '1d',
+    '1w',
     '-1s',
     '+1s',
     '5S',
@@ -47,7 +48,7 @@ describe('parseDuration', () => {
 
   it('says how to fix a bare number: the same number with a unit', () => {
     expect(durationProblem('30')).toBe(
-      '"30" has no unit: write 30s for seconds or 30ms for milliseconds (units: ms, s, m or min, h)',
+      '"30" has no unit: write 30s for seconds or 30ms for milliseconds (units: ms, s, m or min, h, d)',
     );
     expect(durationProblem('soon')).toMatch(/not a duration: write a number and a unit, such as 500ms, 30s/);
   });

@@ -19,6 +19,7 @@ import { inDeliverySpan, startDeliverySpan } from './delivery-span.js';
 import type { ExecutorLoadSample } from './executor-load.js';
 import type { HostBreakers } from './host-breakers.js';
 import { type MigrationSets, singleMigrationSet } from './migration-sets.js';
+import { publishOutcomeHolding } from './outcome-holder.js';
 import { retryDelayMs } from './retry-policy.js';
 import type { GateVerdict, RunGate } from './run-gate.js';
 import type { TenantWork } from './tenant-work.js';
@@ -176,7 +177,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       ...timings.settle(key, workMs),
       totalMs: outcome.timings?.totalMs ?? workMs,
     };
-    await publishOutcome(bus, outcome);
+    await publishOutcomeHolding(bus, msg, outcome, logger, { ackWaitMs: config.ackWaitMs });
     msg.ack();
     if (logger.isLevelEnabled('debug'))
       logOf(task, attempt).debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');

@@ -1,4 +1,4 @@
-import { type BusConfig, loadBusConfig } from '@sluice/bus';
+import { type BusConfig, loadBusConfig, loadStreamLimits, type StreamLimits } from '@sluice/bus';
 import { ConfigError, type Env, envReader } from '@sluice/core';
 import { loadRegistryConfig, type RegistryConfig } from '@sluice/registry';
 import { DEFAULT_METRICS_PORT } from '@sluice/telemetry';
@@ -16,6 +16,8 @@ export interface PlannerConfig {
   registryRetryMs: number;
   /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
   streamReplicas: number;
+  /** Retention and bytes per stream (`SLUICE_RETENTION`, `SLUICE_STREAM_MAX_BYTES`), applied to the streams at start. */
+  streamLimits: Required<StreamLimits>;
   /** Requests planned at once (`SLUICE_PLANNER_CONCURRENCY`). */
   concurrency: number;
   /** Concurrent migrations per database host, across all executors (`SLUICE_HOST_LIMIT`, `SLUICE_HOST_LIMITS`). */
@@ -82,6 +84,7 @@ export function loadPlannerConfig(env: Env): PlannerConfig {
     publishWindow: e.int('SLUICE_PUBLISH_WINDOW', 512, { min: 1, max: 65_536 }),
     registryRetryMs: e.duration('SLUICE_REGISTRY_RETRY', 60_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
+    streamLimits: loadStreamLimits(env),
     concurrency: e.int('SLUICE_PLANNER_CONCURRENCY', 4, { min: 1, max: 64 }),
     hostLimits: {
       default: e.int('SLUICE_HOST_LIMIT', 8, { min: 1, max: 1024 }),

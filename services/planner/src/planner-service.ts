@@ -35,7 +35,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const migrations = await loadMigrationDir(config.migrationsDir);
   const registry = await createRegistry(config.registry);
   const bus: Bus = await connectBus(config.bus, logger);
-  await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  await ensureTopology(bus.jsm, { replicas: config.streamReplicas, ...config.streamLimits });
   // Every run pins this set's digest; executors load the set from here by that digest.
   const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
   if (bundle === 'replaced')

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-import { type BusConfig, loadBusConfig } from '@sluice/bus';
+import { type BusConfig, loadBusConfig, loadStreamLimits, type StreamLimits } from '@sluice/bus';
 import { ConfigError, type Env, envReader } from '@sluice/core';
 
 import { type ApiAuth, parseApiTokens } from './api-auth.js';
@@ -16,6 +16,8 @@ export interface ReporterConfig {
   progressIntervalMs: number;
   /** JetStream stream replicas (`SLUICE_STREAM_REPLICAS`). */
   streamReplicas: number;
+  /** Retention and bytes per stream (`SLUICE_RETENTION`, `SLUICE_STREAM_MAX_BYTES`), applied to the streams at start. */
+  streamLimits: Required<StreamLimits>;
   /**
    * A tenant whose task shows no outcome for this long is looked up in the work queue and, when
    * it is gone, published again (`SLUICE_RECONCILE_AFTER`).
@@ -41,6 +43,7 @@ export function loadReporterConfig(env: Env): ReporterConfig {
     httpHost: e.string('SLUICE_REPORTER_HOST', '127.0.0.1'),
     progressIntervalMs: e.duration('SLUICE_PROGRESS_INTERVAL', 1_000),
     streamReplicas: e.int('SLUICE_STREAM_REPLICAS', 1, { min: 1, max: 5 }),
+    streamLimits: loadStreamLimits(env),
     reconcileAfterMs: e.duration('SLUICE_RECONCILE_AFTER', 120_000),
     reconcileIntervalMs: e.duration('SLUICE_RECONCILE_INTERVAL', 10_000),
     queueSampleIntervalMs: e.duration('SLUICE_QUEUE_SAMPLE_INTERVAL', 1_000),

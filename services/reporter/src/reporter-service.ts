@@ -1,7 +1,6 @@
 import {
   busReadiness,
   connectBus,
-  ensureLedgerStream,
   ensureTopology,
   followFrom,
   followStream,
@@ -49,8 +48,7 @@ const REPLAY_CONCURRENCY = 8;
 export async function startReporterService(config: ReporterConfig, logger: Logger): Promise<ReporterService> {
   const started = performance.now();
   const bus = await connectBus(config.bus, logger);
-  await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
-  await ensureLedgerStream(bus.jsm, { replicas: config.streamReplicas });
+  await ensureTopology(bus.jsm, { replicas: config.streamReplicas, ...config.streamLimits });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
   const book = new RunBook();
   const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;

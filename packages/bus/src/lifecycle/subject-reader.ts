@@ -28,35 +28,120 @@ async function lastMessageOf(jsm: JetStreamManager, stream: string, subject: str
   }
 }
 
+/** A subject read that made no progress before its deadline (the stream has no leader, a node is down). */
+export class SubjectReadTimeoutError extends Error {
+  override readonly name = 'SubjectReadTimeoutError';
+  /** Worth asking again later: the stream was there, it did not answer in time. */
+  readonly transient = true;
+}
+
+/** How long a subject read waits for its next message before it asks again, and gives up. */
+export interface SubjectReadLimits {
+  /** Read up to this stream sequence (inclusive); default: the subject's last message now. */
+  untilSeq?: number;
+  /** No message for this long (while some remain) closes the consumer and opens a new one at the next sequence. */
+  stallMs?: number;
+  /** The whole read fails with {@link SubjectReadTimeoutError} past this. */
+  timeoutMs?: number;
+}
+
 /**
  * Reads every message of one subject (or filter) from the start of the stream up to `untilSeq`
  * (inclusive; default: what is there now), in order, with an ordered consumer, then stops.
  * Resolves with the number of messages handled. Cost: the subject's messages, not the stream's.
+ *
+ * A consumer whose server went away mid-read can wait forever for messages that are there: a
+ * read that stalls (no message for `stallMs`, handler time not counted) resumes with a new
+ * consumer after the last message handled, and fails with a typed error after `timeoutMs` — a
+ * CLI asking during a NATS node restart answers or says why, it never hangs.
  */
 export async function readSubject(
   bus: Bus,
   stream: string,
   subject: string,
   handler: (msg: JsMsg) => Promise<void> | void,
-  options: { untilSeq?: number } = {},
+  options: SubjectReadLimits = {},
 ): Promise<number> {
   const last = await lastMessageOf(bus.jsm, stream, subject);
   if (!last) return 0;
   const stopAt = Math.min(last.seq, options.untilSeq ?? Number.MAX_SAFE_INTEGER);
-  const consumer = await bus.js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 1_000 });
+  const stallMs = options.stallMs ?? 5_000;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let next = 1;
   let count = 0;
-  try {
-    for await (const msg of messages) {
-      if (msg.seq > stopAt) break;
-      await handler(msg);
+  let handlerError: { error: unknown } | undefined;
+  for (;;) {
+    const done = await readFrom(bus, stream, subject, next, stallMs, async (msg) => {
+      if (msg.seq > stopAt) return true;
+      try {
+        await handler(msg);
+      } catch (error) {
+        handlerError = { error };
+        throw error;
+      }
       count += 1;
-      if (msg.seq >= stopAt || msg.info.pending === 0) break;
+      next = msg.seq + 1;
+      return msg.seq >= stopAt || msg.info.pending === 0;
+    }).catch(() => false);
+    // The handler's own failure is the caller's; only the consumer's are asked again.
+    if (handlerError) throw handlerError.error;
+    if (done) return count;
+    if (Date.now() >= deadline) {
+      throw new SubjectReadTimeoutError(
+        `reading ${subject} from ${stream} made no progress for ${Math.round(timeoutMs / 1000)} s (stopped at sequence ${next}); is the NATS cluster up?`,
+      );
     }
-  } finally {
-    await messages.close();
   }
-  return count;
+}
+
+/**
+ * One consumer's pass from `fromSeq`: true once `onMessage` says it is done, false when the
+ * consumer stalled or ended first (the caller opens a new one where this one stopped).
+ */
+async function readFrom(
+  bus: Bus,
+  stream: string,
+  subject: string,
+  fromSeq: number,
+  stallMs: number,
+  onMessage: (msg: JsMsg) => Promise<boolean>,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), stallMs);
+  });
+  const opened = await Promise.race([
+    (async () => {
+      const consumer = await bus.js.consumers.get(stream, {
+        filter_subjects: subject,
+        ...(fromSeq > 1
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+          : { deliver_policy: DeliverPolicy.All }),
+      });
+      return consumer.consume({ max_messages: 1_000 });
+    })(),
+    stalled,
+  ]).catch(() => undefined);
+  clearTimeout(timer);
+  if (!opened) return false;
+  const messages = opened;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void messages.close(), stallMs);
+  };
+  try {
+    arm();
+    for await (const msg of messages) {
+      clearTimeout(timer);
+      if (await onMessage(msg)) return true;
+      arm();
+    }
+    return false;
+  } finally {
+    clearTimeout(timer);
+    await messages.close().catch(() => undefined);
+  }
 }
 
 export interface LiveFollower {
