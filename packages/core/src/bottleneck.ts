@@ -38,6 +38,18 @@ export const BOTTLENECK_THRESHOLDS = {
    */
   executorCpuStarved: 0.35,
   executorLoopDelayMs: 75,
+  /**
+   * ...or with its loop that late while the hosts' active sessions mostly wait on the client
+   * (`ClientWrite`: the database has rows ready and the executor does not read them)...
+   */
+  clientWaitShare: 0.5,
+  /** ...or with its loop this late whatever else: it cannot serve its tenants in time. */
+  executorLoopDelayAloneMs: 150,
+  /**
+   * With signals, a network floor this large a share of the work is I/O-bound when the host at its
+   * limit shows no saturation (its latency near baseline says it has headroom).
+   */
+  ioWithHeadroom: 0.5,
 } as const;
 
 /** How one tenant's time splits, summed over a run (or a host). */
@@ -89,6 +101,8 @@ export interface WorkSignals {
   worstHost?: { host: string; inflation: number; excessMsPerTenant: number };
   /** The busiest executor's CPU share of one core and its mean event-loop delay. */
   executor?: { executorId: string; cpu: number; loopDelayMs: number };
+  /** Of the hosts' active sessions in `pg_stat_activity` samples, the share waiting on the client. */
+  clientWaitShare?: number;
 }
 
 /** Splits the I/O part of the work into network (baseline × round trips) and queueing. */
@@ -97,8 +111,14 @@ export function workSignals(timings: RunTimings): WorkSignals {
   let floor = 0;
   let covered = 0;
   let worstHost: WorkSignals['worstHost'];
+  let active = 0;
+  let client = 0;
   for (const h of timings.hosts) {
     const s = h.signals;
+    if (s?.activity) {
+      active += s.activity.active * s.activity.samples;
+      client += s.activity.client * s.activity.samples;
+    }
     if (!s || s.tenants === 0) continue;
     covered += s.tenants;
     // Scaled to all of the host's tenants (a few may have come from executors without signals).
@@ -120,6 +140,7 @@ export function workSignals(timings: RunTimings): WorkSignals {
     queueingMs: split.ioMs - networkMs,
     ...(worstHost ? { worstHost } : {}),
     ...(executor ? { executor } : {}),
+    ...(active > 0 ? { clientWaitShare: client / active } : {}),
   };
 }
 
@@ -173,6 +194,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     figures.executorCpu = round(ws.executor.cpu);
     figures.executorLoopDelayMs = round(ws.executor.loopDelayMs);
   }
+  if (ws.clientWaitShare !== undefined) figures.clientWaitShare = round(ws.clientWaitShare);
   const notes = notesOf(timings, ws);
   const worstHost = (key: keyof TimingTotals) => [...timings.hosts].sort((a, b) => b[key] - a[key])[0];
   const verdict = (
@@ -196,7 +218,9 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
   const executorSaturated =
     ws.executor !== undefined &&
     (ws.executor.cpu >= T.executorCpu ||
-      (ws.executor.cpu >= T.executorCpuStarved && ws.executor.loopDelayMs >= T.executorLoopDelayMs));
+      ws.executor.loopDelayMs >= T.executorLoopDelayAloneMs ||
+      (ws.executor.loopDelayMs >= T.executorLoopDelayMs &&
+        (ws.executor.cpu >= T.executorCpuStarved || (ws.clientWaitShare ?? 0) >= T.clientWaitShare)));
   // The executor's own lateness inflates every latency it measures: the host's rise must exceed it.
   const saturatedHost =
     ws.worstHost &&
@@ -209,7 +233,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     verdict(
       'executorsSaturated',
       mode,
-      `${lead}executor ${ws.executor!.executorId} used ${pct(ws.executor!.cpu)} of a core with its event loop ${ms(ws.executor!.loopDelayMs)} late on average, and ${pct(ofWork(ws.queueingMs))} of tenant work was latency above the round trips the network explains: the executors' CPU is the limit.`,
+      `${lead}executor ${ws.executor!.executorId} used ${pct(ws.executor!.cpu)} of a core with its event loop ${ms(ws.executor!.loopDelayMs)} late on average${(ws.clientWaitShare ?? 0) >= T.clientWaitShare ? `, the hosts' active sessions waited on the client ${pct(ws.clientWaitShare!)} of the time` : ''}, and ${pct(ofWork(ws.queueingMs))} of tenant work was latency above the round trips the network explains: the executors' CPU is the limit.`,
       'Add executor replicas or give them more CPU; raising host limits or SLUICE_CONCURRENCY only queues more work on a busy event loop. Migrations that return large result sets cost executor CPU: return less.',
     );
   const hostVerdict = (
@@ -285,11 +309,11 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
         .join(', ');
       if (saturatedHost && ws.queueingMs + split.computeMs > ws.networkMs)
         return hostVerdict('waiting', `${queued}; host limits were full (${names}), and `, saturatedHost);
-      if (networkShareOfWork >= T.io) {
+      if (networkShareOfWork >= (ws.known ? T.ioWithHeadroom : T.io)) {
         return verdict(
           'io',
           'waiting',
-          `${queued}; host limits were full (${names}) while ${networkLine}.`,
+          `${queued}; host limits were full (${names}) while ${networkLine}${ws.worstHost ? ` and latency stayed near its baseline (${ws.worstHost.inflation.toFixed(1)}×): the host has headroom` : ''}.`,
           `The database is mostly waiting on the network: raise the per-host limit (SLUICE_HOST_LIMITS) where the host has CPU and connections to spare.${ioAdvice(hostAtLimit.host)}`,
           hostAtLimit.host,
         );

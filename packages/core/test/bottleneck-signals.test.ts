@@ -72,6 +72,52 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
     expect(b.lever).toMatch(/add executor replicas/i);
   });
 
+  it('an executor starved of CPU (a late loop, sessions waiting on it to read): executors saturated', () => {
+    const starved: Tenant = {
+      timings: {
+        connectMs: 400,
+        journalMs: 90,
+        executeMs: 3_000,
+        serverMs: 1_500,
+        totalMs: 3_500,
+        workMs: 3_600,
+        queuedMs: 5_000,
+      },
+      signals: { roundTrips: 2, executorCpu: 0.28, loopDelayMs: 120 },
+    };
+    const sampled: Tenant = {
+      ...starved,
+      signals: {
+        ...starved.signals,
+        hostActivity: { active: 4, onCpu: 0, lock: 0, lwlock: 0, io: 0, client: 4, hidden: 0 },
+      },
+    };
+    const first: Tenant = { ...starved, timings: { ...starved.timings, connectMs: 30, journalMs: 8 } };
+    const b = classifyBottleneck(runOf([first, sampled, ...times(28, starved)], 16_000))!;
+    expect(b.kind).toBe('executorsSaturated');
+    expect(b.summary).toMatch(/waited on the client/);
+    expect(b.figures.clientWaitShare).toBe(1);
+  });
+
+  it('a host at its limit whose latency stays near baseline has headroom: network I/O from half the work', () => {
+    const remote: Tenant = {
+      timings: {
+        connectMs: 40,
+        journalMs: 24,
+        executeMs: 60,
+        serverMs: 50,
+        totalMs: 124,
+        workMs: 125,
+        queuedMs: 1_000,
+      },
+      signals: { roundTrips: 2, ...idleExecutor },
+    };
+    const b = classifyBottleneck(runOf(times(60, remote), 2_000, 10))!;
+    expect(b.figures.networkShareOfWork).toBeLessThan(0.6);
+    expect(b.kind).toBe('io');
+    expect(b.lever).toMatch(/raise the per-host limit/i);
+  });
+
   it("a host's rise that the executor's own event-loop delay explains is not the host's", () => {
     const late: Tenant = {
       timings: { connectMs: 30, journalMs: 25, executeMs: 40, serverMs: 5, totalMs: 95, workMs: 100, queuedMs: 10 },
