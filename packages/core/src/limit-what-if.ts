@@ -260,7 +260,11 @@ export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   };
 }
 
-/** Throughput between the points seen (Little's law below the lowest, flat above the highest). */
+/**
+ * Throughput between the points seen; below the lowest and, while throughput still rose up to the
+ * highest, above it too, Little's law with the duration seen there (latency assumed to hold: the
+ * optimistic reading, flagged `stillRising`); flat above a curve that had already turned.
+ */
 function interpolate(points: readonly ConcurrencyPoint[], n: number): number {
   const first = points[0]!;
   if (n <= first.concurrency) return (first.throughput * n) / first.concurrency;
@@ -270,7 +274,9 @@ function interpolate(points: readonly ConcurrencyPoint[], n: number): number {
     if (n <= b.concurrency)
       return a.throughput + ((b.throughput - a.throughput) * (n - a.concurrency)) / (b.concurrency - a.concurrency);
   }
-  return points[points.length - 1]!.throughput;
+  const top = points[points.length - 1]!;
+  const rising = points.every((p) => p.throughput <= top.throughput);
+  return rising ? (top.throughput * n) / top.concurrency : top.throughput;
 }
 
 /** Solves the weighted normal equations (size ≤ 3) by Gaussian elimination; undefined when singular. */
