@@ -79,7 +79,7 @@ try {
   const via = proxy ? `127.0.0.1:${proxy.port}` : undefined;
   say(`one host (${via ?? `127.0.0.1:${host.port}`}, ${RTT} ms added), ${TENANTS} tenants, migrations ${MIGRATIONS}`);
 
-  /** A fresh fleet migrated at `limit` in flight (one executor, the host's limit the same). */
+  /** A fresh fleet migrated with the host's limit at `limit` (one executor with slots to spare). */
   async function migrateAt(limit: number, signals: 'on' | 'off' = 'on'): Promise<Measured> {
     runs += 1;
     const fleet = await createTenantFleet({ count: TENANTS, serverUrl: host.serverUrl, tenantPrefix: `r${runs}` });
@@ -97,7 +97,8 @@ try {
       const env = fleetServiceEnv(
         { natsUrl: nats.url, registryFile: registry, migrationsDir: MIGRATIONS },
         {
-          SLUICE_CONCURRENCY: String(Math.max(limit, 1)),
+          // Slots to spare: the host's limit is the only cap, so the advice is the host's alone.
+          SLUICE_CONCURRENCY: String(Math.max(64, limit)),
           SLUICE_HOST_LIMIT: String(limit),
           SLUICE_DISCOVERY_INTERVAL: '100ms',
           SLUICE_QUEUE_SAMPLE_INTERVAL: '200ms',

@@ -318,11 +318,14 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
           hostAtLimit.host,
         );
       }
+      const headroom = ws.known && ws.worstHost !== undefined;
       return verdict(
         'contention',
         'waiting',
-        `${queued}; host limits were full (${names}), and the work is database time (${pct(ofWork(split.computeMs + ws.queueingMs))} of it).`,
-        'The host paces the run at its limit: raise the limit only if the database has headroom; lower it if it is saturated; shorten the migration transactions.',
+        `${queued}; host limits were full (${names}), and the work is database time (${pct(ofWork(split.computeMs + ws.queueingMs))} of it)${headroom ? `, with latency near its baseline (${ws.worstHost!.inflation.toFixed(1)}×): the host has headroom` : ''}.`,
+        headroom
+          ? `The host's limit paces the run and the host is not saturated: raise the limit (SLUICE_HOST_LIMITS) and watch its latency; shorten the migration transactions.${ioAdvice(hostAtLimit.host)}`
+          : 'The host paces the run at its limit: raise the limit only if the database has headroom; lower it if it is saturated; shorten the migration transactions.',
         hostAtLimit.host,
       );
     }

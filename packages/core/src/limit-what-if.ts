@@ -95,8 +95,8 @@ export function throughputByConcurrency(intervals: readonly WorkInterval[]): Con
 
 /**
  * Throughput per concurrency level over time windows: the host's busy span cut into windows at
- * least twice as long as a typical tenant, each giving its mean tenants in flight and its
- * completions per second, grouped by level. Catches what per-tenant means blur: the drain at the
+ * least twice as long as a typical tenant, each giving its mean tenants in flight and, by Little's
+ * law, its throughput (that over the mean duration of the tenants in it), grouped by level. Catches what per-tenant means blur: the drain at the
  * end of a run (levels falling to 1) and the levels an adaptive limit passed through.
  */
 export function throughputByWindow(intervals: readonly WorkInterval[]): ConcurrencyPoint[] {
@@ -108,6 +108,8 @@ export function throughputByWindow(intervals: readonly WorkInterval[]): Concurre
   const width = Math.max(2 * median, (last - first) / 40, 1);
   const count = Math.max(1, Math.ceil((last - first) / width));
   const area = new Array<number>(count).fill(0);
+  // Σ overlap × duration: the window's mean duration weighted by how long each tenant was in it.
+  const weighted = new Array<number>(count).fill(0);
   const done = new Array<number>(count).fill(0);
   for (const i of intervals) {
     const end = Math.max(i.startMs, i.endMs);
@@ -115,17 +117,23 @@ export function throughputByWindow(intervals: readonly WorkInterval[]): Concurre
     for (let w = Math.floor((i.startMs - first) / width); w < count && first + w * width < end; w++) {
       const lo = Math.max(i.startMs, first + w * width);
       const hi = Math.min(end, first + (w + 1) * width);
-      if (hi > lo) area[w]! += hi - lo;
+      if (hi > lo) {
+        area[w]! += hi - lo;
+        weighted[w]! += (hi - lo) * (end - i.startMs);
+      }
     }
   }
+  // Little's law per window (X = N / R): counting completions instead would credit a draining
+  // window with work that started at a higher level.
   const buckets = new Map<number, { n: number; x: number; weight: number }>();
   for (let w = 0; w < count; w++) {
     const n = area[w]! / width;
-    if (n < 0.5 || done[w]! === 0) continue;
+    if (n < 0.5 || done[w]! === 0 || area[w]! === 0) continue;
+    const meanDuration = Math.max(0.01, weighted[w]! / area[w]!);
     const key = levelKey(n);
     const b = buckets.get(key) ?? { n: 0, x: 0, weight: 0 };
     b.n += n * done[w]!;
-    b.x += (done[w]! / width) * 1_000 * done[w]!;
+    b.x += (n / meanDuration) * 1_000 * done[w]!;
     b.weight += done[w]!;
     buckets.set(key, b);
   }
@@ -207,7 +215,7 @@ export interface WhatIfInput {
  * what the model gets wrong in absolute terms cancels, and keeps the rest of the run's time
  * (planning, start-up). The peak is the smallest limit within 5% of the best predicted throughput,
  * searched from a little below the lowest level seen (no extrapolation far below the data) to
- * twice the highest.
+ * twice the highest with a USL fit, 1.5 times without.
  */
 export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   const { intervals } = input;
@@ -232,9 +240,15 @@ export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   const observedConcurrency = (busy / span) * scale;
   const highest = Math.ceil(Math.max(...concurrencyOfEach(intervals)) * scale);
   const lowestSeen = Math.max(1, points[0]!.concurrency);
-  const cap = Math.max(1, Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length * scale, 2 * highest));
-
   const usl = fitUsl(points);
+  // A fitted curve may be read up to twice the highest level seen; a straight line through a
+  // couple of levels only half as far again (latency rarely holds for long as a limit doubles).
+  const reach = usl ? 2 : 1.5;
+  const cap = Math.max(
+    1,
+    Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length * scale, Math.ceil(reach * highest)),
+  );
+
   const throughputAt = usl ? (n: number) => uslThroughput(usl, n) : (n: number) => interpolate(points, n);
   // The share of its limit the host kept in flight (ramp, drain, cuts), assumed the same at another.
   const utilisation = Math.min(1, observedConcurrency / Math.max(1, highest));
