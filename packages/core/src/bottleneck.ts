@@ -50,6 +50,8 @@ export const BOTTLENECK_THRESHOLDS = {
    * limit shows no saturation (its latency near baseline says it has headroom).
    */
   ioWithHeadroom: 0.5,
+  /** Share of the work spent queueing inside a saturated host that makes it, not the executors, hold the slots. */
+  queueingHoldsSlots: 0.5,
 } as const;
 
 /** How one tenant's time splits, summed over a run (or a host). */
@@ -329,8 +331,9 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
         hostAtLimit.host,
       );
     }
-    // Slots held by tenants waiting inside a saturated host are not the executors' limit.
-    if (saturatedHost && ws.queueingMs + split.computeMs > ws.networkMs)
+    // Slots held by tenants waiting inside a saturated host are not the executors' limit — when
+    // that waiting is most of the slots' time (a window of one on a slowish host is still the window).
+    if (saturatedHost && ws.queueingMs >= T.queueingHoldsSlots * working)
       return hostVerdict('waiting', `${queued}; `, saturatedHost);
     if (timings.executorBusyShare >= T.executorsBusy) {
       return verdict(

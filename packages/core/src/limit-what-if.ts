@@ -200,6 +200,11 @@ export interface WhatIfInput {
   /** No limit above this helps (the executors' slots over all replicas); 0 or none: no cap. */
   slotCap?: number;
   /**
+   * The host is saturated (its latency far above baseline): no limit above the highest level seen
+   * is advised, whatever a curve fitted to noisy levels says beyond them.
+   */
+  saturated?: boolean;
+  /**
    * Each interval stands for this many tenants (a huge host's intervals are thinned to every
    * n-th tenant, evenly over the run): levels and throughputs are scaled back up by it.
    */
@@ -246,7 +251,11 @@ export function hostWhatIf(input: WhatIfInput): HostWhatIf | undefined {
   const reach = usl ? 2 : 1.5;
   const cap = Math.max(
     1,
-    Math.min(input.slotCap || Number.POSITIVE_INFINITY, intervals.length * scale, Math.ceil(reach * highest)),
+    Math.min(
+      input.slotCap || Number.POSITIVE_INFINITY,
+      intervals.length * scale,
+      Math.ceil((input.saturated ? 1 : reach) * highest),
+    ),
   );
 
   const throughputAt = usl ? (n: number) => uslThroughput(usl, n) : (n: number) => interpolate(points, n);

@@ -1,5 +1,6 @@
 import type { ExecutorLoad, HostSignals, HostWhatIf, RunTimings, TenantOutcome, TimingTotals } from '@sluice/contracts';
 
+import { BOTTLENECK_THRESHOLDS } from './bottleneck.js';
 import { hostWhatIf, type WorkInterval } from './limit-what-if.js';
 
 const TIMING_KEYS = [
@@ -183,7 +184,14 @@ export class RunTimingBook {
       .sort(([, a], [, b]) => hostTime(b.totals) - hostTime(a.totals))
       .slice(0, maxHosts)
       .map(([host, book]) =>
-        hostWhatIf({ host, intervals: book.intervals, wallMs, slotCap: slots, scale: book.stride }),
+        hostWhatIf({
+          host,
+          intervals: book.intervals,
+          wallMs,
+          slotCap: slots,
+          scale: book.stride,
+          saturated: isSaturated(book.signals),
+        }),
       )
       .filter((w): w is HostWhatIf => w !== undefined);
   }
@@ -257,6 +265,17 @@ function addSignals(
     into.activity.client += a.client;
     if (a.replayLagMs !== undefined) into.replayLagMs = Math.max(into.replayLagMs ?? 0, a.replayLagMs);
   }
+}
+
+/** The classifier's test of a saturated host (latency inflation and its size), on one host's signals. */
+function isSaturated(b: SignalBook): boolean {
+  const s = hostSignalsOf(b);
+  const baseline = (s.baselineConnectMs ?? 0) + (s.baselineRttMs ?? 0);
+  return (
+    s.latencyInflation !== null &&
+    s.latencyInflation >= BOTTLENECK_THRESHOLDS.hostInflation &&
+    baseline * (s.latencyInflation - 1) >= BOTTLENECK_THRESHOLDS.hostInflationMs
+  );
 }
 
 function hostSignalsOf(b: SignalBook): HostSignals {
