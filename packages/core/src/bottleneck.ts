@@ -351,6 +351,10 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
         `Raise concurrency per host: SLUICE_HOST_START_LIMIT (where the adaptive limit starts) and SLUICE_HOST_LIMITS; I/O-bound work overlaps well.${ioAdvice(undefined)}`,
       );
     }
+    // Work waited with slots free and no host at its cap: the executors' adaptive limits held it
+    // back, having backed off a saturated host.
+    if (saturatedHost)
+      return hostVerdict('waiting', `${queued}, with executor slots free: the adaptive limit backed off; `, saturatedHost);
     return verdict(
       'coordination',
       'waiting',

@@ -179,3 +179,46 @@ describe('the what-if of a huge host', () => {
     expect(Math.max(...w!.points.map((p) => p.throughput))).toBeGreaterThan(90);
   });
 });
+
+describe('work held back by the adaptive limit', () => {
+  it('slots free, no host at its cap, a saturated host: the limit backed off it — host saturated, not coordination', () => {
+    const book = new RunTimingBook();
+    const first: Timings = {
+      connectMs: 20,
+      journalMs: 2,
+      executeMs: 200,
+      serverMs: 150,
+      totalMs: 222,
+      workMs: 225,
+      queuedMs: 0,
+    };
+    const loaded: Timings = {
+      connectMs: 150,
+      journalMs: 40,
+      executeMs: 400,
+      serverMs: 300,
+      totalMs: 590,
+      workMs: 600,
+      queuedMs: 2_000,
+    };
+    book.add({
+      host: 'db:5432',
+      executorId: 'x1',
+      executorSlots: 64,
+      timings: first,
+      signals: { roundTrips: 2, ...idleExecutor },
+    });
+    for (let i = 0; i < 199; i++)
+      book.add({
+        host: 'db:5432',
+        executorId: 'x1',
+        executorSlots: 64,
+        timings: loaded,
+        signals: { roundTrips: 2, ...idleExecutor },
+      });
+    for (let i = 0; i < 10; i++) book.addQueueSample('db:5432', { pending: 50, inFlight: 24, limit: 48 });
+    const b = classifyBottleneck(book.snapshot({ wallMs: 5_000, planningMs: 50 }))!;
+    expect(b.figures.executorBusyShare).toBeLessThan(0.6);
+    expect(b.kind).toBe('hostSaturated');
+  });
+});
