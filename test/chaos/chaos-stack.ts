@@ -101,7 +101,12 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
     log(`nats cluster: ${stack.cluster.nodes.map((n) => `${n.name}=${n.pid}`).join(' ')}`);
     ({ nc: stack.nc, jsm: stack.jsm } = await natsClient(stack.cluster.url));
     disposers.push(() => stack.nc.close());
-    const [a, b] = await Promise.all([startPostgresCluster(), startPostgresCluster()]);
+    // Durable hosts: the pg-stop fault is an immediate stop, a crash. With the test kit's default
+    // (fsync and synchronous_commit off) a crash loses commits the client was told about, and the
+    // checker saw exactly that (seed 3: outcomes `migrated`, journals short of the last version) —
+    // the database's setting, not Sluice. A production host commits durably; so do these.
+    const durable = { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' };
+    const [a, b] = await Promise.all([startPostgresCluster(durable), startPostgresCluster(durable)]);
     stack.hosts = { a: a, b: b };
     disposers.push(
       () => a.dispose(),
