@@ -354,7 +354,11 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     // Work waited with slots free and no host at its cap: the executors' adaptive limits held it
     // back, having backed off a saturated host.
     if (saturatedHost)
-      return hostVerdict('waiting', `${queued}, with executor slots free: the adaptive limit backed off; `, saturatedHost);
+      return hostVerdict(
+        'waiting',
+        `${queued}, with executor slots free: the adaptive limit backed off; `,
+        saturatedHost,
+      );
     return verdict(
       'coordination',
       'waiting',
