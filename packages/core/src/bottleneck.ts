@@ -107,6 +107,20 @@ export interface WorkSignals {
   clientWaitShare?: number;
 }
 
+/**
+ * Which of two hosts' latency rise matters more: among hosts inflated past the threshold, the one
+ * that costs its tenants the most ms (a 5× rise on a 1 ms round trip is noise next to a 4× rise
+ * on a 40 ms connect); otherwise the more inflated.
+ */
+function worse(
+  a: { inflation: number; excessMsPerTenant: number },
+  b: { inflation: number; excessMsPerTenant: number },
+): boolean {
+  const over = (h: typeof a) => h.inflation >= BOTTLENECK_THRESHOLDS.hostInflation;
+  if (over(a) !== over(b)) return over(a);
+  return over(a) ? a.excessMsPerTenant > b.excessMsPerTenant : a.inflation > b.inflation;
+}
+
 /** Splits the I/O part of the work into network (baseline × round trips) and queueing. */
 export function workSignals(timings: RunTimings): WorkSignals {
   const split = splitTime(timings.totals);
@@ -127,9 +141,12 @@ export function workSignals(timings: RunTimings): WorkSignals {
     floor += s.networkFloorMs * (h.tenants / s.tenants);
     const baseline = (s.baselineConnectMs ?? 0) + (s.baselineRttMs ?? 0);
     if (s.latencyInflation !== null && baseline > 0) {
-      const excess = baseline * (s.latencyInflation - 1);
-      if (!worstHost || s.latencyInflation > worstHost.inflation)
-        worstHost = { host: h.host, inflation: s.latencyInflation, excessMsPerTenant: excess };
+      const candidate = {
+        host: h.host,
+        inflation: s.latencyInflation,
+        excessMsPerTenant: baseline * (s.latencyInflation - 1),
+      };
+      if (!worstHost || worse(candidate, worstHost)) worstHost = candidate;
     }
   }
   const top = timings.executorLoad?.[0];
@@ -230,7 +247,9 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     ws.worstHost.excessMsPerTenant >= Math.max(T.hostInflationMs, 2 * (ws.executor?.loopDelayMs ?? 0))
       ? ws.worstHost
       : undefined;
-  const peakOf = (host: string | undefined) => whatIf.find((w) => w.host === host) ?? whatIf[0];
+  // The what-if of the host the verdict names (none when it was not among the busiest), or the
+  // busiest host's when the verdict names none.
+  const peakOf = (host: string | undefined) => (host ? whatIf.find((w) => w.host === host) : whatIf[0]);
   const executorsVerdict = (mode: 'working' | 'waiting', lead: string): Bottleneck =>
     verdict(
       'executorsSaturated',

@@ -222,3 +222,27 @@ describe('work held back by the adaptive limit', () => {
     expect(b.kind).toBe('hostSaturated');
   });
 });
+
+describe('two hosts', () => {
+  it('names the host whose latency rise costs its tenants the most, not the one with the largest ratio', () => {
+    const book = new RunTimingBook();
+    const add = (host: string, connectMs: number, journalMs: number) =>
+      book.add({
+        host,
+        executorId: 'x1',
+        executorSlots: 16,
+        timings: { connectMs, journalMs, executeMs: 20, serverMs: 15, totalMs: connectMs + journalMs + 20, workMs: 50 },
+        signals: { roundTrips: 2, ...idleExecutor },
+      });
+    // a:1 goes from 1 + 0.5 ms to 5 + 2.5 ms (5×, 6 ms more); b:1 from 20 + 2 ms to 80 + 8 ms (4×, 66 ms more).
+    add('a:1', 1, 0.5);
+    add('b:1', 20, 2);
+    for (let i = 0; i < 20; i++) {
+      add('a:1', 5, 2.5);
+      add('b:1', 80, 8);
+    }
+    const b = classifyBottleneck(book.snapshot({ wallMs: 400, planningMs: null }))!;
+    expect(b.kind).toBe('hostSaturated');
+    expect(b.host).toBe('b:1');
+  });
+});
