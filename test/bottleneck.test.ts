@@ -329,6 +329,18 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(signals.latencyInflation).toBeLessThan(3);
     // The what-if agrees: throughput was still rising at the limit, so it names a higher one.
     expect(completed.bottleneck?.whatIf?.[0]?.peakLimit).toBeGreaterThan(4);
+
+    // GET /runs/:id serves the same signals and what-if.
+    const ready = services[0]!.logs.find((l) => l.msg === 'reporter ready') as { httpPort: number };
+    const summary = (await (
+      await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-net`, { headers: apiHeaders() })
+    ).json()) as {
+      bottleneck: { kind: string; whatIf: Array<{ host: string; peakLimit: number }> };
+      timings: { hosts: Array<{ signals: { baselineRttMs: number } }> };
+    };
+    expect(summary.bottleneck.kind).toBe('io');
+    expect(summary.bottleneck.whatIf[0]).toMatchObject({ host: via });
+    expect(summary.timings.hosts[0]!.signals.baselineRttMs).toBeGreaterThanOrEqual(20);
   });
 
   it('one executor reading back large results: executors saturated', async () => {
