@@ -7,6 +7,7 @@
  *
  *   npm run bench:advice -- --tenants 200 --limit 48            # 0 ms loopback, a high limit
  *   npm run bench:advice -- --rtt 20 --limit 4                  # behind a 20 ms proxy, a low one
+ *   npm run bench:advice -- --pairs 3                           # the check three times, median |error|
  *   npm run bench:advice -- --overhead --repeat 3               # signals off vs on
  *
  * Writes nothing; prints a table. Everything it starts it stops.
@@ -42,6 +43,8 @@ const { values } = parseArgs({
     /** Also measure the executor's CPU with signals off and on, this many times each. */
     overhead: { type: 'boolean', default: false },
     repeat: { type: 'string', default: '2' },
+    /** Run the advice check (a run, then a run at the advised limit) this many times. */
+    pairs: { type: 'string', default: '1' },
     /** Skip the advice check (only with --overhead). */
     'overhead-only': { type: 'boolean', default: false },
   },
@@ -50,6 +53,7 @@ const TENANTS = Number(values.tenants);
 const LIMIT = Number(values.limit);
 const RTT = Number(values.rtt);
 const REPEAT = Number(values.repeat);
+const PAIRS = Number(values.pairs);
 const MIGRATIONS = values.migrations ? path.resolve(values.migrations) : MIGRATIONS_DIR;
 const say = (line: string): void => console.log(`[advice] ${line}`);
 const load = (): string => loadavg()[0]!.toFixed(1);
@@ -127,42 +131,58 @@ try {
 
   const rows: string[][] = [];
   if (!values['overhead-only']) {
-    say(`run 1 at limit ${LIMIT} (load ${load()})`);
-    const first = await migrateAt(LIMIT);
-    const b = first.completed.bottleneck;
-    const w = b?.whatIf?.[0];
-    say(`verdict: ${b?.label} (${b?.mode}); ${b?.summary}`);
-    say(`lever: ${b?.lever}`);
-    if (!w) throw new Error('the report has no what-if for the host');
-    say(
-      `what-if: ${w.model}${w.model === 'usl' ? ` σ=${w.sigma} κ=${w.kappa}` : ''}, points ${w.points.map((p) => `${p.concurrency.toFixed(1)}→${p.throughput.toFixed(0)}/s`).join(' ')}`,
-    );
-    say(
-      `advised limit ${w.peakLimit}${w.stillRising ? ' (still rising)' : ''}, predicted ${(w.predictedWallMs / 1000).toFixed(2)} s`,
-    );
-    say(`run 2 at limit ${w.peakLimit} (load ${load()})`);
-    const second = await migrateAt(w.peakLimit);
-    const measured = second.completed.timings?.wallMs ?? second.wallMs;
-    const error = (w.predictedWallMs - measured) / measured;
-    rows.push(
-      ['run', 'limit', 'verdict', 'run time (report)', 'predicted', 'error'],
-      [
-        '1',
-        String(LIMIT),
-        b?.label ?? '-',
-        `${((first.completed.timings?.wallMs ?? first.wallMs) / 1000).toFixed(2)} s`,
-        '',
-        '',
-      ],
-      [
-        '2 (advised)',
-        String(w.peakLimit),
-        second.completed.bottleneck?.label ?? '-',
-        `${(measured / 1000).toFixed(2)} s`,
-        `${(w.predictedWallMs / 1000).toFixed(2)} s`,
-        `${error >= 0 ? '+' : ''}${(error * 100).toFixed(0)}%`,
-      ],
-    );
+    rows.push(['pair', 'run', 'limit', 'verdict', 'run time (report)', 'predicted', 'error']);
+    const errors: number[] = [];
+    for (let pair = 1; pair <= PAIRS; pair++) {
+      say(`pair ${pair}: run 1 at limit ${LIMIT} (load ${load()})`);
+      const first = await migrateAt(LIMIT);
+      const b = first.completed.bottleneck;
+      const w = b?.whatIf?.[0];
+      say(`verdict: ${b?.label} (${b?.mode}); ${b?.summary}`);
+      say(`lever: ${b?.lever}`);
+      if (!w) throw new Error('the report has no what-if for the host');
+      say(
+        `what-if: ${w.model}${w.model === 'usl' ? ` σ=${w.sigma} κ=${w.kappa}` : ''}, points ${w.points.map((p) => `${p.concurrency.toFixed(1)}→${p.throughput.toFixed(0)}/s`).join(' ')}`,
+      );
+      say(
+        `advised limit ${w.peakLimit}${w.stillRising ? ' (still rising)' : ''}, predicted ${(w.predictedWallMs / 1000).toFixed(2)} s`,
+      );
+      say(`pair ${pair}: run 2 at limit ${w.peakLimit} (load ${load()})`);
+      const second = await migrateAt(w.peakLimit);
+      const measured = second.completed.timings?.wallMs ?? second.wallMs;
+      const error = (w.predictedWallMs - measured) / measured;
+      errors.push(error);
+      rows.push(
+        [
+          String(pair),
+          '1',
+          String(LIMIT),
+          b?.label ?? '-',
+          `${((first.completed.timings?.wallMs ?? first.wallMs) / 1000).toFixed(2)} s`,
+          '',
+          '',
+        ],
+        [
+          String(pair),
+          '2 (advised)',
+          String(w.peakLimit),
+          second.completed.bottleneck?.label ?? '-',
+          `${(measured / 1000).toFixed(2)} s`,
+          `${(w.predictedWallMs / 1000).toFixed(2)} s`,
+          `${error >= 0 ? '+' : ''}${(error * 100).toFixed(0)}%`,
+        ],
+      );
+    }
+    const absolute = errors.map(Math.abs).sort((a, b) => a - b);
+    rows.push([
+      '',
+      '',
+      '',
+      'median |error|',
+      '',
+      '',
+      `${(absolute[Math.floor(absolute.length / 2)]! * 100).toFixed(0)}%`,
+    ]);
   }
   if (values.overhead) {
     const perTenant = { on: [] as number[], off: [] as number[] };
