@@ -1,5 +1,6 @@
 export { AimdLimiter } from './aimd-limiter.js';
-export { classifyBottleneck, type WorkSignals, workSignals } from './bottleneck.js';
+export { classifyBottleneck } from './bottleneck.js';
+export { type WorkSignals, workSignals } from './bottleneck-signals.js';
 export { formatByteSize, parseByteSize } from './byte-size.js';
 export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';

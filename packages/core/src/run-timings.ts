@@ -1,6 +1,6 @@
 import type { ExecutorLoad, HostSignals, HostWhatIf, RunTimings, TenantOutcome, TimingTotals } from '@sluice/contracts';
 
-import { BOTTLENECK_THRESHOLDS } from './bottleneck.js';
+import { BOTTLENECK_THRESHOLDS } from './bottleneck-signals.js';
 import { hostWhatIf, type WorkInterval } from './limit-what-if.js';
 
 const TIMING_KEYS = [

@@ -1,7 +1,8 @@
 import type { AttemptSignals, RunTimings, Timings } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { classifyBottleneck, workSignals } from '../src/bottleneck.js';
+import { classifyBottleneck } from '../src/bottleneck.js';
+import { workSignals } from '../src/bottleneck-signals.js';
 import { RunTimingBook } from '../src/run-timings.js';
 
 interface Tenant {

@@ -1,7 +1,8 @@
 import type { RunTimings, Timings } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { classifyBottleneck, splitTime } from '../src/bottleneck.js';
+import { classifyBottleneck } from '../src/bottleneck.js';
+import { splitTime } from '../src/bottleneck-signals.js';
 import { RunTimingBook } from '../src/run-timings.js';
 
 interface Fleet {
