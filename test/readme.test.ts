@@ -176,6 +176,8 @@ describe('README curl examples against a running reporter', () => {
         'POST /runs',
         'POST /runs/:id/pause',
         'POST /runs/:id/cancel',
+        'GET /fleet',
+        'GET /fleet/tenants',
         'GET /metrics',
       ]),
     );

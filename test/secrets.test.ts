@@ -108,6 +108,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
       '$JS.FC.>',
       '$KV.sluice_runs.>',
       '$KV.sluice_run_control.>',
+      '$KV.sluice_fleet.>',
       '$O.sluice_bundles.>',
       '_INBOX.>',
     ]);

@@ -2,6 +2,15 @@ export { type BundleStore, encodeBundle, openBundleStore } from './bundle-store.
 export { type Bus, type BusConfig, connectBus } from './bus.js';
 export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
+export {
+  type FleetChange,
+  FleetContentionError,
+  type FleetPage,
+  type FleetScanResult,
+  type FleetStore,
+  openFleetStore,
+  pageFleet,
+} from './fleet-store.js';
 export { ensureHostConsumer, listHostConsumers } from './host-consumers.js';
 export { publishIfLast, publishOnce } from './lifecycle/publish-once.js';
 export {

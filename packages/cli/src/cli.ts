@@ -4,6 +4,7 @@ import { ConfigError } from '@sluice/core';
 
 import { CliError, EXIT } from './cli-error.js';
 import { type CommandSpec, usageOf } from './command-spec.js';
+import { FLEET, fleetCommand } from './commands/fleet.js';
 import { LINT, lintCommand } from './commands/lint.js';
 import { MIGRATE, migrateCommand } from './commands/migrate.js';
 import { controlCommand, CONTROLS } from './commands/run-control.js';
@@ -27,6 +28,7 @@ export const COMMANDS: ReadonlyArray<[CommandSpec, Command]> = [
   [REPAIR, repairCommand],
   [BASELINE, baselineCommand],
   [LINT, lintCommand],
+  [FLEET, fleetCommand],
 ];
 
 /** The version of this package, read from its package.json (one folder above `src/` and `dist/`). */

@@ -65,6 +65,12 @@ export function formatCompleted(c: RunCompletedEvent): string[] {
     `  tenants   ${formatCounts(c.counts)}`,
     `  duration  ${formatDuration(c.durationMs)} (${c.startedAt} -> ${c.finishedAt})`,
   ];
+  if (c.fromFleetState !== undefined)
+    lines.push(`  trusted   ${c.fromFleetState} up to date from the fleet state (journals not read)`);
+  if (c.recovered)
+    lines.push(
+      `  recovered from the journals after the run's events were lost: ${c.recovered.notReached} not reached, ${c.recovered.unreadable} unreadable (both counted skipped)`,
+    );
   if (c.stoppedBy) {
     const by = c.stoppedBy.requestedBy ? ` by ${c.stoppedBy.requestedBy}` : '';
     lines.push(

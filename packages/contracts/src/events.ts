@@ -2,7 +2,14 @@ import { z } from 'zod';
 
 import { LintReportSchema } from './lint.js';
 import { TENANT_STATUSES, TenantStatusSchema } from './outcome.js';
-import { RolloutSchema, RunIdSchema, TargetSchema, TenantSelectorSchema, VersionSchema } from './request.js';
+import {
+  AuditKindSchema,
+  RolloutSchema,
+  RunIdSchema,
+  TargetSchema,
+  TenantSelectorSchema,
+  VersionSchema,
+} from './request.js';
 import { BottleneckSchema, RunTimingsSchema } from './timings.js';
 
 /** Final statuses of a run. `partial`: some tenants failed and the others succeeded. */
@@ -44,6 +51,10 @@ export const RunAcceptedEventSchema = z.object({
   rollout: RolloutSchema.optional(),
   /** The migration set's lint report, when the linter found anything (ignored findings included). */
   lint: LintReportSchema.optional(),
+  /** `fleet-state` when the request trusted the fleet state (absent: verified, every journal read). */
+  trust: z.literal('fleet-state').optional(),
+  /** A fleet-state audit run (`verify` or `rebuild`): its outcomes correct or rebuild the fleet records. */
+  audit: AuditKindSchema.optional(),
   /** The run's trace (W3C trace id) when tracing is on. */
   traceId: z
     .string()
@@ -65,6 +76,8 @@ export const RunPlannedEventSchema = z.object({
   invalid: z.number().int().nonnegative(),
   /** Staged rollouts: how many of the tasks are canaries (`stage: "canary"`). */
   canaries: z.number().int().nonnegative().optional(),
+  /** `trust: "fleet-state"` runs: tenants settled `upToDate` from their fleet record, with no task. */
+  fromFleetState: z.number().int().nonnegative().optional(),
   /** Set when planning itself failed (registry unavailable); the run then fails. */
   error: z.string().optional(),
   plannedAt: z.string(),
@@ -126,6 +139,20 @@ export const RunCompletedEventSchema = z.object({
   traceId: z
     .string()
     .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  /** Of `counts.upToDate`, the tenants taken as current from the fleet state (`trust: "fleet-state"`), journals unread. */
+  fromFleetState: z.number().int().nonnegative().optional(),
+  /**
+   * Set by `sluice runs recover`: computed from the journal rows carrying the runId after the run's
+   * events were lost. `notReached`: tenants without such rows (never reached, or found up to date,
+   * or failed in a rolled-back file: a journal cannot tell them apart), counted as `skipped`;
+   * `unreadable`: tenants whose journal could not be read (also counted as `skipped`).
+   */
+  recovered: z
+    .object({
+      notReached: z.number().int().nonnegative(),
+      unreadable: z.number().int().nonnegative(),
+    })
     .optional(),
 });
 export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;

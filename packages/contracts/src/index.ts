@@ -31,6 +31,23 @@ export {
   RunProgressEventSchema,
   type RunStatus,
 } from './events.js';
+export {
+  ALL_FLEET_ATTENTION_KEYS,
+  ALL_FLEET_KEYS,
+  FLEET_ERROR_MAX,
+  FLEET_STATUSES,
+  FLEET_SUMMARY_KEY,
+  fleetAttentionKey,
+  fleetKey,
+  type FleetRecord,
+  FleetRecordSchema,
+  type FleetStatus,
+  type FleetStatusCounts,
+  FleetStatusSchema,
+  type FleetSummary,
+  FleetSummarySchema,
+  parseFleetKey,
+} from './fleet.js';
 export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
 export {
   LINT_SEVERITIES,
@@ -60,6 +77,9 @@ export {
   type Timings,
 } from './outcome.js';
 export {
+  AUDIT_KINDS,
+  type AuditKind,
+  AuditKindSchema,
   isRunId,
   isTenantId,
   type MigrateRequest,
@@ -71,6 +91,9 @@ export {
   RunIdSchema,
   TenantIdSchema,
   type TenantSelector,
+  TRUST_MODES,
+  type TrustMode,
+  TrustModeSchema,
 } from './request.js';
 export {
   ADVISORY_STREAM,

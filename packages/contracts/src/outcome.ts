@@ -116,6 +116,10 @@ export const TenantOutcomeSchema = z.object({
   timings: TimingsSchema.optional(),
   signals: AttemptSignalsSchema.optional(),
   finishedAt: z.string(),
+  /** The tenant's registry tags, as its task carried them (for the fleet state). */
+  tags: z.record(z.string(), z.string()).optional(),
+  /** `fleet-state`: settled from the fleet state by a `trust: "fleet-state"` run; the journal was not read. */
+  from: z.literal('fleet-state').optional(),
 });
 export type TenantOutcome = z.infer<typeof TenantOutcomeSchema>;
 
@@ -138,6 +142,8 @@ export interface OutcomeSource {
   attempts: number;
   /** ISO time; now when absent. */
   finishedAt?: string;
+  /** The tenant's registry tags (from its task). */
+  tags?: Record<string, string>;
 }
 
 /** What became of the tenant. */
@@ -149,6 +155,8 @@ export interface OutcomeResult {
   error?: OutcomeError;
   timings?: Timings;
   signals?: AttemptSignals;
+  /** `fleet-state`: taken from the tenant's fleet record, its journal unread. */
+  from?: 'fleet-state';
 }
 
 /** Builds an outcome (`applied` defaults to none, `finishedAt` to now): the one shape every settler uses. */
@@ -168,6 +176,8 @@ export function tenantOutcome(source: OutcomeSource, result: OutcomeResult): Ten
     ...(result.timings ? { timings: result.timings } : {}),
     ...(result.signals ? { signals: result.signals } : {}),
     finishedAt: source.finishedAt ?? new Date().toISOString(),
+    ...(source.tags && Object.keys(source.tags).length > 0 ? { tags: source.tags } : {}),
+    ...(result.from ? { from: result.from } : {}),
   };
 }
 

@@ -113,6 +113,16 @@ export const RolloutSchema = z.strictObject({
 });
 export type Rollout = z.infer<typeof RolloutSchema>;
 
+/** How a run treats tenants the fleet state says are current: `verified` (default) reads every journal. */
+export const TRUST_MODES = ['verified', 'fleet-state'] as const;
+export const TrustModeSchema = z.enum(TRUST_MODES);
+export type TrustMode = z.infer<typeof TrustModeSchema>;
+
+/** What a fleet-state audit run does with the journals it reads. */
+export const AUDIT_KINDS = ['verify', 'rebuild'] as const;
+export const AuditKindSchema = z.enum(AUDIT_KINDS);
+export type AuditKind = z.infer<typeof AuditKindSchema>;
+
 /** The payload on `sluice.requests.migrate`. */
 export const MigrateRequestSchema = z.strictObject({
   runId: RunIdSchema,
@@ -130,6 +140,19 @@ export const MigrateRequestSchema = z.strictObject({
    * anyway with the findings in `accepted` and the report. A dry run is never rejected for lint.
    */
   lint: LintModeSchema.optional(),
+  /**
+   * `fleet-state`: tenants whose fleet record shows the target applied with this run's set digest
+   * and status `current` are settled `upToDate` from that record, with no task and no connection.
+   * Default `verified`: every tenant's journal is read (a database restored from an old backup is
+   * caught only then).
+   */
+  trust: TrustModeSchema.optional(),
+  /**
+   * A fleet-state audit (a dry run; never trusted): `verify` compares every journal with the
+   * tenant's fleet record and corrects the record, `rebuild` writes records afresh after the
+   * fleet state was lost. `sluice fleet verify|rebuild` sends these.
+   */
+  audit: AuditKindSchema.optional(),
 });
 export type MigrateRequest = z.output<typeof MigrateRequestSchema>;
 export type MigrateRequestInput = z.input<typeof MigrateRequestSchema>;

@@ -124,6 +124,8 @@ export const BUCKETS = {
   runControl: 'sluice_run_control',
   /** Object store, name: digest. Migration sets, stored by the planner, loaded by executors. */
   bundles: 'sluice_bundles',
+  /** KV, key: `t.<tenantId>` (see `fleetKey`) and `summary`. Each tenant's fleet state, written by the reporter. */
+  fleet: 'sluice_fleet',
 } as const;
 
 const HOST_CONSUMER_PREFIX = 'host_';

@@ -37,6 +37,8 @@ export const TenantTaskSchema = z.object({
    * the run is promoted. Absent: no staging.
    */
   stage: z.enum(['canary', 'fleet']).optional(),
+  /** The tenant's registry tags, carried into its outcome for the fleet state (absent: none). */
+  tags: z.record(z.string(), z.string()).optional(),
 });
 export type TenantTask = z.infer<typeof TenantTaskSchema>;
 

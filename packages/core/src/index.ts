@@ -25,6 +25,20 @@ export {
   TransientError,
 } from './errors.js';
 export {
+  countBelow,
+  emptyFleetSummary,
+  type FleetQuery,
+  type FleetRunContext,
+  FleetSummaryBuilder,
+  FleetSummaryDelta,
+  isBelow,
+  isVerifyDifference,
+  matchesFleetQuery,
+  nextFleetRecord,
+  trustsFleetRecord,
+  versionKey,
+} from './fleet-state.js';
+export {
   type ConcurrencyPoint,
   fitUsl,
   hostWhatIf,
@@ -44,6 +58,7 @@ export {
   resolveTarget,
 } from './migration-set.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
+export { type JournalRowsOfRun, recoveredCompletion } from './run-recovery.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';
 export {
   type ParsedStatement,

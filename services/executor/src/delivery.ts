@@ -278,11 +278,15 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   }
 
   /** This executor, settling a tenant after `attempt` deliveries. */
-  function sourceOf(task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'>, attempt: number): OutcomeSource {
+  function sourceOf(
+    task: Pick<TenantTask, 'runId' | 'tenantId' | 'host'> & { tags?: Record<string, string> },
+    attempt: number,
+  ): OutcomeSource {
     return {
       runId: task.runId,
       tenantId: task.tenantId,
       host: task.host,
+      ...(task.tags ? { tags: task.tags } : {}),
       executorId: config.executorId,
       ...(config.concurrency ? { executorSlots: config.concurrency } : {}),
       attempts: attempt,

@@ -6,6 +6,7 @@ import {
   DeliverPolicy,
   ensureTopology,
   openBundleStore,
+  openFleetStore,
   openRunClaims,
   type PullLoop,
   startPullLoop,
@@ -41,6 +42,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   if (bundle === 'replaced')
     logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
   const claims = await openRunClaims(bus, { replicas: config.streamReplicas });
+  const fleet = await openFleetStore(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
   const metricsRegistry = createMetricsRegistry('planner');
@@ -58,6 +60,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     bus,
     registry,
     claims,
+    fleet,
     migrations,
     logger,
     publishWindow: config.publishWindow,

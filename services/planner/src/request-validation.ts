@@ -20,6 +20,13 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
   const candidateRunId = (raw as { runId?: unknown } | null)?.runId;
   const runId = RunIdSchema.safeParse(candidateRunId).success ? (candidateRunId as string) : undefined;
   if (!parsed.success) return { ok: false, ...(runId ? { runId } : {}), reasons: describeIssues(parsed.error) };
+  // An audit reads journals to check the fleet state: it applies nothing and trusts nothing.
+  if (parsed.data.audit && (parsed.data.dryRun !== true || parsed.data.trust === 'fleet-state'))
+    return {
+      ok: false,
+      runId: parsed.data.runId,
+      reasons: ['audit: an audit run is a dry run ("dryRun": true) and cannot trust the fleet state'],
+    };
   try {
     return { ok: true, request: parsed.data, targetVersion: resolveTarget(set, parsed.data.target) };
   } catch (error) {
@@ -35,5 +42,8 @@ export function requestFingerprint(request: MigrateRequest, targetVersion: numbe
     d: request.dryRun ?? false,
     r: request.rollout ?? null,
     h: request.maxPerHost ?? null,
+    // Only when asked, so the fingerprints of runs claimed before the field existed stay the same.
+    ...(request.trust === 'fleet-state' ? { tr: request.trust } : {}),
+    ...(request.audit ? { au: request.audit } : {}),
   });
 }

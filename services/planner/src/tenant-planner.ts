@@ -4,6 +4,7 @@ import {
   decodeJson,
   ensureHostConsumer,
   ensureLedgerStream,
+  type FleetStore,
   type JsMsg,
   MalformedMessageError,
   publishOnce,
@@ -27,9 +28,16 @@ import {
   taskMsgId,
   taskSubject,
   type TenantOutcome,
+  tenantOutcome,
   type TenantTask,
 } from '@sluice/contracts';
-import { InvalidTenantError, type MigrationSet, parseTenantRow, TenantNotFoundError } from '@sluice/core';
+import {
+  InvalidTenantError,
+  type MigrationSet,
+  parseTenantRow,
+  TenantNotFoundError,
+  trustsFleetRecord,
+} from '@sluice/core';
 import type { RegistryRow, TenantRegistry } from '@sluice/registry';
 import type { Logger } from '@sluice/telemetry';
 
@@ -59,6 +67,8 @@ export interface PlannerDeps {
   observer?: PlannerObserver;
   /** Lints the set before a run is claimed (absent: no gate, as in tests of planning alone). */
   lint?: LintGate;
+  /** Tenants' fleet records, read by `trust: "fleet-state"` runs (absent: every run is verified). */
+  fleet?: Pick<FleetStore, 'get'>;
 }
 
 /** What the planner tells about each request it handles. */
@@ -76,6 +86,8 @@ export interface PlanSummary {
   invalid: number;
   /** Staged rollouts: tasks marked `canary`. */
   canaries?: number;
+  /** `trust: "fleet-state"` runs: tenants settled `upToDate` from their fleet record, with no task. */
+  fromFleetState?: number;
 }
 
 /**
@@ -118,6 +130,8 @@ export function createPlanner(deps: PlannerDeps) {
     // Staged rollout: the first `canary` tenants go first; the fleet's tasks wait for them.
     const canaryCount = request.rollout?.canary ?? 0;
     if (canaryCount > 0) summary.canaries = 0;
+    const trusting = request.trust === 'fleet-state' && deps.fleet !== undefined;
+    if (trusting) summary.fromFleetState = 0;
     await ledgerReady();
 
     const settle = (outcome: TenantOutcome): Promise<void> => window.submit(() => publishOutcome(bus, outcome));
@@ -167,7 +181,15 @@ export function createPlanner(deps: PlannerDeps) {
         digest: migrations.digest,
         dryRun: request.dryRun ?? false,
         plannedAt,
+        ...(Object.keys(tenant.tags).length > 0 ? { tags: tenant.tags } : {}),
       };
+      // A canary must be a tenant that runs: while canaries are still being chosen, the fleet state
+      // is asked first (one tenant at a time), so a trusted tenant never takes a canary's place.
+      const trustChecked = trusting && summary.canaries !== undefined && summary.canaries < canaryCount;
+      if (trustChecked && (await settledFromFleetState(task))) {
+        summary.fromFleetState = (summary.fromFleetState ?? 0) + 1;
+        continue;
+      }
       if (summary.canaries !== undefined) {
         task.stage = summary.canaries < canaryCount ? 'canary' : 'fleet';
         if (task.stage === 'canary') summary.canaries += 1;
@@ -187,6 +209,12 @@ export function createPlanner(deps: PlannerDeps) {
       const rowIndex = index;
       const subject = taskSubject(tenant.host);
       await window.submit(async () => {
+        if (trusting && !trustChecked && (await settledFromFleetState(task))) {
+          summary.tasks -= 1;
+          summary.fromFleetState = (summary.fromFleetState ?? 0) + 1;
+          if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
+          return;
+        }
         const ack = await traceTaskPublish(task, subject, () =>
           publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }),
         );
@@ -217,6 +245,45 @@ export function createPlanner(deps: PlannerDeps) {
     }
     await window.drain();
     return summary;
+  }
+
+  /**
+   * A `trust: "fleet-state"` run settles a tenant `upToDate` without a task when its fleet record
+   * shows the run's target and digest, `current`, on the same host. An unreadable record is no
+   * reason to skip a tenant: it gets its task.
+   */
+  async function settledFromFleetState(task: TenantTask): Promise<boolean> {
+    let record;
+    try {
+      record = await deps.fleet?.get(task.tenantId);
+    } catch (error) {
+      logger.warn(
+        { runId: task.runId, tenantId: task.tenantId, err: error },
+        'fleet record unreadable; tenant verified',
+      );
+      return false;
+    }
+    if (!trustsFleetRecord(record, { digest: task.digest, targetVersion: task.target, host: task.host })) return false;
+    await publishOutcome(
+      bus,
+      tenantOutcome(
+        {
+          runId: task.runId,
+          tenantId: task.tenantId,
+          host: task.host,
+          attempts: 0,
+          ...(task.tags ? { tags: task.tags } : {}),
+        },
+        {
+          status: 'upToDate',
+          applied: [],
+          fromVersion: record.version,
+          toVersion: record.version,
+          from: 'fleet-state',
+        },
+      ),
+    );
+    return true;
   }
 
   async function planWithRetry(
@@ -295,6 +362,8 @@ export function createPlanner(deps: PlannerDeps) {
       ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
       ...(request.rollout ? { rollout: request.rollout } : {}),
       ...(lint?.report ? { lint: lint.report } : {}),
+      ...(request.trust === 'fleet-state' ? { trust: 'fleet-state' as const } : {}),
+      ...(request.audit ? { audit: request.audit } : {}),
       acceptedAt: new Date().toISOString(),
     };
     const traceId = activeTraceId();

@@ -7,7 +7,14 @@ import {
   listHostConsumers,
   openRunClaims,
 } from '@sluice/bus';
-import { REJECTED_SUBJECT, REQUEST_SUBJECT, STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
+import {
+  type FleetRecord,
+  REJECTED_SUBJECT,
+  REQUEST_SUBJECT,
+  STREAMS,
+  type TenantOutcome,
+  type TenantTask,
+} from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
 import { createMemoryRegistry, type RegistryRow, type TenantRegistry } from '@sluice/registry';
 import { loadSqlParser } from '@sluice/sql-parser';
@@ -72,8 +79,9 @@ describe('planner against a real nats-server', () => {
     return msg as unknown as JsMsg & { acked: boolean };
   }
 
-  const plannerWith = async (registry: TenantRegistry, registryRetryMs = 5_000) =>
+  const plannerWith = async (registry: TenantRegistry, registryRetryMs = 5_000, fleet?: Map<string, FleetRecord>) =>
     createPlanner({
+      ...(fleet ? { fleet: { get: (id: string) => Promise.resolve(fleet.get(id)) } } : {}),
       bus,
       registry,
       claims: await openRunClaims(bus),
@@ -120,6 +128,53 @@ describe('planner against a real nats-server', () => {
 
     const everything = [...tasks, ...outcomes, ...events].map((m) => m.raw).join('\n');
     expect(everything).not.toContain(SECRET);
+  });
+
+  it("trust: fleet-state settles tenants current at the target without a task, never in a canary's place", async () => {
+    const current = (tenantId: string, host: string): FleetRecord => ({
+      tenantId,
+      host,
+      version: 1,
+      digest: set.digest,
+      status: 'current',
+      run: 'before',
+      at: '2026-11-30T00:00:00.000Z',
+    });
+    const registry = createMemoryRegistry(
+      ['tr-1', 'tr-2', 'tr-3', 'tr-4', 'tr-5'].map((tenantId) => ({
+        tenantId,
+        databaseUrl: `postgres://app@db1.internal:5432/${tenantId}`,
+      })),
+    );
+    const fleet = new Map<string, FleetRecord>([
+      ['tr-1', current('tr-1', 'db1.internal:5432')],
+      ['tr-2', { ...current('tr-2', 'db1.internal:5432'), status: 'failed' }],
+      ['tr-3', current('tr-3', 'db9.internal:5432')], // moved to another host since: read again
+      ['tr-5', current('tr-5', 'db1.internal:5432')],
+    ]);
+    const planner = await plannerWith(registry, 5_000, fleet);
+    await planner.handleRequest(
+      fakeMsg({ runId: 'plan-trust', target: 'latest', trust: 'fleet-state', rollout: { canary: 1 } }),
+    );
+    const outcomes = await readAll<TenantOutcome>(STREAMS.outcomes.name, 'sluice.outcomes.plan-trust');
+    expect(outcomes.map((o) => [o.data.tenantId, o.data.status, o.data.from]).sort()).toEqual([
+      ['tr-1', 'upToDate', 'fleet-state'],
+      ['tr-5', 'upToDate', 'fleet-state'],
+    ]);
+    const tasks = (await readAll<TenantTask>(STREAMS.tasks.name, 'sluice.tasks.>')).filter(
+      (t) => t.data.runId === 'plan-trust',
+    );
+    // The canary is the first tenant that runs (tr-2), not tr-1, which the state settled.
+    expect(tasks.map((t) => [t.data.tenantId, t.data.stage]).sort()).toEqual([
+      ['tr-2', 'canary'],
+      ['tr-3', 'fleet'],
+      ['tr-4', 'fleet'],
+    ]);
+    const planned = await readAll<Record<string, unknown>>(STREAMS.runs.name, 'sluice.runs.plan-trust.>');
+    expect(planned.map((e) => e.data)).toEqual([
+      expect.objectContaining({ trust: 'fleet-state' }),
+      expect.objectContaining({ total: 5, tasks: 3, canaries: 1, fromFleetState: 2 }),
+    ]);
   });
 
   it('fails each requested id the registry does not hold as not_found, counted in the plan', async () => {

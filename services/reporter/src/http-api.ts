@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import type { Bus } from '@sluice/bus';
+import type { Bus, FleetStore } from '@sluice/bus';
 import {
   controlRefusal,
   ControlRequestSchema,
@@ -18,6 +18,7 @@ import {
 import { serveHealth } from '@sluice/telemetry';
 
 import { allows, type ApiAuth, type ApiRole, type Caller, callerOf } from './api-auth.js';
+import { fleetOverview, fleetTenants, parseFleetQuery } from './fleet-views.js';
 import type { RunBook } from './run-book.js';
 import { type RunState, runStatusOf } from './run-state.js';
 import { runSummary, settledTenants, unsettledTenants } from './run-views.js';
@@ -34,6 +35,8 @@ export interface HttpApiDeps {
   auth: ApiAuth;
   /** Served on `GET /metrics` in the Prometheus text format. */
   metrics?: { metrics(): Promise<string>; contentType: string };
+  /** The fleet state behind `GET /fleet` and `GET /fleet/tenants` (absent: those routes answer 404). */
+  fleet?: FleetStore;
   now?: () => number;
 }
 
@@ -120,7 +123,8 @@ function parseLimit(value: string | null): number {
  * The reporter's HTTP API (JSON in and out, but `GET /metrics` in the Prometheus text format):
  * `GET /healthz`, `GET /readyz`, `GET /runs[?status=S&limit=N]`, `GET /runs/:id`,
  * `GET /runs/:id/tenants[?status=failed|…|unsettled&limit=N]`, `POST /runs` (validates a migration
- * request and publishes it), `POST /runs/:id/pause|resume|cancel` (publishes a control event).
+ * request and publishes it), `POST /runs/:id/pause|resume|cancel` (publishes a control event),
+ * `GET /fleet[?target=V]` and `GET /fleet/tenants[?host=&tag=k=v&status=&target=&cursor=&limit=]`.
  */
 export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { book, bus } = deps;
@@ -161,6 +165,10 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     if (match) {
       allow(req, ['POST']);
       return control(req, knownRun(match[1]!), match[2] as UserControlAction, caller);
+    }
+    if ((path === '/fleet' || path === '/fleet/tenants') && deps.fleet) {
+      allow(req, ['GET']);
+      return fleetRoute(deps.fleet, path, url);
     }
     if (path.startsWith('/runs/'))
       throw new HttpError(
@@ -203,6 +211,16 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
         tenants: rows.slice(0, limit),
       },
     ];
+  }
+
+  /** `GET /fleet` (the summary) and `GET /fleet/tenants` (a page): they read the fleet state, never a database. */
+  async function fleetRoute(fleet: FleetStore, path: string, url: URL): Promise<[number, unknown]> {
+    const query = parseFleetQuery(url.searchParams);
+    if ('problem' in query) throw new HttpError(400, query.problem);
+    if (path === '/fleet') return [200, await fleetOverview(fleet, query)];
+    const page = fleetTenants(fleet, query, url.searchParams);
+    if ('problem' in page) throw new HttpError(400, page.problem);
+    return [200, await page];
   }
 
   async function submitRun(req: IncomingMessage, caller: Caller): Promise<[number, unknown]> {

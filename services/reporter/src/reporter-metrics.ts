@@ -1,3 +1,5 @@
+import type { FleetStore } from '@sluice/bus';
+import { FLEET_STATUSES } from '@sluice/contracts';
 import { Counter, Gauge, Histogram, type Registry } from '@sluice/telemetry';
 
 import type { QueueSampler, QueueSampleSet } from './queue-sampler.js';
@@ -12,6 +14,8 @@ export interface ReporterMetricsSource {
   book: Pick<RunBook, 'list' | 'events'>;
   /** The queue sampler, whose latest sample set is read at scrape time. */
   sampler: Pick<QueueSampler, 'latest'>;
+  /** The fleet state, whose summary is read at scrape time (absent: no fleet gauge). */
+  fleet?: Pick<FleetStore, 'summary'>;
   now?: () => number;
 }
 
@@ -75,6 +79,20 @@ export function registerReporterMetrics(registry: Registry, source: ReporterMetr
       this.set(activeRuns(source.book.list()).length);
     },
   });
+  const fleet = source.fleet;
+  if (fleet)
+    new Gauge({
+      name: 'sluice_fleet_tenants',
+      help: "Tenants by fleet status (current, behind, failed, dirty, drift), from the fleet state's summary",
+      labelNames: ['status'],
+      registers: [registry],
+      // One KV read per scrape; an unreadable summary leaves the series out rather than at zero.
+      async collect() {
+        const summary = await fleet.summary().catch(() => undefined);
+        this.reset();
+        if (summary) for (const status of FLEET_STATUSES) this.set({ status }, summary.statuses[status]);
+      },
+    });
   const outcomes = new Counter({
     name: 'sluice_reporter_outcomes_total',
     help: 'Tenant outcomes counted (the first terminal one per tenant and run), by status',

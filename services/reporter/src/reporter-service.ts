@@ -6,6 +6,7 @@ import {
   followStream,
   lastSequence,
   type LiveFollower,
+  openFleetStore,
   openRunControlStore,
   readSubject,
   type StreamFollower,
@@ -22,6 +23,7 @@ import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
 import { followDeadTasks } from './dead-tasks.js';
+import { createFleetWriter } from './fleet-writer.js';
 import { startHttpApi } from './http-api.js';
 import { startQueueSampler } from './queue-sampler.js';
 import { createReporter } from './reporter.js';
@@ -51,12 +53,15 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   await ensureTopology(bus.jsm, { replicas: config.streamReplicas, ...config.streamLimits });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
   const book = new RunBook();
+  const fleetStore = await openFleetStore(bus, { replicas: config.streamReplicas });
+  const fleet = createFleetWriter({ store: fleetStore, logger });
   const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
   const reporter = createReporter({
     bus,
     logger,
     controls,
     book,
+    fleet,
     options: {
       reconcileAfterMs: config.reconcileAfterMs,
       progressIntervalMs: config.progressIntervalMs,
@@ -73,7 +78,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     for (const h of sample.hosts) book.onQueueSample(h.host, h);
   });
   const metricsRegistry = createMetricsRegistry('reporter');
-  registerReporterMetrics(metricsRegistry, { book, sampler });
+  registerReporterMetrics(metricsRegistry, { book, sampler, fleet: fleetStore });
   if (config.apiAuth.mode === 'off')
     logger.warn(
       { apiAuth: 'off' },
@@ -88,6 +93,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       busReadiness: async () => ({ ...(await busReadiness(bus)) }),
       metrics: metricsRegistry,
       auth: config.apiAuth,
+      fleet: fleetStore,
     },
     { port: config.httpPort, host: config.httpHost },
   );

@@ -19,6 +19,7 @@ import type { Logger } from '@sluice/telemetry';
 import { createCompletion } from './completion.js';
 import { createControlRejecter } from './control-rejections.js';
 import { createControlSync } from './control-sync.js';
+import type { FleetWriter } from './fleet-writer.js';
 import { createFlushQueue } from './flush-queue.js';
 import { createParkedRelease } from './parked-release.js';
 import { createRolloutDecisions } from './rollout-decisions.js';
@@ -44,6 +45,8 @@ export interface ReporterDeps {
   /** Where run control states are written for executors (none: executors are not told). */
   controls?: RunControlStore;
   book?: RunBook;
+  /** Where tenants' fleet records are written as outcomes arrive (none: no fleet state). */
+  fleet?: FleetWriter;
   options?: ReporterOptions;
   now?: () => number;
 }
@@ -80,6 +83,8 @@ export function createReporter(deps: ReporterDeps) {
     if (!run) return;
     await controlSync.sync(run);
     if (completion.isClosing(runId)) return;
+    // A run's fleet records are written before its completion: `completed` means the state shows it.
+    if (deps.fleet && book.completionDue(runId)) await deps.fleet.settled(runId);
     if (await completion.completeIfDue(runId)) return;
     await rollout.decide(run);
     await parked.release(run);
@@ -117,6 +122,7 @@ export function createReporter(deps: ReporterDeps) {
         const parsed = RunAcceptedEventSchema.safeParse(data);
         if (!parsed.success || parsed.data.runId !== runId) return false;
         book.onAccepted(parsed.data, msg.seq);
+        deps.fleet?.onAccepted(parsed.data);
         traces.onAccepted(runId, msg);
         return true;
       }
@@ -157,6 +163,7 @@ export function createReporter(deps: ReporterDeps) {
       return;
     }
     traces.onOutcome(parsed.data, msg);
+    deps.fleet?.onOutcome(parsed.data);
     if (book.onOutcome(parsed.data)) queue.mark(parsed.data.runId);
   }
 
@@ -220,6 +227,7 @@ export function createReporter(deps: ReporterDeps) {
   async function idle(): Promise<void> {
     await queue.idle();
     await controlRejecter.idle();
+    await deps.fleet?.idle();
   }
 
   return { book, onRunEvent, onOutcome, onLedger, goLive, publishProgress, reconcile, idle };

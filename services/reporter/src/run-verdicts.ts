@@ -91,6 +91,7 @@ export function completionOf(run: RunState, now: number): RunCompletedEvent | un
     ...(stop && (stop.action === 'cancel' || stop.action === 'stop')
       ? { stoppedBy: { ...stop, action: stop.action } }
       : {}),
+    ...(run.planned.fromFleetState !== undefined ? { fromFleetState: run.planned.fromFleetState } : {}),
   };
 }
 

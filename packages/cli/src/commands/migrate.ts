@@ -28,6 +28,11 @@ exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4
     'max-failure-rate': { type: 'string', value: 'R', help: 'stop the run when failures pass this share (0.05 or 5%)' },
     'dry-run': { type: 'boolean', default: false, help: 'plan and check every tenant, apply nothing' },
     lint: { type: 'string', value: 'error|warn', help: 'warn: run even when the set has lint errors (default error)' },
+    trust: {
+      type: 'string',
+      value: 'verified|fleet-state',
+      help: 'fleet-state: settle tenants the fleet state shows current at the target without reading them (default verified)',
+    },
     'requested-by': { type: 'string', value: 'NAME', help: 'who asked, recorded in the run' },
     wait: { type: 'boolean', default: false, help: 'follow the run until it completes' },
     timeout: { type: 'string', value: 'DURATION', help: 'with --wait, stop waiting after this (30s, 10m)' },
@@ -65,6 +70,7 @@ interface MigrateValues extends Record<string, string | boolean | string[] | und
   'max-failures'?: string;
   'max-failure-rate'?: string;
   lint?: string;
+  trust?: string;
   server?: string;
 }
 
@@ -107,6 +113,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
+    ...(values.trust !== undefined ? { trust: values.trust as 'verified' | 'fleet-state' } : {}),
   };
   const parsed = MigrateRequestSchema.safeParse(input);
   if (!parsed.success) {

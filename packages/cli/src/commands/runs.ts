@@ -7,19 +7,24 @@ import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } f
 import { formatDuration, formatTable, type Output } from '../output.js';
 import { listRuns, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
+import { recoverRun } from './run-recover.js';
 
 export const RUNS: CommandSpec = {
   name: 'runs',
-  args: '',
+  args: '[recover RUN_ID]',
   summary: 'Lists the runs the event stream holds (7 days), newest first.',
-  description: '',
+  description: `sluice runs recover RUN_ID publishes the completed event of a run whose events were lost
+(the JetStream store deleted), computed from the journal rows that carry the run id in every
+registry tenant (SLUICE_REGISTRY, PG* credentials) and marked recovered: tenants with rows count
+migrated (failed when a row is dirty), tenants without count skipped as not reached. Nothing is
+published when the run already has a completed event.`,
   flags: {
     status: { type: 'string', value: 'STATUS', help: 'only runs in this state (running, succeeded, ...)' },
     limit: { type: 'string', default: '50', value: 'N', help: 'at most N runs' },
     ...JSON_FLAG,
     ...SERVER_FLAG,
   },
-  positionals: { min: 0, max: 0 },
+  positionals: { min: 0, max: 2 },
 };
 
 function row(v: RunView): string[] {
@@ -46,7 +51,15 @@ function row(v: RunView): string[] {
 }
 
 export async function runsCommand(argv: string[], env: Env, output: Output): Promise<number> {
-  const { values } = parseCommand<{ status?: string; limit: string; json: boolean; server?: string }>(RUNS, argv);
+  const { values, positionals } = parseCommand<{ status?: string; limit: string; json: boolean; server?: string }>(
+    RUNS,
+    argv,
+  );
+  if (positionals.length > 0) {
+    if (positionals[0] !== 'recover' || positionals.length !== 2)
+      throw new CliError('usage: sluice runs [--status S] [--limit N], or sluice runs recover RUN_ID');
+    return recoverRun(positionals[1]!, values, env, output);
+  }
   if (values.status && !(RUN_STATUSES as readonly string[]).includes(values.status))
     throw new CliError(`--status takes one of ${RUN_STATUSES.join(', ')}`);
   if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1)

@@ -1,0 +1,360 @@
+/**
+ * Fleet state benchmarks, against a private nats-server (JetStream on disk) and the built services.
+ *
+ * `--part query` (default): writes `--records` fleet records (1,000,000 by default: 97% current,
+ * the rest behind, failed, dirty or drifted, over 100 hosts) and their summary into the
+ * `sluice_fleet` bucket, then reads them the way `sluice fleet` does, each reading in a process of
+ * its own so its memory is its own: the overview (summary + first page of tenants that need a
+ * look), a filtered page that matches nothing (a scan of every record), and a recount (a scan that
+ * folds every record). Prints wall time, RSS when connected, peak RSS (VmHWM) and the growth, and
+ * the bucket's bytes per record. Goal: < 5 s and < 100 MB growth at 1,000,000 records.
+ *
+ * `--part trust`: `--tenants` (1,000) tenants whose fleet records say current at the latest
+ * version with the planner's set digest (seeded, as a verified run would have left them), the
+ * reporter, an executor and the planner as processes; a `trust: "fleet-state"` request is timed
+ * from publish to its `completed` event, `--repeat` times (median). Goal: < 1 s. The tenants'
+ * databases are not created: a trusted tenant is never connected to (planned.tasks is checked 0).
+ *
+ * `--part verify`: `--tenants` (500) real tenant databases on the local Postgres, migrated once; then
+ * timed, each from request to the end: a default (verified) run with every tenant up to date,
+ * `sluice fleet verify`, `sluice fleet rebuild` after the bucket's records were purged (with its
+ * recount), a `trust: "fleet-state"` run, and an in-process pool that connects to each tenant and
+ * reads its journal at the host's limit (8, as the executors). Goals: verified ≤ 1.1× the pool,
+ * rebuild ≤ 1.2× verify.
+ *
+ * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]
+ * [--child-node-options=--max-old-space-size=64]`,
+ * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
+ * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { connectBus, openFleetStore, pageFleet } from '@sluice/bus';
+import {
+  BUCKETS,
+  fleetAttentionKey,
+  fleetKey,
+  type FleetRecord,
+  type FleetStatus,
+  REQUEST_SUBJECT,
+  type RunPlannedEvent,
+} from '@sluice/contracts';
+import { FleetSummaryBuilder } from '@sluice/core';
+import { loadMigrationDir } from '@sluice/migrator';
+import { createLogger } from '@sluice/telemetry';
+import {
+  collectRunEvents,
+  createTenantFleet,
+  fleetServiceEnv,
+  MIGRATIONS_DIR,
+  REPO_ROOT,
+  startNatsServer,
+  startService,
+  waitForCompleted,
+} from '@sluice/testkit';
+import pg from 'pg';
+
+const MB = 1024 * 1024;
+const logger = createLogger({ service: 'fleet-bench', level: 'silent' });
+
+async function memoryOf(pid: number | 'self'): Promise<{ rss: number; hwm: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+interface QueryMeasurement {
+  ms: number;
+  readyRss: number;
+  peakRss: number;
+  scanned: number;
+  listed: number;
+}
+
+// Child mode: one reading of the fleet state, measured in its own process.
+if (process.argv[2] === '--query-child') {
+  const [, , , url, kind] = process.argv;
+  const bus = await connectBus({ servers: url!, name: 'fleet-bench-query' }, logger);
+  const store = await openFleetStore(bus);
+  const ready = await memoryOf('self');
+  const started = performance.now();
+  let scanned: number;
+  let listed = 0;
+  if (kind === 'overview' || kind === 'attention') {
+    await store.summary();
+    const page = await pageFleet(store, kind === 'overview' ? { target: 6 } : {}, { limit: 20 });
+    scanned = page.scanned;
+    listed = page.tenants.length;
+  } else if (kind === 'rare') {
+    const page = await pageFleet(store, { statuses: ['drift'], host: 'db-099.internal:5432' }, { limit: 20 });
+    scanned = page.scanned;
+    listed = page.tenants.length;
+  } else if (kind === 'no-match') {
+    const page = await pageFleet(store, { statuses: ['current'], host: 'no-such-host:5432' }, { limit: 20 });
+    scanned = page.scanned;
+  } else {
+    const summary = await store.recount();
+    scanned = summary.total;
+    listed = summary.total;
+  }
+  const ms = performance.now() - started;
+  const result: QueryMeasurement = { ms, readyRss: ready.rss, peakRss: (await memoryOf('self')).hwm, scanned, listed };
+  await bus.close();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+const { values } = parseArgs({
+  options: {
+    part: { type: 'string', default: 'query' },
+    records: { type: 'string', default: '1000000' },
+    tenants: { type: 'string', default: '1000' },
+    repeat: { type: 'string', default: '3' },
+    /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
+    'child-node-options': { type: 'string', default: '' },
+  },
+});
+
+function recordOf(i: number, digest: string): FleetRecord {
+  const roll = i % 200;
+  const status: FleetStatus =
+    roll < 194 ? 'current' : roll < 196 ? 'behind' : roll < 198 ? 'failed' : roll < 199 ? 'dirty' : 'drift';
+  return {
+    tenantId: `tenant-${String(i).padStart(7, '0')}`,
+    host: `db-${String(i % 100).padStart(3, '0')}.internal:5432`,
+    tags: { tier: i % 3 === 0 ? 'gold' : 'free' },
+    version: status === 'behind' ? 5 : 6,
+    digest,
+    status,
+    run: 'seed-run-2026-11-30',
+    ...(status === 'failed'
+      ? { error: { code: 'sql_error', message: 'version 6: relation "plans" already exists' } }
+      : {}),
+    at: '2026-11-30T00:00:00.000Z',
+  };
+}
+
+/** Writes records straight into the bucket (as reporters would have, one key per tenant), and their summary. */
+async function seed(url: string, count: number, digest: string, make = recordOf): Promise<void> {
+  const bus = await connectBus({ servers: url, name: 'fleet-bench-seed' }, logger);
+  const store = await openFleetStore(bus);
+  const builder = new FleetSummaryBuilder();
+  const started = performance.now();
+  const inFlight = new Set<Promise<unknown>>();
+  for (let i = 0; i < count; i++) {
+    const record = make(i, digest);
+    builder.add(record);
+    const p = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetKey(record.tenantId)}`, JSON.stringify(record));
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+    // The attention index, as the reporter keeps it: a copy of every record that is not current.
+    if (record.status !== 'current') {
+      const a = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetAttentionKey(record.tenantId)}`, JSON.stringify(record));
+      inFlight.add(a);
+      void a.finally(() => inFlight.delete(a));
+    }
+    if (inFlight.size >= 2_000) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  await store.adjustSummary({ set: builder.build() });
+  console.log(`seeded ${count} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  await bus.close();
+}
+
+async function measureQuery(url: string, kind: string): Promise<QueryMeasurement> {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), '--query-child', url, kind],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`query child ${kind} exited ${code}`);
+  return JSON.parse(out.trim()) as QueryMeasurement;
+}
+
+async function queryPart(): Promise<void> {
+  const count = Number(values.records);
+  const nats = await startNatsServer();
+  try {
+    const set = await loadMigrationDir(MIGRATIONS_DIR);
+    await seed(nats.url, count, set.digest);
+    const nc = await connect({ servers: nats.url });
+    const info = await jetstream(nc)
+      .jetstreamManager()
+      .then((jsm) => jsm.streams.info(`KV_${BUCKETS.fleet}`));
+    await nc.close();
+    const bytes = info.state.bytes;
+    console.log(
+      `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers)`,
+    );
+    console.log(`\n| reading (${count} records) | time | RSS connected | peak RSS | growth | records read |`);
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const [kind, label] of [
+      ['overview', 'sluice fleet --target 6 (summary + first page)'],
+      ['attention', 'sluice fleet (summary + first page of the attention index)'],
+      ['rare', 'sluice fleet --status drift --host one-of-100 (attention index)'],
+      ['no-match', 'sluice fleet --status current --host nowhere (scan of all)'],
+      ['recount', 'sluice fleet --recount (scan of all, summary and index rebuilt)'],
+    ] as const) {
+      const m = await measureQuery(nats.url, kind);
+      console.log(
+        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} |`,
+      );
+    }
+  } finally {
+    await nats.dispose();
+  }
+}
+
+async function trustPart(): Promise<void> {
+  const count = Number(values.tenants);
+  const repeat = Number(values.repeat);
+  const nats = await startNatsServer();
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-fleet-bench-'));
+  const services: Array<Awaited<ReturnType<typeof startService>>> = [];
+  try {
+    const set = await loadMigrationDir(MIGRATIONS_DIR);
+    const latest = Math.max(...set.migrations.map((m) => m.version));
+    const registry = path.join(dir, 'tenants.json');
+    const ids = Array.from({ length: count }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
+    await writeFile(
+      registry,
+      JSON.stringify(
+        ids.map((tenantId) => ({ tenantId, databaseUrl: `postgres://postgres@127.0.0.1:5432/${tenantId}` })),
+      ),
+    );
+    await seed(nats.url, count, set.digest, (i, digest) => ({
+      tenantId: ids[i]!,
+      host: '127.0.0.1:5432',
+      version: latest,
+      digest,
+      status: 'current',
+      run: 'seed',
+      at: new Date().toISOString(),
+    }));
+    const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
+    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+    const nc = await connect({ servers: nats.url });
+    const js = jetstream(nc);
+    const times: number[] = [];
+    for (let r = 0; r < repeat + 1; r++) {
+      const runId = `trust-${r}`;
+      const started = performance.now();
+      const completed = waitForCompleted(nc, runId, 120_000);
+      await js.publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest', trust: 'fleet-state' }));
+      const event = await completed;
+      const ms = performance.now() - started;
+      const planned = (await collectRunEvents(nc, runId, (subject) => subject.endsWith('.planned'))).find((e) =>
+        e.subject.endsWith('.planned'),
+      )?.data as RunPlannedEvent | undefined;
+      if (event.fromFleetState !== count || planned?.tasks !== 0)
+        throw new Error(`run ${runId}: ${event.fromFleetState} from the fleet state, ${planned?.tasks} tasks`);
+      // The first run warms the planner (lint once per digest, consumers): reported, not counted.
+      console.log(`${runId}: request to completed ${ms.toFixed(0)} ms${r === 0 ? ' (warm-up, not counted)' : ''}`);
+      if (r > 0) times.push(ms);
+    }
+    await nc.close();
+    times.sort((a, b) => a - b);
+    console.log(
+      `\n${count} tenants at the target, trust: "fleet-state": request to completed, median of ${repeat}: ${times[Math.floor(times.length / 2)]!.toFixed(0)} ms (every tenant settled from the fleet state, 0 tasks)`,
+    );
+  } finally {
+    for (const s of services.reverse()) await s.stop();
+    await nats.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function verifyPart(): Promise<void> {
+  const count = Number(values.tenants);
+  const nats = await startNatsServer();
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-fleet-bench-'));
+  const services: Array<Awaited<ReturnType<typeof startService>>> = [];
+  const fleetStarted = performance.now();
+  const fleet = await createTenantFleet({ count, prefix: `sluice_fb_${process.pid}` });
+  console.log(`created ${count} tenant databases in ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s`);
+  try {
+    const registry = path.join(dir, 'tenants.json');
+    await fleet.writeRegistry(registry);
+    const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
+    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+    const nc = await connect({ servers: nats.url });
+    const js = jetstream(nc);
+    const run = async (runId: string, extra: Record<string, unknown> = {}) => {
+      const started = performance.now();
+      const completed = waitForCompleted(nc, runId, 600_000);
+      await js.publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest', ...extra }));
+      const event = await completed;
+      return { ms: performance.now() - started, event };
+    };
+    const cli = promisify(execFile);
+    const sluice = async (...args: string[]) => {
+      const started = performance.now();
+      await cli(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], {
+        env: { ...process.env, ...env },
+        maxBuffer: 64 * MB,
+      }).catch((error: { code?: number }) => {
+        if (error.code !== 0 && error.code !== 1) throw error as Error;
+      });
+      return performance.now() - started;
+    };
+    const first = await run('bench-migrate');
+    console.log(
+      `first run (migrates every tenant): ${(first.ms / 1000).toFixed(1)} s, ${first.event.counts.migrated} migrated`,
+    );
+    const verified = await run('bench-verified');
+    if (verified.event.counts.upToDate !== count) throw new Error('the verified run found tenants not up to date');
+    const verify = await sluice('fleet', 'verify', '--run-id', 'bench-verify', '--json');
+    const jsm = await js.jetstreamManager();
+    await jsm.streams.purge(`KV_${BUCKETS.fleet}`);
+    const rebuild = await sluice('fleet', 'rebuild', '--run-id', 'bench-rebuild', '--json');
+    const trusted = await run('bench-trust', { trust: 'fleet-state' });
+    if (trusted.event.fromFleetState !== count) throw new Error(`trusted ${trusted.event.fromFleetState} of ${count}`);
+    // The reference: connect to each tenant and read its journal, at the host's limit.
+    const poolStarted = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < fleet.tenants.length) {
+          const client = new pg.Client({ connectionString: fleet.tenants[next++]!.databaseUrl });
+          await client.connect();
+          await client.query('SELECT version, checksum, status FROM sluice_migrations ORDER BY version');
+          await client.end();
+        }
+      }),
+    );
+    const pool = performance.now() - poolStarted;
+    await nc.close();
+    const row = (label: string, ms: number, ref?: number) =>
+      console.log(`| ${label} | ${(ms / 1000).toFixed(2)} s | ${ref ? (ms / ref).toFixed(2) : ''} |`);
+    console.log(`\n| ${count} tenants, all at the latest version | request to end | ÷ pool |`);
+    console.log('|---|---:|---:|');
+    row('in-process pool: connect + read each journal, 8 at once', pool, pool);
+    row('default (verified) run', verified.ms, pool);
+    row('sluice fleet verify (process start to exit)', verify, pool);
+    row('sluice fleet rebuild after the records were purged (with recount)', rebuild, pool);
+    row('trust: "fleet-state" run', trusted.ms, pool);
+    console.log(`rebuild ÷ verify: ${(rebuild / verify).toFixed(2)}`);
+  } finally {
+    for (const s of services.reverse()) await s.stop();
+    await nats.dispose();
+    await fleet.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (values.part === 'trust') await trustPart();
+else if (values.part === 'verify') await verifyPart();
+else await queryPart();

@@ -1,0 +1,329 @@
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import {
+  ALL_FLEET_ATTENTION_KEYS,
+  ALL_FLEET_KEYS,
+  BUCKETS,
+  FLEET_STATUSES,
+  FLEET_SUMMARY_KEY,
+  fleetAttentionKey,
+  fleetKey,
+  type FleetRecord,
+  FleetRecordSchema,
+  type FleetSummary,
+  FleetSummarySchema,
+} from '@sluice/contracts';
+import {
+  emptyFleetSummary,
+  type FleetQuery,
+  FleetSummaryBuilder,
+  type FleetSummaryDelta,
+  matchesFleetQuery,
+} from '@sluice/core';
+
+import type { Bus } from './bus.js';
+import { decodeJson, encodeJson } from './codec.js';
+
+/** What a record update did: the record before and after (absent before: a new tenant). */
+export interface FleetChange {
+  prev?: FleetRecord;
+  next: FleetRecord;
+}
+
+/** Where a scan stopped, for the next page. */
+export interface FleetScanResult {
+  /** Records read. */
+  scanned: number;
+  /** The stream sequence to start the next page at; undefined when the scan reached the end. */
+  nextSeq?: number;
+}
+
+/**
+ * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, and an
+ * attention index (a copy of each record that is not `current`). Every record write is
+ * compare-and-set, so replicas racing on one tenant (two reporters folding the same outcome) make
+ * one change between them. The index and the summary follow the records and are put right by a
+ * recount (`recount`), the one operation that reads every record.
+ */
+export interface FleetStore {
+  /** A tenant's record, or undefined when it has none. */
+  get(tenantId: string): Promise<FleetRecord | undefined>;
+  /**
+   * Replaces a tenant's record with what `change` makes of it (undefined: leave it), compare-and-set,
+   * trying again on a race. Resolves with the change made, or undefined when none was.
+   */
+  update(
+    tenantId: string,
+    change: (prev: FleetRecord | undefined) => FleetRecord | undefined,
+  ): Promise<FleetChange | undefined>;
+  /** The maintained summary (empty for a new bucket). */
+  summary(): Promise<FleetSummary>;
+  /** Adds a delta to the summary (compare-and-set), or replaces it (`set`: a recount). */
+  adjustSummary(change: { delta: FleetSummaryDelta } | { set: FleetSummary }): Promise<void>;
+  /**
+   * Streams the records from stream sequence `fromSeq` (1: the start) up to what the bucket holds
+   * now, in key-write order, without holding them: `onRecord` returns false to stop (a full page),
+   * or a promise to hold the scan until it settles. `attention`: only the attention index.
+   */
+  scan(
+    fromSeq: number,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
+    options?: { attention?: boolean },
+  ): Promise<FleetScanResult>;
+  /** Counts every record into a fresh summary, and rebuilds the attention index from the records. */
+  recount(): Promise<FleetSummary>;
+}
+
+const CAS_ATTEMPTS = 20;
+
+/** A fleet key changed under every one of a writer's compare-and-set attempts. Transient: the next outcome tries again. */
+export class FleetContentionError extends Error {
+  override readonly name = 'FleetContentionError';
+  readonly transient = true;
+  constructor(
+    readonly key: string,
+    attempts: number,
+  ) {
+    super(`fleet state: ${key} changed under each of ${attempts} compare-and-set writes`);
+  }
+}
+/** Records fetched per round trip by a scan. */
+const SCAN_BATCH = 5_000;
+
+/** Opens (creating it if needed) the fleet state bucket. Works on nats-server 2.9 (plain KV, history 1). */
+export async function openFleetStore(bus: Bus, options: { replicas?: number } = {}): Promise<FleetStore> {
+  const kv: KV = await new Kvm(bus.nc).create(BUCKETS.fleet, { history: 1, replicas: options.replicas ?? 1 });
+  const stream = `KV_${BUCKETS.fleet}`;
+  const subjectOf = (key: string): string => `$KV.${BUCKETS.fleet}.${key}`;
+  const keysFilter = subjectOf(ALL_FLEET_KEYS);
+  const attentionFilter = subjectOf(ALL_FLEET_ATTENTION_KEYS);
+
+  /**
+   * Keeps the attention index in step with a record change: a copy while the tenant is not
+   * current, nothing once it is. Removed by purging the key's subject (no tombstone left behind
+   * to scan). Two writers racing on one tenant may leave a stale copy: readers check each copy
+   * against the record (`pageFleet`), and a recount rebuilds the index.
+   */
+  async function syncAttention(change: FleetChange): Promise<void> {
+    const key = fleetAttentionKey(change.next.tenantId);
+    if (change.next.status !== 'current') await kv.put(key, encodeJson(change.next));
+    else if (change.prev && change.prev.status !== 'current') await forget(key);
+  }
+
+  async function forget(key: string): Promise<void> {
+    await bus.jsm.streams.purge(stream, { filter: subjectOf(key) });
+  }
+
+  /** The key's value and revision (revision 0: no key; a deleted key keeps its tombstone's revision). */
+  async function read(key: string): Promise<{ value?: unknown; revision: number }> {
+    const entry = await kv.get(key);
+    if (!entry) return { revision: 0 };
+    if (entry.operation !== 'PUT') return { revision: entry.revision };
+    return { value: decodeJson(entry.value), revision: entry.revision };
+  }
+
+  /** Writes `key` only if it is still at `revision`; false when someone wrote it in between. */
+  async function compareAndSet(key: string, data: unknown, revision: number): Promise<boolean> {
+    try {
+      await kv.put(key, encodeJson(data), { previousSeq: revision });
+      return true;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence) return false;
+      throw error;
+    }
+  }
+
+  async function casLoop<T>(key: string, step: (value: unknown) => T | undefined): Promise<T | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const { value, revision } = await read(key);
+      const next = step(value);
+      if (next === undefined) return undefined;
+      if (await compareAndSet(key, next, revision)) return next;
+      if (attempt >= CAS_ATTEMPTS) throw new FleetContentionError(key, attempt);
+    }
+  }
+
+  const recordOf = (value: unknown): FleetRecord | undefined => {
+    const parsed = FleetRecordSchema.safeParse(value);
+    return parsed.success ? parsed.data : undefined;
+  };
+  const summaryOf = (value: unknown): FleetSummary => {
+    const parsed = FleetSummarySchema.safeParse(value);
+    return parsed.success ? parsed.data : emptyFleetSummary();
+  };
+
+  return {
+    async get(tenantId) {
+      return recordOf((await read(fleetKey(tenantId))).value);
+    },
+    async update(tenantId, change) {
+      let made: FleetChange | undefined;
+      await casLoop(fleetKey(tenantId), (value) => {
+        const prev = recordOf(value);
+        const next = change(prev);
+        made = next ? { ...(prev ? { prev } : {}), next } : undefined;
+        return next;
+      });
+      if (made) await syncAttention(made);
+      return made;
+    },
+    async summary() {
+      return summaryOf((await read(FLEET_SUMMARY_KEY)).value);
+    },
+    async adjustSummary(change) {
+      const at = new Date().toISOString();
+      await casLoop(FLEET_SUMMARY_KEY, (value) =>
+        'set' in change ? change.set : change.delta.applyTo(summaryOf(value), at),
+      );
+    },
+    async recount() {
+      const builder = new FleetSummaryBuilder();
+      await bus.jsm.streams.purge(stream, { filter: attentionFilter });
+      // The index is written as the scan goes, in batches of 256 puts: nothing is held. Only a
+      // full batch holds the scan back; other records cost no await.
+      let batch: Array<Promise<void>> = [];
+      let failure: Error | undefined;
+      const put = (record: FleetRecord): Promise<void> =>
+        kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
+          () => undefined,
+          (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
+        );
+      await scan(1, (record) => {
+        builder.add(record);
+        if (record.status === 'current') return true;
+        batch.push(put(record));
+        if (batch.length < 256) return true;
+        const full = batch;
+        batch = [];
+        return Promise.all(full).then(() => true);
+      });
+      await Promise.all(batch);
+      if (failure) throw failure;
+      const summary = builder.build();
+      await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
+      return summary;
+    },
+    scan,
+  };
+
+  async function scan(
+    fromSeq: number,
+    onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
+    options: { attention?: boolean } = {},
+  ): Promise<FleetScanResult> {
+    const info = await bus.jsm.streams.info(stream);
+    const stopAt = info.state.last_seq;
+    if (info.state.messages === 0 || fromSeq > stopAt) return { scanned: 0 };
+    const consumer = await bus.js.consumers.get(stream, {
+      filter_subjects: options.attention ? attentionFilter : keysFilter,
+      ...(fromSeq > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    // Nothing under the filter from there on: a consume would wait for new writes.
+    if ((await consumer.info()).num_pending === 0) return { scanned: 0 };
+    // Batches fetched one after the other, not a running consume: a handler that holds the scan
+    // back (a recount writing the index) would otherwise let the client buffer the stream.
+    let scanned = 0;
+    let nextSeq: number | undefined;
+    let done = false;
+    while (!done) {
+      const batch = await consumer.fetch({ max_messages: SCAN_BATCH, expires: 10_000 });
+      let received = 0;
+      for await (const msg of batch) {
+        received += 1;
+        if (msg.seq > stopAt) {
+          done = true;
+          break;
+        }
+        const deleted = msg.headers?.get('KV-Operation');
+        const record = deleted ? undefined : scannedRecordOf(msg.data);
+        if (record) {
+          scanned += 1;
+          const verdict = onRecord(record, msg.seq);
+          // A handler may hold the scan back (a full write batch): awaited only then, not per record.
+          if ((verdict instanceof Promise ? await verdict : verdict) === false) {
+            if (msg.info.pending > 0 && msg.seq < stopAt) nextSeq = msg.seq + 1;
+            done = true;
+            break;
+          }
+        }
+        if (msg.seq >= stopAt || msg.info.pending === 0) {
+          done = true;
+          break;
+        }
+      }
+      if (received === 0) done = true;
+    }
+    return { scanned, ...(nextSeq !== undefined ? { nextSeq } : {}) };
+  }
+}
+
+const textDecoder = new TextDecoder();
+const STATUSES: ReadonlySet<string> = new Set(FLEET_STATUSES);
+
+/**
+ * A record read by a scan. A scan reads every record of the fleet, so it checks only what the
+ * readers rely on (id, status, version) rather than running the full schema: that check was most
+ * of the time of a million-record scan. Reads through `get` use the schema.
+ */
+function scannedRecordOf(data: Uint8Array): FleetRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(textDecoder.decode(data));
+  } catch {
+    return undefined;
+  }
+  const r = value as Partial<FleetRecord> | null;
+  if (typeof r !== 'object' || r === null || typeof r.tenantId !== 'string' || typeof r.at !== 'string')
+    return undefined;
+  if (!STATUSES.has(r.status as string) || (r.version !== null && typeof r.version !== 'number')) return undefined;
+  return r as FleetRecord;
+}
+
+/** One page of a fleet listing. */
+export interface FleetPage {
+  tenants: FleetRecord[];
+  /** Pass it back as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
+  /** Records read to fill this page. */
+  scanned: number;
+}
+
+/**
+ * One page of the tenants a query shows, scanning the records from `cursor` on and holding only the
+ * page: memory stays flat whatever the fleet's size. The cursor is a stream position, so a page
+ * never repeats a tenant written before the first page was read.
+ */
+export async function pageFleet(
+  store: FleetStore,
+  query: FleetQuery,
+  page: { cursor?: string; limit: number },
+): Promise<FleetPage> {
+  const from = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Math.max(1, Number(page.cursor)) : 1;
+  // Tenants that are not current are all in the attention index: a query for those (no target,
+  // which also wants current tenants below it) reads the index, not the whole fleet.
+  const attention = query.target === undefined && !(query.statuses ?? []).includes('current');
+  const tenants: FleetRecord[] = [];
+  const result = await store.scan(
+    from,
+    (record) => {
+      if (!matchesFleetQuery(record, query)) return true;
+      tenants.push(record);
+      return tenants.length < page.limit;
+    },
+    { attention },
+  );
+  // An index entry is a copy: each listed one is checked against its record (a race between two
+  // writers can leave a stale copy), and shown as the record says.
+  const listed = attention
+    ? (await Promise.all(tenants.map((t) => store.get(t.tenantId)))).filter(
+        (r): r is FleetRecord => r !== undefined && matchesFleetQuery(r, query),
+      )
+    : tenants;
+  return {
+    tenants: listed,
+    scanned: result.scanned,
+    ...(result.nextSeq !== undefined ? { nextCursor: String(result.nextSeq) } : {}),
+  };
+}

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+import { RunIdSchema, VersionSchema } from './request.js';
+
+/**
+ * Where a tenant stands, as its last journal read told:
+ * - `current`: it holds the target of the last run that read its journal;
+ * - `behind`: a dry run (or a run to an older target) found versions still to apply;
+ * - `failed`: its last run failed (SQL error, unreachable host, …);
+ * - `dirty`: a `no-transaction` file failed midway (needs `sluice repair`);
+ * - `drift`: its journal and the migration files disagree.
+ */
+export const FLEET_STATUSES = ['current', 'behind', 'failed', 'dirty', 'drift'] as const;
+export const FleetStatusSchema = z.enum(FLEET_STATUSES);
+export type FleetStatus = z.infer<typeof FleetStatusSchema>;
+
+/** Longest error message kept in a fleet record (the run's outcome has the whole one). */
+export const FLEET_ERROR_MAX = 200;
+
+/**
+ * One tenant's fleet state, the value of its key in the `sluice_fleet` bucket. Kept small (one per
+ * tenant, a million of them): empty fields are left out.
+ */
+export const FleetRecordSchema = z.object({
+  tenantId: z.string().min(1).max(200),
+  /** `host:port` of its database. */
+  host: z.string().optional(),
+  /** Its registry tags, as the last task carried them. */
+  tags: z.record(z.string(), z.string()).optional(),
+  /** Highest version applied (null: none, or not known yet). */
+  version: VersionSchema.nullable(),
+  /** Digest of the migration set its journal was last found to agree with. */
+  digest: z.string().optional(),
+  status: FleetStatusSchema,
+  /** The last run that read its journal. */
+  run: RunIdSchema.optional(),
+  /** What the last failure was (code and the start of its message). */
+  error: z.object({ code: z.string(), message: z.string().max(FLEET_ERROR_MAX) }).optional(),
+  /** When that journal read finished (the outcome's `finishedAt`): newer news wins. */
+  at: z.string(),
+  /** Who wrote it: a run's outcome (absent), or an audit run, `verify` or `rebuild`. */
+  by: z.enum(['verify', 'rebuild']).optional(),
+  /** Set by a `verify` run that found the tenant elsewhere than its record said: what the record said. */
+  was: z.object({ status: FleetStatusSchema, version: VersionSchema.nullable() }).optional(),
+});
+export type FleetRecord = z.infer<typeof FleetRecordSchema>;
+
+const CountsByStatusSchema = z.object({
+  current: z.number().int(),
+  behind: z.number().int(),
+  failed: z.number().int(),
+  dirty: z.number().int(),
+  drift: z.number().int(),
+});
+export type FleetStatusCounts = z.infer<typeof CountsByStatusSchema>;
+
+/**
+ * The fleet at a glance, maintained as records change (the `summary` key of the `sluice_fleet`
+ * bucket): tenants by status, by applied version (`none` for no version), and by host.
+ */
+export const FleetSummarySchema = z.object({
+  total: z.number().int(),
+  statuses: CountsByStatusSchema,
+  /** Version (as a string, `none` for no version) → tenants. */
+  versions: z.record(z.string(), z.number().int()),
+  /** Host → tenants by status. */
+  hosts: z.record(z.string(), CountsByStatusSchema),
+  updatedAt: z.string(),
+});
+export type FleetSummary = z.infer<typeof FleetSummarySchema>;
+
+/** The key of the fleet summary in the `sluice_fleet` bucket. */
+export const FLEET_SUMMARY_KEY = 'summary';
+const FLEET_TENANT_PREFIX = 't.';
+
+// A KV key holds only `-/_=.` and word characters. Tenant ids may hold more (`#`, `:`, `@`), so
+// anything else is escaped as `=xx` (hex bytes); `=` itself is escaped, so the mapping reverses.
+const SAFE_KEY_CHAR = /[A-Za-z0-9_-]/;
+
+function escapeKey(tenantId: string): string {
+  let out = '';
+  for (const ch of tenantId) {
+    if (SAFE_KEY_CHAR.test(ch)) out += ch;
+    else for (const byte of new TextEncoder().encode(ch)) out += `=${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The key of a tenant's record in the `sluice_fleet` bucket (`t.<escaped tenantId>`). */
+export function fleetKey(tenantId: string): string {
+  return `${FLEET_TENANT_PREFIX}${escapeKey(tenantId)}`;
+}
+
+const FLEET_ATTENTION_PREFIX = 'a.';
+
+/**
+ * The key of a tenant's entry in the attention index (`a.<escaped tenantId>`): a copy of the
+ * record of every tenant that is not `current`, so the tenants that need a look are listed
+ * without scanning a fleet of healthy ones.
+ */
+export function fleetAttentionKey(tenantId: string): string {
+  return `${FLEET_ATTENTION_PREFIX}${escapeKey(tenantId)}`;
+}
+
+/** Every attention index key of the bucket. */
+export const ALL_FLEET_ATTENTION_KEYS = `${FLEET_ATTENTION_PREFIX}>`;
+
+/** The tenantId of a fleet key, or undefined for another key. */
+export function parseFleetKey(key: string): string | undefined {
+  if (!key.startsWith(FLEET_TENANT_PREFIX) || key.length === FLEET_TENANT_PREFIX.length) return undefined;
+  const token = key.slice(FLEET_TENANT_PREFIX.length);
+  const bytes: number[] = [];
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === '=') {
+      bytes.push(Number.parseInt(token.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(token.charCodeAt(i));
+    }
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/** Every tenant key of the bucket (a KV watch or stream filter). */
+export const ALL_FLEET_KEYS = `${FLEET_TENANT_PREFIX}>`;
