@@ -160,7 +160,7 @@ describe('the bottleneck report names the injected constraint', () => {
     return host;
   }
 
-  it('a host behind a slow network: waiting on I/O', async () => {
+  it('a host behind a slow network: network I/O', async () => {
     const fleet = await fleetOf(6, 'bn-io');
     const proxy: DelayProxyHandle = await startDelayProxy({ port: 5432 }, 200);
     cleanups.push(() => proxy.close());
