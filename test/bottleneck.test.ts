@@ -43,6 +43,24 @@ const MIGRATIONS: Record<string, string> = {
     '-- sluice:lint-ignore index-without-concurrently the test holds a lock on accounts to make this wait\nCREATE INDEX accounts_name_idx ON accounts (name);',
 };
 
+/**
+ * The fleet of the host and network scenarios: small schema changes, light for the executor
+ * (nothing comes back) and for the database, so the constraint is what the scenario injects — a
+ * limit that floods a 0 ms host with new sessions, or a 20 ms network — even when the shared
+ * machine is slow.
+ */
+const LIGHT_MIGRATIONS: Record<string, string> = {
+  '0001_accounts.sql':
+    "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 100) AS g;",
+  '0002_plan.sql': "ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';",
+};
+
+/** A migration whose cost is the executor's: a report it reads back, 100,000 rows of 8 columns. */
+const CLIENT_HEAVY_MIGRATIONS: Record<string, string> = {
+  '0001_accounts.sql': 'CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);',
+  '0002_report.sql': 'SELECT g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6, g + 7 FROM generate_series(1, 100000) AS g;',
+};
+
 const CLI = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
 
 describe('the bottleneck report names the injected constraint', () => {
@@ -50,6 +68,8 @@ describe('the bottleneck report names the injected constraint', () => {
   let nc: NatsConnection;
   let dir: string;
   let migrationsDir: string;
+  let lightDir: string;
+  let clientHeavyDir: string;
   let services: ServiceProcess[] = [];
   const cleanups: Array<() => Promise<unknown>> = [];
 
@@ -60,6 +80,15 @@ describe('the bottleneck report names the injected constraint', () => {
     migrationsDir = path.join(dir, 'migrations');
     await mkdir(migrationsDir);
     for (const [file, sql] of Object.entries(MIGRATIONS)) await writeFile(path.join(migrationsDir, file), sql);
+    lightDir = path.join(dir, 'light');
+    clientHeavyDir = path.join(dir, 'client-heavy');
+    for (const [folder, files] of [
+      [lightDir, LIGHT_MIGRATIONS],
+      [clientHeavyDir, CLIENT_HEAVY_MIGRATIONS],
+    ] as const) {
+      await mkdir(folder);
+      for (const [file, sql] of Object.entries(files)) await writeFile(path.join(folder, file), sql);
+    }
   });
 
   afterEach(async () => {
@@ -79,11 +108,12 @@ describe('the bottleneck report names the injected constraint', () => {
     name: string,
     rows: Array<{ tenantId: string; databaseUrl: string }>,
     extra: Record<string, string> = {},
+    migrations = migrationsDir,
   ): Promise<void> {
     const registry = path.join(dir, `${name}.json`);
     await writeFile(registry, JSON.stringify(rows));
     const env = fleetServiceEnv(
-      { natsUrl: nats.url, registryFile: registry, migrationsDir },
+      { natsUrl: nats.url, registryFile: registry, migrationsDir: migrations },
       // Executors find new host queues quickly, so a small run's queue time is the constraint's.
       { SLUICE_DISCOVERY_INTERVAL: '100ms', ...extra },
     );
@@ -113,15 +143,24 @@ describe('the bottleneck report names the injected constraint', () => {
     target: number | 'latest' = 'latest',
     timeoutMs = 120_000,
   ): Promise<RunCompletedEvent> {
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target }));
+    // The signal scenarios' files are deliberately unusual (a bare SELECT): lint warns, never refuses.
+    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target, lint: 'warn' }));
     return waitForCompleted(nc, runId, timeoutMs);
   }
 
   function describeRun(c: RunCompletedEvent): string {
-    return `${c.runId}: ${c.bottleneck?.kind} (${c.bottleneck?.mode}) ${c.bottleneck?.summary} figures=${JSON.stringify(c.bottleneck?.figures)}`;
+    const hosts = c.timings?.hosts.map((h) => ({ host: h.host, signals: h.signals, limit: h.limit }));
+    return `${c.runId}: ${c.bottleneck?.kind} (${c.bottleneck?.mode}) ${c.bottleneck?.summary} lever=${c.bottleneck?.lever} figures=${JSON.stringify(c.bottleneck?.figures)} hosts=${JSON.stringify(hosts)} executors=${JSON.stringify(c.timings?.executorLoad)} whatIf=${JSON.stringify(c.bottleneck?.whatIf)}`;
   }
 
-  it('a host behind a slow network: waiting on I/O', async () => {
+  /** A private host: the scenario's load is its own, not the shared server's. */
+  async function privateHost(): Promise<PostgresClusterHandle> {
+    const host = await startPostgresCluster({ max_connections: '200' });
+    cleanups.push(() => host.dispose());
+    return host;
+  }
+
+  it('a host behind a slow network: network I/O', async () => {
     const fleet = await fleetOf(6, 'bn-io');
     const proxy: DelayProxyHandle = await startDelayProxy({ port: 5432 }, 200);
     cleanups.push(() => proxy.close());
@@ -134,7 +173,7 @@ describe('the bottleneck report names the injected constraint', () => {
     const completed = await runTo('bn-io');
     console.log(describeRun(completed));
     expect(completed.status).toBe('succeeded');
-    expect(completed.bottleneck).toMatchObject({ kind: 'io', mode: 'working', label: 'waiting on I/O' });
+    expect(completed.bottleneck).toMatchObject({ kind: 'io', mode: 'working', label: 'network I/O' });
     expect(completed.bottleneck?.lever).toMatch(/concurrency/i);
     // Connecting costs at least one delayed round trip.
     expect(completed.timings!.totals.connectMs / completed.timings!.totals.tenants).toBeGreaterThan(200);
@@ -230,5 +269,96 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.counts.migrated).toBe(8);
     expect(completed.bottleneck).toMatchObject({ kind: 'external', host: `127.0.0.1:${hostB.port}` });
     expect(completed.timings!.totals.unavailableMs).toBeGreaterThan(5 * 2_000);
+  });
+
+  it('a 0 ms host asked for more than its CPU can give: host saturated', async () => {
+    const host = await privateHost();
+    const fleet = await fleetOf(160, 'bn-hot', host.serverUrl);
+    // 48 tenants in flight on a 2-core machine: Postgres's CPU (backend starts, inserts, md5) is the
+    // constraint; the executor only relays small results. The injected constraint is the limit.
+    await startStack(
+      'hot',
+      rowsOf(fleet),
+      { SLUICE_CONCURRENCY: '48', SLUICE_HOST_LIMIT: '48', SLUICE_QUEUE_SAMPLE_INTERVAL: '200ms' },
+      lightDir,
+    );
+
+    const completed = await runTo('bn-hot');
+    console.log(describeRun(completed));
+    expect(completed.counts.migrated).toBe(160);
+    expect(completed.bottleneck).toMatchObject({ kind: 'hostSaturated', label: 'host saturated' });
+    expect(completed.bottleneck?.lever).toMatch(/do not raise the limit/i);
+    expect(completed.bottleneck?.summary).not.toMatch(/network round trips/);
+    // Connect and journal reads rose well above their unloaded time on the host.
+    expect(completed.timings!.hosts[0]!.signals!.latencyInflation).toBeGreaterThan(3);
+    // The what-if never advises a saturated host more than it ran at.
+    const whatIf = completed.bottleneck?.whatIf?.[0];
+    expect(whatIf?.host).toBe(`127.0.0.1:${host.port}`);
+    expect(whatIf?.peakLimit).toBeLessThanOrEqual(48);
+
+    // `sluice status` prints the verdict and the what-if.
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', 'bn-hot'], {
+      env: { NATS_URL: nats.url, PATH: process.env.PATH ?? '' },
+    });
+    expect(stdout).toContain('bottleneck host saturated');
+    expect(stdout).toMatch(/what-if {3}127\.0\.0\.1:\d+: peaks at limit \d+/);
+  });
+
+  it('the same fleet behind a 20 ms network at a low limit: network I/O, raise the limit', async () => {
+    const host = await privateHost();
+    const fleet = await fleetOf(60, 'bn-net', host.serverUrl);
+    const proxy: DelayProxyHandle = await startDelayProxy({ port: host.port }, 20);
+    cleanups.push(() => proxy.close());
+    const via = `127.0.0.1:${proxy.port}`;
+    // 4 in flight: each tenant spends most of its ~100 ms on round trips, the host idles between them.
+    await startStack(
+      'net',
+      rowsOf(fleet, via),
+      { SLUICE_CONCURRENCY: '16', SLUICE_HOST_LIMIT: '4', SLUICE_QUEUE_SAMPLE_INTERVAL: '200ms' },
+      lightDir,
+    );
+
+    const completed = await runTo('bn-net');
+    console.log(describeRun(completed));
+    expect(completed.counts.migrated).toBe(60);
+    expect(completed.bottleneck).toMatchObject({ kind: 'io', label: 'network I/O' });
+    expect(completed.bottleneck?.lever).toMatch(/raise the (per-host )?limit/i);
+    // The round trips explain the I/O: latency stayed near its baseline.
+    const signals = completed.timings!.hosts[0]!.signals!;
+    expect(signals.baselineRttMs).toBeGreaterThanOrEqual(20);
+    expect(signals.latencyInflation).toBeLessThan(3);
+    // The what-if agrees: throughput was still rising at the limit, so it names a higher one.
+    expect(completed.bottleneck?.whatIf?.[0]?.peakLimit).toBeGreaterThan(4);
+
+    // GET /runs/:id serves the same signals and what-if.
+    const ready = services[0]!.logs.find((l) => l.msg === 'reporter ready') as { httpPort: number };
+    const summary = (await (
+      await fetch(`http://127.0.0.1:${ready.httpPort}/runs/bn-net`, { headers: apiHeaders() })
+    ).json()) as {
+      bottleneck: { kind: string; whatIf: Array<{ host: string; peakLimit: number }> };
+      timings: { hosts: Array<{ signals: { baselineRttMs: number } }> };
+    };
+    expect(summary.bottleneck.kind).toBe('io');
+    expect(summary.bottleneck.whatIf[0]).toMatchObject({ host: via });
+    expect(summary.timings.hosts[0]!.signals.baselineRttMs).toBeGreaterThanOrEqual(20);
+  });
+
+  it('one executor reading back large results: executors saturated', async () => {
+    const host = await privateHost();
+    const fleet = await fleetOf(30, 'bn-cpu', host.serverUrl);
+    await startStack(
+      'cpu',
+      rowsOf(fleet),
+      { SLUICE_CONCURRENCY: '16', SLUICE_HOST_LIMIT: '16', SLUICE_QUEUE_SAMPLE_INTERVAL: '200ms' },
+      clientHeavyDir,
+    );
+
+    const completed = await runTo('bn-cpu');
+    console.log(describeRun(completed));
+    expect(completed.counts.migrated).toBe(30);
+    expect(completed.bottleneck).toMatchObject({ kind: 'executorsSaturated', label: 'executors saturated' });
+    expect(completed.bottleneck?.lever).toMatch(/add executor replicas/i);
+    // Its event loop ran late: it wanted more CPU than it got.
+    expect(completed.timings!.executorLoad![0]!.loopDelayMs).toBeGreaterThan(50);
   });
 });

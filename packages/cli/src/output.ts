@@ -115,6 +115,22 @@ export function formatTimeReport(
     lines.push(
       `  host      ${h.host}: ${h.tenants} tenants, queued ${formatDuration(h.queuedMs / Math.max(1, h.tenants))}, SQL ${formatDuration(h.executeMs / Math.max(1, h.tenants))} per tenant${inFlight}${limit}`,
     );
+    const s = h.signals;
+    if (s && s.baselineRttMs !== null) {
+      const activity = s.activity
+        ? `; sessions active ${s.activity.active.toFixed(1)} (on CPU ${s.activity.onCpu.toFixed(1)}, Lock ${s.activity.lock.toFixed(1)}, LWLock ${s.activity.lwlock.toFixed(1)}, IO ${s.activity.io.toFixed(1)})${s.activity.replayLagMs !== null ? `, replay lag ${formatDuration(s.activity.replayLagMs)}` : ''}`
+        : s.activityUnavailable > 0
+          ? '; pg_stat_activity not readable'
+          : '';
+      lines.push(
+        `            round trip ${formatDuration(s.baselineRttMs)} unloaded, connect ${formatDuration(s.baselineConnectMs ?? 0)}; latency ${(s.latencyInflation ?? 1).toFixed(1)}× that${activity}`,
+      );
+    }
+  }
+  for (const e of timings.executorLoad?.slice(0, 3) ?? []) {
+    lines.push(
+      `  executor  ${e.executorId}: CPU ${Math.round(e.cpu * 100)}% of a core, event loop ${formatDuration(e.loopDelayMs)} late on average`,
+    );
   }
   if (bottleneck) {
     lines.push(
@@ -122,6 +138,17 @@ export function formatTimeReport(
     );
     lines.push(`            ${bottleneck.summary}`);
     lines.push(`            lever: ${bottleneck.lever}`);
+    for (const w of bottleneck.whatIf ?? []) {
+      const curve = w.points
+        .slice(0, 8)
+        .map((p) => `${p.concurrency.toFixed(1)}→${p.throughput.toFixed(1)}/s`)
+        .join(', ');
+      lines.push(
+        `  what-if   ${w.host}: peaks at limit ${w.peakLimit}${w.stillRising ? '+ (still rising)' : ''} (${w.model === 'usl' ? `USL σ=${w.sigma} κ=${w.kappa}` : 'best level seen'}); run ${formatDuration(w.wallMs)} -> predicted ${formatDuration(w.predictedWallMs)} at that limit`,
+      );
+      lines.push(`            in flight → tenants/s: ${curve}`);
+    }
+    for (const note of bottleneck.notes ?? []) lines.push(`  note      ${note}`);
   }
   return lines;
 }

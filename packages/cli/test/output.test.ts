@@ -164,6 +164,76 @@ describe('CLI output: where the time went', () => {
     );
   });
 
+  it("prints each host's signals, each executor's load, the what-if and the report's notes", () => {
+    const text = formatCompleted({
+      ...completed,
+      timings: {
+        wallMs: 2_500,
+        planningMs: null,
+        totals,
+        executors: 1,
+        executorSlots: 16,
+        executorBusyShare: 0.9,
+        hosts: [
+          {
+            host: 'db1:5432',
+            ...totals,
+            atLimitShare: 0.5,
+            signals: {
+              baselineRttMs: 1.2,
+              baselineConnectMs: 6,
+              tenants: 4,
+              roundTrips: 8,
+              networkFloorMs: 33.6,
+              latencyInflation: 9.4,
+              activity: { samples: 2, active: 7, onCpu: 5, lock: 0, lwlock: 1, io: 1, client: 0, replayLagMs: null },
+              activityUnavailable: 0,
+              limitRange: [8, 16],
+            },
+          },
+        ],
+        executorLoad: [{ executorId: 'x1', tenants: 4, cpu: 0.12, loopDelayMs: 2 }],
+      },
+      bottleneck: {
+        kind: 'hostSaturated',
+        label: 'host saturated',
+        mode: 'waiting',
+        summary: 'Connect and journal reads took 9.4× their unloaded time.',
+        lever: 'Do not raise the limit.',
+        figures: {},
+        whatIf: [
+          {
+            host: 'db1:5432',
+            model: 'usl',
+            points: [
+              { concurrency: 4, throughput: 40, tenants: 10 },
+              { concurrency: 16, throughput: 42, tenants: 30 },
+            ],
+            sigma: 0.9,
+            kappa: 0,
+            observedConcurrency: 14,
+            peakLimit: 6,
+            stillRising: false,
+            peakThroughput: 41,
+            wallMs: 2_500,
+            predictedWallMs: 2_400,
+          },
+        ],
+        notes: ['pg_stat_activity was not readable on db2:5432.'],
+      },
+    }).join('\n');
+    expect(text).toContain(
+      'round trip 1 ms unloaded, connect 6 ms; latency 9.4× that; sessions active 7.0 (on CPU 5.0, Lock 0.0, LWLock 1.0, IO 1.0)',
+    );
+    expect(text).toContain('executor  x1: CPU 12% of a core, event loop 2 ms late on average');
+    expect(text).toContain('bottleneck host saturated (waiting)');
+    expect(text).toContain(
+      'what-if   db1:5432: peaks at limit 6 (USL σ=0.9 κ=0); run 2.5 s -> predicted 2.4 s at that limit',
+    );
+    expect(text).toContain('in flight → tenants/s: 4.0→40.0/s, 16.0→42.0/s');
+    expect(text).toContain('note      pg_stat_activity was not readable on db2:5432.');
+  });
+
   it('prints no time report for a run without timings', () => {
     expect(formatCompleted(completed).join('\n')).not.toContain('bottleneck');
   });

@@ -61,7 +61,9 @@ export {
   MAX_EVENT_FINDINGS,
 } from './lint.js';
 export {
+  type AttemptSignals,
   failedOutcome,
+  type HostActivity,
   type OutcomeError,
   OutcomeErrorSchema,
   outcomeMsgId,
@@ -119,4 +121,12 @@ export {
   taskSubject,
 } from './subjects.js';
 export { republishedTaskMsgId, taskMsgId, type TenantTask, TenantTaskSchema } from './task.js';
-export type { Bottleneck, BottleneckKind, RunTimings, TimingTotals } from './timings.js';
+export type {
+  Bottleneck,
+  BottleneckKind,
+  ExecutorLoad,
+  HostSignals,
+  HostWhatIf,
+  RunTimings,
+  TimingTotals,
+} from './timings.js';

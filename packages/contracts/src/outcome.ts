@@ -57,6 +57,47 @@ export const TimingsSchema = z.object({
 });
 export type Timings = z.infer<typeof TimingsSchema>;
 
+/**
+ * The host's own view at one instant, sampled from `pg_stat_activity` (client backends other than
+ * the sampler) and `pg_stat_replication`: how many sessions were active, and on what they waited.
+ */
+export const HostActivitySchema = z.object({
+  /** Sessions in state `active`. */
+  active: z.number().int().nonnegative(),
+  /** Active with no wait event: running on a CPU, or waiting for one. */
+  onCpu: z.number().int().nonnegative(),
+  /** Active and waiting on a heavyweight lock, a lightweight lock, I/O, or the client. */
+  lock: z.number().int().nonnegative(),
+  lwlock: z.number().int().nonnegative(),
+  io: z.number().int().nonnegative(),
+  client: z.number().int().nonnegative(),
+  /** Sessions whose state the role may not read (no `pg_read_all_stats`). */
+  hidden: z.number().int().nonnegative(),
+  /** The largest replay lag of the host's replicas, when it has any. */
+  replayLagMs: z.number().nonnegative().optional(),
+});
+export type HostActivity = z.infer<typeof HostActivitySchema>;
+
+/**
+ * What the executor saw around one tenant's last attempt that tells a saturated host from a slow
+ * network or a saturated executor (issue 15). All optional: older executors send none.
+ */
+export const AttemptSignalsSchema = z.object({
+  /** Messages sent on the tenant's connection after connecting (each one round trip), the journal read included. */
+  roundTrips: z.number().int().nonnegative().optional(),
+  /** The executor's CPU use over its last sampling window, as a share of one core. */
+  executorCpu: z.number().nonnegative().optional(),
+  /** The executor's mean event-loop delay over its last sampling window. */
+  loopDelayMs: z.number().nonnegative().optional(),
+  /** The executor's adaptive limit for the host when the tenant settled. */
+  hostLimit: z.number().int().nonnegative().optional(),
+  /** A sample of the host's sessions taken on this tenant's connection (at most one per host per interval). */
+  hostActivity: HostActivitySchema.optional(),
+  /** `true` when the sample was asked for and the role could not read it. */
+  hostActivityUnavailable: z.boolean().optional(),
+});
+export type AttemptSignals = z.infer<typeof AttemptSignalsSchema>;
+
 /** Internal: the terminal outcome of one tenant in a run, on `sluice.outcomes.<runId>`. */
 export const TenantOutcomeSchema = z.object({
   runId: RunIdSchema,
@@ -76,6 +117,7 @@ export const TenantOutcomeSchema = z.object({
   attempts: z.number().int().nonnegative(),
   error: OutcomeErrorSchema.optional(),
   timings: TimingsSchema.optional(),
+  signals: AttemptSignalsSchema.optional(),
   finishedAt: z.string(),
   /** The tenant's registry tags, as its task carried them (for the fleet state). */
   tags: z.record(z.string(), z.string()).optional(),
@@ -117,6 +159,7 @@ export interface OutcomeResult {
   toVersion?: number | null;
   error?: OutcomeError;
   timings?: Timings;
+  signals?: AttemptSignals;
   /** `fleet-state`: taken from the tenant's fleet record, its journal unread. */
   from?: 'fleet-state';
 }
@@ -137,6 +180,7 @@ export function tenantOutcome(source: OutcomeSource, result: OutcomeResult): Ten
     attempts: source.attempts,
     ...(result.error ? { error: result.error } : {}),
     ...(result.timings ? { timings: result.timings } : {}),
+    ...(result.signals ? { signals: result.signals } : {}),
     finishedAt: source.finishedAt ?? new Date().toISOString(),
     ...(source.tags && Object.keys(source.tags).length > 0 ? { tags: source.tags } : {}),
     ...(result.from ? { from: result.from } : {}),

@@ -1,5 +1,6 @@
 /** Why a limiter cut its limit. */
-export type OverloadSignal = 'lock_timeout' | 'too_many_connections' | 'connection_error' | 'latency';
+export type OverloadSignal =
+  'lock_timeout' | 'too_many_connections' | 'connection_error' | 'latency' | 'host_saturated' | 'replay_lag';
 
 export interface AimdOptions {
   /**
@@ -22,6 +23,13 @@ export interface AimdOptions {
   latencyMarginMs?: number;
   /** Probes needed before latency is judged at all (the first ones set the baseline). */
   warmupProbes?: number;
+  /**
+   * With the caller's own delay known (the executor's event-loop delay), a probe only this many
+   * ms above the baseline (and `latencyFactor` × it) already means a saturated host, provided the
+   * caller's delay explains less than half of the rise: a fast local host queueing on its CPU
+   * never reaches `latencyMarginMs`.
+   */
+  saturationMarginMs?: number;
 }
 
 /**
@@ -45,6 +53,7 @@ export class AimdLimiter {
   private readonly latencyFactor: number;
   private readonly latencyMarginMs: number;
   private readonly warmupProbes: number;
+  private readonly saturationMarginMs: number;
   private lastCutAt = Number.NEGATIVE_INFINITY;
   private probes = 0;
   /** Exponentially weighted probe latency, and the lowest it has been (the host's unloaded pace). */
@@ -62,6 +71,7 @@ export class AimdLimiter {
     this.latencyFactor = options.latencyFactor ?? 3;
     this.latencyMarginMs = options.latencyMarginMs ?? 50;
     this.warmupProbes = options.warmupProbes ?? 5;
+    this.saturationMarginMs = options.saturationMarginMs ?? 10;
   }
 
   /** The whole number of tasks that may run now. */
@@ -71,11 +81,13 @@ export class AimdLimiter {
 
   /**
    * A clean completion. `probeMs`: how long its probe (the journal read) took, or undefined
-   * when it made none (nothing is judged then).
+   * when it made none (nothing is judged then). `ownDelayMs`: the caller's own delay when the
+   * probe ran (event-loop delay), when it measures it.
    */
-  onSuccess(probeMs: number | undefined, now: number): void {
-    if (probeMs !== undefined && this.probeShowsOverload(probeMs)) {
-      this.onOverload('latency', now);
+  onSuccess(probeMs: number | undefined, now: number, ownDelayMs?: number): void {
+    const signal = probeMs === undefined ? null : this.probeShowsOverload(probeMs, ownDelayMs);
+    if (signal) {
+      this.onOverload(signal, now);
       return;
     }
     this.value = Math.min(this.max, this.value + 1 / Math.max(1, this.limit));
@@ -89,7 +101,7 @@ export class AimdLimiter {
     this.cuts += 1;
     this.value = Math.max(this.min, this.value * this.decrease);
     // The queueing that raised latency drains after a cut; measure afresh.
-    if (signal === 'latency') this.ewmaMs = this.baselineMs;
+    if (signal === 'latency' || signal === 'host_saturated') this.ewmaMs = this.baselineMs;
   }
 
   /** Lowers or raises the ceiling (the configured host limit changed). */
@@ -98,11 +110,15 @@ export class AimdLimiter {
     this.value = Math.min(this.value, this.max);
   }
 
-  private probeShowsOverload(probeMs: number): boolean {
+  private probeShowsOverload(probeMs: number, ownDelayMs: number | undefined): OverloadSignal | null {
     this.probes += 1;
     this.ewmaMs = this.ewmaMs === null ? probeMs : this.ewmaMs * 0.8 + probeMs * 0.2;
     this.baselineMs = this.baselineMs === null ? this.ewmaMs : Math.min(this.baselineMs, this.ewmaMs);
-    if (this.probes <= this.warmupProbes) return false;
-    return this.ewmaMs > this.baselineMs * this.latencyFactor && this.ewmaMs - this.baselineMs > this.latencyMarginMs;
+    if (this.probes <= this.warmupProbes) return null;
+    if (this.ewmaMs <= this.baselineMs * this.latencyFactor) return null;
+    const rise = this.ewmaMs - this.baselineMs;
+    if (rise > this.latencyMarginMs) return 'latency';
+    if (ownDelayMs !== undefined && rise > this.saturationMarginMs && ownDelayMs < rise / 2) return 'host_saturated';
+    return null;
   }
 }

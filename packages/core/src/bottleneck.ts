@@ -1,59 +1,24 @@
-import type { Bottleneck, BottleneckKind, RunTimings, TimingTotals } from '@sluice/contracts';
+import type { Bottleneck, BottleneckKind, HostWhatIf, RunTimings, TimingTotals } from '@sluice/contracts';
+
+import { BOTTLENECK_THRESHOLDS, splitTime, type WorkSignals, workSignals } from './bottleneck-signals.js';
+
+export {
+  BOTTLENECK_THRESHOLDS,
+  splitTime,
+  type TimeSplit,
+  type WorkSignals,
+  workSignals,
+} from './bottleneck-signals.js';
 
 export const BOTTLENECK_LABELS: Record<BottleneckKind, string> = {
-  io: 'waiting on I/O',
+  io: 'network I/O',
   contention: 'contention',
   coordination: 'coordination',
   compute: 'compute',
   external: 'external dependency',
+  hostSaturated: 'host saturated',
+  executorsSaturated: 'executors saturated',
 };
-
-/** Thresholds of the classifier, as shares of all tenant time (0..1). */
-export const BOTTLENECK_THRESHOLDS = {
-  /** Time lost to unreachable hosts / open breakers that makes the verdict `external`. */
-  unavailable: 0.15,
-  /** Time lost to lock and connection-slot contention that makes the verdict `contention`. */
-  contention: 0.15,
-  /** Queue share above which the run counts as `waiting` for a slot. */
-  waiting: 0.5,
-  /** Executor busy share (of slots x wall time) above which the executors are the limit. */
-  executorsBusy: 0.6,
-  /** Share of queue samples with a host at its limit that makes the host the limit. */
-  hostAtLimit: 0.5,
-  /** Planning share of the wall time above which a slow planner starved the executors. */
-  planning: 0.5,
-  /** Network share of tenant work above which work counts as I/O-bound. */
-  io: 0.6,
-} as const;
-
-/** How one tenant's time splits, summed over a run (or a host). */
-export interface TimeSplit {
-  /** Connect, journal round trip and the network part of executing SQL. */
-  ioMs: number;
-  /** Database time executing migration SQL. */
-  computeMs: number;
-  queuedMs: number;
-  lockWaitMs: number;
-  unavailableMs: number;
-  retryDelayMs: number;
-  allMs: number;
-}
-
-export function splitTime(t: TimingTotals): TimeSplit {
-  const networkMs = Math.max(0, t.executeMs - t.serverMs);
-  const ioMs = t.connectMs + t.journalMs + networkMs;
-  const computeMs = Math.min(t.serverMs, t.executeMs);
-  const allMs = ioMs + computeMs + t.queuedMs + t.lockWaitMs + t.unavailableMs + t.retryDelayMs;
-  return {
-    ioMs,
-    computeMs,
-    queuedMs: t.queuedMs,
-    lockWaitMs: t.lockWaitMs,
-    unavailableMs: t.unavailableMs,
-    retryDelayMs: t.retryDelayMs,
-    allMs,
-  };
-}
 
 const pct = (share: number): string => `${Math.round(share * 100)}%`;
 const ms = (value: number): string =>
@@ -64,22 +29,29 @@ const ms = (value: number): string =>
       : `${Math.round(value)} ms`;
 
 /**
- * The dominant constraint of a run, from where its tenants' time went. Pure: the same timings give
- * the same verdict. Undefined when no tenant reported timings.
+ * The dominant constraint of a run, from where its tenants' time went and the signals that tell a
+ * saturated host from a slow network or busy executors. Pure: the same timings give the same
+ * verdict. Undefined when no tenant reported timings. `whatIf` (per host, from
+ * `RunTimingBook.whatIf`) is attached and names the limit in the lever.
  *
  * Order of the questions: did tenants lose time to an unreachable host (external) or to locks and
  * connection slots (contention)? If not, were they mostly waiting for a slot — and if so, who held
- * the slots: a slow planner, busy executors, or a host at its limit — or mostly working, and then
- * on the network (I/O) or in the database (compute)?
+ * the slots: a slow planner, saturated executors, or a host at its limit — or mostly working? Work
+ * is then split into network (the host's baseline round trip × the round trips made), queueing
+ * (latency above that: a busy host or a busy executor) and database time; the executors' CPU and
+ * event-loop delay say whether the queueing was theirs, the host's latency inflation whether it
+ * was the host's.
  */
-export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined {
+export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = []): Bottleneck | undefined {
   const { totals } = timings;
   if (totals.tenants === 0) return undefined;
   const split = splitTime(totals);
   const all = Math.max(split.allMs, 1);
   const share = (v: number): number => v / all;
   const working = split.ioMs + split.computeMs;
-  const ioShareOfWork = working > 0 ? split.ioMs / working : 0;
+  const ws = workSignals(timings);
+  const ofWork = (v: number): number => (working > 0 ? v / working : 0);
+  const networkShareOfWork = ofWork(ws.networkMs);
   const perTenant = (v: number): number => v / totals.tenants;
   const figures: Record<string, number> = {
     tenants: totals.tenants,
@@ -90,7 +62,9 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
     lockWaitShare: round(share(split.lockWaitMs)),
     unavailableShare: round(share(split.unavailableMs)),
     retryShare: round(share(split.retryDelayMs)),
-    ioShareOfWork: round(ioShareOfWork),
+    ioShareOfWork: round(ofWork(split.ioMs)),
+    networkShareOfWork: round(networkShareOfWork),
+    queueingShareOfWork: round(ofWork(ws.queueingMs)),
     executorBusyShare: round(timings.executorBusyShare),
     executors: timings.executors,
     executorSlots: timings.executorSlots,
@@ -99,6 +73,13 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
     avgQueuedMs: round(perTenant(split.queuedMs)),
   };
   if (timings.planningMs !== null) figures.planningMs = Math.round(timings.planningMs);
+  if (ws.worstHost) figures.latencyInflation = round(ws.worstHost.inflation);
+  if (ws.executor) {
+    figures.executorCpu = round(ws.executor.cpu);
+    figures.executorLoopDelayMs = round(ws.executor.loopDelayMs);
+  }
+  if (ws.clientWaitShare !== undefined) figures.clientWaitShare = round(ws.clientWaitShare);
+  const notes = notesOf(timings, ws);
   const worstHost = (key: keyof TimingTotals) => [...timings.hosts].sort((a, b) => b[key] - a[key])[0];
   const verdict = (
     kind: BottleneckKind,
@@ -114,9 +95,61 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
     lever,
     ...(host ? { host } : {}),
     figures,
+    ...(whatIf.length > 0 ? { whatIf } : {}),
+    ...(notes.length > 0 ? { notes } : {}),
   });
+  const T = BOTTLENECK_THRESHOLDS;
+  const executorSaturated =
+    ws.executor !== undefined &&
+    (ws.executor.cpu >= T.executorCpu ||
+      ws.executor.loopDelayMs >= T.executorLoopDelayAloneMs ||
+      (ws.executor.loopDelayMs >= T.executorLoopDelayMs &&
+        (ws.executor.cpu >= T.executorCpuStarved || (ws.clientWaitShare ?? 0) >= T.clientWaitShare)));
+  // The executor's own lateness inflates every latency it measures: the host's rise must exceed it.
+  const saturatedHost =
+    ws.worstHost &&
+    ws.worstHost.inflation >= T.hostInflation &&
+    ws.worstHost.excessMsPerTenant >= Math.max(T.hostInflationMs, 2 * (ws.executor?.loopDelayMs ?? 0))
+      ? ws.worstHost
+      : undefined;
+  // The what-if of the host the verdict names (none when it was not among the busiest), or the
+  // busiest host's when the verdict names none.
+  const peakOf = (host: string | undefined) => (host ? whatIf.find((w) => w.host === host) : whatIf[0]);
+  const executorsVerdict = (mode: 'working' | 'waiting', lead: string): Bottleneck =>
+    verdict(
+      'executorsSaturated',
+      mode,
+      `${lead}executor ${ws.executor!.executorId} used ${pct(ws.executor!.cpu)} of a core with its event loop ${ms(ws.executor!.loopDelayMs)} late on average${(ws.clientWaitShare ?? 0) >= T.clientWaitShare ? `, the hosts' active sessions waited on the client ${pct(ws.clientWaitShare!)} of the time` : ''}, and ${pct(ofWork(ws.queueingMs))} of tenant work was latency above the round trips the network explains: the executors' CPU is the limit.`,
+      'Add executor replicas or give them more CPU; raising host limits or SLUICE_CONCURRENCY only queues more work on a busy event loop. Migrations that return large result sets cost executor CPU: return less.',
+    );
+  const hostVerdict = (
+    mode: 'working' | 'waiting',
+    lead: string,
+    host: NonNullable<typeof saturatedHost>,
+  ): Bottleneck => {
+    const w = peakOf(host.host);
+    const advice =
+      w && !w.stillRising
+        ? ` What-if (${w.model === 'usl' ? 'USL fit' : 'best level seen'} over the levels this run passed through, ${w.observedConcurrency.toFixed(1)} in flight on average): a limit of ${w.peakLimit} is within 5% of the best throughput, predicted run time ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`
+        : '';
+    return verdict(
+      'hostSaturated',
+      mode,
+      `${lead}on ${host.host} connect and journal reads took ${host.inflation.toFixed(1)}× their unloaded time (${ms(host.excessMsPerTenant)} more per tenant) while the executors had CPU to spare: the database host is queueing work (CPU or I/O at capacity), not the network.`,
+      `Do not raise the limit: lower the host's limit (SLUICE_HOST_LIMITS), spread the run over time or hosts, or make the migration cheaper.${advice}`,
+      host.host,
+    );
+  };
+  const ioAdvice = (host: string | undefined): string => {
+    const w = peakOf(host);
+    if (!w) return '';
+    return w.stillRising
+      ? ` What-if: throughput was still rising at ${w.observedConcurrency.toFixed(1)} in flight; a limit of ${w.peakLimit} predicts ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`
+      : ` What-if: a limit of ${w.peakLimit} is within 5% of the best throughput, predicted ${ms(w.predictedWallMs)} against ${ms(w.wallMs)}.`;
+  };
+  const networkLine = `${pct(networkShareOfWork)} of each tenant's work was network round trips${ws.known ? ' at their baseline' : ''}`;
 
-  if (share(split.unavailableMs) >= BOTTLENECK_THRESHOLDS.unavailable) {
+  if (share(split.unavailableMs) >= T.unavailable) {
     const host = worstHost('unavailableMs');
     return verdict(
       'external',
@@ -126,7 +159,7 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
       host?.host,
     );
   }
-  if (share(split.lockWaitMs) >= BOTTLENECK_THRESHOLDS.contention) {
+  if (share(split.lockWaitMs) >= T.contention) {
     const host = worstHost('lockWaitMs');
     return verdict(
       'contention',
@@ -136,12 +169,12 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
       host?.host,
     );
   }
-  if (share(split.queuedMs) >= BOTTLENECK_THRESHOLDS.waiting) {
+  if (share(split.queuedMs) >= T.waiting) {
     const queued = `Tenants waited ${ms(perTenant(split.queuedMs))} on average in the queue against ${ms(perTenant(working))} of work (${pct(share(split.queuedMs))} of tenant time)`;
     if (
       timings.planningMs !== null &&
-      timings.planningMs >= BOTTLENECK_THRESHOLDS.planning * timings.wallMs &&
-      timings.executorBusyShare < BOTTLENECK_THRESHOLDS.executorsBusy
+      timings.planningMs >= T.planning * timings.wallMs &&
+      timings.executorBusyShare < T.executorsBusy
     ) {
       return verdict(
         'coordination',
@@ -150,8 +183,9 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
         'Speed up the registry read (a narrower selector, a faster store) or raise SLUICE_PUBLISH_WINDOW / SLUICE_PLANNER_CONCURRENCY.',
       );
     }
+    if (executorSaturated && ws.queueingMs >= ws.networkMs) return executorsVerdict('waiting', `${queued}; `);
     const atLimit = [...timings.hosts]
-      .filter((h) => (h.atLimitShare ?? 0) >= BOTTLENECK_THRESHOLDS.hostAtLimit)
+      .filter((h) => (h.atLimitShare ?? 0) >= T.hostAtLimit)
       .sort((a, b) => (b.atLimitShare ?? 0) - (a.atLimitShare ?? 0));
     const hostAtLimit = atLimit[0];
     if (hostAtLimit) {
@@ -159,24 +193,33 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
         .slice(0, 3)
         .map((h) => `${h.host} (${pct(h.atLimitShare ?? 0)} of samples)`)
         .join(', ');
-      if (ioShareOfWork >= BOTTLENECK_THRESHOLDS.io) {
+      if (saturatedHost && ws.queueingMs + split.computeMs > ws.networkMs)
+        return hostVerdict('waiting', `${queued}; host limits were full (${names}), and `, saturatedHost);
+      if (networkShareOfWork >= (ws.known ? T.ioWithHeadroom : T.io)) {
         return verdict(
           'io',
           'waiting',
-          `${queued}; host limits were full (${names}) while ${pct(ioShareOfWork)} of each tenant's work was connect and network round trips.`,
-          'The database is mostly waiting on the network: raise the per-host limit (SLUICE_HOST_LIMITS) where the host has CPU and connections to spare.',
+          `${queued}; host limits were full (${names}) while ${networkLine}${ws.worstHost ? ` and latency stayed near its baseline (${ws.worstHost.inflation.toFixed(1)}×): the host has headroom` : ''}.`,
+          `The database is mostly waiting on the network: raise the per-host limit (SLUICE_HOST_LIMITS) where the host has CPU and connections to spare.${ioAdvice(hostAtLimit.host)}`,
           hostAtLimit.host,
         );
       }
+      const headroom = ws.known && ws.worstHost !== undefined;
       return verdict(
         'contention',
         'waiting',
-        `${queued}; host limits were full (${names}), and the work is database time (${pct(1 - ioShareOfWork)} of it).`,
-        'The host paces the run at its limit: raise the limit only if the database has headroom; lower it if it is saturated; shorten the migration transactions.',
+        `${queued}; host limits were full (${names}), and the work is database time (${pct(ofWork(split.computeMs + ws.queueingMs))} of it)${headroom ? `, with latency near its baseline (${ws.worstHost!.inflation.toFixed(1)}×): the host has headroom` : ''}.`,
+        headroom
+          ? `The host's limit paces the run and the host is not saturated: raise the limit (SLUICE_HOST_LIMITS) and watch its latency; shorten the migration transactions.${ioAdvice(hostAtLimit.host)}`
+          : 'The host paces the run at its limit: raise the limit only if the database has headroom; lower it if it is saturated; shorten the migration transactions.',
         hostAtLimit.host,
       );
     }
-    if (timings.executorBusyShare >= BOTTLENECK_THRESHOLDS.executorsBusy) {
+    // Slots held by tenants waiting inside a saturated host are not the executors' limit — when
+    // that waiting is most of the slots' time (a window of one on a slowish host is still the window).
+    if (saturatedHost && ws.queueingMs >= T.queueingHoldsSlots * working)
+      return hostVerdict('waiting', `${queued}; `, saturatedHost);
+    if (timings.executorBusyShare >= T.executorsBusy) {
       return verdict(
         'coordination',
         'waiting',
@@ -184,14 +227,22 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
         'Add executor replicas or raise SLUICE_CONCURRENCY (the in-flight window); the database hosts have room.',
       );
     }
-    if (ioShareOfWork >= BOTTLENECK_THRESHOLDS.io) {
+    if (networkShareOfWork >= T.io) {
       return verdict(
         'io',
         'waiting',
-        `${queued}; executors were busy only ${pct(timings.executorBusyShare)} of their slot time and no host was at its limit, while ${pct(ioShareOfWork)} of each tenant's work was connect and network round trips: too few tenants in flight per host for I/O-bound work.`,
-        'Raise concurrency per host: SLUICE_HOST_START_LIMIT (where the adaptive limit starts) and SLUICE_HOST_LIMITS; I/O-bound work overlaps well.',
+        `${queued}; executors were busy only ${pct(timings.executorBusyShare)} of their slot time and no host was at its limit, while ${networkLine}: too few tenants in flight per host for I/O-bound work.`,
+        `Raise concurrency per host: SLUICE_HOST_START_LIMIT (where the adaptive limit starts) and SLUICE_HOST_LIMITS; I/O-bound work overlaps well.${ioAdvice(undefined)}`,
       );
     }
+    // Work waited with slots free and no host at its cap: the executors' adaptive limits held it
+    // back, having backed off a saturated host.
+    if (saturatedHost)
+      return hostVerdict(
+        'waiting',
+        `${queued}, with executor slots free: the adaptive limit backed off; `,
+        saturatedHost,
+      );
     return verdict(
       'coordination',
       'waiting',
@@ -199,24 +250,48 @@ export function classifyBottleneck(timings: RunTimings): Bottleneck | undefined 
       'Check executor discovery and pulls (SLUICE_DISCOVERY_INTERVAL), ack waits and replica health; add replicas if some were down.',
     );
   }
-  if (ioShareOfWork >= 0.5) {
+  if (executorSaturated && ws.queueingMs >= ws.networkMs)
+    return executorsVerdict('working', 'Tenants were mostly working; ');
+  if (networkShareOfWork >= 0.5) {
     const host = worstHost('connectMs');
+    const target = timings.hosts.length > 1 ? host?.host : undefined;
     return verdict(
       'io',
       'working',
-      `Tenants were mostly working, and ${pct(ioShareOfWork)} of that work was connect and network round trips (average connect ${ms(perTenant(totals.connectMs))}, work ${ms(perTenant(working))}).`,
-      'Raise concurrency (SLUICE_CONCURRENCY, SLUICE_HOST_LIMITS, executor replicas): I/O-bound work overlaps well. Running executors closer to the databases cuts the round trips.',
-      timings.hosts.length > 1 ? host?.host : undefined,
+      `Tenants were mostly working, and ${networkLine} (average connect ${ms(perTenant(totals.connectMs))}, work ${ms(perTenant(working))}).`,
+      `Raise the limit: concurrency per host (SLUICE_HOST_LIMITS, SLUICE_CONCURRENCY, executor replicas); I/O-bound work overlaps well. Running executors closer to the databases cuts the round trips.${ioAdvice(target)}`,
+      target,
     );
   }
+  if (saturatedHost) return hostVerdict('working', 'Tenants were mostly working, and ', saturatedHost);
   const host = worstHost('serverMs');
   return verdict(
     'compute',
     'working',
-    `Tenants were mostly working, and ${pct(1 - ioShareOfWork)} of that work was the database executing migration SQL (${ms(perTenant(split.computeMs))} per tenant).`,
+    `Tenants were mostly working, and ${pct(ofWork(split.computeMs + ws.queueingMs))} of that work was the database executing migration SQL (${ms(perTenant(split.computeMs))} per tenant).`,
     'The migration itself is the cost: make it cheaper (batch backfills, CREATE INDEX CONCURRENTLY, avoid table rewrites), or spread it over more hosts/time.',
     timings.hosts.length > 1 ? host?.host : undefined,
   );
+}
+
+/** What the report could not use, in words. */
+function notesOf(timings: RunTimings, ws: WorkSignals): string[] {
+  const notes: string[] = [];
+  if (!ws.known)
+    notes.push(
+      'No round-trip signals from the executors (older executors, or SLUICE_SIGNALS=off): network and a busy host are not told apart.',
+    );
+  const hidden = timings.hosts.filter(
+    (h) => h.signals && h.signals.activity === null && h.signals.activityUnavailable > 0,
+  );
+  if (hidden.length > 0)
+    notes.push(
+      `pg_stat_activity was not readable on ${hidden
+        .slice(0, 3)
+        .map((h) => h.host)
+        .join(', ')} (grant pg_read_all_stats to the migration role to see what sessions wait on).`,
+    );
+  return notes;
 }
 
 function round(value: number): number {

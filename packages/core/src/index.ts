@@ -1,5 +1,6 @@
 export { AimdLimiter } from './aimd-limiter.js';
 export { classifyBottleneck } from './bottleneck.js';
+export { type WorkSignals, workSignals } from './bottleneck-signals.js';
 export { formatByteSize, parseByteSize } from './byte-size.js';
 export { durationProblem, parseDuration } from './duration.js';
 export { ConfigError, type Env, envReader } from './env.js';
@@ -39,6 +40,15 @@ export {
   trustsFleetRecord,
   versionKey,
 } from './fleet-state.js';
+export {
+  type ConcurrencyPoint,
+  fitUsl,
+  hostWhatIf,
+  throughputByConcurrency,
+  throughputByWindow,
+  uslThroughput,
+  type WorkInterval,
+} from './limit-what-if.js';
 export { countFindings, lintMigrationSet, type LintOptions, lintReportOf } from './lint/lint-migration-set.js';
 export { LINT_RULES, type LintRule, type LintRuleName } from './lint/lint-rules.js';
 export {

@@ -72,3 +72,30 @@ describe('AimdLimiter', () => {
     expect(l.limit).toBe(3);
   });
 });
+
+describe('AimdLimiter on a saturated host', () => {
+  it('cuts on a small rise in a fast host when the caller was not late itself', () => {
+    const l = new AimdLimiter({ initial: 16, max: 16 });
+    for (let i = 0; i < 6; i++) l.onSuccess(1, i, 1);
+    // 25 ms on a 1 ms host: under the 50 ms latency margin, but the executor's loop was on time.
+    for (let i = 0; i < 20; i++) l.onSuccess(25, 100 + i, 1);
+    expect(l.cuts).toBe(1);
+    expect(l.lastSignal).toBe('host_saturated');
+    expect(l.limit).toBe(8);
+  });
+
+  it('leaves the limit alone when its own delay explains the rise, or when it does not say', () => {
+    const late = new AimdLimiter({ initial: 16, max: 16 });
+    const silent = new AimdLimiter({ initial: 16, max: 16 });
+    for (let i = 0; i < 6; i++) {
+      late.onSuccess(1, i, 1);
+      silent.onSuccess(1, i);
+    }
+    for (let i = 0; i < 20; i++) {
+      late.onSuccess(25, 100 + i, 20);
+      silent.onSuccess(25, 100 + i);
+    }
+    expect(late.cuts).toBe(0);
+    expect(silent.cuts).toBe(0);
+  });
+});

@@ -1,7 +1,8 @@
 import type { RunTimings, Timings } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { classifyBottleneck, splitTime } from '../src/bottleneck.js';
+import { classifyBottleneck } from '../src/bottleneck.js';
+import { splitTime } from '../src/bottleneck-signals.js';
 import { RunTimingBook } from '../src/run-timings.js';
 
 interface Fleet {
@@ -129,7 +130,7 @@ describe('classifyBottleneck', () => {
     const b = classifyBottleneck(runOf({ tenants: 8, timings: remote }, { wallMs: 600 }))!;
     expect(b.kind).toBe('io');
     expect(b.mode).toBe('working');
-    expect(b.label).toBe('waiting on I/O');
+    expect(b.label).toBe('network I/O');
     expect(b.lever).toMatch(/concurrency/i);
     expect(b.figures.ioShareOfWork).toBeGreaterThan(0.9);
   });

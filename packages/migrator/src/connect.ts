@@ -15,6 +15,17 @@ export interface ConnectOptions {
   applicationName?: string;
 }
 
+const roundTrips = new WeakMap<pg.Client, { count: number }>();
+
+/**
+ * Messages sent on a client opened by {@link connectTenant} since it connected: each `query` call
+ * is one round trip (a multi-statement text travels as one message), which is what the network
+ * alone costs a tenant (issue 15: baseline round trip × round trips).
+ */
+export function roundTripsOf(client: pg.Client): number {
+  return roundTrips.get(client)?.count ?? 0;
+}
+
 /**
  * Opens one connection to a tenant database. Timeouts travel in the startup packet, so they
  * cost no round trip. Connection failures come back as typed, host-level errors.
@@ -37,5 +48,13 @@ export async function connectTenant(options: ConnectOptions): Promise<pg.Client>
       throw classifyPgError(error, options.host);
     }
   });
+  // Counted at the one place every statement goes through; no copy of the migrator's paths.
+  const counter = { count: 0 };
+  roundTrips.set(client, counter);
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    counter.count += 1;
+    return query(...args);
+  };
   return client;
 }

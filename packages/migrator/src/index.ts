@@ -1,4 +1,5 @@
-export { connectTenant } from './connect.js';
+export { connectTenant, roundTripsOf } from './connect.js';
+export { sampleHostActivity } from './host-activity.js';
 export {
   type FencedHolder,
   leaseApplicationName,

@@ -57,6 +57,21 @@ export interface ExecutorConfig {
   metricsPort: number;
   /** Interface of the metrics server (`SLUICE_METRICS_HOST`). */
   metricsHost: string;
+  /**
+   * Bottleneck signals in outcomes (`SLUICE_SIGNALS`, `on` or `off`): round trips per tenant, this
+   * replica's CPU share and event-loop delay, host activity samples. Off: none is measured or sent.
+   */
+  signals: boolean;
+  /**
+   * How often a tenant's connection also samples its host's `pg_stat_activity` and
+   * `pg_stat_replication`, per host on this replica (`SLUICE_HOST_ACTIVITY_INTERVAL`; 0 = never).
+   */
+  hostActivityIntervalMs: number;
+  /**
+   * A host whose replicas replay further behind than this cuts its adaptive limit
+   * (`SLUICE_MAX_REPLAY_LAG`; 0 = never; read from the activity samples).
+   */
+  maxReplayLagMs: number;
 }
 
 /** Resolves the executor's settings once; throws naming the bad variable. */
@@ -89,5 +104,8 @@ export function loadExecutorConfig(env: Env): ExecutorConfig {
     breakerWindowMs: e.duration('SLUICE_BREAKER_WINDOW', 10_000),
     metricsPort: e.int('SLUICE_METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65_535 }),
     metricsHost: e.string('SLUICE_METRICS_HOST', '127.0.0.1'),
+    signals: e.oneOf('SLUICE_SIGNALS', ['on', 'off'], 'on') === 'on',
+    hostActivityIntervalMs: e.duration('SLUICE_HOST_ACTIVITY_INTERVAL', 2_000),
+    maxReplayLagMs: e.duration('SLUICE_MAX_REPLAY_LAG', 30_000),
   });
 }

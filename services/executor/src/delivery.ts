@@ -16,6 +16,7 @@ import type { Logger } from '@sluice/telemetry';
 import { AttemptTimings } from './attempt-timings.js';
 import type { ExecutorConfig } from './config.js';
 import { inDeliverySpan, startDeliverySpan } from './delivery-span.js';
+import type { ExecutorLoadSample } from './executor-load.js';
 import type { HostBreakers } from './host-breakers.js';
 import { type MigrationSets, singleMigrationSet } from './migration-sets.js';
 import { publishOutcomeHolding } from './outcome-holder.js';
@@ -62,6 +63,14 @@ export interface DeliveryDeps {
   gate?: Pick<RunGate, 'check'>;
   /** The hosts' circuit breakers: the work runs through them, and their open time is charged to the host. None: unguarded. */
   breakers?: Pick<HostBreakers, 'run' | 'openMs'>;
+  /**
+   * The replica's load and its adaptive limit per host, added to each outcome's `signals` with
+   * what the tenant's work reported. None: outcomes carry only the work's signals.
+   */
+  signals?: {
+    load: () => ExecutorLoadSample;
+    hostLimit: (host: string) => number | undefined;
+  };
 }
 
 export interface Delivery {
@@ -95,7 +104,7 @@ const GATED_RESULT = (verdict: Exclude<GateVerdict, { action: 'proceed' }>): Del
  * each host and of every settled delivery.
  */
 export function createDelivery(deps: DeliveryDeps): Delivery {
-  const { bus, logger, config, gate, breakers, tenantWork } = deps;
+  const { bus, logger, config, gate, breakers, tenantWork, signals } = deps;
   const sets =
     'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
   const timings = new AttemptTimings();
@@ -229,11 +238,22 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     return withInProgress(msg, config.ackWaitMs, () =>
       throughBreaker(task.host, async () => {
         const started = performance.now();
-        const { report, connectMs } = await tenantWork(task, migrations, {
+        const work = await tenantWork(task, migrations, {
           streamSeq: msg.seq,
           deliveryCount: attempt,
         });
+        const { report, connectMs } = work;
+        const limit = signals?.hostLimit(task.host);
         return tenantOutcome(sourceOf(task, attempt), {
+          ...(work.signals || signals
+            ? {
+                signals: {
+                  ...work.signals,
+                  ...signals?.load(),
+                  ...(limit !== undefined ? { hostLimit: limit } : {}),
+                },
+              }
+            : {}),
           status: report.status,
           applied: report.applied,
           ...(report.rolledBack ? { rolledBack: report.rolledBack } : {}),

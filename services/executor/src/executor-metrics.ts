@@ -4,6 +4,7 @@ import { SluiceError } from '@sluice/core';
 import { Counter, Gauge, Histogram, type Registry } from '@sluice/telemetry';
 
 import type { DeliveryEvents } from './delivery.js';
+import type { ExecutorLoadSample } from './executor-load.js';
 import type { HostScheduler } from './host-scheduler.js';
 
 const BREAKER_STATES = ['closed', 'open', 'halfOpen'] as const;
@@ -22,6 +23,8 @@ export interface ExecutorMetricsSource {
   slots: number;
   /** The deliveries' events: each settled delivery, and each tenant's work (its connection) per host. */
   deliveries: Pick<EventEmitter<DeliveryEvents>, 'on'>;
+  /** The replica's CPU share and event-loop delay (signals on); none: the two gauges are absent. */
+  load?: () => ExecutorLoadSample;
 }
 
 /**
@@ -120,6 +123,26 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   });
+
+  const load = source.load;
+  if (load) {
+    new Gauge({
+      name: 'sluice_executor_cpu_share',
+      help: "This replica's CPU over the last second, as a share of one core (its event loop's)",
+      registers: [registry],
+      collect() {
+        this.set(load().executorCpu);
+      },
+    });
+    new Gauge({
+      name: 'sluice_executor_event_loop_delay_seconds',
+      help: "This replica's mean event-loop delay over the last second",
+      registers: [registry],
+      collect() {
+        this.set(load().loopDelayMs / 1000);
+      },
+    });
+  }
 
   source.deliveries.on('workStarted', (host) => connections.inc({ host }));
   source.deliveries.on('workEnded', (host) => connections.dec({ host }));

@@ -4,12 +4,13 @@ import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/
 
 import type { ExecutorConfig } from './config.js';
 import { createDelivery } from './delivery.js';
+import { ExecutorLoadMonitor } from './executor-load.js';
 import { registerExecutorMetrics } from './executor-metrics.js';
 import { HostBreakers } from './host-breakers.js';
 import { type HostScheduler, startHostScheduler } from './host-scheduler.js';
 import { createMigrationSets } from './migration-sets.js';
 import { createRunGate } from './run-gate.js';
-import { postgresTenantWork, type TenantWork } from './tenant-work.js';
+import { ActivitySchedule, postgresTenantWork, type TenantWork } from './tenant-work.js';
 
 export interface ExecutorService {
   scheduler: HostScheduler;
@@ -52,6 +53,9 @@ export async function startExecutorService(
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
+  const load = config.signals ? new ExecutorLoadMonitor() : undefined;
+  // Bound late: the scheduler that holds the limits is built after the pipeline it feeds.
+  let hostLimit: (host: string) => number | undefined = () => undefined;
   const delivery = createDelivery({
     bus,
     logger,
@@ -59,13 +63,17 @@ export async function startExecutorService(
     migrations,
     gate,
     breakers,
+    ...(load ? { signals: { load: () => load.current(), hostLimit: (host) => hostLimit(host) } } : {}),
     tenantWork:
       overrides.tenantWork ??
-      postgresTenantWork(config, (task, holder) =>
-        logger.warn(
-          { runId: task.runId, tenantId: task.tenantId, host: task.host, holder },
-          'stale holder of the migration lock terminated; lock taken over',
-        ),
+      postgresTenantWork(
+        config,
+        (task, holder) =>
+          logger.warn(
+            { runId: task.runId, tenantId: task.tenantId, host: task.host, holder },
+            'stale holder of the migration lock terminated; lock taken over',
+          ),
+        config.signals ? { activity: new ActivitySchedule(config.hostActivityIntervalMs) } : undefined,
       ),
   });
   const registry = createMetricsRegistry('executor');
@@ -77,9 +85,16 @@ export async function startExecutorService(
     concurrency: config.concurrency,
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,
+    maxReplayLagMs: config.maxReplayLagMs,
   });
+  hostLimit = (host) => scheduler.limitOf(host);
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
-  registerExecutorMetrics(registry, { scheduler, slots: config.concurrency, deliveries: delivery.events });
+  registerExecutorMetrics(registry, {
+    scheduler,
+    slots: config.concurrency,
+    deliveries: delivery.events,
+    ...(load ? { load: () => load.current() } : {}),
+  });
   const metrics = await startMetricsServer(registry, {
     port: config.metricsPort,
     host: config.metricsHost,
@@ -102,6 +117,7 @@ export async function startExecutorService(
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
       await gate.stop();
       breakers.shutdown();
+      load?.stop();
       metrics.server.close();
       await bus.close();
       logger.info({ putBack }, 'executor stopped');

@@ -20,6 +20,8 @@ export interface HostSchedulerOptions {
   initialHostLimit?: number | undefined;
   /** How often the host consumers are listed to find hosts with work. */
   discoveryIntervalMs: number;
+  /** Replay lag of a host's replicas above which its limit is cut; 0 or none: never. */
+  maxReplayLagMs?: number;
   now?: () => number;
 }
 
@@ -53,12 +55,17 @@ export interface HostSnapshot {
  * task makes) is the latency probe — never the whole task, so a slow file or a cold connection
  * cannot cut the limit.
  */
-export function feedHostLimiter(limiter: AimdLimiter, result: DeliveryResult, now: number): void {
+export function feedHostLimiter(limiter: AimdLimiter, result: DeliveryResult, now: number, maxReplayLagMs = 0): void {
   const error = result.error;
+  const signals = result.outcome?.signals;
+  const lag = signals?.hostActivity?.replayLagMs;
   if (error instanceof LockTimeoutError) limiter.onOverload('lock_timeout', now);
   else if (error instanceof HostUnavailableError)
     limiter.onOverload(error.tooManyConnections ? 'too_many_connections' : 'connection_error', now);
-  else if (result.settled === 'done' && error === undefined) limiter.onSuccess(result.outcome?.timings?.journalMs, now);
+  else if (maxReplayLagMs > 0 && lag !== undefined && lag > maxReplayLagMs) limiter.onOverload('replay_lag', now);
+  // The executor's own loop delay tells its own slowness from the host's (a saturated host).
+  else if (result.settled === 'done' && error === undefined)
+    limiter.onSuccess(result.outcome?.timings?.journalMs, now, signals?.loopDelayMs);
 }
 
 /**
@@ -78,7 +85,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   let discovering: Promise<void> = Promise.resolve();
 
   function feedback(lane: Lane, result: DeliveryResult): void {
-    feedHostLimiter(lane.limiter, result, now());
+    feedHostLimiter(lane.limiter, result, now(), options.maxReplayLagMs);
   }
 
   function start(lane: Lane, msg: JsMsg): void {
@@ -192,6 +199,10 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   })();
 
   return {
+    /** This replica's adaptive limit for a host, when it has a lane for it. */
+    limitOf(host: string): number | undefined {
+      return lanes.get(host)?.limiter.limit;
+    },
     snapshot(): HostSnapshot[] {
       return [...lanes.values()].map((l) => ({
         host: l.hostKey,

@@ -1,4 +1,4 @@
-import type { TenantTask } from '@sluice/contracts';
+import type { AttemptSignals, TenantTask } from '@sluice/contracts';
 import type { MigrationSet } from '@sluice/core';
 import {
   connectTenant,
@@ -6,6 +6,8 @@ import {
   leaseApplicationName,
   type LockFence,
   type MigrationReport,
+  roundTripsOf,
+  sampleHostActivity,
   taskLeaseKey,
   TenantMigrator,
 } from '@sluice/migrator';
@@ -28,7 +30,30 @@ export type TenantWork = (
   task: TenantTask,
   migrations: MigrationSet,
   lease?: DeliveryLease,
-) => Promise<{ report: MigrationReport; connectMs: number }>;
+) => Promise<{ report: MigrationReport; connectMs: number; signals?: AttemptSignals }>;
+
+/**
+ * When a tenant's connection should also sample its host's sessions: at most once per
+ * `intervalMs` per host on this replica (0: never), so the cost is one round trip per interval,
+ * not per tenant.
+ */
+export class ActivitySchedule {
+  private readonly last = new Map<string, number>();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Claims the host's next sample when it is due. */
+  claim(host: string): boolean {
+    if (this.intervalMs <= 0) return false;
+    const now = this.now();
+    if (now - (this.last.get(host) ?? Number.NEGATIVE_INFINITY) < this.intervalMs) return false;
+    this.last.set(host, now);
+    return true;
+  }
+}
 
 /**
  * The tenant's own database through `pg`: a session named after the replica and its lease on the
@@ -41,6 +66,8 @@ export function postgresTenantWork(
   config: Pick<ExecutorConfig, 'executorId' | 'lockTimeoutMs' | 'statementTimeoutMs' | 'connectTimeoutMs'> &
     Partial<Pick<ExecutorConfig, 'ackWaitMs'>>,
   onFenced?: (task: TenantTask, holder: FencedHolder) => void,
+  /** Signals on (round trips, host activity samples); off: the work reports none. */
+  signals?: { activity: ActivitySchedule },
 ): TenantWork {
   return async (task, migrations, delivery) => {
     const t0 = performance.now();
@@ -78,7 +105,15 @@ export function postgresTenantWork(
         ...(task.rollbackOf !== undefined ? { rollbackOf: task.rollbackOf, force: task.force ?? false } : {}),
         ...(task.allowChangedDown ? { allowChangedDown: true } : {}),
       });
-      return { report, connectMs };
+      if (!signals) return { report, connectMs };
+      // Counted before the sample, which is the signal's own round trip, not the tenant's.
+      const attempt: AttemptSignals = { roundTrips: roundTripsOf(client) };
+      if (signals.activity.claim(task.host)) {
+        const activity = await sampleHostActivity(client).catch(() => undefined);
+        if (activity) attempt.hostActivity = activity;
+        else attempt.hostActivityUnavailable = true;
+      }
+      return { report, connectMs, signals: attempt };
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DeliveryResult } from '../src/delivery.js';
 import { feedHostLimiter } from '../src/host-scheduler.js';
-import { postgresTenantWork } from '../src/tenant-work.js';
+import { ActivitySchedule, postgresTenantWork } from '../src/tenant-work.js';
 
 const parser = await loadSqlParser();
 
@@ -62,5 +62,53 @@ describe("a host's limit under slow migration files", () => {
     results.forEach((r, i) => feedHostLimiter(limiter, r, i));
     expect(limiter.limit).toBe(4);
     expect(limiter.cuts).toBe(0);
+  });
+});
+
+describe("a host's limit under its signals", () => {
+  it('the work reports its round trips and, once per interval per host, the host activity it sampled', async () => {
+    const schedule = new ActivitySchedule(60_000);
+    const withSignals = postgresTenantWork(
+      { executorId: 'signals-test', lockTimeoutMs: 5_000, statementTimeoutMs: 30_000, connectTimeoutMs: 5_000 },
+      undefined,
+      { activity: schedule },
+    );
+    const tenant = fleet.tenants[0]!;
+    const task = {
+      runId: 'signals-run',
+      tenantId: tenant.tenantId,
+      databaseUrl: tenant.databaseUrl,
+      host: '127.0.0.1:5432',
+      target: 2,
+    } as TenantTask;
+    const first = await withSignals(task, set);
+    const second = await withSignals(task, set);
+    // The journal read is one round trip; an up-to-date tenant makes no other.
+    expect(first.signals?.roundTrips).toBeGreaterThanOrEqual(1);
+    expect(second.signals).toEqual({ roundTrips: 1 });
+    expect(first.signals?.hostActivity ?? first.signals?.hostActivityUnavailable).toBeDefined();
+  });
+
+  it('cuts on replay lag above the setting, and only then', () => {
+    const lagged = (replayLagMs: number): DeliveryResult => ({
+      settled: 'done',
+      durationMs: 10,
+      outcome: {
+        status: 'migrated',
+        timings: { journalMs: 1 },
+        signals: {
+          hostActivity: { active: 1, onCpu: 1, lock: 0, lwlock: 0, io: 0, client: 0, hidden: 0, replayLagMs },
+        },
+      } as TenantOutcome,
+    });
+    const limiter = new AimdLimiter({ initial: 8, max: 8, cooldownMs: 0 });
+    feedHostLimiter(limiter, lagged(5_000), 1, 30_000);
+    expect(limiter.cuts).toBe(0);
+    feedHostLimiter(limiter, lagged(45_000), 2, 30_000);
+    expect(limiter.lastSignal).toBe('replay_lag');
+    expect(limiter.limit).toBe(4);
+    // 0 turns the check off.
+    feedHostLimiter(limiter, lagged(45_000), 3, 0);
+    expect(limiter.cuts).toBe(1);
   });
 });

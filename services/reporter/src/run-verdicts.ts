@@ -109,11 +109,12 @@ export function timeReportOf(run: RunState, now: number): { timings?: RunTimings
   // reporter replays it long after; one still going runs until now.
   const end = run.aggregate.complete && run.lastOutcomeAt !== null ? Math.max(startedAt, run.lastOutcomeAt) : now;
   const plannedAt = run.planned ? Date.parse(run.planned.plannedAt) : Number.NaN;
+  const wallMs = Math.max(0, end - startedAt);
   const timings = run.timings.snapshot({
-    wallMs: Math.max(0, end - startedAt),
+    wallMs,
     planningMs: Number.isFinite(plannedAt) && run.accepted ? Math.max(0, plannedAt - startedAt) : null,
   });
-  const bottleneck = classifyBottleneck(timings);
+  const bottleneck = classifyBottleneck(timings, run.timings.whatIf(wallMs));
   return { timings, ...(bottleneck ? { bottleneck } : {}) };
 }
 
