@@ -1,5 +1,7 @@
 import { rm } from 'node:fs/promises';
 
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { type Bus, connectBus, openFleetStore } from '@sluice/bus';
 import { runCli } from '@sluice/cli';
 import type { FleetRecord, FleetSummary, RunCompletedEvent } from '@sluice/contracts';
@@ -111,6 +113,25 @@ describe('fleet audits', () => {
     await rm(stack.nats.storeDir, { recursive: true, force: true });
     await stack.nats.restart();
     for (const name of names) await stack.start(name);
+    // The test's own clients reconnect on their own schedule: ask until JetStream answers them.
+    const answers = (nc: NatsConnection) =>
+      expect
+        .poll(
+          () =>
+            jetstreamManager(nc)
+              .then((jsm) => jsm.getAccountInfo())
+              .then(
+                () => true,
+                () => false,
+              ),
+          {
+            timeout: 60_000,
+            interval: 250,
+          },
+        )
+        .toBe(true);
+    await answers(bus.nc);
+    await answers(stack.nc);
     const store = await openFleetStore(bus);
     expect((await store.summary()).total).toBe(0);
     expect(await store.get(tenant(0).tenantId)).toBeUndefined();

@@ -104,7 +104,8 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     (ws.executor.cpu >= T.executorCpu ||
       ws.executor.loopDelayMs >= T.executorLoopDelayAloneMs ||
       (ws.executor.loopDelayMs >= T.executorLoopDelayMs &&
-        (ws.executor.cpu >= T.executorCpuStarved || (ws.clientWaitShare ?? 0) >= T.clientWaitShare)));
+        (ws.executor.cpu >= T.executorCpuStarved || (ws.clientWaitShare ?? 0) >= T.clientWaitShare)) ||
+      (ws.executor.cpu >= T.executorCpuStarved && (ws.clientWaitShare ?? 0) >= T.clientWaitShare));
   // The executor's own lateness inflates every latency it measures: the host's rise must exceed it.
   const saturatedHost =
     ws.worstHost &&

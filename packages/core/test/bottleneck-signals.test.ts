@@ -100,6 +100,34 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
     expect(b.figures.clientWaitShare).toBe(1);
   });
 
+  it('an executor busy on most of a core while the host waits on it to read: executors saturated, however late its loop', () => {
+    // Seen in a full test run: 72% of a core, the loop 52 ms late (below the loop rule), every
+    // active session in ClientWrite; the latency it inflated read as a saturated host.
+    const busy: Tenant = {
+      timings: {
+        connectMs: 150,
+        journalMs: 60,
+        executeMs: 1_200,
+        serverMs: 600,
+        totalMs: 1_450,
+        workMs: 1_450,
+        queuedMs: 900,
+      },
+      signals: { roundTrips: 2, executorCpu: 0.72, loopDelayMs: 52 },
+    };
+    const sampled: Tenant = {
+      ...busy,
+      signals: {
+        ...busy.signals,
+        hostActivity: { active: 8, onCpu: 0, lock: 0, lwlock: 0, io: 0, client: 8, hidden: 0 },
+      },
+    };
+    const first: Tenant = { ...busy, timings: { ...busy.timings, connectMs: 25, journalMs: 9 } };
+    const b = classifyBottleneck(runOf([first, sampled, ...times(28, busy)], 4_000))!;
+    expect(b.kind).toBe('executorsSaturated');
+    expect(b.summary).toMatch(/waited on the client/);
+  });
+
   it('a host at its limit whose latency stays near baseline has headroom: network I/O from half the work', () => {
     const remote: Tenant = {
       timings: {
