@@ -27,13 +27,6 @@ export function validateRequest(raw: unknown, set: MigrationSet): Validation {
       runId: parsed.data.runId,
       reasons: ['audit: an audit run is a dry run ("dryRun": true) and cannot trust the fleet state'],
     };
-  // A rollback's target comes from each tenant's journal: there is no record to trust or audit against.
-  if (parsed.data.rollback && (parsed.data.trust === 'fleet-state' || parsed.data.audit))
-    return {
-      ok: false,
-      runId: parsed.data.runId,
-      reasons: ['rollback: a rollback reads every tenant\'s journal; it takes neither trust: "fleet-state" nor audit'],
-    };
   try {
     // A rollback's target is per tenant (the version the undone run found there): 0 on the bus.
     const { target } = parsed.data;
