@@ -180,7 +180,7 @@ export const MigrateRequestSchema = MigrateRequestFields.check((ctx) => {
     ctx.issues.push({
       code: 'custom',
       path: ['rollback'],
-      message: 'a rollback reads every journal: it takes neither trust "fleet-state" nor an audit',
+      message: 'a rollback reads every tenant\'s journal; it takes neither trust: "fleet-state" nor audit',
       input: ctx.value,
     });
   if (target === undefined && rollback === undefined)

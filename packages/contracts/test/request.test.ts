@@ -195,7 +195,7 @@ describe('a rollback request', () => {
 
   it('reads every journal: no trust in the fleet state, no audit', () => {
     expect(issues({ runId: 'undo', rollback: { runId: 'r1' }, trust: 'fleet-state' })).toEqual([
-      'rollback: a rollback reads every journal: it takes neither trust "fleet-state" nor an audit',
+      'rollback: a rollback reads every tenant\'s journal; it takes neither trust: "fleet-state" nor audit',
     ]);
     expect(issues({ runId: 'undo', rollback: { runId: 'r1' }, audit: 'verify', dryRun: true })).toHaveLength(1);
   });

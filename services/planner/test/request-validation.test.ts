@@ -30,6 +30,18 @@ describe('validateRequest', () => {
     expect(!v.ok && v.reasons[0]).toMatch(/target 7/);
   });
 
+  it('refuses a rollback that would trust or audit the fleet state', () => {
+    for (const extra of [{ trust: 'fleet-state' }, { audit: 'verify', dryRun: true }]) {
+      const v = validateRequest({ runId: 'r2', rollback: { runId: 'r1' }, ...extra }, set);
+      expect(v).toMatchObject({ ok: false, runId: 'r2' });
+      expect(!v.ok && v.reasons[0]).toMatch(/rollback reads every tenant's journal/);
+    }
+    expect(validateRequest({ runId: 'r2', rollback: { runId: 'r1' } }, set)).toMatchObject({
+      ok: true,
+      targetVersion: 0,
+    });
+  });
+
   it('names the bad fields, and drops an unusable runId', () => {
     const v = validateRequest({ runId: 'no spaces allowed', target: 'newest', extra: 1 }, set);
     expect(v.ok).toBe(false);
