@@ -88,6 +88,30 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
       .toISOString()
       .replace(/[-:.TZ]/g, '')
       .slice(0, 14)}-${Math.random().toString(36).slice(2, 8)}`;
+  const input: MigrateRequestInput = {
+    runId,
+    target: /^\d+$/.test(values.target) ? Number(values.target) : values.target,
+    ...requestScope(values),
+    ...(values.trust !== undefined ? { trust: values.trust as 'verified' | 'fleet-state' } : {}),
+  };
+  return sendRequest(input, values, env, output);
+}
+
+/** The flags a migrate and a rollback share, as request fields: --run-id aside, who, which tenants, how. */
+export interface ScopeValues extends Record<string, string | boolean | string[] | undefined> {
+  tenants?: string;
+  tag?: string[];
+  'dry-run': boolean;
+  'requested-by'?: string;
+  canary?: string;
+  'max-failures'?: string;
+  'max-failure-rate'?: string;
+  lint?: string;
+  'allow-changed-down'?: boolean;
+}
+
+/** The request fields of the shared flags (tenants by id or tag, dry run, rollout, lint, changed down files). */
+export function requestScope(values: ScopeValues): Partial<MigrateRequestInput> {
   if (values.tenants && values.tag) throw new CliError('use either --tenants or --tag, not both');
   const tags = values.tag?.map((t) => {
     const eq = t.indexOf('=');
@@ -101,9 +125,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
       : {}),
     ...(values['max-failure-rate'] !== undefined ? { maxFailureRate: rate(values['max-failure-rate']) } : {}),
   };
-  const input: MigrateRequestInput = {
-    runId,
-    target: /^\d+$/.test(values.target) ? Number(values.target) : values.target,
+  return {
     ...(values.tenants
       ? {
           tenants: {
@@ -120,9 +142,7 @@ export async function migrateCommand(argv: string[], env: Env, output: Output): 
     ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
     ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
-    ...(values.trust !== undefined ? { trust: values.trust as 'verified' | 'fleet-state' } : {}),
   };
-  return sendRequest(input, values, env, output);
 }
 
 /**

@@ -2,10 +2,9 @@ import { type Bus, readCountedOutcomes } from '@sluice/bus';
 import type { MigrateRequestInput } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
-import { CliError } from '../cli-error.js';
 import { type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatTable, type Output, tenantRow } from '../output.js';
-import { rate, sendRequest, wholeNumber } from './migrate.js';
+import { requestScope, sendRequest } from './migrate.js';
 
 export const ROLLBACK: CommandSpec = {
   name: 'rollback',
@@ -68,38 +67,10 @@ export async function rollbackCommand(argv: string[], env: Env, output: Output):
   const { values, positionals } = parseCommand<RollbackValues>(ROLLBACK, argv);
   const undone = positionals[0]!;
   const runId = values['run-id'] ?? `rollback-${undone.slice(0, 40)}-${Math.random().toString(36).slice(2, 8)}`;
-  if (values.tenants && values.tag) throw new CliError('use either --tenants or --tag, not both');
-  const tags = values.tag?.map((t) => {
-    const eq = t.indexOf('=');
-    if (eq <= 0) throw new CliError(`--tag takes KEY=VALUE, got "${t}"`);
-    return [t.slice(0, eq), t.slice(eq + 1)] as const;
-  });
-  const rollout = {
-    ...(values.canary !== undefined ? { canary: wholeNumber('--canary', values.canary) } : {}),
-    ...(values['max-failures'] !== undefined
-      ? { maxFailures: wholeNumber('--max-failures', values['max-failures']) }
-      : {}),
-    ...(values['max-failure-rate'] !== undefined ? { maxFailureRate: rate(values['max-failure-rate']) } : {}),
-  };
   const input: MigrateRequestInput = {
     runId,
     rollback: { runId: undone, ...(values.force ? { force: true } : {}) },
-    ...(values.tenants
-      ? {
-          tenants: {
-            ids: values.tenants
-              .split(',')
-              .map((s) => s.trim())
-              .filter(Boolean),
-          },
-        }
-      : {}),
-    ...(tags ? { tenants: { tags: Object.fromEntries(tags) } } : {}),
-    ...(values['dry-run'] ? { dryRun: true } : {}),
-    ...(values['requested-by'] ? { requestedBy: values['requested-by'] } : {}),
-    ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
-    ...(values['allow-changed-down'] ? { allowChangedDown: true } : {}),
-    ...(values.lint !== undefined ? { lint: values.lint as 'error' | 'warn' } : {}),
+    ...requestScope(values),
   };
   // A dry run with --wait ends with what it found per tenant: the versions each would undo.
   const listTenants =
