@@ -28,6 +28,7 @@ import {
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
+import { runStatementsOneByOne } from './statement-runner.js';
 import { committedVersions, transactionBatchSql } from './transaction-batch.js';
 import { undoBatch, undoInTransaction, type UndoSession, undoWithoutTransaction } from './undo-path.js';
 
@@ -677,45 +678,38 @@ export class TenantMigrator {
     const invalidBefore = buildsConcurrently ? await this.invalidIndexes() : [];
     const settings = this.timeoutSettings(m, 'SESSION');
     await this.query([this.journalInsert(m, 'dirty', options), ...settings].join(';\n'));
-    const started = Date.now();
-    try {
-      for (const [index, statement] of statements.entries()) {
-        try {
-          await this.client.query(statement);
-        } catch (error) {
-          const classified = classifyPgError(error, this.host, m.version);
-          // CREATE INDEX CONCURRENTLY commits its catalog entry before it waits: a failed build
-          // leaves an invalid index behind, which IF NOT EXISTS would later skip. Then it is dirty.
-          const leftovers = buildsConcurrently
-            ? (await this.invalidIndexes().catch(() => [])).filter((name) => !invalidBefore.includes(name))
-            : [];
-          if (leftovers.length > 0) {
-            throw new MigrationSqlError(
-              `version ${m.version} (no-transaction) failed and left invalid index ${leftovers.join(', ')}; the tenant is marked dirty (drop the index, then sluice repair): ${classified.message}`,
-              (classified as { sqlState?: string }).sqlState,
-              { version: m.version, cause: error },
-            );
-          }
-          if (index === 0 && classified.transient) {
-            // Nothing ran: forget the attempt so a retry starts clean.
-            await this.client
-              .query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`)
-              .catch(() => undefined);
-            throw classified;
-          }
-          throw new MigrationSqlError(
-            `version ${m.version} (no-transaction) failed at statement ${index + 1} of ${statements.length}; the tenant is marked dirty: ${classified.message}`,
-            'sqlState' in classified ? (classified as { sqlState?: string }).sqlState : undefined,
+    const durationMs = await runStatementsOneByOne(
+      this.client,
+      statements,
+      settings.length > 0,
+      async (error, index) => {
+        const classified = classifyPgError(error, this.host, m.version);
+        // CREATE INDEX CONCURRENTLY commits its catalog entry before it waits: a failed build
+        // leaves an invalid index behind, which IF NOT EXISTS would later skip. Then it is dirty.
+        const leftovers = buildsConcurrently
+          ? (await this.invalidIndexes().catch(() => [])).filter((name) => !invalidBefore.includes(name))
+          : [];
+        if (leftovers.length > 0) {
+          return new MigrationSqlError(
+            `version ${m.version} (no-transaction) failed and left invalid index ${leftovers.join(', ')}; the tenant is marked dirty (drop the index, then sluice repair): ${classified.message}`,
+            (classified as { sqlState?: string }).sqlState,
             { version: m.version, cause: error },
           );
         }
-      }
-    } catch (error) {
-      if (settings.length > 0)
-        await this.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
-      throw error;
-    }
-    const durationMs = Date.now() - started;
+        if (index === 0 && classified.transient) {
+          // Nothing ran: forget the attempt so a retry starts clean.
+          await this.client
+            .query(`DELETE FROM ${this.table} WHERE version = ${m.version} AND status = 'dirty'`)
+            .catch(() => undefined);
+          return classified;
+        }
+        return new MigrationSqlError(
+          `version ${m.version} (no-transaction) failed at statement ${index + 1} of ${statements.length}; the tenant is marked dirty: ${classified.message}`,
+          'sqlState' in classified ? (classified as { sqlState?: string }).sqlState : undefined,
+          { version: m.version, cause: error },
+        );
+      },
+    );
     await this.query(
       [
         `UPDATE ${this.table} SET status = 'applied', applied_at = now(), duration_ms = ${durationMs} WHERE version = ${m.version}`,

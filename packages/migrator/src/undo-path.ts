@@ -10,6 +10,7 @@ import type pg from 'pg';
 import { downError } from './down-steps.js';
 import { GUARD_SQLSTATE, type JournalLocation } from './journal.js';
 import { classifyPgError } from './pg-errors.js';
+import { runStatementsOneByOne } from './statement-runner.js';
 import { committedVersions, undoBatchSql } from './transaction-batch.js';
 
 /**
@@ -134,33 +135,26 @@ export async function undoWithoutTransaction(session: UndoSession, step: Migrati
   await session.query(
     [`UPDATE ${session.table} SET status = 'dirty' WHERE version = ${step.version}`, ...settings].join(';\n'),
   );
-  const started = Date.now();
-  try {
-    for (const [index, statement] of step.statements.entries()) {
-      try {
-        await session.client.query(statement);
-      } catch (error) {
-        const classified = classifyPgError(error, session.host, step.version);
-        if (index === 0 && classified.transient) {
-          // Nothing ran: the version stands as it was, so a retry starts clean.
-          await session.client
-            .query(`UPDATE ${session.table} SET status = 'applied' WHERE version = ${step.version}`)
-            .catch(() => undefined);
-          throw classified;
-        }
-        throw new MigrationSqlError(
-          `version ${step.version} (down file ${step.file}, no-transaction) failed at statement ${index + 1} of ${step.statements.length}; the tenant is marked dirty: ${classified.message}`,
-          (classified as { sqlState?: string }).sqlState,
-          { version: step.version, cause: error },
-        );
+  const durationMs = await runStatementsOneByOne(
+    session.client,
+    step.statements,
+    settings.length > 0,
+    async (error, index) => {
+      const classified = classifyPgError(error, session.host, step.version);
+      if (index === 0 && classified.transient) {
+        // Nothing ran: the version stands as it was, so a retry starts clean.
+        await session.client
+          .query(`UPDATE ${session.table} SET status = 'applied' WHERE version = ${step.version}`)
+          .catch(() => undefined);
+        return classified;
       }
-    }
-  } catch (error) {
-    if (settings.length > 0)
-      await session.client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
-    throw error;
-  }
-  const durationMs = Date.now() - started;
+      return new MigrationSqlError(
+        `version ${step.version} (down file ${step.file}, no-transaction) failed at statement ${index + 1} of ${step.statements.length}; the tenant is marked dirty: ${classified.message}`,
+        (classified as { sqlState?: string }).sqlState,
+        { version: step.version, cause: error },
+      );
+    },
+  );
   await session.query(
     [
       `DELETE FROM ${session.table} WHERE version = ${step.version}`,
