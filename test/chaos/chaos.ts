@@ -59,7 +59,8 @@ const log = (line: string) => console.log(`[chaos] ${line}`);
 
 async function main(): Promise<number> {
   const versions = (await readdir(MIGRATIONS_DIR))
-    .map((f) => /^(\d+)_.*\.sql$/.exec(f)?.[1])
+    // Up files only: a `.down.sql` beside its up file is not a version of its own.
+    .map((f) => (f.endsWith('.down.sql') ? undefined : /^(\d+)_.*\.sql$/.exec(f)?.[1]))
     .filter((v): v is string => v !== undefined)
     .map(Number)
     .sort((a, b) => a - b);
