@@ -2,7 +2,7 @@ import { DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetst
 import type { Logger } from '@sluice/telemetry';
 
 import type { Bus } from '../bus.js';
-import { handleInOrder } from '../stream-follower.js';
+import { FOLLOW_PULL, handleInOrder, logConsumerResets } from '../stream-follower.js';
 
 /** The stream's last sequence (0 when empty): where a live follower that must miss nothing starts after a replay. */
 export async function lastSequence(jsm: JetStreamManager, stream: string): Promise<number> {
@@ -125,7 +125,7 @@ async function readFrom(
           ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
           : { deliver_policy: DeliverPolicy.All }),
       });
-      return consumer.consume({ max_messages: 1_000 });
+      return consumer.consume(FOLLOW_PULL);
     })(),
     stalled,
   ]).catch(() => undefined);
@@ -172,7 +172,8 @@ export async function followFrom(
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
       : { deliver_policy: DeliverPolicy.All }),
   });
-  const messages = await consumer.consume({ max_messages: 1_000 });
+  const messages = await consumer.consume(FOLLOW_PULL);
+  logConsumerResets(messages, stream, logger);
   const done = handleInOrder(messages, stream, logger, handler);
   return {
     async stop() {
