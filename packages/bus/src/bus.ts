@@ -33,9 +33,12 @@ export interface Bus {
    * `headers` are given.
    */
   publish(subject: string, payload: unknown, options?: { msgId?: string; headers?: MsgHdrs }): Promise<PubAck>;
-  /** Drains and closes the connection. */
+  /** Drains and closes the connection; closes it without a drain when the drain fails or takes more than 5 s. */
   close(): Promise<void>;
 }
+
+/** How long `close()` lets a drain take before it closes the connection without one. */
+const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Connects to NATS and JetStream, reconnecting forever once connected. The first connection is
@@ -83,7 +86,21 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
       });
     },
     close: async () => {
-      if (!nc.isClosed()) await nc.drain();
+      if (nc.isClosed()) return;
+      // A drain ends with a round trip to the server. With that server killed it can fail, or wait
+      // for a reconnect, and a connection left open reconnects for ever: a CLI that had printed its
+      // answer never exited (chaos seed 2, `sluice pause` during a NATS node restart). Past a
+      // grace, close without draining.
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!drained && !nc.isClosed()) await nc.close();
     },
   };
 }

@@ -33,7 +33,7 @@ export { publishOutcome, readCountedOutcomes } from './outcomes.js';
 export { isStreamFull, publishReliably, PublishWindow, StreamFullError } from './publish.js';
 export { type PullLoop, startPullLoop, withInProgress } from './pull-loop.js';
 export { openRunClaims, type RunClaims } from './run-claims.js';
-export { followStream, type StreamFollower } from './stream-follower.js';
+export { FOLLOW_PULL, followStream, type StreamFollower } from './stream-follower.js';
 export {
   DEFAULT_RETENTION_MS,
   loadStreamLimits,

@@ -156,3 +156,23 @@ describe('bus against a real nats-server', () => {
     await follower.stop();
   });
 });
+
+describe('closing a bus whose server is gone', () => {
+  // Replays chaos seed 2's hung CLI: `sluice pause` printed its answer during a NATS node restart
+  // and never exited. A drain needs the server; with none to answer it waited, and a connection
+  // left open reconnects for ever and keeps the process alive.
+  it('closes within seconds even though the drain cannot finish', async () => {
+    const nats = await startNatsServer();
+    try {
+      const bus = await connectBus({ servers: nats.url, name: 'bus-close-test' }, logger);
+      await bus.nc.flush();
+      await nats.stop();
+      const started = Date.now();
+      await bus.close();
+      expect(bus.nc.isClosed()).toBe(true);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await nats.dispose();
+    }
+  }, 20_000);
+});

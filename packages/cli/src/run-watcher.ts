@@ -1,4 +1,4 @@
-import { type Bus, decodeJson, DeliverPolicy } from '@sluice/bus';
+import { type Bus, decodeJson, DeliverPolicy, FOLLOW_PULL } from '@sluice/bus';
 import {
   parseRunEventSubject,
   REJECTED_SUBJECT,
@@ -31,13 +31,13 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
       filter_subjects: runEventsFilter(runId),
       deliver_policy: DeliverPolicy.All,
     })
-  ).consume();
+  ).consume(FOLLOW_PULL);
   const rejections = await (
     await bus.js.consumers.get(STREAMS.runs.name, {
       filter_subjects: REJECTED_SUBJECT,
       deliver_policy: DeliverPolicy.New,
     })
-  ).consume();
+  ).consume(FOLLOW_PULL);
   let drawn = false;
   let bar = '';
   /** A line above the bar: the bar is cleared, the line printed, the bar drawn again. */
