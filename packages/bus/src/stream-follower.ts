@@ -56,7 +56,8 @@ export function logConsumerResets(messages: ConsumerMessages, stream: string, lo
     for await (const s of messages.status()) {
       if (s.type === 'heartbeats_missed' && s.count === 2)
         logger.warn({ stream }, 'follower: idle heartbeats missed; making its consumer again');
-      else if (s.type === 'ordered_consumer_recreated') logger.info({ stream, consumer: s.name }, 'follower: consumer made again');
+      else if (s.type === 'ordered_consumer_recreated')
+        logger.info({ stream, consumer: s.name }, 'follower: consumer made again');
     }
   })().catch(() => undefined);
 }

@@ -57,10 +57,17 @@ describe('a live follower whose consumer lives on a node that is killed', () => 
     for (let i = from; i < from + n; i++) {
       // The stream may be electing a leader right after the restart: ask again.
       await expect
-        .poll(() => publisher.publish(subject, { i }, { msgId: `${subject}:${i}` }).then(() => true, () => false), {
-          timeout: 15_000,
-          interval: 200,
-        })
+        .poll(
+          () =>
+            publisher.publish(subject, { i }, { msgId: `${subject}:${i}` }).then(
+              () => true,
+              () => false,
+            ),
+          {
+            timeout: 15_000,
+            interval: 200,
+          },
+        )
         .toBe(true);
     }
   }
