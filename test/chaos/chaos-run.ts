@@ -1,9 +1,13 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
 import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { type RunCompletedEvent, STREAMS } from '@sluice/contracts';
 
-import { subjectCount } from '../faults-support.js';
+import { outcomesByTenant, subjectCount } from '../faults-support.js';
 import { type PlannedFault, type ServiceTarget } from './chaos-faults.js';
-import { alive, type ChaosStack, tryKill } from './chaos-stack.js';
+import { alive, type ChaosStack, hostAnswers, tryKill } from './chaos-stack.js';
 
 /** A fault as it happened: when it started and when it was healed (ms after the request). */
 export interface FaultRecord extends PlannedFault {
@@ -82,7 +86,16 @@ export async function injectFaults(
           r.startedMs = now();
           await host.stop('immediate');
           await sleep(r.durationMs);
-          await host.start();
+          await host.start().catch(async (error: unknown) => {
+            // pg_ctl stops waiting after 30 s; the server may still be recovering, as a crashed
+            // production host would: the fault heals when it answers.
+            if (await hostAnswers(`postgres://postgres@127.0.0.1:${host.port}`, 90_000)) return;
+            // pg_ctl's own message says little: the server's log says why it did not come up.
+            const log = await readFile(path.join(path.dirname(host.dataDir), 'log'), 'utf8').catch(() => '');
+            throw new Error(
+              `${(error as Error).message.slice(0, 120)} … log: ${log.split('\n').slice(-8).join(' | ')}`,
+            );
+          });
           r.healedMs = now();
         });
         return;
@@ -123,7 +136,7 @@ export async function injectFaults(
   await Promise.all(
     records.map((r) =>
       one(r).catch((error: unknown) => {
-        r.note = `fault failed: ${(error as Error).message.slice(0, 200)}`;
+        r.note = `fault failed: ${(error as Error).message.slice(0, 1_500)}`;
         r.healedMs ??= now();
       }),
     ),
@@ -135,7 +148,14 @@ export async function injectFaults(
 async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: number | null; output: string }> {
   let last = { code: null as number | null, output: '' };
   for (let i = 0; i < 10; i++) {
+    const started = Date.now();
     last = await stack.cli(args);
+    const took = Date.now() - started;
+    // A control that takes more than a few seconds is worth seeing: it delays the run's end.
+    if (took > 10_000)
+      console.log(
+        `[chaos] sluice ${args[0]} attempt ${i + 1} took ${(took / 1000).toFixed(1)} s, exit ${last.code}: ${last.output.replace(/\s+/g, ' ').slice(0, 300)}`,
+      );
     if (last.code === 0) return last;
     if (!/timeout|timed out|no progress|connect|no responders|503|leader/i.test(last.output)) return last;
     await sleep(1_000);
@@ -163,4 +183,28 @@ export async function waitForRunCompleted(
     await sleep(500);
   }
   return undefined;
+}
+
+/**
+ * The longest time after the last fault healed during which the run made no progress: no tenant
+ * got its first outcome, and the run had not completed. A run that waits on a lost lease or a lost
+ * task shows it here, however much work is left (which the time to complete mixes in).
+ */
+export async function longestStallAfter(
+  nc: NatsConnection,
+  runId: string,
+  lastHeal: number,
+  finishedAt: number,
+): Promise<number> {
+  const firsts = [...(await outcomesByTenant(nc, runId)).values()]
+    .map((o) => Math.min(...o.map((x) => Date.parse(x.finishedAt))))
+    .filter((t) => t > lastHeal && t < finishedAt)
+    .sort((a, b) => a - b);
+  let longest = 0;
+  let previous = lastHeal;
+  for (const t of [...firsts, finishedAt]) {
+    longest = Math.max(longest, t - previous);
+    previous = t;
+  }
+  return longest;
 }

@@ -22,6 +22,7 @@ import {
   startService,
   type TenantFleet,
 } from '@sluice/testkit';
+import pg from 'pg';
 
 import { natsClient } from '../faults-support.js';
 import { SERVICE_TARGETS, type ServiceTarget } from './chaos-faults.js';
@@ -178,6 +179,10 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
         registry,
         second!.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })),
       );
+      // A checkpoint after creating the run's databases, as a host that has been up a while has
+      // one behind it: otherwise a crash (pg-stop) replays every CREATE DATABASE of the fleet,
+      // durably, and recovery outlasted pg_ctl's 30 s on a loaded machine (seed 3).
+      for (const host of [a, b]) await checkpoint(host.serverUrl);
       return made;
     };
     // As a client would: a publish that times out (a node down, a starved machine) is sent again.
@@ -205,12 +210,15 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
         let output = '';
         // The harness never waits on a command for ever: one that has not answered in 2 minutes
         // is a finding (recorded with its output), not a hung chaos run.
+        const started = Date.now();
         const killer = setTimeout(() => {
           output += '\n[chaos] the CLI did not exit within 120 s: killed';
           child.kill('SIGKILL');
         }, 120_000);
-        child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+        // Each piece of output with its time: a command that answered, then did not exit, shows it.
+        const add = (c: Buffer) => (output += `[+${((Date.now() - started) / 1000).toFixed(1)}s] ${c.toString()}`);
+        child.stdout.on('data', add);
+        child.stderr.on('data', add);
         child.once('exit', (code) => {
           clearTimeout(killer);
           resolve({ code, output });
@@ -238,4 +246,32 @@ export function tryKill(pid: number, signal: NodeJS.Signals | 0): boolean {
   } catch {
     return false;
   }
+}
+
+async function checkpoint(serverUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+  await client.connect();
+  try {
+    await client.query('CHECKPOINT');
+  } finally {
+    await client.end();
+  }
+}
+
+/** Waits until a host answers queries (crash recovery done); false when it does not within `timeoutMs`. */
+export async function hostAnswers(serverUrl: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const client = new pg.Client({ connectionString: `${serverUrl}/postgres`, connectionTimeoutMillis: 2_000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  return false;
 }

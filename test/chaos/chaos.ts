@@ -16,7 +16,7 @@ import { MIGRATIONS_DIR, type ServiceProcess } from '@sluice/testkit';
 
 import { checkRun } from './chaos-checker.js';
 import { describeFault, planFaults, type ServiceTarget } from './chaos-faults.js';
-import { type FaultRecord, injectFaults, waitForRunCompleted } from './chaos-run.js';
+import { type FaultRecord, injectFaults, longestStallAfter, waitForRunCompleted } from './chaos-run.js';
 import {
   ACK_WAIT_MS,
   RECONCILE_AFTER_MS,
@@ -31,6 +31,12 @@ import {
  * on a shared 2-core machine).
  */
 const BOUND_MS = ACK_WAIT_MS + RECONCILE_AFTER_MS + RECONCILE_INTERVAL_MS + 30_000;
+/**
+ * The longest a run may go without progress (no tenant's first outcome) after its last fault
+ * heals: a lease running out (ack wait), then the reconciler's delay before it calls a queued task
+ * lost, and its sweep interval.
+ */
+const STALL_BOUND_MS = ACK_WAIT_MS + RECONCILE_AFTER_MS + RECONCILE_INTERVAL_MS;
 /** Faults start within this window after the request: while the run is going. */
 const FAULT_WINDOW_MS = 8_000;
 
@@ -40,6 +46,8 @@ interface RunResult {
   status: string;
   counts: string;
   afterLastHealMs: number | undefined;
+  /** The longest time without progress after the last heal. */
+  stallMs: number | undefined;
   anomalies: string[];
 }
 
@@ -65,7 +73,9 @@ async function main(): Promise<number> {
     .map(Number)
     .sort((a, b) => a - b);
   versions.push(SLOW_VERSION);
-  log(`${runs} run(s) from seed ${firstSeed}, ${perHost * 2} tenants each; bound after last heal ${BOUND_MS} ms`);
+  log(
+    `${runs} run(s) from seed ${firstSeed}, ${perHost * 2} tenants each; bound after last heal ${BOUND_MS} ms, without progress ${STALL_BOUND_MS} ms`,
+  );
   const stack = await startChaosStack(log);
   const stop = async () => {
     await stack.dispose();
@@ -109,6 +119,10 @@ async function main(): Promise<number> {
         password: stack.password,
       });
       for (const f of faults) if (f.note?.startsWith('fault failed')) anomalies.push(`${f.kind}: ${f.note}`);
+      const stallMs =
+        finishedAt === undefined ? undefined : await longestStallAfter(stack.nc, runId, lastHeal, finishedAt);
+      if (stallMs !== undefined && stallMs > STALL_BOUND_MS)
+        anomalies.push(`no progress for ${stallMs} ms after the last fault healed (bound ${STALL_BOUND_MS} ms)`);
       const c = completed?.counts;
       const result: RunResult = {
         seed,
@@ -116,6 +130,7 @@ async function main(): Promise<number> {
         status: completed?.status ?? 'none',
         counts: c ? `${c.migrated + c.upToDate}/${c.total} ok, ${c.failed} failed` : '-',
         afterLastHealMs,
+        stallMs,
         anomalies,
       };
       results.push(result);
@@ -141,8 +156,9 @@ function printRow(r: RunResult): void {
     )
     .join('; ');
   const ttc = r.afterLastHealMs === undefined ? '-' : `${(r.afterLastHealMs / 1000).toFixed(1)}s`;
+  const stall = r.stallMs === undefined ? '-' : `${(r.stallMs / 1000).toFixed(1)}s`;
   console.log(
-    `| ${r.seed} | ${faults} | ${r.status} | ${r.counts} | ${ttc} | ${r.anomalies.length === 0 ? 'none' : r.anomalies.slice(0, 10).join('; ')} |`,
+    `| ${r.seed} | ${faults} | ${r.status} | ${r.counts} | ${ttc} | ${stall} | ${r.anomalies.length === 0 ? 'none' : r.anomalies.slice(0, 10).join('; ')} |`,
   );
 }
 
@@ -157,11 +173,11 @@ function printSummary(results: RunResult[]): void {
   const failed = results.filter((r) => r.anomalies.length > 0);
   console.log('');
   console.log(
-    '| seed | faults (kind target @start duration →healed) | status | tenants | complete after last heal | anomalies |',
+    '| seed | faults (kind target @start duration →healed) | status | tenants | complete after last heal | longest stall after it | anomalies |',
   );
   for (const r of results) printRow(r);
   console.log(
-    `chaos: ${results.length - failed.length}/${results.length} runs without anomalies; faults ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}; time to complete after the last heal: median ${(q(0.5) / 1000).toFixed(1)} s, p95 ${(q(0.95) / 1000).toFixed(1)} s`,
+    `chaos: ${results.length - failed.length}/${results.length} runs without anomalies; faults ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}; time to complete after the last heal: median ${(q(0.5) / 1000).toFixed(1)} s, p95 ${(q(0.95) / 1000).toFixed(1)} s; longest stall after it ${(Math.max(...results.map((r) => r.stallMs ?? 0)) / 1000).toFixed(1)} s`,
   );
   for (const r of failed) console.log(`replay: npm run chaos -- --seed ${r.seed} --runs 1 --logs`);
 }
