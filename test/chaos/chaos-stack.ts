@@ -58,6 +58,8 @@ export interface ChaosStack {
   ensureServices(): Promise<void>;
   /** Two fleets (one per host) for a run, and the registry naming them. */
   createFleets(tag: string, perHost: number): Promise<TenantFleet[]>;
+  /** Drops a run's fleets (a checkpoint first: each DROP DATABASE forces one, cheap only when little is dirty). */
+  dropFleets(fleets: TenantFleet[]): Promise<void>;
   publishRequest(runId: string, msgId?: boolean): Promise<void>;
   /** Runs the CLI; resolves with its exit code and output. */
   cli(args: string[]): Promise<{ code: number | null; output: string }>;
@@ -184,6 +186,10 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       // durably, and recovery outlasted pg_ctl's 30 s on a loaded machine (seed 3).
       for (const host of [a, b]) await checkpoint(host.serverUrl);
       return made;
+    };
+    stack.dropFleets = async (made) => {
+      for (const host of [a, b]) await checkpoint(host.serverUrl).catch(() => undefined);
+      for (const f of made) await f.drop().catch(() => undefined);
     };
     // As a client would: a publish that times out (a node down, a starved machine) is sent again.
     stack.publishRequest = async (runId, msgId = true) => {

@@ -139,7 +139,7 @@ async function main(): Promise<number> {
         log(`seed ${seed} FAILED; replay: npm run chaos -- --seed ${seed} --runs 1 --logs`);
         if (values.logs) printLogs(stack.allProcesses, t0);
       }
-      for (const f of fleets) await f.drop().catch(() => undefined);
+      await stack.dropFleets(fleets);
     }
   } finally {
     await stack.dispose();
