@@ -75,7 +75,21 @@ export async function injectFaults(
           r.startedMs = now();
           await node.kill();
           await sleep(r.durationMs);
-          await node.start();
+          // As a supervisor would: a node that does not come up (it exited, or its port did not
+          // open within 10 s on a loaded machine) is started again; the error says why.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await node.start();
+              break;
+            } catch (error) {
+              console.log(
+                `[chaos] ${node.name} did not start (attempt ${attempt}): ${(error as Error).message.slice(0, 600)}`,
+              );
+              await node.kill();
+              if (attempt >= 5) throw error;
+              await sleep(1_000);
+            }
+          }
           await stack.cluster.waitReady(60_000);
           r.healedMs = now();
         });
