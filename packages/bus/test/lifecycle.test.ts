@@ -1,6 +1,6 @@
 import { initialControlState, LEDGER_STREAM, ledgerSubject, type TenantTask } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { type NatsServerHandle, startDelayProxy, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
@@ -211,4 +211,34 @@ describe('readSubject while the server cannot answer', () => {
       await nats.restart();
     }
   });
+});
+
+describe('readSubject when opening a consumer outlasts its stall limit', () => {
+  // Replays chaos seed 2's hung `sluice pause`: during a NATS node restart a read gave up on a
+  // consumer that was slow to open and tried again; the consumer opened later, nobody closed it,
+  // and its idle-heartbeat timer kept the CLI's process alive after it had answered.
+  it('closes the consumers it gave up on: no timer of theirs outlives the read and the bus', async () => {
+    const nats = await startNatsServer();
+    const proxy = await startDelayProxy({ port: nats.port }, 0);
+    try {
+      const bus = await connectBus({ servers: `nats://127.0.0.1:${proxy.port}`, name: 'bus-slow-open' }, logger);
+      await bus.jsm.streams.add({ name: 'S', subjects: ['s.>'] });
+      await bus.publish('s.x', { n: 1 });
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const before = timers();
+      // Every answer from the server now takes 400 ms: each consumer opens after its 150 ms stall limit.
+      proxy.setDelay(400);
+      await expect(
+        readSubject(bus, 'S', 's.x', () => undefined, { stallMs: 150, timeoutMs: 2_000 }),
+      ).rejects.toBeInstanceOf(SubjectReadTimeoutError);
+      // The consumers given up on finish opening meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await bus.close();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(timers()).toBeLessThanOrEqual(before);
+    } finally {
+      await proxy.close();
+      await nats.dispose();
+    }
+  }, 30_000);
 });

@@ -117,20 +117,27 @@ async function readFrom(
   const stalled = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), stallMs);
   });
-  const opened = await Promise.race([
-    (async () => {
-      const consumer = await bus.js.consumers.get(stream, {
-        filter_subjects: subject,
-        ...(fromSeq > 1
-          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
-          : { deliver_policy: DeliverPolicy.All }),
-      });
-      return consumer.consume(FOLLOW_PULL);
-    })(),
-    stalled,
-  ]).catch(() => undefined);
+  const opening = (async () => {
+    const consumer = await bus.js.consumers.get(stream, {
+      filter_subjects: subject,
+      ...(fromSeq > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    return consumer.consume(FOLLOW_PULL);
+  })();
+  const opened = await Promise.race([opening, stalled]).catch(() => undefined);
   clearTimeout(timer);
-  if (!opened) return false;
+  if (!opened) {
+    // A consumer that opens after its read gave up on it must be closed: nobody reads it, and its
+    // idle-heartbeat timer alone kept a CLI alive after it had answered (chaos seed 2, `sluice
+    // pause` killed after 120 s). Closing stops the timer at once.
+    void opening.then(
+      (late) => void late.close().catch(() => undefined),
+      () => undefined,
+    );
+    return false;
+  }
   const messages = opened;
   const arm = () => {
     clearTimeout(timer);
