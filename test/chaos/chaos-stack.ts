@@ -161,35 +161,42 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       for (const f of fleets) await f.drop().catch(() => undefined);
     });
     stack.createFleets = async (tag, perHost) => {
-      const made = [
-        await createTenantFleet({
+      // Both hosts at once: durable CREATE DATABASE is slow, and they are two servers.
+      const made = await Promise.all([
+        createTenantFleet({
           count: perHost,
           serverUrl: a.serverUrl,
           prefix: `chaos_${tag}_a`,
           tenantPrefix: `${tag}-a`,
         }),
-        await createTenantFleet({
+        createTenantFleet({
           count: perHost,
           serverUrl: `postgres://postgres@127.0.0.1:${stack.proxy.port}`,
           prefix: `chaos_${tag}_b`,
           tenantPrefix: `${tag}-b`,
         }),
-      ];
+      ]);
       fleets.push(...made);
       const [first, second] = made;
-      await first!.writeRegistry(
+      await first.writeRegistry(
         registry,
-        second!.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })),
+        second.tenants.map(({ tenantId, databaseUrl }) => ({ tenantId, databaseUrl })),
       );
       // A checkpoint after creating the run's databases, as a host that has been up a while has
       // one behind it: otherwise a crash (pg-stop) replays every CREATE DATABASE of the fleet,
       // durably, and recovery outlasted pg_ctl's 30 s on a loaded machine (seed 3).
-      for (const host of [a, b]) await checkpoint(host.serverUrl);
+      await Promise.all([a, b].map((host) => checkpoint(host.serverUrl)));
       return made;
     };
     stack.dropFleets = async (made) => {
-      for (const host of [a, b]) await checkpoint(host.serverUrl).catch(() => undefined);
-      for (const f of made) await f.drop().catch(() => undefined);
+      await Promise.all(
+        [a, b].map((host, i) =>
+          checkpoint(host.serverUrl)
+            .catch(() => undefined)
+            .then(() => made[i]?.drop())
+            .catch(() => undefined),
+        ),
+      );
     };
     // As a client would: a publish that times out (a node down, a starved machine) is sent again.
     stack.publishRequest = async (runId, msgId = true) => {
