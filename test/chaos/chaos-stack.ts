@@ -141,7 +141,14 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       SLUICE_CONCURRENCY: '6',
     };
     stack.startTarget = async (target) => {
-      const s = await startService(serviceOf(target), { ...env, SLUICE_EXECUTOR_ID: `chaos-${target}` });
+      // A supervisor's patience, not a test's: a service restarted while a NATS node is down (its
+      // startup's API calls wait for an election) on a loaded machine took more than the test
+      // kit's 20 s to say ready (seed 13, load average 31 on 2 cores, no log line yet).
+      const s = await startService(
+        serviceOf(target),
+        { ...env, SLUICE_EXECUTOR_ID: `chaos-${target}` },
+        { readyTimeoutMs: 60_000 },
+      );
       void s.exited.then(() => exited.add(s));
       stack.services.set(target, s);
       stack.allProcesses.push(s);
