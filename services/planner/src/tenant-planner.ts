@@ -126,7 +126,7 @@ export function createPlanner(deps: PlannerDeps) {
     await publishReliably(bus, REJECTED_SUBJECT, event);
   }
 
-  async function planTenants(request: MigrateRequest, targetVersion: number, resume: boolean): Promise<PlanSummary> {
+  async function planTenants(request: MigrateRequest, targetVersion: number): Promise<PlanSummary> {
     const runId = request.runId;
     const plannedAt = new Date().toISOString();
     const window = new PublishWindow(deps.publishWindow);
@@ -147,6 +147,11 @@ export function createPlanner(deps: PlannerDeps) {
 
     // Each host's consumer (and its limit) is set up before the host's first task of the run.
     const hosts = new Set<string>();
+    // Tenants this pass has planned a task for. A second row with one of their ids is a duplicate
+    // row; a duplicate ack alone is not one: another planner may have published the task first
+    // (chaos seed 14: a planner frozen mid-plan woke after a second one had planned the run again,
+    // and took 22 of its tasks for duplicate rows; 201 tenants counted of 200). One entry per task.
+    const planned = new Set<string>();
     // Ids the request named and the registry has not shown yet: each left at the end fails.
     const unseen = new Set(request.tenants && 'ids' in request.tenants ? request.tenants.ids : []);
     let index = 0;
@@ -171,11 +176,16 @@ export function createPlanner(deps: PlannerDeps) {
         await invalid(rowKey, (error as Error).message);
         continue;
       }
+      if (planned.has(tenant.tenantId)) {
+        await invalid(rowKey, `duplicate tenantId ${tenant.tenantId} in the registry (row ${index})`);
+        continue;
+      }
       if (tenant.status === 'suspended') {
         summary.skipped += 1;
         await settle(skippedOutcome({ runId, tenantId: tenant.tenantId, attempts: 0 }));
         continue;
       }
+      planned.add(tenant.tenantId);
       const task: TenantTask = {
         runId,
         tenantId: tenant.tenantId,
@@ -214,7 +224,6 @@ export function createPlanner(deps: PlannerDeps) {
       }
       summary.tasks += 1;
       const tenantId = tenant.tenantId;
-      const rowIndex = index;
       const subject = taskSubject(tenant.host);
       await window.submit(async () => {
         if (trusting && !trustChecked && (await settledFromFleetState(task))) {
@@ -226,21 +235,8 @@ export function createPlanner(deps: PlannerDeps) {
         const ack = await traceTaskPublish(task, subject, () =>
           publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }),
         );
-        // A second row with the same tenantId lands on the first one's message id. On a resumed
-        // plan every task is a repeat, so the check only holds for a first plan.
-        if (ack.duplicate && !resume) {
-          summary.tasks -= 1;
-          if (task.stage === 'canary' && summary.canaries !== undefined) summary.canaries -= 1;
-          // Published directly: this callback already holds a place in the window.
-          await publishOutcome(
-            bus,
-            invalidOutcome(
-              `${tenantId}#${rowIndex}`,
-              `duplicate tenantId ${tenantId} in the registry (row ${rowIndex})`,
-            ),
-          );
-          return;
-        }
+        // A duplicate ack is a task an earlier or concurrent plan of this run published: the
+        // ledger entry below carries its message id too.
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
         await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq });
       });
@@ -297,14 +293,12 @@ export function createPlanner(deps: PlannerDeps) {
   async function planWithRetry(
     request: MigrateRequest,
     targetVersion: number,
-    resume: boolean,
   ): Promise<PlanSummary | { error: string }> {
     const deadline = Date.now() + deps.registryRetryMs;
     let delay = 500;
-    let again = resume;
     for (;;) {
       try {
-        return await planTenants(request, targetVersion, again);
+        return await planTenants(request, targetVersion);
       } catch (error) {
         const message = (error as Error).message;
         if (Date.now() + delay > deadline) {
@@ -314,8 +308,6 @@ export function createPlanner(deps: PlannerDeps) {
         logger.warn({ runId: request.runId, err: error, retryInMs: delay }, 'planning failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 10_000);
-        // Tasks published before the failure are repeats now.
-        again = true;
       }
     }
   }
@@ -397,9 +389,7 @@ export function createPlanner(deps: PlannerDeps) {
     logger.info({ runId, targetVersion, resume: claim.kind === 'resume' }, 'planning run');
 
     const started = performance.now();
-    const result = await withInProgress(msg, deps.ackWaitMs, () =>
-      planWithRetry(request, targetVersion, claim.kind === 'resume'),
-    );
+    const result = await withInProgress(msg, deps.ackWaitMs, () => planWithRetry(request, targetVersion));
     const planned: RunPlannedEvent =
       'error' in result
         ? {

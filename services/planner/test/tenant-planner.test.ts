@@ -12,6 +12,8 @@ import {
   REJECTED_SUBJECT,
   REQUEST_SUBJECT,
   STREAMS,
+  taskMsgId,
+  taskSubject,
   type TenantOutcome,
   type TenantTask,
 } from '@sluice/contracts';
@@ -128,6 +130,33 @@ describe('planner against a real nats-server', () => {
 
     const everything = [...tasks, ...outcomes, ...events].map((m) => m.raw).join('\n');
     expect(everything).not.toContain(SECRET);
+  });
+
+  // Replays chaos seed 14: a planner frozen mid-plan woke after a second planner had planned the
+  // run again (a resume) and published every task; the first planner's later publishes were
+  // duplicate acks, which it took for duplicate registry rows: 22 invalid outcomes, 201 tenants
+  // counted of 200. A duplicate ack means "already published", not "a second row".
+  it('a task another plan of the run already published is planned, not a duplicate row', async () => {
+    const first: RegistryRow[] = [
+      { tenantId: 'race-1', databaseUrl: 'postgres://app@db1.internal/r1' },
+      { tenantId: 'race-2', databaseUrl: 'postgres://app@db1.internal/r2' },
+      { tenantId: 'race-2', databaseUrl: 'postgres://app@db1.internal/r2-copy' },
+    ];
+    // The other planner got there first for race-1.
+    await bus.publish(
+      taskSubject('db1.internal:5432'),
+      { runId: 'plan-race', tenantId: 'race-1' },
+      { msgId: taskMsgId('plan-race', 'race-1') },
+    );
+    const planner = await plannerWith(createMemoryRegistry(first));
+    await planner.handleRequest(fakeMsg({ runId: 'plan-race', target: 'latest' }));
+    const outcomes = await readAll<TenantOutcome>(STREAMS.outcomes.name, 'sluice.outcomes.plan-race');
+    expect(outcomes.map((o) => o.data.tenantId)).toEqual(['race-2#3']);
+    const planned = await readAll<{ total: number; tasks: number; invalid: number }>(
+      STREAMS.runs.name,
+      'sluice.runs.plan-race.planned',
+    );
+    expect(planned[0]?.data).toMatchObject({ total: 3, tasks: 2, invalid: 1 });
   });
 
   it("trust: fleet-state settles tenants current at the target without a task, never in a canary's place", async () => {
