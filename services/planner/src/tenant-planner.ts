@@ -237,8 +237,8 @@ export function createPlanner(deps: PlannerDeps) {
         const ack = await traceTaskPublish(task, subject, () =>
           publishReliably(bus, subject, task, { msgId: taskMsgId(runId, tenantId) }),
         );
-        // A duplicate ack is a task an earlier or concurrent plan of this run published: the
-        // ledger entry below carries its message id too.
+        // A duplicate ack is a task an earlier or concurrent plan of this run published, not a
+        // duplicate row (those are caught above).
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
         await ledger.add({ task, taskSeq: ack.seq });
       });
