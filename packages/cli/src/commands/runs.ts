@@ -38,7 +38,7 @@ function row(v: RunView): string[] {
       : '';
   return [
     v.runId,
-    v.status,
+    v.lost && !v.completed ? 'lost' : v.status,
     v.accepted
       ? v.accepted.rollbackOf
         ? `undo ${v.accepted.rollbackOf.runId}`

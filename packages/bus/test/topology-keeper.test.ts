@@ -1,0 +1,126 @@
+import { rm } from 'node:fs/promises';
+
+import { STREAMS } from '@sluice/contracts';
+import { createLogger } from '@sluice/telemetry';
+import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { type Bus, connectBus } from '../src/bus.js';
+import {
+  asTopologyMissing,
+  startTopologyKeeper,
+  type TopologyKeeper,
+  TopologyMissingError,
+  type TopologyRecovery,
+  topologyStreamNames,
+} from '../src/topology-keeper.js';
+
+const logger = createLogger({ service: 'topology-keeper-test', level: 'silent' });
+const DAY_NS = 24 * 3600 * 1e9;
+
+async function streamNames(bus: Bus): Promise<string[]> {
+  const names: string[] = [];
+  for await (const info of bus.jsm.streams.list()) names.push(info.config.name);
+  return names.sort();
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await Promise.resolve(probe()).catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('asTopologyMissing: the errors that say a stream or consumer is gone', () => {
+  it('types what the server and the client say, and nothing else', () => {
+    expect(asTopologyMissing(new Error('stream not found'))?.resource).toBe('stream');
+    expect(asTopologyMissing(new Error('consumer not found'))?.resource).toBe('consumer');
+    expect(asTopologyMissing(new Error('503 no responders'))).toBeInstanceOf(TopologyMissingError);
+    expect(asTopologyMissing(new Error('consumer deleted'))?.transient).toBe(true);
+    expect(asTopologyMissing(new Error('maximum bytes exceeded'))).toBeUndefined();
+    expect(asTopologyMissing('stream not found')).toBeUndefined();
+  });
+});
+
+describe('topology keeper against a real nats-server whose store is deleted', () => {
+  let nats: NatsServerHandle;
+  let planner: Bus;
+  let executor: Bus;
+  let plannerKeeper: TopologyKeeper;
+  let executorKeeper: TopologyKeeper;
+  const plannerRecoveries: TopologyRecovery[] = [];
+  const executorRecoveries: TopologyRecovery[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    planner = await connectBus({ servers: nats.url, name: 'keeper-planner' }, logger);
+    executor = await connectBus({ servers: nats.url, name: 'keeper-executor' }, logger);
+  });
+  afterAll(async () => {
+    await plannerKeeper?.stop();
+    await executorKeeper?.stop();
+    await planner?.close();
+    await executor?.close();
+    await nats?.dispose();
+  });
+
+  it('creates every stream and bucket at start', async () => {
+    // The planner states limits and checks often; the executor only creates, and looks only when told.
+    plannerKeeper = await startTopologyKeeper(planner, {
+      logger,
+      intervalMs: 200,
+      retentionMs: 2 * 24 * 3600 * 1000,
+      maxBytes: 64 * 2 ** 20,
+    });
+    plannerKeeper.onRecovered(async (r) => void plannerRecoveries.push(r));
+    executorKeeper = await startTopologyKeeper(executor, { logger, intervalMs: 0 });
+    executorKeeper.onRecovered(async (r) => {
+      executorRecoveries.push(r);
+      return ['executor step'];
+    });
+    expect(await streamNames(planner)).toEqual([...topologyStreamNames()].sort());
+    expect(await plannerKeeper.check()).toBeUndefined();
+  });
+
+  it('after the server comes back with an empty store, re-creates everything by itself and says runs were lost', async () => {
+    await nats.stop();
+    await rm(nats.storeDir, { recursive: true, force: true });
+    await nats.restart();
+    // The planner's interval notices on its own: nothing else tells it.
+    const recovery = await waitFor('the planner to recover', () => plannerRecoveries[0]);
+    expect(recovery.runsLost).toBe(true);
+    expect(recovery.created.sort()).toEqual([...topologyStreamNames()].sort());
+    expect(await streamNames(planner)).toEqual([...topologyStreamNames()].sort());
+    // With the planner's limits, not an executor's defaults.
+    expect((await planner.jsm.streams.info(STREAMS.outcomes.name)).config).toMatchObject({
+      max_age: 2 * DAY_NS,
+      max_bytes: 64 * 2 ** 20,
+    });
+    expect(plannerKeeper.recoveries).toBe(1);
+  });
+
+  it('a service whose streams someone else re-created learns it from a missing-resource error', async () => {
+    const typed = executorKeeper.suspect(new Error('consumer not found'), 'test pull');
+    expect(typed).toBeInstanceOf(TopologyMissingError);
+    const recovery = await waitFor('the executor to recover', () => executorRecoveries[0]);
+    // It created nothing: the planner had. It saw every stream replaced.
+    expect(recovery.created).toEqual([]);
+    expect(recovery.replaced.sort()).toEqual([...topologyStreamNames()].sort());
+    expect(recovery.runsLost).toBe(true);
+    expect(executorKeeper.recoveries).toBe(1);
+    // Nothing new since: quiet.
+    expect(await executorKeeper.check()).toBeUndefined();
+  });
+
+  it('one stream deleted by hand is re-created; a lost bucket alone loses no run', async () => {
+    await planner.jsm.streams.delete('KV_sluice_fleet');
+    const recovery = await waitFor('the planner to recover again', () => plannerRecoveries[1]);
+    expect(recovery).toMatchObject({ created: ['KV_sluice_fleet'], replaced: [], runsLost: false });
+    await executor.jsm.streams.delete(STREAMS.tasks.name);
+    const again = await waitFor('the planner to recover a third time', () => plannerRecoveries[2]);
+    expect(again).toMatchObject({ created: [STREAMS.tasks.name], runsLost: true });
+  });
+});
