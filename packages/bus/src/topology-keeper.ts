@@ -1,4 +1,4 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { BUCKETS, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
@@ -132,6 +132,9 @@ export async function startTopologyKeeper(bus: Bus, options: TopologyKeeperOptio
   const { logger, intervalMs = 2_000, ...topology } = options;
   const names = topologyStreamNames();
   const steps: RecoveryStep[] = [];
+  // Its own manager with a short timeout: the first request after a reconnect can go unanswered
+  // while the server's JetStream starts, and is better asked again soon than waited for 5 s.
+  const lister = await jetstreamManager(bus.nc, { timeout: 1_500, checkAPI: false });
   let known = await ensureAll(bus, topology);
   let inFlight: Promise<TopologyRecovery | undefined> | undefined;
   /** A recovery whose steps did not all succeed: run again on the next check. */
@@ -141,7 +144,7 @@ export async function startTopologyKeeper(bus: Bus, options: TopologyKeeperOptio
 
   async function run(trigger: string): Promise<TopologyRecovery | undefined> {
     const started = performance.now();
-    const before = await streamsCreated(bus.jsm);
+    const before = await streamsCreated(lister);
     const missing = names.filter((n) => !before.has(n));
     // A stream re-created by a service that states no limits gets them from a planner or reporter here.
     const drifted = names.filter((n) => known.has(n) && before.has(n) && before.get(n) !== known.get(n));
@@ -196,6 +199,31 @@ export async function startTopologyKeeper(bus: Bus, options: TopologyKeeperOptio
     return (inFlight ??= run(trigger).finally(() => (inFlight = undefined)));
   }
 
+  /**
+   * Checks now, and again shortly while the server cannot answer yet (a server that just came
+   * back may refuse JetStream requests for a moment), rather than waiting for the interval.
+   */
+  function checkSoon(trigger: string): void {
+    void (async () => {
+      for (let attempt = 0, delay = 250; attempt < 8 && !stopped && !bus.nc.isClosed(); attempt++) {
+        try {
+          await check(trigger);
+          return;
+        } catch (error) {
+          logger.debug({ err: error, trigger }, 'topology check failed; trying again');
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+          delay = Math.min(delay * 2, 2_000);
+        }
+      }
+    })();
+  }
+
+  // A reconnect is when a lost store is met first: looked at at once, not at the next interval.
+  const statuses = bus.nc.status();
+  void (async () => {
+    for await (const status of statuses) if (status.type === 'reconnect' && !stopped) checkSoon('reconnect');
+  })();
+
   const timer =
     intervalMs > 0
       ? setInterval(() => {
@@ -210,8 +238,7 @@ export async function startTopologyKeeper(bus: Bus, options: TopologyKeeperOptio
     check,
     suspect(error, where) {
       const missing = asTopologyMissing(error);
-      if (missing && !stopped && !bus.nc.isClosed())
-        check(where).catch((e: unknown) => logger.debug({ err: e }, 'topology check failed'));
+      if (missing && !stopped && !bus.nc.isClosed()) checkSoon(where);
       return missing;
     },
     onRecovered(step) {
@@ -223,6 +250,8 @@ export async function startTopologyKeeper(bus: Bus, options: TopologyKeeperOptio
     async stop() {
       stopped = true;
       clearInterval(timer);
+      // The status iterator nats.js hands out can be stopped; its type does not say so.
+      (statuses as { stop?: () => void }).stop?.();
       await inFlight?.catch(() => undefined);
     },
   };
