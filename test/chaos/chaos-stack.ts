@@ -60,6 +60,8 @@ export interface ChaosStack {
   publishRequest(runId: string, msgId?: boolean): Promise<void>;
   /** Runs the CLI; resolves with its exit code and output. */
   cli(args: string[]): Promise<{ code: number | null; output: string }>;
+  /** The services' environment (NATS, registry, Postgres user): what `sluice runs recover` needs too. */
+  serviceEnv: Record<string, string>;
   dispose(): Promise<void>;
 }
 
@@ -137,6 +139,7 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       SLUICE_HOST_LIMIT: '8',
       SLUICE_CONCURRENCY: '6',
     };
+    stack.serviceEnv = env;
     stack.startTarget = async (target) => {
       const s = await startService(serviceOf(target), { ...env, SLUICE_EXECUTOR_ID: `chaos-${target}` });
       void s.exited.then(() => exited.add(s));
