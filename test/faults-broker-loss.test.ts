@@ -97,7 +97,9 @@ describe('the JetStream store lost in the middle of a run', () => {
           interval: 100,
         })
         .toBeTruthy();
-      const lost = (await jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: lostSubject }))!.json<RunLostEvent>();
+      const lost = (await jsm.streams.getMessage(STREAMS.runs.name, {
+        last_by_subj: lostSubject,
+      }))!.json<RunLostEvent>();
       const info = await jsm.streams.info(STREAMS.runs.name, { subjects_filter: lostSubject });
       expect(info.state.subjects?.[lostSubject]).toBe(1);
       expect(lost).toMatchObject({ runId: RUN, reason: 'store_lost', recover: `sluice runs recover ${RUN}` });
@@ -144,7 +146,10 @@ describe('the JetStream store lost in the middle of a run', () => {
       // The journals: every version exactly once, every tenant at the last one.
       const rows = await journals(fleet);
       for (const [tenantId, r] of rows)
-        expect(r.map((x) => [x.version, x.n]), tenantId).toEqual(FAULT_VERSIONS.map((v) => [v, 1]));
+        expect(
+          r.map((x) => [x.version, x.n]),
+          tenantId,
+        ).toEqual(FAULT_VERSIONS.map((v) => [v, 1]));
       const reached = await fleet.eachTenant(
         async (c) =>
           (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM sluice_migrations WHERE run_id = $1', [RUN]))

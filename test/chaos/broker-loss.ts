@@ -47,8 +47,16 @@ async function journalTruth(fleets: TenantFleet[], runId: string, versions: numb
   const per = await Promise.all(
     fleets.map((fleet) =>
       fleet.eachTenant(async (c, t) => {
-        const truth: JournalTruth = { tenantId: t.tenantId, reached: false, dirty: false, complete: false, doubled: [] };
-        if (!(await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r)
+        const truth: JournalTruth = {
+          tenantId: t.tenantId,
+          reached: false,
+          dirty: false,
+          complete: false,
+          doubled: [],
+        };
+        if (
+          !(await c.query<{ r: string | null }>("SELECT to_regclass('public.sluice_migrations')::text AS r")).rows[0]!.r
+        )
           return truth;
         const rows = (
           await c.query<{ version: number; status: string; n: number; ours: number }>(
@@ -75,7 +83,9 @@ async function journalTruth(fleets: TenantFleet[], runId: string, versions: numb
 }
 
 async function main(): Promise<number> {
+  // Up files only: a down file shares its version.
   const versions = (await readdir(MIGRATIONS_DIR))
+    .filter((f) => !f.endsWith('.down.sql'))
     .map((f) => /^(\d+)_.*\.sql$/.exec(f)?.[1])
     .filter((v): v is string => v !== undefined)
     .map(Number)
@@ -94,12 +104,17 @@ async function main(): Promise<number> {
     await stack.publishRequest(runId);
     const t0 = Date.now();
     // Mid-run: a share of the tenants settled, most still to go.
-    while ((await subjectCount(stack.jsm, STREAMS.outcomes.name, `sluice.outcomes.${runId}`).catch(() => 0)) < total / 5) {
+    while (
+      (await subjectCount(stack.jsm, STREAMS.outcomes.name, `sluice.outcomes.${runId}`).catch(() => 0)) <
+      total / 5
+    ) {
       if (Date.now() - t0 > 120_000) throw new Error('the run did not start within 120 s');
       await sleep(100);
     }
     const settledBefore = await subjectCount(stack.jsm, STREAMS.outcomes.name, `sluice.outcomes.${runId}`);
-    log(`${settledBefore}/${total} outcomes after ${Date.now() - t0} ms: killing every NATS node and deleting its store`);
+    log(
+      `${settledBefore}/${total} outcomes after ${Date.now() - t0} ms: killing every NATS node and deleting its store`,
+    );
 
     for (const node of stack.cluster.nodes) await node.kill();
     for (const node of stack.cluster.nodes) await rm(node.storeDir, { recursive: true, force: true });
@@ -107,9 +122,8 @@ async function main(): Promise<number> {
     await stack.cluster.waitReady(60_000);
     const backAt = Date.now();
     log('cluster started empty and has a JetStream meta leader');
-    // The harness's own client, like any client, reconnects on its own schedule: a fresh one.
-    await stack.nc.close().catch(() => undefined);
-    const { nc, jsm } = await natsClient(stack.cluster.url);
+    // The harness's own client reconnects by itself, like the services' (its requests are retried).
+    const { nc, jsm } = stack;
     try {
       // 1. Every service heals by itself: one recovery log line each, same process.
       const healedMs: number[] = [];
@@ -148,7 +162,11 @@ async function main(): Promise<number> {
         if (n !== 1) anomalies.push(`${n} lost events`);
       }
       const status = await stack.cli(['status', runId]);
-      if (status.code !== 1 || !status.output.includes('LOST') || !status.output.includes(`sluice runs recover ${runId}`))
+      if (
+        status.code !== 1 ||
+        !status.output.includes('LOST') ||
+        !status.output.includes(`sluice runs recover ${runId}`)
+      )
         anomalies.push(`sluice status: exit ${status.code}, ${status.output.replace(/\s+/g, ' ').slice(0, 200)}`);
 
       // 4. Serving again: a new run over the same tenants completes on the healed stack.
@@ -158,7 +176,9 @@ async function main(): Promise<number> {
       const next = await waitForRunCompleted(jsm, nextRun, 240_000);
       if (!next) anomalies.push('the run after the loss did not complete within 240 s');
       else {
-        figures.push(`a new run requested ${requestedAt - backAt} ms after the heal completed in ${Date.now() - requestedAt} ms`);
+        figures.push(
+          `a new run requested ${requestedAt - backAt} ms after the heal completed in ${Date.now() - requestedAt} ms`,
+        );
         const c = next.counts;
         if (c.total !== total || c.migrated + c.upToDate !== total)
           anomalies.push(`the run after the loss: ${JSON.stringify(c)}`);
@@ -167,7 +187,8 @@ async function main(): Promise<number> {
       // 5. Recovered from the journals, once; counts equal to the journals' truth.
       const truths = await journalTruth(fleets, runId, versions);
       const recover = await recoverCli(stack.serviceEnv, runId);
-      if (recover.code !== 0) anomalies.push(`sluice runs recover: exit ${recover.code}: ${recover.output.slice(0, 300)}`);
+      if (recover.code !== 0)
+        anomalies.push(`sluice runs recover: exit ${recover.code}: ${recover.output.slice(0, 300)}`);
       const recovered: RunCompletedEvent | undefined = await waitForRunCompleted(jsm, runId, 30_000);
       const reached = truths.filter((t) => t.reached);
       if (!recovered?.recovered) anomalies.push('no recovered completed event');
@@ -198,7 +219,7 @@ async function main(): Promise<number> {
           anomalies.push(`${s.name} ${s.pid} logged the database password`);
       log(`${settledBefore}/${total} settled before the loss; ${reached.length} tenants reached by the lost run`);
     } finally {
-      await nc.close();
+      void nc;
     }
     if (values.logs || anomalies.length > 0)
       for (const s of stack.allProcesses)
@@ -222,7 +243,10 @@ function recoverCli(env: Record<string, string>, runId: string): Promise<{ code:
     const child = spawn(
       process.execPath,
       [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), 'runs', 'recover', runId, '--json'],
-      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));

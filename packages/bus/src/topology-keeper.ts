@@ -64,11 +64,7 @@ const RUN_STREAMS = new Set<string>([
 
 /** Every JetStream stream behind Sluice's topology: its streams, and the streams under its buckets. */
 export function topologyStreamNames(): string[] {
-  return [
-    ...streamConfigs().map((c) => c.name),
-    ...KV_BUCKETS.map((b) => `KV_${b}`),
-    `OBJ_${BUCKETS.bundles}`,
-  ];
+  return [...streamConfigs().map((c) => c.name), ...KV_BUCKETS.map((b) => `KV_${b}`), `OBJ_${BUCKETS.bundles}`];
 }
 
 /** One recovery: what the keeper found missing or replaced, and what the service put back. */

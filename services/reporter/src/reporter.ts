@@ -119,6 +119,11 @@ export function createReporter(deps: ReporterDeps) {
       if (RunLostEventSchema.safeParse(decode(msg)).success) lostRuns.add(runId);
       return;
     }
+    // A planner that was mid-plan may still publish the run's `planned` into the new store: the run
+    // stays lost (its outcomes are not counted) until `sluice runs recover` publishes `completed` —
+    // or the runId is requested again (a new `accepted`): then it is a run like any other.
+    if (lostRuns.has(runId) && event === 'accepted') lostRuns.delete(runId);
+    else if (lostRuns.has(runId) && event !== 'completed') return;
     const data = decode(msg);
     if (data === undefined) return;
     if (!foldRunEvent(runId, event, data, msg)) {

@@ -46,6 +46,15 @@ export function formatLostRun(view: RunView): string[] {
   ];
 }
 
+/**
+ * Lost and not recovered: no `completed`, and no request of the same runId accepted since (a
+ * lost runId may be requested again, and that run is then reported as any other).
+ */
+export function isLostRun(view: RunView): boolean {
+  if (!view.lost || view.completed) return false;
+  return !(view.accepted && view.accepted.acceptedAt > view.lost.detectedAt);
+}
+
 /** What `sluice status` says of a run SLUICE_RUNS does not hold. */
 export function unknownRunMessage(runId: string): string {
   return `no run ${runId} (runs are kept for SLUICE_RETENTION, 7 days by default); if the JetStream store was lost while it ran, ${recoverCommand(runId)} rebuilds its completed event from the tenant journals`;
@@ -89,13 +98,13 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
     else {
       const lines = view.completed
         ? formatCompleted(view.completed)
-        : view.lost
+        : isLostRun(view)
           ? formatLostRun(view)
           : formatRunView(view);
       for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
     }
     // A lost run did not succeed as far as anyone can tell until it is recovered.
-    if (!view.completed) return view.lost ? EXIT.runNotSucceeded : EXIT.ok;
+    if (!view.completed) return isLostRun(view) ? EXIT.runNotSucceeded : EXIT.ok;
     return view.completed.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
   } finally {
     await bus.close();
