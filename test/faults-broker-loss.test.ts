@@ -6,14 +6,14 @@ import { runCli } from '@sluice/cli';
 import {
   REQUEST_SUBJECT,
   type RunCompletedEvent,
-  type RunLostEvent,
   runEventSubject,
+  type RunLostEvent,
   STREAMS,
 } from '@sluice/contracts';
 import { countOutcomes, type ServiceProcess, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type FaultStack, faultStack, FAULT_VERSIONS, journals, markTenants, natsClient } from './faults-support.js';
+import { FAULT_VERSIONS, type FaultStack, faultStack, journals, markTenants, natsClient } from './faults-support.js';
 
 const TENANTS = 40;
 const RUN = 'fx-bl-1';

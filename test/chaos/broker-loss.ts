@@ -17,7 +17,7 @@ import { topologyStreamNames } from '@sluice/bus';
 import { type RunCompletedEvent, type RunLostEvent, STREAMS } from '@sluice/contracts';
 import { MIGRATIONS_DIR, REPO_ROOT, type TenantFleet } from '@sluice/testkit';
 
-import { natsClient, subjectCount } from '../faults-support.js';
+import { subjectCount } from '../faults-support.js';
 import { waitForRunCompleted } from './chaos-run.js';
 import { SLOW_VERSION, startChaosStack } from './chaos-stack.js';
 
@@ -123,104 +123,96 @@ async function main(): Promise<number> {
     const backAt = Date.now();
     log('cluster started empty and has a JetStream meta leader');
     // The harness's own client reconnects by itself, like the services' (its requests are retried).
-    const { nc, jsm } = stack;
-    try {
-      // 1. Every service heals by itself: one recovery log line each, same process.
-      const healedMs: number[] = [];
-      for (const [target, s] of stack.services) {
-        const line = await s.waitForLog((l) => l.topology !== undefined, HEAL_BOUND_MS).catch(() => undefined);
-        if (!line) anomalies.push(`${target} ${s.pid}: no topology recovery within ${HEAL_BOUND_MS} ms`);
-        else healedMs.push(Date.parse(String(line.time)) - backAt);
-        if (pids.get(target) !== s.pid || s.logs.some((l) => l.level === 'fatal'))
-          anomalies.push(`${target}: restarted or died (pid ${pids.get(target)} -> ${s.pid})`);
-      }
-      if (healedMs.length)
-        figures.push(
-          `services healed ${Math.min(...healedMs)}–${Math.max(...healedMs)} ms after the empty cluster was ready`,
-        );
-
-      // 2. The topology is back, replicated as configured.
-      const names = new Map<string, number>();
-      for await (const info of jsm.streams.list()) names.set(info.config.name, info.config.num_replicas);
-      for (const name of topologyStreamNames()) {
-        if (!names.has(name)) anomalies.push(`stream ${name} missing after the heal`);
-        else if (names.get(name) !== 3) anomalies.push(`stream ${name} has ${names.get(name)} replicas, not 3`);
-      }
-
-      // 3. The run's fate is clear: one lost event naming the command, and sluice status says so.
-      const lostSubject = `sluice.runs.${runId}.lost`;
-      let lost: RunLostEvent | undefined;
-      for (const deadline = Date.now() + HEAL_BOUND_MS; !lost && Date.now() < deadline; await sleep(250)) {
-        const msg = await jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: lostSubject }).catch(() => null);
-        lost = msg?.json<RunLostEvent>();
-      }
-      if (!lost) anomalies.push('no lost event for the run');
-      else {
-        figures.push(`lost event ${Date.parse(lost.detectedAt) - backAt} ms after the empty cluster was ready`);
-        if (lost.recover !== `sluice runs recover ${runId}`) anomalies.push(`lost event names "${lost.recover}"`);
-        const n = await subjectCount(jsm, STREAMS.runs.name, lostSubject);
-        if (n !== 1) anomalies.push(`${n} lost events`);
-      }
-      const status = await stack.cli(['status', runId]);
-      if (
-        status.code !== 1 ||
-        !status.output.includes('LOST') ||
-        !status.output.includes(`sluice runs recover ${runId}`)
-      )
-        anomalies.push(`sluice status: exit ${status.code}, ${status.output.replace(/\s+/g, ' ').slice(0, 200)}`);
-
-      // 4. Serving again: a new run over the same tenants completes on the healed stack.
-      const nextRun = `chaos-${tag}-after`;
-      const requestedAt = Date.now();
-      await stack.publishRequest(nextRun);
-      const next = await waitForRunCompleted(jsm, nextRun, 240_000);
-      if (!next) anomalies.push('the run after the loss did not complete within 240 s');
-      else {
-        figures.push(
-          `a new run requested ${requestedAt - backAt} ms after the heal completed in ${Date.now() - requestedAt} ms`,
-        );
-        const c = next.counts;
-        if (c.total !== total || c.migrated + c.upToDate !== total)
-          anomalies.push(`the run after the loss: ${JSON.stringify(c)}`);
-      }
-
-      // 5. Recovered from the journals, once; counts equal to the journals' truth.
-      const truths = await journalTruth(fleets, runId, versions);
-      const recover = await recoverCli(stack.serviceEnv, runId);
-      if (recover.code !== 0)
-        anomalies.push(`sluice runs recover: exit ${recover.code}: ${recover.output.slice(0, 300)}`);
-      const recovered: RunCompletedEvent | undefined = await waitForRunCompleted(jsm, runId, 30_000);
-      const reached = truths.filter((t) => t.reached);
-      if (!recovered?.recovered) anomalies.push('no recovered completed event');
-      else {
-        const c = recovered.counts;
-        const dirty = reached.filter((t) => t.dirty).length;
-        if (c.total !== total) anomalies.push(`recovered total ${c.total}, ${total} tenants`);
-        if (c.migrated !== reached.length - dirty || c.failed !== dirty || c.skipped !== total - reached.length)
-          anomalies.push(
-            `recovered counts ${JSON.stringify(c)}, the journals: ${reached.length} reached (${dirty} dirty) of ${total}`,
-          );
-        figures.push(
-          `recovered: ${c.migrated} migrated, ${c.failed} failed, ${c.skipped} skipped (${recovered.recovered.notReached} not reached) = the journals`,
-        );
-      }
-      const completedEvents = await subjectCount(jsm, STREAMS.runs.name, `sluice.runs.${runId}.completed`);
-      if (completedEvents !== 1) anomalies.push(`${completedEvents} completed events for the lost run`);
-      const again = await recoverCli(stack.serviceEnv, runId);
-      if (again.code === 0) anomalies.push('a second recover published again');
-
-      // 6. Nothing applied twice anywhere; every tenant complete after the second run; no password in logs.
-      for (const t of truths) {
-        for (const d of t.doubled) anomalies.push(`${t.tenantId}: ${d}`);
-        if (!t.complete && next) anomalies.push(`${t.tenantId}: journal incomplete after the second run`);
-      }
-      for (const s of stack.allProcesses)
-        if (s.output.some((line) => line.includes(stack.password)))
-          anomalies.push(`${s.name} ${s.pid} logged the database password`);
-      log(`${settledBefore}/${total} settled before the loss; ${reached.length} tenants reached by the lost run`);
-    } finally {
-      void nc;
+    const { jsm } = stack;
+    // 1. Every service heals by itself: one recovery log line each, same process.
+    const healedMs: number[] = [];
+    for (const [target, s] of stack.services) {
+      const line = await s.waitForLog((l) => l.topology !== undefined, HEAL_BOUND_MS).catch(() => undefined);
+      if (!line) anomalies.push(`${target} ${s.pid}: no topology recovery within ${HEAL_BOUND_MS} ms`);
+      else healedMs.push(Date.parse(String(line.time)) - backAt);
+      if (pids.get(target) !== s.pid || s.logs.some((l) => l.level === 'fatal'))
+        anomalies.push(`${target}: restarted or died (pid ${pids.get(target)} -> ${s.pid})`);
     }
+    if (healedMs.length)
+      figures.push(
+        `services healed ${Math.min(...healedMs)}–${Math.max(...healedMs)} ms after the empty cluster was ready`,
+      );
+
+    // 2. The topology is back, replicated as configured.
+    const names = new Map<string, number>();
+    for await (const info of jsm.streams.list()) names.set(info.config.name, info.config.num_replicas);
+    for (const name of topologyStreamNames()) {
+      if (!names.has(name)) anomalies.push(`stream ${name} missing after the heal`);
+      else if (names.get(name) !== 3) anomalies.push(`stream ${name} has ${names.get(name)} replicas, not 3`);
+    }
+
+    // 3. The run's fate is clear: one lost event naming the command, and sluice status says so.
+    const lostSubject = `sluice.runs.${runId}.lost`;
+    let lost: RunLostEvent | undefined;
+    for (const deadline = Date.now() + HEAL_BOUND_MS; !lost && Date.now() < deadline; await sleep(250)) {
+      const msg = await jsm.streams.getMessage(STREAMS.runs.name, { last_by_subj: lostSubject }).catch(() => null);
+      lost = msg?.json<RunLostEvent>();
+    }
+    if (!lost) anomalies.push('no lost event for the run');
+    else {
+      figures.push(`lost event ${Date.parse(lost.detectedAt) - backAt} ms after the empty cluster was ready`);
+      if (lost.recover !== `sluice runs recover ${runId}`) anomalies.push(`lost event names "${lost.recover}"`);
+      const n = await subjectCount(jsm, STREAMS.runs.name, lostSubject);
+      if (n !== 1) anomalies.push(`${n} lost events`);
+    }
+    const status = await stack.cli(['status', runId]);
+    if (status.code !== 1 || !status.output.includes('LOST') || !status.output.includes(`sluice runs recover ${runId}`))
+      anomalies.push(`sluice status: exit ${status.code}, ${status.output.replace(/\s+/g, ' ').slice(0, 200)}`);
+
+    // 4. Serving again: a new run over the same tenants completes on the healed stack.
+    const nextRun = `chaos-${tag}-after`;
+    const requestedAt = Date.now();
+    await stack.publishRequest(nextRun);
+    const next = await waitForRunCompleted(jsm, nextRun, 240_000);
+    if (!next) anomalies.push('the run after the loss did not complete within 240 s');
+    else {
+      figures.push(
+        `a new run requested ${requestedAt - backAt} ms after the heal completed in ${Date.now() - requestedAt} ms`,
+      );
+      const c = next.counts;
+      if (c.total !== total || c.migrated + c.upToDate !== total)
+        anomalies.push(`the run after the loss: ${JSON.stringify(c)}`);
+    }
+
+    // 5. Recovered from the journals, once; counts equal to the journals' truth.
+    const truths = await journalTruth(fleets, runId, versions);
+    const recover = await recoverCli(stack.serviceEnv, runId);
+    if (recover.code !== 0)
+      anomalies.push(`sluice runs recover: exit ${recover.code}: ${recover.output.slice(0, 300)}`);
+    const recovered: RunCompletedEvent | undefined = await waitForRunCompleted(jsm, runId, 30_000);
+    const reached = truths.filter((t) => t.reached);
+    if (!recovered?.recovered) anomalies.push('no recovered completed event');
+    else {
+      const c = recovered.counts;
+      const dirty = reached.filter((t) => t.dirty).length;
+      if (c.total !== total) anomalies.push(`recovered total ${c.total}, ${total} tenants`);
+      if (c.migrated !== reached.length - dirty || c.failed !== dirty || c.skipped !== total - reached.length)
+        anomalies.push(
+          `recovered counts ${JSON.stringify(c)}, the journals: ${reached.length} reached (${dirty} dirty) of ${total}`,
+        );
+      figures.push(
+        `recovered: ${c.migrated} migrated, ${c.failed} failed, ${c.skipped} skipped (${recovered.recovered.notReached} not reached) = the journals`,
+      );
+    }
+    const completedEvents = await subjectCount(jsm, STREAMS.runs.name, `sluice.runs.${runId}.completed`);
+    if (completedEvents !== 1) anomalies.push(`${completedEvents} completed events for the lost run`);
+    const again = await recoverCli(stack.serviceEnv, runId);
+    if (again.code === 0) anomalies.push('a second recover published again');
+
+    // 6. Nothing applied twice anywhere; every tenant complete after the second run; no password in logs.
+    for (const t of truths) {
+      for (const d of t.doubled) anomalies.push(`${t.tenantId}: ${d}`);
+      if (!t.complete && next) anomalies.push(`${t.tenantId}: journal incomplete after the second run`);
+    }
+    for (const s of stack.allProcesses)
+      if (s.output.some((line) => line.includes(stack.password)))
+        anomalies.push(`${s.name} ${s.pid} logged the database password`);
+    log(`${settledBefore}/${total} settled before the loss; ${reached.length} tenants reached by the lost run`);
     if (values.logs || anomalies.length > 0)
       for (const s of stack.allProcesses)
         for (const l of s.logs.filter((x) => x.level !== 'info' && x.level !== 'debug').slice(-15))

@@ -75,11 +75,14 @@ describe('topology keeper against a real nats-server whose store is deleted', ()
       retentionMs: 2 * 24 * 3600 * 1000,
       maxBytes: 64 * 2 ** 20,
     });
-    plannerKeeper.onRecovered(async (r) => void plannerRecoveries.push(r));
+    plannerKeeper.onRecovered((r) => {
+      plannerRecoveries.push(r);
+      return Promise.resolve();
+    });
     executorKeeper = await startTopologyKeeper(executor, { logger, intervalMs: 0 });
-    executorKeeper.onRecovered(async (r) => {
+    executorKeeper.onRecovered((r) => {
       executorRecoveries.push(r);
-      return ['executor step'];
+      return Promise.resolve(['executor step']);
     });
     expect(await streamNames(planner)).toEqual([...topologyStreamNames()].sort());
     expect(await plannerKeeper.check()).toBeUndefined();
