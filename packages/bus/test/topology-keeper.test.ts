@@ -88,42 +88,46 @@ describe('topology keeper against a real nats-server whose store is deleted', ()
     expect(await plannerKeeper.check()).toBeUndefined();
   });
 
-  it('after the server comes back with an empty store, re-creates everything by itself and says runs were lost', async () => {
+  it('after the server comes back with an empty store, each service re-creates what it needs by itself and says runs were lost', async () => {
     await nats.stop();
     await rm(nats.storeDir, { recursive: true, force: true });
     await nats.restart();
-    // The planner's interval notices on its own: nothing else tells it.
-    const recovery = await waitFor('the planner to recover', () => plannerRecoveries[0]);
-    expect(recovery.runsLost).toBe(true);
-    expect(recovery.created.sort()).toEqual([...topologyStreamNames()].sort());
-    expect(await streamNames(planner)).toEqual([...topologyStreamNames()].sort());
-    // With the planner's limits, not an executor's defaults.
-    expect((await planner.jsm.streams.info(STREAMS.outcomes.name)).config).toMatchObject({
-      max_age: 2 * DAY_NS,
-      max_bytes: 64 * 2 ** 20,
-    });
+    // Nothing tells them but the reconnect (and the planner's interval): both heal, racing.
+    const [p, e] = await Promise.all([
+      waitFor('the planner to recover', () => plannerRecoveries[0]),
+      waitFor('the executor to recover', () => executorRecoveries[0]),
+    ]);
+    const all = [...topologyStreamNames()].sort();
+    for (const r of [p, e]) {
+      expect(r.runsLost).toBe(true);
+      expect([...r.created, ...r.replaced].sort()).toEqual(all);
+    }
+    // Every stream was created once, by one of them.
+    expect([...p.created, ...e.created].sort()).toEqual(all);
+    expect(await streamNames(planner)).toEqual(all);
+    // With the planner's limits, whoever created the stream.
+    await expect
+      .poll(async () => (await planner.jsm.streams.info(STREAMS.outcomes.name)).config, { timeout: 10_000 })
+      .toMatchObject({ max_age: 2 * DAY_NS, max_bytes: 64 * 2 ** 20 });
     expect(plannerKeeper.recoveries).toBe(1);
+    expect(executorKeeper.recoveries).toBe(1);
   });
 
-  it('a service whose streams someone else re-created learns it from a missing-resource error', async () => {
+  it('a missing-resource error comes back typed and makes the keeper look; nothing new, nothing logged', async () => {
     const typed = executorKeeper.suspect(new Error('consumer not found'), 'test pull');
     expect(typed).toBeInstanceOf(TopologyMissingError);
-    const recovery = await waitFor('the executor to recover', () => executorRecoveries[0]);
-    // It created nothing: the planner had. It saw every stream replaced.
-    expect(recovery.created).toEqual([]);
-    expect(recovery.replaced.sort()).toEqual([...topologyStreamNames()].sort());
-    expect(recovery.runsLost).toBe(true);
-    expect(executorKeeper.recoveries).toBe(1);
-    // Nothing new since: quiet.
+    expect(executorKeeper.suspect(new Error('maximum bytes exceeded'), 'test publish')).toBeUndefined();
     expect(await executorKeeper.check()).toBeUndefined();
+    expect(executorKeeper.recoveries).toBe(1);
   });
 
   it('one stream deleted by hand is re-created; a lost bucket alone loses no run', async () => {
+    const seen = plannerRecoveries.length;
     await planner.jsm.streams.delete('KV_sluice_fleet');
-    const recovery = await waitFor('the planner to recover again', () => plannerRecoveries[1]);
+    const recovery = await waitFor('the planner to recover again', () => plannerRecoveries[seen]);
     expect(recovery).toMatchObject({ created: ['KV_sluice_fleet'], replaced: [], runsLost: false });
     await executor.jsm.streams.delete(STREAMS.tasks.name);
-    const again = await waitFor('the planner to recover a third time', () => plannerRecoveries[2]);
+    const again = await waitFor('the planner to recover a third time', () => plannerRecoveries[seen + 1]);
     expect(again).toMatchObject({ created: [STREAMS.tasks.name], runsLost: true });
   });
 });
