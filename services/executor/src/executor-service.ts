@@ -1,4 +1,5 @@
 import { type Bus, busReadiness, connectBus, openBundleStore, startTopologyKeeper } from '@sluice/bus';
+import { everyRunFilter } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
@@ -96,6 +97,10 @@ export async function startExecutorService(
     onBusError: (error) => keeper.suspect(error, 'executor pull'),
   });
   hostLimit = (host) => scheduler.limitOf(host);
+  // A run accepted, planned or resumed means tasks are being published: look for them at once.
+  const wakeups = (['accepted', 'planned', 'control'] as const).map((event) =>
+    bus.nc.subscribe(everyRunFilter(event), { callback: () => scheduler.nudge() }),
+  );
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
   registerExecutorMetrics(registry, {
     scheduler,
@@ -122,6 +127,7 @@ export async function startExecutorService(
     metricsPort: metrics.port,
     async stop() {
       await keeper.stop();
+      for (const sub of wakeups) sub.unsubscribe();
       const putBack = await scheduler.stop(config.shutdownGraceMs);
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
       await gate.stop();
