@@ -63,6 +63,8 @@ export interface ChaosStack {
   publishRequest(runId: string, msgId?: boolean): Promise<void>;
   /** Runs the CLI; resolves with its exit code and output. */
   cli(args: string[]): Promise<{ code: number | null; output: string }>;
+  /** The services' environment (NATS, registry, Postgres user): what `sluice runs recover` needs too. */
+  serviceEnv: Record<string, string>;
   dispose(): Promise<void>;
 }
 
@@ -140,6 +142,7 @@ export async function startChaosStack(log: (line: string) => void): Promise<Chao
       SLUICE_HOST_LIMIT: '8',
       SLUICE_CONCURRENCY: '6',
     };
+    stack.serviceEnv = env;
     stack.startTarget = async (target) => {
       // A supervisor's patience, not a test's: a service restarted while a NATS node is down (its
       // startup's API calls wait for an election) on a loaded machine took more than the test

@@ -20,6 +20,11 @@ export interface BusConfig extends NatsSecurity {
   name: string;
   /** Give up connecting after this long at start (a clear error rather than a hang). */
   connectTimeoutMs?: number;
+  /**
+   * How often a service looks for its streams (`SLUICE_TOPOLOGY_CHECK_INTERVAL`, default 2 s):
+   * the longest a lost JetStream store goes unnoticed by a service that meets no error.
+   */
+  topologyCheckMs?: number;
 }
 
 /** A connected JetStream client with the few operations Sluice needs. */

@@ -7,6 +7,7 @@ import { natsAuthMethods, parseNatsServers } from './nats-security.js';
  * Reads `NATS_URL` (default nats://127.0.0.1:4222; `tls://` URLs require TLS), one of
  * `NATS_USER`/`NATS_PASSWORD` (`NATS_PASS` is an older alias), `NATS_TOKEN`, `NATS_NKEY` (seed file) or `NATS_CREDS` (creds file),
  * and TLS settings `NATS_CA`, `NATS_CERT`/`NATS_KEY`, `NATS_TLS`. Names follow the `nats` CLI.
+ * `SLUICE_TOPOLOGY_CHECK_INTERVAL` (default 2s): how often services look for their streams.
  * See docs/security.md.
  */
 export function loadBusConfig(env: Env, name: string): BusConfig {
@@ -34,6 +35,7 @@ export function loadBusConfig(env: Env, name: string): BusConfig {
     servers,
     name,
     connectTimeoutMs: e.duration('NATS_CONNECT_TIMEOUT', 5_000),
+    topologyCheckMs: e.duration('SLUICE_TOPOLOGY_CHECK_INTERVAL', 2_000),
     ...(user ? { user, pass: pass ?? '' } : {}),
     ...(token ? { token } : {}),
     ...(nkeyFile ? { nkeyFile } : {}),

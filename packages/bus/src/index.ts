@@ -42,6 +42,16 @@ export {
   type TopologyOptions,
 } from './stream-settings.js';
 export { type BusReadiness, busReadiness, ensureTopology, streamConfigs } from './topology.js';
+export {
+  asTopologyMissing,
+  type RecoveryStep,
+  startTopologyKeeper,
+  type TopologyKeeper,
+  type TopologyKeeperOptions,
+  TopologyMissingError,
+  type TopologyRecovery,
+  topologyStreamNames,
+} from './topology-keeper.js';
 export { traceContextOf, traceHeaders } from './trace-context.js';
 export type { Consumer, JsMsg } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';

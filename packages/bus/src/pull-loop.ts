@@ -7,6 +7,8 @@ export interface PullLoopOptions {
   /** How long one pull waits for messages before asking again. */
   expiresMs?: number;
   logger: Logger;
+  /** Hears every failed pull (a keeper's `suspect`: the consumer or its stream may be gone). */
+  onPullError?: (error: unknown) => void;
 }
 
 export interface PullLoop {
@@ -78,6 +80,7 @@ export function startPullLoop(
       } catch (error) {
         if (stopping) break;
         logger.warn({ err: error }, 'pull failed; retrying');
+        options.onPullError?.(error);
         await new Promise((resolve) => setTimeout(resolve, backoff));
         backoff = Math.min(backoff * 2, 5_000);
       }

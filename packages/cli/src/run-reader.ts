@@ -13,6 +13,8 @@ import {
   type RunControlState,
   runEventsFilter,
   runEventSubject,
+  type RunLostEvent,
+  RunLostEventSchema,
   type RunPlannedEvent,
   RunPlannedEventSchema,
   type RunProgressEvent,
@@ -30,6 +32,11 @@ export interface RunView {
   planned?: RunPlannedEvent;
   progress?: RunProgressEvent;
   completed?: RunCompletedEvent;
+  /**
+   * The JetStream store was lost while the run was in flight (the run's other events went with
+   * it): until `sluice runs recover` publishes its `completed`, this is all that is known.
+   */
+  lost?: RunLostEvent;
   /** Controls folded in stream order, as the reporter and the executors fold them. */
   control: RunControlState;
   controls: RunControlEvent[];
@@ -52,6 +59,7 @@ class RunFold {
   planned?: RunPlannedEvent;
   progress?: RunProgressEvent;
   completed?: RunCompletedEvent;
+  lost?: RunLostEvent;
   readonly controls: Array<{ event: RunControlEvent; seq: number }> = [];
 
   constructor(readonly runId: string) {}
@@ -70,6 +78,7 @@ class RunFold {
       ...(this.planned ? { planned: this.planned } : {}),
       ...(this.progress ? { progress: this.progress } : {}),
       ...(this.completed ? { completed: this.completed } : {}),
+      ...(this.lost ? { lost: this.lost } : {}),
       control: this.completed ? { ...control, final: this.completed.status } : control,
       controls: this.controls.map((c) => c.event),
     };
@@ -85,6 +94,7 @@ export async function readRun(bus: Bus, runId: string): Promise<RunView | undefi
     else if (event === 'planned') fold.planned ??= parse(RunPlannedEventSchema, msg.data);
     else if (event === 'completed') fold.completed ??= parse(RunCompletedEventSchema, msg.data);
     else if (event === 'progress') fold.progress = parse(RunProgressEventSchema, msg.data) ?? fold.progress;
+    else if (event === 'lost') fold.lost ??= parse(RunLostEventSchema, msg.data);
     else if (event === 'control') {
       const control = parse(RunControlEventSchema, msg.data);
       if (control) fold.controls.push({ event: control, seq: msg.seq });
@@ -124,6 +134,12 @@ export async function listRuns(bus: Bus): Promise<RunView[]> {
     everyRunFilter('completed'),
     (m) => void (fold(runIdOf(m.subject)).completed ??= parse(RunCompletedEventSchema, m.data)),
   );
+  await readSubject(
+    bus,
+    STREAMS.runs.name,
+    everyRunFilter('lost'),
+    (m) => void (fold(runIdOf(m.subject)).lost ??= parse(RunLostEventSchema, m.data)),
+  );
   await readSubject(bus, STREAMS.runs.name, everyRunFilter('control'), (m) => {
     const control = parse(RunControlEventSchema, m.data);
     if (control) fold(runIdOf(m.subject)).controls.push({ event: control, seq: m.seq });
@@ -137,5 +153,9 @@ export async function listRuns(bus: Bus): Promise<RunView[]> {
   }
   return [...runs.values()]
     .map((f) => f.view())
-    .sort((a, b) => (b.accepted?.acceptedAt ?? '').localeCompare(a.accepted?.acceptedAt ?? ''));
+    .sort((a, b) =>
+      (b.accepted?.acceptedAt ?? b.lost?.lastKnown.acceptedAt ?? '').localeCompare(
+        a.accepted?.acceptedAt ?? a.lost?.lastKnown.acceptedAt ?? '',
+      ),
+    );
 }

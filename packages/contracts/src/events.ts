@@ -168,10 +168,41 @@ export type RunCompletedEvent = z.infer<typeof RunCompletedEventSchema>;
 
 export const MAX_REPORTED_FAILURES = 100;
 
-/** The message id of a run event published once per run (`<runId>:accepted`, `:planned`, `:completed`). */
-export function runEventMsgId(runId: string, event: 'accepted' | 'planned' | 'completed'): string {
+/** The message id of a run event published once per run (`<runId>:accepted`, `:planned`, `:completed`, `:lost`). */
+export function runEventMsgId(runId: string, event: 'accepted' | 'planned' | 'completed' | 'lost'): string {
   return `${runId}:${event}`;
 }
+
+/** The command that rebuilds a lost run's `completed` event from the tenant journals. */
+export function recoverCommand(runId: string): string {
+  return `sluice runs recover ${runId}`;
+}
+
+/**
+ * `lost`: the JetStream store was lost (every stream deleted, the cluster started empty) while the
+ * run was in flight, so its tasks, outcomes and earlier events are gone. Published once per run
+ * into the new store by a reporter that was following the run. The tenant journals still say what
+ * was applied: `recover` is the command that publishes the run's `completed` from them.
+ */
+export const RunLostEventSchema = z.object({
+  runId: RunIdSchema,
+  /** Why: the only cause today. */
+  reason: z.literal('store_lost'),
+  /** What the reporter knew when the store went: status and counts so far (`total` null before `planned`). */
+  lastKnown: z.object({
+    status: RunStatusSchema,
+    total: z.number().int().nonnegative().nullable(),
+    settled: z.number().int().nonnegative(),
+    targetVersion: VersionSchema.optional(),
+    acceptedAt: z.string().optional(),
+  }),
+  /** `sluice runs recover <runId>`. */
+  recover: z.string(),
+  detectedAt: z.string(),
+  /** The reporter that noticed. */
+  by: z.string().max(200).optional(),
+});
+export type RunLostEvent = z.infer<typeof RunLostEventSchema>;
 
 /** The message id of a rollout decision (`<runId>:rollout:<action>`): one promote, one stop per run. */
 export function rolloutMsgId(runId: string, action: 'promote' | 'stop'): string {

@@ -8,8 +8,11 @@ export const REQUEST_SUBJECT = 'sluice.requests.migrate';
 /** Where invalid requests are answered, with the reasons. */
 export const REJECTED_SUBJECT = 'sluice.requests.rejected';
 
-/** The events of a run, on `sluice.runs.<runId>.<event>`. `control`: pause, resume, cancel (and rollout decisions). */
-export const RUN_EVENTS = ['accepted', 'planned', 'progress', 'completed', 'control'] as const;
+/**
+ * The events of a run, on `sluice.runs.<runId>.<event>`. `control`: pause, resume, cancel (and
+ * rollout decisions). `lost`: the JetStream store was lost while the run was in flight.
+ */
+export const RUN_EVENTS = ['accepted', 'planned', 'progress', 'completed', 'control', 'lost'] as const;
 export type RunEventName = (typeof RUN_EVENTS)[number];
 
 const RUNS_PREFIX = 'sluice.runs.';

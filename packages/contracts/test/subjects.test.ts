@@ -95,6 +95,7 @@ describe('subjects', () => {
       'sluice.runs.r.progress',
       'sluice.runs.r.completed',
       'sluice.runs.r.control',
+      'sluice.runs.r.lost',
     ]);
     expect(runEventsFilter('run-1')).toBe('sluice.runs.run-1.>');
     expect(outcomeSubject('run-1')).toBe('sluice.outcomes.run-1');

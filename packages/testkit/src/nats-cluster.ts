@@ -12,6 +12,8 @@ export interface NatsClusterNode {
   name: string;
   port: number;
   url: string;
+  /** The node's JetStream store (a total broker loss deletes it while the node is down). */
+  storeDir: string;
   /** The node's process id while it runs. */
   readonly pid: number | undefined;
   /** SIGKILL, by PID; resolves once it has exited. */
@@ -49,6 +51,7 @@ export async function startNatsCluster(options: { size?: number; binary?: string
       name,
       port: p.client,
       url: `nats://127.0.0.1:${p.client}`,
+      storeDir: path.join(base, name),
       get pid() {
         return child?.pid;
       },
@@ -62,7 +65,7 @@ export async function startNatsCluster(options: { size?: number; binary?: string
           name,
           '-js',
           '-sd',
-          path.join(base, name),
+          node.storeDir,
           '--cluster_name',
           'sluice-test',
           '-cluster',

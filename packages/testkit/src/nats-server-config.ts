@@ -41,6 +41,7 @@ export async function startNatsServerWithConfig(
       return server.pid;
     },
     stop: () => server.stop(),
+    kill: () => server.kill(),
     restart: () => server.restart(),
     async dispose() {
       await server.dispose();

@@ -13,6 +13,8 @@ export interface NatsServerHandle {
   storeDir: string;
   /** SIGTERM, wait for exit. */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: nothing flushed), wait for exit. */
+  kill(): Promise<void>;
   /** Starts it again on the same port and store (after stop). */
   restart(): Promise<void>;
   /** Stops it and removes its store. */
@@ -50,12 +52,12 @@ export async function startNatsServer(options: { binary?: string; args?: string[
     failed.catch(() => undefined);
   };
 
-  const stop = async (): Promise<void> => {
+  const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM');
+    proc.kill(signal);
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
@@ -69,7 +71,8 @@ export async function startNatsServer(options: { binary?: string; args?: string[
     },
     port,
     storeDir,
-    stop,
+    stop: () => stop(),
+    kill: () => stop('SIGKILL'),
     restart: start,
     async dispose() {
       await stop();

@@ -1,4 +1,4 @@
-import { type Bus, busReadiness, connectBus, ensureTopology, openBundleStore } from '@sluice/bus';
+import { type Bus, busReadiness, connectBus, openBundleStore, startTopologyKeeper } from '@sluice/bus';
 import { everyRunFilter } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
@@ -37,7 +37,13 @@ export async function startExecutorService(
 ): Promise<ExecutorService> {
   const local = config.migrationsDir ? await loadMigrationDir(config.migrationsDir) : undefined;
   const bus: Bus = await connectBus(config.bus, logger);
-  await ensureTopology(bus.jsm, { replicas: config.streamReplicas });
+  // Executors only create what is missing (they do not know the configured limits) and, after the
+  // store was lost, watch the control bucket anew; the planner re-creates the host consumers.
+  const keeper = await startTopologyKeeper(bus, {
+    replicas: config.streamReplicas,
+    logger,
+    ...(config.bus.topologyCheckMs !== undefined ? { intervalMs: config.bus.topologyCheckMs } : {}),
+  });
   const migrations = createMigrationSets({
     bundles: await openBundleStore(bus, { replicas: config.streamReplicas }),
     local,
@@ -54,6 +60,7 @@ export async function startExecutorService(
     (host, state) => logger.warn({ host, breaker: state }, `circuit breaker ${state}`),
   );
   const gate = await createRunGate({ bus, logger, executorId: config.executorId, replicas: config.streamReplicas });
+  keeper.onRecovered(async () => ((await gate.rewatch()) ? ['run control watch'] : []));
   const load = config.signals ? new ExecutorLoadMonitor() : undefined;
   // Bound late: the scheduler that holds the limits is built after the pipeline it feeds.
   let hostLimit: (host: string) => number | undefined = () => undefined;
@@ -87,6 +94,7 @@ export async function startExecutorService(
     initialHostLimit: config.hostStartLimit,
     discoveryIntervalMs: config.discoveryIntervalMs,
     maxReplayLagMs: config.maxReplayLagMs,
+    onBusError: (error) => keeper.suspect(error, 'executor pull'),
   });
   hostLimit = (host) => scheduler.limitOf(host);
   // A run accepted, planned or resumed means tasks are being published: look for them at once.
@@ -118,6 +126,7 @@ export async function startExecutorService(
     scheduler,
     metricsPort: metrics.port,
     async stop() {
+      await keeper.stop();
       for (const sub of wakeups) sub.unsubscribe();
       const putBack = await scheduler.stop(config.shutdownGraceMs);
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');

@@ -28,6 +28,8 @@ export interface HostSchedulerOptions {
   nudgeDelaysMs?: readonly number[];
   /** Replay lag of a host's replicas above which its limit is cut; 0 or none: never. */
   maxReplayLagMs?: number;
+  /** Hears failed pulls and listings (the topology keeper's `suspect`: the stream or a consumer may be gone). */
+  onBusError?: (error: unknown) => void;
   now?: () => number;
 }
 
@@ -124,7 +126,6 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   async function runLane(lane: Lane): Promise<void> {
     lane.running = true;
     try {
-      lane.consumer ??= await bus.js.consumers.get(STREAMS.tasks.name, lane.consumerName);
       while (!stopping) {
         await breakers.whenPassable(lane.hostKey, abort.signal);
         if (stopping) break;
@@ -142,7 +143,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
         }
         let got = 0;
         try {
-          const batch = await lane.consumer.fetch({ max_messages: granted, expires: 1_000 });
+          const consumer = (lane.consumer ??= await bus.js.consumers.get(STREAMS.tasks.name, lane.consumerName));
+          const batch = await consumer.fetch({ max_messages: granted, expires: 1_000 });
           for await (const msg of batch) {
             if (stopping) {
               msg.nak();
@@ -153,7 +155,12 @@ export function startHostScheduler(options: HostSchedulerOptions) {
             start(lane, msg);
           }
         } catch (error) {
-          if (!stopping) logger.warn({ err: error, host: lane.hostKey }, 'pull failed');
+          if (!stopping) {
+            logger.warn({ err: error, host: lane.hostKey }, 'pull failed');
+            // Looked up again next time: the consumer may have been deleted and created anew.
+            lane.consumer = undefined;
+            options.onBusError?.(error);
+          }
         } finally {
           slots.release(granted - got);
         }
@@ -205,6 +212,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
       } catch (error) {
         if (stopping) break;
         logger.warn({ err: error }, 'listing host consumers failed; retrying');
+        options.onBusError?.(error);
         await sleep(backoff, abort.signal);
         backoff = Math.min(backoff * 2, 5_000);
       }

@@ -41,6 +41,11 @@ export interface RunGateDeps {
 export interface RunGate {
   /** Decides, and records the decision (ledger entry or outcome) when the tenant is not started. */
   check(task: TenantTask, delivery: { streamSeq: number }): Promise<GateVerdict>;
+  /**
+   * Watches the control bucket anew (after the JetStream store was reset: a watch resumes at its
+   * old sequence and would miss every state of the new bucket). True when a watch was restarted.
+   */
+  rewatch(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -58,8 +63,9 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
   const { bus, logger } = deps;
   const deferMs = deps.deferMs ?? 2_000;
   await ensureLedgerStream(bus.jsm, { replicas: deps.replicas ?? 1 });
-  const view =
-    deps.view ?? (await watchRunControl(bus, { logger, ...(deps.replicas ? { replicas: deps.replicas } : {}) }));
+  const watch = (): Promise<RunControlView> =>
+    watchRunControl(bus, { logger, ...(deps.replicas ? { replicas: deps.replicas } : {}) });
+  let view: Pick<RunControlView, 'get'> & { stop?(): Promise<void> } = deps.view ?? (await watch());
 
   async function skip(task: TenantTask, code: SkipCode, reason: string): Promise<void> {
     const outcome = skippedOutcome(
@@ -102,6 +108,14 @@ export async function createRunGate(deps: RunGateDeps): Promise<RunGate> {
         );
         return { action: 'defer', delayMs: deferMs, error };
       }
+    },
+    async rewatch() {
+      if (deps.view) return false;
+      const old = view;
+      view = await watch();
+      // The old watch may be stuck re-creating its consumer on the lost bucket: not waited for long.
+      await Promise.race([old.stop?.(), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+      return true;
     },
     async stop() {
       await view.stop?.();

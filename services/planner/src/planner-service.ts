@@ -4,12 +4,12 @@ import {
   busReadiness,
   connectBus,
   DeliverPolicy,
-  ensureTopology,
   openBundleStore,
   openFleetStore,
   openRunClaims,
   type PullLoop,
   startPullLoop,
+  startTopologyKeeper,
 } from '@sluice/bus';
 import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
 import { countFindings, describeWithoutDown } from '@sluice/core';
@@ -36,15 +36,27 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   const migrations = await loadMigrationDir(config.migrationsDir);
   const registry = await createRegistry(config.registry);
   const bus: Bus = await connectBus(config.bus, logger);
-  await ensureTopology(bus.jsm, { replicas: config.streamReplicas, ...config.streamLimits });
+  const keeper = await startTopologyKeeper(bus, {
+    replicas: config.streamReplicas,
+    ...config.streamLimits,
+    logger,
+    ...(config.bus.topologyCheckMs !== undefined ? { intervalMs: config.bus.topologyCheckMs } : {}),
+  });
   // Every run pins this set's digest; executors load the set from here by that digest.
-  const bundle = await (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
+  const storeBundle = async () => (await openBundleStore(bus, { replicas: config.streamReplicas })).put(migrations);
+  const bundle = await storeBundle();
   if (bundle === 'replaced')
     logger.warn({ digest: migrations.digest }, 'stored migration bundle did not match its digest; replaced');
   const claims = await openRunClaims(bus, { replicas: config.streamReplicas });
   const fleet = await openFleetStore(bus, { replicas: config.streamReplicas });
   await ensureRequestConsumer(bus);
   const consumer = await bus.js.consumers.get(STREAMS.requests.name, PLANNER_CONSUMER);
+  // After the store was lost: the planner's own consumer and its bundle, or no executor could run a task.
+  keeper.onRecovered(async () => {
+    await ensureRequestConsumer(bus);
+    const stored = await storeBundle();
+    return [`consumer ${STREAMS.requests.name}/${PLANNER_CONSUMER}`, `bundle ${migrations.digest} (${stored})`];
+  });
   const metricsRegistry = createMetricsRegistry('planner');
   const observer = registerPlannerMetrics(metricsRegistry);
   const metrics = await startMetricsServer(metricsRegistry, {
@@ -72,8 +84,14 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
     maxDeliveries: config.maxDeliveries,
     lint,
   });
-  const loop: PullLoop = startPullLoop(consumer, { concurrency: config.concurrency, logger }, (msg) =>
-    planner.handleRequest(msg),
+  const loop: PullLoop = startPullLoop(
+    consumer,
+    {
+      concurrency: config.concurrency,
+      logger,
+      onPullError: (error) => keeper.suspect(error, 'planner pull'),
+    },
+    (msg) => planner.handleRequest(msg),
   );
   logger.info(
     {
@@ -92,6 +110,7 @@ export async function startPlannerService(config: PlannerConfig, logger: Logger)
   return {
     metricsPort: metrics.port,
     async stop() {
+      await keeper.stop();
       await loop.stop();
       metrics.server.close();
       await registry.close();

@@ -1,14 +1,17 @@
 import {
+  type Bus,
   busReadiness,
   connectBus,
-  ensureTopology,
   followFrom,
   followStream,
   lastSequence,
   type LiveFollower,
   openFleetStore,
   openRunControlStore,
+  publishOnce,
   readSubject,
+  type RunControlStore,
+  startTopologyKeeper,
   type StreamFollower,
 } from '@sluice/bus';
 import {
@@ -17,18 +20,22 @@ import {
   LEDGER_STREAM,
   ledgerSubject,
   outcomeSubject,
+  recoverCommand,
+  runEventMsgId,
+  runEventSubject,
+  type RunLostEvent,
   STREAMS,
 } from '@sluice/contracts';
 import { createMetricsRegistry, type Logger } from '@sluice/telemetry';
 
 import type { ReporterConfig } from './config.js';
 import { followDeadTasks } from './dead-tasks.js';
-import { createFleetWriter } from './fleet-writer.js';
+import { createFleetWriter, type FleetWriter } from './fleet-writer.js';
 import { startHttpApi } from './http-api.js';
 import { startQueueSampler } from './queue-sampler.js';
-import { createReporter } from './reporter.js';
+import { createReporter, type Reporter } from './reporter.js';
 import { activeRuns, registerReporterMetrics } from './reporter-metrics.js';
-import { RunBook } from './run-book.js';
+import { RunBook, type RunState, runStatusOf } from './run-book.js';
 
 export interface ReporterService {
   httpPort: number;
@@ -40,6 +47,23 @@ export interface ReporterService {
 /** Runs replayed at once at start. */
 const REPLAY_CONCURRENCY = 8;
 
+/** The reporter's reading of the streams: rebuilt from sequence 1 when the JetStream store was reset. */
+interface Pipeline {
+  reporter: Reporter;
+  startup: { runs: number; unfinished: number; outcomes: number; ledgerEntries: number };
+  stop(): Promise<void>;
+}
+
+interface PipelineDeps {
+  bus: Bus;
+  logger: Logger;
+  config: ReporterConfig;
+  controls: RunControlStore;
+  book: RunBook;
+  fleet: FleetWriter;
+  lostRuns: Set<string>;
+}
+
 /**
  * Rebuilds the reporter's state, then goes live. What is read at start scales with the work in
  * flight, not with history: the run events (small: a few per run; progress events are skipped
@@ -50,24 +74,17 @@ const REPLAY_CONCURRENCY = 8;
 export async function startReporterService(config: ReporterConfig, logger: Logger): Promise<ReporterService> {
   const started = performance.now();
   const bus = await connectBus(config.bus, logger);
-  await ensureTopology(bus.jsm, { replicas: config.streamReplicas, ...config.streamLimits });
+  const keeper = await startTopologyKeeper(bus, {
+    replicas: config.streamReplicas,
+    ...config.streamLimits,
+    logger,
+    ...(config.bus.topologyCheckMs !== undefined ? { intervalMs: config.bus.topologyCheckMs } : {}),
+  });
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
   const book = new RunBook();
   const fleetStore = await openFleetStore(bus, { replicas: config.streamReplicas });
   const fleet = createFleetWriter({ store: fleetStore, logger });
-  const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
-  const reporter = createReporter({
-    bus,
-    logger,
-    controls,
-    book,
-    fleet,
-    options: {
-      reconcileAfterMs: config.reconcileAfterMs,
-      progressIntervalMs: config.progressIntervalMs,
-      rejectControlsFrom: runsFrom,
-    },
-  });
+  const lostRuns = new Set<string>();
   const sampler = startQueueSampler({
     bus,
     logger,
@@ -98,6 +115,78 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     { port: config.httpPort, host: config.httpHost },
   );
 
+  const deps: PipelineDeps = { bus, logger, config, controls, book, fleet, lostRuns };
+  let pipeline = await startPipeline(deps);
+  ready = true;
+  // The store was reset: what the book holds was folded from streams that are gone, and the live
+  // followers would resume at sequences the new streams have not reached. Read them anew from the
+  // start, after telling whoever follows the runs in flight that they were lost.
+  keeper.onRecovered(async (recovery) => {
+    if (!recovery.runsLost) return [];
+    ready = false;
+    await pipeline.stop();
+    const inFlight = book.clear().filter((run) => run.accepted && !run.completed);
+    for (const run of inFlight) {
+      lostRuns.add(run.runId);
+      await announceLost(bus, logger, run, config.bus.name);
+    }
+    pipeline = await startPipeline(deps);
+    ready = true;
+    return ['run followers from the new streams', ...inFlight.map((run) => `run ${run.runId} reported lost`)];
+  });
+
+  const progress = setInterval(() => {
+    pipeline.reporter
+      .publishProgress()
+      .catch((error: unknown) => logger.warn({ err: error }, 'progress publish failed'));
+  }, config.progressIntervalMs);
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    pipeline.reporter
+      .reconcile()
+      .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation sweep failed'))
+      .finally(() => (sweeping = false));
+  }, config.reconcileIntervalMs);
+  const startup = { ms: Math.round(performance.now() - started), ...pipeline.startup };
+  logger.info({ httpPort: http.port, startup }, 'reporter ready');
+  return {
+    httpPort: http.port,
+    startup,
+    async stop() {
+      await keeper.stop();
+      clearInterval(progress);
+      clearInterval(sweep);
+      await sampler.stop();
+      http.server.close();
+      await pipeline.stop();
+      await pipeline.reporter.idle();
+      await bus.close();
+    },
+  };
+}
+
+/**
+ * Replays the run events, then the outcomes and ledger of unfinished runs, then follows all three
+ * (and the dead-task advisories) live from the sequences noted before the replay.
+ */
+async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
+  const { bus, logger, config, controls, book, fleet, lostRuns } = deps;
+  const runsFrom = (await lastSequence(bus.jsm, STREAMS.runs.name)) + 1;
+  const reporter = createReporter({
+    bus,
+    logger,
+    controls,
+    book,
+    fleet,
+    lostRuns,
+    options: {
+      reconcileAfterMs: config.reconcileAfterMs,
+      progressIntervalMs: config.progressIntervalMs,
+      rejectControlsFrom: runsFrom,
+    },
+  });
   const outcomesFrom = (await lastSequence(bus.jsm, STREAMS.outcomes.name)) + 1;
   const ledgerFrom = (await lastSequence(bus.jsm, LEDGER_STREAM.name)) + 1;
   const runs = await followStream(bus, STREAMS.runs.name, logger, (msg) => reporter.onRunEvent(msg));
@@ -122,46 +211,47 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     );
   }
   const followers: Array<LiveFollower | StreamFollower> = [
+    runs,
     await followFrom(bus, STREAMS.outcomes.name, ALL_OUTCOMES, outcomesFrom, logger, (m) => reporter.onOutcome(m)),
     await followFrom(bus, LEDGER_STREAM.name, ALL_LEDGER_ENTRIES, ledgerFrom, logger, (m) => reporter.onLedger(m)),
   ];
   await reporter.goLive();
   // After the replay: a dead task's tenant is failed only against the run's known state.
   followers.push(await followDeadTasks({ bus, logger, book }));
-  ready = true;
-
-  const progress = setInterval(() => {
-    reporter.publishProgress().catch((error: unknown) => logger.warn({ err: error }, 'progress publish failed'));
-  }, config.progressIntervalMs);
-  let sweeping = false;
-  const sweep = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    reporter
-      .reconcile()
-      .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation sweep failed'))
-      .finally(() => (sweeping = false));
-  }, config.reconcileIntervalMs);
-  const startup = {
-    ms: Math.round(performance.now() - started),
-    runs: book.list().length,
-    unfinished: unfinished.length,
-    outcomes,
-    ledgerEntries: entries,
-  };
-  logger.info({ httpPort: http.port, startup }, 'reporter ready');
   return {
-    httpPort: http.port,
-    startup,
+    reporter,
+    startup: { runs: book.list().length, unfinished: unfinished.length, outcomes, ledgerEntries: entries },
     async stop() {
-      clearInterval(progress);
-      clearInterval(sweep);
-      await sampler.stop();
-      http.server.close();
-      await runs.stop();
-      for (const f of followers) await f.stop();
-      await reporter.idle();
-      await bus.close();
+      // A follower whose stream vanished may be retrying its consumer: not waited for long.
+      const stopped = Promise.all(followers.map((f) => f.stop().catch(() => undefined)));
+      await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     },
   };
+}
+
+/**
+ * Publishes the run's `lost` event (once per run, whichever reporter replica notices first) and
+ * says in the log what the operator does about it.
+ */
+async function announceLost(bus: Bus, logger: Logger, run: RunState, by: string): Promise<void> {
+  const event: RunLostEvent = {
+    runId: run.runId,
+    reason: 'store_lost',
+    lastKnown: {
+      status: runStatusOf(run),
+      total: run.planned?.total ?? null,
+      settled: run.aggregate.done,
+      ...(run.accepted ? { targetVersion: run.accepted.targetVersion, acceptedAt: run.accepted.acceptedAt } : {}),
+    },
+    recover: recoverCommand(run.runId),
+    detectedAt: new Date().toISOString(),
+    by,
+  };
+  const { published } = await publishOnce(bus, runEventSubject(run.runId, 'lost'), event, {
+    msgId: runEventMsgId(run.runId, 'lost'),
+  });
+  logger.error(
+    { runId: run.runId, lastKnown: event.lastKnown, recover: event.recover, published },
+    `run ${run.runId} was lost with the JetStream store (${event.lastKnown.settled} of ${event.lastKnown.total ?? '?'} tenants had settled); its tasks and events are gone, the tenant journals hold what was applied: ${event.recover} publishes its completed event from them`,
+  );
 }

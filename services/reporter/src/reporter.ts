@@ -9,6 +9,7 @@ import {
   RunControlEventSchema,
   type RunEventName,
   runEventSubject,
+  RunLostEventSchema,
   RunPlannedEventSchema,
   STREAMS,
   TaskLedgerEntrySchema,
@@ -49,6 +50,11 @@ export interface ReporterDeps {
   /** Where tenants' fleet records are written as outcomes arrive (none: no fleet state). */
   fleet?: FleetWriter;
   options?: ReporterOptions;
+  /**
+   * Runs lost with the JetStream store (their `lost` events, and the runs in flight when this
+   * reporter saw the store reset): late outcomes and ledger entries of theirs are not counted.
+   */
+  lostRuns?: Set<string>;
   now?: () => number;
 }
 
@@ -76,6 +82,7 @@ export function createReporter(deps: ReporterDeps) {
   const rollout = createRolloutDecisions({ bus, logger, now });
   const parked = createParkedRelease({ controlSync, releaser, now });
   const queue = createFlushQueue({ logger, flushRun });
+  const lostRuns = deps.lostRuns ?? new Set<string>();
   let live = false;
 
   /** The effects due for one run, in order. */
@@ -107,6 +114,17 @@ export function createReporter(deps: ReporterDeps) {
     const { runId, event } = address;
     // Progress is ours and says nothing new: not even decoded (most of the stream on replay).
     if (!isRunEventName(event) || event === 'progress') return;
+    if (event === 'lost') {
+      // Not a run of the book: its other events went with the old store. Remembered so that its
+      // late outcomes (tenants that were being migrated) do not open a run that can never complete.
+      if (RunLostEventSchema.safeParse(decode(msg)).success) lostRuns.add(runId);
+      return;
+    }
+    // A planner that was mid-plan may still publish the run's `planned` into the new store: the run
+    // stays lost (its outcomes are not counted) until `sluice runs recover` publishes `completed` —
+    // or the runId is requested again (a new `accepted`): then it is a run like any other.
+    if (lostRuns.has(runId) && event === 'accepted') lostRuns.delete(runId);
+    else if (lostRuns.has(runId) && event !== 'completed') return;
     const data = decode(msg);
     if (data === undefined) return;
     if (!foldRunEvent(runId, event, data, msg)) {
@@ -117,7 +135,12 @@ export function createReporter(deps: ReporterDeps) {
   }
 
   /** Folds one run event into the book; false when it is malformed or names another run. */
-  function foldRunEvent(runId: string, event: Exclude<RunEventName, 'progress'>, data: unknown, msg: JsMsg): boolean {
+  function foldRunEvent(
+    runId: string,
+    event: Exclude<RunEventName, 'progress' | 'lost'>,
+    data: unknown,
+    msg: JsMsg,
+  ): boolean {
     switch (event) {
       case 'accepted': {
         const parsed = RunAcceptedEventSchema.safeParse(data);
@@ -163,6 +186,7 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed outcome');
       return;
     }
+    if (lostRuns.has(parsed.data.runId)) return;
     traces.onOutcome(parsed.data, msg);
     deps.fleet?.onOutcome(parsed.data);
     if (book.onOutcome(parsed.data)) queue.mark(parsed.data.runId);
@@ -171,7 +195,7 @@ export function createReporter(deps: ReporterDeps) {
   function onLedger(msg: JsMsg): void {
     const runId = parseLedgerSubject(msg.subject);
     const data = runId !== undefined && isRunId(runId) ? decode(msg) : undefined;
-    if (runId === undefined || data === undefined) return;
+    if (runId === undefined || data === undefined || lostRuns.has(runId)) return;
     const parsed = TaskLedgerEntrySchema.safeParse(data);
     if (!parsed.success) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed task ledger entry');

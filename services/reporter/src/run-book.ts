@@ -68,6 +68,16 @@ export class RunBook {
     return [...this.runs.values()];
   }
 
+  /**
+   * Forgets every run and returns them: the JetStream store they were folded from is gone (the
+   * reporter replays the new, empty one from its start).
+   */
+  clear(): RunState[] {
+    const runs = this.list();
+    this.runs.clear();
+    return runs;
+  }
+
   onAccepted(event: RunAcceptedEvent, seq = 0): RunState {
     const run = this.run(event.runId);
     if (!run.accepted) {

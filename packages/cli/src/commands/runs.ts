@@ -8,6 +8,7 @@ import { formatDuration, formatTable, type Output } from '../output.js';
 import { listRuns, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 import { recoverRun } from './run-recover.js';
+import { isLostRun } from './status.js';
 
 export const RUNS: CommandSpec = {
   name: 'runs',
@@ -38,7 +39,7 @@ function row(v: RunView): string[] {
       : '';
   return [
     v.runId,
-    v.status,
+    isLostRun(v) ? 'lost' : v.status,
     v.accepted
       ? v.accepted.rollbackOf
         ? `undo ${v.accepted.rollbackOf.runId}`

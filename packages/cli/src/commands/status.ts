@@ -1,5 +1,5 @@
 import { connectBus } from '@sluice/bus';
-import type { LintReport } from '@sluice/contracts';
+import { type LintReport, recoverCommand } from '@sluice/contracts';
 import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
@@ -32,6 +32,32 @@ export function formatLint(report: LintReport | undefined): string[] {
   }
   if (report.truncated) lines.push('    … (more in sluice lint)');
   return lines;
+}
+
+/** The lines `sluice status` prints for a run lost with the JetStream store (and not recovered yet). */
+export function formatLostRun(view: RunView): string[] {
+  const lost = view.lost!;
+  const k = lost.lastKnown;
+  return [
+    `run ${view.runId}: LOST (the JetStream store was lost while it was ${k.status})`,
+    `  lost      detected ${lost.detectedAt}; ${k.settled} of ${k.total ?? '?'} tenants had settled${k.targetVersion !== undefined ? `, target version ${k.targetVersion}` : ''}`,
+    '  why       its tasks, outcomes and events went with the store; the tenant journals hold what was applied',
+    `  recover   ${lost.recover}   (counts every tenant from its journal and publishes the run's completed event)`,
+  ];
+}
+
+/**
+ * Lost and not recovered: no `completed`, and no request of the same runId accepted since (a
+ * lost runId may be requested again, and that run is then reported as any other).
+ */
+export function isLostRun(view: RunView): boolean {
+  if (!view.lost || view.completed) return false;
+  return !(view.accepted && view.accepted.acceptedAt > view.lost.detectedAt);
+}
+
+/** What `sluice status` says of a run SLUICE_RUNS does not hold. */
+export function unknownRunMessage(runId: string): string {
+  return `no run ${runId} (runs are kept for SLUICE_RETENTION, 7 days by default); if the JetStream store was lost while it ran, ${recoverCommand(runId)} rebuilds its completed event from the tenant journals`;
 }
 
 /** The lines `sluice status` prints for a run that has not completed. */
@@ -67,13 +93,18 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
   const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     const view = await readRun(bus, runId);
-    if (!view) throw new CliError(`no run ${runId}`, EXIT.failure);
+    if (!view) throw new CliError(unknownRunMessage(runId), EXIT.failure);
     if (values.json) output.out(JSON.stringify(view));
     else {
-      const lines = view.completed ? formatCompleted(view.completed) : formatRunView(view);
+      const lines = view.completed
+        ? formatCompleted(view.completed)
+        : isLostRun(view)
+          ? formatLostRun(view)
+          : formatRunView(view);
       for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
     }
-    if (!view.completed) return EXIT.ok;
+    // A lost run did not succeed as far as anyone can tell until it is recovered.
+    if (!view.completed) return isLostRun(view) ? EXIT.runNotSucceeded : EXIT.ok;
     return view.completed.status === 'succeeded' ? EXIT.ok : EXIT.runNotSucceeded;
   } finally {
     await bus.close();
