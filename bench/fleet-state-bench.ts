@@ -123,6 +123,8 @@ const { values } = parseArgs({
     records: { type: 'string', default: '1000000' },
     tenants: { type: 'string', default: '1000' },
     repeat: { type: 'string', default: '3' },
+    /** `--part verify`: write a CPU profile of each service into this folder (at its exit). */
+    profile: { type: 'string' },
     /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
     'child-node-options': { type: 'string', default: '' },
   },
@@ -314,7 +316,9 @@ async function verifyPart(): Promise<void> {
     const registry = path.join(dir, 'tenants.json');
     await fleet.writeRegistry(registry);
     const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
-    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+    const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
+    for (const name of ['reporter', 'executor', 'planner'] as const)
+      services.push(await startService(name, env, { nodeArgs }));
     const nc = await connect({ servers: nats.url });
     const js = jetstream(nc);
     const cpu = () =>
