@@ -99,14 +99,12 @@ export {
 } from './request.js';
 export {
   ADVISORY_STREAM,
-  ALL_HOST_WORK,
   ALL_LEDGER_ENTRIES,
   ALL_OUTCOMES,
   BUCKETS,
   everyRunFilter,
   hostConsumerName,
   hostKeyOfConsumer,
-  hostWorkSubject,
   isRunEventName,
   LEDGER_STREAM,
   ledgerSubject,

@@ -59,20 +59,6 @@ export function taskSubject(hostKey: string): string {
   return `${TASKS_PREFIX}${encodeSubjectToken(hostKey)}`;
 }
 
-const WORK_PREFIX = 'sluice.work.';
-
-/**
- * Internal, core NATS (no stream): "tasks for this host were just queued", published by the
- * planner once per host per run so executors list the host consumers at once instead of at their
- * next discovery tick. Best effort: a lost one costs at most one discovery interval.
- */
-export function hostWorkSubject(hostKey: string): string {
-  return `${WORK_PREFIX}${encodeSubjectToken(hostKey)}`;
-}
-
-/** Every host's work subject (what executors subscribe to). */
-export const ALL_HOST_WORK = `${WORK_PREFIX}>`;
-
 /** The database host of a task subject (decoded), or undefined for another subject. */
 export function parseTaskSubject(subject: string): string | undefined {
   const token = tokenAfter(subject, TASKS_PREFIX);

@@ -1,5 +1,5 @@
 import { type Bus, type Consumer, type JsMsg, listHostConsumers } from '@sluice/bus';
-import { ALL_HOST_WORK, STREAMS } from '@sluice/contracts';
+import { STREAMS } from '@sluice/contracts';
 import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
 
@@ -195,31 +195,14 @@ export function startHostScheduler(options: HostSchedulerOptions) {
     }
   }
 
-  // The planner says when a host's first task of a run is queued: the next listing runs at once,
-  // so a run starts without waiting out the discovery interval (which stays the fallback).
-  let nudged = false;
-  let wakeDiscovery: (() => void) | null = null;
-  const work = bus.nc.subscribe(ALL_HOST_WORK, {
-    callback: () => {
-      nudged = true;
-      wakeDiscovery?.();
-    },
-  });
-
   const discoveryLoop = (async () => {
     let backoff = 250;
     while (!stopping) {
-      nudged = false;
       discovering = discover();
       try {
         await discovering;
         backoff = 250;
-        if (!nudged)
-          await new Promise<void>((resolve) => {
-            wakeDiscovery = resolve;
-            void sleep(options.discoveryIntervalMs, abort.signal).then(resolve);
-          });
-        wakeDiscovery = null;
+        await sleep(options.discoveryIntervalMs, abort.signal);
       } catch (error) {
         if (stopping) break;
         logger.warn({ err: error }, 'listing host consumers failed; retrying');
@@ -253,7 +236,6 @@ export function startHostScheduler(options: HostSchedulerOptions) {
      */
     async stop(graceMs: number): Promise<number> {
       stopping = true;
-      work.unsubscribe();
       abort.abort();
       slots.releaseWaiters();
       for (const lane of lanes.values()) lane.wake?.();

@@ -16,7 +16,6 @@ import {
 } from '@sluice/bus';
 import {
   failedOutcome,
-  hostWorkSubject,
   isTenantId,
   type MigrateRequest,
   REJECTED_SUBJECT,
@@ -148,8 +147,6 @@ export function createPlanner(deps: PlannerDeps) {
 
     // Each host's consumer (and its limit) is set up before the host's first task of the run.
     const hosts = new Set<string>();
-    /** Hosts whose executors were told of this run's work. */
-    const nudged = new Set<string>();
     // Ids the request named and the registry has not shown yet: each left at the end fails.
     const unseen = new Set(request.tenants && 'ids' in request.tenants ? request.tenants.ids : []);
     let index = 0;
@@ -243,12 +240,6 @@ export function createPlanner(deps: PlannerDeps) {
             ),
           );
           return;
-        }
-        // The host's first task of the run is in its queue: executors list the host consumers now
-        // rather than at their next discovery tick (a core message, best effort).
-        if (!nudged.has(task.host)) {
-          nudged.add(task.host);
-          bus.nc.publish(hostWorkSubject(task.host));
         }
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
         await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq });
