@@ -179,8 +179,8 @@ try {
     { natsUrl: nats.url, registryFile: registry },
     { SLUICE_HOST_LIMIT: String(Math.max(1, Math.floor(CONCURRENCY / 2))), SLUICE_DISCOVERY_INTERVAL: '250ms' },
   );
-  const reporter = await startService('reporter', env);
-  const planner = await startService('planner', env);
+  const reporter = await startService('reporter', env, { nodeArgs: PROFILE_ARGS });
+  const planner = await startService('planner', env, { nodeArgs: PROFILE_ARGS });
   services.push(reporter, planner);
 
   let runCounter = 0;

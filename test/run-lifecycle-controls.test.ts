@@ -1,4 +1,4 @@
-import type { RunCompletedEvent, TaskLedgerEntry } from '@sluice/contracts';
+import { plannedTasksOf, type RunCompletedEvent } from '@sluice/contracts';
 import { countOutcomes, waitForCompleted } from '@sluice/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -125,9 +125,7 @@ describe('run lifecycle: pause, resume, cancel and staged rollout with real serv
     await h.publishRequest({ runId: 'canary-ok', target: 'latest', rollout: { canary: 3 } });
     const completed = await waitForCompleted(h.nc, 'canary-ok', 60_000);
     expect(completed).toMatchObject({ status: 'succeeded', counts: { total: 20, migrated: 20 } });
-    const planned = (await h.ledger('canary-ok')).filter(
-      (e): e is Extract<TaskLedgerEntry, { kind: 'planned' }> => e.kind === 'planned',
-    );
+    const planned = (await h.ledger('canary-ok')).flatMap(plannedTasksOf);
     const canaries = new Set(planned.filter((e) => e.task.stage === 'canary').map((e) => e.task.tenantId));
     expect(canaries).toEqual(new Set(['canary-0001', 'canary-0002', 'canary-0003']));
     const outcomes = await h.outcomes('canary-ok');

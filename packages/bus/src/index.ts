@@ -28,7 +28,7 @@ export {
   type SubjectReadLimits,
   SubjectReadTimeoutError,
 } from './lifecycle/subject-reader.js';
-export { appendLedger, ensureLedgerStream } from './lifecycle/task-ledger.js';
+export { appendLedger, ensureLedgerStream, PlannedLedger, type PlannedLedgerOptions } from './lifecycle/task-ledger.js';
 export { publishOutcome, readCountedOutcomes } from './outcomes.js';
 export { isStreamFull, publishReliably, PublishWindow, StreamFullError } from './publish.js';
 export { type PullLoop, startPullLoop, withInProgress } from './pull-loop.js';

@@ -1,4 +1,11 @@
-import { initialControlState, LEDGER_STREAM, ledgerSubject, type TenantTask } from '@sluice/contracts';
+import {
+  initialControlState,
+  LEDGER_STREAM,
+  ledgerSubject,
+  plannedTasksOf,
+  type TaskLedgerEntry,
+  type TenantTask,
+} from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +15,7 @@ import { decodeJson } from '../src/codec.js';
 import { publishIfLast, publishOnce } from '../src/lifecycle/publish-once.js';
 import { openRunControlStore, watchRunControl } from '../src/lifecycle/run-control-store.js';
 import { followFrom, lastSequence, readSubject, SubjectReadTimeoutError } from '../src/lifecycle/subject-reader.js';
-import { appendLedger, ensureLedgerStream } from '../src/lifecycle/task-ledger.js';
+import { appendLedger, ensureLedgerStream, PlannedLedger } from '../src/lifecycle/task-ledger.js';
 
 const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
 const at = new Date().toISOString();
@@ -107,6 +114,57 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     expect(b.duplicate).toBe(true);
     expect(b.seq).toBe(a.seq);
     expect(await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('r1'), () => undefined)).toBe(1);
+  });
+
+  it('writes planned tasks in batches: when full, after the linger, and on drain; every task once', async () => {
+    await ensureLedgerStream(bus.jsm);
+    const task = (i: number): TenantTask => ({
+      runId: 'rb',
+      tenantId: `t${i}`,
+      databaseUrl: `postgres://u@h:5432/d${i}`,
+      host: 'h:5432',
+      target: 1,
+      digest: 'a'.repeat(64),
+      dryRun: false,
+      plannedAt: at,
+    });
+    const ledger = new PlannedLedger(bus, 'rb', { maxTasks: 100, lingerMs: 20 });
+    for (let i = 1; i <= 250; i++) await ledger.add({ task: task(i), taskSeq: i });
+    // Two full batches are written; the 50 left go after the linger, without a drain.
+    const entries = async (): Promise<TaskLedgerEntry[]> => {
+      const out: TaskLedgerEntry[] = [];
+      await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('rb'), (m) => void out.push(m.json<TaskLedgerEntry>()));
+      return out;
+    };
+    await expect.poll(async () => (await entries()).map((e) => plannedTasksOf(e).length)).toEqual([100, 100, 50]);
+    await ledger.add({ task: task(251), taskSeq: 251 });
+    await ledger.drain();
+    const all = (await entries()).flatMap(plannedTasksOf);
+    expect(all.map((p) => p.taskSeq)).toEqual(Array.from({ length: 251 }, (_, i) => i + 1));
+    expect(new Set(all.map((p) => p.task.tenantId)).size).toBe(251);
+  });
+
+  it('a batch that cannot be written fails the drain, so the plan is retried', async () => {
+    const ledger = new PlannedLedger(bus, 'rb-fail', { attempts: 1 });
+    await bus.jsm.streams.delete(LEDGER_STREAM.name);
+    try {
+      await ledger.add({
+        task: {
+          runId: 'rb-fail',
+          tenantId: 't1',
+          databaseUrl: 'postgres://u@h:5432/d',
+          host: 'h:5432',
+          target: 1,
+          digest: 'a'.repeat(64),
+          dryRun: false,
+          plannedAt: at,
+        },
+        taskSeq: 1,
+      });
+      await expect(ledger.drain()).rejects.toThrow();
+    } finally {
+      await ensureLedgerStream(bus.jsm);
+    }
   });
 });
 

@@ -48,7 +48,16 @@ export {
   FleetSummarySchema,
   parseFleetKey,
 } from './fleet.js';
-export { ledgerEntryMsgId, type TaskLedgerEntry, TaskLedgerEntrySchema } from './ledger.js';
+export {
+  LEDGER_BATCH_MAX,
+  ledgerEntryMsgId,
+  type PlannedTask,
+  plannedTasksOf,
+  type TaskLedgerEntry,
+  TaskLedgerEntrySchema,
+  tenantLedgerEntries,
+  type TenantLedgerEntry,
+} from './ledger.js';
 export {
   LINT_SEVERITIES,
   type LintFinding,

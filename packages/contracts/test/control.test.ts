@@ -8,7 +8,13 @@ import {
   type RunControlEvent,
   RunControlEventSchema,
 } from '../src/control.js';
-import { TaskLedgerEntrySchema } from '../src/ledger.js';
+import {
+  LEDGER_BATCH_MAX,
+  ledgerEntryMsgId,
+  plannedTasksOf,
+  TaskLedgerEntrySchema,
+  tenantLedgerEntries,
+} from '../src/ledger.js';
 import { MigrateRequestSchema } from '../src/request.js';
 import { TenantTaskSchema } from '../src/task.js';
 
@@ -117,5 +123,45 @@ describe('run control', () => {
         at,
       }).success,
     ).toBe(false);
+  });
+});
+
+describe('task ledger batches', () => {
+  const task = (tenantId: string) =>
+    TenantTaskSchema.parse({
+      runId: 'r1',
+      tenantId,
+      databaseUrl: `postgres://u@h:5432/${tenantId}`,
+      host: 'h:5432',
+      target: 1,
+      digest: 'a'.repeat(64),
+      dryRun: false,
+      plannedAt: at,
+    });
+
+  it('holds 1 to LEDGER_BATCH_MAX planned tasks, read back as one planned entry per tenant', () => {
+    const batch = {
+      kind: 'plannedBatch',
+      tasks: [
+        { task: task('a'), taskSeq: 4 },
+        { task: task('b'), taskSeq: 5 },
+      ],
+    };
+    const parsed = TaskLedgerEntrySchema.parse(batch);
+    expect(plannedTasksOf(parsed).map((p) => p.task.tenantId)).toEqual(['a', 'b']);
+    expect(tenantLedgerEntries(parsed)).toEqual([
+      { kind: 'planned', task: task('a'), taskSeq: 4 },
+      { kind: 'planned', task: task('b'), taskSeq: 5 },
+    ]);
+    expect(ledgerEntryMsgId('r1', parsed)).toBe('r1:plannedBatch:4:2');
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'plannedBatch', tasks: [] }).success).toBe(false);
+    const tooMany = Array.from({ length: LEDGER_BATCH_MAX + 1 }, (_, i) => ({ task: task(`t${i}`), taskSeq: i + 1 }));
+    expect(TaskLedgerEntrySchema.safeParse({ kind: 'plannedBatch', tasks: tooMany }).success).toBe(false);
+  });
+
+  it('gives each tenant of a batch its own republished entry id (they share the entry they replace)', () => {
+    const entry = (tenantId: string) =>
+      ({ kind: 'republished', tenantId, taskSeq: 9, supersedes: 3, cause: 'lost', at }) as const;
+    expect(ledgerEntryMsgId('r1', entry('a'))).not.toBe(ledgerEntryMsgId('r1', entry('b')));
   });
 });

@@ -1,4 +1,5 @@
 import { type Bus, busReadiness, connectBus, ensureTopology, openBundleStore } from '@sluice/bus';
+import { everyRunFilter } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
@@ -88,6 +89,10 @@ export async function startExecutorService(
     maxReplayLagMs: config.maxReplayLagMs,
   });
   hostLimit = (host) => scheduler.limitOf(host);
+  // A run accepted, planned or resumed means tasks are being published: look for them at once.
+  const wakeups = (['accepted', 'planned', 'control'] as const).map((event) =>
+    bus.nc.subscribe(everyRunFilter(event), { callback: () => scheduler.nudge() }),
+  );
   // Registered in the same tick as the scheduler starts: no delivery can settle before it listens.
   registerExecutorMetrics(registry, {
     scheduler,
@@ -113,6 +118,7 @@ export async function startExecutorService(
     scheduler,
     metricsPort: metrics.port,
     async stop() {
+      for (const sub of wakeups) sub.unsubscribe();
       const putBack = await scheduler.stop(config.shutdownGraceMs);
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
       await gate.stop();

@@ -23,6 +23,12 @@ export interface HostSchedulerOptions {
   initialHostLimit?: number | undefined;
   /** How often the host consumers are listed to find hosts with work. */
   discoveryIntervalMs: number;
+  /**
+   * After `nudge()` (a run was accepted, planned or resumed: tasks are being published), the
+   * consumers are listed again after each of these delays, so a run's first tasks start within
+   * milliseconds instead of waiting up to a whole `discoveryIntervalMs`. Default 0, 50, 200, 600 ms.
+   */
+  nudgeDelaysMs?: readonly number[];
   /** Replay lag of a host's replicas above which its limit is cut; 0 or none: never. */
   maxReplayLagMs?: number;
   now?: () => number;
@@ -86,6 +92,14 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   const abort = new AbortController();
   let stopping = false;
   let discovering: Promise<void> = Promise.resolve();
+  const nudgeTimers = new Set<NodeJS.Timeout>();
+
+  /** One listing at a time: a nudge's listing waits for the loop's, and the other way round. */
+  function discoverSerially(): Promise<void> {
+    const next = discovering.catch(() => undefined).then(() => (stopping ? undefined : discover()));
+    discovering = next;
+    return next;
+  }
 
   function feedback(lane: Lane, result: DeliveryResult): void {
     feedHostLimiter(lane.limiter, result, now(), options.maxReplayLagMs);
@@ -198,9 +212,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   const discoveryLoop = (async () => {
     let backoff = 250;
     while (!stopping) {
-      discovering = discover();
       try {
-        await discovering;
+        await discoverSerially();
         backoff = 250;
         await sleep(options.discoveryIntervalMs, abort.signal);
       } catch (error) {
@@ -213,6 +226,21 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   })();
 
   return {
+    /**
+     * Work is coming (a run was accepted, planned or resumed): list the host consumers now and a
+     * few times over the next moments instead of at the next interval. Cheap to call often.
+     */
+    nudge(): void {
+      if (stopping) return;
+      for (const delay of options.nudgeDelaysMs ?? [0, 50, 200, 600]) {
+        const timer = setTimeout(() => {
+          nudgeTimers.delete(timer);
+          discoverSerially().catch((error: unknown) => logger.warn({ err: error }, 'listing host consumers failed'));
+        }, delay);
+        timer.unref();
+        nudgeTimers.add(timer);
+      }
+    },
     /** This replica's adaptive limit for a host, when it has a lane for it. */
     limitOf(host: string): number | undefined {
       return lanes.get(host)?.limiter.limit;
@@ -237,6 +265,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
     async stop(graceMs: number): Promise<number> {
       stopping = true;
       abort.abort();
+      for (const timer of nudgeTimers) clearTimeout(timer);
+      nudgeTimers.clear();
       slots.releaseWaiters();
       for (const lane of lanes.values()) lane.wake?.();
       await discoveryLoop;

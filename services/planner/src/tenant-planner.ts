@@ -1,5 +1,4 @@
 import {
-  appendLedger,
   type Bus,
   decodeJson,
   ensureHostConsumer,
@@ -7,6 +6,7 @@ import {
   type FleetStore,
   type JsMsg,
   MalformedMessageError,
+  PlannedLedger,
   publishOnce,
   publishOutcome,
   publishReliably,
@@ -130,6 +130,8 @@ export function createPlanner(deps: PlannerDeps) {
     const runId = request.runId;
     const plannedAt = new Date().toISOString();
     const window = new PublishWindow(deps.publishWindow);
+    // Ledger entries in batches: one message per batch of published tasks, not one per tenant.
+    const ledger = new PlannedLedger(bus, runId);
     const summary: PlanSummary = { total: 0, tasks: 0, skipped: 0, invalid: 0 };
     // Staged rollout: the first `canary` tenants go first; the fleet's tasks wait for them.
     const canaryCount = request.rollout?.canary ?? 0;
@@ -242,7 +244,7 @@ export function createPlanner(deps: PlannerDeps) {
           return;
         }
         // The task ledger lets the reporter publish a lost task again (it cannot read the work queue).
-        await appendLedger(bus, runId, { kind: 'planned', task, taskSeq: ack.seq });
+        await ledger.add({ task, taskSeq: ack.seq });
       });
     }
     for (const tenantId of unseen) {
@@ -252,6 +254,7 @@ export function createPlanner(deps: PlannerDeps) {
       await settle(failedOutcome({ runId, tenantId, attempts: 0 }, error.toOutcomeError()));
     }
     await window.drain();
+    await ledger.drain();
     return summary;
   }
 

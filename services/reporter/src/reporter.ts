@@ -12,6 +12,7 @@ import {
   RunPlannedEventSchema,
   STREAMS,
   TaskLedgerEntrySchema,
+  tenantLedgerEntries,
   TenantOutcomeSchema,
 } from '@sluice/contracts';
 import type { Logger } from '@sluice/telemetry';
@@ -176,7 +177,11 @@ export function createReporter(deps: ReporterDeps) {
       logger.warn({ subject: msg.subject }, 'ignoring a malformed task ledger entry');
       return;
     }
-    if (book.onLedger(runId, parsed.data, msg.seq, Math.floor(msg.info.timestampNanos / 1e6))) queue.mark(runId);
+    const at = Math.floor(msg.info.timestampNanos / 1e6);
+    // A batch is its tasks' `planned` entries, all at the batch's sequence (where each is found again).
+    let moved = false;
+    for (const e of tenantLedgerEntries(parsed.data)) moved = book.onLedger(runId, e, msg.seq, at) || moved;
+    if (moved) queue.mark(runId);
   }
 
   /** Called once the streams are replayed: from now on, what falls due is published. */

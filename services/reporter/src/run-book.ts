@@ -8,7 +8,7 @@ import {
   type RunControlEvent,
   type RunPlannedEvent,
   type RunProgressEvent,
-  type TaskLedgerEntry,
+  type TenantLedgerEntry,
   type TenantOutcome,
 } from '@sluice/contracts';
 import { type QueueSample, RunAggregate, RunTimingBook } from '@sluice/core';
@@ -139,7 +139,7 @@ export class RunBook {
   }
 
   /** A task ledger entry at `seq` (ledger stream), written at `at` (ms). True when it changed something. */
-  onLedger(runId: string, entry: TaskLedgerEntry, seq: number, at: number): boolean {
+  onLedger(runId: string, entry: TenantLedgerEntry, seq: number, at: number): boolean {
     const run = this.run(runId);
     if (run.completed) return false;
     if (entry.kind === 'planned' && entry.task.stage === 'canary' && !run.canaries.ids.has(entry.task.tenantId)) {

@@ -2,6 +2,7 @@ import { appendLedger, type Bus, decodeJson, publishOutcome, publishReliably, Pu
 import {
   gateDecision,
   LEDGER_STREAM,
+  plannedTasksOf,
   republishedTaskMsgId,
   type SkipCode,
   skippedOutcome,
@@ -104,12 +105,16 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     if (released + skipped > 0) logger.info({ runId: run.runId, released, skipped }, 'parked tasks settled');
   }
 
-  async function loadTask(runId: string, payloadSeq: number): Promise<TenantTask | undefined> {
+  /** The tenant's task from the ledger entry that carries it (a `planned`, `plannedBatch` or `parked` entry). */
+  async function loadTask(runId: string, payloadSeq: number, tenantId: string): Promise<TenantTask | undefined> {
     const stored = await bus.jsm.streams.getMessage(LEDGER_STREAM.name, { seq: payloadSeq });
     if (!stored) return undefined;
     const parsed = TaskLedgerEntrySchema.safeParse(decodeJson(stored.data));
-    if (!parsed.success || parsed.data.kind === 'republished' || parsed.data.task.runId !== runId) return undefined;
-    return parsed.data.task;
+    if (!parsed.success) return undefined;
+    const entry = parsed.data;
+    const task =
+      entry.kind === 'parked' ? entry.task : plannedTasksOf(entry).find((p) => p.task.tenantId === tenantId)?.task;
+    return task?.runId === runId && task.tenantId === tenantId ? task : undefined;
   }
 
   /**
@@ -143,7 +148,7 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
         continue;
       }
       if (now() - run.tenants.markMissing(tenant.tenantId, now()) < graceMs) continue;
-      const task = await loadTask(run.runId, tenant.payloadSeq);
+      const task = await loadTask(run.runId, tenant.payloadSeq, tenant.tenantId);
       if (!task) {
         logger.warn(
           { runId: run.runId, tenantId: tenant.tenantId, payloadSeq: tenant.payloadSeq },

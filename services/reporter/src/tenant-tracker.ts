@@ -1,4 +1,4 @@
-import type { TaskLedgerEntry, TenantTask } from '@sluice/contracts';
+import type { TenantLedgerEntry, TenantTask } from '@sluice/contracts';
 
 /**
  * Where the current copy of an unsettled tenant's task is. `taskSeq` names the copy (its sequence
@@ -70,7 +70,7 @@ export class TenantTracker {
   }
 
   /** Folds one ledger entry (`seq`: its ledger sequence, `at`: its time in ms). False when it changed nothing. */
-  apply(entry: TaskLedgerEntry, seq: number, at: number): boolean {
+  apply(entry: TenantLedgerEntry, seq: number, at: number): boolean {
     const tenantId = entry.kind === 'republished' ? entry.tenantId : entry.task.tenantId;
     if (this.settled.has(tenantId)) return false;
     const current = this.tenants.get(tenantId);

@@ -2,7 +2,7 @@ import type {
   RunAcceptedEvent,
   RunControlEvent,
   RunPlannedEvent,
-  TaskLedgerEntry,
+  TenantLedgerEntry,
   TenantOutcome,
   TenantTask,
 } from '@sluice/contracts';
@@ -65,7 +65,7 @@ const plannedEntry = (
   tenantId: string,
   taskSeq: number,
   stage?: 'canary' | 'fleet',
-): TaskLedgerEntry => ({ kind: 'planned', task: task(runId, tenantId, stage), taskSeq });
+): TenantLedgerEntry => ({ kind: 'planned', task: task(runId, tenantId, stage), taskSeq });
 
 describe('run states and controls', () => {
   it('goes planning -> running -> paused -> running -> cancelling -> cancelled, refusing what does not apply', () => {
@@ -282,7 +282,7 @@ describe('task ledger tracking', () => {
     expect(book.onLedger('l3', plannedEntry('l3', 'a', 4, 'fleet'), 10, clock)).toBe(false);
     expect(tenants.get('a')?.copy).toMatchObject({ kind: 'parked', taskSeq: 4, entrySeq: 8 });
     // The reporter publishes it again as task 20 and folds its own entry (seq 12) ...
-    const republished: TaskLedgerEntry = {
+    const republished: TenantLedgerEntry = {
       kind: 'republished',
       tenantId: 'a',
       taskSeq: 20,
