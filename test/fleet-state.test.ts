@@ -245,9 +245,9 @@ describe('fleet state', () => {
     expect(records.get(tenant(0).tenantId)).toMatchObject({ status: 'current', version: 6 });
   });
 
-  it("starts a run's tasks when the planner queues them, not at the executor's next discovery tick", async () => {
+  it("starts a run's tasks at once, not at the executor's next discovery tick", async () => {
     // The only executor now lists the host consumers every 10 minutes, and its first listing (at
-    // its start) finds no work: only the planner's word on sluice.work.<host> can start this run.
+    // its start) finds no work: only the run's own events (accepted, planned) can start this run.
     await stack.services.find((s) => s.name === 'executor')!.stop();
     const executor = await stack.start('executor', { SLUICE_DISCOVERY_INTERVAL: '10m' });
     await executor.waitForLog((l) => l.msg === 'executor ready');
