@@ -35,8 +35,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
-import { jetstream } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { connectBus, openFleetStore, pageFleet } from '@sluice/bus';
 import {
   BUCKETS,
@@ -44,8 +44,11 @@ import {
   fleetKey,
   type FleetRecord,
   type FleetStatus,
+  parseRunEventSubject,
   REQUEST_SUBJECT,
+  runEventsFilter,
   type RunPlannedEvent,
+  STREAMS,
 } from '@sluice/contracts';
 import { FleetSummaryBuilder } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
@@ -54,8 +57,10 @@ import {
   collectRunEvents,
   createTenantFleet,
   fleetServiceEnv,
+  listOutcomes,
   MIGRATIONS_DIR,
   REPO_ROOT,
+  startCpuMeter,
   startNatsServer,
   startService,
   waitForCompleted,
@@ -118,6 +123,8 @@ const { values } = parseArgs({
     records: { type: 'string', default: '1000000' },
     tenants: { type: 'string', default: '1000' },
     repeat: { type: 'string', default: '3' },
+    /** `--part verify`: write a CPU profile of each service into this folder (at its exit). */
+    profile: { type: 'string' },
     /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
     'child-node-options': { type: 'string', default: '' },
   },
@@ -164,7 +171,7 @@ async function seed(url: string, count: number, digest: string, make = recordOf)
     if (inFlight.size >= 2_000) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
-  await store.adjustSummary({ set: builder.build() });
+  await store.summary({ set: builder.build() });
   console.log(`seeded ${count} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   await bus.close();
 }
@@ -277,8 +284,28 @@ async function trustPart(): Promise<void> {
   }
 }
 
+/** A run's events with their stream times (ms since the epoch), and its outcomes. */
+async function runTimeline(nc: NatsConnection, runId: string) {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(STREAMS.runs.name, {
+    filter_subjects: runEventsFilter(runId),
+    deliver_policy: DeliverPolicy.All,
+  });
+  const events = new Map<string, number>();
+  const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+  for await (const msg of batch) {
+    const event = parseRunEventSubject(msg.subject)?.event;
+    if (event && !events.has(event)) events.set(event, msg.info.timestampNanos / 1e6);
+    if (msg.info.pending === 0) break;
+  }
+  return { events, outcomes: await listOutcomes(nc, runId) };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
 async function verifyPart(): Promise<void> {
   const count = Number(values.tenants);
+  const repeat = Number(values.repeat);
   const nats = await startNatsServer();
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-fleet-bench-'));
   const services: Array<Awaited<ReturnType<typeof startService>>> = [];
@@ -289,15 +316,25 @@ async function verifyPart(): Promise<void> {
     const registry = path.join(dir, 'tenants.json');
     await fleet.writeRegistry(registry);
     const env = fleetServiceEnv({ natsUrl: nats.url, registryFile: registry });
-    for (const name of ['reporter', 'executor', 'planner'] as const) services.push(await startService(name, env));
+    const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
+    for (const name of ['reporter', 'executor', 'planner'] as const)
+      services.push(await startService(name, env, { nodeArgs }));
     const nc = await connect({ servers: nats.url });
     const js = jetstream(nc);
+    const cpu = () =>
+      startCpuMeter({
+        ...Object.fromEntries(services.map((s) => [s.name, () => [s.pid]])),
+        nats: () => [nats.pid],
+      });
     const run = async (runId: string, extra: Record<string, unknown> = {}) => {
+      const meter = cpu();
+      const published = Date.now();
       const started = performance.now();
       const completed = waitForCompleted(nc, runId, 600_000);
       await js.publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest', ...extra }));
       const event = await completed;
-      return { ms: performance.now() - started, event };
+      const ms = performance.now() - started;
+      return { ms, event, published, cpu: meter.stop() };
     };
     const cli = promisify(execFile);
     const sluice = async (...args: string[]) => {
@@ -310,43 +347,79 @@ async function verifyPart(): Promise<void> {
       });
       return performance.now() - started;
     };
+    // The reference: connect to each tenant and read its journal, at the host's limit.
+    const poolRun = async () => {
+      const meter = cpu();
+      const poolStarted = performance.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < fleet.tenants.length) {
+            const client = new pg.Client({ connectionString: fleet.tenants[next++]!.databaseUrl });
+            await client.connect();
+            await client.query('SELECT version, checksum, status FROM sluice_migrations ORDER BY version');
+            await client.end();
+          }
+        }),
+      );
+      return { ms: performance.now() - poolStarted, cpu: meter.stop() };
+    };
     const first = await run('bench-migrate');
     console.log(
       `first run (migrates every tenant): ${(first.ms / 1000).toFixed(1)} s, ${first.event.counts.migrated} migrated`,
     );
-    const verified = await run('bench-verified');
-    if (verified.event.counts.upToDate !== count) throw new Error('the verified run found tenants not up to date');
+    // Verified runs and the pool, alternated so both see the same machine.
+    const pools: number[] = [];
+    const verifieds: number[] = [];
+    for (let r = 0; r < repeat; r++) {
+      const pool = await poolRun();
+      const runId = `bench-verified-${r}`;
+      const verified = await run(runId);
+      if (verified.event.counts.upToDate !== count) throw new Error('the verified run found tenants not up to date');
+      pools.push(pool.ms);
+      verifieds.push(verified.ms);
+      const { events, outcomes } = await runTimeline(nc, runId);
+      const at = (e: string) => ((events.get(e) ?? NaN) - verified.published).toFixed(0);
+      const finished = outcomes.map((o) => Date.parse(o.finishedAt) - verified.published);
+      const startedAt = outcomes.map((o) => Date.parse(o.finishedAt) - (o.timings?.totalMs ?? 0) - verified.published);
+      const t = (pick: (o: (typeof outcomes)[number]) => number | undefined) =>
+        median(outcomes.map((o) => pick(o) ?? NaN)).toFixed(1);
+      const limits = new Map<number, number>();
+      for (const o of outcomes)
+        limits.set(o.signals?.hostLimit ?? -1, (limits.get(o.signals?.hostLimit ?? -1) ?? 0) + 1);
+      const cpuOf = (c: { machineMs: number; groupsMs: Record<string, number> }) =>
+        `${Object.entries(c.groupsMs)
+          .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+          .join(', ')}, machine ${c.machineMs.toFixed(0)} ms`;
+      console.log(
+        `#${r}: pool ${pool.ms.toFixed(0)} ms; verified ${verified.ms.toFixed(0)} ms (${(verified.ms / pool.ms).toFixed(2)}×): ` +
+          `accepted +${at('accepted')}, planned +${at('planned')}, first work +${Math.min(...startedAt).toFixed(0)}, ` +
+          `last outcome +${Math.max(...finished).toFixed(0)}, completed +${at('completed')} ms; per tenant median ` +
+          `connect ${t((o) => o.timings?.connectMs)}, journal ${t((o) => o.timings?.journalMs)}, total ${t((o) => o.timings?.totalMs)}, ` +
+          `work ${t((o) => o.timings?.workMs)} ms; host limits ${[...limits].map(([l, n]) => `${l}:${n}`).join(' ')}`,
+      );
+      console.log(`   cpu pool: ${cpuOf(pool.cpu)}; cpu verified: ${cpuOf(verified.cpu)}`);
+    }
     const verify = await sluice('fleet', 'verify', '--run-id', 'bench-verify', '--json');
     const jsm = await js.jetstreamManager();
     await jsm.streams.purge(`KV_${BUCKETS.fleet}`);
     const rebuild = await sluice('fleet', 'rebuild', '--run-id', 'bench-rebuild', '--json');
     const trusted = await run('bench-trust', { trust: 'fleet-state' });
     if (trusted.event.fromFleetState !== count) throw new Error(`trusted ${trusted.event.fromFleetState} of ${count}`);
-    // The reference: connect to each tenant and read its journal, at the host's limit.
-    const poolStarted = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        while (next < fleet.tenants.length) {
-          const client = new pg.Client({ connectionString: fleet.tenants[next++]!.databaseUrl });
-          await client.connect();
-          await client.query('SELECT version, checksum, status FROM sluice_migrations ORDER BY version');
-          await client.end();
-        }
-      }),
-    );
-    const pool = performance.now() - poolStarted;
+    const pool = median(pools);
     await nc.close();
     const row = (label: string, ms: number, ref?: number) =>
       console.log(`| ${label} | ${(ms / 1000).toFixed(2)} s | ${ref ? (ms / ref).toFixed(2) : ''} |`);
     console.log(`\n| ${count} tenants, all at the latest version | request to end | ÷ pool |`);
     console.log('|---|---:|---:|');
-    row('in-process pool: connect + read each journal, 8 at once', pool, pool);
-    row('default (verified) run', verified.ms, pool);
+    row(`in-process pool: connect + read each journal, 8 at once (median of ${repeat})`, pool, pool);
+    row(`default (verified) run (median of ${repeat})`, median(verifieds), pool);
     row('sluice fleet verify (process start to exit)', verify, pool);
     row('sluice fleet rebuild after the records were purged (with recount)', rebuild, pool);
     row('trust: "fleet-state" run', trusted.ms, pool);
-    console.log(`rebuild ÷ verify: ${(rebuild / verify).toFixed(2)}`);
+    console.log(
+      `verified ÷ pool, pair by pair: ${verifieds.map((v, i) => (v / pools[i]!).toFixed(2)).join(', ')}; rebuild ÷ verify: ${(rebuild / verify).toFixed(2)}`,
+    );
   } finally {
     for (const s of services.reverse()) await s.stop();
     await nats.dispose();

@@ -244,4 +244,17 @@ describe('fleet state', () => {
     const records = await recordsAfter('fleet-after-restart', allIds());
     expect(records.get(tenant(0).tenantId)).toMatchObject({ status: 'current', version: 6 });
   });
+
+  it("starts a run's tasks at once, not at the executor's next discovery tick", async () => {
+    // The only executor now lists the host consumers every 10 minutes, and its first listing (at
+    // its start) finds no work: only the run's own events (accepted, planned) can start this run.
+    await stack.services.find((s) => s.name === 'executor')!.stop();
+    const executor = await stack.start('executor', { SLUICE_DISCOVERY_INTERVAL: '10m' });
+    await executor.waitForLog((l) => l.msg === 'executor ready');
+    await stack.publishRequest({ runId: 'fleet-nudged', target: 'latest' });
+    const completed = await waitForCompleted(stack.nc, 'fleet-nudged', 60_000);
+    expect(completed.counts.total).toBe(7);
+    const outcomes = await listOutcomes(stack.nc, 'fleet-nudged');
+    expect(outcomes.filter((o) => o.executorId !== undefined && o.attempts > 0)).toHaveLength(7);
+  });
 });

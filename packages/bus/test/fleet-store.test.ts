@@ -1,5 +1,5 @@
-import type { FleetRecord } from '@sluice/contracts';
-import { FleetSummaryDelta } from '@sluice/core';
+import { BUCKETS, fleetKey, type FleetRecord } from '@sluice/contracts';
+import { type FleetQuery, FleetSummaryDelta, matchesFleetQuery } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,9 +55,7 @@ describe('the fleet store on a real nats-server', () => {
 
   it('adds deltas to the summary from racing writers without losing one', async () => {
     await Promise.all(
-      [1, 2, 3, 4, 5].map((i) =>
-        store.adjustSummary({ delta: new FleetSummaryDelta().change(undefined, record(`s${i}`)) }),
-      ),
+      [1, 2, 3, 4, 5].map((i) => store.summary({ delta: new FleetSummaryDelta().change(undefined, record(`s${i}`)) })),
     );
     const summary = await store.summary();
     expect(summary.total).toBe(5);
@@ -104,5 +102,74 @@ describe('the fleet store on a real nats-server', () => {
     const summary = await fresh.recount();
     expect(summary.statuses.drift).toBe(1);
     expect((await fresh.scan(1, () => true, { attention: true })).scanned).toBe(1);
+  });
+
+  describe('over more records than one pull batch', () => {
+    const COUNT = 9_500;
+    const hosts = ['db-1:5432', 'db-7:5432', 'db-17:5432', 'ü-host:5432'];
+    const statuses = ['current', 'current', 'current', 'behind', 'failed', 'drift'] as const;
+    beforeAll(async () => {
+      // Written straight into the bucket, as reporters would have (one key per tenant).
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < COUNT; i++) {
+        const tenantId = `bulk-${i}`;
+        const status = statuses[i % statuses.length]!;
+        const r = record(tenantId, {
+          host: hosts[i % hosts.length]!,
+          tags: { tier: i % 3 === 0 ? 'gold' : 'free', ...(i % 5 === 0 ? { 'say "hi"': 'ü' } : {}) },
+          status,
+          version: status === 'behind' ? 5 : 6,
+          // An error that quotes another host's field: found by the byte test, refused by the full one.
+          ...(status === 'failed' ? { error: { code: 'x', message: '"host":"db-7:5432" "tier":"gold"' } } : {}),
+        });
+        writes.push(bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetKey(tenantId)}`, JSON.stringify(r)));
+        if (writes.length >= 500) await Promise.all(writes.splice(0));
+      }
+      await Promise.all(writes);
+    });
+
+    const everyRecord = async (): Promise<FleetRecord[]> => {
+      const all: FleetRecord[] = [];
+      await store.scan(1, (r) => void all.push(r));
+      return all;
+    };
+
+    it('reads every record once, in write order, and a handler that holds the scan back loses none', async () => {
+      const all = await everyRecord();
+      expect(all.filter((r) => r.tenantId.startsWith('bulk-')).map((r) => r.tenantId)).toEqual(
+        Array.from({ length: COUNT }, (_, i) => `bulk-${i}`),
+      );
+      let held = 0;
+      const seen: string[] = [];
+      const result = await store.scan(1, (r) => {
+        seen.push(r.tenantId);
+        // Every 700th record holds the scan for a moment (a recount writing the index).
+        if (seen.length % 700 === 0) return new Promise((resolve) => setTimeout(() => resolve(++held > 0), 5));
+      });
+      expect(seen).toEqual(all.map((r) => r.tenantId));
+      expect(result).toEqual({ scanned: all.length });
+    });
+
+    it.each<[string, FleetQuery]>([
+      ['a host', { host: 'db-7:5432', statuses: ['current'] }],
+      ['a host and a tag', { host: 'db-17:5432', tags: { tier: 'gold' }, statuses: ['current', 'failed'] }],
+      ['a tag with quotes and a non-ASCII value', { tags: { 'say "hi"': 'ü' }, statuses: ['current', 'drift'] }],
+      ['a non-ASCII host below a target', { host: 'ü-host:5432', target: 6 }],
+      ['a host no record has', { host: 'nowhere:5432', statuses: ['current'] }],
+    ])('lists %s in pages over a scan: every match once, in order, and nothing else', async (_label, query) => {
+      const expected = (await everyRecord()).filter((r) => matchesFleetQuery(r, query)).map((r) => r.tenantId);
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await pageFleet(store, query, { limit: 97, ...(cursor !== undefined ? { cursor } : {}) });
+        listed.push(...page.tenants.map((t) => t.tenantId));
+        cursor = page.nextCursor;
+        pages += 1;
+      } while (cursor !== undefined && pages < 1_000);
+      expect(listed).toEqual(expected);
+      // Full pages, and at most one more that finds the rest (or nothing) after the last full one.
+      expect(pages).toBeLessThanOrEqual(Math.floor(expected.length / 97) + 1);
+    });
   });
 });

@@ -122,7 +122,8 @@ export function createFleetWriter(deps: { store: FleetStore; logger: Logger; opt
     const delta = pending;
     pending = new FleetSummaryDelta();
     flushing = store
-      .adjustSummary({ delta })
+      .summary({ delta })
+      .then(() => undefined)
       .catch((error: unknown) => {
         logger.warn({ err: error }, 'fleet summary not written; kept for the next write');
         pending.merge(delta);

@@ -34,16 +34,20 @@ function memoryFleetStore(): FleetStore & { records: Map<string, FleetRecord>; w
         return { ...(prev ? { prev } : {}), next };
       }
     },
-    summary: () => Promise.resolve(summary),
-    adjustSummary(change: Parameters<FleetStore['adjustSummary']>[0]) {
-      summary = 'set' in change ? change.set : change.delta.applyTo(summary, 'now');
-      return Promise.resolve();
+    summary(change?: Parameters<FleetStore['summary']>[0]) {
+      if (change) summary = 'set' in change ? change.set : change.delta.applyTo(summary, 'now');
+      return Promise.resolve(summary);
     },
     recount: () => Promise.resolve(summary),
-    scan(_from: number, onRecord: (r: FleetRecord, seq: number) => boolean | void) {
+    scan(
+      _from: number,
+      onRecord: (r: FleetRecord, seq: number) => boolean | void,
+      options?: Parameters<FleetStore['scan']>[2],
+    ) {
       let scanned = 0;
       for (const r of records.values()) {
         scanned += 1;
+        if (options?.query && !matchesFleetQuery(r, options.query)) continue;
         if (onRecord(r, scanned) === false) break;
       }
       return Promise.resolve({ scanned });
