@@ -74,12 +74,8 @@ export interface DeliveryDeps {
 }
 
 export interface Delivery {
-  /**
-   * Handles one task message from decoding to ack/nak/term; resolves with what became of it.
-   * `onWorkEnded` is called once the tenant's connection is closed, before its outcome is
-   * published (and at the latest when the promise settles): the host's slot is free from then.
-   */
-  readonly handle: (msg: JsMsg, onWorkEnded?: () => void) => Promise<DeliveryResult>;
+  /** Handles one task message from decoding to ack/nak/term; resolves with what became of it. */
+  readonly handle: (msg: JsMsg) => Promise<DeliveryResult>;
   readonly events: EventEmitter<DeliveryEvents>;
 }
 
@@ -114,12 +110,12 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   const timings = new AttemptTimings();
   const events = new EventEmitter<DeliveryEvents>();
 
-  async function handle(msg: JsMsg, onWorkEnded?: () => void): Promise<DeliveryResult> {
+  async function handle(msg: JsMsg): Promise<DeliveryResult> {
     const decoded = decode(msg);
     const span = startDeliverySpan(msg, decoded.raw as Record<string, unknown> | undefined);
     let result: DeliveryResult;
     try {
-      result = await inDeliverySpan(span, () => deliver(msg, decoded, onWorkEnded));
+      result = await inDeliverySpan(span, () => deliver(msg, decoded));
     } catch (error) {
       span.fail(error);
       throw error;
@@ -129,7 +125,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     return result;
   }
 
-  async function deliver(msg: JsMsg, decoded: Decoded, onWorkEnded?: () => void): Promise<DeliveryResult> {
+  async function deliver(msg: JsMsg, decoded: Decoded): Promise<DeliveryResult> {
     const attempt = msg.info.deliveryCount;
     if (!decoded.task) return dropUnusable(msg, decoded, attempt);
     const task = decoded.task;
@@ -174,7 +170,6 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       );
       outcome = failedOutcome(sourceOf(task, attempt), toOutcomeError(error));
     }
-    onWorkEnded?.();
 
     const workMs = performance.now() - started;
     outcome.timings = {

@@ -12,11 +12,8 @@ export interface HostSchedulerOptions {
   logger: Logger;
   /** The hosts' breakers: a lane waits while its host's is open, and probes with one task while half-open. */
   breakers: Pick<HostBreakers, 'whenPassable' | 'state'>;
-  /**
-   * Handles one delivery to the end (ack, nak or term); the result feeds the host's limiter.
-   * `onWorkEnded`: the tenant's connection is closed (its outcome not yet published).
-   */
-  handleTask: (msg: JsMsg, onWorkEnded: () => void) => Promise<DeliveryResult>;
+  /** Handles one delivery to the end (ack, nak or term); the result feeds the host's limiter. */
+  handleTask: (msg: JsMsg) => Promise<DeliveryResult>;
   /** Tenants this replica migrates at once, over all hosts. */
   concurrency: number;
   /** Where each host's adaptive limit starts; undefined: at the host's limit. */
@@ -110,22 +107,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   function start(lane: Lane, msg: JsMsg): void {
     lane.inFlight += 1;
     inFlight.add(msg);
-    // A lane counts connections: the host's slot, and the replica's, are free once the tenant's
-    // connection is closed, so the lane asks for the next task while this one's outcome is being
-    // published. The server hands that task over as soon as this one's ack frees a place under the
-    // host's cap (max_ack_pending), which still bounds the host across replicas: a task costs one
-    // round trip to NATS on the host's slot (the outcome's publish), not two.
-    let freed = false;
-    const free = (): void => {
-      if (freed) return;
-      freed = true;
-      lane.inFlight -= 1;
-      slots.release(1);
-      lane.wake?.();
-      lane.wake = null;
-    };
     options
-      .handleTask(msg, free)
+      .handleTask(msg)
       .then((result) => feedback(lane, result))
       .catch((error: unknown) => {
         logger.error({ err: error, host: lane.hostKey }, 'task handler failed; task put back');
@@ -133,7 +116,10 @@ export function startHostScheduler(options: HostSchedulerOptions) {
       })
       .finally(() => {
         inFlight.delete(msg);
-        free();
+        lane.inFlight -= 1;
+        slots.release(1);
+        lane.wake?.();
+        lane.wake = null;
       });
   }
 
