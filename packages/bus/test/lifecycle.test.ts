@@ -19,6 +19,17 @@ import { appendLedger, ensureLedgerStream, PlannedLedger } from '../src/lifecycl
 
 const logger = createLogger({ service: 'bus-lifecycle-test', level: 'silent' });
 const at = new Date().toISOString();
+/** A task of the ledger tests. */
+const ledgerTask = (runId: string, tenantId: string): TenantTask => ({
+  runId,
+  tenantId,
+  databaseUrl: `postgres://u@h:5432/${tenantId}`,
+  host: 'h:5432',
+  target: 1,
+  digest: 'a'.repeat(64),
+  dryRun: false,
+  plannedAt: at,
+});
 
 describe('run lifecycle plumbing against a real nats-server', () => {
   let nats: NatsServerHandle;
@@ -99,16 +110,7 @@ describe('run lifecycle plumbing against a real nats-server', () => {
   it('appends task ledger entries once per message id', async () => {
     await ensureLedgerStream(bus.jsm);
     await ensureLedgerStream(bus.jsm);
-    const task: TenantTask = {
-      runId: 'r1',
-      tenantId: 't1',
-      databaseUrl: 'postgres://u@h:5432/d',
-      host: 'h:5432',
-      target: 1,
-      digest: 'a'.repeat(64),
-      dryRun: false,
-      plannedAt: at,
-    };
+    const task = ledgerTask('r1', 't1');
     const a = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
     const b = await appendLedger(bus, 'r1', { kind: 'planned', task, taskSeq: 9 });
     expect(b.duplicate).toBe(true);
@@ -118,16 +120,7 @@ describe('run lifecycle plumbing against a real nats-server', () => {
 
   it('writes planned tasks in batches: when full, after the linger, and on drain; every task once', async () => {
     await ensureLedgerStream(bus.jsm);
-    const task = (i: number): TenantTask => ({
-      runId: 'rb',
-      tenantId: `t${i}`,
-      databaseUrl: `postgres://u@h:5432/d${i}`,
-      host: 'h:5432',
-      target: 1,
-      digest: 'a'.repeat(64),
-      dryRun: false,
-      plannedAt: at,
-    });
+    const task = (i: number): TenantTask => ledgerTask('rb', `t${i}`);
     const ledger = new PlannedLedger(bus, 'rb', { maxTasks: 100, lingerMs: 20 });
     for (let i = 1; i <= 250; i++) await ledger.add({ task: task(i), taskSeq: i });
     // Two full batches are written; the 50 left go after the linger, without a drain.
@@ -149,16 +142,7 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     await bus.jsm.streams.delete(LEDGER_STREAM.name);
     try {
       await ledger.add({
-        task: {
-          runId: 'rb-fail',
-          tenantId: 't1',
-          databaseUrl: 'postgres://u@h:5432/d',
-          host: 'h:5432',
-          target: 1,
-          digest: 'a'.repeat(64),
-          dryRun: false,
-          plannedAt: at,
-        },
+        task: ledgerTask('rb-fail', 't1'),
         taskSeq: 1,
       });
       await expect(ledger.drain()).rejects.toThrow();
