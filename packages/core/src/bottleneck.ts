@@ -220,6 +220,11 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     // that waiting is most of the slots' time (a window of one on a slowish host is still the window).
     if (saturatedHost && ws.queueingMs >= T.queueingHoldsSlots * working)
       return hostVerdict('waiting', `${queued}; `, saturatedHost);
+    // No host at its cap yet a host saturated: the executors' adaptive limits held the work back,
+    // having backed off that host. Their slots, busy or not, were not the limit: more slots or
+    // replicas would only queue more work on the host.
+    if (saturatedHost)
+      return hostVerdict('waiting', `${queued}; the adaptive limit backed off a saturated host: `, saturatedHost);
     if (timings.executorBusyShare >= T.executorsBusy) {
       return verdict(
         'coordination',
@@ -236,14 +241,6 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
         `Raise concurrency per host: SLUICE_HOST_START_LIMIT (where the adaptive limit starts) and SLUICE_HOST_LIMITS; I/O-bound work overlaps well.${ioAdvice(undefined)}`,
       );
     }
-    // Work waited with slots free and no host at its cap: the executors' adaptive limits held it
-    // back, having backed off a saturated host.
-    if (saturatedHost)
-      return hostVerdict(
-        'waiting',
-        `${queued}, with executor slots free: the adaptive limit backed off; `,
-        saturatedHost,
-      );
     return verdict(
       'coordination',
       'waiting',

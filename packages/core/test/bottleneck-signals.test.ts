@@ -250,6 +250,43 @@ describe('work held back by the adaptive limit', () => {
     expect(b.figures.executorBusyShare).toBeLessThan(0.6);
     expect(b.kind).toBe('hostSaturated');
   });
+
+  it('the same with the slots busy: the adaptive limit, not the in-flight window, held the work (seen in CI)', () => {
+    const book = new RunTimingBook();
+    const first: Timings = {
+      connectMs: 20,
+      journalMs: 2,
+      executeMs: 200,
+      serverMs: 150,
+      totalMs: 222,
+      workMs: 225,
+      queuedMs: 0,
+    };
+    const loaded: Timings = {
+      connectMs: 150,
+      journalMs: 40,
+      executeMs: 400,
+      serverMs: 300,
+      totalMs: 590,
+      workMs: 600,
+      queuedMs: 2_000,
+    };
+    const add = (timings: Timings): void =>
+      book.add({
+        host: 'db:5432',
+        executorId: 'x1',
+        executorSlots: 36,
+        timings,
+        signals: { roundTrips: 2, ...idleExecutor },
+      });
+    add(first);
+    for (let i = 0; i < 199; i++) add(loaded);
+    for (let i = 0; i < 10; i++) book.addQueueSample('db:5432', { pending: 50, inFlight: 24, limit: 48 });
+    const b = classifyBottleneck(book.snapshot({ wallMs: 5_000, planningMs: 50 }))!;
+    expect(b.figures.executorBusyShare).toBeGreaterThanOrEqual(0.6);
+    expect(b.kind).toBe('hostSaturated');
+    expect(b.lever).toMatch(/do not raise the limit/i);
+  });
 });
 
 describe('two hosts', () => {
