@@ -61,23 +61,9 @@ export function rate(value: string | undefined): number | undefined {
   return n;
 }
 
-interface MigrateValues extends Record<string, string | boolean | string[] | undefined> {
+interface MigrateValues extends RequestValues {
   target: string;
-  'run-id'?: string;
-  tenants?: string;
-  tag?: string[];
-  'dry-run': boolean;
-  wait: boolean;
-  timeout?: string;
-  json: boolean;
-  'requested-by'?: string;
-  canary?: string;
-  'max-failures'?: string;
-  'max-failure-rate'?: string;
-  lint?: string;
-  'allow-changed-down'?: boolean;
   trust?: string;
-  server?: string;
 }
 
 export async function migrateCommand(argv: string[], env: Env, output: Output): Promise<number> {
@@ -108,6 +94,15 @@ export interface ScopeValues extends Record<string, string | boolean | string[] 
   'max-failure-rate'?: string;
   lint?: string;
   'allow-changed-down'?: boolean;
+}
+
+/** The flags of a command that starts a run (migrate, rollback): its scope, its id, and how to follow it. */
+export interface RequestValues extends ScopeValues {
+  'run-id'?: string;
+  wait: boolean;
+  timeout?: string;
+  json: boolean;
+  server?: string;
 }
 
 /** The request fields of the shared flags (tenants by id or tag, dry run, rollout, lint, changed down files). */
@@ -151,7 +146,7 @@ export function requestScope(values: ScopeValues): Partial<MigrateRequestInput> 
  */
 export async function sendRequest(
   input: MigrateRequestInput,
-  values: { wait: boolean; json: boolean; timeout?: string | undefined; server?: string | undefined },
+  values: Pick<RequestValues, 'wait' | 'json' | 'timeout' | 'server'>,
   env: Env,
   output: Output,
   /** With --wait, once the run has completed (exit 0 or 1): more to print from the bus. */
