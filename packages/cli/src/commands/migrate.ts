@@ -17,7 +17,8 @@ export const MIGRATE: CommandSpec = {
 pass them. The planner lints the migration set first and rejects the request when it finds errors
 (sluice lint shows them); --lint warn runs it anyway, with the findings in the run's report. With
 --wait, follows the run — a live bar on a terminal, plain lines elsewhere — and
-exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`,
+exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout,
+6 when the run was lost with the JetStream store (sluice runs recover RUN_ID rebuilds its result).`,
   flags: {
     target: { type: 'string', default: 'latest', value: 'latest|VERSION', help: 'the version to migrate to' },
     'run-id': { type: 'string', value: 'ID', help: 'the run id (default: run-<time>-<random>); a repeat is one run' },

@@ -4,7 +4,7 @@ import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
 import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
-import { formatCompleted, formatControl, formatCounts, formatProgress, type Output } from '../output.js';
+import { formatCompleted, formatControl, formatCounts, formatLostRun, formatProgress, type Output } from '../output.js';
 import { readRun, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
@@ -32,18 +32,6 @@ export function formatLint(report: LintReport | undefined): string[] {
   }
   if (report.truncated) lines.push('    … (more in sluice lint)');
   return lines;
-}
-
-/** The lines `sluice status` prints for a run lost with the JetStream store (and not recovered yet). */
-export function formatLostRun(view: RunView): string[] {
-  const lost = view.lost!;
-  const k = lost.lastKnown;
-  return [
-    `run ${view.runId}: LOST (the JetStream store was lost while it was ${k.status})`,
-    `  lost      detected ${lost.detectedAt}; ${k.settled} of ${k.total ?? '?'} tenants had settled${k.targetVersion !== undefined ? `, target version ${k.targetVersion}` : ''}`,
-    '  why       its tasks, outcomes and events went with the store; the tenant journals hold what was applied',
-    `  recover   ${lost.recover}   (counts every tenant from its journal and publishes the run's completed event)`,
-  ];
 }
 
 /**
@@ -99,7 +87,7 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
       const lines = view.completed
         ? formatCompleted(view.completed)
         : isLostRun(view)
-          ? formatLostRun(view)
+          ? formatLostRun(view.lost!)
           : formatRunView(view);
       for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
     }
