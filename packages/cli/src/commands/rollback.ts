@@ -4,7 +4,7 @@ import type { Env } from '@sluice/core';
 
 import { type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatTable, type Output, tenantRow } from '../output.js';
-import { type RequestValues, requestScope, sendRequest } from './migrate.js';
+import { requestScope, type RequestValues, sendRequest } from './migrate.js';
 
 export const ROLLBACK: CommandSpec = {
   name: 'rollback',
