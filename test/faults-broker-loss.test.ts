@@ -123,6 +123,13 @@ describe('the JetStream store lost in the middle of a run', () => {
       expect(status.code).toBe(1);
       expect(status.out).toMatch(/LOST/);
       expect(status.out).toContain(`sluice runs recover ${RUN}`);
+      expect(JSON.parse((await sluice('status', RUN, '--json')).out)).toMatchObject({
+        runId: RUN,
+        status: 'lost',
+        lost: { recover: `sluice runs recover ${RUN}` },
+      });
+      const lostList = await sluice('runs', '--status', 'lost', '--json');
+      expect(lostList.out.split('\n').map((l) => (JSON.parse(l) as { runId: string }).runId)).toEqual([RUN]);
       const unknown = await sluice('status', 'fx-bl-never');
       expect(unknown.err).toContain('sluice runs recover fx-bl-never');
 

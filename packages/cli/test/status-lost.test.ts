@@ -1,7 +1,7 @@
 import { initialControlState, type RunLostEvent } from '@sluice/contracts';
 import { describe, expect, it } from 'vitest';
 
-import { isLostRun, unknownRunMessage } from '../src/commands/status.js';
+import { isLostRun, shownStatus, unknownRunMessage } from '../src/commands/status.js';
 import { formatLostRun, formatVanishedRun } from '../src/output.js';
 import type { RunView } from '../src/run-reader.js';
 
@@ -23,6 +23,7 @@ const view = (extra: Partial<RunView>): RunView => ({
 describe('sluice status: a run lost with the JetStream store', () => {
   it('says LOST, what was known, and the command that recovers it', () => {
     expect(isLostRun(view({ lost }))).toBe(true);
+    expect(shownStatus(view({ lost }))).toBe('lost');
     expect(formatLostRun(lost)).toEqual([
       'run r1: LOST (the JetStream store was lost while it was running)',
       '  lost      detected 2026-11-30T03:45:24.269Z; 8 of 40 tenants had settled, target version 3',
@@ -41,6 +42,7 @@ describe('sluice status: a run lost with the JetStream store', () => {
       acceptedAt: '2026-11-30T04:00:00.000Z',
     };
     expect(isLostRun(view({ lost, accepted }))).toBe(false);
+    expect(shownStatus(view({ lost, accepted }))).toBe('planning');
     expect(isLostRun(view({ lost, accepted: { ...accepted, acceptedAt: '2026-11-30T03:00:00.000Z' } }))).toBe(true);
     expect(isLostRun(view({}))).toBe(false);
   });

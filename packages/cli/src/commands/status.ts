@@ -43,6 +43,11 @@ export function isLostRun(view: RunView): boolean {
   return !(view.accepted && view.accepted.acceptedAt > view.lost.detectedAt);
 }
 
+/** A run's status as the CLI and the reporter's `GET /runs/:id` show it: `lost` for a lost run. */
+export function shownStatus(view: RunView): RunView['status'] | 'lost' {
+  return isLostRun(view) ? 'lost' : view.status;
+}
+
 /** What `sluice status` says of a run SLUICE_RUNS does not hold. */
 export function unknownRunMessage(runId: string): string {
   return `no run ${runId} (runs are kept for SLUICE_RETENTION, 7 days by default); if the JetStream store was lost while it ran, ${recoverCommand(runId)} rebuilds its completed event from the tenant journals`;
@@ -82,7 +87,7 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
   try {
     const view = await readRun(bus, runId);
     if (!view) throw new CliError(unknownRunMessage(runId), EXIT.failure);
-    if (values.json) output.out(JSON.stringify(view));
+    if (values.json) output.out(JSON.stringify({ ...view, status: shownStatus(view) }));
     else {
       const lines = view.completed
         ? formatCompleted(view.completed)
