@@ -98,7 +98,8 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
 
   const result = new Promise<number>((resolve) => {
     let finished = false;
-    let storeLost: { grace?: NodeJS.Timeout; requestedAgain: boolean } | undefined;
+    /** Set once SLUICE_RUNS was found gone or re-created; `replaced` once the new stream is followed. */
+    let storeLost: { grace: NodeJS.Timeout; requestedAgain: boolean; replaced: boolean } | undefined;
     const finish = (code: number): void => {
       if (finished) return;
       finished = true;
@@ -208,8 +209,16 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
     let restarting = false;
     const checkStore = async (): Promise<void> => {
       const now = await runsStreamCreated(bus);
-      if (finished || now === undefined || now === created) return;
-      storeLost ??= { grace: setTimeout(vanished, lostGraceMs), requestedAgain: false };
+      if (finished || now === undefined) return;
+      if (now === created) {
+        // Still the stream first followed: a "not found" before was no loss (a cluster electing leaders).
+        if (storeLost && !storeLost.replaced) {
+          clearTimeout(storeLost.grace);
+          storeLost = undefined;
+        }
+        return;
+      }
+      storeLost ??= { grace: setTimeout(vanished, lostGraceMs), requestedAgain: false, replaced: false };
       if (now === null || restarting) return; // not re-created yet (the services do that), or being followed
       restarting = true;
       try {
@@ -230,6 +239,7 @@ export async function watchRun(bus: Bus, runId: string, options: WatchOptions): 
       }
       created = now;
       historyUntil = 0;
+      if (storeLost) storeLost.replaced = true;
       void readEvents(events);
       void readRejections(rejections);
     };
