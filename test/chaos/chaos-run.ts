@@ -165,8 +165,9 @@ async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: numb
     const started = Date.now();
     last = await stack.cli(args);
     const took = Date.now() - started;
-    // A control that takes more than a few seconds is worth seeing: it delays the run's end.
-    if (took > 10_000)
+    // A control that takes more than a few seconds, or is asked again, is worth seeing: it delays
+    // the run's end (a `sluice pause` once hung for two minutes while a NATS node restarted).
+    if (took > 10_000 || last.code !== 0)
       console.log(
         `[chaos] sluice ${args[0]} attempt ${i + 1} took ${(took / 1000).toFixed(1)} s, exit ${last.code}: ${last.output.replace(/\s+/g, ' ').slice(0, 300)}`,
       );
