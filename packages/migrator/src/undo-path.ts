@@ -15,8 +15,8 @@ import { committedVersions, undoBatchSql } from './transaction-batch.js';
 
 /**
  * What the way back needs of the migrator's session: its connection, its journal, whether it holds
- * the migration lock, and how it reads the journal back after a failed message. Built by
- * `TenantMigrator`, which keeps the lock's bookkeeping; the down files' SQL lives here.
+ * the migration lock, and how it reads the journal back after a failed message. Met by
+ * `TenantSession`, which keeps the lock's bookkeeping; the down files' SQL lives here.
  */
 export interface UndoSession {
   readonly client: pg.ClientBase;
