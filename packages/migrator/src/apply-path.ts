@@ -1,11 +1,10 @@
 import { type JournalEntry, JournalMovedError, type Migration, MigrationSqlError } from '@sluice/core';
-import type pg from 'pg';
 
 import { GUARD_SQLSTATE } from './journal.js';
 import { classifyPgError } from './pg-errors.js';
 import { runStatementsOneByOne } from './statement-runner.js';
-import { asResults, type JournalState, type TenantSession } from './tenant-session.js';
-import { committedVersions, transactionBatchSql } from './transaction-batch.js';
+import { asResults, type BatchEnds, type JournalState, type TenantSession } from './tenant-session.js';
+import { transactionBatchSql } from './transaction-batch.js';
 
 /** Who applies a file, recorded in its journal row: a redelivered task recognises its own work by `runId`. */
 export interface JournalStamp {
@@ -22,46 +21,19 @@ export async function applyBatch(
   session: TenantSession,
   files: Migration[],
   before: JournalEntry[],
-  prelude: string[],
-  postlude: string[],
+  ends: BatchEnds,
   stamp: JournalStamp,
 ): Promise<{ kind: 'committed'; serverMs: number } | { kind: 'nothingRan' }> {
-  const text = transactionBatchSql(
-    files,
-    before,
-    {
-      journal: session.journal,
-      timeoutSettings: (m) => session.timeoutSettings(m, 'LOCAL'),
-      journalInsert: (m) => journalInsert(session, m, 'applied', stamp),
-    },
-    prelude,
-    postlude,
-  );
-  let failure: unknown;
-  try {
-    const results = asResults(await session.client.query(text));
-    const committed = committedVersions(results);
-    if (committed.length === files.length)
-      return { kind: 'committed', serverMs: sum(committed.map((c) => c.serverMs)) };
-    // A file swallowed what followed it (an unterminated string, comment or dollar quote).
-    const culprit = files[committed.length]!;
-    await session.recover();
-    throw new MigrationSqlError(
-      `version ${culprit.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-      undefined,
-      { version: culprit.version },
-    );
-  } catch (error) {
-    if (error instanceof MigrationSqlError) throw error;
-    failure = error;
-  }
+  const parts = {
+    journal: session.journal,
+    timeoutSettings: (m: Migration) => session.timeoutSettings(m, 'LOCAL'),
+    journalInsert: (m: Migration) => journalInsert(session, m, 'applied', stamp),
+  };
+  const text = transactionBatchSql(files, before, parts, ends.prelude, ends.postlude);
+  const sent = await session.sendBatch(text, files, (m) => `version ${m.version}`);
+  if ('serverMs' in sent) return { kind: 'committed', serverMs: sent.serverMs };
+  const { failure } = sent;
   const code = (failure as { code?: unknown }).code;
-  if (code === GUARD_SQLSTATE.locked) {
-    // The guard may have raised inside the journal's creation transaction.
-    if (await session.transactionOpen().catch(() => false))
-      await session.client.query('ROLLBACK').catch(() => undefined);
-    throw session.lockedError();
-  }
   let after: JournalState;
   try {
     after = await session.recover();
@@ -97,33 +69,9 @@ export async function applyBatch(
 }
 
 /** Applies one file with its journal row in one transaction and one round trip; returns the server's time in ms. */
-export async function applyInTransaction(session: TenantSession, m: Migration, stamp: JournalStamp): Promise<number> {
-  const text = [
-    'BEGIN',
-    ...session.timeoutSettings(m, 'LOCAL'),
-    // The newline guards against a file that ends in a -- comment.
-    `${m.sql}\n`,
-    `${journalInsert(session, m, 'applied', stamp)} RETURNING duration_ms`,
-    'COMMIT',
-  ].join(';\n');
-  let results: pg.QueryResult[];
-  try {
-    results = asResults(await session.client.query(text));
-  } catch (error) {
-    await session.client.query('ROLLBACK').catch(() => undefined);
-    throw classifyPgError(error, session.host, m.version);
-  }
-  // An unterminated string or comment in the file would swallow our INSERT and COMMIT.
-  if (results.at(-1)?.command !== 'COMMIT') {
-    await session.client.query('ROLLBACK').catch(() => undefined);
-    throw new MigrationSqlError(
-      `version ${m.version}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-      undefined,
-      { version: m.version },
-    );
-  }
-  const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
-  return Number.isFinite(serverMs) ? serverMs : 0;
+export function applyInTransaction(session: TenantSession, m: Migration, stamp: JournalStamp): Promise<number> {
+  const journalRow = `${journalInsert(session, m, 'applied', stamp)} RETURNING duration_ms`;
+  return session.sendInTransaction(m, journalRow, (f) => `version ${f.version}`);
 }
 
 /**
@@ -200,8 +148,4 @@ function journalInsert(session: TenantSession, m: Migration, status: 'applied' |
   // duration_ms: time since the transaction began (now() is the transaction start).
   // down_checksum: the down file beside it now, so a rollback can tell whether it changed since.
   return `INSERT INTO ${session.table} (version, name, checksum, status, duration_ms, run_id, executor_id, down_checksum) VALUES (${m.version}, ${session.lit(m.name)}, ${session.lit(m.checksum)}, '${status}', (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, ${session.lit(stamp.runId ?? null)}, ${session.lit(stamp.executorId ?? null)}, ${session.lit(m.down?.checksum ?? null)})`;
-}
-
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
 }

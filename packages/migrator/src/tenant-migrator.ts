@@ -193,9 +193,9 @@ export class TenantMigrator {
           entries.push(appliedEntry(segment[0]!, options));
           continue;
         }
-        const { prelude, postlude } = this.session.batchEnds(state, index === 0, last);
+        const ends = this.session.batchEnds(state, index === 0, last);
         const outcome = await inSpan('sluice.migration', batchAttributes(segment), () =>
-          applyBatch(this.session, segment, entries, prelude, postlude, options),
+          applyBatch(this.session, segment, entries, ends, options),
         );
         if (outcome.kind === 'committed') {
           this.session.lockHeld = !last;
@@ -273,11 +273,11 @@ export class TenantMigrator {
           continue;
         }
         // A journal with versions to undo is present: the guard, and its upgrade if it is old.
-        const { prelude, postlude } = this.session.batchEnds(state, index === 0, last);
+        const ends = this.session.batchEnds(state, index === 0, last);
         const outcome = await inSpan(
           'sluice.migration',
           { ...batchAttributes(segment), 'sluice.migration.direction': 'down' },
-          () => undoBatch(this.session, segment, entries, prelude, postlude),
+          () => undoBatch(this.session, segment, entries, ends),
         );
         if (outcome.kind === 'committed') {
           this.session.lockHeld = !last;

@@ -1,4 +1,4 @@
-import { type JournalEntry, LockedError, type Migration, type SluiceError } from '@sluice/core';
+import { type JournalEntry, LockedError, type Migration, MigrationSqlError, type SluiceError } from '@sluice/core';
 import type pg from 'pg';
 
 import {
@@ -14,6 +14,7 @@ import {
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
+import { committedVersions } from './transaction-batch.js';
 
 interface JournalRow {
   version: string;
@@ -32,6 +33,12 @@ export interface JournalState {
   /** It has every column of the current shape (else `ensureJournalSql` must run first). */
   current: boolean;
   entries: JournalEntry[];
+}
+
+/** What opens and closes a batch sent under the lock: see `TenantSession.batchEnds`. */
+export interface BatchEnds {
+  prelude: string[];
+  postlude: string[];
 }
 
 /**
@@ -72,11 +79,7 @@ export class TenantSession {
    * missing or of an old shape — in its own transaction: statements before a BEGIN in one message
    * would join the first file's. The last closes with the unlock.
    */
-  batchEnds(
-    known: Pick<JournalState, 'present' | 'current'>,
-    first: boolean,
-    last: boolean,
-  ): { prelude: string[]; postlude: string[] } {
+  batchEnds(known: Pick<JournalState, 'present' | 'current'>, first: boolean, last: boolean): BatchEnds {
     const prelude = !first
       ? []
       : known.present && known.current
@@ -84,6 +87,79 @@ export class TenantSession {
         : ['BEGIN', lockGuardSql(this.journal), ensureJournalSql(this.journal, known.present), 'COMMIT'];
     const postlude = last ? [`SELECT pg_advisory_unlock(${this.lockKey}) AS sluice_unlocked`] : [];
     return { prelude, postlude };
+  }
+
+  /**
+   * Sends a batch message (transaction-batch.ts) of `files`, either way. Every file committed: the
+   * server's time. A file that swallowed what followed it (an unterminated string, comment or
+   * dollar quote): a MigrationSqlError that names it (`named`). The lock guard raised: a
+   * LockedError, after ending the transaction it may have raised in (the journal's creation). Any
+   * other error is handed back, for the caller to read back what ran and name the file that failed.
+   */
+  async sendBatch(
+    text: string,
+    files: readonly Migration[],
+    named: (m: Migration) => string,
+  ): Promise<{ serverMs: number } | { failure: unknown }> {
+    let failure: unknown;
+    try {
+      const committed = committedVersions(asResults(await this.client.query(text)));
+      if (committed.length === files.length) return { serverMs: committed.reduce((a, c) => a + c.serverMs, 0) };
+      const culprit = files[committed.length]!;
+      await this.recover();
+      throw new MigrationSqlError(
+        `${named(culprit)}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: culprit.version },
+      );
+    } catch (error) {
+      if (error instanceof MigrationSqlError) throw error;
+      failure = error;
+    }
+    if ((failure as { code?: unknown }).code === GUARD_SQLSTATE.locked) {
+      if (await this.transactionOpen().catch(() => false)) await this.client.query('ROLLBACK').catch(() => undefined);
+      throw this.lockedError();
+    }
+    return { failure };
+  }
+
+  /**
+   * Runs one file (`m`, either way) with its journal change in one transaction and one round trip;
+   * returns the server's time in ms, which `journalChange` returns as `duration_ms`. An error
+   * rolls back and is thrown as `onError` maps it; a file that swallowed the statements after it
+   * (an unterminated string, comment or dollar quote) is a MigrationSqlError that names it (`named`).
+   */
+  async sendInTransaction(
+    m: Migration,
+    journalChange: string,
+    named: (m: Migration) => string,
+    onError: (error: SluiceError) => SluiceError = (error) => error,
+  ): Promise<number> {
+    const text = [
+      'BEGIN',
+      ...this.timeoutSettings(m, 'LOCAL'),
+      // The newline guards against a file that ends in a -- comment.
+      `${m.sql}\n`,
+      journalChange,
+      'COMMIT',
+    ].join(';\n');
+    let results: pg.QueryResult[];
+    try {
+      results = asResults(await this.client.query(text));
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw onError(classifyPgError(error, this.host, m.version));
+    }
+    if (results.at(-1)?.command !== 'COMMIT') {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw new MigrationSqlError(
+        `${named(m)}: the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
+        undefined,
+        { version: m.version },
+      );
+    }
+    const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
+    return Number.isFinite(serverMs) ? serverMs : 0;
   }
 
   /** After a failed batch: ends its transaction, then learns whether the lock is held and what the journal holds. */
