@@ -17,21 +17,12 @@ import {
 } from '../src/ledger.js';
 import { MigrateRequestSchema } from '../src/request.js';
 import { type TenantTask, TenantTaskSchema } from '../src/task.js';
+import { tenantTask } from './tenant-task.js';
 
 const at = '2026-01-01T00:00:00.000Z';
 /** A task of the ledger tests, parsed as the ledger's schema reads it. */
-const ledgerTask = (tenantId: string, extra: Partial<TenantTask> = {}): TenantTask =>
-  TenantTaskSchema.parse({
-    runId: 'r1',
-    tenantId,
-    databaseUrl: `postgres://u@h:5432/${tenantId}`,
-    host: 'h:5432',
-    target: 1,
-    digest: 'a'.repeat(64),
-    dryRun: false,
-    plannedAt: at,
-    ...extra,
-  });
+const ledgerTask = (tenantId: string, patch: Partial<TenantTask> = {}): TenantTask =>
+  TenantTaskSchema.parse(tenantTask(tenantId, patch));
 const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({
   runId: 'r1',
   action,
