@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 
 import { jetstream } from '@nats-io/jetstream';
 import { topologyStreamNames } from '@sluice/bus';
-import { runCli } from '@sluice/cli';
+import { EXIT, runCli } from '@sluice/cli';
 import {
   REQUEST_SUBJECT,
   type RunCompletedEvent,
@@ -10,7 +10,7 @@ import {
   type RunLostEvent,
   STREAMS,
 } from '@sluice/contracts';
-import { countOutcomes, type ServiceProcess, waitForCompleted } from '@sluice/testkit';
+import { apiHeaders, countOutcomes, type ServiceProcess, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FAULT_VERSIONS, type FaultStack, faultStack, journals, markTenants, natsClient } from './faults-support.js';
@@ -21,8 +21,9 @@ const RUN = 'fx-bl-1';
 /**
  * Total broker loss: mid-run, the NATS server is killed, its store directory deleted, and it is
  * started empty. The same service processes must re-create the topology by themselves and serve a
- * new run; the run in flight must be reported lost with the command that recovers it, and that
- * command must publish its completion with the counts the journals hold.
+ * new run; the run in flight must be reported lost with the command that recovers it — by the
+ * event, `sluice status`, `GET /runs/:id`, and a `sluice migrate --wait` that was following it —
+ * and that command must publish its completion with the counts the journals hold.
  */
 describe('the JetStream store lost in the middle of a run', () => {
   let stack: FaultStack;
@@ -53,9 +54,19 @@ describe('the JetStream store lost in the middle of a run', () => {
       await ws.start('planner', env),
     ];
     const pids = services.map((s) => s.pid);
-    await jetstream(stack.nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: RUN, target: 'latest' }), {
-      msgID: `request:${RUN}`,
-    });
+    const sluice = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(args, env, {
+        out: (l) => out.push(l),
+        err: (l) => err.push(l),
+        isTTY: false,
+        redraw: () => undefined,
+      });
+      return { code, out: out.join('\n'), err: err.join('\n'), at: Date.now() };
+    };
+    // The run is started the way an operator does, and followed to its end: the loss must end the wait.
+    const waiting = sluice('migrate', '--run-id', RUN, '--wait', '--timeout', '120s');
     await expect.poll(() => countOutcomes(stack.nc, RUN), { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(8);
     const before = await countOutcomes(stack.nc, RUN);
 
@@ -108,23 +119,45 @@ describe('the JetStream store lost in the middle of a run', () => {
       const reporterLog = services[0]!.logs.find((l) => l.runId === RUN && l.level === 'error');
       expect(String(reporterLog?.msg)).toContain(`sluice runs recover ${RUN}`);
 
-      const sluice = async (...args: string[]) => {
-        const out: string[] = [];
-        const err: string[] = [];
-        const code = await runCli(args, env, {
-          out: (l) => out.push(l),
-          err: (l) => err.push(l),
-          isTTY: false,
-          redraw: () => undefined,
-        });
-        return { code, out: out.join('\n'), err: err.join('\n') };
-      };
       const status = await sluice('status', RUN);
       expect(status.code).toBe(1);
       expect(status.out).toMatch(/LOST/);
       expect(status.out).toContain(`sluice runs recover ${RUN}`);
+      expect(JSON.parse((await sluice('status', RUN, '--json')).out)).toMatchObject({
+        runId: RUN,
+        status: 'lost',
+        lost: { recover: `sluice runs recover ${RUN}` },
+      });
+      const lostList = await sluice('runs', '--status', 'lost', '--json');
+      expect(lostList.out.split('\n').map((l) => (JSON.parse(l) as { runId: string }).runId)).toEqual([RUN]);
       const unknown = await sluice('status', 'fx-bl-never');
       expect(unknown.err).toContain('sluice runs recover fx-bl-never');
+
+      // The reporter's HTTP API says the same: lost, what was known, and the command.
+      const port = (await services[0]!.waitForLog((l) => l.msg === 'reporter ready')).httpPort as number;
+      const api = await fetch(`http://127.0.0.1:${port}/runs/${RUN}`, { headers: apiHeaders() });
+      expect(api.status).toBe(200);
+      expect(await api.json()).toMatchObject({
+        runId: RUN,
+        status: 'lost',
+        total: TENANTS,
+        done: lost.lastKnown.settled,
+        lost: { lastKnown: lost.lastKnown },
+        recover: `sluice runs recover ${RUN}`,
+      });
+      const listed = (await (
+        await fetch(`http://127.0.0.1:${port}/runs?status=lost`, { headers: apiHeaders() })
+      ).json()) as {
+        runs: Array<{ runId: string }>;
+      };
+      expect(listed.runs.map((r) => r.runId)).toEqual([RUN]);
+
+      // The migrate --wait started before the loss: ended by it, with the command, not by its timeout.
+      const waited = await waiting;
+      expect(waited.code, waited.err).toBe(EXIT.lost);
+      expect(waited.err).toMatch(new RegExp(`run ${RUN}: LOST`));
+      expect(waited.err).toContain(`sluice runs recover ${RUN}`);
+      const waitEndedMs = waited.at - backAt;
 
       // Serving again, same processes: a new run plans, executes and completes.
       const requestedAt = Date.now();
@@ -135,7 +168,7 @@ describe('the JetStream store lost in the middle of a run', () => {
       expect(second).toMatchObject({ status: 'succeeded', counts: { total: TENANTS, failed: 0 } });
       expect(second.counts.migrated + second.counts.upToDate).toBe(TENANTS);
       console.log(
-        `broker loss: ${before}/${TENANTS} outcomes before the loss; topology re-created: ${JSON.stringify(healed)}; a new run requested ${requestedAt - backAt} ms after the empty server was back completed in ${runMs} ms (${servingMs} ms after it was back)`,
+        `broker loss: ${before}/${TENANTS} outcomes before the loss; topology re-created: ${JSON.stringify(healed)}; migrate --wait exited ${waitEndedMs} ms after the empty server was back; a new run requested ${requestedAt - backAt} ms after the empty server was back completed in ${runMs} ms (${servingMs} ms after it was back)`,
       );
       expect(services.map((s) => s.pid)).toEqual(pids);
       for (const s of services) {
@@ -177,6 +210,17 @@ describe('the JetStream store lost in the middle of a run', () => {
       const after = await sluice('status', RUN);
       expect(after.out).not.toMatch(/LOST/);
       expect(after.out).toMatch(/recovered from the journals/);
+      await expect
+        .poll(
+          async () =>
+            (
+              (await (await fetch(`http://127.0.0.1:${port}/runs/${RUN}`, { headers: apiHeaders() })).json()) as {
+                completed: RunCompletedEvent | null;
+              }
+            ).completed?.recovered,
+          { timeout: 10_000, interval: 100 },
+        )
+        .toEqual({ notReached: TENANTS - migratedByRun, unreadable: 0 });
     } finally {
       await nc.close();
     }

@@ -61,9 +61,17 @@ async function journalTruth(fleet: TenantFleet, runId: string, versions: number[
   }, 6);
 }
 
-/** The invariants of a finished run; each broken one is a line in the result. */
-export async function checkRun(input: CheckInput): Promise<string[]> {
+/** What the checker found: broken invariants, and why each tenant that failed (legitimately) failed. */
+export interface CheckResult {
+  anomalies: string[];
+  /** One line per tenant whose outcome is `failed` or `skipped`: its error code and message. */
+  failures: string[];
+}
+
+/** The invariants of a finished run; each broken one is a line in `anomalies`. */
+export async function checkRun(input: CheckInput): Promise<CheckResult> {
   const anomalies: string[] = [];
+  const failures: string[] = [];
   const { completed, runId } = input;
   if (!completed) anomalies.push('no completed event');
   else if (input.afterLastHealMs !== undefined && input.afterLastHealMs > input.boundMs)
@@ -95,6 +103,10 @@ export async function checkRun(input: CheckInput): Promise<string[]> {
           `${t.tenantId}: outcome ${first.status}${first.error ? ` (${first.error.code})` : ''}, journal ${t.complete ? 'complete' : 'incomplete'}`,
         );
       if (first.error?.code === 'locked') anomalies.push(`${t.tenantId}: reported locked`);
+      if (!succeeded)
+        failures.push(
+          `${t.tenantId}: ${first.status}${first.error ? ` ${first.error.code}: ${first.error.message.slice(0, 200)}` : ''}`,
+        );
     }
     for (const d of t.doubled) anomalies.push(`${t.tenantId}: ${d}`);
     if (t.dirty.length > 0 && first?.status !== 'failed')
@@ -106,7 +118,7 @@ export async function checkRun(input: CheckInput): Promise<string[]> {
   for (const s of input.processes)
     if (s.output.some((line) => line.includes(input.password)))
       anomalies.push(`${s.name} ${s.pid} logged the database password`);
-  return anomalies;
+  return { anomalies, failures };
 }
 
 async function running(s: ServiceProcess): Promise<boolean> {

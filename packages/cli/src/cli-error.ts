@@ -11,6 +11,8 @@ export const EXIT = {
   timeout: 4,
   /** Something else went wrong (unreachable NATS, database error). */
   failure: 5,
+  /** `--wait`: the run was lost with the JetStream store (`sluice runs recover RUN_ID` rebuilds its result). */
+  lost: 6,
 } as const;
 
 /** An error the CLI reports as one line and an exit code, without a stack trace. */

@@ -1,9 +1,11 @@
 import {
   type Bottleneck,
   FINAL_RUN_STATUSES,
+  recoverCommand,
   type RunCompletedEvent,
   type RunControlEvent,
   type RunCounts,
+  type RunLostEvent,
   type RunProgressEvent,
   type RunTimings,
   type TenantOutcome,
@@ -56,6 +58,32 @@ export function formatProgress(p: RunProgressEvent, tty: boolean): string {
   const width = 30;
   const filled = Math.round(pct * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(pct * 100).toFixed(0).padStart(3)}%  ${text}`;
+}
+
+/** What is left of a lost run, and what to do: the last lines of every report of a lost run. */
+function lostRunAdvice(recover: string): string[] {
+  return [
+    '  why       its tasks, outcomes and events went with the store; the tenant journals hold what was applied',
+    `  recover   ${recover}   (counts every tenant from its journal and publishes the run's completed event)`,
+  ];
+}
+
+/** A run lost with the JetStream store (and not recovered yet), as its `lost` event tells it. */
+export function formatLostRun(lost: RunLostEvent): string[] {
+  const k = lost.lastKnown;
+  return [
+    `run ${lost.runId}: LOST (the JetStream store was lost while it was ${k.status})`,
+    `  lost      detected ${lost.detectedAt}; ${k.settled} of ${k.total ?? '?'} tenants had settled${k.targetVersion !== undefined ? `, target version ${k.targetVersion}` : ''}`,
+    ...lostRunAdvice(lost.recover),
+  ];
+}
+
+/** A run whose events went with the JetStream store, and that no reporter reported lost (none was following it). */
+export function formatVanishedRun(runId: string): string[] {
+  return [
+    `run ${runId}: LOST (the JetStream store was lost while it was in flight; no reporter reported it)`,
+    ...lostRunAdvice(recoverCommand(runId)),
+  ];
 }
 
 /** The human report of a completed run. */

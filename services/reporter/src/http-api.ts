@@ -10,6 +10,7 @@ import {
   REQUEST_SUBJECT,
   requestMsgId,
   runEventSubject,
+  type RunLostEvent,
   TENANT_STATUSES,
   type TenantStatus,
   USER_CONTROL_ACTIONS,
@@ -21,7 +22,14 @@ import { allows, type ApiAuth, type ApiRole, type Caller, callerOf } from './api
 import { fleetOverview, fleetTenants, parseFleetQuery } from './fleet-views.js';
 import type { RunBook } from './run-book.js';
 import { type RunState, runStatusOf } from './run-state.js';
-import { runSummary, settledTenants, unsettledTenants } from './run-views.js';
+import {
+  type LostRunSummary,
+  lostRunSummary,
+  type RunSummary,
+  runSummary,
+  settledTenants,
+  unsettledTenants,
+} from './run-views.js';
 
 export interface HttpApiDeps {
   book: RunBook;
@@ -37,6 +45,11 @@ export interface HttpApiDeps {
   metrics?: { metrics(): Promise<string>; contentType: string };
   /** The fleet state behind `GET /fleet` and `GET /fleet/tenants` (absent: those routes answer 404). */
   fleet?: FleetStore;
+  /**
+   * Runs lost with the JetStream store and not recovered nor requested again (the book no longer
+   * holds them): `GET /runs` and `GET /runs/:id` show them as `lost`.
+   */
+  lostRuns?: ReadonlyMap<string, RunLostEvent>;
   now?: () => number;
 }
 
@@ -130,10 +143,31 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
   const { book, bus } = deps;
   const now = deps.now ?? Date.now;
 
+  const lostRuns: ReadonlyMap<string, RunLostEvent> = deps.lostRuns ?? new Map();
+  const inBook = (run: RunState | undefined): run is RunState =>
+    run !== undefined && Boolean(run.accepted || run.planned || run.completed);
+
+  /** A run of the book; a lost run has nothing to list or control (409, naming the recover command). */
   const knownRun = (runId: string): RunState => {
     const run = book.get(runId);
-    if (!run || !(run.accepted || run.planned || run.completed)) throw new HttpError(404, `no run ${runId}`);
-    return run;
+    if (inBook(run)) return run;
+    const lost = lostRuns.get(runId);
+    if (lost)
+      throw new HttpError(
+        409,
+        `run ${runId} was lost with the JetStream store: its tasks, outcomes and events are gone; ${lost.recover} publishes its completed event from the tenant journals`,
+        { status: 'lost', recover: lost.recover },
+      );
+    throw new HttpError(404, `no run ${runId}`);
+  };
+
+  /** One run as `GET /runs/:id` shows it: from the book, or as lost. */
+  const runView = (runId: string): RunSummary | LostRunSummary => {
+    const run = book.get(runId);
+    if (inBook(run)) return runSummary(run, now());
+    const lost = lostRuns.get(runId);
+    if (lost) return lostRunSummary(lost);
+    throw new HttpError(404, `no run ${runId}`);
   };
 
   const allow = (req: IncomingMessage, methods: string[]): void => {
@@ -154,7 +188,7 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
     let match = new RegExp(`^/runs/${RUN_ID}$`).exec(path);
     if (match) {
       allow(req, ['GET']);
-      return [200, runSummary(knownRun(match[1]!), now())];
+      return [200, runView(match[1]!)];
     }
     match = new RegExp(`^/runs/${RUN_ID}/tenants$`).exec(path);
     if (match) {
@@ -181,13 +215,14 @@ export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res
   function listRuns(url: URL): [number, unknown] {
     const status = url.searchParams.get('status');
     const limit = parseLimit(url.searchParams.get('limit'));
-    const runs = book
-      .list()
-      .filter((r) => r.accepted || r.planned || r.completed)
-      .filter((r) => !status || runStatusOf(r) === status)
-      .sort((a, b) => (b.accepted?.acceptedAt ?? '').localeCompare(a.accepted?.acceptedAt ?? ''))
-      .slice(0, limit)
-      .map((r) => runSummary(r, now()));
+    const known = book.list().filter(inBook);
+    const listed = [
+      ...known.filter((r) => !status || runStatusOf(r) === status).map((r) => runSummary(r, now())),
+      ...(!status || status === 'lost'
+        ? [...lostRuns.values()].filter((l) => !inBook(book.get(l.runId))).map(lostRunSummary)
+        : []),
+    ];
+    const runs = listed.sort((a, b) => (b.acceptedAt ?? '').localeCompare(a.acceptedAt ?? '')).slice(0, limit);
     return [200, { runs }];
   }
 

@@ -61,7 +61,7 @@ interface PipelineDeps {
   controls: RunControlStore;
   book: RunBook;
   fleet: FleetWriter;
-  lostRuns: Set<string>;
+  lostRuns: Map<string, RunLostEvent>;
 }
 
 /**
@@ -84,7 +84,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   const book = new RunBook();
   const fleetStore = await openFleetStore(bus, { replicas: config.streamReplicas });
   const fleet = createFleetWriter({ store: fleetStore, logger });
-  const lostRuns = new Set<string>();
+  const lostRuns = new Map<string, RunLostEvent>();
   const sampler = startQueueSampler({
     bus,
     logger,
@@ -111,6 +111,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
       metrics: metricsRegistry,
       auth: config.apiAuth,
       fleet: fleetStore,
+      lostRuns,
     },
     { port: config.httpPort, host: config.httpHost },
   );
@@ -127,8 +128,9 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
     await pipeline.stop();
     const inFlight = book.clear().filter((run) => run.accepted && !run.completed);
     for (const run of inFlight) {
-      lostRuns.add(run.runId);
-      await announceLost(bus, logger, run, config.bus.name);
+      const event = lostEventOf(run, config.bus.name);
+      lostRuns.set(run.runId, event);
+      await announceLost(bus, logger, event);
     }
     pipeline = await startPipeline(deps);
     ready = true;
@@ -229,12 +231,9 @@ async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   };
 }
 
-/**
- * Publishes the run's `lost` event (once per run, whichever reporter replica notices first) and
- * says in the log what the operator does about it.
- */
-async function announceLost(bus: Bus, logger: Logger, run: RunState, by: string): Promise<void> {
-  const event: RunLostEvent = {
+/** The `lost` event of a run that was in flight when the store went: what this reporter had counted. */
+function lostEventOf(run: RunState, by: string): RunLostEvent {
+  return {
     runId: run.runId,
     reason: 'store_lost',
     lastKnown: {
@@ -247,11 +246,19 @@ async function announceLost(bus: Bus, logger: Logger, run: RunState, by: string)
     detectedAt: new Date().toISOString(),
     by,
   };
-  const { published } = await publishOnce(bus, runEventSubject(run.runId, 'lost'), event, {
-    msgId: runEventMsgId(run.runId, 'lost'),
+}
+
+/**
+ * Publishes the run's `lost` event (once per run, whichever reporter replica notices first) and
+ * says in the log what the operator does about it.
+ */
+async function announceLost(bus: Bus, logger: Logger, event: RunLostEvent): Promise<void> {
+  const { runId } = event;
+  const { published } = await publishOnce(bus, runEventSubject(runId, 'lost'), event, {
+    msgId: runEventMsgId(runId, 'lost'),
   });
   logger.error(
-    { runId: run.runId, lastKnown: event.lastKnown, recover: event.recover, published },
-    `run ${run.runId} was lost with the JetStream store (${event.lastKnown.settled} of ${event.lastKnown.total ?? '?'} tenants had settled); its tasks and events are gone, the tenant journals hold what was applied: ${event.recover} publishes its completed event from them`,
+    { runId, lastKnown: event.lastKnown, recover: event.recover, published },
+    `run ${runId} was lost with the JetStream store (${event.lastKnown.settled} of ${event.lastKnown.total ?? '?'} tenants had settled); its tasks and events are gone, the tenant journals hold what was applied: ${event.recover} publishes its completed event from them`,
   );
 }

@@ -9,6 +9,7 @@ import {
   RunControlEventSchema,
   type RunEventName,
   runEventSubject,
+  type RunLostEvent,
   RunLostEventSchema,
   RunPlannedEventSchema,
   STREAMS,
@@ -51,10 +52,11 @@ export interface ReporterDeps {
   fleet?: FleetWriter;
   options?: ReporterOptions;
   /**
-   * Runs lost with the JetStream store (their `lost` events, and the runs in flight when this
-   * reporter saw the store reset): late outcomes and ledger entries of theirs are not counted.
+   * Runs lost with the JetStream store, with their `lost` events (read from the stream, or the
+   * reporter's own for the runs in flight when it saw the store reset): late outcomes and ledger
+   * entries of theirs are not counted, and the HTTP API shows them as lost.
    */
-  lostRuns?: Set<string>;
+  lostRuns?: Map<string, RunLostEvent>;
   now?: () => number;
 }
 
@@ -82,7 +84,7 @@ export function createReporter(deps: ReporterDeps) {
   const rollout = createRolloutDecisions({ bus, logger, now });
   const parked = createParkedRelease({ controlSync, releaser, now });
   const queue = createFlushQueue({ logger, flushRun });
-  const lostRuns = deps.lostRuns ?? new Set<string>();
+  const lostRuns = deps.lostRuns ?? new Map<string, RunLostEvent>();
   let live = false;
 
   /** The effects due for one run, in order. */
@@ -117,7 +119,9 @@ export function createReporter(deps: ReporterDeps) {
     if (event === 'lost') {
       // Not a run of the book: its other events went with the old store. Remembered so that its
       // late outcomes (tenants that were being migrated) do not open a run that can never complete.
-      if (RunLostEventSchema.safeParse(decode(msg)).success) lostRuns.add(runId);
+      // The stream's copy wins over this reporter's own: another replica's may have been stored first.
+      const lost = RunLostEventSchema.safeParse(decode(msg));
+      if (lost.success && lost.data.runId === runId) lostRuns.set(runId, lost.data);
       return;
     }
     // A planner that was mid-plan may still publish the run's `planned` into the new store: the run

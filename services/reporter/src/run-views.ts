@@ -1,5 +1,5 @@
 import { type Bus, readCountedOutcomes } from '@sluice/bus';
-import type { TenantOutcome, TenantStatus } from '@sluice/contracts';
+import type { RunLostEvent, TenantOutcome, TenantStatus } from '@sluice/contracts';
 import { settledCount } from '@sluice/core';
 
 import { type RunState, runStatusOf } from './run-state.js';
@@ -53,6 +53,29 @@ function liveTimeReport(run: RunState, now: number) {
 }
 
 export type RunSummary = ReturnType<typeof runSummary>;
+
+/**
+ * How a run lost with the JetStream store looks over HTTP, as `sluice status` tells it: status
+ * `lost`, what the reporter had counted when the store went (`lastKnown`, also as `total`/`done`),
+ * and the command that publishes its `completed` from the tenant journals. Its other events,
+ * outcomes and tasks went with the store: nothing else is known until it is recovered.
+ */
+export function lostRunSummary(lost: RunLostEvent) {
+  return {
+    runId: lost.runId,
+    status: 'lost' as const,
+    targetVersion: lost.lastKnown.targetVersion ?? null,
+    total: lost.lastKnown.total,
+    done: lost.lastKnown.settled,
+    acceptedAt: lost.lastKnown.acceptedAt ?? null,
+    finishedAt: null,
+    completed: null,
+    lost,
+    recover: lost.recover,
+  };
+}
+
+export type LostRunSummary = ReturnType<typeof lostRunSummary>;
 
 /** One tenant of a run, as listed by `GET /runs/:id/tenants`. */
 export interface TenantRow {

@@ -1,5 +1,5 @@
 import { decodeJson, readSubject } from '@sluice/bus';
-import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { REQUEST_SUBJECT, runEventSubject, type RunLostEvent, STREAMS } from '@sluice/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ReporterService } from '../src/reporter-service.js';
@@ -53,6 +53,47 @@ describe('reporter HTTP API', () => {
     });
     expect(await call('GET', '/runs/nope')).toMatchObject({ status: 404, body: { error: 'no run nope' } });
     expect((await call('GET', '/runs/bad.id')).status).toBe(404);
+  });
+
+  it('shows a run lost with the JetStream store as lost, with what was known and the recover command', async () => {
+    const lost: RunLostEvent = {
+      runId: 'api-lost',
+      reason: 'store_lost',
+      lastKnown: { status: 'running', total: 40, settled: 8, targetVersion: 3, acceptedAt: '2026-11-30T03:45:22.551Z' },
+      recover: 'sluice runs recover api-lost',
+      detectedAt: '2026-11-30T03:45:24.269Z',
+      by: 'sluice-reporter',
+    };
+    await h.bus.publish(runEventSubject('api-lost', 'lost'), lost);
+    // Late outcomes of a lost run (tenants that were being migrated) open no run.
+    await h.settle('api-lost', 'late');
+    await expect.poll(async () => (await call('GET', '/runs/api-lost')).status, { timeout: 5_000 }).toBe(200);
+    expect((await call('GET', '/runs/api-lost')).body).toEqual({
+      runId: 'api-lost',
+      status: 'lost',
+      targetVersion: 3,
+      total: 40,
+      done: 8,
+      acceptedAt: '2026-11-30T03:45:22.551Z',
+      finishedAt: null,
+      completed: null,
+      lost,
+      recover: 'sluice runs recover api-lost',
+    });
+    const lostOnly = (await call('GET', '/runs?status=lost')).body.runs as Array<{ runId: string }>;
+    expect(lostOnly.map((r) => r.runId)).toEqual(['api-lost']);
+    expect(((await call('GET', '/runs')).body.runs as Array<{ runId: string }>).map((r) => r.runId)).toContain(
+      'api-lost',
+    );
+    expect(
+      ((await call('GET', '/runs?status=running')).body.runs as Array<{ runId: string }>).map((r) => r.runId),
+    ).not.toContain('api-lost');
+    // Nothing to list or control: its outcomes and tasks went with the store.
+    expect(await call('GET', '/runs/api-lost/tenants')).toMatchObject({
+      status: 409,
+      body: { status: 'lost', recover: 'sluice runs recover api-lost' },
+    });
+    expect((await call('POST', '/runs/api-lost/pause', {})).status).toBe(409);
   });
 
   it('lists the tenants of a run by status, including those still without an outcome', async () => {

@@ -17,7 +17,8 @@ export const MIGRATE: CommandSpec = {
 pass them. The planner lints the migration set first and rejects the request when it finds errors
 (sluice lint shows them); --lint warn runs it anyway, with the findings in the run's report. With
 --wait, follows the run — a live bar on a terminal, plain lines elsewhere — and
-exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout.`,
+exits 0 when it succeeded, 1 when it did not, 3 when the request was rejected, 4 on --timeout,
+6 when the run was lost with the JetStream store (sluice runs recover RUN_ID rebuilds its result).`,
   flags: {
     target: { type: 'string', default: 'latest', value: 'latest|VERSION', help: 'the version to migrate to' },
     'run-id': { type: 'string', value: 'ID', help: 'the run id (default: run-<time>-<random>); a repeat is one run' },
@@ -61,23 +62,9 @@ export function rate(value: string | undefined): number | undefined {
   return n;
 }
 
-interface MigrateValues extends Record<string, string | boolean | string[] | undefined> {
+interface MigrateValues extends RequestValues {
   target: string;
-  'run-id'?: string;
-  tenants?: string;
-  tag?: string[];
-  'dry-run': boolean;
-  wait: boolean;
-  timeout?: string;
-  json: boolean;
-  'requested-by'?: string;
-  canary?: string;
-  'max-failures'?: string;
-  'max-failure-rate'?: string;
-  lint?: string;
-  'allow-changed-down'?: boolean;
   trust?: string;
-  server?: string;
 }
 
 export async function migrateCommand(argv: string[], env: Env, output: Output): Promise<number> {
@@ -108,6 +95,15 @@ export interface ScopeValues extends Record<string, string | boolean | string[] 
   'max-failure-rate'?: string;
   lint?: string;
   'allow-changed-down'?: boolean;
+}
+
+/** The flags of a command that starts a run (migrate, rollback): its scope, its id, and how to follow it. */
+export interface RequestValues extends ScopeValues {
+  'run-id'?: string;
+  wait: boolean;
+  timeout?: string;
+  json: boolean;
+  server?: string;
 }
 
 /** The request fields of the shared flags (tenants by id or tag, dry run, rollout, lint, changed down files). */
@@ -151,7 +147,7 @@ export function requestScope(values: ScopeValues): Partial<MigrateRequestInput> 
  */
 export async function sendRequest(
   input: MigrateRequestInput,
-  values: { wait: boolean; json: boolean; timeout?: string | undefined; server?: string | undefined },
+  values: Pick<RequestValues, 'wait' | 'json' | 'timeout' | 'server'>,
   env: Env,
   output: Output,
   /** With --wait, once the run has completed (exit 0 or 1): more to print from the bus. */

@@ -4,7 +4,7 @@ import type { Env } from '@sluice/core';
 
 import { type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
 import { formatTable, type Output, tenantRow } from '../output.js';
-import { requestScope, sendRequest } from './migrate.js';
+import { requestScope, type RequestValues, sendRequest } from './migrate.js';
 
 export const ROLLBACK: CommandSpec = {
   name: 'rollback',
@@ -45,22 +45,8 @@ Exit codes as for migrate --wait.`,
   positionals: { min: 1, max: 1 },
 };
 
-interface RollbackValues extends Record<string, string | boolean | string[] | undefined> {
-  'run-id'?: string;
+interface RollbackValues extends RequestValues {
   force: boolean;
-  'allow-changed-down': boolean;
-  tenants?: string;
-  tag?: string[];
-  canary?: string;
-  'max-failures'?: string;
-  'max-failure-rate'?: string;
-  'dry-run': boolean;
-  lint?: string;
-  'requested-by'?: string;
-  wait: boolean;
-  timeout?: string;
-  json: boolean;
-  server?: string;
 }
 
 export async function rollbackCommand(argv: string[], env: Env, output: Output): Promise<number> {

@@ -8,7 +8,7 @@ import { formatDuration, formatTable, type Output } from '../output.js';
 import { listRuns, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 import { recoverRun } from './run-recover.js';
-import { isLostRun } from './status.js';
+import { shownStatus } from './status.js';
 
 export const RUNS: CommandSpec = {
   name: 'runs',
@@ -39,7 +39,7 @@ function row(v: RunView): string[] {
       : '';
   return [
     v.runId,
-    isLostRun(v) ? 'lost' : v.status,
+    shownStatus(v),
     v.accepted
       ? v.accepted.rollbackOf
         ? `undo ${v.accepted.rollbackOf.runId}`
@@ -63,17 +63,18 @@ export async function runsCommand(argv: string[], env: Env, output: Output): Pro
       throw new CliError('usage: sluice runs [--status S] [--limit N], or sluice runs recover RUN_ID');
     return recoverRun(positionals[1]!, values, env, output);
   }
-  if (values.status && !(RUN_STATUSES as readonly string[]).includes(values.status))
-    throw new CliError(`--status takes one of ${RUN_STATUSES.join(', ')}`);
+  const statuses = [...RUN_STATUSES, 'lost'];
+  if (values.status && !statuses.includes(values.status))
+    throw new CliError(`--status takes one of ${statuses.join(', ')}`);
   if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1)
     throw new CliError('--limit takes a whole number from 1');
   const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
     const runs = (await listRuns(bus))
-      .filter((r) => !values.status || r.status === values.status)
+      .filter((r) => !values.status || shownStatus(r) === values.status)
       .slice(0, Number(values.limit));
     if (values.json) {
-      for (const r of runs) output.out(JSON.stringify(r));
+      for (const r of runs) output.out(JSON.stringify({ ...r, status: shownStatus(r) }));
     } else if (runs.length === 0) {
       output.out(values.status ? `no ${values.status} runs` : 'no runs');
     } else {

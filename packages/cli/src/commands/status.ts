@@ -4,7 +4,7 @@ import type { Env } from '@sluice/core';
 
 import { CliError, EXIT } from '../cli-error.js';
 import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
-import { formatCompleted, formatControl, formatCounts, formatProgress, type Output } from '../output.js';
+import { formatCompleted, formatControl, formatCounts, formatLostRun, formatProgress, type Output } from '../output.js';
 import { readRun, type RunView } from '../run-reader.js';
 import { silentLogger } from './migrate.js';
 
@@ -34,18 +34,6 @@ export function formatLint(report: LintReport | undefined): string[] {
   return lines;
 }
 
-/** The lines `sluice status` prints for a run lost with the JetStream store (and not recovered yet). */
-export function formatLostRun(view: RunView): string[] {
-  const lost = view.lost!;
-  const k = lost.lastKnown;
-  return [
-    `run ${view.runId}: LOST (the JetStream store was lost while it was ${k.status})`,
-    `  lost      detected ${lost.detectedAt}; ${k.settled} of ${k.total ?? '?'} tenants had settled${k.targetVersion !== undefined ? `, target version ${k.targetVersion}` : ''}`,
-    '  why       its tasks, outcomes and events went with the store; the tenant journals hold what was applied',
-    `  recover   ${lost.recover}   (counts every tenant from its journal and publishes the run's completed event)`,
-  ];
-}
-
 /**
  * Lost and not recovered: no `completed`, and no request of the same runId accepted since (a
  * lost runId may be requested again, and that run is then reported as any other).
@@ -53,6 +41,11 @@ export function formatLostRun(view: RunView): string[] {
 export function isLostRun(view: RunView): boolean {
   if (!view.lost || view.completed) return false;
   return !(view.accepted && view.accepted.acceptedAt > view.lost.detectedAt);
+}
+
+/** A run's status as the CLI and the reporter's `GET /runs/:id` show it: `lost` for a lost run. */
+export function shownStatus(view: RunView): RunView['status'] | 'lost' {
+  return isLostRun(view) ? 'lost' : view.status;
 }
 
 /** What `sluice status` says of a run SLUICE_RUNS does not hold. */
@@ -94,12 +87,12 @@ export async function statusCommand(argv: string[], env: Env, output: Output): P
   try {
     const view = await readRun(bus, runId);
     if (!view) throw new CliError(unknownRunMessage(runId), EXIT.failure);
-    if (values.json) output.out(JSON.stringify(view));
+    if (values.json) output.out(JSON.stringify({ ...view, status: shownStatus(view) }));
     else {
       const lines = view.completed
         ? formatCompleted(view.completed)
         : isLostRun(view)
-          ? formatLostRun(view)
+          ? formatLostRun(view.lost!)
           : formatRunView(view);
       for (const line of [...lines, ...formatLint(view.accepted?.lint)]) output.out(line);
     }
