@@ -1,5 +1,4 @@
-import { jetstream } from '@nats-io/jetstream';
-import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { requestMsgId, STREAMS } from '@sluice/contracts';
 import { countOutcomes, type ServiceProcess, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -8,7 +7,7 @@ import {
   faultStack,
   journalProblems,
   markTenants,
-  outcomesByTenant,
+  outcomeCopies,
   subjectCount,
 } from './faults-support.js';
 
@@ -20,7 +19,7 @@ describe('a NATS server restarted in the middle of a run', () => {
   beforeAll(async () => {
     stack = await faultStack('fx-restart', TENANTS);
     // Every tenant spends a moment in migration 2, so the run is still going when NATS goes away.
-    await markTenants(stack.fleet, new Set(stack.fleet.tenants.map((t) => t.tenantId)), { slowSeconds: 0.25 });
+    await markTenants(stack.fleet, 'all', { slowSeconds: 0.25 });
   });
 
   afterAll(() => stack?.dispose());
@@ -45,9 +44,7 @@ describe('a NATS server restarted in the middle of a run', () => {
       await ws.start('planner', env),
     ];
     const pids = services.map((s) => s.pid);
-    await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId: 'fx-restart-1', target: 'latest' }), {
-      msgID: 'request:fx-restart-1',
-    });
+    await stack.publishRequest({ runId: 'fx-restart-1', target: 'latest' }, requestMsgId('fx-restart-1'));
     await expect
       .poll(() => countOutcomes(nc, 'fx-restart-1'), { timeout: 60_000, interval: 50 })
       .toBeGreaterThanOrEqual(10);
@@ -83,17 +80,12 @@ describe('a NATS server restarted in the middle of a run', () => {
       expect(() => process.kill(s.pid, 0)).not.toThrow();
       expect(s.logs.filter((l) => l.level === 'fatal')).toEqual([]);
     }
-    const by = await outcomesByTenant(nc, 'fx-restart-1');
-    expect(by.size).toBe(TENANTS);
-    expect([...by.values()].filter((o) => o.length !== 1)).toEqual([]);
+    expect(await outcomeCopies(nc, 'fx-restart-1')).toEqual({ tenants: TENANTS, repeated: [] });
     expect(await subjectCount(jsm, STREAMS.runs.name, 'sluice.runs.fx-restart-1.completed')).toBe(1);
     expect(await journalProblems(fleet, 'fx-restart-1')).toEqual([]);
 
     // Still working after the restart: a second run goes through every service.
-    await jetstream(nc).publish(
-      REQUEST_SUBJECT,
-      JSON.stringify({ runId: 'fx-restart-2', target: 'latest', dryRun: true }),
-    );
+    await stack.publishRequest({ runId: 'fx-restart-2', target: 'latest', dryRun: true });
     expect((await waitForCompleted(nc, 'fx-restart-2', 60_000)).counts).toMatchObject({
       total: TENANTS,
       upToDate: TENANTS,

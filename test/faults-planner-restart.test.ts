@@ -1,5 +1,4 @@
-import { jetstream } from '@nats-io/jetstream';
-import { REQUEST_SUBJECT, STREAMS } from '@sluice/contracts';
+import { requestMsgId, STREAMS } from '@sluice/contracts';
 import { countOutcomes, waitForCompleted } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -33,8 +32,8 @@ describe('a planner killed in the middle of planning, then a new one', () => {
     await ws.start('executor', env);
     const first = await ws.start('planner', env);
     const accepted = nc.subscribe(`sluice.runs.${RUN}.accepted`, { max: 1 });
-    const request = JSON.stringify({ runId: RUN, target: 'latest' });
-    await jetstream(nc).publish(REQUEST_SUBJECT, request, { msgID: `request:${RUN}` });
+    const request = { runId: RUN, target: 'latest' };
+    await stack.publishRequest(request, requestMsgId(RUN));
     for await (const _ of accepted) break;
     // Killed once some of the run is out, long before all of it is.
     await expect.poll(() => countOutcomes(nc, RUN), { timeout: 30_000, interval: 20 }).toBeGreaterThanOrEqual(50);
@@ -45,7 +44,7 @@ describe('a planner killed in the middle of planning, then a new one', () => {
     // A new planner, and the client publishes its request again (as a retrying client would; the
     // killed planner's unacked copy would come back too, after the request consumer's ack wait).
     const second = await ws.start('planner', env);
-    await jetstream(nc).publish(REQUEST_SUBJECT, request);
+    await stack.publishRequest(request);
     await second.waitForLog((l) => l.msg === 'planning run' && l.resume === true, 30_000);
     const completed = await waitForCompleted(nc, RUN, 120_000);
     console.log(`planner restart: killed with ${outAtKill} of ${TENANTS + SUSPENDED} outcomes out`);

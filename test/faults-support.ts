@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { STREAMS, type TenantOutcome } from '@sluice/contracts';
+import { REQUEST_SUBJECT, STREAMS, type TenantOutcome } from '@sluice/contracts';
 import {
   createTenantFleet,
   fleetServiceEnv,
@@ -101,12 +101,16 @@ export async function faultStack<N extends NatsServerHandle | NatsClusterHandle 
     ws = await faultWorkspace(name);
     const { fleet, registry } = await ws.fleet(`sluice_${name.replace(/-/g, '_')}`, tenants);
     const workspace = ws;
+    const { nc } = client;
     return {
       nats,
       ...client,
       ws: workspace,
       fleet,
       registry,
+      /** Publishes a migration request as any client would (as `FleetStack.publishRequest`). */
+      publishRequest: (payload: unknown, msgId?: string): Promise<PubAck> =>
+        jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify(payload), msgId ? { msgID: msgId } : {}),
       /** The services' environment for this stack, with the test's own settings on top. */
       env: (overrides: Record<string, string> = {}) =>
         fleetServiceEnv(
@@ -125,14 +129,14 @@ export type FaultStack<N extends NatsServerHandle | NatsClusterHandle = NatsServ
   ReturnType<typeof faultStack<N>>
 >;
 
-/** Marks tenants slow (`seconds` in migration 2) or poisonous, through their own databases. */
+/** Marks tenants (`'all'`: every one) slow (`seconds` in migration 2) or poisonous, through their own databases. */
 export async function markTenants(
   fleet: TenantFleet,
-  ids: Set<string>,
+  ids: Set<string> | 'all',
   mark: { slowSeconds?: number; poison?: boolean },
 ): Promise<void> {
   await fleet.eachTenant(async (c, t) => {
-    if (!ids.has(t.tenantId)) return;
+    if (ids !== 'all' && !ids.has(t.tenantId)) return;
     if (mark.slowSeconds !== undefined)
       await c.query(`CREATE TABLE fx_slow (seconds float8); INSERT INTO fx_slow VALUES (${mark.slowSeconds})`);
     if (mark.poison) await c.query('CREATE TABLE fx_poison ()');
@@ -177,6 +181,18 @@ export async function outcomesByTenant(nc: NatsConnection, runId: string): Promi
   const by = new Map<string, TenantOutcome[]>();
   for (const o of await listOutcomes(nc, runId)) by.set(o.tenantId, [...(by.get(o.tenantId) ?? []), o]);
   return by;
+}
+
+/**
+ * How many tenants have outcomes in a run's stream, and the outcomes of those with more than one:
+ * `{ tenants: n, repeated: [] }` is one outcome per tenant, what message ids must make of repeats.
+ */
+export async function outcomeCopies(
+  nc: NatsConnection,
+  runId: string,
+): Promise<{ tenants: number; repeated: TenantOutcome[][] }> {
+  const by = await outcomesByTenant(nc, runId);
+  return { tenants: by.size, repeated: [...by.values()].filter((o) => o.length !== 1) };
 }
 
 export async function natsClient(url: string): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {

@@ -33,7 +33,8 @@ export interface Bus {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   /**
-   * Publishes JSON to a stream subject; `msgId` makes a repeat inside the duplicate window a no-op.
+   * Publishes JSON to a stream subject (a `JsonText` as it is); `msgId` makes a repeat inside the
+   * duplicate window a no-op.
    * The message carries the active trace context in its headers (none when tracing is off), unless
    * `headers` are given.
    */

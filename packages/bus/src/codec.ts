@@ -1,8 +1,16 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * JSON text that is already serialised, published as it is: for a message assembled from parts
+ * that were each encoded once (the planner's ledger batches measure every task by its encoding).
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 export function encodeJson(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  return encoder.encode(value instanceof JsonText ? value.text : JSON.stringify(value));
 }
 
 /** A message body that is not JSON. */

@@ -4,6 +4,7 @@ import {
   ledgerSubject,
   plannedTasksOf,
   type TaskLedgerEntry,
+  TaskLedgerEntrySchema,
   type TenantTask,
 } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
@@ -124,9 +125,12 @@ describe('run lifecycle plumbing against a real nats-server', () => {
     const ledger = new PlannedLedger(bus, 'rb', { maxTasks: 100, lingerMs: 20 });
     for (let i = 1; i <= 250; i++) await ledger.add({ task: task(i), taskSeq: i });
     // Two full batches are written; the 50 left go after the linger, without a drain.
+    // Each is parsed as the reporter reads it: the batch's JSON is assembled from encoded tasks.
     const entries = async (): Promise<TaskLedgerEntry[]> => {
       const out: TaskLedgerEntry[] = [];
-      await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('rb'), (m) => void out.push(m.json<TaskLedgerEntry>()));
+      await readSubject(bus, LEDGER_STREAM.name, ledgerSubject('rb'), (m) => {
+        out.push(TaskLedgerEntrySchema.parse(m.json()));
+      });
       return out;
     };
     await expect.poll(async () => (await entries()).map((e) => plannedTasksOf(e).length)).toEqual([100, 100, 50]);

@@ -16,9 +16,13 @@ import {
   tenantLedgerEntries,
 } from '../src/ledger.js';
 import { MigrateRequestSchema } from '../src/request.js';
-import { TenantTaskSchema } from '../src/task.js';
+import { type TenantTask, TenantTaskSchema } from '../src/task.js';
+import { tenantTask } from './tenant-task.js';
 
 const at = '2026-01-01T00:00:00.000Z';
+/** A task of the ledger tests, parsed as the ledger's schema reads it. */
+const ledgerTask = (tenantId: string, patch: Partial<TenantTask> = {}): TenantTask =>
+  TenantTaskSchema.parse(tenantTask(tenantId, patch));
 const event = (action: RunControlEvent['action'], reason?: string): RunControlEvent => ({
   runId: 'r1',
   action,
@@ -95,17 +99,7 @@ describe('run control', () => {
   it('validates control events and ledger entries', () => {
     expect(RunControlEventSchema.safeParse({ runId: 'r1', action: 'explode', at }).success).toBe(false);
     expect(RunControlEventSchema.safeParse({ runId: 'r 1', action: 'pause', at }).success).toBe(false);
-    const task = TenantTaskSchema.parse({
-      runId: 'r1',
-      tenantId: 't',
-      databaseUrl: 'postgres://u@h:5432/d',
-      host: 'h:5432',
-      target: 1,
-      digest: 'a'.repeat(64),
-      dryRun: false,
-      plannedAt: at,
-      stage: 'fleet',
-    });
+    const task = ledgerTask('t', { stage: 'fleet' });
     expect(task.stage).toBe('fleet');
     expect(TaskLedgerEntrySchema.safeParse({ kind: 'parked', task, taskSeq: 3, reason: 'paused', at }).success).toBe(
       true,
@@ -127,35 +121,26 @@ describe('run control', () => {
 });
 
 describe('task ledger batches', () => {
-  const task = (tenantId: string) =>
-    TenantTaskSchema.parse({
-      runId: 'r1',
-      tenantId,
-      databaseUrl: `postgres://u@h:5432/${tenantId}`,
-      host: 'h:5432',
-      target: 1,
-      digest: 'a'.repeat(64),
-      dryRun: false,
-      plannedAt: at,
-    });
-
   it('holds 1 to LEDGER_BATCH_MAX planned tasks, read back as one planned entry per tenant', () => {
     const batch = {
       kind: 'plannedBatch',
       tasks: [
-        { task: task('a'), taskSeq: 4 },
-        { task: task('b'), taskSeq: 5 },
+        { task: ledgerTask('a'), taskSeq: 4 },
+        { task: ledgerTask('b'), taskSeq: 5 },
       ],
     };
     const parsed = TaskLedgerEntrySchema.parse(batch);
     expect(plannedTasksOf(parsed).map((p) => p.task.tenantId)).toEqual(['a', 'b']);
     expect(tenantLedgerEntries(parsed)).toEqual([
-      { kind: 'planned', task: task('a'), taskSeq: 4 },
-      { kind: 'planned', task: task('b'), taskSeq: 5 },
+      { kind: 'planned', task: ledgerTask('a'), taskSeq: 4 },
+      { kind: 'planned', task: ledgerTask('b'), taskSeq: 5 },
     ]);
     expect(ledgerEntryMsgId('r1', parsed)).toBe('r1:plannedBatch:4:2');
     expect(TaskLedgerEntrySchema.safeParse({ kind: 'plannedBatch', tasks: [] }).success).toBe(false);
-    const tooMany = Array.from({ length: LEDGER_BATCH_MAX + 1 }, (_, i) => ({ task: task(`t${i}`), taskSeq: i + 1 }));
+    const tooMany = Array.from({ length: LEDGER_BATCH_MAX + 1 }, (_, i) => ({
+      task: ledgerTask(`t${i}`),
+      taskSeq: i + 1,
+    }));
     expect(TaskLedgerEntrySchema.safeParse({ kind: 'plannedBatch', tasks: tooMany }).success).toBe(false);
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { SafeDatabaseUrlSchema, type TenantTask, TenantTaskSchema } from '../src/task.js';
+import { SafeDatabaseUrlSchema, TenantTaskSchema } from '../src/task.js';
+import { tenantTask } from './tenant-task.js';
 
 describe('SafeDatabaseUrlSchema', () => {
   it.each([
@@ -34,16 +35,7 @@ describe('SafeDatabaseUrlSchema', () => {
 });
 
 describe('TenantTaskSchema', () => {
-  const task: TenantTask = {
-    runId: 'run-1',
-    tenantId: 'acme',
-    databaseUrl: 'postgres://app@db:5432/acme',
-    host: 'db:5432',
-    target: 4,
-    digest: 'a'.repeat(64),
-    dryRun: false,
-    plannedAt: '2024-01-01T00:00:00.000Z',
-  };
+  const task = tenantTask();
 
   it('accepts a valid task', () => {
     expect(TenantTaskSchema.parse(task)).toEqual(task);

@@ -20,6 +20,19 @@ function runOf(tenants: Tenant[], wallMs: number, samples = 0, slots = 16): RunT
 
 const times = (n: number, t: Tenant): Tenant[] => Array.from({ length: n }, () => t);
 const idleExecutor = { executorCpu: 0.1, loopDelayMs: 1 };
+/** `t` as the host's first tenant, connected and journal read before the load rose: it sets the baselines. */
+const unloadedFirst = (t: Tenant, connectMs: number, journalMs: number): Tenant => ({
+  ...t,
+  timings: { ...t.timings, connectMs, journalMs },
+});
+/** `t` with a pg_stat_activity sample in which every one of `active` sessions waits on the client. */
+const clientBound = (t: Tenant, active: number): Tenant => ({
+  ...t,
+  signals: {
+    ...t.signals,
+    hostActivity: { active, onCpu: 0, lock: 0, lwlock: 0, io: 0, client: active, hidden: 0 },
+  },
+});
 
 describe('signals: a saturated host, a slow network, busy executors', () => {
   it('a 0 ms host whose connects and journal reads queue is saturated, not a network (the demo case)', () => {
@@ -67,8 +80,7 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
       },
       signals: { roundTrips: 2, executorCpu: 0.95, loopDelayMs: 180 },
     };
-    const first: Tenant = { ...busy, timings: { ...busy.timings, connectMs: 5, journalMs: 1 } };
-    const b = classifyBottleneck(runOf([first, ...times(30, busy)], 4_000, 10))!;
+    const b = classifyBottleneck(runOf([unloadedFirst(busy, 5, 1), ...times(30, busy)], 4_000, 10))!;
     expect(b.kind).toBe('executorsSaturated');
     expect(b.lever).toMatch(/add executor replicas/i);
   });
@@ -86,15 +98,8 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
       },
       signals: { roundTrips: 2, executorCpu: 0.28, loopDelayMs: 120 },
     };
-    const sampled: Tenant = {
-      ...starved,
-      signals: {
-        ...starved.signals,
-        hostActivity: { active: 4, onCpu: 0, lock: 0, lwlock: 0, io: 0, client: 4, hidden: 0 },
-      },
-    };
-    const first: Tenant = { ...starved, timings: { ...starved.timings, connectMs: 30, journalMs: 8 } };
-    const b = classifyBottleneck(runOf([first, sampled, ...times(28, starved)], 16_000))!;
+    const first = unloadedFirst(starved, 30, 8);
+    const b = classifyBottleneck(runOf([first, clientBound(starved, 4), ...times(28, starved)], 16_000))!;
     expect(b.kind).toBe('executorsSaturated');
     expect(b.summary).toMatch(/waited on the client/);
     expect(b.figures.clientWaitShare).toBe(1);
@@ -115,15 +120,7 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
       },
       signals: { roundTrips: 2, executorCpu: 0.72, loopDelayMs: 52 },
     };
-    const sampled: Tenant = {
-      ...busy,
-      signals: {
-        ...busy.signals,
-        hostActivity: { active: 8, onCpu: 0, lock: 0, lwlock: 0, io: 0, client: 8, hidden: 0 },
-      },
-    };
-    const first: Tenant = { ...busy, timings: { ...busy.timings, connectMs: 25, journalMs: 9 } };
-    const b = classifyBottleneck(runOf([first, sampled, ...times(28, busy)], 4_000))!;
+    const b = classifyBottleneck(runOf([unloadedFirst(busy, 25, 9), clientBound(busy, 8), ...times(28, busy)], 4_000))!;
     expect(b.kind).toBe('executorsSaturated');
     expect(b.summary).toMatch(/waited on the client/);
   });
@@ -152,8 +149,9 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
       timings: { connectMs: 30, journalMs: 25, executeMs: 40, serverMs: 5, totalMs: 95, workMs: 100, queuedMs: 10 },
       signals: { roundTrips: 2, executorCpu: 0.2, loopDelayMs: 40 },
     };
-    const first: Tenant = { ...late, timings: { ...late.timings, connectMs: 5, journalMs: 1 } };
-    expect(classifyBottleneck(runOf([first, ...times(10, late)], 600))!.kind).not.toBe('hostSaturated');
+    expect(classifyBottleneck(runOf([unloadedFirst(late, 5, 1), ...times(10, late)], 600))!.kind).not.toBe(
+      'hostSaturated',
+    );
   });
 
   it('says when pg_stat_activity could not be read, and when there were no signals at all', () => {
@@ -210,48 +208,12 @@ describe('the what-if of a huge host', () => {
 });
 
 describe('work held back by the adaptive limit', () => {
-  it('slots free, no host at its cap, a saturated host: the limit backed off it — host saturated, not coordination', () => {
-    const book = new RunTimingBook();
-    const first: Timings = {
-      connectMs: 20,
-      journalMs: 2,
-      executeMs: 200,
-      serverMs: 150,
-      totalMs: 222,
-      workMs: 225,
-      queuedMs: 0,
-    };
-    const loaded: Timings = {
-      connectMs: 150,
-      journalMs: 40,
-      executeMs: 400,
-      serverMs: 300,
-      totalMs: 590,
-      workMs: 600,
-      queuedMs: 2_000,
-    };
-    book.add({
-      host: 'db:5432',
-      executorId: 'x1',
-      executorSlots: 64,
-      timings: first,
-      signals: { roundTrips: 2, ...idleExecutor },
-    });
-    for (let i = 0; i < 199; i++)
-      book.add({
-        host: 'db:5432',
-        executorId: 'x1',
-        executorSlots: 64,
-        timings: loaded,
-        signals: { roundTrips: 2, ...idleExecutor },
-      });
-    for (let i = 0; i < 10; i++) book.addQueueSample('db:5432', { pending: 50, inFlight: 24, limit: 48 });
-    const b = classifyBottleneck(book.snapshot({ wallMs: 5_000, planningMs: 50 }))!;
-    expect(b.figures.executorBusyShare).toBeLessThan(0.6);
-    expect(b.kind).toBe('hostSaturated');
-  });
-
-  it('the same with the slots busy: the adaptive limit, not the in-flight window, held the work (seen in CI)', () => {
+  /**
+   * A host whose latency rose far above its first tenant's (saturated), sampled with 24 tasks
+   * in flight under an adaptive limit of 48 and work pending: `executorSlots` sets how busy the
+   * executor's slots were.
+   */
+  function heldBackRun(executorSlots: number): RunTimings {
     const book = new RunTimingBook();
     const first: Timings = {
       connectMs: 20,
@@ -275,14 +237,24 @@ describe('work held back by the adaptive limit', () => {
       book.add({
         host: 'db:5432',
         executorId: 'x1',
-        executorSlots: 36,
+        executorSlots,
         timings,
         signals: { roundTrips: 2, ...idleExecutor },
       });
     add(first);
     for (let i = 0; i < 199; i++) add(loaded);
     for (let i = 0; i < 10; i++) book.addQueueSample('db:5432', { pending: 50, inFlight: 24, limit: 48 });
-    const b = classifyBottleneck(book.snapshot({ wallMs: 5_000, planningMs: 50 }))!;
+    return book.snapshot({ wallMs: 5_000, planningMs: 50 });
+  }
+
+  it('slots free, no host at its cap, a saturated host: the limit backed off it — host saturated, not coordination', () => {
+    const b = classifyBottleneck(heldBackRun(64))!;
+    expect(b.figures.executorBusyShare).toBeLessThan(0.6);
+    expect(b.kind).toBe('hostSaturated');
+  });
+
+  it('the same with the slots busy: the adaptive limit, not the in-flight window, held the work (seen in CI)', () => {
+    const b = classifyBottleneck(heldBackRun(36))!;
     expect(b.figures.executorBusyShare).toBeGreaterThanOrEqual(0.6);
     expect(b.kind).toBe('hostSaturated');
     expect(b.lever).toMatch(/do not raise the limit/i);

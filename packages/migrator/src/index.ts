@@ -10,4 +10,5 @@ export {
   taskLeaseKey,
 } from './lock-fencing.js';
 export { loadMigrationDir } from './migration-files.js';
-export { type MigrationReport, TenantMigrator } from './tenant-migrator.js';
+export type { MigrationReport } from './migration-report.js';
+export { TenantMigrator } from './tenant-migrator.js';

@@ -1,4 +1,5 @@
 import { type Attributes, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Migration } from '@sluice/core';
 
 /**
  * Runs `work` in a span of the migrator (`sluice.connect`, `sluice.journal`, `sluice.lock`,
@@ -22,4 +23,23 @@ export function inSpan<T>(name: string, attributes: Attributes, work: () => Prom
       span.end();
     }
   });
+}
+
+/** A file's span attributes: its version, name and whether it runs in a transaction. */
+export function migrationAttributes(m: Migration) {
+  return {
+    'sluice.version': m.version,
+    'sluice.migration.name': m.name,
+    'sluice.migration.transactional': m.transactional,
+  };
+}
+
+/** A batch's span: the versions it carries (the first as `sluice.version`, like a single file's). */
+export function batchAttributes(files: readonly Migration[]) {
+  return {
+    'sluice.version': files[0]!.version,
+    'sluice.versions': files.map((m) => m.version),
+    'sluice.migration.name': files.map((m) => m.name).join(', '),
+    'sluice.migration.transactional': true,
+  };
 }

@@ -110,3 +110,32 @@ export function undoBatchSql(
   statements.push(...postlude);
   return statements.join(';\n');
 }
+
+/** A batch's bounds: the server parses a whole message before running any of it. */
+const BATCH_MAX_FILES = 64;
+const BATCH_MAX_SQL_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Splits pending files into runs of transactional ones (at most BATCH_MAX_FILES files and
+ * BATCH_MAX_SQL_CHARS of SQL each) and single `no-transaction` ones, in order.
+ */
+export function splitTransactional(files: readonly Migration[]): Migration[][] {
+  const out: Migration[][] = [];
+  let chars = 0;
+  for (const m of files) {
+    const last = out.at(-1);
+    if (
+      m.transactional &&
+      last?.[0]?.transactional &&
+      last.length < BATCH_MAX_FILES &&
+      chars + m.sql.length <= BATCH_MAX_SQL_CHARS
+    ) {
+      last.push(m);
+      chars += m.sql.length;
+    } else {
+      out.push([m]);
+      chars = m.sql.length;
+    }
+  }
+  return out;
+}

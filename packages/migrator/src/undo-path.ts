@@ -1,9 +1,9 @@
 import {
   type JournalEntry,
   JournalMovedError,
-  type LockedError,
   type Migration,
   MigrationSqlError,
+  type SluiceError,
 } from '@sluice/core';
 import type pg from 'pg';
 
@@ -11,12 +11,13 @@ import { downError } from './down-steps.js';
 import { GUARD_SQLSTATE, type JournalLocation } from './journal.js';
 import { classifyPgError } from './pg-errors.js';
 import { runStatementsOneByOne } from './statement-runner.js';
-import { committedVersions, undoBatchSql } from './transaction-batch.js';
+import type { BatchEnds } from './tenant-session.js';
+import { undoBatchSql } from './transaction-batch.js';
 
 /**
  * What the way back needs of the migrator's session: its connection, its journal, whether it holds
- * the migration lock, and how it reads the journal back after a failed message. Built by
- * `TenantMigrator`, which keeps the lock's bookkeeping; the down files' SQL lives here.
+ * the migration lock, and how it reads the journal back after a failed message. Met by
+ * `TenantSession`, which keeps the lock's bookkeeping; the down files' SQL lives here.
  */
 export interface UndoSession {
   readonly client: pg.ClientBase;
@@ -29,9 +30,19 @@ export interface UndoSession {
   readonly lockHeld: boolean;
   /** After a failed message: ends its transaction, learns whether the lock is held and what the journal holds. */
   recover(): Promise<{ entries: JournalEntry[] }>;
-  /** Whether the session is inside a transaction after a failed message. */
-  transactionOpen(): Promise<boolean>;
-  lockedError(): LockedError;
+  /** Sends a batch; see `TenantSession.sendBatch`. */
+  sendBatch(
+    text: string,
+    files: readonly Migration[],
+    named: (m: Migration) => string,
+  ): Promise<{ serverMs: number } | { failure: unknown }>;
+  /** Sends one file in a transaction; see `TenantSession.sendInTransaction`. */
+  sendInTransaction(
+    m: Migration,
+    journalChange: string,
+    named: (m: Migration) => string,
+    onError: (error: SluiceError) => SluiceError,
+  ): Promise<number>;
   /** Runs SQL outside a down file, errors classified. */
   query(text: string): Promise<unknown>;
   /** `SET LOCAL|SESSION` statements of a file's own timeouts. */
@@ -43,42 +54,18 @@ export async function undoBatch(
   session: UndoSession,
   steps: Migration[],
   before: JournalEntry[],
-  prelude: string[],
-  postlude: string[],
+  ends: BatchEnds,
 ): Promise<{ kind: 'committed'; serverMs: number } | { kind: 'nothingRan' }> {
-  const text = undoBatchSql(
-    steps,
-    before,
-    {
-      journal: session.journal,
-      timeoutSettings: (m) => session.timeoutSettings(m, 'LOCAL'),
-      journalDelete: (m) => `DELETE FROM ${session.table} WHERE version = ${m.version}`,
-    },
-    prelude,
-    postlude,
-  );
-  let failure: unknown;
-  try {
-    const committed = committedVersions(asResults(await session.client.query(text)));
-    if (committed.length === steps.length)
-      return { kind: 'committed', serverMs: sum(committed.map((c) => c.serverMs)) };
-    const culprit = steps[committed.length]!;
-    await session.recover();
-    throw new MigrationSqlError(
-      `version ${culprit.version} (down file ${culprit.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-      undefined,
-      { version: culprit.version },
-    );
-  } catch (error) {
-    if (error instanceof MigrationSqlError) throw error;
-    failure = error;
-  }
+  const parts = {
+    journal: session.journal,
+    timeoutSettings: (m: Migration) => session.timeoutSettings(m, 'LOCAL'),
+    journalDelete: (m: Migration) => `DELETE FROM ${session.table} WHERE version = ${m.version}`,
+  };
+  const text = undoBatchSql(steps, before, parts, ends.prelude, ends.postlude);
+  const sent = await session.sendBatch(text, steps, downFileNamed);
+  if ('serverMs' in sent) return { kind: 'committed', serverMs: sent.serverMs };
+  const { failure } = sent;
   const code = (failure as { code?: unknown }).code;
-  if (code === GUARD_SQLSTATE.locked) {
-    if (await session.transactionOpen().catch(() => false))
-      await session.client.query('ROLLBACK').catch(() => undefined);
-    throw session.lockedError();
-  }
   let after: { entries: JournalEntry[] };
   try {
     after = await session.recover();
@@ -98,31 +85,9 @@ export async function undoBatch(
 }
 
 /** One down file with the deletion of its journal row, in one transaction and one round trip. */
-export async function undoInTransaction(session: UndoSession, step: Migration): Promise<number> {
-  const text = [
-    'BEGIN',
-    ...session.timeoutSettings(step, 'LOCAL'),
-    `${step.sql}\n`,
-    `DELETE FROM ${session.table} WHERE version = ${step.version} RETURNING (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer AS duration_ms`,
-    'COMMIT',
-  ].join(';\n');
-  let results: pg.QueryResult[];
-  try {
-    results = asResults(await session.client.query(text));
-  } catch (error) {
-    await session.client.query('ROLLBACK').catch(() => undefined);
-    throw downError(classifyPgError(error, session.host, step.version), step);
-  }
-  if (results.at(-1)?.command !== 'COMMIT') {
-    await session.client.query('ROLLBACK').catch(() => undefined);
-    throw new MigrationSqlError(
-      `version ${step.version} (down file ${step.file}): the file does not end cleanly (an unterminated string, comment or dollar quote?)`,
-      undefined,
-      { version: step.version },
-    );
-  }
-  const serverMs = Number((results.at(-2)?.rows[0] as { duration_ms?: unknown } | undefined)?.duration_ms);
-  return Number.isFinite(serverMs) ? serverMs : 0;
+export function undoInTransaction(session: UndoSession, step: Migration): Promise<number> {
+  const rowDeleted = `DELETE FROM ${session.table} WHERE version = ${step.version} RETURNING (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer AS duration_ms`;
+  return session.sendInTransaction(step, rowDeleted, downFileNamed, (error) => downError(error, step));
 }
 
 /**
@@ -164,10 +129,7 @@ export async function undoWithoutTransaction(session: UndoSession, step: Migrati
   return durationMs;
 }
 
-function asResults(r: pg.QueryResult | pg.QueryResult[]): pg.QueryResult[] {
-  return Array.isArray(r) ? r : [r];
-}
-
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
+/** How a down file is named in an error: `version 5 (down file 0005_x.down.sql)`. */
+function downFileNamed(step: Migration): string {
+  return `version ${step.version} (down file ${step.file})`;
 }

@@ -1,19 +1,16 @@
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 
 import { LockTimeoutError, TargetError } from '@sluice/core';
-import { createLogger, createMetricsRegistry } from '@sluice/telemetry';
-import { type NatsServerHandle, PromScrape, scrapeMetrics, startNatsServer } from '@sluice/testkit';
+import { createMetricsRegistry } from '@sluice/telemetry';
+import { PromScrape, scrapeMetrics } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadExecutorConfig } from '../src/config.js';
 import type { DeliveryEvents, DeliveryResult } from '../src/delivery.js';
 import { registerExecutorMetrics } from '../src/executor-metrics.js';
 import { startExecutorService } from '../src/executor-service.js';
+import { type ExecutorFixture, logger, startExecutorFixture } from './support.js';
 
-const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const HOST = 'db1:5432';
 
 describe('executor metrics', () => {
@@ -79,23 +76,17 @@ describe('executor metrics', () => {
   });
 
   describe('served by the executor service', () => {
-    let nats: NatsServerHandle;
-    let dir: string;
+    let fixture: ExecutorFixture;
 
     beforeAll(async () => {
-      nats = await startNatsServer();
-      dir = await mkdtemp(path.join(tmpdir(), 'sluice-exec-metrics-'));
-      await writeFile(path.join(dir, '0001_a.sql'), 'SELECT 1;');
+      fixture = await startExecutorFixture('sluice-exec-metrics-');
     }, 30_000);
-    afterAll(async () => {
-      await nats?.dispose();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    afterAll(() => fixture?.dispose());
 
     it('serves /metrics in the Prometheus text format on a free port', async () => {
       const config = loadExecutorConfig({
-        NATS_URL: nats.url,
-        SLUICE_MIGRATIONS_DIR: dir,
+        NATS_URL: fixture.nats.url,
+        SLUICE_MIGRATIONS_DIR: fixture.dir,
         SLUICE_CONCURRENCY: '5',
         SLUICE_METRICS_PORT: '0',
       });

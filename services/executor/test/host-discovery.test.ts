@@ -1,51 +1,31 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-
 import { connectBus, ensureHostConsumer, ensureTopology } from '@sluice/bus';
 import { runEventSubject, taskSubject, type TenantTask } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
-import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadExecutorConfig } from '../src/config.js';
 import { startExecutorService } from '../src/executor-service.js';
 import type { TenantWork } from '../src/tenant-work.js';
+import { type ExecutorFixture, logger, startExecutorFixture, upToDate } from './support.js';
 
-const logger = createLogger({ service: 'executor-test', level: 'silent' });
 const HOST = 'db-wake:5432';
 
 describe('host discovery', () => {
-  let nats: NatsServerHandle;
-  let dir: string;
+  let fixture: ExecutorFixture;
   beforeAll(async () => {
-    nats = await startNatsServer();
-    dir = await mkdtemp(path.join(tmpdir(), 'sluice-exec-wake-'));
-    await writeFile(path.join(dir, '0001_a.sql'), 'SELECT 1;');
+    fixture = await startExecutorFixture('sluice-exec-wake-');
   }, 30_000);
-  afterAll(async () => {
-    await nats?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => fixture?.dispose());
 
   it("starts a run's first tasks when the run is accepted, not at the next listing of host queues", async () => {
+    const { nats, dir } = fixture;
     const set = await loadMigrationDir(dir);
     let started!: (task: TenantTask) => void;
     const firstTask = new Promise<TenantTask>((resolve) => (started = resolve));
     // Our own port: the tenant's work, so the test needs no database.
     const tenantWork: TenantWork = (task) => {
       started(task);
-      return Promise.resolve({
-        connectMs: 0,
-        report: {
-          status: 'upToDate',
-          applied: [],
-          fromVersion: 1,
-          toVersion: 1,
-          timings: { journalMs: 0, executeMs: 0, serverMs: 0 },
-        },
-      });
+      return upToDate();
     };
     // Listing every ten minutes: only the wake-up can start the task within the test's time.
     const config = loadExecutorConfig({

@@ -27,6 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createDelivery } from '../src/delivery.js';
 import { createRunGate, type RunGate } from '../src/run-gate.js';
+import { upToDate } from './support.js';
 
 const parser = await loadSqlParser();
 
@@ -212,16 +213,7 @@ describe('run gate against a real nats-server', () => {
       },
       tenantWork: (t) => {
         worked.push(t.tenantId);
-        return Promise.resolve({
-          report: {
-            status: 'upToDate',
-            applied: [],
-            fromVersion: 1,
-            toVersion: 1,
-            timings: { journalMs: 0, executeMs: 0, serverMs: 0 },
-          },
-          connectMs: 0,
-        });
+        return upToDate();
       },
     });
     await bus.publish('sluice.tasks.gate', task('r-pause', 'go'));

@@ -9,6 +9,7 @@ import {
 } from '@sluice/contracts';
 
 import type { Bus } from '../bus.js';
+import { JsonText } from '../codec.js';
 import { publishReliably } from '../publish.js';
 import { ensureStream, statesLimits, streamCommon, type TopologyOptions } from '../stream-settings.js';
 
@@ -64,6 +65,8 @@ export interface PlannedLedgerOptions {
  */
 export class PlannedLedger {
   private pending: PlannedTask[] = [];
+  /** `pending`, each encoded once: measured by `add`, joined into the entry by `flush`. */
+  private encoded: string[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writes = new Set<Promise<void>>();
@@ -85,9 +88,12 @@ export class PlannedLedger {
   /** Records a published task; writes the batch when it is full (awaited: backpressure). */
   async add(planned: PlannedTask): Promise<void> {
     this.throwIfFailed();
-    const size = JSON.stringify(planned.task).length + 24;
+    const json = JSON.stringify(planned);
+    // One more byte for the comma that joins it to the batch.
+    const size = json.length + 1;
     if (this.pending.length > 0 && this.bytes + size > this.maxBytes) await this.flush();
     this.pending.push(planned);
+    this.encoded.push(json);
     this.bytes += size;
     if (this.pending.length >= this.maxTasks) await this.flush();
     else
@@ -107,15 +113,15 @@ export class PlannedLedger {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.length === 0) return Promise.resolve();
-    const tasks = this.pending;
+    const entry: TaskLedgerEntry = { kind: 'plannedBatch', tasks: this.pending };
+    const json = plannedBatchJson(this.encoded);
     this.pending = [];
+    this.encoded = [];
     this.bytes = 0;
-    const write = appendLedger(
-      this.bus,
-      this.runId,
-      { kind: 'plannedBatch', tasks },
-      { attempts: this.options.attempts },
-    )
+    const write = publishReliably(this.bus, ledgerSubject(this.runId), json, {
+      msgId: ledgerEntryMsgId(this.runId, entry),
+      attempts: this.options.attempts,
+    })
       .then(() => undefined)
       .catch((error: unknown) => {
         this.failure ??= { error };
@@ -129,4 +135,9 @@ export class PlannedLedger {
   private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
   }
+}
+
+/** A `plannedBatch` ledger entry as JSON, from its tasks already encoded: `{ kind, tasks }`, as `JSON.stringify` writes it. */
+function plannedBatchJson(encodedTasks: readonly string[]): JsonText {
+  return new JsonText(`{"kind":"plannedBatch","tasks":[${encodedTasks.join(',')}]}`);
 }
