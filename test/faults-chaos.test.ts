@@ -32,7 +32,13 @@ describe('chaos --quick: seeded runs under random faults, checked by the indepen
     // The table and summary, whatever happened: CI's log shows the fault mix and the times.
     const table = output
       .split('\n')
-      .filter((l) => l.startsWith('| ') || l.startsWith('chaos:') || l.startsWith('[chaos] seed'));
+      .filter(
+        (l) =>
+          l.startsWith('| ') ||
+          l.startsWith('chaos:') ||
+          l.startsWith('[chaos] seed') ||
+          l.startsWith('[chaos] sluice'),
+      );
     console.log(table.join('\n'));
     expect({ code, summary: code === 0 ? 'ok' : output.slice(-6_000) }).toEqual({ code: 0, summary: 'ok' });
   }, 900_000);

@@ -135,13 +135,15 @@ export async function injectFaults(
           if (paused.code !== 0) {
             // Exit 5: the control does not apply (the run completed already).
             r.note = `pause exit ${paused.code}: ${paused.output.replace(/\s+/g, ' ').slice(0, 120)}`;
-            r.healedMs = now();
-            return;
+          } else {
+            await sleep(r.durationMs);
+            const resumed = await retryCli(stack, ['resume', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
+            if (resumed.code !== 0)
+              r.note = `resume exit ${resumed.code}: ${resumed.output.replace(/\s+/g, ' ').slice(0, 200)}`;
+            if (resumed.tooSlow) r.note = `fault failed: ${resumed.tooSlow}`;
           }
-          await sleep(r.durationMs);
-          const resumed = await retryCli(stack, ['resume', runId, '--reason', 'chaos', '--requested-by', 'chaos']);
-          if (resumed.code !== 0)
-            r.note = `resume exit ${resumed.code}: ${resumed.output.replace(/\s+/g, ' ').slice(0, 200)}`;
+          // A command that hung is an anomaly even when it did its job (the harness goes on).
+          if (paused.tooSlow) r.note = `fault failed: ${paused.tooSlow}`;
           r.healedMs = now();
         });
         return;
@@ -159,12 +161,26 @@ export async function injectFaults(
 }
 
 /** The CLI through NATS faults: retried while it cannot reach the cluster (exit 5 with a connection error). */
-async function retryCli(stack: ChaosStack, args: string[]): Promise<{ code: number | null; output: string }> {
-  let last = { code: null as number | null, output: '' };
+/**
+ * The longest one CLI command may take under faults: it reads and publishes through whichever
+ * NATS node answers, and a node comes back within seconds. Longer is an anomaly (a `sluice pause`
+ * once took two minutes to exit after it had answered).
+ */
+const CLI_BOUND_MS = 30_000;
+
+async function retryCli(
+  stack: ChaosStack,
+  args: string[],
+): Promise<{ code: number | null; output: string; tooSlow?: string }> {
+  let last: { code: number | null; output: string; tooSlow?: string } = { code: null, output: '' };
+  let tooSlow: string | undefined;
   for (let i = 0; i < 10; i++) {
     const started = Date.now();
     last = await stack.cli(args);
     const took = Date.now() - started;
+    if (took > CLI_BOUND_MS)
+      tooSlow ??= `sluice ${args[0]} took ${(took / 1000).toFixed(1)} s (bound ${CLI_BOUND_MS / 1000} s), exit ${last.code}: ${last.output.replace(/\s+/g, ' ').slice(0, 300)}`;
+    if (tooSlow) last.tooSlow = tooSlow;
     // A control that takes more than a few seconds, or is asked again, is worth seeing: it delays
     // the run's end (a `sluice pause` once hung for two minutes while a NATS node restarted).
     if (took > 10_000 || last.code !== 0)
