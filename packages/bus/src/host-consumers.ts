@@ -1,5 +1,11 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
-import { hostConsumerName, hostKeyOfConsumer, STREAMS, taskSubject } from '@sluice/contracts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ADVISORY_STREAM, hostConsumerName, hostKeyOfConsumer, STREAMS, taskSubject } from '@sluice/contracts';
+import type { ConsumerView } from '@sluice/core';
+
+import type { Bus } from './bus.js';
+import { decodeJson } from './codec.js';
+import { readSubject } from './lifecycle/subject-reader.js';
 
 /*
  * One durable pull consumer per database host on the tasks stream (named by `hostConsumerName`).
@@ -82,4 +88,56 @@ export async function listHostConsumers(jsm: JetStreamManager): Promise<HostCons
     });
   }
   return out;
+}
+
+/**
+ * The host consumer's own account of its deliveries (from its leader), or undefined when it does
+ * not exist: what the reconciler compares a still-queued task with (`queuedTaskVerdict`).
+ */
+export async function hostConsumerView(jsm: JetStreamManager, hostKey: string): Promise<ConsumerView | undefined> {
+  const info = await jsm.consumers.info(STREAMS.tasks.name, hostConsumerName(hostKey)).catch((error: unknown) => {
+    if ((error as { code?: number }).code === 404 || /consumer not found/i.test((error as Error).message))
+      return undefined;
+    throw error;
+  });
+  if (!info) return undefined;
+  return {
+    ackFloorSeq: info.ack_floor.stream_seq,
+    deliveredSeq: info.delivered.stream_seq,
+    numPending: info.num_pending,
+  };
+}
+
+/**
+ * Asks the host consumer's leader to step down, so another replica leads it (JetStream's
+ * `CONSUMER.LEADER.STEPDOWN` API; nats.js has no call for it). True when the server did. A
+ * consumer of a stream with one replica has no other leader to take over: false.
+ */
+export async function stepDownHostConsumer(nc: NatsConnection, hostKey: string): Promise<boolean> {
+  const reply = await nc.request(
+    `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAMS.tasks.name}.${hostConsumerName(hostKey)}`,
+    undefined,
+    { timeout: 5_000 },
+  );
+  const answer = JSON.parse(reply.string()) as { success?: boolean };
+  return answer.success === true;
+}
+
+/**
+ * The stream sequences of the host's tasks that ran out of deliveries (their MAX_DELIVERIES
+ * advisories, kept in SLUICE_ADVISORIES). Such a task also sits below its consumer's ack floor
+ * and stays in the queue for inspection: it is dead, not stranded, and must not run again.
+ */
+export async function deadTaskSeqs(bus: Bus, hostKey: string): Promise<Set<number>> {
+  const seqs = new Set<number>();
+  await readSubject(
+    bus,
+    ADVISORY_STREAM.name,
+    `${ADVISORY_STREAM.subjects[0].slice(0, -1)}${hostConsumerName(hostKey)}`,
+    (msg) => {
+      const advisory = decodeJson(msg.data) as { stream_seq?: unknown };
+      if (typeof advisory.stream_seq === 'number') seqs.add(advisory.stream_seq);
+    },
+  );
+  return seqs;
 }

@@ -11,7 +11,13 @@ export {
   openFleetStore,
   pageFleet,
 } from './fleet-store.js';
-export { ensureHostConsumer, listHostConsumers } from './host-consumers.js';
+export {
+  deadTaskSeqs,
+  ensureHostConsumer,
+  hostConsumerView,
+  listHostConsumers,
+  stepDownHostConsumer,
+} from './host-consumers.js';
 export { publishIfLast, publishOnce } from './lifecycle/publish-once.js';
 export {
   openRunControlStore,

@@ -37,13 +37,17 @@ export const TaskLedgerEntrySchema = z.discriminatedUnion('kind', [
     executorId: z.string().optional(),
     at: z.string(),
   }),
-  /** The reporter published the task again, replacing the ledger entry `supersedes` (a lost or parked task). */
+  /**
+   * The reporter published the task again, replacing the ledger entry `supersedes`: a task lost
+   * from the work queue, a parked one, or a stranded one (still queued, but below its host
+   * consumer's ack floor: never to be delivered; that copy is removed).
+   */
   z.object({
     kind: z.literal('republished'),
     tenantId: TenantIdSchema,
     taskSeq: SeqSchema,
     supersedes: SeqSchema,
-    cause: z.enum(['lost', 'parked']),
+    cause: z.enum(['lost', 'parked', 'stranded']),
     at: z.string(),
   }),
 ]);

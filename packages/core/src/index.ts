@@ -67,6 +67,7 @@ export {
   type MigrationSource,
   resolveTarget,
 } from './migration-set.js';
+export { type ConsumerView, type QueuedTaskVerdict, queuedTaskVerdict } from './queued-task.js';
 export { finalStatusOf, RunAggregate, settledCount } from './run-aggregate.js';
 export { type JournalRowsOfRun, recoveredCompletion } from './run-recovery.js';
 export { type QueueSample, RunTimingBook } from './run-timings.js';

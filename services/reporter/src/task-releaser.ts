@@ -1,4 +1,14 @@
-import { appendLedger, type Bus, decodeJson, publishOutcome, publishReliably, PublishWindow } from '@sluice/bus';
+import {
+  appendLedger,
+  type Bus,
+  deadTaskSeqs,
+  decodeJson,
+  hostConsumerView,
+  publishOutcome,
+  publishReliably,
+  PublishWindow,
+  stepDownHostConsumer,
+} from '@sluice/bus';
 import {
   gateDecision,
   LEDGER_STREAM,
@@ -12,6 +22,7 @@ import {
   taskSubject,
   type TenantTask,
 } from '@sluice/contracts';
+import { type ConsumerView, queuedTaskVerdict } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
 
 import type { RunBook } from './run-book.js';
@@ -45,7 +56,7 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     run: RunState,
     tenant: TrackedTenant,
     task: TenantTask,
-    cause: 'lost' | 'parked',
+    cause: 'lost' | 'parked' | 'stranded',
   ): Promise<void> {
     if (tenant.copy.kind === 'skipping') return;
     const supersedes = tenant.copy.entrySeq;
@@ -117,13 +128,63 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     return task?.runId === runId && task.tenantId === tenantId ? task : undefined;
   }
 
+  /** When each host consumer's leader was last asked to step down (at most one ask per `afterMs`). */
+  const steppedDownAt = new Map<string, number>();
+
+  /**
+   * A task still in the work queue that its host consumer will not deliver (see
+   * `queuedTaskVerdict`): a stranded copy is published again and removed; a consumer whose leader
+   * does not see the queue is asked to step down (the task is delivered once another replica
+   * leads). True when the task was published again.
+   */
+  async function unstick(
+    run: RunState,
+    tenant: TrackedTenant,
+    taskSeq: number,
+    consumer: ConsumerView,
+    afterMs: number,
+    deadOf: (host: string) => Promise<Set<number>>,
+  ): Promise<boolean> {
+    const verdict = queuedTaskVerdict(taskSeq, consumer);
+    if (verdict === 'leaderBehind') {
+      const last = steppedDownAt.get(tenant.host);
+      if (last !== undefined && now() - last < Math.max(afterMs, 5_000)) return false;
+      steppedDownAt.set(tenant.host, now());
+      const stepped = await stepDownHostConsumer(bus.nc, tenant.host).catch(() => false);
+      logger.warn(
+        { runId: run.runId, host: tenant.host, taskSeq, consumer, stepped },
+        'host consumer reports nothing pending while tasks wait in the queue; asked its leader to step down',
+      );
+      return false;
+    }
+    if (verdict !== 'stranded') return false;
+    // A task that ran out of deliveries sits below the floor too: it is the dead-task path's.
+    if ((await deadOf(tenant.host)).has(taskSeq)) return false;
+    const task = await loadTask(run.runId, tenant.payloadSeq, tenant.tenantId);
+    if (!task) return false;
+    await republish(run, tenant, task, 'stranded');
+    // The stranded copy would run the tenant twice if a new consumer ever delivered it.
+    await bus.jsm.streams.deleteMessage(STREAMS.tasks.name, taskSeq, false).catch(() => undefined);
+    logger.warn(
+      {
+        runId: run.runId,
+        tenantId: tenant.tenantId,
+        host: tenant.host,
+        strandedSeq: taskSeq,
+        ackFloor: consumer.ackFloorSeq,
+      },
+      "task queued below its host consumer's ack floor (never to be delivered); published again",
+    );
+    return true;
+  }
+
   /**
    * Looks up, in the work queue, queued tasks that have shown no outcome for `afterMs` (at most
-   * `limit` per run and sweep). A task still there is waiting or being worked on: it is left
-   * alone and looked at again after another `afterMs`. A task that is gone without an outcome —
-   * still, `graceMs` after it was first found gone (an outcome may be on its way: it is published
-   * before the task is acknowledged) — was lost, or its outcome was: it is published again.
-   * Returns how many were.
+   * `limit` per run and sweep). A task still there is waiting or being worked on — unless its
+   * host consumer's state says it will never be delivered (`unstick`). A task that is gone
+   * without an outcome — still, `graceMs` after it was first found gone (an outcome may be on its
+   * way: it is published before the task is acknowledged) — was lost, or its outcome was: it is
+   * published again. Returns how many were.
    */
   async function reconcile(
     run: RunState,
@@ -132,6 +193,21 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     graceMs = Math.min(afterMs, 5_000),
   ): Promise<number> {
     let republished = 0;
+    /** Each host consumer's view, asked once per sweep. */
+    const consumers = new Map<string, Promise<ConsumerView | undefined>>();
+    const consumerOf = (host: string) => {
+      let view = consumers.get(host);
+      if (!view) consumers.set(host, (view = hostConsumerView(bus.jsm, host).catch(() => undefined)));
+      return view;
+    };
+    const dead = new Map<string, Promise<Set<number>>>();
+    const deadOf = (host: string): Promise<Set<number>> => {
+      const known = dead.get(host);
+      if (known) return known;
+      const seqs = deadTaskSeqs(bus, host);
+      dead.set(host, seqs);
+      return seqs;
+    };
     for (const tenant of run.tenants.overdue(now(), afterMs, limit)) {
       if (tenant.copy.kind === 'skipping') {
         const decision = gateDecision(run.control, {});
@@ -140,11 +216,15 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
         continue;
       }
       if (tenant.copy.kind !== 'queued') continue;
-      const inQueue = await bus.jsm.streams.getMessage(STREAMS.tasks.name, { seq: tenant.copy.taskSeq });
+      const taskSeq = tenant.copy.taskSeq;
+      const inQueue = await bus.jsm.streams.getMessage(STREAMS.tasks.name, { seq: taskSeq });
       // Settled, parked or published again while we looked: nothing to do.
       if (run.tenants.get(tenant.tenantId) !== tenant) continue;
       if (inQueue) {
-        run.tenants.markAlive(tenant.tenantId, now());
+        const consumer = await consumerOf(tenant.host);
+        if (run.tenants.get(tenant.tenantId) !== tenant) continue;
+        if (consumer && (await unstick(run, tenant, taskSeq, consumer, afterMs, deadOf))) republished += 1;
+        else run.tenants.markAlive(tenant.tenantId, now());
         continue;
       }
       if (now() - run.tenants.markMissing(tenant.tenantId, now()) < graceMs) continue;
@@ -160,7 +240,7 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
       await republish(run, tenant, task, 'lost');
       republished += 1;
       logger.warn(
-        { runId: run.runId, tenantId: tenant.tenantId, host: tenant.host, lostSeq: tenant.copy.taskSeq },
+        { runId: run.runId, tenantId: tenant.tenantId, host: tenant.host, lostSeq: taskSeq },
         'task lost without an outcome; published again',
       );
     }

@@ -1,8 +1,9 @@
-import { openRunControlStore } from '@sluice/bus';
-import { runEventSubject, STREAMS } from '@sluice/contracts';
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { decodeJson, openRunControlStore } from '@sluice/bus';
+import { ADVISORY_STREAM, hostConsumerName, runEventSubject, STREAMS, taskSubject } from '@sluice/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type ReporterHarness, reporterHarness } from './support.js';
+import { HOST, type ReporterHarness, reporterHarness } from './support.js';
 
 describe('reporter service against a real nats-server', () => {
   let h: ReporterHarness;
@@ -83,6 +84,79 @@ describe('reporter service against a real nats-server', () => {
     await h.settle('lost1', 'queued');
     await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/lost1')).body.status).toBe('succeeded');
     await reporter.stop();
+  });
+
+  it("publishes again, and removes, a task queued below its host consumer's ack floor; a dead one stays dead", async () => {
+    // nats-server 2.9 was seen (chaos seed 14) to leave a consumer whose state had moved past tasks
+    // it never delivered: they stayed in the work queue, and nothing would ever have run them. Made
+    // here with a consumer of one delivery: two tasks delivered and never acknowledged fall below
+    // the ack floor once a later one is acknowledged. The advisory of one is removed: that one
+    // looks exactly like a stranded task; the other is a dead task (its advisory kept).
+    // Earlier tests' tasks for the same host would be delivered first.
+    await h.bus.jsm.streams.purge(STREAMS.tasks.name, { filter: taskSubject(HOST) });
+    await h.accept('strand1');
+    const below = await h.planTask('strand1', 'below');
+    const dead = await h.planTask('strand1', 'dead');
+    const filler = await h.bus.publish(taskSubject(HOST), { not: 'a task of any run' });
+    const consumer = hostConsumerName(HOST);
+    await h.bus.jsm.consumers.add(STREAMS.tasks.name, {
+      durable_name: consumer,
+      filter_subject: taskSubject(HOST),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_deliver: 1,
+      ack_wait: 300_000_000,
+    });
+    try {
+      const pull = await h.bus.js.consumers.get(STREAMS.tasks.name, consumer);
+      expect((await pull.next({ expires: 2_000 }))?.seq).toBe(below);
+      expect((await pull.next({ expires: 2_000 }))?.seq).toBe(dead);
+      // Past the ack wait, the next pull finds both out of deliveries (their advisories go out).
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const third = await pull.next({ expires: 5_000 });
+      expect(third?.seq).toBe(filler.seq);
+      await third!.ackAck();
+      const advisories = async () => {
+        const { state } = await h.bus.jsm.streams.info(ADVISORY_STREAM.name);
+        const found: Array<{ seq: number; streamSeq: number }> = [];
+        for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+          const m = await h.bus.jsm.streams.getMessage(ADVISORY_STREAM.name, { seq });
+          if (m) found.push({ seq, streamSeq: (decodeJson(m.data) as { stream_seq: number }).stream_seq });
+        }
+        return found;
+      };
+      await expect.poll(async () => (await advisories()).length, { timeout: 10_000 }).toBe(2);
+      await expect
+        .poll(async () => (await h.bus.jsm.consumers.info(STREAMS.tasks.name, consumer)).ack_floor.stream_seq)
+        .toBe(filler.seq);
+      const belowAdvisory = (await advisories()).find((a) => a.streamSeq === below)!;
+      await h.bus.jsm.streams.deleteMessage(ADVISORY_STREAM.name, belowAdvisory.seq);
+
+      const reporter = await h.startReporter({ SLUICE_RECONCILE_AFTER: '300ms', SLUICE_RECONCILE_INTERVAL: '100ms' });
+      const waiting = await h.planTask('strand1', 'above');
+      await h.plan('strand1', 3);
+      await expect
+        .poll(async () => (await h.ledger('strand1')).filter((e) => e.kind === 'republished'), { timeout: 10_000 })
+        .toHaveLength(1);
+      const [entry] = (await h.ledger('strand1')).filter((e) => e.kind === 'republished');
+      expect(entry).toMatchObject({ tenantId: 'below', cause: 'stranded' });
+      // The new copy is above the floor and the stranded one gone; the dead task is failed by its
+      // advisory and kept for inspection; the deliverable task is left alone.
+      expect(entry!.kind === 'republished' && entry!.taskSeq).toBeGreaterThan(waiting);
+      expect(await h.bus.jsm.streams.getMessage(STREAMS.tasks.name, { seq: below })).toBeNull();
+      expect(await h.bus.jsm.streams.getMessage(STREAMS.tasks.name, { seq: dead })).not.toBeNull();
+      await expect
+        .poll(async () => (await h.outcomes('strand1')).map((o) => `${o.tenantId}:${o.error?.code ?? o.status}`))
+        .toEqual(['dead:max_deliveries']);
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect((await h.ledger('strand1')).filter((e) => e.kind === 'republished')).toHaveLength(1);
+      await h.settle('strand1', 'below');
+      await h.settle('strand1', 'above');
+      await expect.poll(async () => (await h.http(reporter, 'GET', '/runs/strand1')).body.status).toBe('partial');
+      await reporter.stop();
+    } finally {
+      await h.bus.jsm.consumers.delete(STREAMS.tasks.name, consumer);
+    }
   });
 
   it('with two replicas: one completed event, progress at most once per interval, one rollout decision', async () => {
