@@ -9,7 +9,13 @@ import { connect, type ConnectionOptions, type MsgHdrs, type NatsConnection } fr
 import type { Logger } from '@sluice/telemetry';
 
 import { encodeJson } from './codec.js';
-import { explainNatsConnectError, type NatsSecurity, natsSecurityOptions, parseNatsServers } from './nats-security.js';
+import {
+  explainNatsConnectError,
+  type NatsSecurity,
+  natsSecurityOptions,
+  parseNatsServers,
+  scrubNatsSecrets,
+} from './nats-security.js';
 import { traceHeaders } from './trace-context.js';
 
 /** How to reach NATS. Only `servers` is required; credentials never appear in logs or errors. */
@@ -79,7 +85,20 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
     }
   })();
   const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
+  let jsm: JetStreamManager;
+  try {
+    jsm = await firstJetStreamAnswer(nc);
+  } catch (error) {
+    // Connected, but JetStream did not answer (not enabled, or no leader). The connection must not
+    // outlive the failure: nobody holds it, and it would reconnect for ever — a `sluice pause` run
+    // while a NATS node restarted answered "timeout" in 5 s, then its process lived two minutes on
+    // the connection it could no longer close.
+    await nc.close().catch(() => undefined);
+    throw new Error(
+      `connected to NATS at ${scrubNatsSecrets(config.servers, config)} (NATS_URL), but JetStream did not answer: ${(error as Error).message} (is the server started with JetStream, -js, and does the cluster have a leader?)`,
+      { cause: error },
+    );
+  }
   return {
     nc,
     js,
@@ -109,4 +128,19 @@ export async function connectBus(config: BusConfig, logger: Logger): Promise<Bus
       if (!drained && !nc.isClosed()) await nc.close();
     },
   };
+}
+
+/**
+ * The JetStream manager, whose creation is JetStream's first request. A request that timed out is
+ * asked again (three times in all): the node the client reached may have just gone away, and the
+ * connection moves to another. A server without JetStream answers at once and is not asked again.
+ */
+async function firstJetStreamAnswer(nc: NatsConnection): Promise<JetStreamManager> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await jetstreamManager(nc);
+    } catch (error) {
+      if (attempt >= 3 || (error as Error).name !== 'TimeoutError') throw error;
+    }
+  }
 }

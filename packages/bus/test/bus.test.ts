@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
+
 import { AckPolicy } from '@nats-io/jetstream';
 import { ADVISORY_STREAM, BUCKETS, hostConsumerName, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { freePort, type NatsServerHandle, startDelayProxy, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
@@ -175,4 +177,34 @@ describe('closing a bus whose server is gone', () => {
       await nats.dispose();
     }
   }, 20_000);
+});
+
+describe('connecting to a server whose JetStream does not answer', () => {
+  // Chaos seed 2's hung CLI: connected to a NATS node that went away before JetStream's first
+  // answer, `sluice pause` printed "timeout" and its process lived on the connection nobody held.
+  // A server without JetStream fails that first request the same way, at once.
+  it('fails naming JetStream, and leaves no connection behind', async () => {
+    const port = await freePort();
+    const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    const proxy = await startDelayProxy({ port }, 0);
+    try {
+      await expect
+        .poll(
+          () =>
+            connectBus({ servers: `nats://127.0.0.1:${port}`, name: 'probe' }, logger).then(
+              () => 'connected',
+              (error: Error) => (/JetStream did not answer/.test(error.message) ? 'refused' : error.message),
+            ),
+          { timeout: 10_000, interval: 200 },
+        )
+        .toBe('refused');
+      await expect(
+        connectBus({ servers: `nats://127.0.0.1:${proxy.port}`, name: 'bus-no-js' }, logger),
+      ).rejects.toThrow(/JetStream did not answer.*-js/);
+      await expect.poll(() => proxy.connections, { timeout: 5_000, interval: 50 }).toBe(0);
+    } finally {
+      await proxy.close();
+      server.kill('SIGKILL');
+    }
+  }, 30_000);
 });
