@@ -1,17 +1,12 @@
-import { initialControlState, type RunLostEvent } from '@sluice/contracts';
+import { initialControlState } from '@sluice/contracts';
+import { lostRunEvent } from '@sluice/testkit';
 import { describe, expect, it } from 'vitest';
 
 import { isLostRun, shownStatus, unknownRunMessage } from '../src/commands/status.js';
 import { formatLostRun, formatVanishedRun } from '../src/output.js';
 import type { RunView } from '../src/run-reader.js';
 
-const lost: RunLostEvent = {
-  runId: 'r1',
-  reason: 'store_lost',
-  lastKnown: { status: 'running', total: 40, settled: 8, targetVersion: 3, acceptedAt: '2026-11-30T03:45:22.551Z' },
-  recover: 'sluice runs recover r1',
-  detectedAt: '2026-11-30T03:45:24.269Z',
-};
+const lost = lostRunEvent('r1');
 const view = (extra: Partial<RunView>): RunView => ({
   runId: 'r1',
   status: 'planning',

@@ -30,6 +30,7 @@ export { MIGRATIONS_DIR, REPO_ROOT } from './paths.js';
 export { freePort } from './ports.js';
 export { type PostgresClusterHandle, startPostgresCluster } from './postgres-cluster.js';
 export { PromScrape, scrapeMetrics } from './prom-text.js';
+export { lostRunEvent } from './run-events.js';
 export { collectRunEvents, countOutcomes, listOutcomes, listRejected, waitForCompleted } from './run-watch.js';
 export { fleetServiceEnv, type ServiceName, type ServiceProcess, startService } from './service-process.js';
 export { startTcpMeter, type TcpMeter } from './tcp-meter.js';

@@ -1,5 +1,6 @@
 import { decodeJson, readSubject } from '@sluice/bus';
-import { REQUEST_SUBJECT, runEventSubject, type RunLostEvent, STREAMS } from '@sluice/contracts';
+import { REQUEST_SUBJECT, runEventSubject, STREAMS } from '@sluice/contracts';
+import { lostRunEvent } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ReporterService } from '../src/reporter-service.js';
@@ -56,14 +57,7 @@ describe('reporter HTTP API', () => {
   });
 
   it('shows a run lost with the JetStream store as lost, with what was known and the recover command', async () => {
-    const lost: RunLostEvent = {
-      runId: 'api-lost',
-      reason: 'store_lost',
-      lastKnown: { status: 'running', total: 40, settled: 8, targetVersion: 3, acceptedAt: '2026-11-30T03:45:22.551Z' },
-      recover: 'sluice runs recover api-lost',
-      detectedAt: '2026-11-30T03:45:24.269Z',
-      by: 'sluice-reporter',
-    };
+    const lost = lostRunEvent('api-lost', { by: 'sluice-reporter' });
     await h.bus.publish(runEventSubject('api-lost', 'lost'), lost);
     // Late outcomes of a lost run (tenants that were being migrated) open no run.
     await h.settle('api-lost', 'late');
