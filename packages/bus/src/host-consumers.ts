@@ -6,6 +6,7 @@ import type { ConsumerView } from '@sluice/core';
 import type { Bus } from './bus.js';
 import { decodeJson } from './codec.js';
 import { readSubject } from './lifecycle/subject-reader.js';
+import { asTopologyMissing } from './topology-keeper.js';
 
 /*
  * One durable pull consumer per database host on the tasks stream (named by `hostConsumerName`).
@@ -96,8 +97,7 @@ export async function listHostConsumers(jsm: JetStreamManager): Promise<HostCons
  */
 export async function hostConsumerView(jsm: JetStreamManager, hostKey: string): Promise<ConsumerView | undefined> {
   const info = await jsm.consumers.info(STREAMS.tasks.name, hostConsumerName(hostKey)).catch((error: unknown) => {
-    if ((error as { code?: number }).code === 404 || /consumer not found/i.test((error as Error).message))
-      return undefined;
+    if (asTopologyMissing(error)?.resource === 'consumer') return undefined;
     throw error;
   });
   if (!info) return undefined;
