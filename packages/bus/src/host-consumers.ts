@@ -135,8 +135,13 @@ export async function deadTaskSeqs(bus: Bus, hostKey: string): Promise<Set<numbe
     ADVISORY_STREAM.name,
     `${ADVISORY_STREAM.subjects[0].slice(0, -1)}${hostConsumerName(hostKey)}`,
     (msg) => {
-      const advisory = decodeJson(msg.data) as { stream_seq?: unknown };
-      if (typeof advisory.stream_seq === 'number') seqs.add(advisory.stream_seq);
+      let advisory: { stream_seq?: unknown };
+      try {
+        advisory = decodeJson(msg.data) as { stream_seq?: unknown };
+      } catch {
+        return; // Not an advisory the server wrote: nothing to learn from it.
+      }
+      if (typeof advisory?.stream_seq === 'number') seqs.add(advisory.stream_seq);
     },
   );
   return seqs;

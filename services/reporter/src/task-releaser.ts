@@ -143,7 +143,7 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     taskSeq: number,
     consumer: ConsumerView,
     afterMs: number,
-    deadOf: (host: string) => Promise<Set<number>>,
+    deadOf: (host: string) => Promise<Set<number> | undefined>,
   ): Promise<boolean> {
     const verdict = queuedTaskVerdict(taskSeq, consumer);
     if (verdict === 'leaderBehind') {
@@ -159,7 +159,9 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
     }
     if (verdict !== 'stranded') return false;
     // A task that ran out of deliveries sits below the floor too: it is the dead-task path's.
-    if ((await deadOf(tenant.host)).has(taskSeq)) return false;
+    // Advisories that cannot be read: whether it is dead is unknown, so it is left as it is.
+    const deadSeqs = await deadOf(tenant.host);
+    if (!deadSeqs || deadSeqs.has(taskSeq)) return false;
     const task = await loadTask(run.runId, tenant.payloadSeq, tenant.tenantId);
     if (!task) return false;
     await republish(run, tenant, task, 'stranded');
@@ -200,11 +202,11 @@ export function createTaskReleaser(deps: TaskReleaserDeps) {
       if (!view) consumers.set(host, (view = hostConsumerView(bus.jsm, host).catch(() => undefined)));
       return view;
     };
-    const dead = new Map<string, Promise<Set<number>>>();
-    const deadOf = (host: string): Promise<Set<number>> => {
+    const dead = new Map<string, Promise<Set<number> | undefined>>();
+    const deadOf = (host: string): Promise<Set<number> | undefined> => {
       const known = dead.get(host);
       if (known) return known;
-      const seqs = deadTaskSeqs(bus, host);
+      const seqs = deadTaskSeqs(bus, host).catch(() => undefined);
       dead.set(host, seqs);
       return seqs;
     };
