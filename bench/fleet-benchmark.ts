@@ -12,8 +12,14 @@
  * plus the orchestration ceiling: synthetic tenants whose migration is a no-op, so only
  * planner -> JetStream -> executors -> reporter is measured.
  *
- * Writes docs/benchmarks.md, docs/benchmarks.svg and README.md's "Measured" block (unless
- * --no-write) and prints the tables.
+ * Every parallel contender is measured warm, as a long-lived executor runs in production: before
+ * each timed run it migrates the first `--warmup` tenants once (Sluice on its freshly started
+ * executors, the pools in the bench process), those tenants are emptied again, and only then is
+ * the whole fleet timed. What the first run on fresh executor processes costs is stated apart.
+ *
+ * Writes docs/benchmarks.md, docs/benchmarks.svg and README.md's "Measured" block after a full
+ * run only: --quick and runs restricted with --tenants, --rtt, --repeat, --replicas or --only
+ * print their tables and write nothing (--no-write: a full run writes nothing either).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -70,6 +76,10 @@ const { values } = parseArgs({
     /** Sqitch starts Perl and psql per change: its sample is smaller. */
     'sqitch-sample': { type: 'string' },
     concurrency: { type: 'string', default: '16' },
+    /** Tenants each parallel contender migrates once, untimed, before its timed run (0: none, measure cold). */
+    warmup: { type: 'string' },
+    /** Executor replica counts to run Sluice with, comma-separated (default 1,2,4; quick 1,2). */
+    replicas: { type: 'string' },
     'ceiling-tenants': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     /** Rewrite README.md's generated "Measured" block even with --no-write (it is rewritten with docs/benchmarks.md anyway). */
@@ -89,8 +99,12 @@ const SQITCH_SAMPLE = Math.min(SAMPLE, Number(values['sqitch-sample'] ?? (quick 
 const CONCURRENCY = Number(values.concurrency);
 const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 2_000 : 100_000));
 // --quick keeps under two minutes on the shared 2-core machine: 4 replicas only in the full run.
-const REPLICAS = quick ? [1, 2] : [1, 2, 4];
+const REPLICAS = (values.replicas ?? (quick ? '1,2' : '1,2,4')).split(',').map(Number);
+const WARMUP = Math.min(TENANTS, Number(values.warmup ?? (quick ? 32 : 100)));
 const ONLY = values.only;
+// A restricted run's figures are not the page's: only a full run rewrites the docs.
+const PARTIAL = [values.tenants, values.rtt, values.replicas, values.only, values.repeat].some((v) => v !== undefined);
+const WRITE = !values['no-write'] && !quick && !PARTIAL;
 if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling')
   throw new Error('--only takes contenders or ceiling');
 const PROFILE_ARGS = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
@@ -157,16 +171,26 @@ try {
   const registry = path.join(dir, 'tenants.json');
   await writeFile(registry, JSON.stringify(tenants));
 
+  const EMPTY_SCHEMA = 'DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA IF EXISTS sqitch CASCADE';
   /** Back to an empty schema everywhere (directly, not through the proxies). */
   const reset = async (): Promise<void> => {
-    await Promise.all(
-      fleets.map((f) =>
-        f.eachTenant(
-          (c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA IF EXISTS sqitch CASCADE'),
-          8,
-        ),
-      ),
-    );
+    await Promise.all(fleets.map((f) => f.eachTenant((c) => c.query(EMPTY_SCHEMA), 8)));
+  };
+  // The warm-up tenants: the first of the (interleaved) fleet, as a run selector and directly.
+  const warmupTenants = tenants.slice(0, WARMUP);
+  const warmupIds = new Set(warmupTenants.map((t) => t.tenantId));
+  const warmupDirect = direct.filter((t) => warmupIds.has(t.tenantId));
+  /** The warm-up tenants back to an empty schema, so the timed run starts from the same fleet. */
+  const resetWarmup = async (): Promise<void> => {
+    await runPool(warmupDirect, 8, async (t) => {
+      const client = new pg.Client({ connectionString: t.databaseUrl });
+      await client.connect();
+      try {
+        await client.query(EMPTY_SCHEMA);
+      } finally {
+        await client.end();
+      }
+    });
   };
   const setRtt = (ms: number): Promise<void> => proxyProcess.setDelay(ms);
 
@@ -184,14 +208,21 @@ try {
   services.push(reporter, planner);
 
   let runCounter = 0;
+  /**
+   * Sluice on `replicas` fresh executors: a warm-up run over the warm-up tenants (its figures are
+   * the cold start), then, with those tenants emptied again when `resetAfterWarmup`, the timed run.
+   */
   const runSluice = async (
     replicas: number,
+    resetAfterWarmup: boolean,
   ): Promise<{
     wallMs: number;
     completed: RunCompletedEvent;
     cpu: ReturnType<ReturnType<typeof startCpuMeter>['stop']>;
     postgresMs: number;
     executorRss: number;
+    executorCount: number;
+    cold?: { wallMs: number; executorsMs: number };
   }> => {
     const executors: ServiceProcess[] = [];
     for (let r = 1; r <= replicas; r++)
@@ -202,6 +233,20 @@ try {
           { nodeArgs: PROFILE_ARGS },
         ),
       );
+    let cold: { wallMs: number; executorsMs: number } | undefined;
+    if (WARMUP > 0) {
+      const meter = startCpuMeter({ executors: () => executors.map((x) => x.pid) });
+      const t0 = performance.now();
+      const runId = `bench-warmup-${Date.now().toString(36)}-${++runCounter}`;
+      await jetstream(nc!).publish(
+        REQUEST_SUBJECT,
+        JSON.stringify({ runId, target: 'latest', tenants: { ids: [...warmupIds] } }),
+      );
+      const completed = await waitForCompleted(nc!, runId, 1_800_000);
+      if (completed.counts.failed > 0) throw new Error(`warm-up run: ${JSON.stringify(completed.counts)}`);
+      cold = { wallMs: performance.now() - t0, executorsMs: meter.stop().groupsMs.executors ?? 0 };
+      if (resetAfterWarmup) await resetWarmup();
+    }
     const runId = `bench-${Date.now().toString(36)}-${++runCounter}`;
     const meter = startCpuMeter({
       executors: () => executors.map((x) => x.pid),
@@ -219,10 +264,15 @@ try {
     const postgresMs = postgresCpuMs() - pg0;
     const executorRss = Math.max(...executors.map((x) => peakRssBytes(x.pid)));
     for (const x of executors) await x.stop();
-    return { wallMs, completed, cpu, postgresMs, executorRss };
+    return { wallMs, completed, cpu, postgresMs, executorRss, executorCount: replicas, ...(cold ? { cold } : {}) };
   };
   const sluiceEntry = (r: Awaited<ReturnType<typeof runSluice>>, executorRss?: number): RunEntry => {
     const g = r.cpu.groupsMs;
+    // The cold start, apart: the warm-up run on fresh executors against the same tenants warm.
+    const warmExecutorMs = (g.executors ?? 0) / TENANTS;
+    const cold = r.cold
+      ? `first run on fresh executors (${WARMUP} tenants): ${(r.cold.wallMs / 1000).toFixed(2)} s, executors ${(r.cold.executorsMs / WARMUP).toFixed(2)} ms/tenant, start-up ≈ ${Math.round(Math.max(0, r.cold.executorsMs - WARMUP * warmExecutorMs) / r.executorCount)} ms CPU per executor`
+      : '';
     return {
       wallMs: r.wallMs,
       measured: TENANTS,
@@ -233,6 +283,7 @@ try {
       machineMs: r.cpu.machineMs,
       ...(executorRss ? { rss: `executor ${mb(executorRss)}` } : {}),
       note: r.completed.bottleneck ? `${r.completed.bottleneck.label}` : '',
+      ...(cold ? { cold } : {}),
       concurrency: (r.completed.timings?.hosts ?? [])
         .map((h) => `${hostOf(viaProxyHost(h.host))} ${fixed1(h.effectiveConcurrency ?? 0)}/${h.limit ?? '?'}`)
         .sort()
@@ -258,6 +309,11 @@ try {
   /** An in-process pool over the fleet, with its CPU (bench process, Postgres) and each host's mean in flight. */
   const runInProcessPool = async (work: (t: { databaseUrl: string }) => Promise<unknown>): Promise<RunEntry> => {
     await reset();
+    // The same warm-up as Sluice's executors get (the bench process is warm after its first one).
+    if (WARMUP > 0) {
+      await runPool(warmupTenants, CONCURRENCY, work);
+      await resetWarmup();
+    }
     const busyMs = new Map<string, number>();
     const meter = startCpuMeter({ bench: () => [process.pid] });
     const pg0 = postgresCpuMs();
@@ -330,7 +386,7 @@ try {
           `Sluice, ${replicas} executor${replicas > 1 ? 's' : ''}`,
           async () => {
             await reset();
-            const r = await runSluice(replicas);
+            const r = await runSluice(replicas, true);
             if (r.completed.counts.migrated !== TENANTS)
               throw new Error(
                 `Sluice run: ${JSON.stringify(r.completed.counts)} (${JSON.stringify(r.completed.failures.slice(0, 3))})`,
@@ -341,7 +397,7 @@ try {
       ];
       for (const [name, run] of rep % 2 === 1 ? parallel : [...parallel].reverse()) record(name, await run());
       // The same fleet again: every tenant is already up to date.
-      const upToDate = await runSluice(2);
+      const upToDate = await runSluice(2, false);
       if (upToDate.completed.counts.upToDate !== TENANTS)
         throw new Error(`up-to-date run: ${JSON.stringify(upToDate.completed.counts)}`);
       record('Sluice, 2 executors, fleet already up to date', { ...sluiceEntry(upToDate), rss: undefined });
@@ -367,6 +423,7 @@ try {
         ...(chosen.machineMs !== undefined ? { machineCpuMsPerTenant: chosen.machineMs / chosen.measured } : {}),
         ...(chosen.rss ? { rss: chosen.rss } : {}),
         ...(chosen.note ? { note: chosen.note } : {}),
+        ...(chosen.cold ? { cold: chosen.cold } : {}),
       };
     });
     results.push({ rttMs: rtt, contenders });
@@ -457,6 +514,7 @@ try {
       rtts: RTTS,
       quick,
       migrations: migrations.migrations.length,
+      warmup: WARMUP,
     },
     proxyCheck,
     postgresSettings,
@@ -470,13 +528,13 @@ try {
   };
   const markdown = renderBenchmarkMarkdown(report);
   console.log(`\n${markdown}`);
-  if (!values['no-write']) {
+  if (WRITE) {
     await writeFile(path.join(REPO_ROOT, 'docs', 'benchmarks.md'), markdown);
     await writeFile(path.join(REPO_ROOT, 'docs', 'benchmarks.svg'), renderBenchmarkSvg(report));
     say('wrote docs/benchmarks.md and docs/benchmarks.svg');
   }
   // The README's figures come from the same report as docs/benchmarks.md, so the two always agree.
-  if (!values['no-write'] || values['write-readme']) {
+  if (WRITE || values['write-readme']) {
     const readmePath = path.join(REPO_ROOT, 'README.md');
     await writeFile(readmePath, replaceReadmeMeasured(readFileSync(readmePath, 'utf8'), renderReadmeMeasured(report)));
     say('rewrote the Measured block of README.md');
@@ -500,6 +558,8 @@ interface RunEntry {
   machineMs?: number;
   rss?: string | undefined;
   note?: string;
+  /** The first run on fresh processes (Sluice's warm-up), stated apart from the timed run. */
+  cold?: string;
   /** Each host's mean tenants in flight over the run against its limit, `h1 7.6/8, h2 7.5/8`. */
   concurrency?: string;
 }

@@ -20,6 +20,8 @@ export interface ContenderResult {
   concurrency?: string;
   rss?: string;
   note?: string;
+  /** Sluice: the first run on fresh executor processes (the warm-up), stated apart from the timed runs. */
+  cold?: string;
 }
 
 export interface RttResult {
@@ -37,6 +39,8 @@ export interface BenchmarkReport {
     rtts: number[];
     quick: boolean;
     migrations: number;
+    /** Tenants each parallel contender migrated once, untimed, before each timed run. */
+    warmup?: number;
   };
   proxyCheck: Array<{ claimedMs: number; addedMs: number }>;
   /** The fleet hosts' settings that decide how hard a commit is. */
@@ -143,6 +147,9 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     `- **Latency proxies** run in a child process of their own: no contender's CPU includes them.`,
     `- **Concurrency:** ${s.concurrency} tenants at once for every parallel contender: the in-process pools run ${s.concurrency} workers; Sluice's per-host limit is ${Math.floor(s.concurrency / 2)} on each of the two hosts (enforced by JetStream across all replicas), each executor has ${s.concurrency} slots.`,
     `- **Figures:** median of ${s.repeat} run${s.repeat > 1 ? 's' : ''} per contender. The sequential contenders (the loop, node-pg-migrate, Sqitch) run on the first ${s.sample} tenants (Sqitch, which starts Perl and psql for every change, on fewer: see "measured on") and their time is scaled to the fleet (they are linear by construction); the others run the whole fleet, in alternating order from round to round. "÷ ref" is wall time divided by the reference's: ${REFERENCE} (\`TenantMigrator\` in a promise pool: the same round trips and SQL as Sluice, no broker). CPU is per tenant, user + system from /proc: Postgres is both hosts' postmasters with every backend and worker; own is the contender's processes (pools: the bench process; Sluice: planner, executors, reporter, nats-server, split in the notes). "in flight" is each host's mean tenants in flight over the run against its limit.`,
+    s.warmup
+      ? `- **Warm, like a long-lived executor:** before each timed run every parallel contender migrates the first ${s.warmup} tenants once, untimed (Sluice on its freshly started executors, the pools in the bench process), and those tenants are emptied again; Sluice's notes state that first run on fresh processes apart (its wall time, the executors' CPU per tenant, and the start-up CPU per executor beyond the warm per-tenant cost).`
+      : `- **Cold:** Sluice's executors are fresh processes for every run (no warm-up): their start-up (JIT, GC) is in the figures, the pools run warm in the bench process.`,
     `- **Machine:** ${Object.entries(report.machine)
       .filter(([k]) => k !== 'date')
       .map(([k, v]) => `${k} ${v}`)
@@ -174,6 +181,7 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
             : '',
           c.rss,
           c.note ? `bottleneck: ${c.note}` : '',
+          c.cold,
         ]
           .filter(Boolean)
           .join('; ')} |`,
