@@ -2,6 +2,7 @@ export { type BundleStore, encodeBundle, openBundleStore } from './bundle-store.
 export { type Bus, type BusConfig, connectBus } from './bus.js';
 export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
+export { type ConsumerPull, openConsumerPull, PullNoAnswerError, PullStatusError } from './consumer-pull.js';
 export {
   type FleetChange,
   FleetContentionError,

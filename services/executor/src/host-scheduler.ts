@@ -1,4 +1,4 @@
-import { type Bus, type Consumer, type JsMsg, listHostConsumers } from '@sluice/bus';
+import { type Bus, type ConsumerPull, type JsMsg, listHostConsumers, openConsumerPull } from '@sluice/bus';
 import { STREAMS } from '@sluice/contracts';
 import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
@@ -36,7 +36,10 @@ export interface HostSchedulerOptions {
 interface Lane {
   hostKey: string;
   consumerName: string;
-  consumer?: Consumer;
+  /** The host's consumer was found (looked up again after a failed pull). */
+  consumerKnown: boolean;
+  /** The lane's pull, kept from task to task while the lane runs (closed when it ends). */
+  pull?: ConsumerPull;
   limiter: AimdLimiter;
   inFlight: number;
   running: boolean;
@@ -143,22 +146,27 @@ export function startHostScheduler(options: HostSchedulerOptions) {
         }
         let got = 0;
         try {
-          const consumer = (lane.consumer ??= await bus.js.consumers.get(STREAMS.tasks.name, lane.consumerName));
-          const batch = await consumer.fetch({ max_messages: granted, expires: 1_000 });
-          for await (const msg of batch) {
-            if (stopping) {
-              msg.nak();
-              continue;
-            }
+          if (!lane.consumerKnown) {
+            // Fails at once when the consumer is gone (the keeper hears of it below); a pull on a
+            // missing consumer would only go unanswered.
+            await bus.jsm.consumers.info(STREAMS.tasks.name, lane.consumerName);
+            lane.consumerKnown = true;
+          }
+          lane.pull ??= openConsumerPull(bus.nc, STREAMS.tasks.name, lane.consumerName);
+          // Exactly the slots granted: a task never waits in a client buffer.
+          await lane.pull.pull(granted, 1_000, (msg) => {
+            if (stopping) return msg.nak();
             got += 1;
             lane.pendingHint = Math.max(0, lane.pendingHint - 1);
             start(lane, msg);
-          }
+          });
         } catch (error) {
+          lane.pull?.close();
+          lane.pull = undefined;
+          // Looked up again next time: the consumer may have been deleted and created anew.
+          lane.consumerKnown = false;
           if (!stopping) {
             logger.warn({ err: error, host: lane.hostKey }, 'pull failed');
-            // Looked up again next time: the consumer may have been deleted and created anew.
-            lane.consumer = undefined;
             options.onBusError?.(error);
           }
         } finally {
@@ -169,6 +177,9 @@ export function startHostScheduler(options: HostSchedulerOptions) {
         if (got === 0) break;
       }
     } finally {
+      // An idle host holds no subscription; the next listing that finds work opens a new pull.
+      lane.pull?.close();
+      lane.pull = undefined;
       lane.running = false;
     }
   }
@@ -182,6 +193,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
         lane = {
           hostKey: h.hostKey,
           consumerName: h.name,
+          consumerKnown: false,
           limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit ?? max, max), max }),
           inFlight: 0,
           running: false,
