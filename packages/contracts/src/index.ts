@@ -120,6 +120,7 @@ export {
   isRunEventName,
   LEDGER_STREAM,
   ledgerSubject,
+  maxDeliveriesSubject,
   outcomeSubject,
   parseLedgerSubject,
   parseRunEventSubject,
