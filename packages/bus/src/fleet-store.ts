@@ -2,16 +2,22 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import {
   ALL_FLEET_ATTENTION_KEYS,
+  ALL_FLEET_INDEX_KEYS,
   ALL_FLEET_KEYS,
   BUCKETS,
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
   fleetAttentionKey,
+  fleetIndexFilter,
+  fleetIndexKeys,
+  type FleetIndexPointer,
+  type FleetIndexSelector,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,
   type FleetSummary,
   FleetSummarySchema,
+  parseFleetIndexKey,
 } from '@sluice/contracts';
 import {
   emptyFleetSummary,
@@ -40,11 +46,12 @@ export interface FleetScanResult {
 }
 
 /**
- * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, and an
- * attention index (a copy of each record that is not `current`). Every record write is
- * compare-and-set, so replicas racing on one tenant (two reporters folding the same outcome) make
- * one change between them. The index and the summary follow the records and are put right by a
- * recount (`recount`), the one operation that reads every record.
+ * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, an
+ * attention index (a copy of each record that is not `current`) and the fleet index (pointer keys
+ * by host, status, version and tag: `fleetIndexKeys`). Every record write is compare-and-set, so
+ * replicas racing on one tenant (two reporters folding the same outcome) make one change between
+ * them. The indexes and the summary follow the records and are put right by a recount (`recount`),
+ * the one operation that reads every record.
  */
 export interface FleetStore {
   /** A tenant's record, or undefined when it has none. */
@@ -74,11 +81,23 @@ export interface FleetStore {
     onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
     options?: { attention?: boolean; query?: FleetQuery },
   ): Promise<FleetScanResult>;
-  /** Counts every record into a fresh summary, and rebuilds the attention index from the records. */
+  /**
+   * Streams the fleet index keys `selector` picks, from stream sequence `fromSeq` up to what the
+   * bucket holds now, as `scan` streams records (`onPointer` returns false to stop, or a promise to
+   * hold the scan). nats-server picks the keys by subject: only those are read.
+   */
+  scanIndex(
+    selector: FleetIndexSelector,
+    fromSeq: number,
+    onPointer: (pointer: FleetIndexPointer, seq: number) => boolean | void | Promise<boolean | void>,
+  ): Promise<FleetScanResult>;
+  /** Counts every record into a fresh summary, and rebuilds the attention index and the fleet index from the records. */
   recount(): Promise<FleetSummary>;
 }
 
 const CAS_ATTEMPTS = 20;
+/** An index key's value: the key says it all. */
+const NO_VALUE = new Uint8Array(0);
 
 /** A fleet key changed under every one of a writer's compare-and-set attempts. Transient: the next outcome tries again. */
 export class FleetContentionError extends Error {
@@ -111,6 +130,22 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     const key = fleetAttentionKey(change.next.tenantId);
     if (change.next.status !== 'current') await kv.put(key, encodeJson(change.next));
     else if (change.prev && change.prev.status !== 'current') await forget(key);
+  }
+
+  /**
+   * Keeps the fleet index in step with a record change: the keys the record had and has no more
+   * are purged (no tombstone), then the new ones written, with no value. A change that keeps the
+   * host, status, version and tags (a re-run that finds the tenant as it was) writes nothing.
+   * Purged before written, so two writers racing on one tenant leave at worst a stale key (readers
+   * check each key against the record: `pointedRecordMatches`) — or, when the later one writes back
+   * a key the earlier one is still purging, a missing one, until the tenant's next change or a
+   * recount.
+   */
+  async function syncIndex(change: FleetChange): Promise<void> {
+    const before = change.prev ? fleetIndexKeys(change.prev) : [];
+    const after = fleetIndexKeys(change.next);
+    await Promise.all(before.filter((key) => !after.includes(key)).map(forget));
+    await Promise.all(after.filter((key) => !before.includes(key)).map((key) => kv.put(key, NO_VALUE)));
   }
 
   async function forget(key: string): Promise<void> {
@@ -167,7 +202,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
         made = next ? { ...(prev ? { prev } : {}), next } : undefined;
         return next;
       });
-      if (made) await syncAttention(made);
+      if (made) await Promise.all([syncAttention(made), syncIndex(made)]);
       return made;
     },
     async summary(change) {
@@ -180,20 +215,21 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     },
     async recount() {
       const builder = new FleetSummaryBuilder();
-      await bus.jsm.streams.purge(stream, { filter: attentionFilter });
-      // The index is written as the scan goes, in batches of 256 puts: nothing is held. Only a
+      for (const filter of [attentionFilter, ...ALL_FLEET_INDEX_KEYS.map(subjectOf)])
+        await bus.jsm.streams.purge(stream, { filter });
+      // The indexes are written as the scan goes, in batches of 256 puts: nothing is held. Only a
       // full batch holds the scan back; other records cost no await.
       let batch: Array<Promise<void>> = [];
       let failure: Error | undefined;
-      const put = (record: FleetRecord): Promise<void> =>
-        kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
+      const put = (key: string, data: Uint8Array): Promise<void> =>
+        kv.put(key, data).then(
           () => undefined,
           (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
         );
       await scan(1, (record) => {
         builder.add(record);
-        if (record.status === 'current') return true;
-        batch.push(put(record));
+        for (const key of fleetIndexKeys(record)) batch.push(put(key, NO_VALUE));
+        if (record.status !== 'current') batch.push(put(fleetAttentionKey(record.tenantId), encodeJson(record)));
         if (batch.length < 256) return true;
         const full = batch;
         batch = [];
@@ -206,6 +242,19 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       return summary;
     },
     scan,
+    async scanIndex(selector, fromSeq, onPointer) {
+      const filter = subjectOf(fleetIndexFilter(selector));
+      const keyAt = subjectOf('').length;
+      let scanned = 0;
+      const end = await scanSubject(bus, stream, filter, fromSeq, (msg) => {
+        if (msg.deleted) return;
+        const pointer = parseFleetIndexKey(msg.subject.slice(keyAt));
+        if (!pointer) return;
+        scanned += 1;
+        return onPointer(pointer, msg.seq);
+      });
+      return { scanned, ...(end.nextSeq !== undefined ? { nextSeq: end.nextSeq } : {}) };
+    },
   };
 
   async function scan(
@@ -275,51 +324,5 @@ export function fleetQueryPrefilter(query: FleetQuery): ((data: Uint8Array) => b
   return (data) => {
     const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return groups.every((group) => group.some((needle) => bytes.includes(needle)));
-  };
-}
-
-/** One page of a fleet listing. */
-export interface FleetPage {
-  tenants: FleetRecord[];
-  /** Pass it back as `cursor` for the next page; absent on the last page. */
-  nextCursor?: string;
-  /** Records read to fill this page. */
-  scanned: number;
-}
-
-/**
- * One page of the tenants a query shows, scanning the records from `cursor` on and holding only the
- * page: memory stays flat whatever the fleet's size. The cursor is a stream position, so a page
- * never repeats a tenant written before the first page was read.
- */
-export async function pageFleet(
-  store: FleetStore,
-  query: FleetQuery,
-  page: { cursor?: string; limit: number },
-): Promise<FleetPage> {
-  const from = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Math.max(1, Number(page.cursor)) : 1;
-  // Tenants that are not current are all in the attention index: a query for those (no target,
-  // which also wants current tenants below it) reads the index, not the whole fleet.
-  const attention = query.target === undefined && !(query.statuses ?? []).includes('current');
-  const tenants: FleetRecord[] = [];
-  const result = await store.scan(
-    from,
-    (record) => {
-      tenants.push(record);
-      return tenants.length < page.limit;
-    },
-    { attention, query },
-  );
-  // An index entry is a copy: each listed one is checked against its record (a race between two
-  // writers can leave a stale copy), and shown as the record says.
-  const listed = attention
-    ? (await Promise.all(tenants.map((t) => store.get(t.tenantId)))).filter(
-        (r): r is FleetRecord => r !== undefined && matchesFleetQuery(r, query),
-      )
-    : tenants;
-  return {
-    tenants: listed,
-    scanned: result.scanned,
-    ...(result.nextSeq !== undefined ? { nextCursor: String(result.nextSeq) } : {}),
   };
 }

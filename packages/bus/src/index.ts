@@ -2,14 +2,13 @@ export { type BundleStore, encodeBundle, openBundleStore } from './bundle-store.
 export { type Bus, type BusConfig, connectBus } from './bus.js';
 export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
+export { type FleetPage, pageFleet } from './fleet-listing.js';
 export {
   type FleetChange,
   FleetContentionError,
-  type FleetPage,
   type FleetScanResult,
   type FleetStore,
   openFleetStore,
-  pageFleet,
 } from './fleet-store.js';
 export {
   deadTaskSeqs,

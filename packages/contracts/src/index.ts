@@ -36,11 +36,18 @@ export {
 } from './events.js';
 export {
   ALL_FLEET_ATTENTION_KEYS,
+  ALL_FLEET_INDEX_KEYS,
   ALL_FLEET_KEYS,
   FLEET_ERROR_MAX,
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
   fleetAttentionKey,
+  type FleetIndexed,
+  fleetIndexFilter,
+  fleetIndexKey,
+  fleetIndexKeys,
+  type FleetIndexPointer,
+  type FleetIndexSelector,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,
@@ -49,6 +56,8 @@ export {
   FleetStatusSchema,
   type FleetSummary,
   FleetSummarySchema,
+  fleetTagIndexKey,
+  parseFleetIndexKey,
   parseFleetKey,
 } from './fleet.js';
 export {
