@@ -2,12 +2,17 @@
  * Fleet state benchmarks, against a private nats-server (JetStream on disk) and the built services.
  *
  * `--part query` (default): writes `--records` fleet records (1,000,000 by default: 97% current,
- * the rest behind, failed, dirty or drifted, over 100 hosts) and their summary into the
- * `sluice_fleet` bucket, then reads them the way `sluice fleet` does, each reading in a process of
- * its own so its memory is its own: the overview (summary + first page of tenants that need a
- * look), a filtered page that matches nothing (a scan of every record), and a recount (a scan that
- * folds every record). Prints wall time, RSS when connected, peak RSS (VmHWM) and the growth, and
- * the bucket's bytes per record. Goal: < 5 s and < 100 MB growth at 1,000,000 records.
+ * the rest behind, failed, dirty or drifted, over 100 hosts, one tag each) with their index keys
+ * and their summary into the `sluice_fleet` bucket, then reads them the way `sluice fleet` does,
+ * each reading in a process of its own so its memory is its own: the overview (summary + first page
+ * of tenants that need a look), filtered pages that need current tenants (host, target, tag: read
+ * from the fleet index), every current tenant of one host in pages of 1,000, a filtered page that
+ * matches nothing, and a recount (a scan that folds every record and rebuilds the indexes). Prints
+ * wall time, RSS when connected, peak RSS (VmHWM) and the growth, and the bucket's bytes per record
+ * (and what the index adds). Then the cost of record updates as the reporter makes them (32 at
+ * once): one that changes nothing the index holds, and one that changes the version (index keys
+ * rewritten), in time and KV messages per update. Goal: < 5 s and < 100 MB growth at 1,000,000
+ * records.
  *
  * `--part trust`: `--tenants` (1,000) tenants whose fleet records say current at the latest
  * version with the planner's set digest (seeded, as a verified run would have left them), the
@@ -37,10 +42,11 @@ import { parseArgs, promisify } from 'node:util';
 
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { connectBus, openFleetStore, pageFleet } from '@sluice/bus';
+import { type Bus, connectBus, type FleetPage, type FleetStore, openFleetStore, pageFleet } from '@sluice/bus';
 import {
   BUCKETS,
   fleetAttentionKey,
+  fleetIndexKeys,
   fleetKey,
   type FleetRecord,
   type FleetStatus,
@@ -50,7 +56,7 @@ import {
   type RunPlannedEvent,
   STREAMS,
 } from '@sluice/contracts';
-import { FleetSummaryBuilder } from '@sluice/core';
+import { type FleetQuery, FleetSummaryBuilder } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createLogger } from '@sluice/telemetry';
 import {
@@ -74,6 +80,63 @@ async function memoryOf(pid: number | 'self'): Promise<{ rss: number; hwm: numbe
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** One page of 20 of each of these is timed (the filters that used to scan every record, and more). */
+const LISTINGS: Record<string, FleetQuery> = {
+  'host-current': { statuses: ['current'], host: 'db-042.internal:5432' },
+  'target-current': { statuses: ['current'], target: 6 },
+  'tag-current': { statuses: ['current'], tags: { tier: 'gold' } },
+  'tag-host-current': { statuses: ['current'], tags: { tier: 'gold' }, host: 'db-042.internal:5432' },
+  'tag-target': { tags: { tier: 'gold' }, target: 6 },
+  'no-match': { statuses: ['current'], host: 'no-such-host:5432' },
+  'tag-no-match': { statuses: ['current'], tags: { tier: 'gold' }, host: 'no-such-host:5432' },
+};
+
+interface WriteMeasurement {
+  updates: number;
+  steadyMsPerUpdate: number;
+  steadyMessagesPerUpdate: number;
+  movedMsPerUpdate: number;
+  movedMessagesPerUpdate: number;
+}
+
+/**
+ * Times `store.update` as the reporter's fleet writer makes it (32 at once) on `WRITES` existing
+ * current tenants: first a re-run that changes nothing the index holds (run and time only), then a
+ * migration (the version moves from 6 to 7: the main index key is purged and written again).
+ */
+async function measureWrites(bus: Bus, store: FleetStore): Promise<WriteMeasurement> {
+  const WRITES = 2_000;
+  // Current tenants (see `recordOf`): the first WRITES whose `i % 200` is below 194.
+  const ids = Array.from({ length: WRITES }, (_, j) => {
+    const i = Math.floor(j / 194) * 200 + (j % 194);
+    return `tenant-${String(i).padStart(7, '0')}`;
+  });
+  const lastSeq = async () => (await bus.jsm.streams.info(`KV_${BUCKETS.fleet}`)).state.last_seq;
+  const timed = async (change: (prev: FleetRecord) => FleetRecord) => {
+    const seq = await lastSeq();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < ids.length) {
+          const id = ids[next++]!;
+          await store.update(id, (prev) => (prev ? change(prev) : undefined));
+        }
+      }),
+    );
+    return { ms: (performance.now() - started) / WRITES, messages: ((await lastSeq()) - seq) / WRITES };
+  };
+  const steady = await timed((prev) => ({ ...prev, run: 'bench-rerun', at: '2026-11-30T01:00:00.000Z' }));
+  const moved = await timed((prev) => ({ ...prev, version: 7, run: 'bench-migrate', at: '2026-11-30T02:00:00.000Z' }));
+  return {
+    updates: WRITES,
+    steadyMsPerUpdate: steady.ms,
+    steadyMessagesPerUpdate: steady.messages,
+    movedMsPerUpdate: moved.ms,
+    movedMessagesPerUpdate: moved.messages,
+  };
 }
 
 interface QueryMeasurement {
@@ -102,9 +165,29 @@ if (process.argv[2] === '--query-child') {
     const page = await pageFleet(store, { statuses: ['drift'], host: 'db-099.internal:5432' }, { limit: 20 });
     scanned = page.scanned;
     listed = page.tenants.length;
-  } else if (kind === 'no-match') {
-    const page = await pageFleet(store, { statuses: ['current'], host: 'no-such-host:5432' }, { limit: 20 });
+  } else if (kind !== undefined && LISTINGS[kind]) {
+    const page = await pageFleet(store, LISTINGS[kind], { limit: 20 });
     scanned = page.scanned;
+    listed = page.tenants.length;
+  } else if (kind === 'host-all') {
+    // Every current tenant of one host, page after page.
+    scanned = 0;
+    let cursor: string | undefined;
+    do {
+      const page: FleetPage = await pageFleet(
+        store,
+        { statuses: ['current'], host: 'db-042.internal:5432' },
+        { limit: 1_000, ...(cursor !== undefined ? { cursor } : {}) },
+      );
+      scanned += page.scanned;
+      listed += page.tenants.length;
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+  } else if (kind === 'writes') {
+    const result = await measureWrites(bus, store);
+    await bus.close();
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
   } else {
     const summary = await store.recount();
     scanned = summary.total;
@@ -149,34 +232,51 @@ function recordOf(i: number, digest: string): FleetRecord {
   };
 }
 
-/** Writes records straight into the bucket (as reporters would have, one key per tenant), and their summary. */
-async function seed(url: string, count: number, digest: string, make = recordOf): Promise<void> {
+/**
+ * Writes records straight into the bucket (as reporters would have, one key per tenant), their
+ * attention index, then their fleet index keys (so the bytes they add are told apart), and their
+ * summary. Returns the bucket's bytes before the fleet index was written.
+ */
+async function seed(url: string, count: number, digest: string, make = recordOf): Promise<number> {
   const bus = await connectBus({ servers: url, name: 'fleet-bench-seed' }, logger);
   const store = await openFleetStore(bus);
+  const stream = `KV_${BUCKETS.fleet}`;
   const builder = new FleetSummaryBuilder();
   const started = performance.now();
-  const inFlight = new Set<Promise<unknown>>();
+  // Plain publishes into the bucket's subjects, a round trip every 5,000 (the server has stored
+  // what came before it): four times the pace of acknowledged ones. The count is checked after.
+  let published = 0;
+  const send = async (key: string, data: string | Uint8Array): Promise<void> => {
+    bus.nc.publish(`$KV.${BUCKETS.fleet}.${key}`, data);
+    if (++published % 5_000 === 0) await bus.nc.flush();
+  };
   for (let i = 0; i < count; i++) {
     const record = make(i, digest);
     builder.add(record);
-    const p = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetKey(record.tenantId)}`, JSON.stringify(record));
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    await send(fleetKey(record.tenantId), JSON.stringify(record));
     // The attention index, as the reporter keeps it: a copy of every record that is not current.
-    if (record.status !== 'current') {
-      const a = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetAttentionKey(record.tenantId)}`, JSON.stringify(record));
-      inFlight.add(a);
-      void a.finally(() => inFlight.delete(a));
-    }
-    if (inFlight.size >= 2_000) await Promise.race(inFlight);
+    if (record.status !== 'current') await send(fleetAttentionKey(record.tenantId), JSON.stringify(record));
   }
-  await Promise.all(inFlight);
+  await bus.nc.flush();
   await store.summary({ set: builder.build() });
-  console.log(`seeded ${count} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  published += 1;
+  const withoutIndex = (await bus.jsm.streams.info(stream)).state.bytes;
+  for (let i = 0; i < count; i++) for (const key of fleetIndexKeys(make(i, digest))) await send(key, new Uint8Array(0));
+  await bus.nc.flush();
+  const stored = (await bus.jsm.streams.info(stream)).state.messages;
+  if (stored !== published) throw new Error(`seed: ${published} messages published, ${stored} stored`);
+  console.log(
+    `seeded ${count} records (${published} messages) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   await bus.close();
+  return withoutIndex;
 }
 
 async function measureQuery(url: string, kind: string): Promise<QueryMeasurement> {
+  return JSON.parse(await childOutput(url, kind)) as QueryMeasurement;
+}
+
+async function childOutput(url: string, kind: string): Promise<string> {
   const child = spawn(
     process.execPath,
     [...process.execArgv, fileURLToPath(import.meta.url), '--query-child', url, kind],
@@ -188,7 +288,7 @@ async function measureQuery(url: string, kind: string): Promise<QueryMeasurement
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const [code] = (await once(child, 'exit')) as [number];
   if (code !== 0) throw new Error(`query child ${kind} exited ${code}`);
-  return JSON.parse(out.trim()) as QueryMeasurement;
+  return out.trim();
 }
 
 async function queryPart(): Promise<void> {
@@ -196,7 +296,7 @@ async function queryPart(): Promise<void> {
   const nats = await startNatsServer();
   try {
     const set = await loadMigrationDir(MIGRATIONS_DIR);
-    await seed(nats.url, count, set.digest);
+    const withoutIndex = await seed(nats.url, count, set.digest);
     const nc = await connect({ servers: nats.url });
     const info = await jetstream(nc)
       .jetstreamManager()
@@ -204,22 +304,33 @@ async function queryPart(): Promise<void> {
     await nc.close();
     const bytes = info.state.bytes;
     console.log(
-      `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers)`,
+      `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers), of which the fleet index ${((bytes - withoutIndex) / count).toFixed(0)} (one main key and one tag key a tenant)`,
     );
-    console.log(`\n| reading (${count} records) | time | RSS connected | peak RSS | growth | records read |`);
-    console.log('|---|---:|---:|---:|---:|---:|');
+    console.log(`\n| reading (${count} records) | time | RSS connected | peak RSS | growth | entries read | listed |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const [kind, label] of [
       ['overview', 'sluice fleet --target 6 (summary + first page)'],
       ['attention', 'sluice fleet (summary + first page of the attention index)'],
-      ['rare', 'sluice fleet --status drift --host one-of-100 (attention index)'],
-      ['no-match', 'sluice fleet --status current --host nowhere (scan of all)'],
-      ['recount', 'sluice fleet --recount (scan of all, summary and index rebuilt)'],
+      ['rare', 'sluice fleet --status drift --host one-of-100 (index)'],
+      ['host-current', 'sluice fleet --status current --host one-of-100 (index)'],
+      ['host-all', 'every current tenant of one host of 100, pages of 1,000 (index)'],
+      ['target-current', 'sluice fleet --status current --target 6 (index, none below 6)'],
+      ['tag-current', 'sluice fleet --status current --tag tier=gold (tag index)'],
+      ['tag-host-current', 'sluice fleet --status current --tag tier=gold --host one-of-100 (tag index)'],
+      ['tag-target', 'sluice fleet --tag tier=gold --target 6 (index, tag index)'],
+      ['no-match', 'sluice fleet --status current --host nowhere (index: nothing to read)'],
+      ['tag-no-match', 'sluice fleet --status current --tag tier=gold --host nowhere (tag index)'],
+      ['recount', 'sluice fleet --recount (scan of all, summary and indexes rebuilt)'],
     ] as const) {
       const m = await measureQuery(nats.url, kind);
       console.log(
-        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} |`,
+        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} | ${m.listed} |`,
       );
     }
+    const w = JSON.parse(await childOutput(nats.url, 'writes')) as WriteMeasurement;
+    console.log(
+      `\nrecord updates, 32 at once, ${w.updates} tenants: a re-run that changes nothing indexed ${w.steadyMsPerUpdate.toFixed(2)} ms and ${w.steadyMessagesPerUpdate.toFixed(2)} KV messages an update; a new version ${w.movedMsPerUpdate.toFixed(2)} ms and ${w.movedMessagesPerUpdate.toFixed(2)} messages an update (plus one purge of the old index key)`,
+    );
   } finally {
     await nats.dispose();
   }

@@ -96,6 +96,8 @@ export interface FleetStore {
 }
 
 const CAS_ATTEMPTS = 20;
+/** Index puts a recount keeps in flight. */
+const RECOUNT_WINDOW = 2_048;
 /** An index key's value: the key says it all. */
 const NO_VALUE = new Uint8Array(0);
 
@@ -217,25 +219,38 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       const builder = new FleetSummaryBuilder();
       for (const filter of [attentionFilter, ...ALL_FLEET_INDEX_KEYS.map(subjectOf)])
         await bus.jsm.streams.purge(stream, { filter });
-      // The indexes are written as the scan goes, in batches of 256 puts: nothing is held. Only a
-      // full batch holds the scan back; other records cost no await.
-      let batch: Array<Promise<void>> = [];
+      // The indexes are written as the scan goes, up to RECOUNT_WINDOW puts in flight: nothing is
+      // held. Only a full window holds the scan back (until half of it is acknowledged).
+      let inFlight = 0;
       let failure: Error | undefined;
-      const put = (key: string, data: Uint8Array): Promise<void> =>
-        kv.put(key, data).then(
-          () => undefined,
-          (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
-        );
+      let waiter: { level: number; resolve: () => void } | undefined;
+      const drained = (level: number): Promise<void> =>
+        inFlight <= level ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { level, resolve }));
+      const put = (key: string, data: Uint8Array): void => {
+        inFlight += 1;
+        void kv
+          .put(key, data)
+          .then(
+            () => undefined,
+            (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
+          )
+          .finally(() => {
+            inFlight -= 1;
+            if (waiter && inFlight <= waiter.level) {
+              const { resolve } = waiter;
+              waiter = undefined;
+              resolve();
+            }
+          });
+      };
       await scan(1, (record) => {
+        if (failure) return false;
         builder.add(record);
-        for (const key of fleetIndexKeys(record)) batch.push(put(key, NO_VALUE));
-        if (record.status !== 'current') batch.push(put(fleetAttentionKey(record.tenantId), encodeJson(record)));
-        if (batch.length < 256) return true;
-        const full = batch;
-        batch = [];
-        return Promise.all(full).then(() => true);
+        for (const key of fleetIndexKeys(record)) put(key, NO_VALUE);
+        if (record.status !== 'current') put(fleetAttentionKey(record.tenantId), encodeJson(record));
+        return inFlight < RECOUNT_WINDOW ? true : drained(RECOUNT_WINDOW / 2).then(() => true);
       });
-      await Promise.all(batch);
+      await drained(0);
       if (failure) throw failure;
       const summary = builder.build();
       await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
