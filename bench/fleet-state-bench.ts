@@ -141,6 +141,8 @@ async function measureWrites(bus: Bus, store: FleetStore): Promise<WriteMeasurem
 
 interface QueryMeasurement {
   ms: number;
+  /** The reading process's CPU time (user + system). */
+  cpuMs: number;
   readyRss: number;
   peakRss: number;
   scanned: number;
@@ -154,6 +156,7 @@ if (process.argv[2] === '--query-child') {
   const store = await openFleetStore(bus);
   const ready = await memoryOf('self');
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let scanned: number;
   let listed = 0;
   if (kind === 'overview' || kind === 'attention') {
@@ -194,7 +197,15 @@ if (process.argv[2] === '--query-child') {
     listed = summary.total;
   }
   const ms = performance.now() - started;
-  const result: QueryMeasurement = { ms, readyRss: ready.rss, peakRss: (await memoryOf('self')).hwm, scanned, listed };
+  const cpu = process.cpuUsage(cpuBefore);
+  const result: QueryMeasurement = {
+    ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    readyRss: ready.rss,
+    peakRss: (await memoryOf('self')).hwm,
+    scanned,
+    listed,
+  };
   await bus.close();
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
@@ -208,6 +219,14 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     /** `--part verify`: write a CPU profile of each service into this folder (at its exit). */
     profile: { type: 'string' },
+    /** `--part query`: a nats-server to use (left running) instead of a private one. */
+    'nats-url': { type: 'string' },
+    /** `--part query` with `--nats-url`: its process id, to read its CPU time. */
+    'nats-pid': { type: 'string' },
+    /** `--part query`: the bucket was seeded by an earlier run against `--nats-url`. */
+    'skip-seed': { type: 'boolean', default: false },
+    /** `--part query`: only these readings (comma-separated kinds). */
+    only: { type: 'string' },
     /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
     'child-node-options': { type: 'string', default: '' },
   },
@@ -293,10 +312,18 @@ async function childOutput(url: string, kind: string): Promise<string> {
 
 async function queryPart(): Promise<void> {
   const count = Number(values.records);
-  const nats = await startNatsServer();
+  const nats = values['nats-url']
+    ? { url: values['nats-url'], pid: Number(values['nats-pid']), dispose: () => Promise.resolve() }
+    : await startNatsServer();
+  /** The server's CPU time so far (user + system, ms), NaN when unknown. */
+  const serverCpuMs = async (): Promise<number> => {
+    const stat = await readFile(`/proc/${nats.pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  };
   try {
     const set = await loadMigrationDir(MIGRATIONS_DIR);
-    const withoutIndex = await seed(nats.url, count, set.digest);
+    const withoutIndex = values['skip-seed'] ? NaN : await seed(nats.url, count, set.digest);
     const nc = await connect({ servers: nats.url });
     const info = await jetstream(nc)
       .jetstreamManager()
@@ -306,8 +333,10 @@ async function queryPart(): Promise<void> {
     console.log(
       `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers), of which the fleet index ${((bytes - withoutIndex) / count).toFixed(0)} (one main key and one tag key a tenant)`,
     );
-    console.log(`\n| reading (${count} records) | time | RSS connected | peak RSS | growth | entries read | listed |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log(
+      `\n| reading (${count} records) | time | RSS connected | peak RSS | growth | entries read | listed | CPU (reader) | CPU (nats-server) |`,
+    );
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const [kind, label] of [
       ['overview', 'sluice fleet --target 6 (summary + first page)'],
       ['attention', 'sluice fleet (summary + first page of the attention index)'],
@@ -322,14 +351,18 @@ async function queryPart(): Promise<void> {
       ['tag-no-match', 'sluice fleet --status current --tag tier=gold --host nowhere (tag index)'],
       ['recount', 'sluice fleet --recount (scan of all, summary and indexes rebuilt)'],
     ] as const) {
+      if (values.only && !values.only.split(',').includes(kind)) continue;
+      const serverBefore = await serverCpuMs();
       const m = await measureQuery(nats.url, kind);
+      const serverMs = (await serverCpuMs()) - serverBefore;
       console.log(
-        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} | ${m.listed} |`,
+        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} | ${m.listed} | ${(m.cpuMs / 1000).toFixed(2)} s | ${(serverMs / 1000).toFixed(2)} s |`,
       );
     }
+    if (values.only && !values.only.split(',').includes('writes')) return;
     const w = JSON.parse(await childOutput(nats.url, 'writes')) as WriteMeasurement;
     console.log(
-      `\nrecord updates, 32 at once, ${w.updates} tenants: a re-run that changes nothing indexed ${w.steadyMsPerUpdate.toFixed(2)} ms and ${w.steadyMessagesPerUpdate.toFixed(2)} KV messages an update; a new version ${w.movedMsPerUpdate.toFixed(2)} ms and ${w.movedMessagesPerUpdate.toFixed(2)} messages an update (plus one purge of the old index key)`,
+      `\nrecord updates, 32 at once, ${w.updates} tenants: a re-run that changes nothing indexed ${w.steadyMsPerUpdate.toFixed(2)} ms and ${w.steadyMessagesPerUpdate.toFixed(2)} KV messages an update; a new version ${w.movedMsPerUpdate.toFixed(2)} ms and ${w.movedMessagesPerUpdate.toFixed(2)} messages an update (plus a get and a delete of the old index key)`,
     );
   } finally {
     await nats.dispose();

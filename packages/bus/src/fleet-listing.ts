@@ -36,7 +36,9 @@ export async function pageFleet(
   query: FleetQuery,
   page: { cursor?: string; limit: number },
 ): Promise<FleetPage> {
-  const plan = planFleetListing(query, query.target !== undefined ? await store.summary() : undefined);
+  // Only the tenants that need a look (no status, no target) are listed without the summary.
+  const indexed = (query.statuses ?? []).length > 0 || query.target !== undefined;
+  const plan = planFleetListing(query, indexed ? await store.summary() : undefined);
   return plan.kind === 'attention' ? pageAttention(store, query, page) : pageIndex(store, query, plan.passes, page);
 }
 
@@ -88,12 +90,16 @@ async function pageIndex(
         if (pointedRecordMatches(pointer, record, query)) tenants.push(record);
       });
     };
-    const result = await store.scanIndex(pass.selector, fromSeq, (pointer) => {
+    const onPointer = (pointer: FleetIndexPointer): boolean | Promise<boolean> => {
       if (!pointerMayMatch(pointer, query)) return true;
       candidates.push(pointer);
       if (tenants.length + candidates.length < page.limit) return true;
       return check().then(() => tenants.length < page.limit);
-    });
+    };
+    const result =
+      pass.selector === 'attention'
+        ? await store.scan(fromSeq, (copy) => onPointer(pointerOf(copy)), { attention: true, query })
+        : await store.scanIndex(pass.selector, fromSeq, onPointer);
     await check();
     scanned += result.scanned;
     if (result.nextSeq !== undefined)
@@ -107,4 +113,14 @@ async function pageIndex(
       };
   }
   return { tenants, scanned };
+}
+
+/** What an attention index copy says of its tenant, as an index key would. */
+function pointerOf(copy: FleetRecord): FleetIndexPointer {
+  return {
+    tenantId: copy.tenantId,
+    status: copy.status,
+    version: copy.version,
+    ...(copy.host ? { host: copy.host } : {}),
+  };
 }

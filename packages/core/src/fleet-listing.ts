@@ -9,9 +9,12 @@ import {
 
 import { type FleetQuery, matchesFleetQuery } from './fleet-state.js';
 
-/** One read of the fleet index: the keys nats-server picks for it, and its place in a listing. */
+/**
+ * One read of the fleet index: the keys nats-server picks for it (or `attention`: the attention
+ * index, the copies of every tenant not current), and its place in a listing.
+ */
 export interface FleetIndexPass {
-  selector: FleetIndexSelector;
+  selector: FleetIndexSelector | 'attention';
   /** Names the pass in a cursor (`<status index>.<version | none | all>`); passes are listed in its order. */
   key: string;
 }
@@ -29,13 +32,20 @@ const NEEDS_A_LOOK = FLEET_STATUSES.filter((s) => s !== 'current');
  * The plan of a listing. Each pass fixes the status, and the version when the query has a target,
  * so nats-server hands over only the keys that can match; the host is fixed when asked. A pass
  * without a version reads the index of the query's first tag when it has one (the tag index holds
- * no version); the other filters are tested on the pointer, then on the record.
+ * no version); the other filters are tested on the pointer, then on the record. The tenants that
+ * need a look below a target are those current below it (a pass a version) and every other one
+ * (one pass over the attention index).
  *
- * With a target, the versions below it are those of `summary`'s histogram (`none` included): a
- * version the summary does not know yet (its write was lost with a reporter; a recount puts it
- * right) is not read.
+ * Each pass costs nats-server a look at every key of the bucket (nats-server 2.9 matches a filter
+ * against each subject), so passes `summary` counts no tenant in are left out: a status (on the
+ * host asked), a version. With a target, the versions below it are those of the histogram (`none`
+ * included). A summary short of a change (a reporter killed before its summary write; a recount
+ * puts it right) can hide that change's tenant from a listing until then.
  */
-export function planFleetListing(query: FleetQuery, summary?: Pick<FleetSummary, 'versions'>): FleetListingPlan {
+export function planFleetListing(
+  query: FleetQuery,
+  summary?: Pick<FleetSummary, 'versions' | 'statuses' | 'hosts'>,
+): FleetListingPlan {
   const asked =
     query.statuses && query.statuses.length > 0 ? FLEET_STATUSES.filter((s) => query.statuses!.includes(s)) : undefined;
   if (!asked && query.target === undefined) return { kind: 'attention' };
@@ -43,22 +53,32 @@ export function planFleetListing(query: FleetQuery, summary?: Pick<FleetSummary,
   const firstTag = Object.entries(query.tags ?? {})[0];
   const tag = firstTag ? { tag: { name: firstTag[0], value: firstTag[1] } } : {};
   const passes: FleetIndexPass[] = [];
-  const anyVersion = (status: FleetStatus): void =>
-    void passes.push({ selector: { ...tag, ...host, status }, key: passKey(status, ALL_VERSIONS) });
+  /** Tenants in a status (on the host asked), as the summary counts them; Infinity without one. */
+  const counted = (status: FleetStatus): number =>
+    !summary
+      ? Infinity
+      : query.host !== undefined
+        ? (summary.hosts[query.host]?.[status] ?? 0)
+        : summary.statuses[status];
+  const anyVersion = (status: FleetStatus): void => {
+    if (counted(status) > 0) passes.push({ selector: { ...tag, ...host, status }, key: passKey(status, ALL_VERSIONS) });
+  };
   const below = query.target !== undefined ? versionsBelow(summary?.versions ?? {}, query.target) : [];
   const eachVersionBelow = (status: FleetStatus): void => {
-    for (const version of below)
-      passes.push({
-        selector: { ...host, status, version },
-        key: passKey(status, version === null ? 'none' : String(version)),
-      });
+    if (counted(status) > 0)
+      for (const version of below)
+        passes.push({
+          selector: { ...host, status, version },
+          key: passKey(status, version === null ? 'none' : String(version)),
+        });
   };
   if (asked) {
     for (const status of asked) (query.target === undefined ? anyVersion : eachVersionBelow)(status);
   } else {
-    // The tenants that need a look, and those current below the target.
+    // The tenants that need a look below the target: current below it, and every other one.
     eachVersionBelow('current');
-    for (const status of NEEDS_A_LOOK) anyVersion(status);
+    if (NEEDS_A_LOOK.some((status) => counted(status) > 0))
+      passes.push({ selector: 'attention', key: passKey(NEEDS_A_LOOK[0]!, ALL_VERSIONS) });
   }
   return { kind: 'index', passes };
 }
