@@ -1,5 +1,8 @@
 import type { MigrationSet } from '@sluice/core';
-import { connectTenant, TenantMigrator } from '@sluice/migrator';
+import { connectTenant, JournalReadHints, TenantMigrator } from '@sluice/migrator';
+
+/** Learnt across the pool's tenants, as an executor process learns them. */
+const journalReads = new JournalReadHints();
 
 /**
  * One tenant the way a Sluice executor does it — the same connect and the same TenantMigrator,
@@ -19,7 +22,7 @@ export async function migrateTenantWithSluiceMigrator(
     statementTimeoutMs: 600_000,
   });
   try {
-    return (await new TenantMigrator(client, set, host).migrate({ targetVersion: set.latest })).applied;
+    return (await new TenantMigrator(client, set, host).migrate({ targetVersion: set.latest, journalReads })).applied;
   } finally {
     await client.end();
   }

@@ -1,6 +1,13 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ADVISORY_STREAM, hostConsumerName, hostKeyOfConsumer, STREAMS, taskSubject } from '@sluice/contracts';
+import {
+  ADVISORY_STREAM,
+  hostConsumerName,
+  hostKeyOfConsumer,
+  maxDeliveriesSubject,
+  STREAMS,
+  taskSubject,
+} from '@sluice/contracts';
 import type { ConsumerView } from '@sluice/core';
 
 import type { Bus } from './bus.js';
@@ -133,7 +140,7 @@ export async function deadTaskSeqs(bus: Bus, hostKey: string): Promise<Set<numbe
   await readSubject(
     bus,
     ADVISORY_STREAM.name,
-    `${ADVISORY_STREAM.subjects[0].slice(0, -1)}${hostConsumerName(hostKey)}`,
+    maxDeliveriesSubject(hostConsumerName(hostKey)),
     (msg) => {
       let advisory: { stream_seq?: unknown };
       try {

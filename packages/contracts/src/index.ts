@@ -129,6 +129,7 @@ export {
   isRunEventName,
   LEDGER_STREAM,
   ledgerSubject,
+  maxDeliveriesSubject,
   outcomeSubject,
   parseLedgerSubject,
   parseRunEventSubject,

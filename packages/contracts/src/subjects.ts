@@ -113,10 +113,17 @@ export const STREAMS = {
  */
 export const LEDGER_STREAM = { name: 'SLUICE_LEDGER', subjects: [ALL_LEDGER_ENTRIES] } as const;
 
+const MAX_DELIVERIES_PREFIX = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks.name}.`;
+
+/** The subject of the server's MAX_DELIVERIES advisories for one consumer of SLUICE_TASKS. */
+export function maxDeliveriesSubject(consumer: string): string {
+  return `${MAX_DELIVERIES_PREFIX}${consumer}`;
+}
+
 /** Internal: the server's MAX_DELIVERIES advisories of the host consumers (a task no executor lived through). */
 export const ADVISORY_STREAM = {
   name: 'SLUICE_ADVISORIES',
-  subjects: [`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks.name}.*`],
+  subjects: [maxDeliveriesSubject('*')],
 } as const;
 
 /** JetStream key-value and object store buckets. */

@@ -1,5 +1,6 @@
 export { connectTenant, roundTripsOf } from './connect.js';
 export { sampleHostActivity } from './host-activity.js';
+export { type JournalRead, JournalReadHints } from './journal-reads.js';
 export {
   type FencedHolder,
   leaseApplicationName,

@@ -67,6 +67,26 @@ ALTER TABLE ${table}
 /** The columns `ensureJournalSql` adds to the first shape: a journal with all of them is current. */
 const LATER_COLUMNS = ['status', 'duration_ms', 'run_id', 'executor_id', 'baseline', 'down_checksum'];
 
+/** Whether a journal with these columns is of the current shape. */
+export function hasCurrentShape(columns: readonly string[]): boolean {
+  return LATER_COLUMNS.every((c) => columns.includes(c));
+}
+
+/**
+ * Reads the journal with a plain `SELECT *` (whatever its shape: the columns come back with the
+ * rows). The server's cheapest read, but a database without the table answers with an error:
+ * see {@link isMissingJournalError} and `journal-reads.ts`.
+ */
+export function readJournalPlainSql(loc: JournalLocation): string {
+  return `SELECT * FROM ${journalTable(loc)} ORDER BY version`;
+}
+
+/** The SQLSTATEs of a journal that is not there: no such table (42P01) or no such schema (3F000). */
+export function isMissingJournalError(error: unknown): boolean {
+  const code = (error as { sqlState?: unknown; code?: unknown }).sqlState ?? (error as { code?: unknown }).code;
+  return code === '42P01' || code === '3F000';
+}
+
 /**
  * Reads the journal without ever raising an error, whether or not it exists and whatever its
  * shape: two statements, one message. The first says whether the table exists and is of the

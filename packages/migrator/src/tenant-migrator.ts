@@ -14,6 +14,7 @@ import { appliedEntry, applyBatch, applyInTransaction, applyWithoutTransaction }
 import { downAttributes, downStep } from './down-steps.js';
 import { DEFAULT_JOURNAL, type JournalLocation } from './journal.js';
 import { baselineJournal, repairJournal } from './journal-admin.js';
+import type { JournalReadHints } from './journal-reads.js';
 import type { LockFence } from './lock-fencing.js';
 import {
   appliedReport,
@@ -45,6 +46,11 @@ export interface MigrateOptions {
   force?: boolean;
   /** Run a down file even when it changed since its up file ran (drift otherwise). */
   allowChangedDown?: boolean;
+  /**
+   * How the first read asks for the journal, learnt per host (journal-reads.ts); without it, the
+   * read that never raises an error on the server.
+   */
+  journalReads?: JournalReadHints;
 }
 
 /** What a journal read decides: nothing to do for this run, or a plan (up or down). */
@@ -59,7 +65,8 @@ type Decision = { kind: 'untouched'; current: number | null } | { kind: 'plan'; 
  * files costs one more when they are all transactional: the lock, the journal's creation if it is
  * new, every file in its own transaction behind a guard, and the unlock travel in one message.
  * Nothing in the common path makes the server raise an error (each one is an aborted
- * transaction and a line in its log).
+ * transaction and a line in its log), but the plain first read of a database that has no journal
+ * yet, where the caller's hints chose it (journal-reads.ts).
  *
  * This class decides and carries out the plan; the session (`tenant-session.ts`) keeps the lock
  * and reads the journal, `apply-path.ts` and `undo-path.ts` send the files each way.
@@ -106,7 +113,7 @@ export class TenantMigrator {
     const t0 = performance.now();
     // Most runs find most tenants up to date: one round trip, no lock, no contention. A journal
     // can only gain rows while we read it, so "nothing pending, nothing dirty, no drift" holds.
-    const state = await inSpan('sluice.journal', {}, () => this.session.readJournalState());
+    const state = await inSpan('sluice.journal', {}, () => this.readFirst(options.journalReads));
     if (options.dryRun) {
       const decision = this.decide(state.entries, options);
       if (decision.kind === 'untouched') return untouchedReport(decision.current, t0);
@@ -160,8 +167,16 @@ export class TenantMigrator {
   }
 
   /** Reads the journal without taking the lock (dry runs, status); an old-shape journal is read as it is. */
-  async readJournal(): Promise<JournalEntry[]> {
-    return (await this.session.readJournalState()).entries;
+  async readJournal(hints?: JournalReadHints): Promise<JournalEntry[]> {
+    return (await this.readFirst(hints)).entries;
+  }
+
+  /** The lockless read, the way the host's hints say, teaching them what it found. */
+  private async readFirst(hints: JournalReadHints | undefined): Promise<JournalState> {
+    if (!hints) return this.session.readJournalState();
+    const state = await this.session.readJournalFirst(hints.choose(this.session.host));
+    hints.observe(this.session.host, state.present);
+    return state;
   }
 
   /**

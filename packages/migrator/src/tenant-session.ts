@@ -5,12 +5,16 @@ import {
   advisoryLockKey,
   ensureJournalSql,
   GUARD_SQLSTATE,
+  hasCurrentShape,
+  isMissingJournalError,
   type JournalLocation,
   journalTable,
   lockGuardSql,
   lockHeldSql,
+  readJournalPlainSql,
   readJournalStateSql,
 } from './journal.js';
+import type { JournalRead } from './journal-reads.js';
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
 import { classifyPgError } from './pg-errors.js';
@@ -71,6 +75,24 @@ export class TenantSession {
     const [flags, rows] = results.slice(-2) as [pg.QueryResult, pg.QueryResult];
     const { present, current } = flags.rows[0] as { present: boolean; current: boolean };
     return { present, current, entries: (rows.rows as JournalRow[]).map(toEntry), extra: results.slice(0, -2) };
+  }
+
+  /**
+   * The lockless first read, the way `how` says (see journal-reads.ts): `probe` is
+   * {@link readJournalState}; `plain` a `SELECT *`, where a missing table (or schema) is an error
+   * on the server and `present: false` here.
+   */
+  async readJournalFirst(how: JournalRead): Promise<JournalState> {
+    if (how === 'probe') return this.readJournalState();
+    let result: pg.QueryResult;
+    try {
+      result = asResults(await this.query(readJournalPlainSql(this.journal)))[0]!;
+    } catch (error) {
+      if (isMissingJournalError(error)) return { present: false, current: false, entries: [] };
+      throw error;
+    }
+    const current = hasCurrentShape(result.fields.map((f) => f.name));
+    return { present: true, current, entries: (result.rows as JournalRow[]).map(toEntry) };
   }
 
   /**
@@ -281,7 +303,8 @@ function toEntry(row: JournalRow): JournalEntry {
     name: row.name,
     checksum: row.checksum,
     status: row.status ?? 'applied',
-    runId: row.run_id,
-    downChecksum: row.down_checksum,
+    // A journal of an old shape, read plainly, has no such columns at all.
+    runId: row.run_id ?? null,
+    downChecksum: row.down_checksum ?? null,
   };
 }

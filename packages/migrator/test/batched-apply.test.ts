@@ -2,9 +2,11 @@ import { JournalMovedError, MigrationSqlError } from '@sluice/core';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { JournalReadHints } from '../src/journal-reads.js';
 import {
   advisoryLocks,
   appliedVersions,
+  HOST,
   migrationSet,
   migrator,
   newerGrammar,
@@ -79,6 +81,41 @@ describe('transactional files in one message', () => {
     const broken = migrationSet({ ...THREE, '0004_broken.sql': 'SELECT 1/0;' });
     await rejection(migrator(client, broken).migrate({ targetVersion: 4 }));
     expect(await rollbacks(observer, client, tenant.name)).toBeGreaterThan(start);
+  });
+
+  it('reads journals plainly once a host has shown one; a database without one then costs one error', async () => {
+    const hints = new JournalReadHints();
+    const [first, second] = [await dbs.create(), await dbs.create()];
+    const observers = [await first.connect(), await second.connect()];
+    const clients = [await first.connectTenant({}), await second.connectTenant({})];
+    const before = [
+      await rollbacks(observers[0]!, clients[0]!, first.name),
+      await rollbacks(observers[1]!, clients[1]!, second.name),
+    ];
+    const errorsSince = async (i: 0 | 1) =>
+      (await rollbacks(observers[i]!, clients[i]!, [first, second][i]!.name)) - before[i]!;
+    const run = (i: 0 | 1, dryRun = false) =>
+      migrator(clients[i]!, migrationSet(THREE)).migrate({ targetVersion: 3, journalReads: hints, dryRun });
+
+    // A host never met: the error-free probe; a new database is migrated in two round trips, no error.
+    expect(hints.choose(HOST)).toBe('probe');
+    const roundTrips = countRoundTrips(clients[0]!);
+    expect(await run(0)).toMatchObject({ status: 'migrated', applied: [1, 2, 3] });
+    expect(roundTrips()).toBe(2);
+    expect(await errorsSince(0)).toBe(0);
+    expect(hints.choose(HOST)).toBe('probe');
+    // A probe that finds a journal puts the host on plain reads: up to date in one round trip, no error.
+    expect(await run(0)).toMatchObject({ status: 'upToDate', fromVersion: 3 });
+    expect(hints.choose(HOST)).toBe('plain');
+    const upToDate = countRoundTrips(clients[0]!);
+    expect(await run(0)).toMatchObject({ status: 'upToDate', fromVersion: 3 });
+    expect(await run(0, true)).toMatchObject({ status: 'upToDate' });
+    expect(upToDate()).toBe(2);
+    expect(await errorsSince(0)).toBe(0);
+    // A database without a journal met by a plain read: one error, migrated all the same; the host is probed again.
+    expect(await run(1)).toMatchObject({ status: 'migrated', applied: [1, 2, 3] });
+    expect(await errorsSince(1)).toBe(1);
+    expect(hints.choose(HOST)).toBe('probe');
   });
 
   it('keeps the files before a failing one committed and names the failing file and version', async () => {

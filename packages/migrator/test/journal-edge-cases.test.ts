@@ -1,9 +1,25 @@
 import { DirtyError, LockedError, MigrationSqlError } from '@sluice/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { advisoryLocks, journalRows, migrationSet, migrator, rejection, testDatabases } from './support/postgres.js';
+import { JournalReadHints } from '../src/journal-reads.js';
+import {
+  advisoryLocks,
+  HOST,
+  journalRows,
+  migrationSet,
+  migrator,
+  rejection,
+  testDatabases,
+} from './support/postgres.js';
 
 const dbs = testDatabases('edges');
+
+/** Hints that have seen a journal on the test host: its next read is a plain one. */
+function plainReads(): JournalReadHints {
+  const hints = new JournalReadHints();
+  hints.observe(HOST, true);
+  return hints;
+}
 afterAll(() => dbs.dropAll());
 
 describe('the migrator at the edges of the journal: dirty states, old shapes, redeliveries, lock-free checks', () => {
@@ -30,26 +46,40 @@ describe('the migrator at the edges of the journal: dirty states, old shapes, re
     expect(await rejection(migrator(client, set).migrate({ targetVersion: 2 }))).toBeInstanceOf(DirtyError);
   });
 
-  it('reads an old-shape journal in a dry run instead of treating it as empty', async () => {
-    const tenant = await dbs.create();
-    const client = await tenant.connect();
-    const set = migrationSet({
-      '0001_a.sql': 'CREATE TABLE a (id int);',
-      '0002_b.sql': 'CREATE TABLE b (id int);',
-      '0003_c.sql': 'CREATE TABLE c (id int);',
-    });
-    await client.query(
-      'CREATE TABLE sluice_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    for (const m of set.migrations.slice(0, 2))
-      await client.query('INSERT INTO sluice_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-        m.version,
-        m.name,
-        m.checksum,
+  it.each([
+    ['the error-free probe', undefined],
+    ['a plain read', plainReads()],
+  ])(
+    'reads an old-shape journal with %s instead of treating it as empty, and brings it to the current shape',
+    async (_, journalReads) => {
+      const tenant = await dbs.create();
+      const client = await tenant.connect();
+      const set = migrationSet({
+        '0001_a.sql': 'CREATE TABLE a (id int);',
+        '0002_b.sql': 'CREATE TABLE b (id int);',
+        '0003_c.sql': 'CREATE TABLE c (id int);',
+      });
+      await client.query(
+        'CREATE TABLE sluice_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      for (const m of set.migrations.slice(0, 2))
+        await client.query('INSERT INTO sluice_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          m.checksum,
+        ]);
+      const options = journalReads ? { journalReads } : {};
+      const report = await migrator(client, set).migrate({ targetVersion: 3, dryRun: true, ...options });
+      expect(report).toMatchObject({ status: 'pending', applied: [3], fromVersion: 2, toVersion: 3 });
+      const applied = await migrator(client, set).migrate({ targetVersion: 3, ...options });
+      expect(applied).toMatchObject({ status: 'migrated', applied: [3], fromVersion: 2, toVersion: 3 });
+      expect((await journalRows(client)).map((r) => [r.version, r.status])).toEqual([
+        [1, 'applied'],
+        [2, 'applied'],
+        [3, 'applied'],
       ]);
-    const report = await migrator(client, set).migrate({ targetVersion: 3, dryRun: true });
-    expect(report).toMatchObject({ status: 'pending', applied: [3], fromVersion: 2, toVersion: 3 });
-  });
+    },
+  );
 
   it('reports everything a run applied when a redelivery finishes the rest', async () => {
     const tenant = await dbs.create();

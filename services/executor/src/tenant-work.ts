@@ -3,6 +3,7 @@ import type { MigrationSet } from '@sluice/core';
 import {
   connectTenant,
   type FencedHolder,
+  JournalReadHints,
   leaseApplicationName,
   type LockFence,
   type MigrationReport,
@@ -69,6 +70,8 @@ export function postgresTenantWork(
   /** Signals on (round trips, host activity samples); off: the work reports none. */
   signals?: { activity: ActivitySchedule },
 ): TenantWork {
+  // Up-to-date journals are read plainly, the server's cheapest read; a host whose databases have none yet, without errors.
+  const journalReads = new JournalReadHints();
   return async (task, migrations, delivery) => {
     const t0 = performance.now();
     const lease = delivery && {
@@ -102,6 +105,7 @@ export function postgresTenantWork(
         runId: task.runId,
         executorId: config.executorId,
         dryRun: task.dryRun,
+        journalReads,
         ...(task.rollbackOf !== undefined ? { rollbackOf: task.rollbackOf, force: task.force ?? false } : {}),
         ...(task.allowChangedDown ? { allowChangedDown: true } : {}),
       });
