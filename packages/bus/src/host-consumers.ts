@@ -137,19 +137,14 @@ export async function stepDownHostConsumer(nc: NatsConnection, hostKey: string):
  */
 export async function deadTaskSeqs(bus: Bus, hostKey: string): Promise<Set<number>> {
   const seqs = new Set<number>();
-  await readSubject(
-    bus,
-    ADVISORY_STREAM.name,
-    maxDeliveriesSubject(hostConsumerName(hostKey)),
-    (msg) => {
-      let advisory: { stream_seq?: unknown };
-      try {
-        advisory = decodeJson(msg.data) as { stream_seq?: unknown };
-      } catch {
-        return; // Not an advisory the server wrote: nothing to learn from it.
-      }
-      if (typeof advisory?.stream_seq === 'number') seqs.add(advisory.stream_seq);
-    },
-  );
+  await readSubject(bus, ADVISORY_STREAM.name, maxDeliveriesSubject(hostConsumerName(hostKey)), (msg) => {
+    let advisory: { stream_seq?: unknown };
+    try {
+      advisory = decodeJson(msg.data) as { stream_seq?: unknown };
+    } catch {
+      return; // Not an advisory the server wrote: nothing to learn from it.
+    }
+    if (typeof advisory?.stream_seq === 'number') seqs.add(advisory.stream_seq);
+  });
   return seqs;
 }
