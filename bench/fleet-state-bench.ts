@@ -28,7 +28,9 @@
  * rebuild ≤ 1.2× verify.
  *
  * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]
- * [--child-node-options=--max-old-space-size=64]`,
+ * [--child-node-options=--max-old-space-size=64]` (or against a nats-server of your own, left
+ * running: `--nats-url URL --nats-pid PID`, then `--skip-seed` to read it again, `--only KIND,…` for
+ * some readings; it reports the reader's and nats-server's CPU for each reading),
  * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
  * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
  */
