@@ -255,20 +255,18 @@ function recordOf(i: number, digest: string): FleetRecord {
 
 /**
  * Writes records straight into the bucket (as reporters would have, one key per tenant), their
- * attention index, then their fleet index keys (so the bytes they add are told apart), and their
- * summary. Returns the bucket's bytes before the fleet index was written.
+ * attention index and their summary, then their fleet index keys into the index bucket.
  */
-async function seed(url: string, count: number, digest: string, make = recordOf): Promise<number> {
+async function seed(url: string, count: number, digest: string, make = recordOf): Promise<void> {
   const bus = await connectBus({ servers: url, name: 'fleet-bench-seed' }, logger);
   const store = await openFleetStore(bus);
-  const stream = `KV_${BUCKETS.fleet}`;
   const builder = new FleetSummaryBuilder();
   const started = performance.now();
   // Plain publishes into the bucket's subjects, a round trip every 5,000 (the server has stored
   // what came before it): four times the pace of acknowledged ones. The count is checked after.
   let published = 0;
-  const send = async (key: string, data: string | Uint8Array): Promise<void> => {
-    bus.nc.publish(`$KV.${BUCKETS.fleet}.${key}`, data);
+  const send = async (key: string, data: string | Uint8Array, bucket: string = BUCKETS.fleet): Promise<void> => {
+    bus.nc.publish(`$KV.${bucket}.${key}`, data);
     if (++published % 5_000 === 0) await bus.nc.flush();
   };
   for (let i = 0; i < count; i++) {
@@ -281,16 +279,16 @@ async function seed(url: string, count: number, digest: string, make = recordOf)
   await bus.nc.flush();
   await store.summary({ set: builder.build() });
   published += 1;
-  const withoutIndex = (await bus.jsm.streams.info(stream)).state.bytes;
-  for (let i = 0; i < count; i++) for (const key of fleetIndexKeys(make(i, digest))) await send(key, new Uint8Array(0));
+  for (let i = 0; i < count; i++)
+    for (const key of fleetIndexKeys(make(i, digest))) await send(key, new Uint8Array(0), BUCKETS.fleetIndex);
   await bus.nc.flush();
-  const stored = (await bus.jsm.streams.info(stream)).state.messages;
+  const messagesOf = async (bucket: string) => (await bus.jsm.streams.info(`KV_${bucket}`)).state.messages;
+  const stored = (await messagesOf(BUCKETS.fleet)) + (await messagesOf(BUCKETS.fleetIndex));
   if (stored !== published) throw new Error(`seed: ${published} messages published, ${stored} stored`);
   console.log(
     `seeded ${count} records (${published} messages) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
   await bus.close();
-  return withoutIndex;
 }
 
 async function measureQuery(url: string, kind: string): Promise<QueryMeasurement> {
@@ -325,15 +323,17 @@ async function queryPart(): Promise<void> {
   };
   try {
     const set = await loadMigrationDir(MIGRATIONS_DIR);
-    const withoutIndex = values['skip-seed'] ? NaN : await seed(nats.url, count, set.digest);
+    if (!values['skip-seed']) await seed(nats.url, count, set.digest);
     const nc = await connect({ servers: nats.url });
-    const info = await jetstream(nc)
-      .jetstreamManager()
-      .then((jsm) => jsm.streams.info(`KV_${BUCKETS.fleet}`));
+    const jsm = await jetstream(nc).jetstreamManager();
+    const [records, index] = [
+      (await jsm.streams.info(`KV_${BUCKETS.fleet}`)).state,
+      (await jsm.streams.info(`KV_${BUCKETS.fleetIndex}`)).state,
+    ];
     await nc.close();
-    const bytes = info.state.bytes;
+    const bytes = records.bytes + index.bytes;
     console.log(
-      `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers), of which the fleet index ${((bytes - withoutIndex) / count).toFixed(0)} (one main key and one tag key a tenant)`,
+      `buckets: ${records.messages} + ${index.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers), of which the fleet index ${(index.bytes / count).toFixed(0)} (one main key and one tag key a tenant)`,
     );
     console.log(
       `\n| reading (${count} records) | time | RSS connected | peak RSS | growth | entries read | listed | CPU (reader) | CPU (nats-server) |`,
@@ -549,6 +549,7 @@ async function verifyPart(): Promise<void> {
     const verify = await sluice('fleet', 'verify', '--run-id', 'bench-verify', '--json');
     const jsm = await js.jetstreamManager();
     await jsm.streams.purge(`KV_${BUCKETS.fleet}`);
+    await jsm.streams.purge(`KV_${BUCKETS.fleetIndex}`);
     const rebuild = await sluice('fleet', 'rebuild', '--run-id', 'bench-rebuild', '--json');
     const trusted = await run('bench-trust', { trust: 'fleet-state' });
     if (trusted.event.fromFleetState !== count) throw new Error(`trusted ${trusted.event.fromFleetState} of ${count}`);

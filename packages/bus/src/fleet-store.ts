@@ -2,7 +2,6 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import {
   ALL_FLEET_ATTENTION_KEYS,
-  ALL_FLEET_INDEX_KEYS,
   ALL_FLEET_KEYS,
   BUCKETS,
   FLEET_STATUSES,
@@ -113,11 +112,16 @@ export class FleetContentionError extends Error {
   }
 }
 
-/** Opens (creating it if needed) the fleet state bucket. Works on nats-server 2.9 (plain KV, history 1). */
+/** Opens (creating them if needed) the fleet state and fleet index buckets. Works on nats-server 2.9 (plain KV, history 1). */
 export async function openFleetStore(bus: Bus, options: { replicas?: number } = {}): Promise<FleetStore> {
-  const kv: KV = await new Kvm(bus.nc).create(BUCKETS.fleet, { history: 1, replicas: options.replicas ?? 1 });
+  const kvm = new Kvm(bus.nc);
+  const settings = { history: 1, replicas: options.replicas ?? 1 };
+  const kv: KV = await kvm.create(BUCKETS.fleet, settings);
+  const indexKv: KV = await kvm.create(BUCKETS.fleetIndex, settings);
   const stream = `KV_${BUCKETS.fleet}`;
+  const indexStream = `KV_${BUCKETS.fleetIndex}`;
   const subjectOf = (key: string): string => `$KV.${BUCKETS.fleet}.${key}`;
+  const indexSubjectOf = (key: string): string => `$KV.${BUCKETS.fleetIndex}.${key}`;
   // Every tenant key's subject starts so (`ALL_FLEET_KEYS` less its wildcard).
   const recordsFilter = subjectOf(ALL_FLEET_KEYS);
   const keysPrefix = recordsFilter.slice(0, -1);
@@ -132,7 +136,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
   async function syncAttention(change: FleetChange): Promise<void> {
     const key = fleetAttentionKey(change.next.tenantId);
     if (change.next.status !== 'current') await kv.put(key, encodeJson(change.next));
-    else if (change.prev && change.prev.status !== 'current') await forget(key);
+    else if (change.prev && change.prev.status !== 'current') await forget(kv, stream, key);
   }
 
   /**
@@ -147,8 +151,8 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
   async function syncIndex(change: FleetChange): Promise<void> {
     const before = change.prev ? fleetIndexKeys(change.prev) : [];
     const after = fleetIndexKeys(change.next);
-    await Promise.all(before.filter((key) => !after.includes(key)).map(forget));
-    await Promise.all(after.filter((key) => !before.includes(key)).map((key) => kv.put(key, NO_VALUE)));
+    await Promise.all(before.filter((key) => !after.includes(key)).map((key) => forget(indexKv, indexStream, key)));
+    await Promise.all(after.filter((key) => !before.includes(key)).map((key) => indexKv.put(key, NO_VALUE)));
   }
 
   /**
@@ -157,11 +161,11 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
    * holds the key, under the stream's lock: ~80 ms a key once the bucket outgrows the blocks in
    * memory, against ~2 ms for a get and a delete. Gone already (a writer racing on the key): done.
    */
-  async function forget(key: string): Promise<void> {
-    const entry = await kv.get(key);
+  async function forget(bucket: KV, bucketStream: string, key: string): Promise<void> {
+    const entry = await bucket.get(key);
     if (!entry) return;
     try {
-      await bus.jsm.streams.deleteMessage(stream, entry.revision, false);
+      await bus.jsm.streams.deleteMessage(bucketStream, entry.revision, false);
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return;
       throw error;
@@ -231,8 +235,8 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     },
     async recount() {
       const builder = new FleetSummaryBuilder();
-      for (const filter of [attentionFilter, ...ALL_FLEET_INDEX_KEYS.map(subjectOf)])
-        await bus.jsm.streams.purge(stream, { filter });
+      await bus.jsm.streams.purge(stream, { filter: attentionFilter });
+      await bus.jsm.streams.purge(indexStream);
       // The indexes are written as the scan goes, up to RECOUNT_WINDOW puts in flight: nothing is
       // held. Only a full window holds the scan back (until half of it is acknowledged).
       let inFlight = 0;
@@ -240,9 +244,9 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       let waiter: { level: number; resolve: () => void } | undefined;
       const drained = (level: number): Promise<void> =>
         inFlight <= level ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { level, resolve }));
-      const put = (key: string, data: Uint8Array): void => {
+      const put = (bucket: KV, key: string, data: Uint8Array): void => {
         inFlight += 1;
-        void kv
+        void bucket
           .put(key, data)
           .then(
             () => undefined,
@@ -260,8 +264,8 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       await scan(1, (record) => {
         if (failure) return false;
         builder.add(record);
-        for (const key of fleetIndexKeys(record)) put(key, NO_VALUE);
-        if (record.status !== 'current') put(fleetAttentionKey(record.tenantId), encodeJson(record));
+        for (const key of fleetIndexKeys(record)) put(indexKv, key, NO_VALUE);
+        if (record.status !== 'current') put(kv, fleetAttentionKey(record.tenantId), encodeJson(record));
         return inFlight < RECOUNT_WINDOW ? true : drained(RECOUNT_WINDOW / 2).then(() => true);
       });
       await drained(0);
@@ -272,10 +276,10 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     },
     scan,
     async scanIndex(selector, fromSeq, onPointer) {
-      const filter = subjectOf(fleetIndexFilter(selector));
-      const keyAt = subjectOf('').length;
+      const filter = indexSubjectOf(fleetIndexFilter(selector));
+      const keyAt = indexSubjectOf('').length;
       let scanned = 0;
-      const end = await scanSubject(bus, stream, filter, fromSeq, (msg) => {
+      const end = await scanSubject(bus, indexStream, filter, fromSeq, (msg) => {
         if (msg.deleted) return;
         const pointer = parseFleetIndexKey(msg.subject.slice(keyAt));
         if (!pointer) return;

@@ -234,5 +234,3 @@ export function parseFleetIndexKey(key: string): FleetIndexPointer | undefined {
     : undefined;
 }
 
-/** Every key of the fleet index, main and tags (two filters: nats-server 2.9 takes one a consumer). */
-export const ALL_FLEET_INDEX_KEYS = [`${FLEET_INDEX_PREFIX}.>`, `${FLEET_TAG_INDEX_PREFIX}.>`] as const;

@@ -36,7 +36,6 @@ export {
 } from './events.js';
 export {
   ALL_FLEET_ATTENTION_KEYS,
-  ALL_FLEET_INDEX_KEYS,
   ALL_FLEET_KEYS,
   FLEET_ERROR_MAX,
   FLEET_STATUSES,
