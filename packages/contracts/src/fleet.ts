@@ -233,4 +233,3 @@ export function parseFleetIndexKey(key: string): FleetIndexPointer | undefined {
     ? pointer
     : undefined;
 }
-
