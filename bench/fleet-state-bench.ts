@@ -2,12 +2,17 @@
  * Fleet state benchmarks, against a private nats-server (JetStream on disk) and the built services.
  *
  * `--part query` (default): writes `--records` fleet records (1,000,000 by default: 97% current,
- * the rest behind, failed, dirty or drifted, over 100 hosts) and their summary into the
- * `sluice_fleet` bucket, then reads them the way `sluice fleet` does, each reading in a process of
- * its own so its memory is its own: the overview (summary + first page of tenants that need a
- * look), a filtered page that matches nothing (a scan of every record), and a recount (a scan that
- * folds every record). Prints wall time, RSS when connected, peak RSS (VmHWM) and the growth, and
- * the bucket's bytes per record. Goal: < 5 s and < 100 MB growth at 1,000,000 records.
+ * the rest behind, failed, dirty or drifted, over 100 hosts, one tag each) with their index keys
+ * and their summary into the `sluice_fleet` bucket, then reads them the way `sluice fleet` does,
+ * each reading in a process of its own so its memory is its own: the overview (summary + first page
+ * of tenants that need a look), filtered pages that need current tenants (host, target, tag: read
+ * from the fleet index), every current tenant of one host in pages of 1,000, a filtered page that
+ * matches nothing, and a recount (a scan that folds every record and rebuilds the indexes). Prints
+ * wall time, RSS when connected, peak RSS (VmHWM) and the growth, and the bucket's bytes per record
+ * (and what the index adds). Then the cost of record updates as the reporter makes them (32 at
+ * once): one that changes nothing the index holds, and one that changes the version (index keys
+ * rewritten), in time and KV messages per update. Goal: < 5 s and < 100 MB growth at 1,000,000
+ * records.
  *
  * `--part trust`: `--tenants` (1,000) tenants whose fleet records say current at the latest
  * version with the planner's set digest (seeded, as a verified run would have left them), the
@@ -23,7 +28,9 @@
  * rebuild ≤ 1.2× verify.
  *
  * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]
- * [--child-node-options=--max-old-space-size=64]`,
+ * [--child-node-options=--max-old-space-size=64]` (or against a nats-server of your own, left
+ * running: `--nats-url URL --nats-pid PID`, then `--skip-seed` to read it again, `--only KIND,…` for
+ * some readings; it reports the reader's and nats-server's CPU for each reading),
  * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
  * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
  */
@@ -37,10 +44,11 @@ import { parseArgs, promisify } from 'node:util';
 
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { connectBus, openFleetStore, pageFleet } from '@sluice/bus';
+import { type Bus, connectBus, type FleetPage, type FleetStore, openFleetStore, pageFleet } from '@sluice/bus';
 import {
   BUCKETS,
   fleetAttentionKey,
+  fleetIndexKeys,
   fleetKey,
   type FleetRecord,
   type FleetStatus,
@@ -50,7 +58,7 @@ import {
   type RunPlannedEvent,
   STREAMS,
 } from '@sluice/contracts';
-import { FleetSummaryBuilder } from '@sluice/core';
+import { type FleetQuery, FleetSummaryBuilder } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createLogger } from '@sluice/telemetry';
 import {
@@ -76,8 +84,67 @@ async function memoryOf(pid: number | 'self'): Promise<{ rss: number; hwm: numbe
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+/** One page of 20 of each of these is timed (the filters that used to scan every record, and more). */
+const LISTINGS: Record<string, FleetQuery> = {
+  'host-current': { statuses: ['current'], host: 'db-042.internal:5432' },
+  'target-current': { statuses: ['current'], target: 6 },
+  'tag-current': { statuses: ['current'], tags: { tier: 'gold' } },
+  'tag-host-current': { statuses: ['current'], tags: { tier: 'gold' }, host: 'db-042.internal:5432' },
+  'tag-target': { tags: { tier: 'gold' }, target: 6 },
+  'no-match': { statuses: ['current'], host: 'no-such-host:5432' },
+  'tag-no-match': { statuses: ['current'], tags: { tier: 'gold' }, host: 'no-such-host:5432' },
+};
+
+interface WriteMeasurement {
+  updates: number;
+  steadyMsPerUpdate: number;
+  steadyMessagesPerUpdate: number;
+  movedMsPerUpdate: number;
+  movedMessagesPerUpdate: number;
+}
+
+/**
+ * Times `store.update` as the reporter's fleet writer makes it (32 at once) on `WRITES` existing
+ * current tenants: first a re-run that changes nothing the index holds (run and time only), then a
+ * migration (the version moves from 6 to 7: the main index key is purged and written again).
+ */
+async function measureWrites(bus: Bus, store: FleetStore): Promise<WriteMeasurement> {
+  const WRITES = 2_000;
+  // Current tenants (see `recordOf`): the first WRITES whose `i % 200` is below 194.
+  const ids = Array.from({ length: WRITES }, (_, j) => {
+    const i = Math.floor(j / 194) * 200 + (j % 194);
+    return `tenant-${String(i).padStart(7, '0')}`;
+  });
+  const lastSeq = async () => (await bus.jsm.streams.info(`KV_${BUCKETS.fleet}`)).state.last_seq;
+  const timed = async (change: (prev: FleetRecord) => FleetRecord) => {
+    const seq = await lastSeq();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < ids.length) {
+          const id = ids[next++]!;
+          await store.update(id, (prev) => (prev ? change(prev) : undefined));
+        }
+      }),
+    );
+    return { ms: (performance.now() - started) / WRITES, messages: ((await lastSeq()) - seq) / WRITES };
+  };
+  const steady = await timed((prev) => ({ ...prev, run: 'bench-rerun', at: '2026-11-30T01:00:00.000Z' }));
+  const moved = await timed((prev) => ({ ...prev, version: 7, run: 'bench-migrate', at: '2026-11-30T02:00:00.000Z' }));
+  return {
+    updates: WRITES,
+    steadyMsPerUpdate: steady.ms,
+    steadyMessagesPerUpdate: steady.messages,
+    movedMsPerUpdate: moved.ms,
+    movedMessagesPerUpdate: moved.messages,
+  };
+}
+
 interface QueryMeasurement {
   ms: number;
+  /** The reading process's CPU time (user + system). */
+  cpuMs: number;
   readyRss: number;
   peakRss: number;
   scanned: number;
@@ -91,6 +158,7 @@ if (process.argv[2] === '--query-child') {
   const store = await openFleetStore(bus);
   const ready = await memoryOf('self');
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let scanned: number;
   let listed = 0;
   if (kind === 'overview' || kind === 'attention') {
@@ -102,16 +170,44 @@ if (process.argv[2] === '--query-child') {
     const page = await pageFleet(store, { statuses: ['drift'], host: 'db-099.internal:5432' }, { limit: 20 });
     scanned = page.scanned;
     listed = page.tenants.length;
-  } else if (kind === 'no-match') {
-    const page = await pageFleet(store, { statuses: ['current'], host: 'no-such-host:5432' }, { limit: 20 });
+  } else if (kind !== undefined && LISTINGS[kind]) {
+    const page = await pageFleet(store, LISTINGS[kind], { limit: 20 });
     scanned = page.scanned;
+    listed = page.tenants.length;
+  } else if (kind === 'host-all') {
+    // Every current tenant of one host, page after page.
+    scanned = 0;
+    let cursor: string | undefined;
+    do {
+      const page: FleetPage = await pageFleet(
+        store,
+        { statuses: ['current'], host: 'db-042.internal:5432' },
+        { limit: 1_000, ...(cursor !== undefined ? { cursor } : {}) },
+      );
+      scanned += page.scanned;
+      listed += page.tenants.length;
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+  } else if (kind === 'writes') {
+    const result = await measureWrites(bus, store);
+    await bus.close();
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
   } else {
     const summary = await store.recount();
     scanned = summary.total;
     listed = summary.total;
   }
   const ms = performance.now() - started;
-  const result: QueryMeasurement = { ms, readyRss: ready.rss, peakRss: (await memoryOf('self')).hwm, scanned, listed };
+  const cpu = process.cpuUsage(cpuBefore);
+  const result: QueryMeasurement = {
+    ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    readyRss: ready.rss,
+    peakRss: (await memoryOf('self')).hwm,
+    scanned,
+    listed,
+  };
   await bus.close();
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
@@ -125,6 +221,14 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     /** `--part verify`: write a CPU profile of each service into this folder (at its exit). */
     profile: { type: 'string' },
+    /** `--part query`: a nats-server to use (left running) instead of a private one. */
+    'nats-url': { type: 'string' },
+    /** `--part query` with `--nats-url`: its process id, to read its CPU time. */
+    'nats-pid': { type: 'string' },
+    /** `--part query`: the bucket was seeded by an earlier run against `--nats-url`. */
+    'skip-seed': { type: 'boolean', default: false },
+    /** `--part query`: only these readings (comma-separated kinds). */
+    only: { type: 'string' },
     /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
     'child-node-options': { type: 'string', default: '' },
   },
@@ -149,34 +253,49 @@ function recordOf(i: number, digest: string): FleetRecord {
   };
 }
 
-/** Writes records straight into the bucket (as reporters would have, one key per tenant), and their summary. */
+/**
+ * Writes records straight into the bucket (as reporters would have, one key per tenant), their
+ * attention index and their summary, then their fleet index keys into the index bucket.
+ */
 async function seed(url: string, count: number, digest: string, make = recordOf): Promise<void> {
   const bus = await connectBus({ servers: url, name: 'fleet-bench-seed' }, logger);
   const store = await openFleetStore(bus);
   const builder = new FleetSummaryBuilder();
   const started = performance.now();
-  const inFlight = new Set<Promise<unknown>>();
+  // Plain publishes into the bucket's subjects, a round trip every 5,000 (the server has stored
+  // what came before it): four times the pace of acknowledged ones. The count is checked after.
+  let published = 0;
+  const send = async (key: string, data: string | Uint8Array, bucket: string = BUCKETS.fleet): Promise<void> => {
+    bus.nc.publish(`$KV.${bucket}.${key}`, data);
+    if (++published % 5_000 === 0) await bus.nc.flush();
+  };
   for (let i = 0; i < count; i++) {
     const record = make(i, digest);
     builder.add(record);
-    const p = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetKey(record.tenantId)}`, JSON.stringify(record));
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    await send(fleetKey(record.tenantId), JSON.stringify(record));
     // The attention index, as the reporter keeps it: a copy of every record that is not current.
-    if (record.status !== 'current') {
-      const a = bus.js.publish(`$KV.${BUCKETS.fleet}.${fleetAttentionKey(record.tenantId)}`, JSON.stringify(record));
-      inFlight.add(a);
-      void a.finally(() => inFlight.delete(a));
-    }
-    if (inFlight.size >= 2_000) await Promise.race(inFlight);
+    if (record.status !== 'current') await send(fleetAttentionKey(record.tenantId), JSON.stringify(record));
   }
-  await Promise.all(inFlight);
+  await bus.nc.flush();
   await store.summary({ set: builder.build() });
-  console.log(`seeded ${count} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  published += 1;
+  for (let i = 0; i < count; i++)
+    for (const key of fleetIndexKeys(make(i, digest))) await send(key, new Uint8Array(0), BUCKETS.fleetIndex);
+  await bus.nc.flush();
+  const messagesOf = async (bucket: string) => (await bus.jsm.streams.info(`KV_${bucket}`)).state.messages;
+  const stored = (await messagesOf(BUCKETS.fleet)) + (await messagesOf(BUCKETS.fleetIndex));
+  if (stored !== published) throw new Error(`seed: ${published} messages published, ${stored} stored`);
+  console.log(
+    `seeded ${count} records (${published} messages) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   await bus.close();
 }
 
 async function measureQuery(url: string, kind: string): Promise<QueryMeasurement> {
+  return JSON.parse(await childOutput(url, kind)) as QueryMeasurement;
+}
+
+async function childOutput(url: string, kind: string): Promise<string> {
   const child = spawn(
     process.execPath,
     [...process.execArgv, fileURLToPath(import.meta.url), '--query-child', url, kind],
@@ -188,38 +307,65 @@ async function measureQuery(url: string, kind: string): Promise<QueryMeasurement
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const [code] = (await once(child, 'exit')) as [number];
   if (code !== 0) throw new Error(`query child ${kind} exited ${code}`);
-  return JSON.parse(out.trim()) as QueryMeasurement;
+  return out.trim();
 }
 
 async function queryPart(): Promise<void> {
   const count = Number(values.records);
-  const nats = await startNatsServer();
+  const nats = values['nats-url']
+    ? { url: values['nats-url'], pid: Number(values['nats-pid']), dispose: () => Promise.resolve() }
+    : await startNatsServer();
+  /** The server's CPU time so far (user + system, ms), NaN when unknown. */
+  const serverCpuMs = async (): Promise<number> => {
+    const stat = await readFile(`/proc/${nats.pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  };
   try {
     const set = await loadMigrationDir(MIGRATIONS_DIR);
-    await seed(nats.url, count, set.digest);
+    if (!values['skip-seed']) await seed(nats.url, count, set.digest);
     const nc = await connect({ servers: nats.url });
-    const info = await jetstream(nc)
-      .jetstreamManager()
-      .then((jsm) => jsm.streams.info(`KV_${BUCKETS.fleet}`));
+    const jsm = await jetstream(nc).jetstreamManager();
+    const [records, index] = [
+      (await jsm.streams.info(`KV_${BUCKETS.fleet}`)).state,
+      (await jsm.streams.info(`KV_${BUCKETS.fleetIndex}`)).state,
+    ];
     await nc.close();
-    const bytes = info.state.bytes;
+    const bytes = records.bytes + index.bytes;
     console.log(
-      `bucket: ${info.state.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers)`,
+      `buckets: ${records.messages} + ${index.messages} messages, ${(bytes / MB).toFixed(1)} MB stored, ${(bytes / count).toFixed(0)} bytes per tenant (JetStream's own accounting: record, subject, headers), of which the fleet index ${(index.bytes / count).toFixed(0)} (one main key and one tag key a tenant)`,
     );
-    console.log(`\n| reading (${count} records) | time | RSS connected | peak RSS | growth | records read |`);
-    console.log('|---|---:|---:|---:|---:|---:|');
+    console.log(
+      `\n| reading (${count} records) | time | RSS connected | peak RSS | growth | entries read | listed | CPU (reader) | CPU (nats-server) |`,
+    );
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const [kind, label] of [
       ['overview', 'sluice fleet --target 6 (summary + first page)'],
       ['attention', 'sluice fleet (summary + first page of the attention index)'],
-      ['rare', 'sluice fleet --status drift --host one-of-100 (attention index)'],
-      ['no-match', 'sluice fleet --status current --host nowhere (scan of all)'],
-      ['recount', 'sluice fleet --recount (scan of all, summary and index rebuilt)'],
+      ['rare', 'sluice fleet --status drift --host one-of-100 (index)'],
+      ['host-current', 'sluice fleet --status current --host one-of-100 (index)'],
+      ['host-all', 'every current tenant of one host of 100, pages of 1,000 (index)'],
+      ['target-current', 'sluice fleet --status current --target 6 (index, none below 6)'],
+      ['tag-current', 'sluice fleet --status current --tag tier=gold (tag index)'],
+      ['tag-host-current', 'sluice fleet --status current --tag tier=gold --host one-of-100 (tag index)'],
+      ['tag-target', 'sluice fleet --tag tier=gold --target 6 (index, tag index)'],
+      ['no-match', 'sluice fleet --status current --host nowhere (index: nothing to read)'],
+      ['tag-no-match', 'sluice fleet --status current --tag tier=gold --host nowhere (tag index)'],
+      ['recount', 'sluice fleet --recount (scan of all, summary and indexes rebuilt)'],
     ] as const) {
+      if (values.only && !values.only.split(',').includes(kind)) continue;
+      const serverBefore = await serverCpuMs();
       const m = await measureQuery(nats.url, kind);
+      const serverMs = (await serverCpuMs()) - serverBefore;
       console.log(
-        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} |`,
+        `| ${label} | ${(m.ms / 1000).toFixed(2)} s | ${(m.readyRss / MB).toFixed(0)} MB | ${(m.peakRss / MB).toFixed(0)} MB | ${((m.peakRss - m.readyRss) / MB).toFixed(0)} MB | ${m.scanned} | ${m.listed} | ${(m.cpuMs / 1000).toFixed(2)} s | ${(serverMs / 1000).toFixed(2)} s |`,
       );
     }
+    if (values.only && !values.only.split(',').includes('writes')) return;
+    const w = JSON.parse(await childOutput(nats.url, 'writes')) as WriteMeasurement;
+    console.log(
+      `\nrecord updates, 32 at once, ${w.updates} tenants: a re-run that changes nothing indexed ${w.steadyMsPerUpdate.toFixed(2)} ms and ${w.steadyMessagesPerUpdate.toFixed(2)} KV messages an update; a new version ${w.movedMsPerUpdate.toFixed(2)} ms and ${w.movedMessagesPerUpdate.toFixed(2)} messages an update (plus a get and a delete of the old index key)`,
+    );
   } finally {
     await nats.dispose();
   }
@@ -403,6 +549,7 @@ async function verifyPart(): Promise<void> {
     const verify = await sluice('fleet', 'verify', '--run-id', 'bench-verify', '--json');
     const jsm = await js.jetstreamManager();
     await jsm.streams.purge(`KV_${BUCKETS.fleet}`);
+    await jsm.streams.purge(`KV_${BUCKETS.fleetIndex}`);
     const rebuild = await sluice('fleet', 'rebuild', '--run-id', 'bench-rebuild', '--json');
     const trusted = await run('bench-trust', { trust: 'fleet-state' });
     if (trusted.event.fromFleetState !== count) throw new Error(`trusted ${trusted.event.fromFleetState} of ${count}`);

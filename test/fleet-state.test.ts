@@ -164,6 +164,23 @@ describe('fleet state', () => {
     expect((failing.body.tenants as FleetRecord[]).map((t) => t.tenantId).sort()).toEqual(
       [tenant(2).tenantId, 'tenant-gone'].sort(),
     );
+    // Current tenants come from the fleet index (no scan of the records), in pages: the cursor
+    // names the index pass and where it stopped.
+    const current = [...records.values()].filter((r) => r.status === 'current').map((r) => r.tenantId);
+    const listedCurrent: string[] = [];
+    let indexCursor: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await call(
+        `/fleet/tenants?status=current&host=127.0.0.1:5432&limit=2${indexCursor ? `&cursor=${indexCursor}` : ''}`,
+      );
+      listedCurrent.push(...(page.body.tenants as FleetRecord[]).map((t) => t.tenantId));
+      indexCursor = page.body.nextCursor as string | undefined;
+      if (indexCursor === undefined) break;
+      expect(indexCursor).toMatch(/^0\.all\.\d+$/);
+    }
+    expect(listedCurrent.sort()).toEqual(current.sort());
+    const belowTarget = await sluice('fleet', '--json', '--status', 'current', '--target', '7');
+    expect((JSON.parse(belowTarget.out[0]!) as { tenants: FleetRecord[] }).tenants).toHaveLength(current.length);
     // Pages of one, each starting where the last one stopped, until no cursor comes back (the last
     // page may be empty: a cursor says where the scan stopped, not that another match follows).
     const paged: string[] = [];

@@ -109,6 +109,7 @@ describe('secrets: a run with a password-protected Postgres role and NATS user l
       '$KV.sluice_runs.>',
       '$KV.sluice_run_control.>',
       '$KV.sluice_fleet.>',
+      '$KV.sluice_fleet_index.>',
       '$O.sluice_bundles.>',
       '_INBOX.>',
     ]);

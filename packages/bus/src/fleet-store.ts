@@ -7,11 +7,16 @@ import {
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
   fleetAttentionKey,
+  fleetIndexFilter,
+  fleetIndexKeys,
+  type FleetIndexPointer,
+  type FleetIndexSelector,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,
   type FleetSummary,
   FleetSummarySchema,
+  parseFleetIndexKey,
 } from '@sluice/contracts';
 import {
   emptyFleetSummary,
@@ -40,11 +45,12 @@ export interface FleetScanResult {
 }
 
 /**
- * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, and an
- * attention index (a copy of each record that is not `current`). Every record write is
- * compare-and-set, so replicas racing on one tenant (two reporters folding the same outcome) make
- * one change between them. The index and the summary follow the records and are put right by a
- * recount (`recount`), the one operation that reads every record.
+ * The fleet state in the `sluice_fleet` KV bucket: one key per tenant, a summary key, an
+ * attention index (a copy of each record that is not `current`) and the fleet index (pointer keys
+ * by host, status, version and tag: `fleetIndexKeys`). Every record write is compare-and-set, so
+ * replicas racing on one tenant (two reporters folding the same outcome) make one change between
+ * them. The indexes and the summary follow the records and are put right by a recount (`recount`),
+ * the one operation that reads every record.
  */
 export interface FleetStore {
   /** A tenant's record, or undefined when it has none. */
@@ -74,11 +80,25 @@ export interface FleetStore {
     onRecord: (record: FleetRecord, seq: number) => boolean | void | Promise<boolean | void>,
     options?: { attention?: boolean; query?: FleetQuery },
   ): Promise<FleetScanResult>;
-  /** Counts every record into a fresh summary, and rebuilds the attention index from the records. */
+  /**
+   * Streams the fleet index keys `selector` picks, from stream sequence `fromSeq` up to what the
+   * bucket holds now, as `scan` streams records (`onPointer` returns false to stop, or a promise to
+   * hold the scan). nats-server picks the keys by subject: only those are read.
+   */
+  scanIndex(
+    selector: FleetIndexSelector,
+    fromSeq: number,
+    onPointer: (pointer: FleetIndexPointer, seq: number) => boolean | void | Promise<boolean | void>,
+  ): Promise<FleetScanResult>;
+  /** Counts every record into a fresh summary, and rebuilds the attention index and the fleet index from the records. */
   recount(): Promise<FleetSummary>;
 }
 
 const CAS_ATTEMPTS = 20;
+/** Index puts a recount keeps in flight. */
+const RECOUNT_WINDOW = 2_048;
+/** An index key's value: the key says it all. */
+const NO_VALUE = new Uint8Array(0);
 
 /** A fleet key changed under every one of a writer's compare-and-set attempts. Transient: the next outcome tries again. */
 export class FleetContentionError extends Error {
@@ -92,29 +112,64 @@ export class FleetContentionError extends Error {
   }
 }
 
-/** Opens (creating it if needed) the fleet state bucket. Works on nats-server 2.9 (plain KV, history 1). */
+/** Opens (creating them if needed) the fleet state and fleet index buckets. Works on nats-server 2.9 (plain KV, history 1). */
 export async function openFleetStore(bus: Bus, options: { replicas?: number } = {}): Promise<FleetStore> {
-  const kv: KV = await new Kvm(bus.nc).create(BUCKETS.fleet, { history: 1, replicas: options.replicas ?? 1 });
+  const kvm = new Kvm(bus.nc);
+  const settings = { history: 1, replicas: options.replicas ?? 1 };
+  const kv: KV = await kvm.create(BUCKETS.fleet, settings);
+  const indexKv: KV = await kvm.create(BUCKETS.fleetIndex, settings);
   const stream = `KV_${BUCKETS.fleet}`;
+  const indexStream = `KV_${BUCKETS.fleetIndex}`;
   const subjectOf = (key: string): string => `$KV.${BUCKETS.fleet}.${key}`;
+  const indexSubjectOf = (key: string): string => `$KV.${BUCKETS.fleetIndex}.${key}`;
   // Every tenant key's subject starts so (`ALL_FLEET_KEYS` less its wildcard).
-  const keysPrefix = subjectOf(ALL_FLEET_KEYS).slice(0, -1);
+  const recordsFilter = subjectOf(ALL_FLEET_KEYS);
+  const keysPrefix = recordsFilter.slice(0, -1);
   const attentionFilter = subjectOf(ALL_FLEET_ATTENTION_KEYS);
+  const attentionPrefix = attentionFilter.slice(0, -1);
 
   /**
    * Keeps the attention index in step with a record change: a copy while the tenant is not
-   * current, nothing once it is. Removed by purging the key's subject (no tombstone left behind
-   * to scan). Two writers racing on one tenant may leave a stale copy: readers check each copy
+   * current, nothing once it is. Removed without a tombstone left behind to scan (`forget`). Two writers racing on one tenant may leave a stale copy: readers check each copy
    * against the record (`pageFleet`), and a recount rebuilds the index.
    */
   async function syncAttention(change: FleetChange): Promise<void> {
     const key = fleetAttentionKey(change.next.tenantId);
     if (change.next.status !== 'current') await kv.put(key, encodeJson(change.next));
-    else if (change.prev && change.prev.status !== 'current') await forget(key);
+    else if (change.prev && change.prev.status !== 'current') await forget(kv, stream, key);
   }
 
-  async function forget(key: string): Promise<void> {
-    await bus.jsm.streams.purge(stream, { filter: subjectOf(key) });
+  /**
+   * Keeps the fleet index in step with a record change: the keys the record had and has no more
+   * are removed (`forget`: no tombstone), then the new ones written, with no value. A change that keeps the
+   * host, status, version and tags (a re-run that finds the tenant as it was) writes nothing.
+   * Removed before written, so two writers racing on one tenant leave at worst a stale key (readers
+   * check each key against the record: `pointedRecordMatches`) — or, when the later one writes back
+   * a key the earlier one is still removing, a missing one, until the tenant's next change or a
+   * recount.
+   */
+  async function syncIndex(change: FleetChange): Promise<void> {
+    const before = change.prev ? fleetIndexKeys(change.prev) : [];
+    const after = fleetIndexKeys(change.next);
+    await Promise.all(before.filter((key) => !after.includes(key)).map((key) => forget(indexKv, indexStream, key)));
+    await Promise.all(after.filter((key) => !before.includes(key)).map((key) => indexKv.put(key, NO_VALUE)));
+  }
+
+  /**
+   * Removes a key without leaving a tombstone: its message is deleted by sequence. Not a stream
+   * purge by subject, which on nats-server 2.9 loads (and then drops) the cache of the block that
+   * holds the key, under the stream's lock: ~80 ms a key once the bucket outgrows the blocks in
+   * memory, against ~2 ms for a get and a delete. Gone already (a writer racing on the key): done.
+   */
+  async function forget(bucket: KV, bucketStream: string, key: string): Promise<void> {
+    const entry = await bucket.get(key);
+    if (!entry) return;
+    try {
+      await bus.jsm.streams.deleteMessage(bucketStream, entry.revision, false);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return;
+      throw error;
+    }
   }
 
   /** The key's value and revision (revision 0: no key; a deleted key keeps its tombstone's revision). */
@@ -167,7 +222,7 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
         made = next ? { ...(prev ? { prev } : {}), next } : undefined;
         return next;
       });
-      if (made) await syncAttention(made);
+      if (made) await Promise.all([syncAttention(made), syncIndex(made)]);
       return made;
     },
     async summary(change) {
@@ -181,31 +236,58 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     async recount() {
       const builder = new FleetSummaryBuilder();
       await bus.jsm.streams.purge(stream, { filter: attentionFilter });
-      // The index is written as the scan goes, in batches of 256 puts: nothing is held. Only a
-      // full batch holds the scan back; other records cost no await.
-      let batch: Array<Promise<void>> = [];
+      await bus.jsm.streams.purge(indexStream);
+      // The indexes are written as the scan goes, up to RECOUNT_WINDOW puts in flight: nothing is
+      // held. Only a full window holds the scan back (until half of it is acknowledged).
+      let inFlight = 0;
       let failure: Error | undefined;
-      const put = (record: FleetRecord): Promise<void> =>
-        kv.put(fleetAttentionKey(record.tenantId), encodeJson(record)).then(
-          () => undefined,
-          (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
-        );
+      let waiter: { level: number; resolve: () => void } | undefined;
+      const drained = (level: number): Promise<void> =>
+        inFlight <= level ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { level, resolve }));
+      const put = (bucket: KV, key: string, data: Uint8Array): void => {
+        inFlight += 1;
+        void bucket
+          .put(key, data)
+          .then(
+            () => undefined,
+            (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
+          )
+          .finally(() => {
+            inFlight -= 1;
+            if (waiter && inFlight <= waiter.level) {
+              const { resolve } = waiter;
+              waiter = undefined;
+              resolve();
+            }
+          });
+      };
       await scan(1, (record) => {
+        if (failure) return false;
         builder.add(record);
-        if (record.status === 'current') return true;
-        batch.push(put(record));
-        if (batch.length < 256) return true;
-        const full = batch;
-        batch = [];
-        return Promise.all(full).then(() => true);
+        for (const key of fleetIndexKeys(record)) put(indexKv, key, NO_VALUE);
+        if (record.status !== 'current') put(kv, fleetAttentionKey(record.tenantId), encodeJson(record));
+        return inFlight < RECOUNT_WINDOW ? true : drained(RECOUNT_WINDOW / 2).then(() => true);
       });
-      await Promise.all(batch);
+      await drained(0);
       if (failure) throw failure;
       const summary = builder.build();
       await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
       return summary;
     },
     scan,
+    async scanIndex(selector, fromSeq, onPointer) {
+      const filter = indexSubjectOf(fleetIndexFilter(selector));
+      const keyAt = indexSubjectOf('').length;
+      let scanned = 0;
+      const end = await scanSubject(bus, indexStream, filter, fromSeq, (msg) => {
+        if (msg.deleted) return;
+        const pointer = parseFleetIndexKey(msg.subject.slice(keyAt));
+        if (!pointer) return;
+        scanned += 1;
+        return onPointer(pointer, msg.seq);
+      });
+      return { scanned, ...(end.nextSeq !== undefined ? { nextSeq: end.nextSeq } : {}) };
+    },
   };
 
   async function scan(
@@ -216,11 +298,10 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
     const { query } = options;
     const mayMatch = query ? fleetQueryPrefilter(query) : undefined;
     let scanned = 0;
-    // The records are 97% or more of the bucket: read unfiltered and skip the rest here, which
-    // costs the server less than matching each message against a filter.
-    const filter = options.attention ? attentionFilter : undefined;
+    // The records are a third of the bucket (the fleet index is the rest): the server picks them.
+    const filter = options.attention ? attentionFilter : recordsFilter;
     const end = await scanSubject(bus, stream, filter, fromSeq, (msg) => {
-      if (msg.deleted || (!filter && !msg.subject.startsWith(keysPrefix))) return;
+      if (msg.deleted || !msg.subject.startsWith(options.attention ? attentionPrefix : keysPrefix)) return;
       scanned += 1;
       if (mayMatch && !mayMatch(msg.data)) return;
       const record = scannedRecordOf(msg.data);
@@ -275,51 +356,5 @@ export function fleetQueryPrefilter(query: FleetQuery): ((data: Uint8Array) => b
   return (data) => {
     const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return groups.every((group) => group.some((needle) => bytes.includes(needle)));
-  };
-}
-
-/** One page of a fleet listing. */
-export interface FleetPage {
-  tenants: FleetRecord[];
-  /** Pass it back as `cursor` for the next page; absent on the last page. */
-  nextCursor?: string;
-  /** Records read to fill this page. */
-  scanned: number;
-}
-
-/**
- * One page of the tenants a query shows, scanning the records from `cursor` on and holding only the
- * page: memory stays flat whatever the fleet's size. The cursor is a stream position, so a page
- * never repeats a tenant written before the first page was read.
- */
-export async function pageFleet(
-  store: FleetStore,
-  query: FleetQuery,
-  page: { cursor?: string; limit: number },
-): Promise<FleetPage> {
-  const from = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Math.max(1, Number(page.cursor)) : 1;
-  // Tenants that are not current are all in the attention index: a query for those (no target,
-  // which also wants current tenants below it) reads the index, not the whole fleet.
-  const attention = query.target === undefined && !(query.statuses ?? []).includes('current');
-  const tenants: FleetRecord[] = [];
-  const result = await store.scan(
-    from,
-    (record) => {
-      tenants.push(record);
-      return tenants.length < page.limit;
-    },
-    { attention, query },
-  );
-  // An index entry is a copy: each listed one is checked against its record (a race between two
-  // writers can leave a stale copy), and shown as the record says.
-  const listed = attention
-    ? (await Promise.all(tenants.map((t) => store.get(t.tenantId)))).filter(
-        (r): r is FleetRecord => r !== undefined && matchesFleetQuery(r, query),
-      )
-    : tenants;
-  return {
-    tenants: listed,
-    scanned: result.scanned,
-    ...(result.nextSeq !== undefined ? { nextCursor: String(result.nextSeq) } : {}),
   };
 }

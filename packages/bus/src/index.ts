@@ -3,14 +3,13 @@ export { type Bus, type BusConfig, connectBus } from './bus.js';
 export { decodeJson, MalformedMessageError } from './codec.js';
 export { loadBusConfig } from './config.js';
 export { type ConsumerPull, openConsumerPull, PullNoAnswerError, PullStatusError } from './consumer-pull.js';
+export { type FleetPage, pageFleet } from './fleet-listing.js';
 export {
   type FleetChange,
   FleetContentionError,
-  type FleetPage,
   type FleetScanResult,
   type FleetStore,
   openFleetStore,
-  pageFleet,
 } from './fleet-store.js';
 export {
   deadTaskSeqs,

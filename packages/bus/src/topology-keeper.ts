@@ -51,7 +51,7 @@ export function asTopologyMissing(error: unknown): TopologyMissingError | undefi
 }
 
 /** The KV buckets Sluice keeps (all plain, history 1: what nats-server 2.9 supports). */
-const KV_BUCKETS = [BUCKETS.runClaims, BUCKETS.runControl, BUCKETS.fleet] as const;
+const KV_BUCKETS = [BUCKETS.runClaims, BUCKETS.runControl, BUCKETS.fleet, BUCKETS.fleetIndex] as const;
 
 /** Streams whose loss loses runs: requests, run events, tasks, outcomes, the task ledger. */
 const RUN_STREAMS = new Set<string>([

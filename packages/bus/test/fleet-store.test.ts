@@ -1,11 +1,20 @@
-import { BUCKETS, fleetKey, type FleetRecord } from '@sluice/contracts';
+import {
+  BUCKETS,
+  fleetIndexKey,
+  type FleetIndexPointer,
+  type FleetIndexSelector,
+  fleetKey,
+  type FleetRecord,
+  fleetTagIndexKey,
+} from '@sluice/contracts';
 import { type FleetQuery, FleetSummaryDelta, matchesFleetQuery } from '@sluice/core';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
-import { type FleetStore, openFleetStore, pageFleet } from '../src/fleet-store.js';
+import { pageFleet } from '../src/fleet-listing.js';
+import { type FleetStore, openFleetStore } from '../src/fleet-store.js';
 
 const logger = createLogger({ service: 'fleet-store-test', level: 'silent' });
 
@@ -19,6 +28,13 @@ const record = (tenantId: string, partial: Partial<FleetRecord> = {}): FleetReco
   at: '2026-11-30T00:00:00.000Z',
   ...partial,
 });
+
+/** An update as the reporter's fleet writer makes it: the record (and its indexes), then the summary. */
+async function write(store: FleetStore, tenantId: string, next: (prev?: FleetRecord) => FleetRecord | undefined) {
+  const change = await store.update(tenantId, next);
+  if (change) await store.summary({ delta: new FleetSummaryDelta().change(change.prev, change.next) });
+  return change;
+}
 
 describe('the fleet store on a real nats-server', () => {
   let nats: NatsServerHandle;
@@ -84,14 +100,14 @@ describe('the fleet store on a real nats-server', () => {
 
   it('keeps an attention index of the tenants that are not current, and lists them from it', async () => {
     const fresh = await openFleetStore(bus);
-    await fresh.update('x1', () => record('x1', { status: 'failed', version: 5 }));
-    await fresh.update('x2', () => record('x2', { status: 'drift' }));
+    await write(fresh, 'x1', () => record('x1', { status: 'failed', version: 5 }));
+    await write(fresh, 'x2', () => record('x2', { status: 'drift' }));
     const ids = async (query = {}) =>
       (await pageFleet(fresh, query, { limit: 100 })).tenants.map((t) => t.tenantId).sort();
     expect(await ids()).toEqual(['x1', 'x2']);
     expect(await ids({ statuses: ['drift'] })).toEqual(['x2']);
     // Back to current: out of the index (purged, no tombstone to read).
-    await fresh.update('x1', () => record('x1'));
+    await write(fresh, 'x1', () => record('x1'));
     expect(await ids()).toEqual(['x2']);
     const scanned = await fresh.scan(1, () => true, { attention: true });
     expect(scanned.scanned).toBe(1);
@@ -102,6 +118,89 @@ describe('the fleet store on a real nats-server', () => {
     const summary = await fresh.recount();
     expect(summary.statuses.drift).toBe(1);
     expect((await fresh.scan(1, () => true, { attention: true })).scanned).toBe(1);
+  });
+
+  describe('the fleet index', () => {
+    const keysOf = async (selector: FleetIndexSelector): Promise<FleetIndexPointer[]> => {
+      const pointers: FleetIndexPointer[] = [];
+      await store.scanIndex(selector, 1, (p) => void pointers.push(p));
+      return pointers;
+    };
+    /** Writes to both buckets so far (their streams' last sequences). */
+    const lastSeq = async () =>
+      (await bus.jsm.streams.info(`KV_${BUCKETS.fleet}`)).state.last_seq +
+      (await bus.jsm.streams.info(`KV_${BUCKETS.fleetIndex}`)).state.last_seq;
+    const gold = { tag: { name: 'tier', value: 'gold' } };
+
+    it('follows host, status, version and tag changes, and a change that keeps them writes nothing more', async () => {
+      const id = 'ix:1#ü';
+      const r = record(id, { host: 'ix-a:5432', tags: { tier: 'gold' } });
+      await store.update(id, () => r);
+      expect(await keysOf({ host: 'ix-a:5432' })).toEqual([
+        { tenantId: id, host: 'ix-a:5432', status: 'current', version: 6 },
+      ]);
+      expect(await keysOf({ ...gold, host: 'ix-a:5432' })).toEqual([
+        { tenantId: id, host: 'ix-a:5432', status: 'current', tag: { name: 'tier', value: 'gold' } },
+      ]);
+
+      // A re-run that finds the tenant as it was: the record is written, nothing else.
+      const before = await lastSeq();
+      await store.update(id, (prev) => ({ ...prev!, run: 'r2', at: '2026-11-30T01:00:00.000Z' }));
+      expect(await lastSeq()).toBe(before + 1);
+
+      // A new version: the main key moves; the tag key (no version in it) stays as it was.
+      await store.update(id, (prev) => ({ ...prev!, version: 7 }));
+      expect(await keysOf({ host: 'ix-a:5432' })).toMatchObject([{ tenantId: id, status: 'current', version: 7 }]);
+      expect(await keysOf({ host: 'ix-a:5432', version: 6 })).toEqual([]);
+      expect(await lastSeq()).toBe(before + 3); // the record, the new key (the old one deleted)
+
+      // Failed, then on another host with other tags and no version.
+      await store.update(id, (prev) => ({ ...prev!, status: 'failed' }));
+      expect(await keysOf({ host: 'ix-a:5432', status: 'current' })).toEqual([]);
+      expect(await keysOf({ ...gold, host: 'ix-a:5432', status: 'failed' })).toHaveLength(1);
+      await store.update(id, (prev) => ({
+        ...prev!,
+        host: 'ix-b:5432',
+        version: null,
+        tags: { tier: 'free', 'a b': '' },
+      }));
+      expect(await keysOf({ host: 'ix-a:5432' })).toEqual([]);
+      expect(await keysOf({ ...gold, host: 'ix-a:5432' })).toEqual([]);
+      expect(await keysOf({ host: 'ix-b:5432', version: null })).toEqual([
+        { tenantId: id, host: 'ix-b:5432', status: 'failed', version: null },
+      ]);
+      expect(await keysOf({ tag: { name: 'a b', value: '' }, host: 'ix-b:5432' })).toEqual([
+        { tenantId: id, host: 'ix-b:5432', status: 'failed', tag: { name: 'a b', value: '' } },
+      ]);
+      expect(await keysOf({ tag: { name: 'tier', value: 'free' }, host: 'ix-b:5432', status: 'failed' })).toHaveLength(
+        1,
+      );
+    });
+
+    it('is rebuilt by a recount, and a listing skips a key the record does not agree with', async () => {
+      await store.update('ix-2', () => record('ix-2', { host: 'ix-c:5432', tags: { tier: 'gold' } }));
+      await store.update('ix-3', () => record('ix-3', { host: 'ix-c:5432', status: 'behind', version: 5 }));
+      await bus.jsm.streams.purge(`KV_${BUCKETS.fleetIndex}`);
+      expect(await keysOf({ host: 'ix-c:5432' })).toEqual([]);
+      await store.recount();
+      expect((await keysOf({ host: 'ix-c:5432' })).map((p) => p.tenantId).sort()).toEqual(['ix-2', 'ix-3']);
+      expect((await keysOf({ ...gold, host: 'ix-c:5432' })).map((p) => p.tenantId)).toEqual(['ix-2']);
+
+      // Stale keys a race could leave: ix-3 is behind at 5, not current at 6; nobody has no record.
+      const stale = [
+        fleetIndexKey({ tenantId: 'ix-3', host: 'ix-c:5432', status: 'current', version: 6 }),
+        fleetTagIndexKey({ tenantId: 'ix-3', host: 'ix-c:5432', status: 'current' }, 'tier', 'gold'),
+        fleetIndexKey({ tenantId: 'nobody', host: 'ix-c:5432', status: 'current', version: 6 }),
+      ];
+      for (const key of stale) await bus.js.publish(`$KV.${BUCKETS.fleetIndex}.${key}`, new Uint8Array(0));
+      const ids = async (query: FleetQuery) =>
+        (await pageFleet(store, query, { limit: 100 })).tenants.map((t) => t.tenantId).sort();
+      expect(await ids({ host: 'ix-c:5432', statuses: ['current'] })).toEqual(['ix-2']);
+      expect(await ids({ host: 'ix-c:5432', statuses: ['current'], tags: { tier: 'gold' } })).toEqual(['ix-2']);
+      expect(await ids({ host: 'ix-c:5432', statuses: ['current', 'behind'] })).toEqual(['ix-2', 'ix-3']);
+      expect(await ids({ host: 'ix-c:5432', target: 6 })).toEqual(['ix-3']);
+      expect(await ids({ host: 'ix-c:5432', target: 7 })).toEqual(['ix-2', 'ix-3']);
+    });
   });
 
   describe('over more records than one pull batch', () => {
@@ -118,7 +217,7 @@ describe('the fleet store on a real nats-server', () => {
           host: hosts[i % hosts.length]!,
           tags: { tier: i % 3 === 0 ? 'gold' : 'free', ...(i % 5 === 0 ? { 'say "hi"': 'ü' } : {}) },
           status,
-          version: status === 'behind' ? 5 : 6,
+          version: status === 'behind' || i % 7 === 0 ? 5 : i % 11 === 0 ? null : 6,
           // An error that quotes another host's field: found by the byte test, refused by the full one.
           ...(status === 'failed' ? { error: { code: 'x', message: '"host":"db-7:5432" "tier":"gold"' } } : {}),
         });
@@ -126,6 +225,8 @@ describe('the fleet store on a real nats-server', () => {
         if (writes.length >= 500) await Promise.all(writes.splice(0));
       }
       await Promise.all(writes);
+      // Written without their index keys: a recount writes them (and the summary's histogram).
+      await store.recount();
     });
 
     const everyRecord = async (): Promise<FleetRecord[]> => {
@@ -156,7 +257,13 @@ describe('the fleet store on a real nats-server', () => {
       ['a tag with quotes and a non-ASCII value', { tags: { 'say "hi"': 'ü' }, statuses: ['current', 'drift'] }],
       ['a non-ASCII host below a target', { host: 'ü-host:5432', target: 6 }],
       ['a host no record has', { host: 'nowhere:5432', statuses: ['current'] }],
-    ])('lists %s in pages over a scan: every match once, in order, and nothing else', async (_label, query) => {
+      ['a host, current', { host: 'db-1:5432', statuses: ['current'] }],
+      ['current tenants of a tag', { tags: { tier: 'gold' }, statuses: ['current'] }],
+      ['tenants below a target that need a look', { target: 6 }],
+      ['current tenants below a target, by tag', { target: 6, statuses: ['current'], tags: { tier: 'free' } }],
+      ['every status of a host', { host: 'db-17:5432', statuses: ['current', 'behind', 'failed', 'dirty', 'drift'] }],
+      ['tenants that need a look (the attention index)', { tags: { tier: 'gold' } }],
+    ])('lists %s in pages: every match once, and nothing else', async (_label, query) => {
       const expected = (await everyRecord()).filter((r) => matchesFleetQuery(r, query)).map((r) => r.tenantId);
       const listed: string[] = [];
       let cursor: string | undefined;
@@ -167,7 +274,8 @@ describe('the fleet store on a real nats-server', () => {
         cursor = page.nextCursor;
         pages += 1;
       } while (cursor !== undefined && pages < 1_000);
-      expect(listed).toEqual(expected);
+      expect(new Set(listed).size).toBe(listed.length);
+      expect(listed.sort()).toEqual(expected.sort());
       // Full pages, and at most one more that finds the rest (or nothing) after the last full one.
       expect(pages).toBeLessThanOrEqual(Math.floor(expected.length / 97) + 1);
     });

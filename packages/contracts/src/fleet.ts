@@ -108,7 +108,10 @@ export const ALL_FLEET_ATTENTION_KEYS = `${FLEET_ATTENTION_PREFIX}>`;
 /** The tenantId of a fleet key, or undefined for another key. */
 export function parseFleetKey(key: string): string | undefined {
   if (!key.startsWith(FLEET_TENANT_PREFIX) || key.length === FLEET_TENANT_PREFIX.length) return undefined;
-  const token = key.slice(FLEET_TENANT_PREFIX.length);
+  return unescapeKey(key.slice(FLEET_TENANT_PREFIX.length));
+}
+
+function unescapeKey(token: string): string {
   const bytes: number[] = [];
   for (let i = 0; i < token.length; i++) {
     if (token[i] === '=') {
@@ -123,3 +126,110 @@ export function parseFleetKey(key: string): string | undefined {
 
 /** Every tenant key of the bucket (a KV watch or stream filter). */
 export const ALL_FLEET_KEYS = `${FLEET_TENANT_PREFIX}>`;
+
+// The fleet index: pointer keys (empty values) whose tokens are what a listing filters on, so
+// nats-server picks the matching ones by subject and a listing reads only those:
+//   i.<host>.<status>.<version>.<tenantId>            one per tenant;
+//   g.<tag name>.<tag value>.<host>.<status>.<tenantId>  one per tag of the tenant.
+// A tag key leaves the version out: a migration changes a tenant's version, and its tag keys stay.
+const FLEET_INDEX_PREFIX = 'i';
+const FLEET_TAG_INDEX_PREFIX = 'g';
+/** The token of a value that may be empty or absent: a lone `=`, which escaping never writes. */
+const EMPTY_TOKEN = '=';
+const NO_VERSION_TOKEN = 'none';
+
+const tokenOf = (value: string | undefined): string => (value ? escapeKey(value) : EMPTY_TOKEN);
+const valueOf = (token: string): string => (token === EMPTY_TOKEN ? '' : unescapeKey(token));
+const versionToken = (version: number | null): string => (version === null ? NO_VERSION_TOKEN : String(version));
+
+/** What the fleet index keys a tenant by (a record holds all of it). */
+export type FleetIndexed = Pick<FleetRecord, 'tenantId' | 'host' | 'status' | 'version'>;
+
+/** A tenant's key in the fleet index (`i.<host>.<status>.<version>.<tenantId>`; `none` for no version). */
+export function fleetIndexKey(record: FleetIndexed): string {
+  return [
+    FLEET_INDEX_PREFIX,
+    tokenOf(record.host),
+    record.status,
+    versionToken(record.version),
+    escapeKey(record.tenantId),
+  ].join('.');
+}
+
+/** A tenant's key in the index of one of its tags (`g.<name>.<value>.<host>.<status>.<tenantId>`). */
+export function fleetTagIndexKey(record: Omit<FleetIndexed, 'version'>, name: string, value: string): string {
+  return [
+    FLEET_TAG_INDEX_PREFIX,
+    tokenOf(name),
+    tokenOf(value),
+    tokenOf(record.host),
+    record.status,
+    escapeKey(record.tenantId),
+  ].join('.');
+}
+
+/** Every index key a record has: its `i.` key and one `g.` key per tag. */
+export function fleetIndexKeys(record: FleetRecord): string[] {
+  const keys = [fleetIndexKey(record)];
+  for (const [name, value] of Object.entries(record.tags ?? {})) keys.push(fleetTagIndexKey(record, name, value));
+  return keys;
+}
+
+/**
+ * Which index keys a listing reads: the dimensions given are fixed, the others any. With `tag`,
+ * the tag index (which holds no version); without, the main one.
+ */
+export type FleetIndexSelector =
+  | { tag?: undefined; host?: string; status?: FleetStatus; version?: number | null }
+  | { tag: { name: string; value: string }; host?: string; status?: FleetStatus; version?: undefined };
+
+/** The KV key filter (with `*` wildcards) of the index keys a selector picks. */
+export function fleetIndexFilter(selector: FleetIndexSelector): string {
+  const host = selector.host !== undefined ? tokenOf(selector.host) : '*';
+  const status = selector.status ?? '*';
+  if (selector.tag)
+    return [FLEET_TAG_INDEX_PREFIX, tokenOf(selector.tag.name), tokenOf(selector.tag.value), host, status, '*'].join(
+      '.',
+    );
+  const version = selector.version !== undefined ? versionToken(selector.version) : '*';
+  return [FLEET_INDEX_PREFIX, host, status, version, '*'].join('.');
+}
+
+/** What an index key says of its tenant (`version` only in the main index, `tag` only in a tag's). */
+export interface FleetIndexPointer {
+  tenantId: string;
+  /** Absent: the record has no host. */
+  host?: string;
+  status: FleetStatus;
+  version?: number | null;
+  tag?: { name: string; value: string };
+}
+
+/** The pointer an index key holds, or undefined for another key. */
+export function parseFleetIndexKey(key: string): FleetIndexPointer | undefined {
+  const tokens = key.split('.');
+  let pointer: FleetIndexPointer;
+  if (tokens.length === 5 && tokens[0] === FLEET_INDEX_PREFIX) {
+    const [, host, status, version, tenant] = tokens as [string, string, string, string, string];
+    if (version !== NO_VERSION_TOKEN && !/^\d+$/.test(version)) return undefined;
+    pointer = {
+      tenantId: unescapeKey(tenant),
+      status: status as FleetStatus,
+      version: version === NO_VERSION_TOKEN ? null : Number(version),
+      ...(host !== EMPTY_TOKEN ? { host: unescapeKey(host) } : {}),
+    };
+  } else if (tokens.length === 6 && tokens[0] === FLEET_TAG_INDEX_PREFIX) {
+    const [, name, value, host, status, tenant] = tokens as [string, string, string, string, string, string];
+    pointer = {
+      tenantId: unescapeKey(tenant),
+      status: status as FleetStatus,
+      tag: { name: valueOf(name), value: valueOf(value) },
+      ...(host !== EMPTY_TOKEN ? { host: unescapeKey(host) } : {}),
+    };
+  } else {
+    return undefined;
+  }
+  return (FLEET_STATUSES as readonly string[]).includes(pointer.status) && pointer.tenantId !== ''
+    ? pointer
+    : undefined;
+}

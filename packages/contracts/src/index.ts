@@ -41,6 +41,12 @@ export {
   FLEET_STATUSES,
   FLEET_SUMMARY_KEY,
   fleetAttentionKey,
+  type FleetIndexed,
+  fleetIndexFilter,
+  fleetIndexKey,
+  fleetIndexKeys,
+  type FleetIndexPointer,
+  type FleetIndexSelector,
   fleetKey,
   type FleetRecord,
   FleetRecordSchema,
@@ -49,6 +55,8 @@ export {
   FleetStatusSchema,
   type FleetSummary,
   FleetSummarySchema,
+  fleetTagIndexKey,
+  parseFleetIndexKey,
   parseFleetKey,
 } from './fleet.js';
 export {

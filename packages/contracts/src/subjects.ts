@@ -136,6 +136,13 @@ export const BUCKETS = {
   bundles: 'sluice_bundles',
   /** KV, key: `t.<tenantId>` (see `fleetKey`) and `summary`. Each tenant's fleet state, written by the reporter. */
   fleet: 'sluice_fleet',
+  /**
+   * KV, keys with no value: the fleet index (`i.<host>.<status>.<version>.<tenant>`,
+   * `g.<tag>.<value>.<host>.<status>.<tenant>`; see `fleetIndexKey`). A bucket of its own: on
+   * nats-server 2.9 a filtered consumer costs time for every subject of its stream, so the
+   * records' listings must not pay for the index's subjects, nor the index's for the records'.
+   */
+  fleetIndex: 'sluice_fleet_index',
 } as const;
 
 const HOST_CONSUMER_PREFIX = 'host_';

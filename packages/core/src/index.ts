@@ -27,6 +27,18 @@ export {
   TransientError,
 } from './errors.js';
 export {
+  type FleetIndexCursor,
+  type FleetIndexPass,
+  type FleetListingPlan,
+  formatFleetIndexCursor,
+  isFleetCursor,
+  parseFleetIndexCursor,
+  passesFrom,
+  planFleetListing,
+  pointedRecordMatches,
+  pointerMayMatch,
+} from './fleet-listing.js';
+export {
   countBelow,
   emptyFleetSummary,
   type FleetQuery,

@@ -1,6 +1,6 @@
 import { type FleetPage, type FleetStore, pageFleet } from '@sluice/bus';
 import { FLEET_STATUSES, type FleetStatus, type FleetSummary } from '@sluice/contracts';
-import { countBelow, type FleetQuery } from '@sluice/core';
+import { countBelow, type FleetQuery, isFleetCursor } from '@sluice/core';
 
 /** Most tenants on one page of `GET /fleet/tenants`. */
 export const MAX_FLEET_PAGE = 1_000;
@@ -64,7 +64,7 @@ export function fleetTenants(
   )
     return { problem: `limit must be a whole number from 1 to ${MAX_FLEET_PAGE}` };
   const cursor = params.get('cursor');
-  if (cursor !== null && !/^\d{1,15}$/.test(cursor)) return { problem: 'cursor must be the nextCursor of a page' };
+  if (cursor !== null && !isFleetCursor(cursor)) return { problem: 'cursor must be the nextCursor of a page' };
   return pageFleet(store, query, {
     limit: limitParam === null ? DEFAULT_FLEET_PAGE : Number(limitParam),
     ...(cursor !== null ? { cursor } : {}),

@@ -39,6 +39,8 @@ function memoryFleetStore(): FleetStore & { records: Map<string, FleetRecord>; w
       return Promise.resolve(summary);
     },
     recount: () => Promise.resolve(summary),
+    // The writer never lists: its index keys are the store's business (packages/bus tests them).
+    scanIndex: () => Promise.resolve({ scanned: 0 }),
     scan(
       _from: number,
       onRecord: (r: FleetRecord, seq: number) => boolean | void,

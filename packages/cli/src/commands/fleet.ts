@@ -1,6 +1,6 @@
 import { connectBus, type FleetPage, openFleetStore, pageFleet } from '@sluice/bus';
 import { FLEET_STATUSES, type FleetRecord, type FleetStatus, type FleetSummary } from '@sluice/contracts';
-import { countBelow, durationProblem, type Env, type FleetQuery, parseDuration } from '@sluice/core';
+import { countBelow, durationProblem, type Env, type FleetQuery, isFleetCursor, parseDuration } from '@sluice/core';
 
 import { CliError } from '../cli-error.js';
 import { busConfigOf, type CommandSpec, JSON_FLAG, parseCommand, SERVER_FLAG } from '../command-spec.js';
@@ -110,7 +110,7 @@ export async function fleetCommand(argv: string[], env: Env, output: Output): Pr
   }
   if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 1_000)
     throw new CliError('--limit takes a whole number from 1 to 1000');
-  if (values.cursor !== undefined && !/^\d{1,15}$/.test(values.cursor))
+  if (values.cursor !== undefined && !isFleetCursor(values.cursor))
     throw new CliError('--cursor takes the cursor a page printed');
   const bus = await connectBus(busConfigOf(values, env), silentLogger);
   try {
