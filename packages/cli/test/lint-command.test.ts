@@ -33,7 +33,8 @@ async function migrationsDir(files: Record<string, string>): Promise<string> {
   return dir;
 }
 
-describe('sluice lint', () => {
+// Each test starts the command (Node and the parser's WebAssembly): seconds on a loaded machine.
+describe('sluice lint', { timeout: 30_000 }, () => {
   let risky: string;
   beforeAll(async () => {
     risky = await migrationsDir({
