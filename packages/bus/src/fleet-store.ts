@@ -26,6 +26,7 @@ import {
   matchesFleetQuery,
 } from '@sluice/core';
 
+import { BulkWriter } from './bulk-writer.js';
 import type { Bus } from './bus.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { scanSubject } from './subject-scan.js';
@@ -95,8 +96,6 @@ export interface FleetStore {
 }
 
 const CAS_ATTEMPTS = 20;
-/** Index puts a recount keeps in flight. */
-const RECOUNT_WINDOW = 2_048;
 /** An index key's value: the key says it all. */
 const NO_VALUE = new Uint8Array(0);
 
@@ -237,39 +236,24 @@ export async function openFleetStore(bus: Bus, options: { replicas?: number } = 
       const builder = new FleetSummaryBuilder();
       await bus.jsm.streams.purge(stream, { filter: attentionFilter });
       await bus.jsm.streams.purge(indexStream);
-      // The indexes are written as the scan goes, up to RECOUNT_WINDOW puts in flight: nothing is
-      // held. Only a full window holds the scan back (until half of it is acknowledged).
-      let inFlight = 0;
-      let failure: Error | undefined;
-      let waiter: { level: number; resolve: () => void } | undefined;
-      const drained = (level: number): Promise<void> =>
-        inFlight <= level ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { level, resolve }));
-      const put = (bucket: KV, key: string, data: Uint8Array): void => {
-        inFlight += 1;
-        void bucket
-          .put(key, data)
-          .then(
-            () => undefined,
-            (error: unknown) => void (failure ??= error instanceof Error ? error : new Error(String(error))),
-          )
-          .finally(() => {
-            inFlight -= 1;
-            if (waiter && inFlight <= waiter.level) {
-              const { resolve } = waiter;
-              waiter = undefined;
-              resolve();
-            }
-          });
-      };
+      // Millions of index keys: written as core publishes with an ack per batch (`BulkWriter`),
+      // a tenth of a KV put's cost; the scan waits only while two batches are unacknowledged.
+      const index = await BulkWriter.open(bus, indexStream);
+      const attention = await BulkWriter.open(bus, stream);
       await scan(1, (record) => {
-        if (failure) return false;
         builder.add(record);
-        for (const key of fleetIndexKeys(record)) put(indexKv, key, NO_VALUE);
-        if (record.status !== 'current') put(kv, fleetAttentionKey(record.tenantId), encodeJson(record));
-        return inFlight < RECOUNT_WINDOW ? true : drained(RECOUNT_WINDOW / 2).then(() => true);
+        const waits: Promise<void>[] = [];
+        for (const key of fleetIndexKeys(record)) {
+          const wait = index.put(indexSubjectOf(key), NO_VALUE);
+          if (wait) waits.push(wait);
+        }
+        if (record.status !== 'current') {
+          const wait = attention.put(subjectOf(fleetAttentionKey(record.tenantId)), encodeJson(record));
+          if (wait) waits.push(wait);
+        }
+        return waits.length > 0 ? Promise.all(waits).then(() => true) : true;
       });
-      await drained(0);
-      if (failure) throw failure;
+      await Promise.all([index.end(), attention.end()]);
       const summary = builder.build();
       await kv.put(FLEET_SUMMARY_KEY, encodeJson(summary));
       return summary;
