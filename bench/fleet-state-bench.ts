@@ -25,19 +25,21 @@
  * `sluice fleet verify`, `sluice fleet rebuild` after the bucket's records were purged (with its
  * recount), a `trust: "fleet-state"` run, and an in-process pool that connects to each tenant and
  * reads its journal at the host's limit (8, as the executors). Goals: verified ≤ 1.1× the pool,
- * rebuild ≤ 1.2× verify.
+ * rebuild ≤ 1.2× verify. On this 2-core machine the database and Sluice share the cores: both
+ * sides are CPU-bound and the ratio is their CPU's. `--split-cores` puts the tenants on a private
+ * Postgres pinned to CPU 0 and everything else on the other CPUs, as database hosts of their own.
  *
  * Run: `npm run build && npx tsx bench/fleet-state-bench.ts --part query [--records 1000000]
  * [--child-node-options=--max-old-space-size=64]` (or against a nats-server of your own, left
  * running: `--nats-url URL --nats-pid PID`, then `--skip-seed` to read it again, `--only KIND,…` for
  * some readings; it reports the reader's and nats-server's CPU for each reading),
  * `npx tsx bench/fleet-state-bench.ts --part trust [--tenants 1000] [--repeat 3]` and
- * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500]`.
+ * `npx tsx bench/fleet-state-bench.ts --part verify [--tenants 500] [--split-cores]`.
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -70,6 +72,7 @@ import {
   REPO_ROOT,
   startCpuMeter,
   startNatsServer,
+  startPostgresCluster,
   startService,
   waitForCompleted,
 } from '@sluice/testkit';
@@ -229,6 +232,12 @@ const { values } = parseArgs({
     'skip-seed': { type: 'boolean', default: false },
     /** `--part query`: only these readings (comma-separated kinds). */
     only: { type: 'string' },
+    /**
+     * `--part verify`: the tenants on a private Postgres pinned to CPU 0, and this process (so the
+     * pool, the services and nats-server it starts) to the others: the database and the
+     * orchestration on different cores, as on database hosts of their own.
+     */
+    'split-cores': { type: 'boolean', default: false },
     /** Node options of the reading processes, e.g. `--max-old-space-size=64` (how much growth is GC headroom). */
     'child-node-options': { type: 'string', default: '' },
   },
@@ -455,8 +464,14 @@ async function verifyPart(): Promise<void> {
   const nats = await startNatsServer();
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-fleet-bench-'));
   const services: Array<Awaited<ReturnType<typeof startService>>> = [];
+  const split = values['split-cores'] ? await splitCores() : undefined;
   const fleetStarted = performance.now();
-  const fleet = await createTenantFleet({ count, prefix: `sluice_fb_${process.pid}` });
+  const fleet = await createTenantFleet({
+    count,
+    prefix: `sluice_fb_${process.pid}`,
+    ...(split ? { serverUrl: split.postgres.serverUrl } : {}),
+  });
+  if (split) console.log(split.layout);
   console.log(`created ${count} tenant databases in ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s`);
   try {
     const registry = path.join(dir, 'tenants.json');
@@ -571,8 +586,33 @@ async function verifyPart(): Promise<void> {
     for (const s of services.reverse()) await s.stop();
     await nats.dispose();
     await fleet.drop();
+    await split?.postgres.dispose();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Puts the database and the orchestration on different cores (`--split-cores`): this process and
+ * every thread and child it has or will have on CPUs 1.., a private Postgres started after that
+ * moved (postmaster, its workers, every backend it forks later) to CPU 0. Linux only (`taskset`).
+ */
+async function splitCores() {
+  const cpus = availableParallelism();
+  if (cpus < 2) throw new Error('--split-cores needs two CPUs or more');
+  const taskset = (args: string[]) => promisify(execFile)('taskset', args);
+  const others = `1-${cpus - 1}`;
+  await taskset(['-a', '-p', '-c', others, String(process.pid)]);
+  const postgres = await startPostgresCluster({ max_connections: '200' });
+  const postmaster = Number((await readFile(path.join(postgres.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) children.push(Number(entry));
+  }
+  for (const pid of [postmaster, ...children]) await taskset(['-a', '-p', '-c', '0', String(pid)]);
+  const layout = `split cores: Postgres (private, pid ${postmaster}, fsync off) on CPU 0; this process, the pool, the services and nats-server on CPU ${others}`;
+  return { postgres, layout };
 }
 
 if (values.part === 'trust') await trustPart();
