@@ -75,16 +75,10 @@ export function hasCurrentShape(columns: readonly string[]): boolean {
 /**
  * Reads the journal with a plain `SELECT *` (whatever its shape: the columns come back with the
  * rows). The server's cheapest read, but a database without the table answers with an error:
- * see {@link isMissingJournalError} and `journal-reads.ts`.
+ * `isMissingRelationError` (pg-errors.ts) and `journal-reads.ts`.
  */
 export function readJournalPlainSql(loc: JournalLocation): string {
   return `SELECT * FROM ${journalTable(loc)} ORDER BY version`;
-}
-
-/** The SQLSTATEs of a journal that is not there: no such table (42P01) or no such schema (3F000). */
-export function isMissingJournalError(error: unknown): boolean {
-  const code = (error as { sqlState?: unknown; code?: unknown }).sqlState ?? (error as { code?: unknown }).code;
-  return code === '42P01' || code === '3F000';
 }
 
 /**

@@ -15,6 +15,8 @@ const HOST_SOCKET_CODES = new Set([
 const HOST_SQLSTATES = new Set(['53300', '53400', '57P01', '57P02', '57P03']);
 /** SQLSTATEs worth retrying inside a migration: the same SQL may succeed a moment later. */
 const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
+/** SQLSTATEs of a relation that is not there: no such table (42P01) or no such schema (3F000). */
+const MISSING_RELATION_SQLSTATES = new Set(['42P01', '3F000']);
 
 interface PgLikeError {
   code?: string;
@@ -24,6 +26,17 @@ interface PgLikeError {
 /** True when an error is about reaching the host (counts against the host's circuit breaker). */
 export function isHostLevel(error: unknown): error is HostUnavailableError {
   return error instanceof HostUnavailableError;
+}
+
+/**
+ * Whether a statement failed because its table (or the table's schema) does not exist: what a
+ * plain journal read meets in a database that has no journal yet. Takes what `pg` threw or what
+ * {@link classifyPgError} made of it.
+ */
+export function isMissingRelationError(error: unknown): boolean {
+  const e = (error ?? {}) as { sqlState?: unknown; code?: unknown };
+  const code = e.sqlState ?? e.code;
+  return typeof code === 'string' && MISSING_RELATION_SQLSTATES.has(code);
 }
 
 /**

@@ -6,7 +6,6 @@ import {
   ensureJournalSql,
   GUARD_SQLSTATE,
   hasCurrentShape,
-  isMissingJournalError,
   type JournalLocation,
   journalTable,
   lockGuardSql,
@@ -17,7 +16,7 @@ import {
 import type { JournalRead } from './journal-reads.js';
 import { type LockFence, takeOverExpiredLock } from './lock-fencing.js';
 import { inSpan } from './migration-tracing.js';
-import { classifyPgError } from './pg-errors.js';
+import { classifyPgError, isMissingRelationError } from './pg-errors.js';
 import { committedVersions } from './transaction-batch.js';
 
 interface JournalRow {
@@ -88,7 +87,7 @@ export class TenantSession {
     try {
       result = asResults(await this.query(readJournalPlainSql(this.journal)))[0]!;
     } catch (error) {
-      if (isMissingJournalError(error)) return { present: false, current: false, entries: [] };
+      if (isMissingRelationError(error)) return { present: false, current: false, entries: [] };
       throw error;
     }
     const current = hasCurrentShape(result.fields.map((f) => f.name));
