@@ -125,8 +125,11 @@ export function targetVerdicts(report: BenchmarkReport): string[] {
     const upToDate = r.contenders.find((c) => c.name.includes('up to date'));
     if (upToDate) {
       const ms = upToDate.wallMsForFleet;
+      // The target is for 1,000 tenants: a smaller fleet (--quick) says nothing about it.
+      const verdict =
+        report.settings.tenants >= 1_000 ? `**${ms < 5_000 ? 'met' : 'missed'}**` : 'no verdict on a smaller fleet';
       lines.push(
-        `- ${r.rttMs} ms RTT — ${report.settings.tenants} tenants already up to date: **${seconds(ms)} s** for the whole run (target < 5 s for 1,000): **${ms < 5_000 ? 'met' : 'missed'}**.`,
+        `- ${r.rttMs} ms RTT — ${report.settings.tenants} tenants already up to date: **${seconds(ms)} s** for the whole run (target < 5 s for 1,000): ${verdict}.`,
       );
     }
   }
