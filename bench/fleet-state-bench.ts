@@ -38,7 +38,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,7 @@ import { type FleetQuery, FleetSummaryBuilder } from '@sluice/core';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createLogger } from '@sluice/telemetry';
 import {
+  childPids,
   collectRunEvents,
   createTenantFleet,
   fleetServiceEnv,
@@ -604,13 +605,7 @@ async function splitCores() {
   await taskset(['-a', '-p', '-c', others, String(process.pid)]);
   const postgres = await startPostgresCluster({ max_connections: '200' });
   const postmaster = Number((await readFile(path.join(postgres.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  const children: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) children.push(Number(entry));
-  }
-  for (const pid of [postmaster, ...children]) await taskset(['-a', '-p', '-c', '0', String(pid)]);
+  for (const pid of [postmaster, ...childPids(postmaster)]) await taskset(['-a', '-p', '-c', '0', String(pid)]);
   const layout = `split cores: Postgres (private, pid ${postmaster}, fsync off) on CPU 0; this process, the pool, the services and nats-server on CPU ${others}`;
   return { postgres, layout };
 }

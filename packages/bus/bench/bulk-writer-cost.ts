@@ -6,11 +6,9 @@
 // server's CPU (from /proc) per 1,000 keys, medians over the rounds.
 //
 //   npm run build && npx tsx packages/bus/bench/bulk-writer-cost.ts [keys=100000] [rounds=3]
-import { readFileSync } from 'node:fs';
-
 import { Kvm } from '@nats-io/kv';
 import { createLogger } from '@sluice/telemetry';
-import { startNatsServer } from '@sluice/testkit';
+import { processTreeCpuMs, startNatsServer } from '@sluice/testkit';
 
 import { BulkWriter } from '../src/bulk-writer.js';
 import { connectBus } from '../src/bus.js';
@@ -27,11 +25,7 @@ const bus = await connectBus(
 );
 const kvm = new Kvm(bus.nc);
 
-function serverCpuMs(): number {
-  const stat = readFileSync(`/proc/${nats.pid!}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+const serverCpuMs = (): number => processTreeCpuMs(nats.pid!);
 const ownCpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;

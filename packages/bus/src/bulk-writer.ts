@@ -95,29 +95,25 @@ export class BulkWriter {
     return this.settle(this.open.shift()!);
   }
 
+  /** Reads a closed batch's ack (only while gaps are trusted: no batch closes after). */
   private async settle(batch: Batch): Promise<void> {
     try {
-      if (!this.acked) {
-        const { seq } = await batch.ack!;
-        const stored = seq - this.lastSeq;
-        this.lastSeq = seq;
-        if (stored >= batch.subjects.length) return;
-        this.acked = true;
-        // Sent after this batch without acks, and not counted now: written again as well.
-        const unsure = [batch, ...this.open.splice(0), this.current];
-        this.current = { subjects: [], payloads: [] };
-        for (const each of unsure) {
-          for (let i = 0; i < each.subjects.length; i++) {
-            this.rewritten += 1;
-            await this.publishAcked(each.subjects[i]!, each.payloads[i]!);
-          }
+      const { seq } = await batch.ack!;
+      const stored = seq - this.lastSeq;
+      this.lastSeq = seq;
+      if (stored >= batch.subjects.length) return;
+      this.acked = true;
+      // Sent after this batch without acks, and not counted now: written again as well.
+      const unsure = [batch, ...this.open.splice(0), this.current];
+      this.current = { subjects: [], payloads: [] };
+      for (const each of unsure) {
+        for (let i = 0; i < each.subjects.length; i++) {
+          this.rewritten += 1;
+          await this.publishAcked(each.subjects[i]!, each.payloads[i]!);
         }
-        return;
       }
-      // Closed before the short gap was seen, settled after: written again by the loop above.
-      await batch.ack?.catch(() => undefined);
     } catch (error) {
-      this.failure ??= error instanceof Error ? error : new Error(String(error));
+      this.fail(error);
     }
   }
 
@@ -125,8 +121,13 @@ export class BulkWriter {
     try {
       await this.bus.js.publish(subject, payload);
     } catch (error) {
-      this.failure ??= error instanceof Error ? error : new Error(String(error));
-      throw this.failure;
+      throw this.fail(error);
     }
+  }
+
+  /** Keeps the first failure: every later write and `end` throw it. */
+  private fail(error: unknown): Error {
+    this.failure ??= error instanceof Error ? error : new Error(String(error));
+    return this.failure;
   }
 }

@@ -67,15 +67,21 @@ export function processTreeCpuMs(pid: number): number {
       return 0;
     }
   })();
-  let children = 0;
+  const children = childPids(pid).reduce((sum, child) => sum + procTicks(child), 0);
+  return (own + children) * TICK_MS;
+}
+
+/** The live processes whose parent is `pid` (Linux /proc), e.g. a postmaster's workers and backends. */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      if (Number(fields[1]) === pid) children += Number(fields[11]) + Number(fields[12]);
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
     } catch {
-      continue;
+      continue; // gone between the listing and the read
     }
   }
-  return (own + children) * TICK_MS;
+  return children;
 }

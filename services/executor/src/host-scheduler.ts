@@ -161,8 +161,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
             start(lane, msg);
           });
         } catch (error) {
-          lane.pull?.close();
-          lane.pull = undefined;
+          closePull(lane);
           // Looked up again next time: the consumer may have been deleted and created anew.
           lane.consumerKnown = false;
           if (!stopping) {
@@ -178,8 +177,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
       }
     } finally {
       // An idle host holds no subscription; the next listing that finds work opens a new pull.
-      lane.pull?.close();
-      lane.pull = undefined;
+      closePull(lane);
       lane.running = false;
     }
   }
@@ -287,6 +285,12 @@ export function startHostScheduler(options: HostSchedulerOptions) {
 }
 
 export type HostScheduler = ReturnType<typeof startHostScheduler>;
+
+/** Ends a lane's pull and its subscription (after a failed pull, or when the lane stops). */
+function closePull(lane: Lane): void {
+  lane.pull?.close();
+  lane.pull = undefined;
+}
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
