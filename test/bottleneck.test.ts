@@ -358,7 +358,10 @@ describe('the bottleneck report names the injected constraint', () => {
     expect(completed.counts.migrated).toBe(30);
     expect(completed.bottleneck).toMatchObject({ kind: 'executorsSaturated', label: 'executors saturated' });
     expect(completed.bottleneck?.lever).toMatch(/add executor replicas/i);
-    // Its event loop ran late: it wanted more CPU than it got.
-    expect(completed.timings!.executorLoad![0]!.loopDelayMs).toBeGreaterThan(50);
+    // Its event loop had no time to spare. (Not how late it ran: a loop saturated by many short
+    // callbacks — row parsing, chunk by chunk — is busy all the time yet late by little; CI once
+    // saw 105% of a core with a mean delay of 0 ms.)
+    expect(completed.timings!.executorLoad![0]!.loopBusy).toBeGreaterThan(0.7);
+    expect(completed.bottleneck?.summary).toMatch(/event loop busy \d+% of the time/);
   });
 });

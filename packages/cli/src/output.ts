@@ -157,7 +157,7 @@ export function formatTimeReport(
   }
   for (const e of timings.executorLoad?.slice(0, 3) ?? []) {
     lines.push(
-      `  executor  ${e.executorId}: CPU ${Math.round(e.cpu * 100)}% of a core, event loop ${formatDuration(e.loopDelayMs)} late on average`,
+      `  executor  ${e.executorId}: CPU ${Math.round(e.cpu * 100)}% of a core, event loop ${e.loopBusy !== undefined ? `busy ${Math.round(e.loopBusy * 100)}% of the time, ` : ''}${formatDuration(e.loopDelayMs)} late on average`,
     );
   }
   if (bottleneck) {

@@ -89,6 +89,8 @@ export const AttemptSignalsSchema = z.object({
   executorCpu: z.number().nonnegative().optional(),
   /** The executor's mean event-loop delay over its last sampling window. */
   loopDelayMs: z.number().nonnegative().optional(),
+  /** Share of that window the executor's event loop spent running callbacks (0–1). */
+  loopBusy: z.number().min(0).max(1).optional(),
   /** The executor's adaptive limit for the host when the tenant settled. */
   hostLimit: z.number().int().nonnegative().optional(),
   /** A sample of the host's sessions taken on this tenant's connection (at most one per host per interval). */

@@ -61,6 +61,8 @@ export const ExecutorLoadSchema = z.object({
   cpu: z.number().nonnegative(),
   /** Mean event-loop delay. */
   loopDelayMs: z.number().nonnegative(),
+  /** Mean share of the time its event loop ran callbacks (absent from executors that do not send it). */
+  loopBusy: z.number().min(0).max(1).optional(),
 });
 export type ExecutorLoad = z.infer<typeof ExecutorLoadSchema>;
 

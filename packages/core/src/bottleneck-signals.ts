@@ -38,6 +38,13 @@ export const BOTTLENECK_THRESHOLDS = {
   /** ...or with its loop this late whatever else: it cannot serve its tenants in time. */
   executorLoopDelayAloneMs: 150,
   /**
+   * ...or with its event loop running callbacks this share of the time, whatever its CPU (a loop
+   * busy all the time on a core it shares gets less than one) or its delay (many short callbacks
+   * keep it low: CI saw 105% of a core at 0 ms). The bottleneck scenarios here: 0.97–1 for a
+   * saturated executor, at most 0.41 for every other constraint.
+   */
+  executorLoopBusy: 0.9,
+  /**
    * With signals, a network floor this large a share of the work is I/O-bound when the host at its
    * limit shows no saturation (its latency near baseline says it has headroom).
    */
@@ -85,8 +92,8 @@ export interface WorkSignals {
   queueingMs: number;
   /** The host with the highest latency inflation, and that inflation. */
   worstHost?: { host: string; inflation: number; excessMsPerTenant: number };
-  /** The busiest executor's CPU share of one core and its mean event-loop delay. */
-  executor?: { executorId: string; cpu: number; loopDelayMs: number };
+  /** The busiest executor's CPU share of one core, its mean event-loop delay and utilization. */
+  executor?: { executorId: string; cpu: number; loopDelayMs: number; loopBusy?: number };
   /** Of the hosts' active sessions in `pg_stat_activity` samples, the share waiting on the client. */
   clientWaitShare?: number;
 }
@@ -134,7 +141,14 @@ export function workSignals(timings: RunTimings): WorkSignals {
     }
   }
   const top = timings.executorLoad?.[0];
-  const executor = top ? { executorId: top.executorId, cpu: top.cpu, loopDelayMs: top.loopDelayMs } : undefined;
+  const executor = top
+    ? {
+        executorId: top.executorId,
+        cpu: top.cpu,
+        loopDelayMs: top.loopDelayMs,
+        ...(top.loopBusy !== undefined ? { loopBusy: top.loopBusy } : {}),
+      }
+    : undefined;
   const known = covered >= timings.totals.tenants / 2 && covered > 0;
   const networkMs = known ? Math.min(split.ioMs, floor) : split.ioMs;
   return {

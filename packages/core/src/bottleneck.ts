@@ -77,6 +77,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
   if (ws.executor) {
     figures.executorCpu = round(ws.executor.cpu);
     figures.executorLoopDelayMs = round(ws.executor.loopDelayMs);
+    if (ws.executor.loopBusy !== undefined) figures.executorLoopBusy = round(ws.executor.loopBusy);
   }
   if (ws.clientWaitShare !== undefined) figures.clientWaitShare = round(ws.clientWaitShare);
   const notes = notesOf(timings, ws);
@@ -103,6 +104,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     ws.executor !== undefined &&
     (ws.executor.cpu >= T.executorCpu ||
       ws.executor.loopDelayMs >= T.executorLoopDelayAloneMs ||
+      (ws.executor.loopBusy ?? 0) >= T.executorLoopBusy ||
       (ws.executor.loopDelayMs >= T.executorLoopDelayMs &&
         (ws.executor.cpu >= T.executorCpuStarved || (ws.clientWaitShare ?? 0) >= T.clientWaitShare)) ||
       (ws.executor.cpu >= T.executorCpuStarved && (ws.clientWaitShare ?? 0) >= T.clientWaitShare));
@@ -120,7 +122,7 @@ export function classifyBottleneck(timings: RunTimings, whatIf: HostWhatIf[] = [
     verdict(
       'executorsSaturated',
       mode,
-      `${lead}executor ${ws.executor!.executorId} used ${pct(ws.executor!.cpu)} of a core with its event loop ${ms(ws.executor!.loopDelayMs)} late on average${(ws.clientWaitShare ?? 0) >= T.clientWaitShare ? `, the hosts' active sessions waited on the client ${pct(ws.clientWaitShare!)} of the time` : ''}, and ${pct(ofWork(ws.queueingMs))} of tenant work was latency above the round trips the network explains: the executors' CPU is the limit.`,
+      `${lead}executor ${ws.executor!.executorId} used ${pct(ws.executor!.cpu)} of a core with its event loop ${ws.executor!.loopBusy !== undefined ? `busy ${pct(ws.executor!.loopBusy)} of the time and ` : ''}${ms(ws.executor!.loopDelayMs)} late on average${(ws.clientWaitShare ?? 0) >= T.clientWaitShare ? `, the hosts' active sessions waited on the client ${pct(ws.clientWaitShare!)} of the time` : ''}, and ${pct(ofWork(ws.queueingMs))} of tenant work was latency above the round trips the network explains: the executors' CPU is the limit.`,
       'Add executor replicas or give them more CPU; raising host limits or SLUICE_CONCURRENCY only queues more work on a busy event loop. Migrations that return large result sets cost executor CPU: return less.',
     );
   const hostVerdict = (

@@ -95,7 +95,10 @@ export class RunTimingBook {
   readonly totals = emptyTimingTotals();
   private readonly hosts = new Map<string, HostBook>();
   private readonly executors = new Map<string, number>();
-  private readonly load = new Map<string, { tenants: number; cpu: number; loopDelayMs: number }>();
+  private readonly load = new Map<
+    string,
+    { tenants: number; cpu: number; loopDelayMs: number; loopBusy: number; busyTenants: number }
+  >();
 
   add(
     outcome: Pick<TenantOutcome, 'host' | 'executorId' | 'executorSlots' | 'timings'> &
@@ -106,10 +109,20 @@ export class RunTimingBook {
     addTimings(this.totals, outcome.timings);
     const signals = outcome.signals;
     if (outcome.executorId && signals?.executorCpu !== undefined) {
-      const l = this.load.get(outcome.executorId) ?? { tenants: 0, cpu: 0, loopDelayMs: 0 };
+      const l = this.load.get(outcome.executorId) ?? {
+        tenants: 0,
+        cpu: 0,
+        loopDelayMs: 0,
+        loopBusy: 0,
+        busyTenants: 0,
+      };
       l.tenants += 1;
       l.cpu += signals.executorCpu;
       l.loopDelayMs += signals.loopDelayMs ?? 0;
+      if (signals.loopBusy !== undefined) {
+        l.loopBusy += signals.loopBusy;
+        l.busyTenants += 1;
+      }
       this.load.set(outcome.executorId, l);
     }
     if (!outcome.host) return;
@@ -160,6 +173,7 @@ export class RunTimingBook {
         tenants: l.tenants,
         cpu: round(l.cpu / l.tenants),
         loopDelayMs: round(l.loopDelayMs / l.tenants),
+        ...(l.busyTenants > 0 ? { loopBusy: round(l.loopBusy / l.busyTenants) } : {}),
       }))
       .sort((a, b) => b.cpu - a.cpu);
     return {

@@ -19,7 +19,7 @@ function runOf(tenants: Tenant[], wallMs: number, samples = 0, slots = 16): RunT
 }
 
 const times = (n: number, t: Tenant): Tenant[] => Array.from({ length: n }, () => t);
-const idleExecutor = { executorCpu: 0.1, loopDelayMs: 1 };
+const idleExecutor = { executorCpu: 0.1, loopDelayMs: 1, loopBusy: 0.1 };
 /** `t` as the host's first tenant, connected and journal read before the load rose: it sets the baselines. */
 const unloadedFirst = (t: Tenant, connectMs: number, journalMs: number): Tenant => ({
   ...t,
@@ -83,6 +83,40 @@ describe('signals: a saturated host, a slow network, busy executors', () => {
     const b = classifyBottleneck(runOf([unloadedFirst(busy, 5, 1), ...times(30, busy)], 4_000, 10))!;
     expect(b.kind).toBe('executorsSaturated');
     expect(b.lever).toMatch(/add executor replicas/i);
+  });
+
+  it('an executor whose event loop never idles: executors saturated, though late by little and short of a core', () => {
+    // Many short callbacks (rows parsed chunk by chunk) keep the mean delay near 0 ms; on a core it
+    // shares with the database the loop gets 60% of it. Utilization says it had no time to spare.
+    const busy: Tenant = {
+      timings: {
+        connectMs: 60,
+        journalMs: 45,
+        executeMs: 900,
+        serverMs: 150,
+        totalMs: 1_000,
+        workMs: 1_000,
+        queuedMs: 1_500,
+      },
+      signals: { roundTrips: 2, executorCpu: 0.6, loopDelayMs: 0, loopBusy: 0.98 },
+    };
+    const timings = runOf([unloadedFirst(busy, 5, 1), ...times(30, busy)], 4_000, 10);
+    expect(timings.executorLoad?.[0]).toMatchObject({ cpu: 0.6, loopDelayMs: 0, loopBusy: 0.98 });
+    const b = classifyBottleneck(timings)!;
+    expect(b.kind).toBe('executorsSaturated');
+    expect(b.summary).toMatch(/event loop busy 98% of the time and 0 ms late/);
+    expect(b.figures.executorLoopBusy).toBe(0.98);
+    // The same run from executors that do not send utilization reads as the saturated host it inflated.
+    const old = runOf(
+      [unloadedFirst(busy, 5, 1), ...times(30, busy)].map((t) => ({
+        ...t,
+        signals: { roundTrips: 2, executorCpu: 0.6, loopDelayMs: 0 },
+      })),
+      4_000,
+      10,
+    );
+    expect(old.executorLoad?.[0]?.loopBusy).toBeUndefined();
+    expect(classifyBottleneck(old)!.kind).not.toBe('executorsSaturated');
   });
 
   it('an executor starved of CPU (a late loop, sessions waiting on it to read): executors saturated', () => {

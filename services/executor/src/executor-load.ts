@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { type EventLoopUtilization, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 /** The replica's own load over its last sampling window. */
 export interface ExecutorLoadSample {
@@ -6,12 +6,18 @@ export interface ExecutorLoadSample {
   executorCpu: number;
   /** Mean event-loop delay over the window: how late callbacks ran (a busy or starved loop). */
   loopDelayMs: number;
+  /**
+   * Share of the window the event loop spent running callbacks rather than waiting for I/O (Node's
+   * event-loop utilization). A loop saturated by many short callbacks is busy ~100% of the time
+   * and yet late by little, so this, not the delay, says the executor had no time to spare.
+   */
+  loopBusy: number;
 }
 
 /**
- * Samples this process's CPU share and event-loop delay once per window. Cheap enough to leave on:
- * one timer per window and the histogram timer of `monitorEventLoopDelay` (every `resolutionMs`);
- * `current()` reads two numbers. The figures travel in outcomes, so the reporter can tell busy
+ * Samples this process's CPU share, event-loop delay and utilization once per window. Cheap enough
+ * to leave on: one timer per window and the histogram timer of `monitorEventLoopDelay` (every
+ * `resolutionMs`); `current()` reads three numbers. The figures travel in outcomes, so the reporter can tell busy
  * executors from a busy database host.
  */
 export class ExecutorLoadMonitor {
@@ -19,7 +25,8 @@ export class ExecutorLoadMonitor {
   private readonly timer: NodeJS.Timeout;
   private lastCpu = process.cpuUsage();
   private lastAt = performance.now();
-  private sample: ExecutorLoadSample = { executorCpu: 0, loopDelayMs: 0 };
+  private lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  private sample: ExecutorLoadSample = { executorCpu: 0, loopDelayMs: 0, loopBusy: 0 };
 
   constructor(
     windowMs = 1_000,
@@ -49,10 +56,13 @@ export class ExecutorLoadMonitor {
     const wallMs = Math.max(1, now - this.lastAt);
     // The histogram counts the timer's lateness over its own resolution; its mean is in ns.
     const mean = this.histogram.count > 0 ? this.histogram.mean / 1e6 : 0;
+    const elu = performance.eventLoopUtilization(this.lastElu);
     this.sample = {
       executorCpu: round((cpu.user + cpu.system) / 1_000 / wallMs),
       loopDelayMs: round(Math.max(0, mean - this.resolutionMs)),
+      loopBusy: round(Math.min(1, Math.max(0, elu.utilization))),
     };
+    this.lastElu = performance.eventLoopUtilization();
     this.histogram.reset();
     this.lastCpu = process.cpuUsage();
     this.lastAt = now;

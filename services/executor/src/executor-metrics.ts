@@ -142,6 +142,14 @@ export function registerExecutorMetrics(registry: Registry, source: ExecutorMetr
         this.set(load().loopDelayMs / 1000);
       },
     });
+    new Gauge({
+      name: 'sluice_executor_event_loop_utilization',
+      help: "Share of the last second this replica's event loop spent running callbacks (0-1)",
+      registers: [registry],
+      collect() {
+        this.set(load().loopBusy);
+      },
+    });
   }
 
   source.deliveries.on('workStarted', (host) => connections.inc({ host }));
