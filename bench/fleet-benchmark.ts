@@ -279,6 +279,7 @@ try {
       // Sluice's own: planner, executors, reporter, nats-server (the bench only publishes and waits).
       cpuMs: (g.executors ?? 0) + (g.planner ?? 0) + (g.reporter ?? 0) + (g['nats-server'] ?? 0),
       cpu: g,
+      writes: r.cpu.groupsWrites,
       postgresMs: r.postgresMs,
       machineMs: r.cpu.machineMs,
       ...(executorRss ? { rss: `executor ${mb(executorRss)}` } : {}),
@@ -331,6 +332,7 @@ try {
       measured: tenants.length,
       cpuMs: cpu.groupsMs.bench ?? 0,
       cpu: { bench: cpu.groupsMs.bench ?? 0 },
+      writes: { bench: cpu.groupsWrites.bench ?? 0 },
       postgresMs: postgresCpuMs() - pg0,
       machineMs: cpu.machineMs,
       concurrency: [...busyMs.entries()]
@@ -419,6 +421,13 @@ try {
             }
           : {}),
         ...(chosen.postgresMs !== undefined ? { postgresCpuMsPerTenant: chosen.postgresMs / chosen.measured } : {}),
+        ...(chosen.writes
+          ? {
+              writesPerTenant: Object.fromEntries(
+                Object.entries(chosen.writes).map(([k, v]) => [k, v / chosen.measured]),
+              ),
+            }
+          : {}),
         ...(chosen.concurrency ? { concurrency: chosen.concurrency } : {}),
         ...(chosen.machineMs !== undefined ? { machineCpuMsPerTenant: chosen.machineMs / chosen.measured } : {}),
         ...(chosen.rss ? { rss: chosen.rss } : {}),
@@ -553,6 +562,8 @@ interface RunEntry {
   cpuMs?: number;
   /** CPU by process group. */
   cpu?: Record<string, number>;
+  /** Write system calls by process group. */
+  writes?: Record<string, number>;
   /** The Postgres hosts' CPU (postmasters with every backend and worker). */
   postgresMs?: number;
   machineMs?: number;

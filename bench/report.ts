@@ -16,6 +16,8 @@ export interface ContenderResult {
   cpuMsPerTenant?: Record<string, number>;
   /** The Postgres hosts' CPU: postmasters with every backend and worker. */
   postgresCpuMsPerTenant?: number;
+  /** Write system calls per tenant by process group (/proc/PID/io `syscw`): mostly socket writes. */
+  writesPerTenant?: Record<string, number>;
   /** Each host's mean tenants in flight over the run against its limit. */
   concurrency?: string;
   rss?: string;
@@ -161,7 +163,7 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     `- **Latency:** a TCP proxy in front of each host holds every chunk the server sends for the round-trip delay (RTT). Checked in the same run with the median of 25 \`SELECT 1\` through the proxy minus directly: ${report.proxyCheck.map((p) => `${p.claimedMs} ms claimed → ${fixed(p.addedMs, 2)} ms added`).join('; ')}. Node timers fire in whole milliseconds and never early, so the proxy adds the delay plus up to 1 ms; the check shows what it really added.`,
     `- **Latency proxies** run in a child process of their own: no contender's CPU includes them.`,
     `- **Concurrency:** ${s.concurrency} tenants at once for every parallel contender: the in-process pools run ${s.concurrency} workers; Sluice's per-host limit is ${Math.floor(s.concurrency / 2)} on each of the two hosts (enforced by JetStream across all replicas), each executor has ${s.concurrency} slots.`,
-    `- **Figures:** median of ${s.repeat} run${s.repeat > 1 ? 's' : ''} per contender. The sequential contenders (the loop, node-pg-migrate, Sqitch) run on the first ${s.sample} tenants (Sqitch, which starts Perl and psql for every change, on fewer: see "measured on") and their time is scaled to the fleet (they are linear by construction); the others run the whole fleet, in alternating order from round to round. "÷ ref" is wall time divided by the reference's: ${REFERENCE} (\`TenantMigrator\` in a promise pool: the same round trips and SQL as Sluice, no broker). CPU is per tenant, user + system from /proc: Postgres is both hosts' postmasters with every backend and worker; own is the contender's processes (pools: the bench process; Sluice: planner, executors, reporter, nats-server, split in the notes). "in flight" is each host's mean tenants in flight over the run against its limit.`,
+    `- **Figures:** median of ${s.repeat} run${s.repeat > 1 ? 's' : ''} per contender. The sequential contenders (the loop, node-pg-migrate, Sqitch) run on the first ${s.sample} tenants (Sqitch, which starts Perl and psql for every change, on fewer: see "measured on") and their time is scaled to the fleet (they are linear by construction); the others run the whole fleet, in alternating order from round to round. "÷ ref" is wall time divided by the reference's: ${REFERENCE} (\`TenantMigrator\` in a promise pool: the same round trips and SQL as Sluice, no broker). CPU is per tenant, user + system from /proc: Postgres is both hosts' postmasters with every backend and worker; own is the contender's processes (pools: the bench process; Sluice: planner, executors, reporter, nats-server, split in the notes). "in flight" is each host's mean tenants in flight over the run against its limit. "writes/tenant" in the notes is each process group's write system calls per tenant (\`syscw\` in /proc/PID/io): mostly socket writes, and on loopback each one also runs the receiver's TCP path, so they are much of what messaging costs.`,
     s.warmup
       ? `- **Warm, like a long-lived executor:** before each timed run every parallel contender migrates the first ${s.warmup} tenants once, untimed (Sluice on its freshly started executors, the pools in the bench process), and those tenants are emptied again; Sluice's notes state that first run on fresh processes apart (its wall time, the executors' CPU per tenant, and the start-up CPU per executor beyond the warm per-tenant cost).`
       : `- **Cold:** Sluice's executors are fresh processes for every run (no warm-up): their start-up (JIT, GC) is in the figures, the pools run warm in the bench process.`,
@@ -193,6 +195,11 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
             ? Object.entries(c.cpuMsPerTenant)
                 .map(([k, v]) => `${k} ${fixed(v, 2)}`)
                 .join(', ')
+            : '',
+          c.writesPerTenant
+            ? `writes/tenant ${Object.entries(c.writesPerTenant)
+                .map(([k, v]) => `${k} ${fixed(v, 1)}`)
+                .join(', ')}`
             : '',
           c.rss,
           c.note ? `bottleneck: ${c.note}` : '',

@@ -12,6 +12,16 @@ function procTicks(pid: number): number {
   }
 }
 
+/** Write-like system calls the process has made (`syscw` in /proc/PID/io: write, writev, ...); 0 when unreadable. */
+function procWrites(pid: number): number {
+  try {
+    const match = /^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function machineBusyTicks(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line;
@@ -21,23 +31,26 @@ function machineBusyTicks(): number {
 /**
  * CPU time spent between `start()` and `stop()`, by named group of processes (Linux /proc), plus
  * the machine's total busy time. Short-lived processes (Postgres backends) are not listed one by
- * one: their time is in `machineMs` minus the groups.
+ * one: their time is in `machineMs` minus the groups. Also each group's write system calls
+ * (`groupsWrites`): on loopback a socket write runs the receiver's TCP path too, so the count of
+ * writes is much of what messaging costs a process.
  */
 export function startCpuMeter(groups: Record<string, () => Array<number | undefined>>) {
-  const before = new Map<number, number>();
+  const before = new Map<number, { ticks: number; writes: number }>();
   const machineBefore = machineBusyTicks();
   const pidsOf = (name: string) => (groups[name]?.() ?? []).filter((p): p is number => typeof p === 'number');
-  for (const name of Object.keys(groups)) for (const pid of pidsOf(name)) before.set(pid, procTicks(pid));
+  for (const name of Object.keys(groups))
+    for (const pid of pidsOf(name)) before.set(pid, { ticks: procTicks(pid), writes: procWrites(pid) });
   return {
-    stop(): { machineMs: number; groupsMs: Record<string, number> } {
+    stop(): { machineMs: number; groupsMs: Record<string, number>; groupsWrites: Record<string, number> } {
       const groupsMs: Record<string, number> = {};
+      const groupsWrites: Record<string, number> = {};
       for (const name of Object.keys(groups)) {
-        groupsMs[name] = pidsOf(name).reduce(
-          (sum, pid) => sum + (procTicks(pid) - (before.get(pid) ?? 0)) * TICK_MS,
-          0,
-        );
+        const pids = pidsOf(name);
+        groupsMs[name] = pids.reduce((sum, pid) => sum + (procTicks(pid) - (before.get(pid)?.ticks ?? 0)) * TICK_MS, 0);
+        groupsWrites[name] = pids.reduce((sum, pid) => sum + procWrites(pid) - (before.get(pid)?.writes ?? 0), 0);
       }
-      return { machineMs: (machineBusyTicks() - machineBefore) * TICK_MS, groupsMs };
+      return { machineMs: (machineBusyTicks() - machineBefore) * TICK_MS, groupsMs, groupsWrites };
     },
   };
 }
