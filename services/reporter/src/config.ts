@@ -32,6 +32,11 @@ export interface ReporterConfig {
   apiAuth: ApiAuth;
   /** How often every host's queue is sampled from its consumer while runs are active (`SLUICE_QUEUE_SAMPLE_INTERVAL`). */
   queueSampleIntervalMs: number;
+  /**
+   * How long an outcome waits for others before the fleet records are written together
+   * (`SLUICE_FLEET_LINGER`; 0: each at once). See `FleetWriterOptions.lingerMs`.
+   */
+  fleetLingerMs: number;
 }
 
 export function loadReporterConfig(env: Env): ReporterConfig {
@@ -47,6 +52,7 @@ export function loadReporterConfig(env: Env): ReporterConfig {
     reconcileAfterMs: e.duration('SLUICE_RECONCILE_AFTER', 120_000),
     reconcileIntervalMs: e.duration('SLUICE_RECONCILE_INTERVAL', 10_000),
     queueSampleIntervalMs: e.duration('SLUICE_QUEUE_SAMPLE_INTERVAL', 1_000),
+    fleetLingerMs: e.duration('SLUICE_FLEET_LINGER', 20),
     apiAuth: loadApiAuth(env),
   });
 }

@@ -83,7 +83,7 @@ export async function startReporterService(config: ReporterConfig, logger: Logge
   const controls = await openRunControlStore(bus, { replicas: config.streamReplicas });
   const book = new RunBook();
   const fleetStore = await openFleetStore(bus, { replicas: config.streamReplicas });
-  const fleet = createFleetWriter({ store: fleetStore, logger });
+  const fleet = createFleetWriter({ store: fleetStore, logger, options: { lingerMs: config.fleetLingerMs } });
   const lostRuns = new Map<string, RunLostEvent>();
   const sampler = startQueueSampler({
     bus,

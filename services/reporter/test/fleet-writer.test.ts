@@ -96,6 +96,52 @@ describe('fleet writer', () => {
     expect([...store.records.values()].filter((r) => matchesFleetQuery(r, {}))).toHaveLength(1);
   });
 
+  it('outcomes that arrive within the linger are written together, a full window at once', async () => {
+    const store = memoryFleetStore();
+    let started = 0;
+    let running = 0;
+    let mostAtOnce = 0;
+    const update = store.update.bind(store);
+    store.update = async (id, change) => {
+      started += 1;
+      running += 1;
+      mostAtOnce = Math.max(mostAtOnce, running);
+      try {
+        return await update(id, change);
+      } finally {
+        running -= 1;
+      }
+    };
+    // A linger no test outlives: only a full window or the run's settling starts the writes.
+    const writer = createFleetWriter({ store, logger, options: { lingerMs: 60_000, concurrency: 4 } });
+    writer.onAccepted(accepted('r3'));
+    for (const id of ['a', 'b', 'c']) {
+      writer.onOutcome(outcome('r3', id));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(started).toBe(0);
+    // The fourth fills the window: all four go out together.
+    writer.onOutcome(outcome('r3', 'd'));
+    expect(started).toBe(4);
+    writer.onOutcome(outcome('r3', 'e'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toBe(4);
+    // The run settling does not wait out the linger.
+    await writer.settled('r3');
+    expect(started).toBe(5);
+    expect(mostAtOnce).toBe(4);
+    expect([...store.records.keys()].sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(await store.summary()).toMatchObject({ total: 5, statuses: { current: 5 } });
+
+    // Without a linger each outcome is written as it comes.
+    const eager = memoryFleetStore();
+    const now = createFleetWriter({ store: eager, logger, options: { lingerMs: 0 } });
+    now.onAccepted(accepted('r4'));
+    now.onOutcome(outcome('r4', 'a'));
+    await now.idle();
+    expect(eager.writes).toBe(1);
+  });
+
   it('two replicas folding the same outcomes change each record once and count it once', async () => {
     const store = memoryFleetStore();
     const writers = [1, 2].map(() => createFleetWriter({ store, logger }));
