@@ -15,8 +15,8 @@ export interface FleetWriterOptions {
    * How long an outcome waits before its record is written, so the outcomes that arrive meanwhile
    * go out together (0: at once). At the tens of tenants a second of a real run each outcome
    * otherwise costs its own round trips — a get and a put, each its own socket write and its own
-   * wake-up for the reply — and those wake-ups, not the work, were most of the reporter's CPU per
-   * tenant. A full window (`concurrency` queued) goes out at once.
+   * wake-up for the reply (500 tenants at 0 ms: 2.9–3.0 reporter writes a tenant at once, 1.8–1.9
+   * with 20 ms). A full window (`concurrency` queued) goes out at once.
    */
   lingerMs?: number;
 }
