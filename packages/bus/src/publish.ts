@@ -70,7 +70,23 @@ export class PublishWindow {
 
   async submit(publish: () => Promise<unknown>): Promise<void> {
     if (this.failure) throw this.failure;
-    const p = publish().then(
+    this.track(publish());
+    if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
+  }
+
+  /**
+   * Starts every publish at once — in one turn of the event loop, so the client writes their
+   * messages to the socket together (one write, not one each) — then waits while the window is
+   * full. The window is checked per batch: it may be exceeded by the batch's size.
+   */
+  async submitAll(publishes: Array<() => Promise<unknown>>): Promise<void> {
+    if (this.failure) throw this.failure;
+    for (const publish of publishes) this.track(publish());
+    while (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
+  }
+
+  private track(publishing: Promise<unknown>): void {
+    const p = publishing.then(
       () => undefined,
       (error: unknown) => {
         this.failure ??= error instanceof Error ? error : new Error(String(error));
@@ -78,7 +94,6 @@ export class PublishWindow {
     );
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
-    if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
   }
 
   async drain(): Promise<void> {

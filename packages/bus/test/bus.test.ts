@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 import { AckPolicy } from '@nats-io/jetstream';
 import { ADVISORY_STREAM, BUCKETS, hostConsumerName, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
@@ -76,6 +77,33 @@ describe('bus against a real nats-server', () => {
     await window.drain();
     const info = await bus.jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: 'sluice.outcomes.window' });
     expect(info.state.subjects?.['sluice.outcomes.window']).toBe(2_000);
+  });
+
+  it('starts a batch of publishes in one turn: the client writes them to the socket together, and stores every one', async () => {
+    /** This process's write system calls so far (Linux). */
+    const writes = (): number => Number(/^syscw:\s+(\d+)/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+    await ensureTopology(bus.jsm);
+    const publish = (i: number) => () => bus.publish('sluice.outcomes.batch', { i }, { msgId: `b:${i}` });
+    const window = new PublishWindow(64);
+    const before = writes();
+    await window.submitAll(Array.from({ length: 50 }, (_, i) => publish(i)));
+    const batched = writes() - before;
+    await window.drain();
+    // One at a time, the client flushes between publishes.
+    const oneByOne = writes();
+    for (let i = 50; i < 100; i++) await window.submit(publish(i));
+    await window.drain();
+    const single = writes() - oneByOne;
+    expect(batched).toBeLessThan(10);
+    expect(single).toBeGreaterThan(25);
+    // A batch larger than the window waits until it has room again, and loses nothing.
+    await new PublishWindow(16).submitAll(Array.from({ length: 100 }, (_, i) => publish(100 + i)));
+    await expect
+      .poll(async () => {
+        const info = await bus.jsm.streams.info(STREAMS.outcomes.name, { subjects_filter: 'sluice.outcomes.batch' });
+        return info.state.subjects?.['sluice.outcomes.batch'];
+      })
+      .toBe(200);
   });
 
   it('surfaces a failed publish from the window at drain', async () => {
