@@ -71,6 +71,11 @@ export interface DeliveryDeps {
     load: () => ExecutorLoadSample;
     hostLimit: (host: string) => number | undefined;
   };
+  /**
+   * How a settled or parked task is acknowledged; default at once (`msg.ack()`). The executor
+   * passes its `AckBatcher`, which sends acks with the next pull request.
+   */
+  ack?: (msg: JsMsg) => void;
 }
 
 export interface Delivery {
@@ -105,6 +110,7 @@ const GATED_RESULT = (verdict: Exclude<GateVerdict, { action: 'proceed' }>): Del
  */
 export function createDelivery(deps: DeliveryDeps): Delivery {
   const { bus, logger, config, gate, breakers, tenantWork, signals } = deps;
+  const ack = deps.ack ?? ((msg: JsMsg): void => msg.ack());
   const sets =
     'forDigest' in deps.migrations ? deps.migrations : singleMigrationSet(deps.migrations, config.executorId);
   const timings = new AttemptTimings();
@@ -133,7 +139,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     const verdict = gate ? await gate.check(task, { streamSeq: msg.seq }) : { action: 'proceed' as const };
     if (verdict.action !== 'proceed') {
       if (verdict.action === 'defer') msg.nak(verdict.delayMs);
-      else msg.ack();
+      else ack(msg);
       return GATED_RESULT(verdict);
     }
 
@@ -178,7 +184,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       totalMs: outcome.timings?.totalMs ?? workMs,
     };
     await publishOutcomeHolding(bus, msg, outcome, logger, { ackWaitMs: config.ackWaitMs });
-    msg.ack();
+    ack(msg);
     if (logger.isLevelEnabled('debug'))
       logOf(task, attempt).debug({ status: outcome.status, applied: outcome.applied }, 'tenant settled');
     return {

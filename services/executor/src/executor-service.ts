@@ -3,6 +3,7 @@ import { everyRunFilter } from '@sluice/contracts';
 import { loadMigrationDir } from '@sluice/migrator';
 import { createMetricsRegistry, type Logger, startMetricsServer } from '@sluice/telemetry';
 
+import { AckBatcher } from './ack-batcher.js';
 import type { ExecutorConfig } from './config.js';
 import { createDelivery } from './delivery.js';
 import { ExecutorLoadMonitor } from './executor-load.js';
@@ -64,9 +65,12 @@ export async function startExecutorService(
   const load = config.signals ? new ExecutorLoadMonitor() : undefined;
   // Bound late: the scheduler that holds the limits is built after the pipeline it feeds.
   let hostLimit: (host: string) => number | undefined = () => undefined;
+  // Acks go out with the next pull request (one socket write for both).
+  const acks = new AckBatcher();
   const delivery = createDelivery({
     bus,
     logger,
+    ack: (msg) => acks.ack(msg),
     config,
     migrations,
     gate,
@@ -95,6 +99,7 @@ export async function startExecutorService(
     discoveryIntervalMs: config.discoveryIntervalMs,
     maxReplayLagMs: config.maxReplayLagMs,
     onBusError: (error) => keeper.suspect(error, 'executor pull'),
+    acks,
   });
   hostLimit = (host) => scheduler.limitOf(host);
   // A run accepted, planned or resumed means tasks are being published: look for them at once.
@@ -129,6 +134,7 @@ export async function startExecutorService(
       await keeper.stop();
       for (const sub of wakeups) sub.unsubscribe();
       const putBack = await scheduler.stop(config.shutdownGraceMs);
+      acks.flush();
       if (putBack > 0) logger.warn({ putBack }, 'in-flight tasks put back');
       await gate.stop();
       breakers.shutdown();

@@ -3,6 +3,7 @@ import { STREAMS } from '@sluice/contracts';
 import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
 
+import type { AckBatcher } from './ack-batcher.js';
 import type { DeliveryResult } from './delivery.js';
 import type { BreakerState, HostBreakers } from './host-breakers.js';
 import { Slots } from './slots.js';
@@ -30,6 +31,8 @@ export interface HostSchedulerOptions {
   maxReplayLagMs?: number;
   /** Hears failed pulls and listings (the topology keeper's `suspect`: the stream or a consumer may be gone). */
   onBusError?: (error: unknown) => void;
+  /** Acks waiting to go out: sent right after each pull request, in the same socket write. */
+  acks?: Pick<AckBatcher, 'flush'>;
   now?: () => number;
 }
 
@@ -154,12 +157,15 @@ export function startHostScheduler(options: HostSchedulerOptions) {
           }
           lane.pull ??= openConsumerPull(bus.nc, STREAMS.tasks.name, lane.consumerName);
           // Exactly the slots granted: a task never waits in a client buffer.
-          await lane.pull.pull(granted, 1_000, (msg) => {
+          const pulling = lane.pull.pull(granted, 1_000, (msg) => {
             if (stopping) return msg.nak();
             got += 1;
             lane.pendingHint = Math.max(0, lane.pendingHint - 1);
             start(lane, msg);
           });
+          // The request is in the client's buffer: the acks waiting join it in one write.
+          options.acks?.flush();
+          await pulling;
         } catch (error) {
           closePull(lane);
           // Looked up again next time: the consumer may have been deleted and created anew.
@@ -268,6 +274,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
      */
     async stop(graceMs: number): Promise<number> {
       stopping = true;
+      options.acks?.flush();
       abort.abort();
       for (const timer of nudgeTimers) clearTimeout(timer);
       nudgeTimers.clear();
