@@ -1,10 +1,15 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 
 import { AckPolicy } from '@nats-io/jetstream';
 import { ADVISORY_STREAM, BUCKETS, hostConsumerName, LEDGER_STREAM, STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
-import { freePort, type NatsServerHandle, startDelayProxy, startNatsServer } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServerHandle,
+  processWrites as writes,
+  startDelayProxy,
+  startNatsServer,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Bus, connectBus } from '../src/bus.js';
@@ -80,8 +85,6 @@ describe('bus against a real nats-server', () => {
   });
 
   it('starts a batch of publishes in one turn: the client writes them to the socket together, and stores every one', async () => {
-    /** This process's write system calls so far (Linux). */
-    const writes = (): number => Number(/^syscw:\s+(\d+)/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
     await ensureTopology(bus.jsm);
     const publish = (i: number) => () => bus.publish('sluice.outcomes.batch', { i }, { msgId: `b:${i}` });
     const window = new PublishWindow(64);

@@ -13,7 +13,7 @@ function procTicks(pid: number): number {
 }
 
 /** Write-like system calls the process has made (`syscw` in /proc/PID/io: write, writev, ...); 0 when unreadable. */
-function procWrites(pid: number): number {
+export function processWrites(pid: number = process.pid): number {
   try {
     const match = /^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
     return match ? Number(match[1]) : 0;
@@ -40,7 +40,7 @@ export function startCpuMeter(groups: Record<string, () => Array<number | undefi
   const machineBefore = machineBusyTicks();
   const pidsOf = (name: string) => (groups[name]?.() ?? []).filter((p): p is number => typeof p === 'number');
   for (const name of Object.keys(groups))
-    for (const pid of pidsOf(name)) before.set(pid, { ticks: procTicks(pid), writes: procWrites(pid) });
+    for (const pid of pidsOf(name)) before.set(pid, { ticks: procTicks(pid), writes: processWrites(pid) });
   return {
     stop(): { machineMs: number; groupsMs: Record<string, number>; groupsWrites: Record<string, number> } {
       const groupsMs: Record<string, number> = {};
@@ -48,7 +48,7 @@ export function startCpuMeter(groups: Record<string, () => Array<number | undefi
       for (const name of Object.keys(groups)) {
         const pids = pidsOf(name);
         groupsMs[name] = pids.reduce((sum, pid) => sum + (procTicks(pid) - (before.get(pid)?.ticks ?? 0)) * TICK_MS, 0);
-        groupsWrites[name] = pids.reduce((sum, pid) => sum + procWrites(pid) - (before.get(pid)?.writes ?? 0), 0);
+        groupsWrites[name] = pids.reduce((sum, pid) => sum + processWrites(pid) - (before.get(pid)?.writes ?? 0), 0);
       }
       return { machineMs: (machineBusyTicks() - machineBefore) * TICK_MS, groupsMs, groupsWrites };
     },

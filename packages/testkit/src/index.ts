@@ -1,5 +1,5 @@
 export { apiAuthEnv, apiHeaders, testApiToken } from './api-token.js';
-export { childPids, peakRssBytes, processTreeCpuMs, startCpuMeter } from './cpu-meter.js';
+export { childPids, peakRssBytes, processTreeCpuMs, processWrites, startCpuMeter } from './cpu-meter.js';
 export { type DelayProxyHandle, startDelayProxy } from './delay-proxy.js';
 export {
   embeddedBinaries,

@@ -1,16 +1,12 @@
-import { readFileSync } from 'node:fs';
-
 import { AckPolicy, type Bus, connectBus, ensureTopology, type JsMsg, openConsumerPull } from '@sluice/bus';
 import { STREAMS } from '@sluice/contracts';
 import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { type NatsServerHandle, processWrites as writes, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AckBatcher } from '../src/ack-batcher.js';
 
 const logger = createLogger({ service: 'ack-batcher-test', level: 'silent' });
-/** This process's write system calls so far (Linux). */
-const writes = (): number => Number(/^syscw:\s+(\d+)/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
 
 describe('acks sent with the next pull request, against a real nats-server', () => {
   let nats: NatsServerHandle;
