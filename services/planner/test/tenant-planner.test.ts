@@ -256,6 +256,27 @@ describe('planner against a real nats-server', () => {
     expect(rejected.some((r) => /not JSON/.test(r.data.reasons[0] ?? ''))).toBe(true);
   });
 
+  it('publishes the tasks it holds while the registry waits for its next page, and batches the rest', async () => {
+    const tasksOf = async () =>
+      (await readAll<TenantTask>(STREAMS.tasks.name, 'sluice.tasks.>')).filter((t) => t.data.runId === 'plan-4');
+    let nextPage!: () => void;
+    const pageAsked = new Promise<void>((resolve) => (nextPage = resolve));
+    const slow: TenantRegistry = {
+      async *list() {
+        for (let i = 0; i < 3; i++) yield { tenantId: `p1-${i}`, databaseUrl: `postgres://app@db1.internal/p1-${i}` };
+        await pageAsked; // between pages: the three rows must not wait for it
+        for (let i = 0; i < 70; i++) yield { tenantId: `p2-${i}`, databaseUrl: `postgres://app@db1.internal/p2-${i}` };
+      },
+      close: () => Promise.resolve(),
+    };
+    const planner = await plannerWith(slow);
+    const handling = planner.handleRequest(fakeMsg({ runId: 'plan-4', target: 'latest' }));
+    await expect.poll(async () => (await tasksOf()).length).toBe(3);
+    nextPage();
+    await handling;
+    expect((await tasksOf()).length).toBe(73);
+  });
+
   it('fails the run with the reason when the registry stays unreadable', async () => {
     let calls = 0;
     const broken: TenantRegistry = {
