@@ -68,10 +68,8 @@ export class PublishWindow {
 
   constructor(private readonly window: number) {}
 
-  async submit(publish: () => Promise<unknown>): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.track(publish());
-    if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
+  submit(publish: () => Promise<unknown>): Promise<void> {
+    return this.submitAll([publish]);
   }
 
   /**
@@ -81,19 +79,17 @@ export class PublishWindow {
    */
   async submitAll(publishes: Array<() => Promise<unknown>>): Promise<void> {
     if (this.failure) throw this.failure;
-    for (const publish of publishes) this.track(publish());
+    for (const publish of publishes) {
+      const p = publish().then(
+        () => undefined,
+        (error: unknown) => {
+          this.failure ??= error instanceof Error ? error : new Error(String(error));
+        },
+      );
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    }
     while (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
-  }
-
-  private track(publishing: Promise<unknown>): void {
-    const p = publishing.then(
-      () => undefined,
-      (error: unknown) => {
-        this.failure ??= error instanceof Error ? error : new Error(String(error));
-      },
-    );
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
   }
 
   async drain(): Promise<void> {

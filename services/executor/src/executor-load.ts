@@ -56,13 +56,15 @@ export class ExecutorLoadMonitor {
     const wallMs = Math.max(1, now - this.lastAt);
     // The histogram counts the timer's lateness over its own resolution; its mean is in ns.
     const mean = this.histogram.count > 0 ? this.histogram.mean / 1e6 : 0;
-    const elu = performance.eventLoopUtilization(this.lastElu);
+    // One reading ends this window and starts the next: no time falls between them.
+    const elu = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(elu, this.lastElu).utilization;
     this.sample = {
       executorCpu: round((cpu.user + cpu.system) / 1_000 / wallMs),
       loopDelayMs: round(Math.max(0, mean - this.resolutionMs)),
-      loopBusy: round(Math.min(1, Math.max(0, elu.utilization))),
+      loopBusy: round(Math.min(1, Math.max(0, busy))),
     };
-    this.lastElu = performance.eventLoopUtilization();
+    this.lastElu = elu;
     this.histogram.reset();
     this.lastCpu = process.cpuUsage();
     this.lastAt = now;
