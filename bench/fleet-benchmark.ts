@@ -81,6 +81,10 @@ const { values } = parseArgs({
     /** Executor replica counts to run Sluice with, comma-separated (default 1,2,4; quick 1,2). */
     replicas: { type: 'string' },
     'ceiling-tenants': { type: 'string' },
+    /** Synthetic host counts the ceiling runs over, comma-separated (default 8,1000; quick 8). */
+    'ceiling-hosts': { type: 'string' },
+    /** Seconds each ceiling set-up is measured idle after its runs (what its hosts cost when nothing happens). */
+    'idle-seconds': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     /** Rewrite README.md's generated "Measured" block even with --no-write (it is rewritten with docs/benchmarks.md anyway). */
     'write-readme': { type: 'boolean', default: false },
@@ -98,12 +102,22 @@ const SAMPLE = Math.min(TENANTS, Number(values.sample ?? (quick ? 10 : 50)));
 const SQITCH_SAMPLE = Math.min(SAMPLE, Number(values['sqitch-sample'] ?? (quick ? 5 : 10)));
 const CONCURRENCY = Number(values.concurrency);
 const CEILING = Number(values['ceiling-tenants'] ?? (quick ? 2_000 : 100_000));
+const CEILING_HOSTS = (values['ceiling-hosts'] ?? (quick ? '8' : '8,1000')).split(',').map(Number);
+const IDLE_SECONDS = Number(values['idle-seconds'] ?? (quick ? 3 : 20));
 // --quick keeps under two minutes on the shared 2-core machine: 4 replicas only in the full run.
 const REPLICAS = (values.replicas ?? (quick ? '1,2' : '1,2,4')).split(',').map(Number);
 const WARMUP = Math.min(TENANTS, Number(values.warmup ?? (quick ? 32 : 100)));
 const ONLY = values.only;
 // A restricted run's figures are not the page's: only a full run rewrites the docs.
-const PARTIAL = [values.tenants, values.rtt, values.replicas, values.only, values.repeat].some((v) => v !== undefined);
+const PARTIAL = [
+  values.tenants,
+  values.rtt,
+  values.replicas,
+  values.only,
+  values.repeat,
+  values['ceiling-tenants'],
+  values['ceiling-hosts'],
+].some((v) => v !== undefined);
 const WRITE = !values['no-write'] && !quick && !PARTIAL;
 if (ONLY !== undefined && ONLY !== 'contenders' && ONLY !== 'ceiling')
   throw new Error('--only takes contenders or ceiling');
@@ -441,14 +455,16 @@ try {
   for (const s of services.splice(0)) await s.stop();
 
   // --------------------------------------------------------------- the orchestration ceiling
-  let ceiling: BenchmarkReport['ceiling'];
-  if (ONLY !== 'contenders') {
-    say(`orchestration ceiling: ${CEILING} synthetic tenants, no-op migration`);
-    const ceilingFile = path.join(dir, 'synthetic.ndjson');
+  const ceilings: NonNullable<BenchmarkReport['ceilings']> = [];
+  for (const hostCount of ONLY === 'contenders' ? [] : CEILING_HOSTS) {
+    say(`orchestration ceiling: ${CEILING} synthetic tenants on ${hostCount} hosts, no-op migration`);
+    const ceilingFile = path.join(dir, `synthetic-${hostCount}.ndjson`);
     const lines: string[] = [];
+    // Host h is 10.254.<h / 250>.<h % 250 + 1>: addresses nobody listens on (the work is a no-op).
+    const hostOf = (h: number): string => `10.254.${Math.floor(h / 250)}.${(h % 250) + 1}`;
     for (let i = 0; i < CEILING; i++)
       lines.push(
-        JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@10.255.0.${(i % 8) + 1}:5432/t${i}` }),
+        JSON.stringify({ tenantId: `syn-${i}`, databaseUrl: `postgres://bench@${hostOf(i % hostCount)}:5432/t${i}` }),
       );
     await writeFile(ceilingFile, `${lines.join('\n')}\n`);
     const ceilingEnv = fleetServiceEnv(
@@ -470,21 +486,22 @@ try {
       noopExecutors.push(
         await startService(
           'executor',
-          { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${r}`, SLUICE_CONCURRENCY: '512' },
+          { ...ceilingEnv, LOG_LEVEL: 'info', SLUICE_EXECUTOR_ID: `noop-${hostCount}-${r}`, SLUICE_CONCURRENCY: '512' },
           { entry: path.join(REPO_ROOT, 'bench', 'noop-executor.ts'), nodeArgs: ['--import', 'tsx', ...PROFILE_ARGS] },
         ),
       );
     }
     services.push(...noopExecutors);
+    const meterGroups = {
+      planner: () => [ceilingServices[1]!.pid],
+      reporter: () => [ceilingServices[0]!.pid],
+      executors: () => noopExecutors.map((x) => x.pid),
+      'nats-server': () => [nats.pid],
+    };
     const ceilingRuns: Array<{ wallMs: number; cpu: Record<string, number>; machineMs: number }> = [];
     for (let rep = 1; rep <= REPEAT; rep++) {
-      const runId = `ceiling-${Date.now().toString(36)}-${rep}`;
-      const meter = startCpuMeter({
-        planner: () => [ceilingServices[1]!.pid],
-        reporter: () => [ceilingServices[0]!.pid],
-        executors: () => noopExecutors.map((x) => x.pid),
-        'nats-server': () => [nats.pid],
-      });
+      const runId = `ceiling-${hostCount}-${Date.now().toString(36)}-${rep}`;
+      const meter = startCpuMeter(meterGroups);
       const t0 = performance.now();
       await jetstream(nc).publish(REQUEST_SUBJECT, JSON.stringify({ runId, target: 'latest' }));
       const completed = await waitForCompleted(nc, runId, 1_800_000);
@@ -492,23 +509,36 @@ try {
       const cpu = meter.stop();
       if (completed.counts.upToDate !== CEILING) throw new Error(`ceiling run: ${JSON.stringify(completed.counts)}`);
       ceilingRuns.push({ wallMs, cpu: cpu.groupsMs, machineMs: cpu.machineMs });
-      say(`ceiling round ${rep}: ${(CEILING / (wallMs / 1000)).toFixed(0)} tenants/s`);
+      say(`ceiling round ${rep}, ${hostCount} hosts: ${(CEILING / (wallMs / 1000)).toFixed(0)} tenants/s`);
     }
+    // What this set-up costs with nothing to do: every host has its queue, consumer and lanes by now.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const idleMeter = startCpuMeter(meterGroups);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1_000));
+    const idle = idleMeter.stop();
+    const idleMsPerSec = Object.fromEntries(Object.entries(idle.groupsMs).map(([k, v]) => [k, v / IDLE_SECONDS]));
+    say(
+      `ceiling idle, ${hostCount} hosts: ${Object.entries(idleMsPerSec)
+        .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+        .join(', ')} ms CPU a second`,
+    );
     const ceilingMedian = median(ceilingRuns.map((r) => r.wallMs));
     const ceilingRun = ceilingRuns.find((r) => r.wallMs === ceilingMedian)!;
-    ceiling = {
+    ceilings.push({
+      hosts: hostCount,
       tenants: CEILING,
       wallMs: ceilingMedian,
       tenantsPerSec: CEILING / (ceilingMedian / 1000),
       cpuMsPerTenant: Object.fromEntries(Object.entries(ceilingRun.cpu).map(([k, v]) => [k, v / CEILING])),
       machineCpuMsPerTenant: ceilingRun.machineMs / CEILING,
+      idleCpuMsPerSec: idleMsPerSec,
       runs: ceilingRuns.length,
       rss: {
         planner: peakRssBytes(ceilingServices[1]!.pid),
         reporter: peakRssBytes(ceilingServices[0]!.pid),
         executor: Math.max(...noopExecutors.map((x) => peakRssBytes(x.pid))),
       },
-    };
+    });
     for (const x of services.splice(0)) await x.stop();
   }
 
@@ -532,7 +562,7 @@ try {
       .join(' '),
     results,
     serviceRss,
-    ...(ceiling ? { ceiling } : {}),
+    ...(ceilings.length > 0 ? { ceilings } : {}),
     durationS: (performance.now() - benchStarted) / 1000,
   };
   const markdown = renderBenchmarkMarkdown(report);

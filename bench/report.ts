@@ -51,19 +51,26 @@ export interface BenchmarkReport {
   loadAverage?: string;
   results: RttResult[];
   serviceRss: { planner: number; reporter: number };
-  ceiling?: {
-    tenants: number;
-    wallMs: number;
-    tenantsPerSec: number;
-    cpuMsPerTenant: Record<string, number>;
-    machineCpuMsPerTenant: number;
-    rss: { planner: number; reporter: number; executor: number };
-    runs: number;
-  };
+  /** The orchestration ceiling, once per synthetic host count (fewest hosts first). */
+  ceilings?: CeilingResult[];
   durationS: number;
 }
 
+export interface CeilingResult {
+  hosts: number;
+  tenants: number;
+  wallMs: number;
+  tenantsPerSec: number;
+  cpuMsPerTenant: Record<string, number>;
+  machineCpuMsPerTenant: number;
+  /** CPU each process group used per second while the set-up sat idle after its runs. */
+  idleCpuMsPerSec?: Record<string, number>;
+  rss: { planner: number; reporter: number; executor: number };
+  runs: number;
+}
+
 const SEQUENTIAL = 'sequential loop';
+const sumOf = (xs: Record<string, number>): number => Object.values(xs).reduce((a, b) => a + b, 0);
 /** The reference every ratio is taken against: Sluice's own migrator in an in-process pool, no broker. */
 export const REFERENCE = "in-process pool, Sluice's migrator";
 const CAREFUL = 'in-process pool, one round trip per file';
@@ -71,6 +78,7 @@ const isLoop = (name: string): boolean => name === REFERENCE;
 const isSluice = (name: string): boolean => name.startsWith('Sluice, ') && !name.includes('up to date');
 const mb = (bytes: number): string => `${Math.round(bytes / 1024 / 1024)} MB`;
 const fixed = (x: number, digits = 1): string => x.toFixed(digits);
+const CEILING_GROUPS = ['planner', 'executors', 'reporter', 'nats-server'];
 
 function seconds(ms: number): string {
   return ms >= 100_000 ? `${Math.round(ms / 1000)}` : ms >= 10_000 ? fixed(ms / 1000, 1) : fixed(ms / 1000, 2);
@@ -135,12 +143,18 @@ export function targetVerdicts(report: BenchmarkReport): string[] {
       );
     }
   }
-  const c = report.ceiling;
-  if (!c) return lines;
-  const own = Object.values(c.cpuMsPerTenant).reduce((a, b) => a + b, 0);
-  lines.push(
-    `- Orchestration ceiling (${c.tenants.toLocaleString('en')} no-op tenants): **${Math.round(c.tenantsPerSec).toLocaleString('en')} tenants/s** (target ≥ 10,000): **${c.tenantsPerSec >= 10_000 ? 'met' : 'missed'}**; Sluice's own CPU on this no-op path **${fixed(own, 2)} ms per tenant**.`,
-  );
+  const ceilings = report.ceilings ?? [];
+  for (const c of ceilings)
+    lines.push(
+      `- Orchestration ceiling (${c.tenants.toLocaleString('en')} no-op tenants on ${c.hosts.toLocaleString('en')} hosts): **${Math.round(c.tenantsPerSec).toLocaleString('en')} tenants/s** (target ≥ 10,000): **${c.tenantsPerSec >= 10_000 ? 'met' : 'missed'}**; Sluice's own CPU on this no-op path **${fixed(sumOf(c.cpuMsPerTenant), 2)} ms per tenant**.`,
+    );
+  const fewest = ceilings[0];
+  for (const c of ceilings.slice(1)) {
+    const ratio = c.wallMs / fewest!.wallMs;
+    lines.push(
+      `- Orchestration ceiling over ${c.hosts.toLocaleString('en')} hosts ÷ over ${fewest!.hosts}: **${fixed(ratio, 2)}x** the wall time (target: no slower, ≤ 1.05x): **${ratio <= 1.05 ? 'met' : 'missed'}**.`,
+    );
+  }
   return lines;
 }
 
@@ -211,31 +225,56 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     }
     out.push('');
   }
-  const c = report.ceiling;
-  if (c)
+  const ceilings = report.ceilings ?? [];
+  if (ceilings.length > 0) {
+    const c0 = ceilings[0]!;
     out.push(
       '## Orchestration ceiling',
       '',
-      `${c.tenants.toLocaleString('en')} synthetic tenants on 8 synthetic hosts (limit 128 each), whose migration is a no-op (an executor built with a no-op tenant-work port, \`bench/noop-executor.ts\`): only planner → JetStream → 2 executors → reporter is measured, from publishing the request to the \`completed\` event. Median of ${c.runs}.`,
+      `${c0.tenants.toLocaleString('en')} synthetic tenants on ${ceilings.map((c) => c.hosts.toLocaleString('en')).join(' and then ')} synthetic hosts (limit 128 each), whose migration is a no-op (an executor built with a no-op tenant-work port, \`bench/noop-executor.ts\`): only planner → JetStream → 2 executors → reporter is measured, from publishing the request to the \`completed\` event. Fresh services for each host count; median of ${c0.runs}.`,
       '',
-      '| tenants | wall time (s) | tenants/s | planner | executors | reporter | nats-server | all Sluice | machine |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      `| ${c.tenants.toLocaleString('en')} | ${seconds(c.wallMs)} | ${Math.round(c.tenantsPerSec).toLocaleString('en')} | ${['planner', 'executors', 'reporter', 'nats-server'].map((k) => `${fixed(c.cpuMsPerTenant[k] ?? 0, 3)} ms`).join(' | ')} | ${fixed(
-        Object.values(c.cpuMsPerTenant).reduce((a, b) => a + b, 0),
-        3,
-      )} ms | ${fixed(c.machineCpuMsPerTenant, 3)} ms |`,
+      '| hosts | tenants | wall time (s) | tenants/s | planner | executors | reporter | nats-server | all Sluice | machine |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...ceilings.map(
+        (c) =>
+          `| ${c.hosts.toLocaleString('en')} | ${c.tenants.toLocaleString('en')} | ${seconds(c.wallMs)} | ${Math.round(c.tenantsPerSec).toLocaleString('en')} | ${CEILING_GROUPS.map((k) => `${fixed(c.cpuMsPerTenant[k] ?? 0, 3)} ms`).join(' | ')} | ${fixed(sumOf(c.cpuMsPerTenant), 3)} ms | ${fixed(c.machineCpuMsPerTenant, 3)} ms |`,
+      ),
       '',
       'CPU columns are CPU time per tenant (user + system, from /proc).',
       '',
     );
+    const idle = ceilings.filter((c) => c.idleCpuMsPerSec);
+    if (idle.length > 0) {
+      out.push(
+        '**Idle:** the same services measured with nothing to do, after their runs (every host has its queue, its durable consumer and a lane in each executor by then), in ms of CPU per second:',
+        '',
+        `| hosts | ${CEILING_GROUPS.join(' | ')} | all |`,
+        `|---:|${CEILING_GROUPS.map(() => '---:|').join('')}---:|`,
+        ...idle.map(
+          (c) =>
+            `| ${c.hosts.toLocaleString('en')} | ${CEILING_GROUPS.map((k) => fixed(c.idleCpuMsPerSec![k] ?? 0, 1)).join(' | ')} | ${fixed(sumOf(c.idleCpuMsPerSec!), 1)} |`,
+        ),
+        '',
+      );
+      if (idle.length > 1) {
+        const a = idle[0]!;
+        const b = idle[idle.length - 1]!;
+        const perHost = (sumOf(b.idleCpuMsPerSec!) - sumOf(a.idleCpuMsPerSec!)) / (b.hosts - a.hosts);
+        out.push(
+          `An idle host costs ${fixed(perHost * 1000, 1)} µs of CPU a second (the difference between ${a.hosts.toLocaleString('en')} and ${b.hosts.toLocaleString('en')} hosts, divided by the hosts added; /proc's 10 ms ticks over the idle window make this a rough figure).`,
+          '',
+        );
+      }
+    }
+  }
   out.push(
     '## Peak memory (RSS)',
     '',
     `- Migration runs: planner ${mb(report.serviceRss.planner)}, reporter ${mb(report.serviceRss.reporter)}, executors in the tables above.`,
   );
-  if (c)
+  for (const c of ceilings)
     out.push(
-      `- Orchestration ceiling: planner ${mb(c.rss.planner)}, reporter ${mb(c.rss.reporter)}, executor ${mb(c.rss.executor)}.`,
+      `- Orchestration ceiling, ${c.hosts.toLocaleString('en')} hosts: planner ${mb(c.rss.planner)}, reporter ${mb(c.rss.reporter)}, executor ${mb(c.rss.executor)}.`,
     );
   out.push('', '![tenants/s by contender](benchmarks.svg)', '');
   return out.join('\n');
@@ -308,13 +347,11 @@ export function renderReadmeMeasured(report: BenchmarkReport): string {
       );
     }
   }
-  if (report.ceiling) {
-    const own = Object.values(report.ceiling.cpuMsPerTenant).reduce((a, b) => a + b, 0);
+  for (const c of report.ceilings ?? [])
     out.push(
       '',
-      `The pipeline alone (no-op migrations, ${report.ceiling.tenants.toLocaleString('en')} tenants) moves ${Math.round(report.ceiling.tenantsPerSec).toLocaleString('en')} tenants/s at ${fixed(own, 2)} ms of Sluice's CPU per tenant (planner, executors, reporter, nats-server).`,
+      `The pipeline alone (no-op migrations, ${c.tenants.toLocaleString('en')} tenants on ${c.hosts.toLocaleString('en')} hosts) moves ${Math.round(c.tenantsPerSec).toLocaleString('en')} tenants/s at ${fixed(sumOf(c.cpuMsPerTenant), 2)} ms of Sluice's CPU per tenant (planner, executors, reporter, nats-server).`,
     );
-  }
   out.push(README_MARKERS.end);
   return out.join('\n');
 }

@@ -1,10 +1,12 @@
-import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, type ConsumerInfo, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ADVISORY_STREAM,
+  ALL_TASKS,
   hostConsumerName,
   hostKeyOfConsumer,
   maxDeliveriesSubject,
+  parseTaskSubject,
   STREAMS,
   taskSubject,
 } from '@sluice/contracts';
@@ -80,22 +82,59 @@ export async function ensureHostConsumer(
   }
 }
 
-/** Every host consumer with its queue depth (one paged listing). */
+/** Every host consumer with its queue depth (one paged listing: a page per 256 hosts, busy or idle). */
 export async function listHostConsumers(jsm: JetStreamManager): Promise<HostConsumerState[]> {
   const out: HostConsumerState[] = [];
   for await (const info of jsm.consumers.list(STREAMS.tasks.name)) {
-    const hostKey = hostKeyOfConsumer(info.name);
-    if (!hostKey) continue;
-    out.push({
-      name: info.name,
-      hostKey,
-      pending: info.num_pending,
-      ackPending: info.num_ack_pending,
-      redelivered: info.num_redelivered,
-      maxAckPending: info.config.max_ack_pending ?? 0,
-    });
+    const state = hostConsumerState(info);
+    if (state) out.push(state);
   }
   return out;
+}
+
+/** One host's consumer and its queue depth, or undefined when the host has no consumer. */
+export async function readHostConsumer(jsm: JetStreamManager, hostKey: string): Promise<HostConsumerState | undefined> {
+  const info = await hostConsumerInfo(jsm, hostKey);
+  return info ? hostConsumerState(info) : undefined;
+}
+
+/** The host consumer's info, or undefined when it does not exist. */
+function hostConsumerInfo(jsm: JetStreamManager, hostKey: string): Promise<ConsumerInfo | undefined> {
+  return jsm.consumers.info(STREAMS.tasks.name, hostConsumerName(hostKey)).catch((error: unknown) => {
+    if (asTopologyMissing(error)?.resource === 'consumer') return undefined;
+    throw error;
+  });
+}
+
+/**
+ * How many tasks each host's queue holds — waiting, delivered and not yet acknowledged, or dead —
+ * for the hosts whose queue holds any (the tasks stream is a work queue: an acknowledged task is
+ * gone). One request, whose answer grows with the hosts that have tasks, not with every host
+ * there is: what an executor asks each discovery round, so that a thousand idle hosts cost it
+ * nothing (listing their consumers cost ~0.1 ms of CPU a host a round, in the executor and in
+ * nats-server alike).
+ */
+export async function hostTaskCounts(jsm: JetStreamManager): Promise<Map<string, number>> {
+  const info = await jsm.streams.info(STREAMS.tasks.name, { subjects_filter: ALL_TASKS });
+  const counts = new Map<string, number>();
+  for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
+    const hostKey = parseTaskSubject(subject);
+    if (hostKey !== undefined && n > 0) counts.set(hostKey, n);
+  }
+  return counts;
+}
+
+function hostConsumerState(info: ConsumerInfo): HostConsumerState | undefined {
+  const hostKey = hostKeyOfConsumer(info.name);
+  if (!hostKey) return undefined;
+  return {
+    name: info.name,
+    hostKey,
+    pending: info.num_pending,
+    ackPending: info.num_ack_pending,
+    redelivered: info.num_redelivered,
+    maxAckPending: info.config.max_ack_pending ?? 0,
+  };
 }
 
 /**
@@ -103,10 +142,7 @@ export async function listHostConsumers(jsm: JetStreamManager): Promise<HostCons
  * not exist: what the reconciler compares a still-queued task with (`queuedTaskVerdict`).
  */
 export async function hostConsumerView(jsm: JetStreamManager, hostKey: string): Promise<ConsumerView | undefined> {
-  const info = await jsm.consumers.info(STREAMS.tasks.name, hostConsumerName(hostKey)).catch((error: unknown) => {
-    if (asTopologyMissing(error)?.resource === 'consumer') return undefined;
-    throw error;
-  });
+  const info = await hostConsumerInfo(jsm, hostKey);
   if (!info) return undefined;
   return {
     ackFloorSeq: info.ack_floor.stream_seq,

@@ -14,8 +14,11 @@ export {
 export {
   deadTaskSeqs,
   ensureHostConsumer,
+  type HostConsumerState,
   hostConsumerView,
+  hostTaskCounts,
   listHostConsumers,
+  readHostConsumer,
   stepDownHostConsumer,
 } from './host-consumers.js';
 export { publishIfLast, publishOnce } from './lifecycle/publish-once.js';

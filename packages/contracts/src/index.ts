@@ -121,6 +121,7 @@ export {
   ADVISORY_STREAM,
   ALL_LEDGER_ENTRIES,
   ALL_OUTCOMES,
+  ALL_TASKS,
   BUCKETS,
   everyRunFilter,
   hostConsumerName,

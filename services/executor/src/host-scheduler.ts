@@ -1,4 +1,13 @@
-import { type Bus, type ConsumerPull, type JsMsg, listHostConsumers, openConsumerPull } from '@sluice/bus';
+import {
+  type Bus,
+  type ConsumerPull,
+  type HostConsumerState,
+  hostTaskCounts,
+  type JsMsg,
+  listHostConsumers,
+  openConsumerPull,
+  readHostConsumer,
+} from '@sluice/bus';
 import { STREAMS } from '@sluice/contracts';
 import { AimdLimiter, HostUnavailableError, LockTimeoutError } from '@sluice/core';
 import type { Logger } from '@sluice/telemetry';
@@ -19,8 +28,14 @@ export interface HostSchedulerOptions {
   concurrency: number;
   /** Where each host's adaptive limit starts; undefined: at the host's limit. */
   initialHostLimit?: number | undefined;
-  /** How often the host consumers are listed to find hosts with work. */
+  /** How often the hosts' queues are looked at to find hosts with work. */
   discoveryIntervalMs: number;
+  /**
+   * How often a round lists every host consumer (and at the first round, and the first after a
+   * nudge) to follow limits changed on hosts whose lanes keep running; the rounds between ask the
+   * tasks stream which hosts hold tasks, and only those hosts' consumers. Default 30 s.
+   */
+  fullListingIntervalMs?: number;
   /**
    * After `nudge()` (a run was accepted, planned or resumed: tasks are being published), the
    * consumers are listed again after each of these delays, so a run's first tasks start within
@@ -46,7 +61,7 @@ interface Lane {
   limiter: AimdLimiter;
   inFlight: number;
   running: boolean;
-  /** Tasks the server said were waiting, at the last listing, less what we pulled since. */
+  /** Tasks the server said were waiting: at the last look at the host's consumer, or with the last task pulled. */
   pendingHint: number;
   maxAckPending: number;
   wake: (() => void) | null;
@@ -99,9 +114,18 @@ export function startHostScheduler(options: HostSchedulerOptions) {
   let discovering: Promise<void> = Promise.resolve();
   const nudgeTimers = new Set<NodeJS.Timeout>();
 
-  /** One listing at a time: a nudge's listing waits for the loop's, and the other way round. */
-  function discoverSerially(): Promise<void> {
-    const next = discovering.catch(() => undefined).then(() => (stopping ? undefined : discover()));
+  const fullListingIntervalMs = options.fullListingIntervalMs ?? 30_000;
+  let lastFullListing = Number.NEGATIVE_INFINITY;
+
+  /**
+   * One round at a time: a nudge's round waits for the loop's, and the other way round. `full`:
+   * list every consumer whatever the time since the last full listing (a nudge: a run may have
+   * set new limits).
+   */
+  function discoverSerially(full = false): Promise<void> {
+    const next = discovering
+      .catch(() => undefined)
+      .then(() => (stopping ? undefined : discover(full || now() - lastFullListing >= fullListingIntervalMs)));
     discovering = next;
     return next;
   }
@@ -160,7 +184,8 @@ export function startHostScheduler(options: HostSchedulerOptions) {
           const pulling = lane.pull.pull(granted, 1_000, (msg) => {
             if (stopping) return msg.nak();
             got += 1;
-            lane.pendingHint = Math.max(0, lane.pendingHint - 1);
+            // The server's count of the host's tasks still waiting after this one (in its reply subject).
+            lane.pendingHint = msg.info.pending;
             start(lane, msg);
           });
           // The request is in the client's buffer: the acks waiting join it in one write.
@@ -188,33 +213,53 @@ export function startHostScheduler(options: HostSchedulerOptions) {
     }
   }
 
-  async function discover(): Promise<void> {
-    const hosts = await listHostConsumers(bus.jsm);
-    for (const h of hosts) {
-      let lane = lanes.get(h.hostKey);
-      if (!lane) {
-        const max = Math.max(1, h.maxAckPending);
-        lane = {
-          hostKey: h.hostKey,
-          consumerName: h.name,
-          consumerKnown: false,
-          limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit ?? max, max), max }),
-          inFlight: 0,
-          running: false,
-          pendingHint: 0,
-          maxAckPending: max,
-          wake: null,
-        };
-        lanes.set(h.hostKey, lane);
-      } else if (h.maxAckPending !== lane.maxAckPending && h.maxAckPending > 0) {
-        lane.maxAckPending = h.maxAckPending;
-        lane.limiter.setMax(h.maxAckPending);
-      }
-      lane.pendingHint = h.pending;
-      if ((h.pending > 0 || h.ackPending > lane.inFlight) && !lane.running && !stopping) {
-        const l = lane;
-        void runLane(l).catch((error: unknown) => logger.error({ err: error, host: l.hostKey }, 'lane failed'));
-      }
+  /**
+   * One discovery round. A full round lists every host consumer. Other rounds ask which hosts'
+   * queues hold tasks (one request, sized by those hosts), then read the consumer of each such
+   * host that has no lane running here: a running lane follows its queue from the tasks it pulls,
+   * and an idle host costs nothing.
+   */
+  async function discover(full: boolean): Promise<void> {
+    if (full) {
+      lastFullListing = now();
+      for (const h of await listHostConsumers(bus.jsm)) consider(h);
+      return;
+    }
+    const counts = await hostTaskCounts(bus.jsm);
+    const idle = [...counts.keys()].filter((hostKey) => !lanes.get(hostKey)?.running);
+    for (let i = 0; i < idle.length; i += CONSUMER_READS_AT_ONCE) {
+      const states = await Promise.all(
+        idle.slice(i, i + CONSUMER_READS_AT_ONCE).map((hostKey) => readHostConsumer(bus.jsm, hostKey)),
+      );
+      for (const h of states) if (h && !stopping) consider(h);
+    }
+  }
+
+  /** Takes in what a host's consumer says: a lane for a new host, its limit, and a start when it has work. */
+  function consider(h: HostConsumerState): void {
+    let lane = lanes.get(h.hostKey);
+    if (!lane) {
+      const max = Math.max(1, h.maxAckPending);
+      lane = {
+        hostKey: h.hostKey,
+        consumerName: h.name,
+        consumerKnown: false,
+        limiter: new AimdLimiter({ initial: Math.min(options.initialHostLimit ?? max, max), max }),
+        inFlight: 0,
+        running: false,
+        pendingHint: 0,
+        maxAckPending: max,
+        wake: null,
+      };
+      lanes.set(h.hostKey, lane);
+    } else if (h.maxAckPending !== lane.maxAckPending && h.maxAckPending > 0) {
+      lane.maxAckPending = h.maxAckPending;
+      lane.limiter.setMax(h.maxAckPending);
+    }
+    lane.pendingHint = h.pending;
+    if ((h.pending > 0 || h.ackPending > lane.inFlight) && !lane.running && !stopping) {
+      const l = lane;
+      void runLane(l).catch((error: unknown) => logger.error({ err: error, host: l.hostKey }, 'lane failed'));
     }
   }
 
@@ -242,10 +287,12 @@ export function startHostScheduler(options: HostSchedulerOptions) {
      */
     nudge(): void {
       if (stopping) return;
-      for (const delay of options.nudgeDelaysMs ?? [0, 50, 200, 600]) {
+      for (const [i, delay] of (options.nudgeDelaysMs ?? [0, 50, 200, 600]).entries()) {
         const timer = setTimeout(() => {
           nudgeTimers.delete(timer);
-          discoverSerially().catch((error: unknown) => logger.warn({ err: error }, 'listing host consumers failed'));
+          discoverSerially(i === 0).catch((error: unknown) =>
+            logger.warn({ err: error }, 'listing host consumers failed'),
+          );
         }, delay);
         timer.unref();
         nudgeTimers.add(timer);
@@ -292,6 +339,9 @@ export function startHostScheduler(options: HostSchedulerOptions) {
 }
 
 export type HostScheduler = ReturnType<typeof startHostScheduler>;
+
+/** Host consumers read at once by a discovery round (hosts with tasks and no lane running here). */
+const CONSUMER_READS_AT_ONCE = 32;
 
 /** Ends a lane's pull and its subscription (after a failed pull, or when the lane stops). */
 function closePull(lane: Lane): void {
