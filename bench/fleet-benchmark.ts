@@ -511,8 +511,9 @@ try {
       ceilingRuns.push({ wallMs, cpu: cpu.groupsMs, machineMs: cpu.machineMs });
       say(`ceiling round ${rep}, ${hostCount} hosts: ${(CEILING / (wallMs / 1000)).toFixed(0)} tenants/s`);
     }
-    // What this set-up costs with nothing to do: every host has its queue, consumer and lanes by now.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // What this set-up costs with nothing to do: every host has its queue, consumer and lanes by
+    // now. After 10 s (quick: 2), so the runs' garbage collection and last writes are over.
+    await new Promise((r) => setTimeout(r, quick ? 2_000 : 10_000));
     const idleMeter = startCpuMeter(meterGroups);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1_000));
     const idle = idleMeter.stop();
