@@ -73,11 +73,21 @@ describe('host discovery over many hosts', () => {
     // A second connection sees the JetStream API requests the scheduler makes (the server answers them too).
     const spy = await connectBus({ servers: fixture.nats.url, name: 'discovery-spy' }, logger);
     const requests = { lists: 0, infos: [] as string[], streamInfos: 0 };
-    spy.nc.subscribe(`$JS.API.CONSUMER.LIST.${STREAMS.tasks.name}`, { callback: () => (requests.lists += 1) });
-    spy.nc.subscribe(`$JS.API.CONSUMER.INFO.${STREAMS.tasks.name}.*`, {
-      callback: (_e, m) => requests.infos.push(m.subject.split('.').pop()!),
+    spy.nc.subscribe(`$JS.API.CONSUMER.LIST.${STREAMS.tasks.name}`, {
+      callback: () => {
+        requests.lists += 1;
+      },
     });
-    spy.nc.subscribe(`$JS.API.STREAM.INFO.${STREAMS.tasks.name}`, { callback: () => (requests.streamInfos += 1) });
+    spy.nc.subscribe(`$JS.API.CONSUMER.INFO.${STREAMS.tasks.name}.*`, {
+      callback: (_e, m) => {
+        requests.infos.push(m.subject.split('.').pop()!);
+      },
+    });
+    spy.nc.subscribe(`$JS.API.STREAM.INFO.${STREAMS.tasks.name}`, {
+      callback: () => {
+        requests.streamInfos += 1;
+      },
+    });
     await spy.nc.flush();
     await ensureTopology(bus.jsm);
     const hosts = Array.from({ length: 40 }, (_, i) => `db-idle-${i}:5432`);
