@@ -221,8 +221,10 @@ export function startHostScheduler(options: HostSchedulerOptions) {
    */
   async function discover(full: boolean): Promise<void> {
     if (full) {
+      const hosts = await listHostConsumers(bus.jsm);
+      // Only a listing that came back counts: a failed one is tried again next round.
       lastFullListing = now();
-      for (const h of await listHostConsumers(bus.jsm)) consider(h);
+      for (const h of hosts) consider(h);
       return;
     }
     const counts = await hostTaskCounts(bus.jsm);
