@@ -107,21 +107,20 @@ function hostConsumerInfo(jsm: JetStreamManager, hostKey: string): Promise<Consu
 }
 
 /**
- * How many tasks each host's queue holds — waiting, delivered and not yet acknowledged, or dead —
- * for the hosts whose queue holds any (the tasks stream is a work queue: an acknowledged task is
- * gone). One request, whose answer grows with the hosts that have tasks, not with every host
- * there is: what an executor asks each discovery round, so that a thousand idle hosts cost it
- * nothing (listing their consumers cost ~0.1 ms of CPU a host a round, in the executor and in
- * nats-server alike).
+ * The hosts whose queue holds tasks — waiting, delivered and not yet acknowledged, or dead (the
+ * tasks stream is a work queue: an acknowledged task is gone). One request, whose answer grows
+ * with the hosts that have tasks, not with every host there is: what an executor asks each
+ * discovery round, so that a thousand idle hosts cost it nothing (listing their consumers cost
+ * ~0.1 ms of CPU a host a round, in the executor and in nats-server alike).
  */
-export async function hostTaskCounts(jsm: JetStreamManager): Promise<Map<string, number>> {
+export async function hostsWithTasks(jsm: JetStreamManager): Promise<string[]> {
   const info = await jsm.streams.info(STREAMS.tasks.name, { subjects_filter: ALL_TASKS });
-  const counts = new Map<string, number>();
+  const hosts: string[] = [];
   for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
     const hostKey = parseTaskSubject(subject);
-    if (hostKey !== undefined && n > 0) counts.set(hostKey, n);
+    if (hostKey !== undefined && n > 0) hosts.push(hostKey);
   }
-  return counts;
+  return hosts;
 }
 
 function hostConsumerState(info: ConsumerInfo): HostConsumerState | undefined {

@@ -16,7 +16,7 @@ export {
   ensureHostConsumer,
   type HostConsumerState,
   hostConsumerView,
-  hostTaskCounts,
+  hostsWithTasks,
   listHostConsumers,
   readHostConsumer,
   stepDownHostConsumer,

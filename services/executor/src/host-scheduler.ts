@@ -2,7 +2,7 @@ import {
   type Bus,
   type ConsumerPull,
   type HostConsumerState,
-  hostTaskCounts,
+  hostsWithTasks,
   type JsMsg,
   listHostConsumers,
   openConsumerPull,
@@ -227,8 +227,7 @@ export function startHostScheduler(options: HostSchedulerOptions) {
       for (const h of hosts) consider(h);
       return;
     }
-    const counts = await hostTaskCounts(bus.jsm);
-    const idle = [...counts.keys()].filter((hostKey) => !lanes.get(hostKey)?.running);
+    const idle = (await hostsWithTasks(bus.jsm)).filter((hostKey) => !lanes.get(hostKey)?.running);
     for (let i = 0; i < idle.length; i += CONSUMER_READS_AT_ONCE) {
       const states = await Promise.all(
         idle.slice(i, i + CONSUMER_READS_AT_ONCE).map((hostKey) => readHostConsumer(bus.jsm, hostKey)),

@@ -1,21 +1,18 @@
-import { AckPolicy, type Bus, connectBus, ensureTopology, type JsMsg, openConsumerPull } from '@sluice/bus';
+import { AckPolicy, type Bus, type JsMsg, openConsumerPull } from '@sluice/bus';
 import { STREAMS } from '@sluice/contracts';
-import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, processWrites as writes, startNatsServer } from '@sluice/testkit';
+import { processWrites as writes } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AckBatcher } from '../src/ack-batcher.js';
-
-const logger = createLogger({ service: 'ack-batcher-test', level: 'silent' });
+import { startTaskBus, type TaskBusFixture } from './support.js';
 
 describe('acks sent with the next pull request, against a real nats-server', () => {
-  let nats: NatsServerHandle;
+  let fixture: TaskBusFixture;
   let bus: Bus;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    bus = await connectBus({ servers: nats.url, name: 'ack-batcher-test' }, logger);
-    await ensureTopology(bus.jsm);
+    fixture = await startTaskBus('ack-batcher-test');
+    bus = fixture.bus;
     await bus.jsm.consumers.add(STREAMS.tasks.name, {
       durable_name: 'acks',
       filter_subject: 'sluice.tasks.acks',
@@ -24,10 +21,7 @@ describe('acks sent with the next pull request, against a real nats-server', () 
     });
     for (let i = 0; i < 6; i++) await bus.publish('sluice.tasks.acks', { i });
   });
-  afterAll(async () => {
-    await bus?.close();
-    await nats?.dispose();
-  });
+  afterAll(() => fixture?.dispose());
 
   const ackFloor = async (): Promise<number> =>
     (await bus.jsm.consumers.info(STREAMS.tasks.name, 'acks')).ack_floor.stream_seq;

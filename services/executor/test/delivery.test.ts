@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 
-import { AckPolicy, type Bus, connectBus, decodeJson, ensureTopology } from '@sluice/bus';
+import { AckPolicy, type Bus, decodeJson } from '@sluice/bus';
 import { STREAMS, type TenantOutcome, type TenantTask } from '@sluice/contracts';
 import { createMigrationSet } from '@sluice/core';
 import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
-import { freePort, type NatsServerHandle, startNatsServer } from '@sluice/testkit';
+import { freePort } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createDelivery } from '../src/delivery.js';
 import { postgresTenantWork } from '../src/tenant-work.js';
+import { startTaskBus, type TaskBusFixture } from './support.js';
 
 const parser = await loadSqlParser();
 
@@ -30,14 +31,13 @@ const broken = createMigrationSet(
 );
 
 describe('the delivery of a task against real NATS and Postgres', () => {
-  let nats: NatsServerHandle;
+  let fixture: TaskBusFixture;
   let bus: Bus;
   let closedPort: number;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    bus = await connectBus({ servers: nats.url, name: 'executor-test' }, logger);
-    await ensureTopology(bus.jsm);
+    fixture = await startTaskBus('executor-test');
+    bus = fixture.bus;
     await bus.jsm.consumers.add(STREAMS.tasks.name, {
       durable_name: 'exec',
       filter_subject: 'sluice.tasks.>',
@@ -53,8 +53,7 @@ describe('the delivery of a task against real NATS and Postgres', () => {
   }, 30_000);
 
   afterAll(async () => {
-    await bus?.close();
-    await nats?.dispose();
+    await fixture?.dispose();
     const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);

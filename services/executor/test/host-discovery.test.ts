@@ -7,7 +7,14 @@ import { loadExecutorConfig } from '../src/config.js';
 import { startExecutorService } from '../src/executor-service.js';
 import { startHostScheduler } from '../src/host-scheduler.js';
 import type { TenantWork } from '../src/tenant-work.js';
-import { type ExecutorFixture, logger, startExecutorFixture, upToDate } from './support.js';
+import {
+  type ExecutorFixture,
+  logger,
+  startExecutorFixture,
+  startTaskBus,
+  type TaskBusFixture,
+  upToDate,
+} from './support.js';
 
 const HOST = 'db-wake:5432';
 
@@ -62,14 +69,14 @@ describe('host discovery', () => {
 });
 
 describe('host discovery over many hosts', () => {
-  let fixture: ExecutorFixture;
+  let fixture: TaskBusFixture;
   beforeAll(async () => {
-    fixture = await startExecutorFixture('sluice-exec-many-');
+    fixture = await startTaskBus('discovery-test');
   }, 30_000);
   afterAll(() => fixture?.dispose());
 
   it('costs idle hosts nothing between full listings, and reads only the consumer of a host given tasks', async () => {
-    const bus = await connectBus({ servers: fixture.nats.url, name: 'discovery-test' }, logger);
+    const { bus } = fixture;
     // A second connection sees the JetStream API requests the scheduler makes (the server answers them too).
     const spy = await connectBus({ servers: fixture.nats.url, name: 'discovery-spy' }, logger);
     const requests = { lists: 0, infos: [] as string[], streamInfos: 0 };
@@ -89,7 +96,6 @@ describe('host discovery over many hosts', () => {
       },
     });
     await spy.nc.flush();
-    await ensureTopology(bus.jsm);
     const hosts = Array.from({ length: 40 }, (_, i) => `db-idle-${i}:5432`);
     for (const host of hosts) await ensureHostConsumer(bus.jsm, host, 4, 30_000);
     await spy.nc.flush();
@@ -132,7 +138,6 @@ describe('host discovery over many hosts', () => {
     } finally {
       await scheduler.stop(1_000);
       await spy.close();
-      await bus.close();
     }
   }, 60_000);
 });

@@ -1,13 +1,4 @@
-import {
-  AckPolicy,
-  type Bus,
-  connectBus,
-  decodeJson,
-  ensureTopology,
-  openRunControlStore,
-  readSubject,
-  type RunControlStore,
-} from '@sluice/bus';
+import { AckPolicy, type Bus, decodeJson, openRunControlStore, readSubject, type RunControlStore } from '@sluice/bus';
 import {
   initialControlState,
   LEDGER_STREAM,
@@ -22,12 +13,11 @@ import {
 import { createMigrationSet } from '@sluice/core';
 import { loadSqlParser } from '@sluice/sql-parser';
 import { createLogger } from '@sluice/telemetry';
-import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createDelivery } from '../src/delivery.js';
 import { createRunGate, type RunGate } from '../src/run-gate.js';
-import { upToDate } from './support.js';
+import { startTaskBus, type TaskBusFixture, upToDate } from './support.js';
 
 const parser = await loadSqlParser();
 
@@ -54,15 +44,14 @@ const state = (runId: string, over: Partial<RunControlState>, seq: number): RunC
 });
 
 describe('run gate against a real nats-server', () => {
-  let nats: NatsServerHandle;
+  let fixture: TaskBusFixture;
   let bus: Bus;
   let store: RunControlStore;
   let gate: RunGate;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    bus = await connectBus({ servers: nats.url, name: 'run-gate-test' }, logger);
-    await ensureTopology(bus.jsm);
+    fixture = await startTaskBus('run-gate-test');
+    bus = fixture.bus;
     store = await openRunControlStore(bus);
     await store.save(state('paused-before-start', { state: 'paused' }, 1));
     gate = await createRunGate({ bus, logger, executorId: 'x1', deferMs: 50 });
@@ -70,8 +59,7 @@ describe('run gate against a real nats-server', () => {
 
   afterAll(async () => {
     await gate?.stop();
-    await bus?.close();
-    await nats?.dispose();
+    await fixture?.dispose();
   });
 
   async function ledger(runId: string): Promise<TaskLedgerEntry[]> {

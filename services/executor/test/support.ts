@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { type Bus, connectBus, ensureTopology } from '@sluice/bus';
 import { createLogger } from '@sluice/telemetry';
 import { type NatsServerHandle, startNatsServer } from '@sluice/testkit';
 
@@ -45,4 +46,32 @@ export function upToDate(): ReturnType<TenantWork> {
       timings: { journalMs: 0, executeMs: 0, serverMs: 0 },
     },
   });
+}
+
+/** A private nats-server holding Sluice's streams, and a bus connected to it. */
+export interface TaskBusFixture {
+  nats: NatsServerHandle;
+  bus: Bus;
+  /** Closes the bus and stops the server. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a nats-server, connects a bus named `name` and creates Sluice's streams on it. */
+export async function startTaskBus(name: string): Promise<TaskBusFixture> {
+  const nats = await startNatsServer();
+  try {
+    const bus = await connectBus({ servers: nats.url, name }, logger);
+    await ensureTopology(bus.jsm);
+    return {
+      nats,
+      bus,
+      dispose: async () => {
+        await bus.close();
+        await nats.dispose();
+      },
+    };
+  } catch (error) {
+    await nats.dispose();
+    throw error;
+  }
 }
