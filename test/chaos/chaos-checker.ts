@@ -68,6 +68,23 @@ export interface CheckResult {
   failures: string[];
 }
 
+/**
+ * A read of the streams, asked again while the cluster cannot answer it: right after a node came
+ * back, a JetStream request can time out while the stream's leader is elected (CI once lost a
+ * check that way, after a run had completed). What the read returns is judged as it is.
+ */
+async function throughFaults<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const passing = /timeout|no responders|503|leader/i.test(`${(error as Error).name} ${(error as Error).message}`);
+      if (!passing || attempt >= 10) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+}
+
 /** The invariants of a finished run; each broken one is a line in `anomalies`. */
 export async function checkRun(input: CheckInput): Promise<CheckResult> {
   const anomalies: string[] = [];
@@ -77,12 +94,12 @@ export async function checkRun(input: CheckInput): Promise<CheckResult> {
   else if (input.afterLastHealMs !== undefined && input.afterLastHealMs > input.boundMs)
     anomalies.push(`completed ${input.afterLastHealMs} ms after the last fault healed (bound ${input.boundMs} ms)`);
   for (const event of ['accepted', 'planned', 'completed']) {
-    const n = await subjectCount(input.jsm, STREAMS.runs.name, `sluice.runs.${runId}.${event}`);
+    const n = await throughFaults(() => subjectCount(input.jsm, STREAMS.runs.name, `sluice.runs.${runId}.${event}`));
     if (n !== 1) anomalies.push(`${n} ${event} events`);
   }
 
   const truths = (await Promise.all(input.fleets.map((f) => journalTruth(f, runId, input.versions)))).flat();
-  const outcomes = await outcomesByTenant(input.nc, runId);
+  const outcomes = await throughFaults(() => outcomesByTenant(input.nc, runId));
   const done = truths.filter((t) => t.complete).length;
   if (completed) {
     const c = completed.counts;
