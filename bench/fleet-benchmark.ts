@@ -136,9 +136,9 @@ let nc: NatsConnection | undefined;
 
 try {
   say(`starting two Postgres hosts, NATS, ${TENANTS} tenants (${quick ? 'quick' : 'full'} mode)`);
-  // Autovacuum off: with hundreds of databases in use, its launcher starts a worker in each of them
-  // every minute whoever is running (~50 ms of CPU a second per host of 500 databases, measured
-  // idle), which would be charged to each contender in proportion to its wall time.
+  // Autovacuum off: it cleans the catalogs the resets between contenders leave dead rows in during
+  // whichever contender runs next, and its launcher starts a worker in every database in use each
+  // minute whoever runs (84 ms of CPU a second per host of 500 databases: bench/autovacuum-cost.ts).
   const FLEET_HOST_SETTINGS = { max_connections: '200', autovacuum: 'off' };
   const hosts = await Promise.all([
     startPostgresCluster(FLEET_HOST_SETTINGS),

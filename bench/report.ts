@@ -173,7 +173,11 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
       .map(([k, v]) => `\`${k}\` ${v}`)
       .join(
         ', ',
-      )}) and removes afterwards; the repository's ${s.migrations} migrations in \`migrations/\` (tables, foreign keys, backfills, a trigger, \`CREATE INDEX CONCURRENTLY\`). Every contender starts from an empty schema.`,
+      )}) and removes afterwards; the repository's ${s.migrations} migrations in \`migrations/\` (tables, foreign keys, backfills, a trigger, \`CREATE INDEX CONCURRENTLY\`). Every contender starts from an empty schema.${
+      report.postgresSettings?.autovacuum === 'off'
+        ? " Autovacuum is off on these hosts: emptying 1,000 schemas between contenders leaves dead rows in every database's catalogs, which autovacuum then cleans during whichever contender runs next (with it on, the same code measured Postgres CPU per tenant 1.43x the reference's instead of 1.06x, and the up-to-date run 9.9 s instead of 5.9 s); and its launcher visits each database in use once a minute whoever runs (84 ms of CPU a second on a host of 500 used databases with nothing connected; a connection costs the server the same either way, 6.8 against 6.6 ms: \`npx tsx bench/autovacuum-cost.ts\`)."
+        : ''
+    }`,
     `- **Latency:** a TCP proxy in front of each host holds every chunk the server sends for the round-trip delay (RTT). Checked in the same run with the median of 25 \`SELECT 1\` through the proxy minus directly: ${report.proxyCheck.map((p) => `${p.claimedMs} ms claimed → ${fixed(p.addedMs, 2)} ms added`).join('; ')}. Node timers fire in whole milliseconds and never early, so the proxy adds the delay plus up to 1 ms; the check shows what it really added.`,
     `- **Latency proxies** run in a child process of their own: no contender's CPU includes them.`,
     `- **Concurrency:** ${s.concurrency} tenants at once for every parallel contender: the in-process pools run ${s.concurrency} workers; Sluice's per-host limit is ${Math.floor(s.concurrency / 2)} on each of the two hosts (enforced by JetStream across all replicas), each executor has ${s.concurrency} slots.`,
