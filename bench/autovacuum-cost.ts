@@ -28,9 +28,16 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
   },
 });
-const DATABASES = Number(values.databases);
-const SECONDS = Number(values.seconds);
-const ROUNDS = Number(values.rounds);
+/** A positive whole number of the option, or a clear error naming it. */
+function count(name: 'databases' | 'seconds' | 'rounds'): number {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} takes a whole number of at least 1, not "${values[name]}"`);
+  return n;
+}
+const DATABASES = count('databases');
+const SECONDS = count('seconds');
+const ROUNDS = count('rounds');
 
 const USE = `
   CREATE TABLE accounts (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, created_at timestamptz DEFAULT now());

@@ -1,7 +1,7 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type RunCompletedEvent, STREAMS } from '@sluice/contracts';
-import type { ServiceProcess, TenantFleet } from '@sluice/testkit';
+import { type ServiceProcess, type TenantFleet, untilAnswered } from '@sluice/testkit';
 
 import { outcomesByTenant, subjectCount } from '../faults-support.js';
 import { SLOW_VERSION } from './chaos-stack.js';
@@ -69,21 +69,11 @@ export interface CheckResult {
 }
 
 /**
- * A read of the streams, asked again while the cluster cannot answer it: right after a node came
- * back, a JetStream request can time out while the stream's leader is elected (CI once lost a
- * check that way, after a run had completed). What the read returns is judged as it is.
+ * A read of the streams, asked again for up to 10 s while the cluster cannot answer it: right
+ * after a node came back, a JetStream request can time out while the stream's leader is elected
+ * (CI once lost a check that way, after a run had completed). What the read returns is judged as it is.
  */
-async function throughFaults<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (error) {
-      const passing = /timeout|no responders|503|leader/i.test(`${(error as Error).name} ${(error as Error).message}`);
-      if (!passing || attempt >= 10) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
-  }
-}
+const throughFaults = <T>(read: () => Promise<T>): Promise<T> => untilAnswered(Date.now() + 10_000, read);
 
 /** The invariants of a finished run; each broken one is a line in `anomalies`. */
 export async function checkRun(input: CheckInput): Promise<CheckResult> {

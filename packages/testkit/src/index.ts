@@ -31,7 +31,14 @@ export { freePort } from './ports.js';
 export { type PostgresClusterHandle, startPostgresCluster } from './postgres-cluster.js';
 export { PromScrape, scrapeMetrics } from './prom-text.js';
 export { lostRunEvent } from './run-events.js';
-export { collectRunEvents, countOutcomes, listOutcomes, listRejected, waitForCompleted } from './run-watch.js';
+export {
+  collectRunEvents,
+  countOutcomes,
+  listOutcomes,
+  listRejected,
+  untilAnswered,
+  waitForCompleted,
+} from './run-watch.js';
 export { fleetServiceEnv, type ServiceName, type ServiceProcess, startService } from './service-process.js';
 export { startTcpMeter, type TcpMeter } from './tcp-meter.js';
 export { createTenantFleet, type FleetOptions, type TenantFleet } from './tenant-fleet.js';

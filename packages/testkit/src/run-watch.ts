@@ -15,7 +15,7 @@ import {
  * Asks until JetStream answers or the deadline passes: a server that has just restarted (or a
  * cluster electing leaders) times out or has no responders for a while, which a watcher must outlast.
  */
-async function untilAnswered<T>(deadline: number, ask: () => Promise<T>): Promise<T> {
+export async function untilAnswered<T>(deadline: number, ask: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       return await ask();
